@@ -1,0 +1,220 @@
+//! Configuration: the YAML file, checked completely before anything uses it.
+//!
+//! Two types, as ripgrep and Vector do it: [`raw::RawConfig`] mirrors the file (serde, defaults,
+//! unknown keys rejected), and [`Config`] is the validated result the runtime sees — parsed URLs,
+//! compiled rules, `Duration`s, secrets and TLS material already read from their files. Every
+//! problem found is reported at once, each with its file, line and field, so one `check-config`
+//! run shows all mistakes.
+
+pub mod duration;
+mod raw;
+mod secret;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Uri};
+
+use crate::rule::Rule;
+
+pub use secret::Secret;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub source: PathBuf,
+    /// A stable hash of the file's bytes, exported as `amrelay_config_hash`.
+    pub hash: u64,
+    pub server: ServerConfig,
+    pub receivers: Vec<ReceiverConfig>,
+}
+
+/// `server:`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen_address: String,
+    pub max_request_bytes: usize,
+}
+
+/// One downstream receiver.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    pub name: String,
+    pub enabled: bool,
+    pub send_resolved: bool,
+    /// 0 means no limit.
+    pub max_alerts: usize,
+    pub rule: Rule,
+    pub queue_capacity: usize,
+    pub max_concurrency: usize,
+    pub endpoint: Endpoint,
+}
+
+/// Where and how a receiver's notifications are sent.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub url: Uri,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub auth: Auth,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub tls: TlsSettings,
+    pub enable_http2: bool,
+}
+
+/// Outbound authentication, as Alertmanager's `http_config` sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    None,
+    Basic { username: String, password: Secret },
+    Authorization { scheme: String, credentials: Secret },
+}
+
+impl Auth {
+    /// The `Authorization` header value, marked sensitive so hyper never logs it.
+    pub fn header_value(&self) -> Option<HeaderValue> {
+        use base64::Engine;
+        let text = match self {
+            Auth::None => return None,
+            Auth::Basic { username, password } => {
+                let pair = format!("{username}:{}", password.expose());
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+            }
+            Auth::Authorization { scheme, credentials } => {
+                format!("{scheme} {}", credentials.expose())
+            }
+        };
+        let mut value = HeaderValue::from_str(&text).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+
+    /// A short name for status pages and logs: `none`, `basic` or the scheme.
+    pub fn kind(&self) -> &str {
+        match self {
+            Auth::None => "none",
+            Auth::Basic { .. } => "basic",
+            Auth::Authorization { scheme, .. } => scheme,
+        }
+    }
+}
+
+/// How long and how often to retry one notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Outbound TLS, already built into a rustls config.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub client_config: Arc<rustls::ClientConfig>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    /// Hash of the TLS material and options: equal fingerprints can share a connection pool.
+    pub fingerprint: u64,
+}
+
+/// A problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Line and column (1-based) where known.
+    pub position: Option<(u64, u64)>,
+    /// The offending field as a path, e.g. `receivers[1].conditions[0].values`.
+    pub field: String,
+    pub message: String,
+}
+
+/// Every problem found in one file.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub issues: Vec<Issue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some((line, column)) = issue.position {
+                write!(f, ":{line}:{column}")?;
+            }
+            if issue.field.is_empty() {
+                write!(f, ": {}", issue.message)?;
+            } else {
+                write!(f, ": {}: {}", issue.field, issue.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, parses and validates a config file, including the secret and TLS files it names
+/// (relative paths resolve against the config file's folder).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let fail = |field: &str, message: String| ConfigError {
+        file: path.to_owned(),
+        issues: vec![Issue { position: None, field: field.into(), message }],
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail("", format!("cannot read file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| fail("", "file is not valid UTF-8".into()))?;
+    from_str(&text, path)
+}
+
+/// Parses and validates config text as if it were read from `path`.
+pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+    let raw: raw::RawConfig = if text.trim().is_empty() {
+        raw::RawConfig::default()
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            issues: vec![Issue {
+                position: e.location().map(|l| (l.line(), l.column())),
+                field: String::new(),
+                message: e.without_snippet().to_string(),
+            }],
+        })?
+    };
+    validate::validate(raw, &base_dir).map_err(|issues| ConfigError { file: path.to_owned(), issues }).map(
+        |(server, receivers)| Config {
+            source: path.to_owned(),
+            hash: fnv1a(text.as_bytes()),
+            server,
+            receivers,
+        },
+    )
+}
+
+/// FNV-1a, cut to 48 bits so it is exact as a Prometheus sample value.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash & 0xffff_ffff_ffff
+}

@@ -1,0 +1,157 @@
+//! The serde-facing shape of the YAML file: exactly what a user may write, with defaults and
+//! `deny_unknown_fields` so that a typo is an error rather than a silently ignored key.
+//!
+//! Nothing here is trusted by the runtime; [`super::validate`] turns it into [`super::Config`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::duration::PromDuration;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub delivery: RawDelivery,
+    pub receivers: Vec<Spanned<RawReceiver>>,
+}
+
+/// `server:` — the inbound listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen_address: Option<Spanned<String>>,
+    pub max_request_bytes: Option<Spanned<u64>>,
+}
+
+/// `delivery:` — defaults for every receiver's queue, timeout and retry policy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDelivery {
+    pub queue_capacity: Option<Spanned<usize>>,
+    pub max_concurrency: Option<Spanned<usize>>,
+    pub timeout: Option<Spanned<PromDuration>>,
+    pub retry: Option<Spanned<RawRetry>>,
+}
+
+/// `retry:` — at delivery level or as a per-receiver override; unset keys inherit.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+    pub initial_backoff: Option<PromDuration>,
+    pub max_backoff: Option<PromDuration>,
+    pub max_elapsed: Option<PromDuration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One entry of `receivers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    pub name: String,
+    pub url: Spanned<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    #[serde(default)]
+    pub max_alerts: usize,
+    #[serde(default)]
+    pub timeout: Option<PromDuration>,
+    #[serde(default)]
+    pub retry: Option<RawRetry>,
+    #[serde(default)]
+    pub queue_capacity: Option<usize>,
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub http_config: RawHttpConfig,
+    #[serde(default)]
+    pub conditions: Vec<Spanned<RawCondition>>,
+    #[serde(default)]
+    pub matchers: Vec<Spanned<String>>,
+}
+
+/// The keys of Alertmanager's `http_config` that amrelay supports.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHttpConfig {
+    pub basic_auth: Option<Spanned<RawBasicAuth>>,
+    pub authorization: Option<Spanned<RawAuthorization>>,
+    pub tls_config: RawTlsConfig,
+    pub enable_http2: bool,
+}
+
+impl Default for RawHttpConfig {
+    fn default() -> Self {
+        RawHttpConfig {
+            basic_auth: None,
+            authorization: None,
+            tls_config: RawTlsConfig::default(),
+            enable_http2: true,
+        }
+    }
+}
+
+/// `basic_auth:` as in Alertmanager: the password inline or from a file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBasicAuth {
+    pub username: Option<String>,
+    pub username_file: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+/// `authorization:` as in Alertmanager: `type` defaults to `Bearer`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuthorization {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub credentials: Option<String>,
+    pub credentials_file: Option<String>,
+}
+
+/// `tls_config:` as in Alertmanager.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTlsConfig {
+    pub ca: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert: Option<String>,
+    pub cert_file: Option<String>,
+    pub key: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    pub min_version: Option<String>,
+}
+
+/// One label condition, in the Kubernetes label-selector form KubeSphere uses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    pub label: String,
+    pub operator: RawOperator,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// The four label-selector operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RawOperator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}

@@ -1,0 +1,396 @@
+//! Turns a [`RawConfig`] into the runtime's [`ServerConfig`] and [`ReceiverConfig`]s, collecting
+//! every problem instead of stopping at the first.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Uri};
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{RawConfig, RawHttpConfig, RawOperator, RawReceiver, RawRetry, RawTlsConfig};
+use super::{Auth, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings};
+use crate::rule::{Condition, Operator, Rule, parse_matchers};
+use crate::tls::{self, ClientTlsOptions, PemSource};
+
+const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9098";
+const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
+const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+const DEFAULT_MAX_CONCURRENCY: usize = 8;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Headers a user may not set through `headers:`, because amrelay owns them.
+const RESERVED_HEADERS: [&str; 7] =
+    ["authorization", "content-type", "content-length", "host", "transfer-encoding", "user-agent", "idempotency-key"];
+
+/// Collects issues with their positions.
+struct Issues {
+    list: Vec<Issue>,
+    base_dir: PathBuf,
+}
+
+impl Issues {
+    fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
+        let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
+        self.list.push(Issue { position, field: field.into(), message: message.into() });
+    }
+
+    fn read_file(&mut self, at: &Location, field: &str, path: &str) -> Option<Vec<u8>> {
+        let full = self.resolve(path);
+        match std::fs::read(&full) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.add(Some(at), field, format!("cannot read {}: {e}", full.display()));
+                None
+            }
+        }
+    }
+
+    /// Reads a secret from a file, trimming surrounding white space as Prometheus does.
+    fn read_secret(&mut self, at: &Location, field: &str, path: &str) -> Option<Secret> {
+        let bytes = self.read_file(at, field, path)?;
+        match String::from_utf8(bytes) {
+            Ok(text) => Some(Secret::new(text.trim())),
+            Err(_) => {
+                self.add(Some(at), field, "file is not valid UTF-8");
+                None
+            }
+        }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() { path.to_owned() } else { self.base_dir.join(path) }
+    }
+}
+
+/// Validates the whole file.
+pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(ServerConfig, Vec<ReceiverConfig>), Vec<Issue>> {
+    let mut issues = Issues { list: Vec::new(), base_dir: base_dir.to_owned() };
+
+    let listen_address = match &raw.server.listen_address {
+        Some(spanned) => {
+            if !is_host_port(&spanned.value) {
+                issues.add(Some(&spanned.referenced), "server.listen_address", format!("{:?} is not host:port", spanned.value));
+            }
+            spanned.value.clone()
+        }
+        None => DEFAULT_LISTEN_ADDRESS.into(),
+    };
+    let max_request_bytes = positive(&mut issues, raw.server.max_request_bytes.as_ref(), "server.max_request_bytes", DEFAULT_MAX_REQUEST_BYTES);
+
+    let delivery = &raw.delivery;
+    let queue_capacity = positive(&mut issues, delivery.queue_capacity.as_ref(), "delivery.queue_capacity", DEFAULT_QUEUE_CAPACITY);
+    let max_concurrency = positive(&mut issues, delivery.max_concurrency.as_ref(), "delivery.max_concurrency", DEFAULT_MAX_CONCURRENCY);
+    let timeout = match &delivery.timeout {
+        Some(t) if t.value.0.is_zero() => {
+            issues.add(Some(&t.referenced), "delivery.timeout", "must be greater than 0");
+            DEFAULT_TIMEOUT
+        }
+        Some(t) => t.value.0,
+        None => DEFAULT_TIMEOUT,
+    };
+    let retry = match &delivery.retry {
+        Some(r) => retry_policy(&mut issues, &r.referenced, "delivery.retry", RetryPolicy::default(), &r.value),
+        None => RetryPolicy::default(),
+    };
+    let defaults = Defaults { queue_capacity, max_concurrency, timeout, retry };
+
+    let mut names = HashSet::new();
+    let mut receivers = Vec::new();
+    for (index, spanned) in raw.receivers.iter().enumerate() {
+        let field = format!("receivers[{index}]");
+        let at = &spanned.referenced;
+        if !names.insert(spanned.value.name.clone()) {
+            issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
+        }
+        if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults) {
+            receivers.push(receiver);
+        }
+    }
+
+    if issues.list.is_empty() {
+        Ok((ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize }, receivers))
+    } else {
+        Err(issues.list)
+    }
+}
+
+struct Defaults {
+    queue_capacity: usize,
+    max_concurrency: usize,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+fn positive<T: Copy + Default + PartialEq>(issues: &mut Issues, value: Option<&Spanned<T>>, field: &str, default: T) -> T {
+    match value {
+        Some(v) if v.value == T::default() => {
+            issues.add(Some(&v.referenced), field, "must be greater than 0");
+            default
+        }
+        Some(v) => v.value,
+        None => default,
+    }
+}
+
+fn is_host_port(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(host, port)| port.parse::<u16>().is_ok() && !host.contains(char::is_whitespace))
+}
+
+fn is_valid_receiver_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn retry_policy(issues: &mut Issues, at: &Location, field: &str, base: RetryPolicy, raw: &RawRetry) -> RetryPolicy {
+    let policy = RetryPolicy {
+        max_attempts: raw.max_attempts.unwrap_or(base.max_attempts),
+        initial_backoff: raw.initial_backoff.map_or(base.initial_backoff, |d| d.0),
+        max_backoff: raw.max_backoff.map_or(base.max_backoff, |d| d.0),
+        max_elapsed: raw.max_elapsed.map_or(base.max_elapsed, |d| d.0),
+    };
+    if policy.max_attempts == 0 {
+        issues.add(Some(at), format!("{field}.max_attempts"), "must be at least 1");
+    }
+    if policy.initial_backoff.is_zero() {
+        issues.add(Some(at), format!("{field}.initial_backoff"), "must be greater than 0");
+    }
+    if policy.max_backoff < policy.initial_backoff {
+        issues.add(Some(at), format!("{field}.max_backoff"), "must not be less than initial_backoff");
+    }
+    if policy.max_elapsed.is_zero() {
+        issues.add(Some(at), format!("{field}.max_elapsed"), "must be greater than 0");
+    }
+    policy
+}
+
+fn receiver(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver, defaults: &Defaults) -> Option<ReceiverConfig> {
+    let before = issues.list.len();
+    if !is_valid_receiver_name(&raw.name) {
+        issues.add(
+            Some(at),
+            format!("{field}.name"),
+            format!("{:?} is not a valid receiver name: use letters, digits, '_', '-' and '.', starting with a letter or digit", raw.name),
+        );
+    }
+    let url = match raw.url.value.parse::<Uri>() {
+        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => Some(url),
+        Ok(_) => {
+            issues.add(Some(&raw.url.referenced), format!("{field}.url"), "must be an absolute http:// or https:// URL");
+            None
+        }
+        Err(e) => {
+            issues.add(Some(&raw.url.referenced), format!("{field}.url"), format!("invalid URL: {e}"));
+            None
+        }
+    };
+    let timeout = raw.timeout.map_or(defaults.timeout, |d| d.0);
+    if timeout.is_zero() {
+        issues.add(Some(at), format!("{field}.timeout"), "must be greater than 0");
+    }
+    let retry = match &raw.retry {
+        Some(r) => retry_policy(issues, at, &format!("{field}.retry"), defaults.retry, r),
+        None => defaults.retry,
+    };
+    let queue_capacity = raw.queue_capacity.unwrap_or(defaults.queue_capacity);
+    let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency);
+    for (value, name) in [(queue_capacity, "queue_capacity"), (max_concurrency, "max_concurrency")] {
+        if value == 0 {
+            issues.add(Some(at), format!("{field}.{name}"), "must be greater than 0");
+        }
+    }
+
+    let headers = headers(issues, field, at, raw);
+    let auth = auth(issues, field, at, &raw.http_config);
+    let tls = tls_settings(issues, field, at, &raw.http_config.tls_config);
+    let rule = rule(issues, field, raw);
+
+    if issues.list.len() > before {
+        return None;
+    }
+    Some(ReceiverConfig {
+        name: raw.name.clone(),
+        enabled: raw.enabled,
+        send_resolved: raw.send_resolved,
+        max_alerts: raw.max_alerts,
+        rule,
+        queue_capacity,
+        max_concurrency,
+        endpoint: Endpoint {
+            url: url?,
+            headers,
+            auth: auth?,
+            timeout,
+            retry,
+            tls: tls?,
+            enable_http2: raw.http_config.enable_http2,
+        },
+    })
+}
+
+fn headers(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
+    for (name, value) in &raw.headers {
+        let header_field = format!("{field}.headers.{name}");
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            (Ok(n), _) if RESERVED_HEADERS.contains(&n.as_str()) => {
+                issues.add(Some(at), header_field, "is set by amrelay and cannot be overridden (use http_config for auth)");
+            }
+            (Ok(n), Ok(v)) => out.push((n, v)),
+            (Err(_), _) => issues.add(Some(at), header_field, "invalid header name"),
+            (_, Err(_)) => issues.add(Some(at), header_field, "invalid header value"),
+        }
+    }
+    out
+}
+
+fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -> Option<Auth> {
+    let field = format!("{field}.http_config");
+    match (&http.basic_auth, &http.authorization) {
+        (Some(_), Some(a)) => {
+            issues.add(Some(&a.referenced), format!("{field}.authorization"), "basic_auth and authorization are mutually exclusive");
+            None
+        }
+        (Some(basic), None) => {
+            let (at, raw) = (&basic.referenced, &basic.value);
+            let field = format!("{field}.basic_auth");
+            let username = match (&raw.username, &raw.username_file) {
+                (Some(u), None) => Some(u.clone()),
+                (None, Some(path)) => issues.read_secret(at, &format!("{field}.username_file"), path).map(|s| s.expose().to_owned()),
+                (Some(_), Some(_)) => {
+                    issues.add(Some(at), format!("{field}.username"), "username and username_file are mutually exclusive");
+                    None
+                }
+                (None, None) => {
+                    issues.add(Some(at), format!("{field}.username"), "is required");
+                    None
+                }
+            };
+            let password = secret(issues, at, &field, ("password", &raw.password), ("password_file", &raw.password_file))?;
+            Some(Auth::Basic { username: username?, password })
+        }
+        (None, Some(authorization)) => {
+            let (at, raw) = (&authorization.referenced, &authorization.value);
+            let field = format!("{field}.authorization");
+            let scheme = raw.kind.clone().unwrap_or_else(|| "Bearer".into());
+            if scheme.eq_ignore_ascii_case("basic") {
+                issues.add(Some(at), format!("{field}.type"), "Basic is not allowed here: use basic_auth");
+                return None;
+            }
+            if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                issues.add(Some(at), format!("{field}.type"), format!("{scheme:?} is not a valid scheme"));
+                return None;
+            }
+            let credentials = secret(issues, at, &field, ("credentials", &raw.credentials), ("credentials_file", &raw.credentials_file))?;
+            Some(Auth::Authorization { scheme, credentials })
+        }
+        (None, None) => {
+            let _ = at;
+            Some(Auth::None)
+        }
+    }
+}
+
+/// A secret given either inline or by file, never both.
+fn secret(
+    issues: &mut Issues,
+    at: &Location,
+    field: &str,
+    (inline_key, inline): (&str, &Option<String>),
+    (file_key, file): (&str, &Option<String>),
+) -> Option<Secret> {
+    match (inline, file) {
+        (Some(value), None) => Some(Secret::new(value.as_str())),
+        (None, Some(path)) => issues.read_secret(at, &format!("{field}.{file_key}"), path),
+        (Some(_), Some(_)) => {
+            issues.add(Some(at), format!("{field}.{inline_key}"), format!("{inline_key} and {file_key} are mutually exclusive"));
+            None
+        }
+        (None, None) => {
+            issues.add(Some(at), format!("{field}.{inline_key}"), format!("one of {inline_key} or {file_key} is required"));
+            None
+        }
+    }
+}
+
+fn pem_source(issues: &mut Issues, at: &Location, field: &str, key: &str, inline: &Option<String>, file: &Option<String>) -> Option<Option<PemSource>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            issues.add(Some(at), format!("{field}.{key}"), format!("{key} and {key}_file are mutually exclusive"));
+            None
+        }
+        (Some(pem), None) => Some(Some(PemSource { name: format!("{field}.{key}"), bytes: pem.clone().into_bytes() })),
+        (None, Some(path)) => {
+            let bytes = issues.read_file(at, &format!("{field}.{key}_file"), path)?;
+            Some(Some(PemSource { name: issues.resolve(path).display().to_string(), bytes }))
+        }
+        (None, None) => Some(None),
+    }
+}
+
+fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
+    let field = format!("{field}.http_config.tls_config");
+    let ca = pem_source(issues, at, &field, "ca", &raw.ca, &raw.ca_file)?;
+    let cert = pem_source(issues, at, &field, "cert", &raw.cert, &raw.cert_file)?;
+    let key = pem_source(issues, at, &field, "key", &raw.key, &raw.key_file)?;
+    let min_version = match raw.min_version.as_deref() {
+        None | Some("TLS12") => tls::MinVersion::Tls12,
+        Some("TLS13") => tls::MinVersion::Tls13,
+        Some(other) => {
+            issues.add(Some(at), format!("{field}.min_version"), format!("{other:?} is not supported: use TLS12 or TLS13"));
+            return None;
+        }
+    };
+    let options = ClientTlsOptions { ca, cert, key, insecure_skip_verify: raw.insecure_skip_verify, min_version };
+    match tls::client_config(&options) {
+        Ok(client_config) => Some(TlsSettings {
+            client_config,
+            server_name: raw.server_name.clone(),
+            insecure_skip_verify: raw.insecure_skip_verify,
+            fingerprint: options.fingerprint(raw.server_name.as_deref()),
+        }),
+        Err(e) => {
+            issues.add(Some(at), field, e);
+            None
+        }
+    }
+}
+
+fn rule(issues: &mut Issues, field: &str, raw: &RawReceiver) -> Rule {
+    let mut rule = Rule::default();
+    for (index, spanned) in raw.conditions.iter().enumerate() {
+        let (at, c) = (&spanned.referenced, &spanned.value);
+        let field = format!("{field}.conditions[{index}]");
+        if c.label.is_empty() {
+            issues.add(Some(at), format!("{field}.label"), "must not be empty");
+        }
+        let operator = match c.operator {
+            RawOperator::In => Operator::In,
+            RawOperator::NotIn => Operator::NotIn,
+            RawOperator::Exists => Operator::Exists,
+            RawOperator::DoesNotExist => Operator::DoesNotExist,
+        };
+        match operator {
+            Operator::In | Operator::NotIn if c.values.is_empty() => {
+                issues.add(Some(at), format!("{field}.values"), format!("{:?} needs at least one value", c.operator));
+            }
+            Operator::In | Operator::NotIn if c.values.iter().any(String::is_empty) => issues.add(
+                Some(at),
+                format!("{field}.values"),
+                "empty strings never match: an empty label value counts as absent (use Exists or DoesNotExist)",
+            ),
+            Operator::Exists | Operator::DoesNotExist if !c.values.is_empty() => {
+                issues.add(Some(at), format!("{field}.values"), format!("{:?} takes no values", c.operator));
+            }
+            _ => rule.conditions.push(Condition::new(&c.label, operator, &c.values)),
+        }
+    }
+    for (index, spanned) in raw.matchers.iter().enumerate() {
+        match parse_matchers(&spanned.value) {
+            Ok(matchers) => rule.matchers.extend(matchers),
+            Err(e) => issues.add(Some(&spanned.referenced), format!("{field}.matchers[{index}]"), e),
+        }
+    }
+    rule
+}

@@ -1,0 +1,140 @@
+//! Borrowed strings and label sets decoded straight from the request body.
+//!
+//! Label names and values borrow from the body when they contain no JSON escapes, which is the
+//! common case, so decoding a batch allocates little beyond the vectors that hold the labels.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+use crate::rule::Labels;
+
+/// A string borrowed from the input when possible.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl Str<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+/// Labels or annotations of one alert, sorted by name with duplicates resolved (last wins, as
+/// Go's JSON decoder does), so lookups can binary-search and common pairs can be merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelSet<'a> {
+    pairs: Vec<(Str<'a>, Str<'a>)>,
+}
+
+impl<'a> LabelSet<'a> {
+    /// Builds a set from pairs in any order.
+    pub fn from_pairs(mut pairs: Vec<(Str<'a>, Str<'a>)>) -> Self {
+        // A stable sort keeps equal names in input order; keeping the last of each run gives
+        // last-wins semantics.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut deduped: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match deduped.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => deduped.push(pair),
+            }
+        }
+        LabelSet { pairs: deduped }
+    }
+
+    /// The pairs, sorted by name.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The raw value of a label, including an empty one.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        let found = self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()?;
+        Some(self.pairs[found].1.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+impl Labels for LabelSet<'_> {
+    #[inline]
+    fn get(&self, name: &str) -> Option<&str> {
+        self.value(name).filter(|v| !v.is_empty())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SetVisitor;
+        impl<'de> Visitor<'de> for SetVisitor {
+            type Value = LabelSet<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of string values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(pair) = map.next_entry::<Str<'de>, Str<'de>>()? {
+                    pairs.push(pair);
+                }
+                Ok(LabelSet::from_pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(SetVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_dedups_last_wins_and_borrows() {
+        let set: LabelSet = serde_json::from_str(r#"{"b":"2","a":"1","b":"3","c":""}"#).unwrap();
+        assert_eq!(set.pairs().collect::<Vec<_>>(), vec![("a", "1"), ("b", "3"), ("c", "")]);
+        assert!(matches!(set.pairs[0].0.0, Cow::Borrowed(_)));
+        assert_eq!(set.value("c"), Some(""));
+        assert_eq!(set.get("c"), None, "empty counts as absent");
+    }
+
+    #[test]
+    fn unescapes_when_needed() {
+        let set: LabelSet = serde_json::from_str(r#"{"msg":"a\"b\u00e9"}"#).unwrap();
+        assert_eq!(set.get("msg"), Some("a\"bé"));
+    }
+
+    #[test]
+    fn rejects_non_string_values() {
+        for bad in [r#"{"a":null}"#, r#"{"a":1}"#, r#"{"a":{}}"#, r#"[]"#] {
+            assert!(serde_json::from_str::<LabelSet>(bad).is_err(), "{bad}");
+        }
+    }
+}

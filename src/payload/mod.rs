@@ -1,0 +1,9 @@
+//! Alertmanager's webhook payload: decoding what arrives and encoding what each receiver gets.
+
+mod decode;
+mod encode;
+mod labels;
+
+pub use decode::{Alert, DecodeError, Notification, Status, decode};
+pub use encode::encode;
+pub use labels::{LabelSet, Str};

@@ -1,0 +1,105 @@
+//! A receiver's rule: its label conditions and Alertmanager matchers, all of which must hold.
+//!
+//! Rules are compiled once when the config is loaded and evaluated per alert on the request path
+//! without allocating. The same evaluation explains a rejection (which clause failed first), so
+//! the relay and any route explanation can never disagree.
+
+mod condition;
+mod matcher;
+
+pub use condition::{Condition, Operator};
+pub use matcher::{MatchOp, Matcher, parse_matchers};
+
+/// Read access to an alert's labels.
+pub trait Labels {
+    /// The label's value, or `None` when it is absent or empty (Prometheus treats both alike).
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+/// The clause of a rule that rejected an alert.
+#[derive(Debug, Clone, Copy)]
+pub enum Clause<'r> {
+    Condition(&'r Condition),
+    Matcher(&'r Matcher),
+}
+
+impl std::fmt::Display for Clause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Clause::Condition(c) => write!(f, "condition {c}"),
+            Clause::Matcher(m) => write!(f, "matcher {m}"),
+        }
+    }
+}
+
+/// Conditions and matchers, ANDed. An empty rule accepts every alert.
+#[derive(Debug, Clone, Default)]
+pub struct Rule {
+    pub conditions: Vec<Condition>,
+    pub matchers: Vec<Matcher>,
+}
+
+impl Rule {
+    /// Whether every clause holds for these labels.
+    #[inline]
+    pub fn matches(&self, labels: &impl Labels) -> bool {
+        self.first_rejection(labels).is_none()
+    }
+
+    /// The first clause, in config order (conditions, then matchers), that does not hold.
+    pub fn first_rejection(&self, labels: &impl Labels) -> Option<Clause<'_>> {
+        if let Some(c) = self.conditions.iter().find(|c| !c.holds(labels.get(c.label()))) {
+            return Some(Clause::Condition(c));
+        }
+        self.matchers
+            .iter()
+            .find(|m| !m.matches(labels.get(&m.name).unwrap_or("")))
+            .map(Clause::Matcher)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    struct Map(HashMap<&'static str, &'static str>);
+
+    impl Labels for Map {
+        fn get(&self, name: &str) -> Option<&str> {
+            self.0.get(name).copied().filter(|v| !v.is_empty())
+        }
+    }
+
+    #[test]
+    fn every_clause_must_hold_and_the_first_failure_is_named() {
+        let rule = Rule {
+            conditions: vec![Condition::new("severity", Operator::In, &["critical".into()])],
+            matchers: parse_matchers(r#"alertname=~"Kube.*""#).unwrap(),
+        };
+        let hit = Map(HashMap::from([("severity", "critical"), ("alertname", "KubeDown")]));
+        let wrong_severity = Map(HashMap::from([("severity", "info"), ("alertname", "KubeDown")]));
+        let wrong_name = Map(HashMap::from([("severity", "critical"), ("alertname", "Disk")]));
+        assert!(rule.matches(&hit));
+        assert!(rule.first_rejection(&wrong_severity).unwrap().to_string().starts_with("condition severity In"));
+        assert_eq!(
+            rule.first_rejection(&wrong_name).unwrap().to_string(),
+            r#"matcher alertname=~"Kube.*""#
+        );
+    }
+
+    #[test]
+    fn empty_value_counts_as_absent() {
+        let rule = Rule {
+            conditions: vec![Condition::new("team", Operator::DoesNotExist, &[])],
+            matchers: vec![],
+        };
+        assert!(rule.matches(&Map(HashMap::from([("team", "")]))));
+    }
+
+    #[test]
+    fn empty_rule_accepts_everything() {
+        assert!(Rule::default().matches(&Map(HashMap::new())));
+    }
+}
