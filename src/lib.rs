@@ -1,7 +1,16 @@
 //! amrelay: a webhook relay for Prometheus Alertmanager.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod cli;
 pub mod config;
-pub mod rule;
-pub mod tls;
+pub mod deliver;
+pub mod logging;
+pub mod metrics;
 pub mod payload;
+pub mod queue;
+pub mod route;
+pub mod rule;
+pub mod server;
+pub mod snapshot;
+pub mod tls;

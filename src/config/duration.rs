@@ -105,7 +105,18 @@ mod tests {
 
     #[test]
     fn rejects_malformed_and_misordered_terms() {
-        for bad in ["", "10", "s", "1.5s", "10 s", "5m1h", "1s1s", "-1s", "10sec", "99999999999999999y"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5s",
+            "10 s",
+            "5m1h",
+            "1s1s",
+            "-1s",
+            "10sec",
+            "99999999999999999y",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

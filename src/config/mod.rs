@@ -82,9 +82,15 @@ impl Auth {
             Auth::None => return None,
             Auth::Basic { username, password } => {
                 let pair = format!("{username}:{}", password.expose());
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
             }
-            Auth::Authorization { scheme, credentials } => {
+            Auth::Authorization {
+                scheme,
+                credentials,
+            } => {
                 format!("{scheme} {}", credentials.expose())
             }
         };
@@ -127,7 +133,8 @@ impl Default for RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
     pub client_config: Arc<rustls::ClientConfig>,
-    pub server_name: Option<String>,
+    /// Overrides the host name checked in the server's certificate.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
     pub insecure_skip_verify: bool,
     /// Hash of the TLS material and options: equal fingerprints can share a connection pool.
     pub fingerprint: u64,
@@ -177,7 +184,11 @@ impl std::error::Error for ConfigError {}
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let fail = |field: &str, message: String| ConfigError {
         file: path.to_owned(),
-        issues: vec![Issue { position: None, field: field.into(), message }],
+        issues: vec![Issue {
+            position: None,
+            field: field.into(),
+            message,
+        }],
     };
     let bytes = std::fs::read(path).map_err(|e| fail("", format!("cannot read file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| fail("", "file is not valid UTF-8".into()))?;
@@ -195,18 +206,29 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
             issues: vec![Issue {
                 position: e.location().map(|l| (l.line(), l.column())),
                 field: String::new(),
-                message: e.without_snippet().to_string(),
+                message: strip_position(&e.without_snippet().to_string()),
             }],
         })?
     };
-    validate::validate(raw, &base_dir).map_err(|issues| ConfigError { file: path.to_owned(), issues }).map(
-        |(server, receivers)| Config {
+    validate::validate(raw, &base_dir)
+        .map_err(|issues| ConfigError {
+            file: path.to_owned(),
+            issues,
+        })
+        .map(|(server, receivers)| Config {
             source: path.to_owned(),
             hash: fnv1a(text.as_bytes()),
             server,
             receivers,
-        },
-    )
+        })
+}
+
+/// Drops the parser's own " at line N, column M" suffix: the position is printed in front.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(", column ") => message[..at].to_owned(),
+        _ => message.to_owned(),
+    }
 }
 
 /// FNV-1a, cut to 48 bits so it is exact as a Prometheus sample value.

@@ -9,7 +9,9 @@ use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{RawConfig, RawHttpConfig, RawOperator, RawReceiver, RawRetry, RawTlsConfig};
-use super::{Auth, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings};
+use super::{
+    Auth, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings,
+};
 use crate::rule::{Condition, Operator, Rule, parse_matchers};
 use crate::tls::{self, ClientTlsOptions, PemSource};
 
@@ -20,8 +22,15 @@ const DEFAULT_MAX_CONCURRENCY: usize = 8;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Headers a user may not set through `headers:`, because amrelay owns them.
-const RESERVED_HEADERS: [&str; 7] =
-    ["authorization", "content-type", "content-length", "host", "transfer-encoding", "user-agent", "idempotency-key"];
+const RESERVED_HEADERS: [&str; 7] = [
+    "authorization",
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "user-agent",
+    "idempotency-key",
+];
 
 /// Collects issues with their positions.
 struct Issues {
@@ -32,7 +41,11 @@ struct Issues {
 impl Issues {
     fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
         let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
-        self.list.push(Issue { position, field: field.into(), message: message.into() });
+        self.list.push(Issue {
+            position,
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn read_file(&mut self, at: &Location, field: &str, path: &str) -> Option<Vec<u8>> {
@@ -40,7 +53,11 @@ impl Issues {
         match std::fs::read(&full) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
-                self.add(Some(at), field, format!("cannot read {}: {e}", full.display()));
+                self.add(
+                    Some(at),
+                    field,
+                    format!("cannot read {}: {e}", full.display()),
+                );
                 None
             }
         }
@@ -60,41 +77,85 @@ impl Issues {
 
     fn resolve(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
-        if path.is_absolute() { path.to_owned() } else { self.base_dir.join(path) }
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 }
 
 /// Validates the whole file.
-pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(ServerConfig, Vec<ReceiverConfig>), Vec<Issue>> {
-    let mut issues = Issues { list: Vec::new(), base_dir: base_dir.to_owned() };
+pub fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+) -> Result<(ServerConfig, Vec<ReceiverConfig>), Vec<Issue>> {
+    let mut issues = Issues {
+        list: Vec::new(),
+        base_dir: base_dir.to_owned(),
+    };
 
     let listen_address = match &raw.server.listen_address {
         Some(spanned) => {
             if !is_host_port(&spanned.value) {
-                issues.add(Some(&spanned.referenced), "server.listen_address", format!("{:?} is not host:port", spanned.value));
+                issues.add(
+                    Some(&spanned.referenced),
+                    "server.listen_address",
+                    format!("{:?} is not host:port", spanned.value),
+                );
             }
             spanned.value.clone()
         }
         None => DEFAULT_LISTEN_ADDRESS.into(),
     };
-    let max_request_bytes = positive(&mut issues, raw.server.max_request_bytes.as_ref(), "server.max_request_bytes", DEFAULT_MAX_REQUEST_BYTES);
+    let max_request_bytes = positive(
+        &mut issues,
+        raw.server.max_request_bytes.as_ref(),
+        "server.max_request_bytes",
+        DEFAULT_MAX_REQUEST_BYTES,
+    );
 
     let delivery = &raw.delivery;
-    let queue_capacity = positive(&mut issues, delivery.queue_capacity.as_ref(), "delivery.queue_capacity", DEFAULT_QUEUE_CAPACITY);
-    let max_concurrency = positive(&mut issues, delivery.max_concurrency.as_ref(), "delivery.max_concurrency", DEFAULT_MAX_CONCURRENCY);
+    let queue_capacity = positive(
+        &mut issues,
+        delivery.queue_capacity.as_ref(),
+        "delivery.queue_capacity",
+        DEFAULT_QUEUE_CAPACITY,
+    );
+    let max_concurrency = positive(
+        &mut issues,
+        delivery.max_concurrency.as_ref(),
+        "delivery.max_concurrency",
+        DEFAULT_MAX_CONCURRENCY,
+    );
     let timeout = match &delivery.timeout {
         Some(t) if t.value.0.is_zero() => {
-            issues.add(Some(&t.referenced), "delivery.timeout", "must be greater than 0");
+            issues.add(
+                Some(&t.referenced),
+                "delivery.timeout",
+                "must be greater than 0",
+            );
             DEFAULT_TIMEOUT
         }
         Some(t) => t.value.0,
         None => DEFAULT_TIMEOUT,
     };
     let retry = match &delivery.retry {
-        Some(r) => retry_policy(&mut issues, &r.referenced, "delivery.retry", RetryPolicy::default(), &r.value),
+        Some(r) => retry_policy(
+            &mut issues,
+            &r.referenced,
+            "delivery.retry",
+            RetryPolicy::default(),
+            &r.value,
+        ),
         None => RetryPolicy::default(),
     };
-    let defaults = Defaults { queue_capacity, max_concurrency, timeout, retry };
+    let defaults = Defaults {
+        queue_capacity,
+        max_concurrency,
+        timeout,
+        retry,
+    };
 
     let mut names = HashSet::new();
     let mut receivers = Vec::new();
@@ -102,7 +163,11 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(ServerConfig, Vec<Re
         let field = format!("receivers[{index}]");
         let at = &spanned.referenced;
         if !names.insert(spanned.value.name.clone()) {
-            issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
+            issues.add(
+                Some(at),
+                format!("{field}.name"),
+                format!("duplicate receiver name {:?}", spanned.value.name),
+            );
         }
         if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults) {
             receivers.push(receiver);
@@ -110,7 +175,13 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(ServerConfig, Vec<Re
     }
 
     if issues.list.is_empty() {
-        Ok((ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize }, receivers))
+        Ok((
+            ServerConfig {
+                listen_address,
+                max_request_bytes: max_request_bytes as usize,
+            },
+            receivers,
+        ))
     } else {
         Err(issues.list)
     }
@@ -123,7 +194,12 @@ struct Defaults {
     retry: RetryPolicy,
 }
 
-fn positive<T: Copy + Default + PartialEq>(issues: &mut Issues, value: Option<&Spanned<T>>, field: &str, default: T) -> T {
+fn positive<T: Copy + Default + PartialEq>(
+    issues: &mut Issues,
+    value: Option<&Spanned<T>>,
+    field: &str,
+    default: T,
+) -> T {
     match value {
         Some(v) if v.value == T::default() => {
             issues.add(Some(&v.referenced), field, "must be greater than 0");
@@ -135,15 +211,25 @@ fn positive<T: Copy + Default + PartialEq>(issues: &mut Issues, value: Option<&S
 }
 
 fn is_host_port(text: &str) -> bool {
-    text.rsplit_once(':').is_some_and(|(host, port)| port.parse::<u16>().is_ok() && !host.contains(char::is_whitespace))
+    text.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok() && !host.contains(char::is_whitespace)
+    })
 }
 
 fn is_valid_receiver_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn retry_policy(issues: &mut Issues, at: &Location, field: &str, base: RetryPolicy, raw: &RawRetry) -> RetryPolicy {
+fn retry_policy(
+    issues: &mut Issues,
+    at: &Location,
+    field: &str,
+    base: RetryPolicy,
+    raw: &RawRetry,
+) -> RetryPolicy {
     let policy = RetryPolicy {
         max_attempts: raw.max_attempts.unwrap_or(base.max_attempts),
         initial_backoff: raw.initial_backoff.map_or(base.initial_backoff, |d| d.0),
@@ -151,21 +237,43 @@ fn retry_policy(issues: &mut Issues, at: &Location, field: &str, base: RetryPoli
         max_elapsed: raw.max_elapsed.map_or(base.max_elapsed, |d| d.0),
     };
     if policy.max_attempts == 0 {
-        issues.add(Some(at), format!("{field}.max_attempts"), "must be at least 1");
+        issues.add(
+            Some(at),
+            format!("{field}.max_attempts"),
+            "must be at least 1",
+        );
     }
     if policy.initial_backoff.is_zero() {
-        issues.add(Some(at), format!("{field}.initial_backoff"), "must be greater than 0");
+        issues.add(
+            Some(at),
+            format!("{field}.initial_backoff"),
+            "must be greater than 0",
+        );
     }
     if policy.max_backoff < policy.initial_backoff {
-        issues.add(Some(at), format!("{field}.max_backoff"), "must not be less than initial_backoff");
+        issues.add(
+            Some(at),
+            format!("{field}.max_backoff"),
+            "must not be less than initial_backoff",
+        );
     }
     if policy.max_elapsed.is_zero() {
-        issues.add(Some(at), format!("{field}.max_elapsed"), "must be greater than 0");
+        issues.add(
+            Some(at),
+            format!("{field}.max_elapsed"),
+            "must be greater than 0",
+        );
     }
     policy
 }
 
-fn receiver(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver, defaults: &Defaults) -> Option<ReceiverConfig> {
+fn receiver(
+    issues: &mut Issues,
+    field: &str,
+    at: &Location,
+    raw: &RawReceiver,
+    defaults: &Defaults,
+) -> Option<ReceiverConfig> {
     let before = issues.list.len();
     if !is_valid_receiver_name(&raw.name) {
         issues.add(
@@ -175,19 +283,41 @@ fn receiver(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver, 
         );
     }
     let url = match raw.url.value.parse::<Uri>() {
-        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => Some(url),
+        Ok(url) if url.authority().is_some_and(|a| a.as_str().contains('@')) => {
+            issues.add(
+                Some(&raw.url.referenced),
+                format!("{field}.url"),
+                "must not contain credentials: use http_config.basic_auth",
+            );
+            None
+        }
+        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => {
+            Some(url)
+        }
         Ok(_) => {
-            issues.add(Some(&raw.url.referenced), format!("{field}.url"), "must be an absolute http:// or https:// URL");
+            issues.add(
+                Some(&raw.url.referenced),
+                format!("{field}.url"),
+                "must be an absolute http:// or https:// URL",
+            );
             None
         }
         Err(e) => {
-            issues.add(Some(&raw.url.referenced), format!("{field}.url"), format!("invalid URL: {e}"));
+            issues.add(
+                Some(&raw.url.referenced),
+                format!("{field}.url"),
+                format!("invalid URL: {e}"),
+            );
             None
         }
     };
     let timeout = raw.timeout.map_or(defaults.timeout, |d| d.0);
     if timeout.is_zero() {
-        issues.add(Some(at), format!("{field}.timeout"), "must be greater than 0");
+        issues.add(
+            Some(at),
+            format!("{field}.timeout"),
+            "must be greater than 0",
+        );
     }
     let retry = match &raw.retry {
         Some(r) => retry_policy(issues, at, &format!("{field}.retry"), defaults.retry, r),
@@ -195,9 +325,16 @@ fn receiver(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver, 
     };
     let queue_capacity = raw.queue_capacity.unwrap_or(defaults.queue_capacity);
     let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency);
-    for (value, name) in [(queue_capacity, "queue_capacity"), (max_concurrency, "max_concurrency")] {
+    for (value, name) in [
+        (queue_capacity, "queue_capacity"),
+        (max_concurrency, "max_concurrency"),
+    ] {
         if value == 0 {
-            issues.add(Some(at), format!("{field}.{name}"), "must be greater than 0");
+            issues.add(
+                Some(at),
+                format!("{field}.{name}"),
+                "must be greater than 0",
+            );
         }
     }
 
@@ -229,13 +366,25 @@ fn receiver(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver, 
     })
 }
 
-fn headers(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Vec<(HeaderName, HeaderValue)> {
+fn headers(
+    issues: &mut Issues,
+    field: &str,
+    at: &Location,
+    raw: &RawReceiver,
+) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::new();
     for (name, value) in &raw.headers {
         let header_field = format!("{field}.headers.{name}");
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             (Ok(n), _) if RESERVED_HEADERS.contains(&n.as_str()) => {
-                issues.add(Some(at), header_field, "is set by amrelay and cannot be overridden (use http_config for auth)");
+                issues.add(
+                    Some(at),
+                    header_field,
+                    "is set by amrelay and cannot be overridden (use http_config for auth)",
+                );
             }
             (Ok(n), Ok(v)) => out.push((n, v)),
             (Err(_), _) => issues.add(Some(at), header_field, "invalid header name"),
@@ -249,7 +398,11 @@ fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -
     let field = format!("{field}.http_config");
     match (&http.basic_auth, &http.authorization) {
         (Some(_), Some(a)) => {
-            issues.add(Some(&a.referenced), format!("{field}.authorization"), "basic_auth and authorization are mutually exclusive");
+            issues.add(
+                Some(&a.referenced),
+                format!("{field}.authorization"),
+                "basic_auth and authorization are mutually exclusive",
+            );
             None
         }
         (Some(basic), None) => {
@@ -257,9 +410,15 @@ fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -
             let field = format!("{field}.basic_auth");
             let username = match (&raw.username, &raw.username_file) {
                 (Some(u), None) => Some(u.clone()),
-                (None, Some(path)) => issues.read_secret(at, &format!("{field}.username_file"), path).map(|s| s.expose().to_owned()),
+                (None, Some(path)) => issues
+                    .read_secret(at, &format!("{field}.username_file"), path)
+                    .map(|s| s.expose().to_owned()),
                 (Some(_), Some(_)) => {
-                    issues.add(Some(at), format!("{field}.username"), "username and username_file are mutually exclusive");
+                    issues.add(
+                        Some(at),
+                        format!("{field}.username"),
+                        "username and username_file are mutually exclusive",
+                    );
                     None
                 }
                 (None, None) => {
@@ -267,23 +426,53 @@ fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -
                     None
                 }
             };
-            let password = secret(issues, at, &field, ("password", &raw.password), ("password_file", &raw.password_file))?;
-            Some(Auth::Basic { username: username?, password })
+            let password = secret(
+                issues,
+                at,
+                &field,
+                ("password", &raw.password),
+                ("password_file", &raw.password_file),
+            )?;
+            Some(Auth::Basic {
+                username: username?,
+                password,
+            })
         }
         (None, Some(authorization)) => {
             let (at, raw) = (&authorization.referenced, &authorization.value);
             let field = format!("{field}.authorization");
             let scheme = raw.kind.clone().unwrap_or_else(|| "Bearer".into());
             if scheme.eq_ignore_ascii_case("basic") {
-                issues.add(Some(at), format!("{field}.type"), "Basic is not allowed here: use basic_auth");
+                issues.add(
+                    Some(at),
+                    format!("{field}.type"),
+                    "Basic is not allowed here: use basic_auth",
+                );
                 return None;
             }
-            if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                issues.add(Some(at), format!("{field}.type"), format!("{scheme:?} is not a valid scheme"));
+            if scheme.is_empty()
+                || !scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                issues.add(
+                    Some(at),
+                    format!("{field}.type"),
+                    format!("{scheme:?} is not a valid scheme"),
+                );
                 return None;
             }
-            let credentials = secret(issues, at, &field, ("credentials", &raw.credentials), ("credentials_file", &raw.credentials_file))?;
-            Some(Auth::Authorization { scheme, credentials })
+            let credentials = secret(
+                issues,
+                at,
+                &field,
+                ("credentials", &raw.credentials),
+                ("credentials_file", &raw.credentials_file),
+            )?;
+            Some(Auth::Authorization {
+                scheme,
+                credentials,
+            })
         }
         (None, None) => {
             let _ = at;
@@ -304,32 +493,62 @@ fn secret(
         (Some(value), None) => Some(Secret::new(value.as_str())),
         (None, Some(path)) => issues.read_secret(at, &format!("{field}.{file_key}"), path),
         (Some(_), Some(_)) => {
-            issues.add(Some(at), format!("{field}.{inline_key}"), format!("{inline_key} and {file_key} are mutually exclusive"));
+            issues.add(
+                Some(at),
+                format!("{field}.{inline_key}"),
+                format!("{inline_key} and {file_key} are mutually exclusive"),
+            );
             None
         }
         (None, None) => {
-            issues.add(Some(at), format!("{field}.{inline_key}"), format!("one of {inline_key} or {file_key} is required"));
+            issues.add(
+                Some(at),
+                format!("{field}.{inline_key}"),
+                format!("one of {inline_key} or {file_key} is required"),
+            );
             None
         }
     }
 }
 
-fn pem_source(issues: &mut Issues, at: &Location, field: &str, key: &str, inline: &Option<String>, file: &Option<String>) -> Option<Option<PemSource>> {
+fn pem_source(
+    issues: &mut Issues,
+    at: &Location,
+    field: &str,
+    key: &str,
+    inline: &Option<String>,
+    file: &Option<String>,
+) -> Option<Option<PemSource>> {
     match (inline, file) {
         (Some(_), Some(_)) => {
-            issues.add(Some(at), format!("{field}.{key}"), format!("{key} and {key}_file are mutually exclusive"));
+            issues.add(
+                Some(at),
+                format!("{field}.{key}"),
+                format!("{key} and {key}_file are mutually exclusive"),
+            );
             None
         }
-        (Some(pem), None) => Some(Some(PemSource { name: format!("{field}.{key}"), bytes: pem.clone().into_bytes() })),
+        (Some(pem), None) => Some(Some(PemSource {
+            name: format!("{field}.{key}"),
+            bytes: pem.clone().into_bytes(),
+        })),
         (None, Some(path)) => {
             let bytes = issues.read_file(at, &format!("{field}.{key}_file"), path)?;
-            Some(Some(PemSource { name: issues.resolve(path).display().to_string(), bytes }))
+            Some(Some(PemSource {
+                name: issues.resolve(path).display().to_string(),
+                bytes,
+            }))
         }
         (None, None) => Some(None),
     }
 }
 
-fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
+fn tls_settings(
+    issues: &mut Issues,
+    field: &str,
+    at: &Location,
+    raw: &RawTlsConfig,
+) -> Option<TlsSettings> {
     let field = format!("{field}.http_config.tls_config");
     let ca = pem_source(issues, at, &field, "ca", &raw.ca, &raw.ca_file)?;
     let cert = pem_source(issues, at, &field, "cert", &raw.cert, &raw.cert_file)?;
@@ -338,15 +557,41 @@ fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsCon
         None | Some("TLS12") => tls::MinVersion::Tls12,
         Some("TLS13") => tls::MinVersion::Tls13,
         Some(other) => {
-            issues.add(Some(at), format!("{field}.min_version"), format!("{other:?} is not supported: use TLS12 or TLS13"));
+            issues.add(
+                Some(at),
+                format!("{field}.min_version"),
+                format!("{other:?} is not supported: use TLS12 or TLS13"),
+            );
             return None;
         }
     };
-    let options = ClientTlsOptions { ca, cert, key, insecure_skip_verify: raw.insecure_skip_verify, min_version };
+    let server_name = match raw
+        .server_name
+        .as_deref()
+        .map(rustls::pki_types::ServerName::try_from)
+    {
+        None => None,
+        Some(Ok(name)) => Some(name.to_owned()),
+        Some(Err(_)) => {
+            issues.add(
+                Some(at),
+                format!("{field}.server_name"),
+                "is not a valid DNS name or IP address",
+            );
+            return None;
+        }
+    };
+    let options = ClientTlsOptions {
+        ca,
+        cert,
+        key,
+        insecure_skip_verify: raw.insecure_skip_verify,
+        min_version,
+    };
     match tls::client_config(&options) {
         Ok(client_config) => Some(TlsSettings {
             client_config,
-            server_name: raw.server_name.clone(),
+            server_name,
             insecure_skip_verify: raw.insecure_skip_verify,
             fingerprint: options.fingerprint(raw.server_name.as_deref()),
         }),
@@ -389,7 +634,11 @@ fn rule(issues: &mut Issues, field: &str, raw: &RawReceiver) -> Rule {
     for (index, spanned) in raw.matchers.iter().enumerate() {
         match parse_matchers(&spanned.value) {
             Ok(matchers) => rule.matchers.extend(matchers),
-            Err(e) => issues.add(Some(&spanned.referenced), format!("{field}.matchers[{index}]"), e),
+            Err(e) => issues.add(
+                Some(&spanned.referenced),
+                format!("{field}.matchers[{index}]"),
+                e,
+            ),
         }
     }
     rule

@@ -14,9 +14,16 @@ use super::labels::LabelSet;
 /// Writes the payload for `matched` (indices into `n.alerts`, in order), keeping at most
 /// `max_alerts` of them (0 = all).
 pub fn encode(n: &Notification<'_>, matched: &[usize], max_alerts: usize, out: &mut Vec<u8>) {
-    let kept = if max_alerts == 0 { matched.len() } else { matched.len().min(max_alerts) };
+    let kept = if max_alerts == 0 {
+        matched.len()
+    } else {
+        matched.len().min(max_alerts)
+    };
     let cut = (matched.len() - kept) as u64;
-    let status = if matched.iter().any(|&i| n.alerts[i].status == Status::Firing) {
+    let status = if matched
+        .iter()
+        .any(|&i| n.alerts[i].status == Status::Firing)
+    {
         Status::Firing
     } else {
         Status::Resolved
@@ -43,7 +50,11 @@ pub fn encode(n: &Notification<'_>, matched: &[usize], max_alerts: usize, out: &
     out.extend_from_slice(n.external_url.map_or("\"\"", |r| r.get()).as_bytes());
     out.extend_from_slice(b",\"version\":\"4\",\"groupKey\":");
     write_json_str(out, n.group_key.as_str());
-    let _ = write!(out, ",\"truncatedAlerts\":{}", n.truncated_alerts.saturating_add(cut));
+    let _ = write!(
+        out,
+        ",\"truncatedAlerts\":{}",
+        n.truncated_alerts.saturating_add(cut)
+    );
     for (key, value) in &n.extras {
         out.push(b',');
         write_json_str(out, key.as_str());
@@ -54,7 +65,12 @@ pub fn encode(n: &Notification<'_>, matched: &[usize], max_alerts: usize, out: &
 }
 
 /// Writes the name/value pairs shared by every matched alert, sorted by name.
-fn write_common<'a>(out: &mut Vec<u8>, n: &'a Notification<'_>, matched: &[usize], set: impl Fn(&'a Alert<'_>) -> &'a LabelSet<'a>) {
+fn write_common<'a>(
+    out: &mut Vec<u8>,
+    n: &'a Notification<'_>,
+    matched: &[usize],
+    set: impl Fn(&'a Alert<'_>) -> &'a LabelSet<'a>,
+) {
     out.push(b'{');
     let mut rest = matched.iter().map(|&i| set(&n.alerts[i]));
     if let Some(first) = rest.next() {
@@ -109,13 +125,28 @@ mod tests {
     #[test]
     fn recomputes_common_fields_and_status_over_the_matched_alerts() {
         let body = batch(vec![
-            alert("firing", json!({"alertname": "A", "sev": "crit", "ns": "a"}), json!({"s": "x", "d": "1"})),
-            alert("resolved", json!({"alertname": "A", "sev": "warn", "ns": "a"}), json!({"s": "x", "d": "2"})),
-            alert("resolved", json!({"alertname": "A", "sev": "warn", "ns": "b"}), json!({"s": "x", "d": "2"})),
+            alert(
+                "firing",
+                json!({"alertname": "A", "sev": "crit", "ns": "a"}),
+                json!({"s": "x", "d": "1"}),
+            ),
+            alert(
+                "resolved",
+                json!({"alertname": "A", "sev": "warn", "ns": "a"}),
+                json!({"s": "x", "d": "2"}),
+            ),
+            alert(
+                "resolved",
+                json!({"alertname": "A", "sev": "warn", "ns": "b"}),
+                json!({"s": "x", "d": "2"}),
+            ),
         ]);
         let out = encode_json(&body, &[1, 2], 0);
         assert_eq!(out["status"], "resolved");
-        assert_eq!(out["commonLabels"], json!({"alertname": "A", "sev": "warn"}));
+        assert_eq!(
+            out["commonLabels"],
+            json!({"alertname": "A", "sev": "warn"})
+        );
         assert_eq!(out["commonAnnotations"], json!({"s": "x", "d": "2"}));
         assert_eq!(out["alerts"].as_array().unwrap().len(), 2);
         assert_eq!(out["alerts"][0]["labels"]["ns"], "a");
@@ -135,7 +166,11 @@ mod tests {
 
     #[test]
     fn max_alerts_truncates_and_counts_the_cut() {
-        let body = batch((0..5).map(|i| alert("firing", json!({"i": i.to_string()}), json!({}))).collect());
+        let body = batch(
+            (0..5)
+                .map(|i| alert("firing", json!({"i": i.to_string()}), json!({})))
+                .collect(),
+        );
         let out = encode_json(&body, &[0, 1, 2, 3, 4], 3);
         assert_eq!(out["alerts"].as_array().unwrap().len(), 3);
         assert_eq!(out["truncatedAlerts"], 2 + 2);

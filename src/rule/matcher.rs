@@ -48,6 +48,13 @@ impl fmt::Display for Matcher {
     }
 }
 
+/// The regex crate's syntax errors span several lines (pattern, caret, reason); keep the reason.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text.lines().last().unwrap_or(&text);
+    last.trim().trim_start_matches("error: ").to_owned()
+}
+
 fn anchor(pattern: &str) -> String {
     format!("^(?:{pattern})$")
 }
@@ -125,8 +132,9 @@ impl Lexer<'_> {
             "=" => MatchOp::Equal(value),
             "!=" => MatchOp::NotEqual(value),
             regex_op => {
-                let re = Regex::new(&anchor(&value))
-                    .map_err(|e| self.error(&format!("invalid regex {value:?}: {e}")))?;
+                let re = Regex::new(&anchor(&value)).map_err(|e| {
+                    self.error(&format!("invalid regex {value:?}: {}", regex_reason(&e)))
+                })?;
                 if regex_op == "=~" {
                     MatchOp::Regex(re)
                 } else {
@@ -248,7 +256,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_matchers() {
-        for bad in ["", "severity", "=x", r#"a="unterminated"#, "{a=b", "a=~\"(\"", "1a=b", "a=b,,c=d"] {
+        for bad in [
+            "",
+            "severity",
+            "=x",
+            r#"a="unterminated"#,
+            "{a=b",
+            "a=~\"(\"",
+            "1a=b",
+            "a=b,,c=d",
+        ] {
             assert!(parse_matchers(bad).is_err(), "{bad:?} should be rejected");
         }
     }

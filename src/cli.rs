@@ -1,0 +1,98 @@
+//! The command line, in Prometheus' style: `--config.file`, `--web.listen-address`, `--log.level`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::logging::{Format, Level};
+
+/// A webhook relay for Prometheus Alertmanager.
+#[derive(Debug, Parser)]
+#[command(name = "amrelay", version, about)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        default_value = "config/amrelay.yml",
+        global = true
+    )]
+    pub config_file: PathBuf,
+
+    /// Address to listen on; overrides `server.listen_address` (default 0.0.0.0:9098).
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
+    pub listen_address: Option<String>,
+
+    /// Only log messages with this severity or above.
+    #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
+    pub log_level: Level,
+
+    /// Output format of log messages.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    pub log_format: Format,
+
+    /// How long a shutdown waits for open requests and queued notifications.
+    #[arg(long = "shutdown.timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one, amrelay runs the relay.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate configuration files, like `amtool check-config`.
+    CheckConfig {
+        /// Files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    config::duration::parse(text)
+}
+
+/// `amrelay check-config`: prints a summary per file; returns whether all were valid.
+pub fn check_config(files: &[PathBuf]) -> bool {
+    let mut all_valid = true;
+    for file in files {
+        match config::load(file) {
+            Ok(config) => {
+                let enabled = config.receivers.iter().filter(|r| r.enabled).count();
+                println!("Checking '{}'  SUCCESS", file.display());
+                println!("Found:");
+                println!(
+                    " - {} receivers ({enabled} enabled)",
+                    config.receivers.len()
+                );
+                for receiver in &config.receivers {
+                    let rule = &receiver.rule;
+                    println!(
+                        "   - {}: {} ({} conditions, {} matchers{})",
+                        receiver.name,
+                        receiver.endpoint.url,
+                        rule.conditions.len(),
+                        rule.matchers.len(),
+                        if receiver.enabled { "" } else { ", disabled" }
+                    );
+                }
+            }
+            Err(error) => {
+                all_valid = false;
+                println!("Checking '{}'  FAILED:", file.display());
+                println!("{error}");
+            }
+        }
+        println!();
+    }
+    all_valid
+}

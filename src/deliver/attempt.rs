@@ -1,0 +1,298 @@
+//! One delivery attempt to one receiver, and what its outcome means.
+//!
+//! Every failure is classified once, here: its kind (for metrics and the test-message API), whether
+//! it is worth retrying, and a precise, secret-free description for logs.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::backoff::parse_retry_after;
+use super::client::{self, HttpClient};
+use crate::config::{Endpoint, RetryPolicy};
+
+/// How much of an error answer's body is kept for the log line.
+const BODY_SNIPPET_BYTES: usize = 256;
+
+/// `User-Agent` of every outbound request.
+pub const USER_AGENT_VALUE: &str = concat!("amrelay/", env!("CARGO_PKG_VERSION"));
+
+/// The `Idempotency-Key` header, stable across retries of one notification.
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// A receiver's endpoint, ready to send to: URL, headers with auth, client with its pool.
+#[derive(Debug)]
+pub struct Target {
+    pub url: Uri,
+    pub headers: HeaderMap,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub client: HttpClient,
+    /// TLS fingerprint and HTTP/2 flag: when they are unchanged a reload keeps the client.
+    client_key: (u64, bool),
+}
+
+impl Target {
+    /// Builds the target, reusing `previous`'s client (and so its connection pool) when the TLS
+    /// settings are the same.
+    pub fn new(endpoint: &Endpoint, previous: Option<&Target>) -> Target {
+        let client_key = (endpoint.tls.fingerprint, endpoint.enable_http2);
+        let client = match previous {
+            Some(p) if p.client_key == client_key => p.client.clone(),
+            _ => client::build(&endpoint.tls, endpoint.enable_http2, endpoint.timeout),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        for (name, value) in &endpoint.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        if let Some(value) = endpoint.auth.header_value() {
+            headers.insert(AUTHORIZATION, value);
+        }
+        Target {
+            url: endpoint.url.clone(),
+            headers,
+            timeout: endpoint.timeout,
+            retry: endpoint.retry,
+            client,
+            client_key,
+        }
+    }
+
+    /// Sends `body` once, within the timeout, and classifies the answer.
+    pub async fn send(
+        &self,
+        body: Bytes,
+        idempotency_key: Option<&str>,
+    ) -> Result<StatusCode, Failure> {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.url.clone())
+            .body(Full::new(body))
+            .expect("valid request parts");
+        *request.headers_mut() = self.headers.clone();
+        if let Some(key) = idempotency_key.and_then(|k| HeaderValue::from_str(k).ok()) {
+            request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
+        }
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| Failure::from_client_error(&e))?;
+            let status = response.status();
+            if status.is_success() {
+                // Drain the body so the connection goes back to the pool.
+                let _ = response.into_body().collect().await;
+                return Ok(status);
+            }
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let snippet = match Limited::new(response.into_body(), 64 * 1024)
+                .collect()
+                .await
+            {
+                Ok(body) => snippet(&body.to_bytes()),
+                Err(_) => String::new(),
+            };
+            Err(Failure::from_status(status, retry_after, snippet))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure {
+                kind: FailureKind::Timeout,
+                retry_after: None,
+                detail: format!(
+                    "no answer within {}",
+                    crate::config::duration::format(self.timeout)
+                ),
+            }),
+        }
+    }
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET_BYTES)]);
+    let mut text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > BODY_SNIPPET_BYTES {
+        text.push('…');
+    }
+    text.trim().to_owned()
+}
+
+/// What went wrong, for metrics and for the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Dns,
+    Connect,
+    Tls,
+    Timeout,
+    Status(StatusCode),
+    Other,
+}
+
+/// A failed attempt.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub retry_after: Option<Duration>,
+    /// A description without secrets: error chain or status with a body snippet.
+    pub detail: String,
+}
+
+impl Failure {
+    /// Whether trying again may help: transport errors, timeouts, 408, 429 and 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self.kind {
+            FailureKind::Status(s) => {
+                s == StatusCode::REQUEST_TIMEOUT
+                    || s == StatusCode::TOO_MANY_REQUESTS
+                    || s.is_server_error()
+            }
+            _ => true,
+        }
+    }
+
+    /// The `outcome` label of `amrelay_delivery_attempts_total`.
+    pub fn outcome_label(&self) -> &'static str {
+        match self.kind {
+            FailureKind::Dns => "dns",
+            FailureKind::Connect => "connect",
+            FailureKind::Tls => "tls",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Status(s) => status_class(s),
+            FailureKind::Other => "other",
+        }
+    }
+
+    /// The kind as a word for APIs: `dns`, `connect`, `tls`, `timeout`, `http_status`, `other`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            FailureKind::Status(_) => "http_status",
+            _ => self.outcome_label(),
+        }
+    }
+
+    fn from_status(status: StatusCode, retry_after: Option<Duration>, snippet: String) -> Failure {
+        let detail = if snippet.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("HTTP {status}: {snippet}")
+        };
+        Failure {
+            kind: FailureKind::Status(status),
+            retry_after,
+            detail,
+        }
+    }
+
+    fn from_client_error(error: &hyper_util::client::legacy::Error) -> Failure {
+        let mut messages: Vec<String> = Vec::new();
+        let mut kind = if error.is_connect() {
+            FailureKind::Connect
+        } else {
+            FailureKind::Other
+        };
+        walk(error, &mut |e| {
+            if e.downcast_ref::<rustls::Error>().is_some() {
+                kind = FailureKind::Tls;
+            }
+            let text = e.to_string();
+            if text.starts_with("dns error") && kind != FailureKind::Tls {
+                kind = FailureKind::Dns;
+            }
+            // hyper-util's outer errors repeat their cause in parentheses; keep the causes.
+            if !text.starts_with("client error") && !messages.iter().any(|m| m.contains(&text)) {
+                messages.push(text);
+            }
+        });
+        if messages.is_empty() {
+            messages.push(error.to_string());
+        }
+        Failure {
+            kind,
+            retry_after: None,
+            detail: messages.join(": "),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind_name(), self.detail)
+    }
+}
+
+/// The status class label: `2xx`, `4xx`, `5xx`, …
+pub fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Visits an error and its causes, looking inside `io::Error`s (whose `source` skips the error
+/// they wrap, which is where rustls puts its own).
+fn walk(error: &(dyn StdError + 'static), visit: &mut dyn FnMut(&(dyn StdError + 'static))) {
+    visit(error);
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        let inner: &(dyn StdError + 'static) = inner;
+        walk(inner, visit);
+    } else if let Some(source) = error.source() {
+        walk(source, visit);
+    }
+}
+
+/// Measures one attempt.
+pub async fn timed<F: std::future::Future>(future: F) -> (F::Output, Duration) {
+    let started = Instant::now();
+    let output = future.await;
+    (output, started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_only_what_may_succeed_later() {
+        let status = |code: u16| {
+            Failure::from_status(StatusCode::from_u16(code).unwrap(), None, String::new())
+        };
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(status(code).is_retryable(), "{code}");
+        }
+        for code in [301, 400, 401, 403, 404, 413, 422] {
+            assert!(!status(code).is_retryable(), "{code}");
+        }
+        assert_eq!(status(503).outcome_label(), "5xx");
+        assert_eq!(status(404).to_string(), "http_status: HTTP 404 Not Found");
+    }
+
+    #[test]
+    fn snippets_are_short_and_single_line() {
+        assert_eq!(snippet(b"bad\nthing"), "bad thing");
+        assert_eq!(
+            snippet(&[b'x'; 1000]).chars().count(),
+            BODY_SNIPPET_BYTES + 1
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Delivering one notification: attempts, backoff, and the dead letter when the budget is spent.
+//!
+//! The budget is `max_attempts` attempts within `max_elapsed` of acceptance. The target is loaded
+//! afresh for every attempt, so a reload that fixes a URL or a token helps notifications already
+//! retrying.
+
+mod attempt;
+mod backoff;
+mod client;
+
+use std::time::{Instant, SystemTime};
+
+pub use attempt::{Failure, FailureKind, IDEMPOTENCY_KEY, Target, USER_AGENT_VALUE, status_class};
+pub use backoff::{delay, parse_retry_after};
+pub use client::HttpClient;
+
+use crate::metrics as m;
+use crate::queue::{Queued, Shared};
+
+/// Why a notification was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterReason {
+    /// The downstream answered a status that retrying cannot fix (4xx other than 408/429).
+    NonRetryable,
+    MaxAttempts,
+    MaxElapsed,
+}
+
+impl DeadLetterReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::NonRetryable => "non_retryable",
+            DeadLetterReason::MaxAttempts => "max_attempts",
+            DeadLetterReason::MaxElapsed => "max_elapsed",
+        }
+    }
+}
+
+/// Delivers `item`, retrying as its receiver's policy allows. Consumes the item: its queue slot is
+/// released when this returns.
+pub async fn deliver(shared: &Shared, item: Queued) {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let target = shared.target.load_full();
+        let (result, took) = attempt::timed(target.send(item.body.clone(), Some(&item.id))).await;
+        shared.metrics.attempt_duration.record(took.as_secs_f64());
+        let failure = match result {
+            Ok(status) => {
+                metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => status_class(status)).increment(1);
+                shared.metrics.delivered.increment(1);
+                shared
+                    .metrics
+                    .latency
+                    .record(item.accepted_at.elapsed().as_secs_f64());
+                shared.state.lock().expect("state lock").last_success = Some(SystemTime::now());
+                tracing::debug!(receiver = %shared.name, group_key = %item.group_key, attempt, alerts = item.alerts, "delivered");
+                return;
+            }
+            Err(failure) => failure,
+        };
+        metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => failure.outcome_label()).increment(1);
+        shared.state.lock().expect("state lock").last_error =
+            Some((SystemTime::now(), failure.to_string()));
+
+        let policy = target.retry;
+        let wait = delay(&policy, attempt, failure.retry_after);
+        let give_up = if !failure.is_retryable() {
+            Some(DeadLetterReason::NonRetryable)
+        } else if attempt >= policy.max_attempts {
+            Some(DeadLetterReason::MaxAttempts)
+        } else if item.accepted_at.elapsed() + wait > policy.max_elapsed {
+            Some(DeadLetterReason::MaxElapsed)
+        } else {
+            None
+        };
+        if let Some(reason) = give_up {
+            dead_letter(shared, &item, attempt, reason, &failure);
+            return;
+        }
+        tracing::warn!(
+            receiver = %shared.name, group_key = %item.group_key, attempt, error = %failure,
+            retry_in = %crate::config::duration::format(wait), "delivery failed, will retry"
+        );
+        tokio::time::sleep_until((Instant::now() + wait).into()).await;
+    }
+}
+
+fn dead_letter(
+    shared: &Shared,
+    item: &Queued,
+    attempts: u32,
+    reason: DeadLetterReason,
+    failure: &Failure,
+) {
+    metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => shared.name.to_string(), "reason" => reason.as_str()).increment(1);
+    tracing::error!(
+        receiver = %shared.name, group_key = %item.group_key, id = %item.id, alerts = item.alerts, attempts,
+        reason = reason.as_str(), error = %failure, "notification dead-lettered"
+    );
+}

@@ -1,0 +1,112 @@
+//! Operator endpoints: health, readiness, reload, metrics, status.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::response::{ApiError, HttpResponse, json, text};
+use super::routes::AppState;
+
+/// `GET /-/healthy`: the process is alive and serving.
+pub fn healthy() -> HttpResponse {
+    text(
+        StatusCode::OK,
+        "text/plain; charset=utf-8",
+        "amrelay is Healthy.\n",
+    )
+}
+
+/// `GET /-/ready`: config loaded, listener up, not shutting down.
+pub fn ready(state: &AppState) -> HttpResponse {
+    if state.ready.load(Ordering::Relaxed) {
+        text(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "amrelay is Ready.\n",
+        )
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "amrelay is not ready.\n",
+        )
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub fn metrics(state: &AppState) -> HttpResponse {
+    text(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        state.metrics.render(),
+    )
+}
+
+/// `POST /-/reload`: the same reload as SIGHUP and the file watcher.
+pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
+    let state = state.clone();
+    let result = tokio::task::spawn_blocking(move || state.reloader.reload())
+        .await
+        .map_err(|e| ApiError::Internal(format!("reload task failed: {e}")))?;
+    match result {
+        Ok(()) => Ok(json(StatusCode::OK, &json!({"status": "success"}))),
+        Err(e) => Err(ApiError::Internal(format!("failed to reload config: {e}"))),
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// `GET /api/v1/status`: version, config and each receiver's state. No secrets: URLs are shown
+/// without credentials (the config refuses them in URLs), auth only by kind.
+pub fn status(state: &AppState) -> HttpResponse {
+    let snapshot = state.reloader.snapshot();
+    let reload = state.reloader.status();
+    let receivers: Vec<Value> = snapshot
+        .receivers
+        .iter()
+        .map(|r| {
+            let shared = r.pipeline.shared();
+            let delivery = shared.state.lock().expect("state lock").clone();
+            let config = &r.config;
+            json!({
+                "name": config.name,
+                "enabled": config.enabled,
+                "url": config.endpoint.url.to_string(),
+                "auth": config.endpoint.auth.kind(),
+                "insecure_skip_verify": config.endpoint.tls.insecure_skip_verify,
+                "send_resolved": config.send_resolved,
+                "conditions": config.rule.conditions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "matchers": config.rule.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "queue_depth": r.pipeline.depth(),
+                "queue_capacity": config.queue_capacity,
+                "last_success": delivery.last_success.map(unix_seconds),
+                "last_error": delivery.last_error.map(|(at, error)| json!({"time": unix_seconds(at), "error": error})),
+            })
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        &json!({
+            "status": "success",
+            "data": {
+                "version": env!("CARGO_PKG_VERSION"),
+                "started_at": unix_seconds(state.started_at),
+                "config": {
+                    "file": snapshot.source.display().to_string(),
+                    "hash": format!("{:012x}", snapshot.hash),
+                    "loaded_at": unix_seconds(snapshot.loaded_at),
+                    "last_reload_successful": reload.last_error.is_none(),
+                    "last_reload_error": reload.last_error,
+                },
+                "receivers": receivers,
+            }
+        }),
+    )
+}

@@ -1,0 +1,190 @@
+//! The running configuration: an immutable snapshot swapped atomically on reload.
+//!
+//! The request path `load`s the current snapshot once per request (lock-free, `arc-swap`) and
+//! uses it to the end, so a request that began before a reload finishes on the rules it began
+//! with: every batch is routed entirely by the old rules or entirely by the new ones.
+//!
+//! All reloads — startup, the file watcher, SIGHUP, `POST /-/reload` — go through
+//! [`Reloader::reload`], which validates the whole new file first and changes nothing on error.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{self, Config, ConfigError, ReceiverConfig, ServerConfig};
+use crate::metrics as m;
+use crate::queue::Pipeline;
+
+/// One receiver as the request path sees it: its rule and its pipeline.
+#[derive(Debug)]
+pub struct ActiveReceiver {
+    pub config: ReceiverConfig,
+    pub pipeline: Arc<Pipeline>,
+}
+
+/// A loaded configuration with its receivers' pipelines.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub source: PathBuf,
+    pub hash: u64,
+    pub loaded_at: SystemTime,
+    pub server: ServerConfig,
+    pub receivers: Vec<ActiveReceiver>,
+}
+
+impl Snapshot {
+    /// The receiver with this name, enabled or not.
+    pub fn receiver(&self, name: &str) -> Option<&ActiveReceiver> {
+        self.receivers.iter().find(|r| r.config.name == name)
+    }
+}
+
+/// The outcome of the last reload attempt.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    pub last_attempt: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+/// Owns the pipelines and swaps snapshots; reloads are serialized by its lock.
+#[derive(Debug)]
+pub struct Reloader {
+    path: PathBuf,
+    current: ArcSwap<Snapshot>,
+    pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    status: Mutex<ReloadStatus>,
+}
+
+impl Reloader {
+    /// Loads the config for the first time; fails if it is invalid.
+    pub fn start(path: &Path) -> Result<Reloader, ConfigError> {
+        let config = config::load(path).inspect_err(|_| record_result(false))?;
+        let mut pipelines = HashMap::new();
+        let snapshot = build_snapshot(config, &mut pipelines);
+        record_success(&snapshot);
+        Ok(Reloader {
+            path: path.to_owned(),
+            current: ArcSwap::from_pointee(snapshot),
+            pipelines: Mutex::new(pipelines),
+            status: Mutex::new(ReloadStatus {
+                last_attempt: Some(SystemTime::now()),
+                last_error: None,
+            }),
+        })
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The config file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last reload attempt's outcome.
+    pub fn status(&self) -> ReloadStatus {
+        self.status.lock().expect("status lock").clone()
+    }
+
+    /// Re-reads the config file and, if it is valid, makes it current. On error the running
+    /// config stays, the error is logged and `amrelay_config_last_reload_successful` drops to 0.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let mut pipelines = self.pipelines.lock().expect("pipelines lock");
+        let result = config::load(&self.path);
+        let mut status = self.status.lock().expect("status lock");
+        status.last_attempt = Some(SystemTime::now());
+        let config = match result {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(file = %self.path.display(), error = %e.to_string().replace('\n', "; "), "config reload failed; keeping the running config");
+                record_result(false);
+                status.last_error = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        let previous = self.current.load();
+        if config.server.listen_address != previous.server.listen_address {
+            tracing::warn!(
+                "server.listen_address changed; the new address takes effect after a restart"
+            );
+        }
+        let unchanged = config.hash == previous.hash;
+        let snapshot = build_snapshot(config, &mut pipelines);
+        tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
+        record_success(&snapshot);
+        status.last_error = None;
+        self.current.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// The pipelines of the current receivers.
+    pub fn pipelines(&self) -> Vec<Arc<Pipeline>> {
+        self.pipelines
+            .lock()
+            .expect("pipelines lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Builds a snapshot, reusing the pipeline of every receiver whose name is unchanged and starting
+/// pipelines for new ones. Pipelines of removed receivers are dropped from the registry; they drain
+/// once the last snapshot holding them is gone.
+fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>) -> Snapshot {
+    let mut next = HashMap::with_capacity(config.receivers.len());
+    let mut receivers = Vec::with_capacity(config.receivers.len());
+    let mut insecure = 0;
+    for receiver in config.receivers {
+        if receiver.endpoint.tls.insecure_skip_verify {
+            insecure += 1;
+            tracing::warn!(receiver = %receiver.name, "TLS certificate verification is disabled (insecure_skip_verify: true)");
+        }
+        let pipeline = match pipelines.remove(&receiver.name) {
+            Some(existing) => {
+                existing.update(&receiver);
+                existing
+            }
+            None => Pipeline::start(&receiver),
+        };
+        next.insert(receiver.name.clone(), pipeline.clone());
+        receivers.push(ActiveReceiver {
+            config: receiver,
+            pipeline,
+        });
+    }
+    for name in pipelines.keys() {
+        tracing::info!(receiver = %name, "receiver removed; its queued notifications are still delivered");
+    }
+    *pipelines = next;
+    metrics::gauge!(m::TLS_INSECURE_RECEIVERS).set(insecure as f64);
+    Snapshot {
+        source: config.source,
+        hash: config.hash,
+        loaded_at: SystemTime::now(),
+        server: config.server,
+        receivers,
+    }
+}
+
+fn record_result(success: bool) {
+    metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(if success { 1.0 } else { 0.0 });
+    metrics::counter!(m::CONFIG_RELOADS, "result" => if success { "success" } else { "failure" })
+        .increment(1);
+}
+
+fn record_success(snapshot: &Snapshot) {
+    record_result(true);
+    let now = snapshot
+        .loaded_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP).set(now);
+    metrics::gauge!(m::CONFIG_HASH).set(snapshot.hash as f64);
+}
