@@ -1,0 +1,9 @@
+//! Integration tests over real sockets: one binary, so linking stays fast.
+
+mod check_config;
+mod conditions;
+mod delivery;
+mod ingest;
+mod payload;
+mod support;
+mod tls_auth;

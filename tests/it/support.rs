@@ -1,0 +1,489 @@
+//! Shared fixtures: a relay on an ephemeral port, recording downstream servers (HTTP and HTTPS)
+//! that fail on demand, a test PKI, and a small HTTP client.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use amrelay::app::{Options, Relay};
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Every wait in the tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// The relay
+
+/// A relay running in this process on 127.0.0.1:0, with its config in a temporary folder.
+pub struct TestRelay {
+    pub relay: Option<Relay>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestRelay {
+    /// Writes `yaml` as the config file and starts a relay on it.
+    pub async fn start(yaml: &str) -> TestRelay {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, yaml).await
+    }
+
+    /// Like `start`, in a folder that already holds other files (secrets, certificates).
+    pub async fn start_in(dir: tempfile::TempDir, yaml: &str) -> TestRelay {
+        let config_file = dir.path().join("amrelay.yml");
+        std::fs::write(&config_file, yaml).unwrap();
+        let options = Options {
+            config_file,
+            listen_address: Some("127.0.0.1:0".into()),
+            shutdown_timeout: Duration::from_secs(5),
+        };
+        let relay = Relay::start(options).await.expect("relay starts");
+        let addr = relay.local_addr();
+        TestRelay {
+            relay: Some(relay),
+            addr,
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<Bytes>) -> Reply {
+        post_json(&self.url(path), body).await
+    }
+
+    /// The value of one metric series, `name{labels}`, in this process's scrape.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let scrape = get(&self.url("/metrics")).await.text();
+        scrape.lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+    }
+
+    /// Waits until a metric reaches `value`.
+    pub async fn wait_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let current = self.metric(series).await;
+            if current == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} is {current:?}, expected {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small client
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub async fn send(request: Request<Full<Bytes>>) -> Reply {
+    let response = tokio::time::timeout(WAIT, client().request(request))
+        .await
+        .expect("answer in time")
+        .expect("request succeeds");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn post_json(url: &str, body: impl Into<Bytes>) -> Reply {
+    let request = Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .unwrap();
+    send(request).await
+}
+
+pub async fn get(url: &str) -> Reply {
+    send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payloads
+
+/// An alert as Alertmanager sends it.
+pub fn alert(status: &str, labels: Value) -> Value {
+    let fingerprint = format!(
+        "{:016x}",
+        amrelay::config::fnv1a(labels.to_string().as_bytes())
+    );
+    serde_json::json!({
+        "status": status, "labels": labels, "annotations": {"summary": "test"},
+        "startsAt": "2026-11-29T04:36:08.227Z",
+        "endsAt": if status == "firing" { "0001-01-01T00:00:00Z" } else { "2026-11-29T04:40:00Z" },
+        "generatorURL": "http://prometheus.example:9090/graph", "fingerprint": fingerprint,
+    })
+}
+
+/// A version "4" batch of `alerts` for `group_key`.
+pub fn batch(group_key: &str, alerts: Vec<Value>) -> String {
+    let firing = alerts.iter().any(|a| a["status"] == "firing");
+    serde_json::json!({
+        "receiver": "amrelay", "status": if firing { "firing" } else { "resolved" }, "alerts": alerts,
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://alertmanager:9093",
+        "version": "4", "groupKey": group_key, "truncatedAlerts": 0,
+    })
+    .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downstream receivers
+
+/// How the downstream answers one request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Answers only after `delay` (a hanging receiver, with a long one).
+    pub fn delayed(mut self, delay: Duration) -> Answer {
+        self.delay = delay;
+        self
+    }
+}
+
+/// One request the downstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub at: Instant,
+    /// The status the downstream answered.
+    pub answered: u16,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Fingerprint-free identity of the alerts: the value of `label` in each, in order.
+    pub fn labels(&self, label: &str) -> Vec<String> {
+        self.body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"][label].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct DownstreamState {
+    script: VecDeque<Answer>,
+    fallback: Option<Answer>,
+    received: Vec<Received>,
+}
+
+/// A recording HTTP(S) server on 127.0.0.1 that answers 200 unless scripted otherwise.
+#[derive(Clone)]
+pub struct Downstream {
+    pub addr: SocketAddr,
+    pub scheme: &'static str,
+    state: Arc<Mutex<DownstreamState>>,
+    arrived: Arc<Notify>,
+}
+
+impl Downstream {
+    pub async fn start() -> Downstream {
+        Self::start_with(None).await
+    }
+
+    /// An HTTPS downstream using `tls`.
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Downstream {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Downstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let downstream = Downstream {
+            addr: listener.local_addr().unwrap(),
+            scheme: if tls.is_some() { "https" } else { "http" },
+            state: Arc::default(),
+            arrived: Arc::default(),
+        };
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let server = downstream.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let server = server.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| server.clone().answer(request));
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        downstream
+    }
+
+    /// The URL to configure, with `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// Queues answers for the next requests, in order.
+    pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.state.lock().unwrap().script.extend(answers);
+    }
+
+    /// Answers every unscripted request this way (instead of 200).
+    pub fn always(&self, answer: Answer) {
+        self.state.lock().unwrap().fallback = Some(answer);
+    }
+
+    async fn answer(self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let at = Instant::now();
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let answer = {
+            let mut state = self.state.lock().unwrap();
+            let answer = state
+                .script
+                .pop_front()
+                .or_else(|| state.fallback.clone())
+                .unwrap_or(Answer::status(200));
+            state.received.push(Received {
+                path: parts.uri.path().to_owned(),
+                headers: parts.headers,
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                at,
+                answered: answer.status,
+            });
+            answer
+        };
+        self.arrived.notify_waiters();
+        tokio::time::sleep(answer.delay).await;
+        let mut response = Response::new(Full::new(Bytes::from(format!(
+            "answered {}",
+            answer.status
+        ))));
+        *response.status_mut() = StatusCode::from_u16(answer.status).unwrap();
+        for (name, value) in answer.headers {
+            response.headers_mut().insert(name, value.parse().unwrap());
+        }
+        Ok(response)
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Requests answered with a 2xx, in arrival order.
+    pub fn delivered(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.answered))
+            .collect()
+    }
+
+    /// Waits until at least `count` requests arrived; returns them all.
+    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let notified = self.arrived.notified();
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "expected {count} requests at {}, got {}",
+                self.url(""),
+                received.len()
+            );
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), notified).await;
+        }
+    }
+
+    /// Asserts that nothing more than `count` requests arrives within `quiet`.
+    pub async fn assert_stays_at(&self, count: usize, quiet: Duration) {
+        tokio::time::sleep(quiet).await;
+        assert_eq!(
+            self.received().len(),
+            count,
+            "unexpected extra requests at {}",
+            self.url("")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test PKI
+
+/// A CA with a server certificate for localhost/127.0.0.1 and a client certificate, as PEM files.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub ca_pem: String,
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+}
+
+impl Pki {
+    /// Creates the PKI, writing `ca.pem`, `server.pem`, `server-key.pem`, `client.pem` and
+    /// `client-key.pem` into `dir`. `name` makes distinct CAs distinguishable.
+    pub fn create(dir: &Path, name: &str) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let server_key = KeyPair::generate().unwrap();
+        let server_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(vec!["amrelay-client".to_string()]).unwrap();
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "amrelay client");
+        let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+
+        let files = [
+            ("ca.pem", ca_cert.pem()),
+            ("server.pem", server_cert.pem()),
+            ("server-key.pem", server_key.serialize_pem()),
+            ("client.pem", client_cert.pem()),
+            ("client-key.pem", client_key.serialize_pem()),
+        ];
+        for (file, pem) in &files {
+            std::fs::write(dir.join(file), pem).unwrap();
+        }
+        Pki {
+            dir: dir.to_owned(),
+            ca_pem: ca_cert.pem(),
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
+        }
+    }
+
+    /// A rustls server config with this PKI's server certificate; with `require_client_cert`,
+    /// clients must present a certificate signed by this CA.
+    pub fn server_config(&self, require_client_cert: bool) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = amrelay::tls::provider();
+        let certs: Vec<CertificateDer> =
+            CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).unwrap();
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_single_cert(certs, key).unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
