@@ -27,6 +27,20 @@ pub struct Options {
     pub listen_address: Option<String>,
     /// How long shutdown waits for open requests and queued notifications.
     pub shutdown_timeout: Duration,
+    /// Reload when the config file (or a file it names) changes on disk.
+    pub watch_config: bool,
+}
+
+impl Options {
+    /// Defaults for `config_file`: its own listen address, a 30 s drain, file watching on.
+    pub fn new(config_file: impl Into<PathBuf>) -> Options {
+        Options {
+            config_file: config_file.into(),
+            listen_address: None,
+            shutdown_timeout: Duration::from_secs(30),
+            watch_config: true,
+        }
+    }
 }
 
 /// A running relay.
@@ -36,6 +50,7 @@ pub struct Relay {
     state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
+    watcher: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
 }
 
@@ -44,20 +59,11 @@ impl Relay {
     pub async fn start(options: Options) -> anyhow::Result<Relay> {
         let metrics = crate::metrics::install();
         let reloader = Reloader::start(&options.config_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let address = options
-            .listen_address
-            .clone()
-            .unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());
-        let listener = TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("cannot listen on {address}"))?;
+        let address =
+            options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());
+        let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
         let local_addr = listener.local_addr()?;
-        let state = Arc::new(AppState {
-            reloader,
-            metrics,
-            ready: false.into(),
-            started_at: SystemTime::now(),
-        });
+        let state = Arc::new(AppState { reloader, metrics, ready: false.into(), started_at: SystemTime::now() });
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(server::serve(
             listener,
@@ -67,19 +73,18 @@ impl Relay {
             },
             options.shutdown_timeout,
         ));
+        let watcher = if options.watch_config {
+            Some(crate::watch::start(state.clone()).context("cannot watch the config file")?)
+        } else {
+            None
+        };
         state.ready.store(true, Ordering::Relaxed);
         let snapshot = state.reloader.snapshot();
         tracing::info!(
             address = %local_addr, config = %options.config_file.display(), receivers = snapshot.receivers.len(),
             version = env!("CARGO_PKG_VERSION"), "amrelay started"
         );
-        Ok(Relay {
-            local_addr,
-            state,
-            stop: Some(stop),
-            server,
-            shutdown_timeout: options.shutdown_timeout,
-        })
+        Ok(Relay { local_addr, state, stop: Some(stop), server, watcher, shutdown_timeout: options.shutdown_timeout })
     }
 
     /// The address the listener is bound to.
@@ -97,6 +102,9 @@ impl Relay {
     pub async fn shutdown(mut self) -> usize {
         let deadline = Instant::now() + self.shutdown_timeout;
         self.state.ready.store(false, Ordering::Relaxed);
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -13,4 +13,6 @@ pub mod route;
 pub mod rule;
 pub mod server;
 pub mod snapshot;
+pub mod testmsg;
 pub mod tls;
+pub mod watch;

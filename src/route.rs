@@ -33,11 +33,7 @@ pub enum Destination<'s> {
 }
 
 /// Evaluates the rules and encodes a payload for each receiver left with alerts.
-pub fn plan<'s>(
-    snapshot: &'s Snapshot,
-    n: &Notification<'_>,
-    destination: Destination<'s>,
-) -> Vec<Planned<'s>> {
+pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Destination<'s>) -> Vec<Planned<'s>> {
     let receivers: &[ActiveReceiver] = match destination {
         Destination::All => &snapshot.receivers,
         Destination::Only(receiver) => std::slice::from_ref(receiver),
@@ -48,35 +44,20 @@ pub fn plan<'s>(
         let config = &receiver.config;
         matched.clear();
         for (index, alert) in n.alerts.iter().enumerate() {
-            if (config.send_resolved || alert.status == Status::Firing)
-                && config.rule.matches(&alert.labels)
-            {
+            if (config.send_resolved || alert.status == Status::Firing) && config.rule.matches(&alert.labels) {
                 matched.push(index);
             }
         }
         if matched.is_empty() {
             if !n.alerts.is_empty() {
-                receiver
-                    .pipeline
-                    .shared()
-                    .metrics
-                    .filtered
-                    .increment(n.alerts.len() as u64);
+                receiver.pipeline.shared().metrics.filtered.increment(n.alerts.len() as u64);
             }
             continue;
         }
-        let size_hint = 256
-            + matched
-                .iter()
-                .map(|&i| n.alerts[i].raw.get().len() + 1)
-                .sum::<usize>();
+        let size_hint = 256 + matched.iter().map(|&i| n.alerts[i].raw.get().len() + 1).sum::<usize>();
         let mut body = Vec::with_capacity(size_hint);
         encode(n, &matched, config.max_alerts, &mut body);
-        let alerts = if config.max_alerts == 0 {
-            matched.len()
-        } else {
-            matched.len().min(config.max_alerts)
-        };
+        let alerts = if config.max_alerts == 0 { matched.len() } else { matched.len().min(config.max_alerts) };
         plans.push(Planned {
             receiver,
             body: Bytes::from(body),
@@ -96,19 +77,14 @@ pub struct QueueFull {
 }
 
 /// Queues every plan, or none: returns (receiver, alerts) for the summary.
-pub fn accept<'s>(
-    plans: Vec<Planned<'s>>,
-    group_key: &str,
-) -> Result<Vec<(&'s str, usize)>, QueueFull> {
+pub fn accept<'s>(plans: Vec<Planned<'s>>, group_key: &str) -> Result<Vec<(&'s str, usize)>, QueueFull> {
     let mut slots = Vec::with_capacity(plans.len());
     for plan in &plans {
         match plan.receiver.pipeline.reserve() {
             Some(slot) => slots.push(slot),
             // Dropping `slots` releases every place reserved so far.
             None => {
-                return Err(QueueFull {
-                    receiver: plan.receiver.config.name.clone(),
-                });
+                return Err(QueueFull { receiver: plan.receiver.config.name.clone() });
             }
         }
     }
@@ -118,9 +94,7 @@ pub fn accept<'s>(
         let metrics = &plan.receiver.pipeline.shared().metrics;
         metrics.matched.increment(plan.matched as u64);
         metrics.filtered.increment(plan.filtered as u64);
-        plan.receiver
-            .pipeline
-            .push(group_key.clone(), plan.body, plan.alerts, slot);
+        plan.receiver.pipeline.push(group_key.clone(), plan.body, plan.alerts, slot);
         summary.push((plan.receiver.config.name.as_str(), plan.alerts));
     }
     Ok(summary)

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub loaded_at: SystemTime,
     pub server: ServerConfig,
     pub receivers: Vec<ActiveReceiver>,
+    /// Secret and TLS files the config names: a change to one reloads the config.
+    pub referenced_files: Vec<PathBuf>,
 }
 
 impl Snapshot {
@@ -69,10 +71,7 @@ impl Reloader {
             path: path.to_owned(),
             current: ArcSwap::from_pointee(snapshot),
             pipelines: Mutex::new(pipelines),
-            status: Mutex::new(ReloadStatus {
-                last_attempt: Some(SystemTime::now()),
-                last_error: None,
-            }),
+            status: Mutex::new(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error: None }),
         })
     }
 
@@ -109,9 +108,7 @@ impl Reloader {
         };
         let previous = self.current.load();
         if config.server.listen_address != previous.server.listen_address {
-            tracing::warn!(
-                "server.listen_address changed; the new address takes effect after a restart"
-            );
+            tracing::warn!("server.listen_address changed; the new address takes effect after a restart");
         }
         let unchanged = config.hash == previous.hash;
         let snapshot = build_snapshot(config, &mut pipelines);
@@ -124,12 +121,7 @@ impl Reloader {
 
     /// The pipelines of the current receivers.
     pub fn pipelines(&self) -> Vec<Arc<Pipeline>> {
-        self.pipelines
-            .lock()
-            .expect("pipelines lock")
-            .values()
-            .cloned()
-            .collect()
+        self.pipelines.lock().expect("pipelines lock").values().cloned().collect()
     }
 }
 
@@ -153,10 +145,7 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
             None => Pipeline::start(&receiver),
         };
         next.insert(receiver.name.clone(), pipeline.clone());
-        receivers.push(ActiveReceiver {
-            config: receiver,
-            pipeline,
-        });
+        receivers.push(ActiveReceiver { config: receiver, pipeline });
     }
     for name in pipelines.keys() {
         tracing::info!(receiver = %name, "receiver removed; its queued notifications are still delivered");
@@ -169,22 +158,18 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
         loaded_at: SystemTime::now(),
         server: config.server,
         receivers,
+        referenced_files: config.referenced_files,
     }
 }
 
 fn record_result(success: bool) {
     metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(if success { 1.0 } else { 0.0 });
-    metrics::counter!(m::CONFIG_RELOADS, "result" => if success { "success" } else { "failure" })
-        .increment(1);
+    metrics::counter!(m::CONFIG_RELOADS, "result" => if success { "success" } else { "failure" }).increment(1);
 }
 
 fn record_success(snapshot: &Snapshot) {
     record_result(true);
-    let now = snapshot
-        .loaded_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
+    let now = snapshot.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP).set(now);
     metrics::gauge!(m::CONFIG_HASH).set(snapshot.hash as f64);
 }

@@ -93,12 +93,7 @@ pub struct RawHttpConfig {
 
 impl Default for RawHttpConfig {
     fn default() -> Self {
-        RawHttpConfig {
-            basic_auth: None,
-            authorization: None,
-            tls_config: RawTlsConfig::default(),
-            enable_http2: true,
-        }
+        RawHttpConfig { basic_auth: None, authorization: None, tls_config: RawTlsConfig::default(), enable_http2: true }
     }
 }
 

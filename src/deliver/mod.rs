@@ -8,7 +8,7 @@ mod attempt;
 mod backoff;
 mod client;
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 pub use attempt::{Failure, FailureKind, IDEMPOTENCY_KEY, Target, USER_AGENT_VALUE, status_class};
 pub use backoff::{delay, parse_retry_after};
@@ -49,19 +49,15 @@ pub async fn deliver(shared: &Shared, item: Queued) {
             Ok(status) => {
                 metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => status_class(status)).increment(1);
                 shared.metrics.delivered.increment(1);
-                shared
-                    .metrics
-                    .latency
-                    .record(item.accepted_at.elapsed().as_secs_f64());
-                shared.state.lock().expect("state lock").last_success = Some(SystemTime::now());
+                shared.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
+                shared.state.lock().expect("state lock").record_success(&shared.name);
                 tracing::debug!(receiver = %shared.name, group_key = %item.group_key, attempt, alerts = item.alerts, "delivered");
                 return;
             }
             Err(failure) => failure,
         };
         metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => failure.outcome_label()).increment(1);
-        shared.state.lock().expect("state lock").last_error =
-            Some((SystemTime::now(), failure.to_string()));
+        shared.state.lock().expect("state lock").record_failure(&shared.name, failure.to_string());
 
         let policy = target.retry;
         let wait = delay(&policy, attempt, failure.retry_after);
@@ -86,13 +82,7 @@ pub async fn deliver(shared: &Shared, item: Queued) {
     }
 }
 
-fn dead_letter(
-    shared: &Shared,
-    item: &Queued,
-    attempts: u32,
-    reason: DeadLetterReason,
-    failure: &Failure,
-) {
+fn dead_letter(shared: &Shared, item: &Queued, attempts: u32, reason: DeadLetterReason, failure: &Failure) {
     metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => shared.name.to_string(), "reason" => reason.as_str()).increment(1);
     tracing::error!(
         receiver = %shared.name, group_key = %item.group_key, id = %item.id, alerts = item.alerts, attempts,

@@ -58,6 +58,24 @@ impl Drop for Slot {
 pub struct DeliveryState {
     pub last_success: Option<SystemTime>,
     pub last_error: Option<(SystemTime, String)>,
+    /// Whether the last attempt failed: a change is logged once, not at every attempt.
+    pub failing: bool,
+}
+
+impl DeliveryState {
+    pub fn record_success(&mut self, receiver: &str) {
+        self.last_success = Some(SystemTime::now());
+        if std::mem::replace(&mut self.failing, false) {
+            tracing::info!(receiver, "receiver recovered: deliveries succeed again");
+        }
+    }
+
+    pub fn record_failure(&mut self, receiver: &str, error: String) {
+        if !std::mem::replace(&mut self.failing, true) {
+            tracing::warn!(receiver, error = %error, "receiver is failing: deliveries are being retried");
+        }
+        self.last_error = Some((SystemTime::now(), error));
+    }
 }
 
 /// Metric handles of one receiver, registered once so the hot path does no lookups.
@@ -137,20 +155,14 @@ impl Pipeline {
     /// unchanged), concurrency and capacity. Queued notifications stay and use the new target.
     pub fn update(&self, config: &ReceiverConfig) {
         let previous = self.shared.target.load();
-        self.shared
-            .target
-            .store(Arc::new(Target::new(&config.endpoint, Some(&previous))));
-        self.shared
-            .max_concurrency
-            .store(config.max_concurrency, Ordering::Relaxed);
+        self.shared.target.store(Arc::new(Target::new(&config.endpoint, Some(&previous))));
+        self.shared.max_concurrency.store(config.max_concurrency, Ordering::Relaxed);
         let old = self.capacity.swap(config.queue_capacity, Ordering::Relaxed);
         if config.queue_capacity > old {
             self.permits.add_permits(config.queue_capacity - old);
         } else if config.queue_capacity < old {
             // Free places are removed now; places in use shrink the queue as they are released.
-            let missing = old
-                - config.queue_capacity
-                - self.permits.forget_permits(old - config.queue_capacity);
+            let missing = old - config.queue_capacity - self.permits.forget_permits(old - config.queue_capacity);
             if missing > 0 {
                 let permits = self.permits.clone();
                 tokio::spawn(async move {
@@ -160,10 +172,7 @@ impl Pipeline {
                 });
             }
         }
-        self.shared
-            .metrics
-            .capacity
-            .set(config.queue_capacity as f64);
+        self.shared.metrics.capacity.set(config.queue_capacity as f64);
     }
 
     /// Reserves a place for one notification; `None` when the queue is full.
@@ -171,22 +180,12 @@ impl Pipeline {
         let permit = self.permits.clone().try_acquire_owned().ok()?;
         let depth = self.shared.depth.fetch_add(1, Ordering::Relaxed) + 1;
         self.shared.metrics.depth.set(depth as f64);
-        Some(Slot {
-            _permit: permit,
-            shared: self.shared.clone(),
-        })
+        Some(Slot { _permit: permit, shared: self.shared.clone() })
     }
 
     /// Queues a notification whose slot was reserved.
     pub fn push(&self, group_key: Arc<str>, body: Bytes, alerts: usize, slot: Slot) {
-        let item = Queued {
-            id: next_id(),
-            group_key,
-            body,
-            alerts,
-            accepted_at: Instant::now(),
-            slot,
-        };
+        let item = Queued { id: next_id(), group_key, body, alerts, accepted_at: Instant::now(), slot };
         self.shared.metrics.enqueued.increment(1);
         if let Err(mpsc::error::SendError(item)) = self.tx.send(item) {
             // Only possible if the dispatcher died, which is a bug: say so loudly.
@@ -209,10 +208,7 @@ fn next_id() -> String {
     static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| fastrand::u64(..));
-    format!(
-        "{prefix:016x}{:016x}",
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix:016x}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Counts queued notifications across pipelines, for shutdown.

@@ -31,16 +31,12 @@ pub async fn handle(
     let destination = match receiver {
         None => Destination::All,
         Some(name) => Destination::Only(
-            snapshot
-                .receiver(name)
-                .ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?,
+            snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?,
         ),
     };
     check_content_type(&request)?;
     let limit = snapshot.server.max_request_bytes;
-    let body = read_body(request, limit)
-        .await
-        .inspect_err(|e| reject(e.status()))?;
+    let body = read_body(request, limit).await.inspect_err(|e| reject(e.status()))?;
     let notification = decode(&body).map_err(|e| {
         reject(StatusCode::BAD_REQUEST);
         ApiError::BadRequest(e.to_string())
@@ -53,14 +49,9 @@ pub async fn handle(
         tracing::warn!(receiver = %e.receiver, group_key = %notification.group_key.as_str(), "queue full; batch refused with 503");
         ApiError::Unavailable(e.to_string())
     })?;
-    let receivers: serde_json::Map<String, serde_json::Value> = summary
-        .into_iter()
-        .map(|(name, alerts)| (name.to_owned(), alerts.into()))
-        .collect();
-    Ok(json(
-        StatusCode::OK,
-        &json!({"status": "success", "alerts": notification.alerts.len(), "receivers": receivers}),
-    ))
+    let receivers: serde_json::Map<String, serde_json::Value> =
+        summary.into_iter().map(|(name, alerts)| (name.to_owned(), alerts.into())).collect();
+    Ok(json(StatusCode::OK, &json!({"status": "success", "alerts": notification.alerts.len(), "receivers": receivers})))
 }
 
 fn reject(status: StatusCode) {
@@ -91,11 +82,8 @@ fn check_content_type(request: &Request<Incoming>) -> Result<(), ApiError> {
 /// Reads the body, refusing more than `limit` bytes before reading them when the length is
 /// declared, and while reading when it is not.
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::TooLarge(limit));
     }
@@ -103,14 +91,7 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::By
     match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
         Err(_) => Err(ApiError::BodyTimeout),
         Ok(Ok(body)) => Ok(body.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::TooLarge(limit))
-        }
-        Ok(Err(e)) => Err(ApiError::BadRequest(format!(
-            "could not read the request body: {e}"
-        ))),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::TooLarge(limit)),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
     }
 }

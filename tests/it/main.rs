@@ -4,6 +4,8 @@ mod check_config;
 mod conditions;
 mod delivery;
 mod ingest;
+mod operator;
 mod payload;
+mod reload;
 mod support;
 mod tls_auth;
