@@ -3,6 +3,7 @@
 mod check_config;
 mod conditions;
 mod delivery;
+mod durability;
 mod ingest;
 mod operator;
 mod payload;

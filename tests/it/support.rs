@@ -474,15 +474,16 @@ impl RelayProcess {
         assert!(status.success());
     }
 
-    /// Waits for the process to exit; returns its exit code.
-    pub fn wait_exit(&mut self) -> Option<i32> {
+    /// Waits for the process to exit; returns its exit code. Async, so that servers on the
+    /// test's runtime (downstreams) keep answering meanwhile.
+    pub async fn wait_exit(&mut self) -> Option<i32> {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "amrelay did not exit");
-            std::thread::sleep(Duration::from_millis(20));
+            assert!(Instant::now() < deadline, "amrelay did not exit:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
