@@ -23,22 +23,31 @@ struct Seen {
 }
 
 impl Dedup {
-    /// Whether `key` was accepted within `window`. Does not record it: see [`Dedup::record`].
-    pub fn is_duplicate(&self, key: u64, window: Duration) -> bool {
-        let seen = self.seen.lock().expect("dedup lock");
-        seen.keys.get(&key).is_some_and(|at| at.elapsed() < window)
-    }
-
-    /// Records accepted notifications, and forgets those older than `window`.
-    pub fn record(&self, keys: impl IntoIterator<Item = u64>, window: Duration) {
+    /// Claims `key` for a notification about to be accepted: false if one identical to it was
+    /// claimed within `window` (a duplicate). Check and claim are one step, so two peers' copies
+    /// arriving at the same instant cannot both pass. A claim for a batch that is then refused
+    /// must be [`Dedup::release`]d, or Alertmanager's retry would be taken for a duplicate.
+    pub fn claim(&self, key: u64, window: Duration) -> bool {
         let now = Instant::now();
         let mut seen = self.seen.lock().expect("dedup lock");
         if seen.last_prune.is_none_or(|at| now.duration_since(at) > window) {
             seen.keys.retain(|_, at| now.duration_since(*at) < window);
             seen.last_prune = Some(now);
         }
+        match seen.keys.get(&key) {
+            Some(at) if now.duration_since(*at) < window => false,
+            _ => {
+                seen.keys.insert(key, now);
+                true
+            }
+        }
+    }
+
+    /// Gives up claims of a refused batch.
+    pub fn release(&self, keys: impl IntoIterator<Item = u64>) {
+        let mut seen = self.seen.lock().expect("dedup lock");
         for key in keys {
-            seen.keys.insert(key, now);
+            seen.keys.remove(&key);
         }
     }
 }
@@ -48,14 +57,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembers_within_the_window_only() {
+    fn claims_once_within_the_window() {
         let dedup = Dedup::default();
         let window = Duration::from_millis(50);
-        assert!(!dedup.is_duplicate(1, window));
-        dedup.record([1], window);
-        assert!(dedup.is_duplicate(1, window));
-        assert!(!dedup.is_duplicate(2, window));
+        assert!(dedup.claim(1, window));
+        assert!(!dedup.claim(1, window), "a second copy is a duplicate");
+        assert!(dedup.claim(2, window));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(!dedup.is_duplicate(1, window));
+        assert!(dedup.claim(1, window), "the window has passed");
+        dedup.release([1]);
+        assert!(dedup.claim(1, window), "a released claim can be made again");
     }
 }

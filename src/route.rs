@@ -108,21 +108,40 @@ pub async fn accept<'s>(
         Some((seen, window)) => plans
             .into_iter()
             .filter(|plan| {
-                let duplicate = seen.is_duplicate(plan.dedup_key, window);
-                if duplicate {
+                let claimed = seen.claim(plan.dedup_key, window);
+                if !claimed {
                     plan.receiver.pipeline.shared().metrics.deduplicated.increment(1);
                     accepted.duplicates.push(plan.receiver.config.name.as_str());
                 }
-                !duplicate
+                claimed
             })
             .collect(),
     };
+    match queue_all(plans, group_key, spool, &mut accepted).await {
+        Ok(()) => Ok(accepted),
+        Err((refused, claimed)) => {
+            if let Some((seen, _)) = dedup {
+                seen.release(claimed);
+            }
+            Err(refused)
+        }
+    }
+}
+
+/// Reserves, spools and queues the plans; on refusal returns the dedup keys claimed for them.
+async fn queue_all<'s>(
+    plans: Vec<Planned<'s>>,
+    group_key: &str,
+    spool: &Spool,
+    accepted: &mut Accepted<'s>,
+) -> Result<(), (Refused, Vec<u64>)> {
+    let claimed = || plans.iter().map(|p| p.dedup_key).collect::<Vec<_>>();
     let mut slots = Vec::with_capacity(plans.len());
     for plan in &plans {
         match plan.receiver.pipeline.reserve() {
             Some(slot) => slots.push(slot),
             // Dropping `slots` releases every place reserved so far.
-            None => return Err(Refused::QueueFull(plan.receiver.config.name.clone())),
+            None => return Err((Refused::QueueFull(plan.receiver.config.name.clone()), claimed())),
         }
     }
     let group_key: Arc<str> = group_key.into();
@@ -144,11 +163,11 @@ pub async fn accept<'s>(
             body: plan.body.clone(),
         })
         .collect();
-    let seqs = spool.append(records).await?;
+    let seqs = match spool.append(records).await {
+        Ok(seqs) => seqs,
+        Err(e) => return Err((e.into(), claimed())),
+    };
     let accepted_at = Instant::now();
-    if let Some((seen, window)) = dedup {
-        seen.record(plans.iter().map(|p| p.dedup_key), window);
-    }
     for (((plan, slot), id), seq) in plans.into_iter().zip(slots).zip(ids).zip(seqs) {
         let metrics = &plan.receiver.pipeline.shared().metrics;
         metrics.matched.increment(plan.matched as u64);
@@ -166,7 +185,7 @@ pub async fn accept<'s>(
             slot,
         });
     }
-    Ok(accepted)
+    Ok(())
 }
 
 /// Identity of a receiver's notification for deduplication: receiver, groupKey, and each
