@@ -5,5 +5,6 @@ mod conditions;
 mod delivery;
 mod ingest;
 mod payload;
+mod real_programs;
 mod support;
 mod tls_auth;
