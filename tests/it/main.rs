@@ -3,6 +3,7 @@
 mod check_config;
 mod conditions;
 mod delivery;
+mod deploy_checks;
 mod ingest;
 mod payload;
 mod real_programs;
