@@ -13,8 +13,8 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::support::{
-    Finished, amrelay_metric_names, debian_program, get, program, relay_after_traffic,
-    run_program, sample_names,
+    Finished, amrelay_metric_names, debian_program, get, program, relay_after_traffic, run_program,
+    sample_names,
 };
 
 /// Where the config folder is mounted in amrelay's pods, and the config file in it.
@@ -64,8 +64,8 @@ fn yaml_file(path: &Path) -> Value {
 }
 
 fn yaml_documents(text: &str, what: &dyn std::fmt::Display) -> Vec<Value> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text)
-        .unwrap_or_else(|e| panic!("{what} is not YAML: {e}"));
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(text).unwrap_or_else(|e| panic!("{what} is not YAML: {e}"));
     documents.into_iter().filter(|d| !d.is_null()).collect()
 }
 
@@ -376,8 +376,15 @@ fn check_rendering(dir: &Path, documents: &[Value]) {
         .filter(|(kind, _)| *kind == "ConfigMap")
         .map(|(_, source)| source)
         .collect();
-    assert_eq!(config_maps.len(), 1, "{at}: one ConfigMap in the config volume");
-    assert_eq!(config_maps[0]["name"], "amrelay-config", "{at}: no hash suffix");
+    assert_eq!(
+        config_maps.len(),
+        1,
+        "{at}: one ConfigMap in the config volume"
+    );
+    assert_eq!(
+        config_maps[0]["name"], "amrelay-config",
+        "{at}: no hash suffix"
+    );
     let config_map = find(documents, "ConfigMap", "amrelay-config").expect("the ConfigMap");
     assert!(
         config_map["data"]["amrelay.yml"].is_string(),
@@ -393,7 +400,9 @@ fn check_rendering(dir: &Path, documents: &[Value]) {
             .unwrap_or_else(|| panic!("{at}: nothing mounted at {SPOOL_MOUNT}"));
         let claims = workload["spec"]["volumeClaimTemplates"].as_array().unwrap();
         assert!(
-            claims.iter().any(|c| c["metadata"]["name"] == spool["name"]),
+            claims
+                .iter()
+                .any(|c| c["metadata"]["name"] == spool["name"]),
             "{at}: the spool is a volume claim per replica"
         );
         let config = yaml(
@@ -434,7 +443,11 @@ fn check_rendering(dir: &Path, documents: &[Value]) {
                 )
             })
             .collect();
-        assert_eq!(scraped.len(), 1, "{at}: the ServiceMonitor selects one Service");
+        assert_eq!(
+            scraped.len(),
+            1,
+            "{at}: the ServiceMonitor selects one Service"
+        );
         for endpoint in monitor["spec"]["endpoints"].as_array().unwrap() {
             assert!(
                 scraped[0]["spec"]["ports"]
@@ -453,7 +466,11 @@ fn check_rendering(dir: &Path, documents: &[Value]) {
 #[test]
 fn kustomize_renders_every_base_and_overlay() {
     let dirs = kustomizations();
-    for expected in ["kubernetes", "kubernetes/base", "kubernetes/overlays/statefulset"] {
+    for expected in [
+        "kubernetes",
+        "kubernetes/base",
+        "kubernetes/overlays/statefulset",
+    ] {
         assert!(
             dirs.contains(&deploy().join(expected)),
             "deploy/{expected} is a kustomization: {dirs:?}"
@@ -618,7 +635,10 @@ fn alertmanager_configs_pass_amtool() {
     let resource = yaml_file(&deploy().join("alertmanager/alertmanagerconfig.yaml"));
     assert_eq!(resource["apiVersion"], "monitoring.coreos.com/v1alpha1");
     assert_eq!(resource["kind"], "AlertmanagerConfig");
-    assert_eq!(snake_case_keys(&resource["spec"]["route"]), example["route"]);
+    assert_eq!(
+        snake_case_keys(&resource["spec"]["route"]),
+        example["route"]
+    );
     assert_eq!(
         snake_case_keys(&resource["spec"]["receivers"]),
         example["receivers"]
@@ -633,7 +653,10 @@ fn alertmanager_configs_pass_amtool() {
         service["spec"]["ports"][0]["port"]
     );
     assert_eq!(example["receivers"][0]["webhook_configs"][0]["url"], url);
-    assert_eq!(resource["metadata"]["namespace"], service["metadata"]["namespace"]);
+    assert_eq!(
+        resource["metadata"]["namespace"],
+        service["metadata"]["namespace"]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -726,7 +749,9 @@ fn prometheus_rules_pass_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, rule["spec"].to_string()).unwrap();
-    let checked = run(Command::new(promtool()).args(["check", "rules"]).arg(&rules));
+    let checked = run(Command::new(promtool())
+        .args(["check", "rules"])
+        .arg(&rules));
     assert!(checked.success, "promtool check rules:\n{}", checked.output);
 
     // The unit tests compare labels; annotations are templates checked above.
@@ -762,7 +787,12 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
     while let Some(panel) = panels.pop() {
         panels.extend(panel["panels"].as_array().into_iter().flatten());
         for target in panel["targets"].as_array().into_iter().flatten() {
-            queries.push(target["expr"].as_str().expect("a target with expr").to_owned());
+            queries.push(
+                target["expr"]
+                    .as_str()
+                    .expect("a target with expr")
+                    .to_owned(),
+            );
         }
     }
     for variable in dashboard["templating"]["list"].as_array().unwrap() {
@@ -781,9 +811,16 @@ fn dashboard_queries_are_valid_promql() {
     assert_eq!(dashboard["uid"], "amrelay");
     let mut ids = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
-        assert!(ids.insert(panel["id"].as_u64().unwrap()), "unique panel ids");
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "unique panel ids"
+        );
         if panel["type"] != "row" {
-            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{}", panel["title"]);
+            assert_eq!(
+                panel["datasource"]["uid"], "${datasource}",
+                "{}",
+                panel["title"]
+            );
             assert!(!panel["targets"].as_array().unwrap().is_empty());
         }
     }
@@ -915,5 +952,82 @@ fn dockerfile_ships_a_small_non_root_image() {
             ignore.lines().any(|l| l == format!("!{copied}")),
             ".dockerignore lets {copied} into the build context"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README
+
+/// The README's blocks marked `<!-- checked: … -->`: `(marker, block)`.
+fn readme_checked_blocks() -> Vec<(String, String)> {
+    let readme = read(&repo().join("README.md"));
+    let mut blocks = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        let Some(marker) = line
+            .strip_prefix("<!-- checked: ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        assert_eq!(
+            lines.next().map(str::trim),
+            Some("```yaml"),
+            "a yaml block follows <!-- checked: {marker} -->"
+        );
+        let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+        blocks.push((marker.to_owned(), block.join("\n") + "\n"));
+    }
+    blocks
+}
+
+/// The README's deployment snippets are what the checks above check: copies of checked files,
+/// and an overlay that renders, hardened, with its config valid as laid out in the pod and as
+/// laid out beside it.
+#[test]
+fn readme_snippets_are_checked() {
+    let blocks = readme_checked_blocks();
+    assert!(blocks.len() >= 3, "{blocks:#?}");
+    for (marker, block) in blocks {
+        if let Some(file) = marker.strip_prefix("same as ") {
+            assert_eq!(
+                yaml(&block, &format!("README's copy of {file}")),
+                yaml_file(&repo().join(file)),
+                "the README's copy of {file} differs from it"
+            );
+        } else if marker == "renders as my-amrelay/kustomization.yaml beside ../amrelay" {
+            let dir = tempfile::tempdir().unwrap();
+            std::os::unix::fs::symlink(repo(), dir.path().join("amrelay")).unwrap();
+            let overlay = dir.path().join("my-amrelay");
+            std::fs::create_dir_all(overlay.join("secrets")).unwrap();
+            std::fs::write(overlay.join("kustomization.yaml"), &block).unwrap();
+            std::fs::copy(
+                deploy().join("kubernetes/base/amrelay.yml"),
+                overlay.join("amrelay.yml"),
+            )
+            .unwrap();
+            for secret in ["ops-chat-password", "incidents-token"] {
+                std::fs::write(overlay.join("secrets").join(secret), "s3cret\n").unwrap();
+            }
+            let local = check_config(&overlay.join("amrelay.yml"));
+            assert!(local.success, "{}", local.output);
+
+            let documents = render(&overlay);
+            check_rendering(&overlay, &documents);
+            assert_eq!(
+                container(workload(&documents))["image"],
+                "registry.example.com/amrelay:0.1.0"
+            );
+            let folder = tempfile::tempdir().unwrap();
+            let file = lay_out_config_folder(&documents, folder.path());
+            assert_eq!(
+                read(&folder.path().join("secrets/incidents-token")),
+                "s3cret\n"
+            );
+            let in_pod = check_config(&file);
+            assert!(in_pod.success, "{}", in_pod.output);
+        } else {
+            panic!("README: unknown check {marker:?}");
+        }
     }
 }

@@ -77,12 +77,21 @@ fn api_alerts(starts_at: SystemTime, ends_at: Option<SystemTime>) -> String {
 
 async fn post_alerts(alertmanager: &str, body: String) {
     let reply = post_json(&format!("{alertmanager}/api/v2/alerts"), body).await;
-    assert_eq!(reply.status, 200, "Alertmanager refused alerts: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        200,
+        "Alertmanager refused alerts: {}",
+        reply.text()
+    );
 }
 
 /// The notifications `downstream` received at `path`.
 fn at(received: &[Received], path: &str) -> Vec<Received> {
-    received.iter().filter(|r| r.path == path).cloned().collect()
+    received
+        .iter()
+        .filter(|r| r.path == path)
+        .cloned()
+        .collect()
 }
 
 /// Alertmanager's alerts whose `severity` is one of `severities`, in Alertmanager's order.
@@ -268,7 +277,10 @@ async fn promtool_accepts_the_metrics_scrape() {
     let file = dir.path().join("scrape.txt");
     std::fs::write(&file, &scrape.body).unwrap();
     let checked = tokio::task::spawn_blocking(move || {
-        run_program(Command::new(promtool).args(["check", "metrics"]), Some(&file))
+        run_program(
+            Command::new(promtool).args(["check", "metrics"]),
+            Some(&file),
+        )
     })
     .await
     .unwrap();

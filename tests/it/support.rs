@@ -765,7 +765,10 @@ receivers:
         ("flaky", "amrelay_notifications_delivered_total"),
     ] {
         relay
-            .wait_metric(&format!(r#"{metric}{{receiver="{prefix}-{receiver}"}}"#), 1.0)
+            .wait_metric(
+                &format!(r#"{metric}{{receiver="{prefix}-{receiver}"}}"#),
+                1.0,
+            )
             .await;
     }
     relay
