@@ -13,12 +13,7 @@ use crate::logging::{Format, Level};
 #[command(name = "amrelay", version, about)]
 pub struct Cli {
     /// The configuration file.
-    #[arg(
-        long = "config.file",
-        value_name = "FILE",
-        default_value = "config/amrelay.yml",
-        global = true
-    )]
+    #[arg(long = "config.file", value_name = "FILE", default_value = "config/amrelay.yml", global = true)]
     pub config_file: PathBuf,
 
     /// Address to listen on; overrides `server.listen_address` (default 0.0.0.0:9098).
@@ -30,17 +25,16 @@ pub struct Cli {
     pub log_level: Level,
 
     /// Output format of log messages.
-    #[arg(
-        long = "log.format",
-        value_enum,
-        default_value = "logfmt",
-        global = true
-    )]
+    #[arg(long = "log.format", value_enum, default_value = "logfmt", global = true)]
     pub log_format: Format,
 
     /// How long a shutdown waits for open requests and queued notifications.
     #[arg(long = "shutdown.timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Watch the config file (and the files it names) and reload when they change.
+    #[arg(long = "config.watch", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_config: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -54,6 +48,12 @@ pub enum Command {
         /// Files to check.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Send a test message to one receiver of --config.file, through its URL, auth and TLS,
+    /// even when it is disabled. Exits 0 only on a 2xx answer.
+    SendTest {
+        /// The receiver's name.
+        receiver: String,
     },
 }
 
@@ -70,10 +70,7 @@ pub fn check_config(files: &[PathBuf]) -> bool {
                 let enabled = config.receivers.iter().filter(|r| r.enabled).count();
                 println!("Checking '{}'  SUCCESS", file.display());
                 println!("Found:");
-                println!(
-                    " - {} receivers ({enabled} enabled)",
-                    config.receivers.len()
-                );
+                println!(" - {} receivers ({enabled} enabled)", config.receivers.len());
                 for receiver in &config.receivers {
                     let rule = &receiver.rule;
                     println!(
@@ -95,4 +92,23 @@ pub fn check_config(files: &[PathBuf]) -> bool {
         println!();
     }
     all_valid
+}
+
+/// `amrelay send-test`: prints the outcome as JSON; returns whether the receiver answered 2xx.
+pub async fn send_test(config_file: &std::path::Path, receiver: &str) -> bool {
+    let config = match config::load(config_file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return false;
+        }
+    };
+    let Some(receiver_config) = config.receivers.iter().find(|r| r.name == receiver) else {
+        eprintln!("{}: no receiver named {receiver:?}", config_file.display());
+        return false;
+    };
+    let target = crate::deliver::Target::new(&receiver_config.endpoint, None);
+    let outcome = crate::testmsg::send(&target, receiver).await;
+    println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
+    outcome.delivered
 }

@@ -41,15 +41,9 @@ impl Level {
 /// only, so amrelay's own lines are not drowned.
 pub fn init(level: Level, format: Format) {
     let filter = EnvFilter::new(format!("warn,amrelay={}", level.directive()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
-        Format::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        Format::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         Format::Logfmt => builder.event_format(Logfmt).try_init(),
     };
 }
@@ -62,20 +56,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         write!(writer, "ts=")?;
         SystemTime.format_time(&mut writer)?;
         let level = event.metadata().level().as_str().to_ascii_lowercase();
         write!(writer, " level={level}")?;
-        let mut visitor = LogfmtVisitor {
-            message: None,
-            fields: String::new(),
-        };
+        let mut visitor = LogfmtVisitor { message: None, fields: String::new() };
         event.record(&mut visitor);
         if let Some(message) = visitor.message {
             write!(writer, " msg={}", quote(&message))?;
@@ -94,8 +80,7 @@ impl Visit for LogfmtVisitor {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
         } else {
-            self.fields
-                .push_str(&format!(" {}={}", field.name(), quote(value)));
+            self.fields.push_str(&format!(" {}={}", field.name(), quote(value)));
         }
     }
 
@@ -106,9 +91,7 @@ impl Visit for LogfmtVisitor {
 
 /// Quotes a value when logfmt requires it.
 fn quote(value: &str) -> String {
-    if !value.is_empty()
-        && !value.contains(|c: char| c == ' ' || c == '"' || c == '=' || c.is_control())
-    {
+    if !value.is_empty() && !value.contains(|c: char| c == ' ' || c == '"' || c == '=' || c.is_control()) {
         return value.to_owned();
     }
     format!("{value:?}")

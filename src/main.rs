@@ -3,18 +3,25 @@
 use std::process::ExitCode;
 
 use amrelay::app::{Options, Relay};
-use amrelay::cli::{Cli, Command, check_config};
+use amrelay::cli::{Cli, Command, check_config, send_test};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::CheckConfig { files }) = &cli.command {
-        return if check_config(files) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+    match &cli.command {
+        Some(Command::CheckConfig { files }) => {
+            return if check_config(files) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
+        Some(Command::SendTest { receiver }) => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            return if runtime.block_on(send_test(&cli.config_file, receiver)) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        None => {}
     }
     amrelay::logging::init(cli.log_level, cli.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -29,9 +36,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let options = Options {
-        config_file: cli.config_file,
         listen_address: cli.listen_address,
         shutdown_timeout: cli.shutdown_timeout,
+        watch_config: cli.watch_config,
+        ..Options::new(cli.config_file)
     };
     let relay = Relay::start(options).await?;
     let mut hangup = signal(SignalKind::hangup())?;

@@ -38,8 +38,7 @@ pub const QUEUE_CAPACITY: &str = "amrelay_queue_capacity";
 /// 1 when the last config reload succeeded.
 pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "amrelay_config_last_reload_successful";
 /// When the config was last loaded successfully.
-pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: &str =
-    "amrelay_config_last_reload_success_timestamp_seconds";
+pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: &str = "amrelay_config_last_reload_success_timestamp_seconds";
 /// Hash of the loaded config file.
 pub const CONFIG_HASH: &str = "amrelay_config_hash";
 /// Reload attempts, by `result`.
@@ -49,14 +48,52 @@ pub const BUILD_INFO: &str = "amrelay_build_info";
 /// Receivers configured with `insecure_skip_verify: true`.
 pub const TLS_INSECURE_RECEIVERS: &str = "amrelay_tls_insecure_skip_verify_receivers";
 
+/// Bytes of pending notifications in the spool.
+pub const SPOOL_BYTES: &str = "amrelay_spool_bytes";
+/// `delivery.spool.max_bytes`.
+pub const SPOOL_MAX_BYTES: &str = "amrelay_spool_max_bytes";
+/// 1 while the spool can persist, 0 after a failed write until one succeeds.
+pub const SPOOL_HEALTHY: &str = "amrelay_spool_healthy";
+/// Spool transactions committed, by `durable`.
+pub const SPOOL_COMMITS: &str = "amrelay_spool_commits_total";
+/// Time to apply and commit one spool transaction.
+pub const SPOOL_COMMIT_DURATION: &str = "amrelay_spool_commit_duration_seconds";
+/// Operations sharing one spool commit (group commit at work when above 1).
+pub const SPOOL_COMMIT_OPERATIONS: &str = "amrelay_spool_commit_operations";
+/// Failed spool transactions.
+pub const SPOOL_ERRORS: &str = "amrelay_spool_errors_total";
+/// Notifications dropped as duplicates within `delivery.dedup_window`, by `receiver`.
+pub const NOTIFICATIONS_DEDUPLICATED: &str = "amrelay_notifications_deduplicated_total";
+/// Notifications restored from the spool at start, by `receiver`.
+pub const NOTIFICATIONS_RESTORED: &str = "amrelay_notifications_restored_total";
+/// Dead letters sent again through `/api/v1/deadletters/replay`, by `receiver`.
+pub const DEAD_LETTERS_REPLAYED: &str = "amrelay_dead_letters_replayed_total";
+
 /// Buckets for request and attempt durations: 0.5 ms to 30 s.
-const DURATION_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
-];
+const DURATION_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0];
 /// Buckets for end-to-end latency, which includes retries: 1 ms to 1 h.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-];
+const LATENCY_BUCKETS: [f64; 14] =
+    [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+
+/// Process CPU, memory, file descriptors and start time (`process_*`), read at each scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = metrics_process::Collector::default();
+        collector.describe();
+        collector
+    })
+}
+
+/// Renders the scrape, refreshing the process metrics first.
+pub fn render(handle: &PrometheusHandle) -> String {
+    process_collector().collect();
+    handle.render()
+}
+
+/// Buckets for operations per spool commit.
+const OPERATION_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0];
 
 /// Installs the process-wide recorder once and returns the handle that renders `/metrics`.
 pub fn install() -> PrometheusHandle {
@@ -65,11 +102,9 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(DELIVERY_LATENCY.into()), &LATENCY_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &DURATION_BUCKETS))
                 .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Suffix("_duration_seconds".into()),
-                        &DURATION_BUCKETS,
-                    )
+                    b.set_buckets_for_metric(Matcher::Full(SPOOL_COMMIT_OPERATIONS.into()), &OPERATION_BUCKETS)
                 })
                 .expect("bucket lists are not empty")
                 .build_recorder();
@@ -77,6 +112,7 @@ pub fn install() -> PrometheusHandle {
             // Another recorder may already be installed (a test harness); ours still renders.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            process_collector();
             metrics::gauge!(
                 BUILD_INFO,
                 "version" => env!("CARGO_PKG_VERSION"),
@@ -91,70 +127,38 @@ pub fn install() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        HTTP_REQUESTS,
-        "HTTP requests served, by handler and status code."
-    );
-    describe_histogram!(
-        HTTP_REQUEST_DURATION,
-        Unit::Seconds,
-        "Time to answer an HTTP request, by handler."
-    );
+    describe_counter!(HTTP_REQUESTS, "HTTP requests served, by handler and status code.");
+    describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "Time to answer an HTTP request, by handler.");
     describe_counter!(ALERTS_RECEIVED, "Alerts received in webhook batches.");
     describe_counter!(BATCHES_REJECTED, "Webhook batches refused, by reason.");
     describe_counter!(ALERTS_MATCHED, "Alerts a receiver's conditions accepted.");
     describe_counter!(ALERTS_FILTERED, "Alerts a receiver's conditions left out.");
     describe_counter!(NOTIFICATIONS_ENQUEUED, "Notifications queued for delivery.");
-    describe_counter!(
-        NOTIFICATIONS_DELIVERED,
-        "Notifications delivered with a 2xx answer."
-    );
-    describe_counter!(
-        NOTIFICATIONS_DEAD_LETTERED,
-        "Notifications given up on, by reason."
-    );
-    describe_counter!(
-        DELIVERY_ATTEMPTS,
-        "Delivery attempts, by outcome (status class or error kind)."
-    );
-    describe_histogram!(
-        DELIVERY_ATTEMPT_DURATION,
-        Unit::Seconds,
-        "Duration of one delivery attempt."
-    );
-    describe_histogram!(
-        DELIVERY_LATENCY,
-        Unit::Seconds,
-        "Time from acceptance to successful delivery."
-    );
-    describe_gauge!(
-        QUEUE_DEPTH,
-        "Notifications accepted and not yet delivered or dead-lettered."
-    );
-    describe_gauge!(
-        QUEUE_CAPACITY,
-        "The most notifications a receiver's queue holds."
-    );
-    describe_gauge!(
-        CONFIG_LAST_RELOAD_SUCCESSFUL,
-        "Whether the last configuration reload attempt was successful."
-    );
+    describe_counter!(NOTIFICATIONS_DELIVERED, "Notifications delivered with a 2xx answer.");
+    describe_counter!(NOTIFICATIONS_DEAD_LETTERED, "Notifications given up on, by reason.");
+    describe_counter!(DELIVERY_ATTEMPTS, "Delivery attempts, by outcome (status class or error kind).");
+    describe_histogram!(DELIVERY_ATTEMPT_DURATION, Unit::Seconds, "Duration of one delivery attempt.");
+    describe_histogram!(DELIVERY_LATENCY, Unit::Seconds, "Time from acceptance to successful delivery.");
+    describe_gauge!(QUEUE_DEPTH, "Notifications accepted and not yet delivered or dead-lettered.");
+    describe_gauge!(QUEUE_CAPACITY, "The most notifications a receiver's queue holds.");
+    describe_gauge!(CONFIG_LAST_RELOAD_SUCCESSFUL, "Whether the last configuration reload attempt was successful.");
     describe_gauge!(
         CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,
         Unit::Seconds,
         "Timestamp of the last successful configuration reload."
     );
-    describe_gauge!(
-        CONFIG_HASH,
-        "Hash of the currently loaded configuration file."
-    );
+    describe_gauge!(CONFIG_HASH, "Hash of the currently loaded configuration file.");
     describe_counter!(CONFIG_RELOADS, "Configuration reload attempts, by result.");
-    describe_gauge!(
-        BUILD_INFO,
-        "A metric with a constant '1' value labeled by version, revision and rustc version."
-    );
-    describe_gauge!(
-        TLS_INSECURE_RECEIVERS,
-        "Receivers whose TLS certificate verification is disabled."
-    );
+    describe_gauge!(BUILD_INFO, "A metric with a constant '1' value labeled by version, revision and rustc version.");
+    describe_gauge!(SPOOL_BYTES, Unit::Bytes, "Bytes of pending notifications in the spool.");
+    describe_gauge!(SPOOL_MAX_BYTES, Unit::Bytes, "The most bytes of pending notifications the spool holds.");
+    describe_gauge!(SPOOL_HEALTHY, "1 while the spool can persist, 0 after a failed write.");
+    describe_counter!(SPOOL_COMMITS, "Spool transactions committed, by durability.");
+    describe_histogram!(SPOOL_COMMIT_DURATION, Unit::Seconds, "Time to apply and commit one spool transaction.");
+    describe_histogram!(SPOOL_COMMIT_OPERATIONS, "Operations sharing one spool commit.");
+    describe_counter!(SPOOL_ERRORS, "Failed spool transactions.");
+    describe_counter!(NOTIFICATIONS_DEDUPLICATED, "Notifications dropped as duplicates within the dedup window.");
+    describe_counter!(NOTIFICATIONS_RESTORED, "Notifications restored from the spool at start.");
+    describe_counter!(DEAD_LETTERS_REPLAYED, "Dead letters sent again by a replay.");
+    describe_gauge!(TLS_INSECURE_RECEIVERS, "Receivers whose TLS certificate verification is disabled.");
 }

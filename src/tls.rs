@@ -52,9 +52,7 @@ impl ClientTlsOptions {
 /// The crypto provider amrelay uses everywhere (ring: small, no C toolchain beyond cc).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     static PROVIDER: OnceLock<Arc<rustls::crypto::CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
 /// The system's CA certificates, read once per process.
@@ -82,8 +80,7 @@ pub fn certificates(source: &PemSource) -> Result<Vec<CertificateDer<'static>>, 
 
 /// Parses the private key in a PEM source (PKCS#8, PKCS#1 or SEC1).
 pub fn private_key(source: &PemSource) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_slice(&source.bytes)
-        .map_err(|e| format!("{}: no valid PEM private key: {e}", source.name))
+    PrivateKeyDer::from_pem_slice(&source.bytes).map_err(|e| format!("{}: no valid PEM private key: {e}", source.name))
 }
 
 /// Builds the rustls client config for one receiver.
@@ -96,17 +93,13 @@ pub fn client_config(options: &ClientTlsOptions) -> Result<Arc<ClientConfig>, St
         .with_protocol_versions(versions)
         .map_err(|e| format!("TLS versions: {e}"))?;
     let builder = if options.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert))
     } else {
         let mut roots = RootCertStore::empty();
         roots.add_parsable_certificates(native_roots().iter().cloned());
         if let Some(ca) = &options.ca {
             for cert in certificates(ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("{}: unusable CA certificate: {e}", ca.name))?;
+                roots.add(cert).map_err(|e| format!("{}: unusable CA certificate: {e}", ca.name))?;
             }
         }
         builder.with_root_certificates(roots)
@@ -114,12 +107,7 @@ pub fn client_config(options: &ClientTlsOptions) -> Result<Arc<ClientConfig>, St
     let config = match (&options.cert, &options.key) {
         (Some(cert), Some(key)) => builder
             .with_client_auth_cert(certificates(cert)?, private_key(key)?)
-            .map_err(|e| {
-                format!(
-                    "{} and {} do not form a usable client identity: {e}",
-                    cert.name, key.name
-                )
-            })?,
+            .map_err(|e| format!("{} and {} do not form a usable client identity: {e}", cert.name, key.name))?,
         (None, None) => builder.with_no_client_auth(),
         _ => return Err("cert and key must be given together".into()),
     };
@@ -148,12 +136,7 @@ impl ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &provider().signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -162,17 +145,10 @@ impl ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &provider().signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
+        provider().signature_verification_algorithms.supported_schemes()
     }
 }

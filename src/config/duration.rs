@@ -46,10 +46,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let position = UNITS[next_unit..]
-            .iter()
-            .position(|(name, _)| *name == unit)
-            .ok_or_else(bad)?;
+        let position = UNITS[next_unit..].iter().position(|(name, _)| *name == unit).ok_or_else(bad)?;
         let (_, millis) = UNITS[next_unit + position];
         next_unit += position + 1;
         total_ms = number
@@ -105,18 +102,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_and_misordered_terms() {
-        for bad in [
-            "",
-            "10",
-            "s",
-            "1.5s",
-            "10 s",
-            "5m1h",
-            "1s1s",
-            "-1s",
-            "10sec",
-            "99999999999999999y",
-        ] {
+        for bad in ["", "10", "s", "1.5s", "10 s", "5m1h", "1s1s", "-1s", "10sec", "99999999999999999y"] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -30,7 +30,21 @@ pub struct Config {
     /// A stable hash of the file's bytes, exported as `amrelay_config_hash`.
     pub hash: u64,
     pub server: ServerConfig,
+    pub delivery: DeliveryConfig,
     pub receivers: Vec<ReceiverConfig>,
+    /// Secret and TLS files the config names (absolute or relative to the working folder).
+    pub referenced_files: Vec<PathBuf>,
+}
+
+/// The process-wide parts of `delivery:` (the rest are receiver defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// `None`: memory only, a crash loses queued notifications.
+    pub spool: Option<crate::spool::SpoolConfig>,
+    /// Identical notifications accepted again within this window are not delivered twice.
+    pub dedup_window: Option<Duration>,
+    /// Dead letters kept; the oldest go first.
+    pub max_dead_letters: usize,
 }
 
 /// `server:`.
@@ -82,15 +96,9 @@ impl Auth {
             Auth::None => return None,
             Auth::Basic { username, password } => {
                 let pair = format!("{username}:{}", password.expose());
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                )
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
             }
-            Auth::Authorization {
-                scheme,
-                credentials,
-            } => {
+            Auth::Authorization { scheme, credentials } => {
                 format!("{scheme} {}", credentials.expose())
             }
         };
@@ -184,11 +192,7 @@ impl std::error::Error for ConfigError {}
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let fail = |field: &str, message: String| ConfigError {
         file: path.to_owned(),
-        issues: vec![Issue {
-            position: None,
-            field: field.into(),
-            message,
-        }],
+        issues: vec![Issue { position: None, field: field.into(), message }],
     };
     let bytes = std::fs::read(path).map_err(|e| fail("", format!("cannot read file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| fail("", "file is not valid UTF-8".into()))?;
@@ -210,17 +214,16 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
             }],
         })?
     };
-    validate::validate(raw, &base_dir)
-        .map_err(|issues| ConfigError {
-            file: path.to_owned(),
-            issues,
-        })
-        .map(|(server, receivers)| Config {
-            source: path.to_owned(),
-            hash: fnv1a(text.as_bytes()),
-            server,
-            receivers,
-        })
+    let validated =
+        validate::validate(raw, &base_dir).map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
+    Ok(Config {
+        source: path.to_owned(),
+        hash: fnv1a(text.as_bytes()),
+        server: validated.server,
+        delivery: validated.delivery,
+        receivers: validated.receivers,
+        referenced_files: validated.files,
+    })
 }
 
 /// Drops the parser's own " at line N, column M" suffix: the position is printed in front.

@@ -9,9 +9,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{RawConfig, RawHttpConfig, RawOperator, RawReceiver, RawRetry, RawTlsConfig};
-use super::{
-    Auth, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings,
-};
+use super::{Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings};
 use crate::rule::{Condition, Operator, Rule, parse_matchers};
 use crate::tls::{self, ClientTlsOptions, PemSource};
 
@@ -20,44 +18,34 @@ const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 const DEFAULT_MAX_CONCURRENCY: usize = 8;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+const DEFAULT_MAX_DEAD_LETTERS: usize = 1000;
 
 /// Headers a user may not set through `headers:`, because amrelay owns them.
-const RESERVED_HEADERS: [&str; 7] = [
-    "authorization",
-    "content-type",
-    "content-length",
-    "host",
-    "transfer-encoding",
-    "user-agent",
-    "idempotency-key",
-];
+const RESERVED_HEADERS: [&str; 7] =
+    ["authorization", "content-type", "content-length", "host", "transfer-encoding", "user-agent", "idempotency-key"];
 
 /// Collects issues with their positions.
 struct Issues {
     list: Vec<Issue>,
     base_dir: PathBuf,
+    /// Every file the config names, so a watcher can reload when one changes.
+    files: Vec<PathBuf>,
 }
 
 impl Issues {
     fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
         let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
-        self.list.push(Issue {
-            position,
-            field: field.into(),
-            message: message.into(),
-        });
+        self.list.push(Issue { position, field: field.into(), message: message.into() });
     }
 
     fn read_file(&mut self, at: &Location, field: &str, path: &str) -> Option<Vec<u8>> {
         let full = self.resolve(path);
+        self.files.push(full.clone());
         match std::fs::read(&full) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
-                self.add(
-                    Some(at),
-                    field,
-                    format!("cannot read {}: {e}", full.display()),
-                );
+                self.add(Some(at), field, format!("cannot read {}: {e}", full.display()));
                 None
             }
         }
@@ -77,23 +65,13 @@ impl Issues {
 
     fn resolve(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
-        if path.is_absolute() {
-            path.to_owned()
-        } else {
-            self.base_dir.join(path)
-        }
+        if path.is_absolute() { path.to_owned() } else { self.base_dir.join(path) }
     }
 }
 
 /// Validates the whole file.
-pub fn validate(
-    raw: RawConfig,
-    base_dir: &Path,
-) -> Result<(ServerConfig, Vec<ReceiverConfig>), Vec<Issue>> {
-    let mut issues = Issues {
-        list: Vec::new(),
-        base_dir: base_dir.to_owned(),
-    };
+pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>> {
+    let mut issues = Issues { list: Vec::new(), base_dir: base_dir.to_owned(), files: Vec::new() };
 
     let listen_address = match &raw.server.listen_address {
         Some(spanned) => {
@@ -116,46 +94,24 @@ pub fn validate(
     );
 
     let delivery = &raw.delivery;
-    let queue_capacity = positive(
-        &mut issues,
-        delivery.queue_capacity.as_ref(),
-        "delivery.queue_capacity",
-        DEFAULT_QUEUE_CAPACITY,
-    );
-    let max_concurrency = positive(
-        &mut issues,
-        delivery.max_concurrency.as_ref(),
-        "delivery.max_concurrency",
-        DEFAULT_MAX_CONCURRENCY,
-    );
+    let queue_capacity =
+        positive(&mut issues, delivery.queue_capacity.as_ref(), "delivery.queue_capacity", DEFAULT_QUEUE_CAPACITY);
+    let max_concurrency =
+        positive(&mut issues, delivery.max_concurrency.as_ref(), "delivery.max_concurrency", DEFAULT_MAX_CONCURRENCY);
     let timeout = match &delivery.timeout {
         Some(t) if t.value.0.is_zero() => {
-            issues.add(
-                Some(&t.referenced),
-                "delivery.timeout",
-                "must be greater than 0",
-            );
+            issues.add(Some(&t.referenced), "delivery.timeout", "must be greater than 0");
             DEFAULT_TIMEOUT
         }
         Some(t) => t.value.0,
         None => DEFAULT_TIMEOUT,
     };
     let retry = match &delivery.retry {
-        Some(r) => retry_policy(
-            &mut issues,
-            &r.referenced,
-            "delivery.retry",
-            RetryPolicy::default(),
-            &r.value,
-        ),
+        Some(r) => retry_policy(&mut issues, &r.referenced, "delivery.retry", RetryPolicy::default(), &r.value),
         None => RetryPolicy::default(),
     };
-    let defaults = Defaults {
-        queue_capacity,
-        max_concurrency,
-        timeout,
-        retry,
-    };
+    let defaults = Defaults { queue_capacity, max_concurrency, timeout, retry };
+    let process_delivery = delivery_config(&mut issues, delivery);
 
     let mut names = HashSet::new();
     let mut receivers = Vec::new();
@@ -163,11 +119,7 @@ pub fn validate(
         let field = format!("receivers[{index}]");
         let at = &spanned.referenced;
         if !names.insert(spanned.value.name.clone()) {
-            issues.add(
-                Some(at),
-                format!("{field}.name"),
-                format!("duplicate receiver name {:?}", spanned.value.name),
-            );
+            issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
         if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults) {
             receivers.push(receiver);
@@ -175,16 +127,19 @@ pub fn validate(
     }
 
     if issues.list.is_empty() {
-        Ok((
-            ServerConfig {
-                listen_address,
-                max_request_bytes: max_request_bytes as usize,
-            },
-            receivers,
-        ))
+        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize };
+        Ok(Validated { server, delivery: process_delivery, receivers, files: issues.files })
     } else {
         Err(issues.list)
     }
+}
+
+/// The validated parts of a config file.
+pub struct Validated {
+    pub server: ServerConfig,
+    pub delivery: DeliveryConfig,
+    pub receivers: Vec<ReceiverConfig>,
+    pub files: Vec<PathBuf>,
 }
 
 struct Defaults {
@@ -210,26 +165,39 @@ fn positive<T: Copy + Default + PartialEq>(
     }
 }
 
+fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> DeliveryConfig {
+    let spool = raw.spool.as_ref().and_then(|spanned| {
+        let (at, spool) = (&spanned.referenced, &spanned.value);
+        let Some(path) = spool.path.as_deref().filter(|p| !p.is_empty()) else {
+            issues.add(Some(at), "delivery.spool.path", "is required when delivery.spool is set");
+            return None;
+        };
+        let max_bytes = spool.max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        if max_bytes == 0 {
+            issues.add(Some(at), "delivery.spool.max_bytes", "must be greater than 0");
+        }
+        Some(crate::spool::SpoolConfig {
+            path: issues.resolve(path),
+            max_bytes,
+            group_commit: spool.group_commit.unwrap_or(true),
+        })
+    });
+    let dedup_window = raw.dedup_window.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero());
+    let max_dead_letters =
+        positive(issues, raw.max_dead_letters.as_ref(), "delivery.max_dead_letters", DEFAULT_MAX_DEAD_LETTERS);
+    DeliveryConfig { spool, dedup_window, max_dead_letters }
+}
+
 fn is_host_port(text: &str) -> bool {
-    text.rsplit_once(':').is_some_and(|(host, port)| {
-        port.parse::<u16>().is_ok() && !host.contains(char::is_whitespace)
-    })
+    text.rsplit_once(':').is_some_and(|(host, port)| port.parse::<u16>().is_ok() && !host.contains(char::is_whitespace))
 }
 
 fn is_valid_receiver_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-fn retry_policy(
-    issues: &mut Issues,
-    at: &Location,
-    field: &str,
-    base: RetryPolicy,
-    raw: &RawRetry,
-) -> RetryPolicy {
+fn retry_policy(issues: &mut Issues, at: &Location, field: &str, base: RetryPolicy, raw: &RawRetry) -> RetryPolicy {
     let policy = RetryPolicy {
         max_attempts: raw.max_attempts.unwrap_or(base.max_attempts),
         initial_backoff: raw.initial_backoff.map_or(base.initial_backoff, |d| d.0),
@@ -237,32 +205,16 @@ fn retry_policy(
         max_elapsed: raw.max_elapsed.map_or(base.max_elapsed, |d| d.0),
     };
     if policy.max_attempts == 0 {
-        issues.add(
-            Some(at),
-            format!("{field}.max_attempts"),
-            "must be at least 1",
-        );
+        issues.add(Some(at), format!("{field}.max_attempts"), "must be at least 1");
     }
     if policy.initial_backoff.is_zero() {
-        issues.add(
-            Some(at),
-            format!("{field}.initial_backoff"),
-            "must be greater than 0",
-        );
+        issues.add(Some(at), format!("{field}.initial_backoff"), "must be greater than 0");
     }
     if policy.max_backoff < policy.initial_backoff {
-        issues.add(
-            Some(at),
-            format!("{field}.max_backoff"),
-            "must not be less than initial_backoff",
-        );
+        issues.add(Some(at), format!("{field}.max_backoff"), "must not be less than initial_backoff");
     }
     if policy.max_elapsed.is_zero() {
-        issues.add(
-            Some(at),
-            format!("{field}.max_elapsed"),
-            "must be greater than 0",
-        );
+        issues.add(Some(at), format!("{field}.max_elapsed"), "must be greater than 0");
     }
     policy
 }
@@ -291,9 +243,7 @@ fn receiver(
             );
             None
         }
-        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => {
-            Some(url)
-        }
+        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => Some(url),
         Ok(_) => {
             issues.add(
                 Some(&raw.url.referenced),
@@ -303,21 +253,13 @@ fn receiver(
             None
         }
         Err(e) => {
-            issues.add(
-                Some(&raw.url.referenced),
-                format!("{field}.url"),
-                format!("invalid URL: {e}"),
-            );
+            issues.add(Some(&raw.url.referenced), format!("{field}.url"), format!("invalid URL: {e}"));
             None
         }
     };
     let timeout = raw.timeout.map_or(defaults.timeout, |d| d.0);
     if timeout.is_zero() {
-        issues.add(
-            Some(at),
-            format!("{field}.timeout"),
-            "must be greater than 0",
-        );
+        issues.add(Some(at), format!("{field}.timeout"), "must be greater than 0");
     }
     let retry = match &raw.retry {
         Some(r) => retry_policy(issues, at, &format!("{field}.retry"), defaults.retry, r),
@@ -325,16 +267,9 @@ fn receiver(
     };
     let queue_capacity = raw.queue_capacity.unwrap_or(defaults.queue_capacity);
     let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency);
-    for (value, name) in [
-        (queue_capacity, "queue_capacity"),
-        (max_concurrency, "max_concurrency"),
-    ] {
+    for (value, name) in [(queue_capacity, "queue_capacity"), (max_concurrency, "max_concurrency")] {
         if value == 0 {
-            issues.add(
-                Some(at),
-                format!("{field}.{name}"),
-                "must be greater than 0",
-            );
+            issues.add(Some(at), format!("{field}.{name}"), "must be greater than 0");
         }
     }
 
@@ -366,19 +301,11 @@ fn receiver(
     })
 }
 
-fn headers(
-    issues: &mut Issues,
-    field: &str,
-    at: &Location,
-    raw: &RawReceiver,
-) -> Vec<(HeaderName, HeaderValue)> {
+fn headers(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::new();
     for (name, value) in &raw.headers {
         let header_field = format!("{field}.headers.{name}");
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
             (Ok(n), _) if RESERVED_HEADERS.contains(&n.as_str()) => {
                 issues.add(
                     Some(at),
@@ -410,9 +337,9 @@ fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -
             let field = format!("{field}.basic_auth");
             let username = match (&raw.username, &raw.username_file) {
                 (Some(u), None) => Some(u.clone()),
-                (None, Some(path)) => issues
-                    .read_secret(at, &format!("{field}.username_file"), path)
-                    .map(|s| s.expose().to_owned()),
+                (None, Some(path)) => {
+                    issues.read_secret(at, &format!("{field}.username_file"), path).map(|s| s.expose().to_owned())
+                }
                 (Some(_), Some(_)) => {
                     issues.add(
                         Some(at),
@@ -426,40 +353,20 @@ fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -
                     None
                 }
             };
-            let password = secret(
-                issues,
-                at,
-                &field,
-                ("password", &raw.password),
-                ("password_file", &raw.password_file),
-            )?;
-            Some(Auth::Basic {
-                username: username?,
-                password,
-            })
+            let password =
+                secret(issues, at, &field, ("password", &raw.password), ("password_file", &raw.password_file))?;
+            Some(Auth::Basic { username: username?, password })
         }
         (None, Some(authorization)) => {
             let (at, raw) = (&authorization.referenced, &authorization.value);
             let field = format!("{field}.authorization");
             let scheme = raw.kind.clone().unwrap_or_else(|| "Bearer".into());
             if scheme.eq_ignore_ascii_case("basic") {
-                issues.add(
-                    Some(at),
-                    format!("{field}.type"),
-                    "Basic is not allowed here: use basic_auth",
-                );
+                issues.add(Some(at), format!("{field}.type"), "Basic is not allowed here: use basic_auth");
                 return None;
             }
-            if scheme.is_empty()
-                || !scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
-                issues.add(
-                    Some(at),
-                    format!("{field}.type"),
-                    format!("{scheme:?} is not a valid scheme"),
-                );
+            if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                issues.add(Some(at), format!("{field}.type"), format!("{scheme:?} is not a valid scheme"));
                 return None;
             }
             let credentials = secret(
@@ -469,10 +376,7 @@ fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -
                 ("credentials", &raw.credentials),
                 ("credentials_file", &raw.credentials_file),
             )?;
-            Some(Auth::Authorization {
-                scheme,
-                credentials,
-            })
+            Some(Auth::Authorization { scheme, credentials })
         }
         (None, None) => {
             let _ = at;
@@ -521,34 +425,19 @@ fn pem_source(
 ) -> Option<Option<PemSource>> {
     match (inline, file) {
         (Some(_), Some(_)) => {
-            issues.add(
-                Some(at),
-                format!("{field}.{key}"),
-                format!("{key} and {key}_file are mutually exclusive"),
-            );
+            issues.add(Some(at), format!("{field}.{key}"), format!("{key} and {key}_file are mutually exclusive"));
             None
         }
-        (Some(pem), None) => Some(Some(PemSource {
-            name: format!("{field}.{key}"),
-            bytes: pem.clone().into_bytes(),
-        })),
+        (Some(pem), None) => Some(Some(PemSource { name: format!("{field}.{key}"), bytes: pem.clone().into_bytes() })),
         (None, Some(path)) => {
             let bytes = issues.read_file(at, &format!("{field}.{key}_file"), path)?;
-            Some(Some(PemSource {
-                name: issues.resolve(path).display().to_string(),
-                bytes,
-            }))
+            Some(Some(PemSource { name: issues.resolve(path).display().to_string(), bytes }))
         }
         (None, None) => Some(None),
     }
 }
 
-fn tls_settings(
-    issues: &mut Issues,
-    field: &str,
-    at: &Location,
-    raw: &RawTlsConfig,
-) -> Option<TlsSettings> {
+fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
     let field = format!("{field}.http_config.tls_config");
     let ca = pem_source(issues, at, &field, "ca", &raw.ca, &raw.ca_file)?;
     let cert = pem_source(issues, at, &field, "cert", &raw.cert, &raw.cert_file)?;
@@ -565,29 +454,15 @@ fn tls_settings(
             return None;
         }
     };
-    let server_name = match raw
-        .server_name
-        .as_deref()
-        .map(rustls::pki_types::ServerName::try_from)
-    {
+    let server_name = match raw.server_name.as_deref().map(rustls::pki_types::ServerName::try_from) {
         None => None,
         Some(Ok(name)) => Some(name.to_owned()),
         Some(Err(_)) => {
-            issues.add(
-                Some(at),
-                format!("{field}.server_name"),
-                "is not a valid DNS name or IP address",
-            );
+            issues.add(Some(at), format!("{field}.server_name"), "is not a valid DNS name or IP address");
             return None;
         }
     };
-    let options = ClientTlsOptions {
-        ca,
-        cert,
-        key,
-        insecure_skip_verify: raw.insecure_skip_verify,
-        min_version,
-    };
+    let options = ClientTlsOptions { ca, cert, key, insecure_skip_verify: raw.insecure_skip_verify, min_version };
     match tls::client_config(&options) {
         Ok(client_config) => Some(TlsSettings {
             client_config,
@@ -634,11 +509,7 @@ fn rule(issues: &mut Issues, field: &str, raw: &RawReceiver) -> Rule {
     for (index, spanned) in raw.matchers.iter().enumerate() {
         match parse_matchers(&spanned.value) {
             Ok(matchers) => rule.matchers.extend(matchers),
-            Err(e) => issues.add(
-                Some(&spanned.referenced),
-                format!("{field}.matchers[{index}]"),
-                e,
-            ),
+            Err(e) => issues.add(Some(&spanned.referenced), format!("{field}.matchers[{index}]"), e),
         }
     }
     rule

@@ -66,11 +66,7 @@ impl Target {
     }
 
     /// Sends `body` once, within the timeout, and classifies the answer.
-    pub async fn send(
-        &self,
-        body: Bytes,
-        idempotency_key: Option<&str>,
-    ) -> Result<StatusCode, Failure> {
+    pub async fn send(&self, body: Bytes, idempotency_key: Option<&str>) -> Result<StatusCode, Failure> {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.url.clone())
@@ -81,26 +77,16 @@ impl Target {
             request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
         }
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| Failure::from_client_error(&e))?;
+            let response = self.client.request(request).await.map_err(|e| Failure::from_client_error(&e))?;
             let status = response.status();
             if status.is_success() {
                 // Drain the body so the connection goes back to the pool.
                 let _ = response.into_body().collect().await;
                 return Ok(status);
             }
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            let snippet = match Limited::new(response.into_body(), 64 * 1024)
-                .collect()
-                .await
-            {
+            let retry_after =
+                response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+            let snippet = match Limited::new(response.into_body(), 64 * 1024).collect().await {
                 Ok(body) => snippet(&body.to_bytes()),
                 Err(_) => String::new(),
             };
@@ -111,10 +97,7 @@ impl Target {
             Err(_) => Err(Failure {
                 kind: FailureKind::Timeout,
                 retry_after: None,
-                detail: format!(
-                    "no answer within {}",
-                    crate::config::duration::format(self.timeout)
-                ),
+                detail: format!("no answer within {}", crate::config::duration::format(self.timeout)),
             }),
         }
     }
@@ -122,10 +105,7 @@ impl Target {
 
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET_BYTES)]);
-    let mut text: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if body.len() > BODY_SNIPPET_BYTES {
         text.push('…');
     }
@@ -157,9 +137,7 @@ impl Failure {
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             FailureKind::Status(s) => {
-                s == StatusCode::REQUEST_TIMEOUT
-                    || s == StatusCode::TOO_MANY_REQUESTS
-                    || s.is_server_error()
+                s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
             }
             _ => true,
         }
@@ -186,25 +164,13 @@ impl Failure {
     }
 
     fn from_status(status: StatusCode, retry_after: Option<Duration>, snippet: String) -> Failure {
-        let detail = if snippet.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!("HTTP {status}: {snippet}")
-        };
-        Failure {
-            kind: FailureKind::Status(status),
-            retry_after,
-            detail,
-        }
+        let detail = if snippet.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {snippet}") };
+        Failure { kind: FailureKind::Status(status), retry_after, detail }
     }
 
     fn from_client_error(error: &hyper_util::client::legacy::Error) -> Failure {
         let mut messages: Vec<String> = Vec::new();
-        let mut kind = if error.is_connect() {
-            FailureKind::Connect
-        } else {
-            FailureKind::Other
-        };
+        let mut kind = if error.is_connect() { FailureKind::Connect } else { FailureKind::Other };
         walk(error, &mut |e| {
             if e.downcast_ref::<rustls::Error>().is_some() {
                 kind = FailureKind::Tls;
@@ -221,11 +187,7 @@ impl Failure {
         if messages.is_empty() {
             messages.push(error.to_string());
         }
-        Failure {
-            kind,
-            retry_after: None,
-            detail: messages.join(": "),
-        }
+        Failure { kind, retry_after: None, detail: messages.join(": ") }
     }
 }
 
@@ -250,10 +212,7 @@ pub fn status_class(status: StatusCode) -> &'static str {
 /// they wrap, which is where rustls puts its own).
 fn walk(error: &(dyn StdError + 'static), visit: &mut dyn FnMut(&(dyn StdError + 'static))) {
     visit(error);
-    if let Some(inner) = error
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-    {
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
         let inner: &(dyn StdError + 'static) = inner;
         walk(inner, visit);
     } else if let Some(source) = error.source() {
@@ -274,9 +233,7 @@ mod tests {
 
     #[test]
     fn retries_only_what_may_succeed_later() {
-        let status = |code: u16| {
-            Failure::from_status(StatusCode::from_u16(code).unwrap(), None, String::new())
-        };
+        let status = |code: u16| Failure::from_status(StatusCode::from_u16(code).unwrap(), None, String::new());
         for code in [408, 429, 500, 502, 503, 504] {
             assert!(status(code).is_retryable(), "{code}");
         }
@@ -290,9 +247,6 @@ mod tests {
     #[test]
     fn snippets_are_short_and_single_line() {
         assert_eq!(snippet(b"bad\nthing"), "bad thing");
-        assert_eq!(
-            snippet(&[b'x'; 1000]).chars().count(),
-            BODY_SNIPPET_BYTES + 1
-        );
+        assert_eq!(snippet(&[b'x'; 1000]).chars().count(), BODY_SNIPPET_BYTES + 1);
     }
 }

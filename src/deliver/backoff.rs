@@ -14,10 +14,7 @@ pub fn delay(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) 
         return wait.min(policy.max_backoff);
     }
     let exponent = attempt.saturating_sub(1).min(31);
-    let base = policy
-        .initial_backoff
-        .saturating_mul(1 << exponent)
-        .min(policy.max_backoff);
+    let base = policy.initial_backoff.saturating_mul(1 << exponent).min(policy.max_backoff);
     let half = base / 2;
     half + half.mul_f64(fastrand::f64())
 }
@@ -29,10 +26,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -52,33 +46,18 @@ mod tests {
     fn grows_exponentially_with_jitter_and_caps() {
         for _ in 0..100 {
             let first = delay(&policy(), 1, None);
-            assert!(
-                first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
-                "{first:?}"
-            );
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
             let third = delay(&policy(), 3, None);
-            assert!(
-                third >= Duration::from_millis(200) && third <= Duration::from_millis(400),
-                "{third:?}"
-            );
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400), "{third:?}");
             let late = delay(&policy(), 40, None);
-            assert!(
-                late >= Duration::from_millis(500) && late <= Duration::from_secs(1),
-                "{late:?}"
-            );
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1), "{late:?}");
         }
     }
 
     #[test]
     fn retry_after_wins_but_is_capped() {
-        assert_eq!(
-            delay(&policy(), 1, Some(Duration::from_millis(700))),
-            Duration::from_millis(700)
-        );
-        assert_eq!(
-            delay(&policy(), 1, Some(Duration::from_secs(3600))),
-            Duration::from_secs(1)
-        );
+        assert_eq!(delay(&policy(), 1, Some(Duration::from_millis(700))), Duration::from_millis(700));
+        assert_eq!(delay(&policy(), 1, Some(Duration::from_secs(3600))), Duration::from_secs(1));
     }
 
     #[test]
@@ -86,14 +65,8 @@ mod tests {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
         let parsed = parse_retry_after(&soon).unwrap();
-        assert!(
-            parsed > Duration::from_secs(25) && parsed <= Duration::from_secs(30),
-            "{parsed:?}"
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert!(parsed > Duration::from_secs(25) && parsed <= Duration::from_secs(30), "{parsed:?}");
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

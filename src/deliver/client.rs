@@ -26,9 +26,7 @@ pub fn build(tls: &TlsSettings, enable_http2: bool, connect_timeout: Duration) -
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let builder = HttpsConnectorBuilder::new()
-        .with_tls_config((*tls.client_config).clone())
-        .https_or_http();
+    let builder = HttpsConnectorBuilder::new().with_tls_config((*tls.client_config).clone()).https_or_http();
     let builder = match &tls.server_name {
         Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone())),
         None => builder,

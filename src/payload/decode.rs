@@ -69,10 +69,7 @@ pub enum DecodeError {
     #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("alerts[{index}]: {source}")]
-    Alert {
-        index: usize,
-        source: serde_json::Error,
-    },
+    Alert { index: usize, source: serde_json::Error },
     #[error("unsupported webhook version {0:?}: amrelay accepts Alertmanager's version \"4\"")]
     Version(String),
     #[error("missing field `version`: not an Alertmanager webhook payload")]
@@ -93,14 +90,9 @@ pub fn decode(body: &[u8]) -> Result<Notification<'_>, DecodeError> {
     let raw_alerts = top.alerts.ok_or(DecodeError::MissingAlerts)?;
     let mut alerts = Vec::with_capacity(raw_alerts.len());
     for (index, raw) in raw_alerts.into_iter().enumerate() {
-        let fields: AlertFields = serde_json::from_str(raw.get())
-            .map_err(|source| DecodeError::Alert { index, source })?;
-        alerts.push(Alert {
-            raw,
-            status: fields.status,
-            labels: fields.labels,
-            annotations: fields.annotations,
-        });
+        let fields: AlertFields =
+            serde_json::from_str(raw.get()).map_err(|source| DecodeError::Alert { index, source })?;
+        alerts.push(Alert { raw, status: fields.status, labels: fields.labels, annotations: fields.annotations });
     }
     Ok(Notification {
         receiver: top.receiver,
@@ -139,9 +131,7 @@ fn raw_of_kind<'de, A: MapAccess<'de>>(
 ) -> Result<&'de RawValue, A::Error> {
     let raw: &'de RawValue = map.next_value()?;
     if raw.get().as_bytes().first() != Some(&first) {
-        return Err(de::Error::custom(format_args!(
-            "field `{field}` must be {kind}"
-        )));
+        return Err(de::Error::custom(format_args!("field `{field}` must be {kind}")));
     }
     Ok(raw)
 }
@@ -163,8 +153,7 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut top = TopLevel::default();
-                let (mut status_seen, mut common_labels_seen, mut common_annotations_seen) =
-                    (false, false, false);
+                let (mut status_seen, mut common_labels_seen, mut common_annotations_seen) = (false, false, false);
                 while let Some(key) = map.next_key::<Str<'de>>()? {
                     match key.as_str() {
                         "receiver" => {
@@ -210,10 +199,7 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
                         }
                         _ => {
                             if top.extras.iter().any(|(k, _)| *k == key) {
-                                return Err(de::Error::custom(format_args!(
-                                    "duplicate field `{}`",
-                                    key.as_str()
-                                )));
+                                return Err(de::Error::custom(format_args!("duplicate field `{}`", key.as_str())));
                             }
                             let v = map.next_value()?;
                             top.extras.push((key, v));
@@ -253,21 +239,10 @@ mod tests {
 
     #[test]
     fn keeps_unknown_top_level_fields() {
-        let body =
-            r#"{"version":"4","alerts":[],"notification_reason":"x","routeLabels":{"a":"b"}}"#;
+        let body = r#"{"version":"4","alerts":[],"notification_reason":"x","routeLabels":{"a":"b"}}"#;
         let n = decode(body.as_bytes()).unwrap();
-        let keys: Vec<_> = n
-            .extras
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.get()))
-            .collect();
-        assert_eq!(
-            keys,
-            vec![
-                ("notification_reason", r#""x""#),
-                ("routeLabels", r#"{"a":"b"}"#)
-            ]
-        );
+        let keys: Vec<_> = n.extras.iter().map(|(k, v)| (k.as_str(), v.get())).collect();
+        assert_eq!(keys, vec![("notification_reason", r#""x""#), ("routeLabels", r#"{"a":"b"}"#)]);
     }
 
     #[test]
@@ -276,35 +251,19 @@ mod tests {
             (&b"\xff"[..], "UTF-8"),
             (b"{", "invalid JSON"),
             (br#"{"alerts":[]}"#, "version"),
-            (
-                br#"{"version":"3","alerts":[]}"#,
-                "unsupported webhook version \"3\"",
-            ),
+            (br#"{"version":"3","alerts":[]}"#, "unsupported webhook version \"3\""),
             (br#"{"version":"4"}"#, "alerts"),
-            (
-                br#"{"version":"4","alerts":[{"status":"firing","labels":{"a":null}}]}"#,
-                "alerts[0]",
-            ),
-            (
-                br#"{"version":"4","alerts":[{"status":"burning","labels":{}}]}"#,
-                "alerts[0]",
-            ),
+            (br#"{"version":"4","alerts":[{"status":"firing","labels":{"a":null}}]}"#, "alerts[0]"),
+            (br#"{"version":"4","alerts":[{"status":"burning","labels":{}}]}"#, "alerts[0]"),
             (br#"{"version":"4","alerts":[],"receiver":1}"#, "receiver"),
             (br#"{"version":"4","version":"4","alerts":[]}"#, "duplicate"),
             (br#"{"version":"4","alerts":[],"x":1,"x":2}"#, "duplicate"),
-            (
-                br#"{"version":"4","alerts":[],"truncatedAlerts":-1}"#,
-                "invalid JSON",
-            ),
+            (br#"{"version":"4","alerts":[],"truncatedAlerts":-1}"#, "invalid JSON"),
             (br#"[]"#, "invalid JSON"),
         ];
         for (body, expected) in cases {
             let error = decode(body).unwrap_err().to_string();
-            assert!(
-                error.contains(expected),
-                "{:?}: {error}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(error.contains(expected), "{:?}: {error}", String::from_utf8_lossy(body));
         }
     }
 }

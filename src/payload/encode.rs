@@ -14,20 +14,10 @@ use super::labels::LabelSet;
 /// Writes the payload for `matched` (indices into `n.alerts`, in order), keeping at most
 /// `max_alerts` of them (0 = all).
 pub fn encode(n: &Notification<'_>, matched: &[usize], max_alerts: usize, out: &mut Vec<u8>) {
-    let kept = if max_alerts == 0 {
-        matched.len()
-    } else {
-        matched.len().min(max_alerts)
-    };
+    let kept = if max_alerts == 0 { matched.len() } else { matched.len().min(max_alerts) };
     let cut = (matched.len() - kept) as u64;
-    let status = if matched
-        .iter()
-        .any(|&i| n.alerts[i].status == Status::Firing)
-    {
-        Status::Firing
-    } else {
-        Status::Resolved
-    };
+    let status =
+        if matched.iter().any(|&i| n.alerts[i].status == Status::Firing) { Status::Firing } else { Status::Resolved };
 
     out.extend_from_slice(b"{\"receiver\":");
     out.extend_from_slice(n.receiver.map_or("\"\"", |r| r.get()).as_bytes());
@@ -50,11 +40,7 @@ pub fn encode(n: &Notification<'_>, matched: &[usize], max_alerts: usize, out: &
     out.extend_from_slice(n.external_url.map_or("\"\"", |r| r.get()).as_bytes());
     out.extend_from_slice(b",\"version\":\"4\",\"groupKey\":");
     write_json_str(out, n.group_key.as_str());
-    let _ = write!(
-        out,
-        ",\"truncatedAlerts\":{}",
-        n.truncated_alerts.saturating_add(cut)
-    );
+    let _ = write!(out, ",\"truncatedAlerts\":{}", n.truncated_alerts.saturating_add(cut));
     for (key, value) in &n.extras {
         out.push(b',');
         write_json_str(out, key.as_str());
@@ -125,28 +111,13 @@ mod tests {
     #[test]
     fn recomputes_common_fields_and_status_over_the_matched_alerts() {
         let body = batch(vec![
-            alert(
-                "firing",
-                json!({"alertname": "A", "sev": "crit", "ns": "a"}),
-                json!({"s": "x", "d": "1"}),
-            ),
-            alert(
-                "resolved",
-                json!({"alertname": "A", "sev": "warn", "ns": "a"}),
-                json!({"s": "x", "d": "2"}),
-            ),
-            alert(
-                "resolved",
-                json!({"alertname": "A", "sev": "warn", "ns": "b"}),
-                json!({"s": "x", "d": "2"}),
-            ),
+            alert("firing", json!({"alertname": "A", "sev": "crit", "ns": "a"}), json!({"s": "x", "d": "1"})),
+            alert("resolved", json!({"alertname": "A", "sev": "warn", "ns": "a"}), json!({"s": "x", "d": "2"})),
+            alert("resolved", json!({"alertname": "A", "sev": "warn", "ns": "b"}), json!({"s": "x", "d": "2"})),
         ]);
         let out = encode_json(&body, &[1, 2], 0);
         assert_eq!(out["status"], "resolved");
-        assert_eq!(
-            out["commonLabels"],
-            json!({"alertname": "A", "sev": "warn"})
-        );
+        assert_eq!(out["commonLabels"], json!({"alertname": "A", "sev": "warn"}));
         assert_eq!(out["commonAnnotations"], json!({"s": "x", "d": "2"}));
         assert_eq!(out["alerts"].as_array().unwrap().len(), 2);
         assert_eq!(out["alerts"][0]["labels"]["ns"], "a");
@@ -166,11 +137,7 @@ mod tests {
 
     #[test]
     fn max_alerts_truncates_and_counts_the_cut() {
-        let body = batch(
-            (0..5)
-                .map(|i| alert("firing", json!({"i": i.to_string()}), json!({})))
-                .collect(),
-        );
+        let body = batch((0..5).map(|i| alert("firing", json!({"i": i.to_string()}), json!({}))).collect());
         let out = encode_json(&body, &[0, 1, 2, 3, 4], 3);
         assert_eq!(out["alerts"].as_array().unwrap().len(), 3);
         assert_eq!(out["truncatedAlerts"], 2 + 2);

@@ -72,10 +72,7 @@ impl<'a> LabelSet<'a> {
 
     /// The raw value of a label, including an empty one.
     pub fn value(&self, name: &str) -> Option<&str> {
-        let found = self
-            .pairs
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()?;
+        let found = self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok()?;
         Some(self.pairs[found].1.as_str())
     }
 
@@ -122,10 +119,7 @@ mod tests {
     #[test]
     fn sorts_dedups_last_wins_and_borrows() {
         let set: LabelSet = serde_json::from_str(r#"{"b":"2","a":"1","b":"3","c":""}"#).unwrap();
-        assert_eq!(
-            set.pairs().collect::<Vec<_>>(),
-            vec![("a", "1"), ("b", "3"), ("c", "")]
-        );
+        assert_eq!(set.pairs().collect::<Vec<_>>(), vec![("a", "1"), ("b", "3"), ("c", "")]);
         assert!(matches!(set.pairs[0].0.0, Cow::Borrowed(_)));
         assert_eq!(set.value("c"), Some(""));
         assert_eq!(set.get("c"), None, "empty counts as absent");

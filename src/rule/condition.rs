@@ -56,12 +56,7 @@ pub struct Condition {
 impl Condition {
     /// Builds a condition; `values` must already be validated for the operator.
     pub fn new(label: &str, operator: Operator, values: &[String]) -> Self {
-        Condition {
-            label: label.into(),
-            operator,
-            values: ValueSet::new(values),
-            written: values.to_vec(),
-        }
+        Condition { label: label.into(), operator, values: ValueSet::new(values), written: values.to_vec() }
     }
 
     /// The label this condition looks at.

@@ -60,20 +60,14 @@ fn anchor(pattern: &str) -> String {
 }
 
 fn unanchor(anchored: &str) -> &str {
-    anchored
-        .strip_prefix("^(?:")
-        .and_then(|s| s.strip_suffix(")$"))
-        .unwrap_or(anchored)
+    anchored.strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or(anchored)
 }
 
 /// Parses one config string into one or more matchers.
 pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, String> {
     let mut text = input.trim();
     if let Some(inner) = text.strip_prefix('{') {
-        text = inner
-            .strip_suffix('}')
-            .ok_or_else(|| format!("matcher {input:?}: missing closing '}}'"))?
-            .trim();
+        text = inner.strip_suffix('}').ok_or_else(|| format!("matcher {input:?}: missing closing '}}'"))?.trim();
     }
     let mut lexer = Lexer { rest: text, input };
     let mut matchers = Vec::new();
@@ -111,10 +105,7 @@ impl Lexer<'_> {
     }
 
     fn expect(&mut self, c: char) -> Result<(), String> {
-        self.rest = self
-            .rest
-            .strip_prefix(c)
-            .ok_or_else(|| self.error(&format!("expected '{c}'")))?;
+        self.rest = self.rest.strip_prefix(c).ok_or_else(|| self.error(&format!("expected '{c}'")))?;
         Ok(())
     }
 
@@ -132,14 +123,9 @@ impl Lexer<'_> {
             "=" => MatchOp::Equal(value),
             "!=" => MatchOp::NotEqual(value),
             regex_op => {
-                let re = Regex::new(&anchor(&value)).map_err(|e| {
-                    self.error(&format!("invalid regex {value:?}: {}", regex_reason(&e)))
-                })?;
-                if regex_op == "=~" {
-                    MatchOp::Regex(re)
-                } else {
-                    MatchOp::NotRegex(re)
-                }
+                let re = Regex::new(&anchor(&value))
+                    .map_err(|e| self.error(&format!("invalid regex {value:?}: {}", regex_reason(&e))))?;
+                if regex_op == "=~" { MatchOp::Regex(re) } else { MatchOp::NotRegex(re) }
             }
         };
         Ok(Matcher { name, op })
@@ -149,10 +135,8 @@ impl Lexer<'_> {
         if self.rest.starts_with('"') {
             return self.quoted();
         }
-        let len = self
-            .rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(self.rest.len());
+        let len =
+            self.rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(self.rest.len());
         let name = &self.rest[..len];
         if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
             return Err(self.error("expected a label name"));
@@ -256,16 +240,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_matchers() {
-        for bad in [
-            "",
-            "severity",
-            "=x",
-            r#"a="unterminated"#,
-            "{a=b",
-            "a=~\"(\"",
-            "1a=b",
-            "a=b,,c=d",
-        ] {
+        for bad in ["", "severity", "=x", r#"a="unterminated"#, "{a=b", "a=~\"(\"", "1a=b", "a=b,,c=d"] {
             assert!(parse_matchers(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -48,17 +48,10 @@ impl Rule {
 
     /// The first clause, in config order (conditions, then matchers), that does not hold.
     pub fn first_rejection(&self, labels: &impl Labels) -> Option<Clause<'_>> {
-        if let Some(c) = self
-            .conditions
-            .iter()
-            .find(|c| !c.holds(labels.get(c.label())))
-        {
+        if let Some(c) = self.conditions.iter().find(|c| !c.holds(labels.get(c.label()))) {
             return Some(Clause::Condition(c));
         }
-        self.matchers
-            .iter()
-            .find(|m| !m.matches(labels.get(&m.name).unwrap_or("")))
-            .map(Clause::Matcher)
+        self.matchers.iter().find(|m| !m.matches(labels.get(&m.name).unwrap_or(""))).map(Clause::Matcher)
     }
 }
 
@@ -79,44 +72,20 @@ mod tests {
     #[test]
     fn every_clause_must_hold_and_the_first_failure_is_named() {
         let rule = Rule {
-            conditions: vec![Condition::new(
-                "severity",
-                Operator::In,
-                &["critical".into()],
-            )],
+            conditions: vec![Condition::new("severity", Operator::In, &["critical".into()])],
             matchers: parse_matchers(r#"alertname=~"Kube.*""#).unwrap(),
         };
-        let hit = Map(HashMap::from([
-            ("severity", "critical"),
-            ("alertname", "KubeDown"),
-        ]));
-        let wrong_severity = Map(HashMap::from([
-            ("severity", "info"),
-            ("alertname", "KubeDown"),
-        ]));
-        let wrong_name = Map(HashMap::from([
-            ("severity", "critical"),
-            ("alertname", "Disk"),
-        ]));
+        let hit = Map(HashMap::from([("severity", "critical"), ("alertname", "KubeDown")]));
+        let wrong_severity = Map(HashMap::from([("severity", "info"), ("alertname", "KubeDown")]));
+        let wrong_name = Map(HashMap::from([("severity", "critical"), ("alertname", "Disk")]));
         assert!(rule.matches(&hit));
-        assert!(
-            rule.first_rejection(&wrong_severity)
-                .unwrap()
-                .to_string()
-                .starts_with("condition severity In")
-        );
-        assert_eq!(
-            rule.first_rejection(&wrong_name).unwrap().to_string(),
-            r#"matcher alertname=~"Kube.*""#
-        );
+        assert!(rule.first_rejection(&wrong_severity).unwrap().to_string().starts_with("condition severity In"));
+        assert_eq!(rule.first_rejection(&wrong_name).unwrap().to_string(), r#"matcher alertname=~"Kube.*""#);
     }
 
     #[test]
     fn empty_value_counts_as_absent() {
-        let rule = Rule {
-            conditions: vec![Condition::new("team", Operator::DoesNotExist, &[])],
-            matchers: vec![],
-        };
+        let rule = Rule { conditions: vec![Condition::new("team", Operator::DoesNotExist, &[])], matchers: vec![] };
         assert!(rule.matches(&Map(HashMap::from([("team", "")]))));
     }
 

@@ -12,37 +12,21 @@ use super::routes::AppState;
 
 /// `GET /-/healthy`: the process is alive and serving.
 pub fn healthy() -> HttpResponse {
-    text(
-        StatusCode::OK,
-        "text/plain; charset=utf-8",
-        "amrelay is Healthy.\n",
-    )
+    text(StatusCode::OK, "text/plain; charset=utf-8", "amrelay is Healthy.\n")
 }
 
 /// `GET /-/ready`: config loaded, listener up, not shutting down.
 pub fn ready(state: &AppState) -> HttpResponse {
     if state.ready.load(Ordering::Relaxed) {
-        text(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            "amrelay is Ready.\n",
-        )
+        text(StatusCode::OK, "text/plain; charset=utf-8", "amrelay is Ready.\n")
     } else {
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
-            "amrelay is not ready.\n",
-        )
+        text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "amrelay is not ready.\n")
     }
 }
 
 /// `GET /metrics`: the Prometheus text format.
 pub fn metrics(state: &AppState) -> HttpResponse {
-    text(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        state.metrics.render(),
-    )
+    text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::render(&state.metrics))
 }
 
 /// `POST /-/reload`: the same reload as SIGHUP and the file watcher.
@@ -57,10 +41,45 @@ pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
     }
 }
 
+/// `POST /api/v1/receivers/{name}/test`: a test message, sent now, outside the queue. 200 when the
+/// downstream answered 2xx, 502 otherwise; the body says what happened either way.
+pub async fn test_receiver(state: &AppState, name: &str) -> Result<HttpResponse, ApiError> {
+    let snapshot = state.reloader.snapshot();
+    let receiver = snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?;
+    let target = receiver.pipeline.shared().target.load_full();
+    let outcome = crate::testmsg::send(&target, name).await;
+    match &outcome.error {
+        None => tracing::info!(receiver = name, status = outcome.status_code, "test message delivered"),
+        Some(error) => tracing::warn!(receiver = name, error = %error, "test message failed"),
+    }
+    let status = if outcome.delivered { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
+    Ok(json(status, &json!({"status": if outcome.delivered { "success" } else { "error" }, "data": outcome})))
+}
+
+/// `GET /api/v1/deadletters`.
+pub async fn dead_letters(state: &AppState) -> Result<HttpResponse, ApiError> {
+    let list =
+        crate::deadletters::list(&state.reloader.spool).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(json(StatusCode::OK, &json!({"status": "success", "data": list})))
+}
+
+/// `POST /api/v1/deadletters/replay[?receiver=NAME]`.
+pub async fn replay(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let receiver = query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("receiver=")));
+    let snapshot = state.reloader.snapshot();
+    if let Some(name) = receiver
+        && snapshot.receiver(name).is_none()
+    {
+        return Err(ApiError::NotFound(format!("unknown receiver {name:?}")));
+    }
+    let outcome = crate::deadletters::replay(&state.reloader.spool, &snapshot, receiver)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
+}
+
 fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+    time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 /// `GET /api/v1/status`: version, config and each receiver's state. No secrets: URLs are shown
@@ -104,6 +123,12 @@ pub fn status(state: &AppState) -> HttpResponse {
                     "loaded_at": unix_seconds(snapshot.loaded_at),
                     "last_reload_successful": reload.last_error.is_none(),
                     "last_reload_error": reload.last_error,
+                },
+                "spool": {
+                    "persistent": state.reloader.spool.is_persistent(),
+                    "path": state.reloader.spool.path().map(|p| p.display().to_string()),
+                    "healthy": state.reloader.spool.is_healthy(),
+                    "bytes": state.reloader.spool.bytes(),
                 },
                 "receivers": receivers,
             }

@@ -53,20 +53,13 @@ impl ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::warn!(error = %self, "internal error");
         }
-        let mut response = json(
-            status,
-            &serde_json::json!({"status": "error", "error": self.to_string()}),
-        );
+        let mut response = json(status, &serde_json::json!({"status": "error", "error": self.to_string()}));
         match self {
             ApiError::Unavailable(_) => {
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             ApiError::MethodNotAllowed(allow) => {
-                response
-                    .headers_mut()
-                    .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+                response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static(allow));
             }
             _ => {}
         }
@@ -79,22 +72,14 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> HttpResponse {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 /// A plain-text answer.
-pub fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> HttpResponse {
+pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }

@@ -16,7 +16,8 @@ use super::response::{ApiError, HttpResponse, json};
 use super::routes::AppState;
 use crate::metrics as m;
 use crate::payload::decode;
-use crate::route::{self, Destination};
+use crate::route::{self, Destination, Refused};
+use crate::spool::SpoolError;
 
 /// A body must arrive within this time once the headers are in.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,16 +32,12 @@ pub async fn handle(
     let destination = match receiver {
         None => Destination::All,
         Some(name) => Destination::Only(
-            snapshot
-                .receiver(name)
-                .ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?,
+            snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?,
         ),
     };
     check_content_type(&request)?;
     let limit = snapshot.server.max_request_bytes;
-    let body = read_body(request, limit)
-        .await
-        .inspect_err(|e| reject(e.status()))?;
+    let body = read_body(request, limit).await.inspect_err(|e| reject(e.status()))?;
     let notification = decode(&body).map_err(|e| {
         reject(StatusCode::BAD_REQUEST);
         ApiError::BadRequest(e.to_string())
@@ -48,19 +45,26 @@ pub async fn handle(
     metrics::counter!(m::ALERTS_RECEIVED).increment(notification.alerts.len() as u64);
 
     let plans = route::plan(&snapshot, &notification, destination);
-    let summary = route::accept(plans, notification.group_key.as_str()).map_err(|e| {
-        metrics::counter!(m::BATCHES_REJECTED, "reason" => "queue_full").increment(1);
-        tracing::warn!(receiver = %e.receiver, group_key = %notification.group_key.as_str(), "queue full; batch refused with 503");
-        ApiError::Unavailable(e.to_string())
-    })?;
-    let receivers: serde_json::Map<String, serde_json::Value> = summary
-        .into_iter()
-        .map(|(name, alerts)| (name.to_owned(), alerts.into()))
-        .collect();
-    Ok(json(
-        StatusCode::OK,
-        &json!({"status": "success", "alerts": notification.alerts.len(), "receivers": receivers}),
-    ))
+    let reloader = &state.reloader;
+    let dedup = snapshot.delivery.dedup_window.map(|window| (&reloader.dedup, window));
+    let accepted =
+        route::accept(plans, notification.group_key.as_str(), &reloader.spool, dedup).await.map_err(|e| {
+            let reason = match e {
+                Refused::QueueFull(_) => "queue_full",
+                Refused::Spool(SpoolError::Full(_)) => "spool_full",
+                Refused::Spool(SpoolError::Io(_)) => "spool_error",
+            };
+            metrics::counter!(m::BATCHES_REJECTED, "reason" => reason).increment(1);
+            tracing::warn!(group_key = %notification.group_key.as_str(), error = %e, "batch refused with 503");
+            ApiError::Unavailable(e.to_string())
+        })?;
+    let receivers: serde_json::Map<String, serde_json::Value> =
+        accepted.queued.into_iter().map(|(name, alerts)| (name.to_owned(), alerts.into())).collect();
+    let mut summary = json!({"status": "success", "alerts": notification.alerts.len(), "receivers": receivers});
+    if !accepted.duplicates.is_empty() {
+        summary["duplicates"] = json!(accepted.duplicates);
+    }
+    Ok(json(StatusCode::OK, &summary))
 }
 
 fn reject(status: StatusCode) {
@@ -91,11 +95,8 @@ fn check_content_type(request: &Request<Incoming>) -> Result<(), ApiError> {
 /// Reads the body, refusing more than `limit` bytes before reading them when the length is
 /// declared, and while reading when it is not.
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::TooLarge(limit));
     }
@@ -103,14 +104,7 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::By
     match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
         Err(_) => Err(ApiError::BodyTimeout),
         Ok(Ok(body)) => Ok(body.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::TooLarge(limit))
-        }
-        Ok(Err(e)) => Err(ApiError::BadRequest(format!(
-            "could not read the request body: {e}"
-        ))),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::TooLarge(limit)),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
     }
 }

@@ -3,15 +3,8 @@
 use std::process::Command;
 
 fn check(files: &[&std::path::Path]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_amrelay"))
-        .arg("check-config")
-        .args(files)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let output = Command::new(env!("CARGO_BIN_EXE_amrelay")).arg("check-config").args(files).output().unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[test]
@@ -90,14 +83,8 @@ receivers:
     for line in expected {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
-    assert!(
-        out.contains(&format!("{}:2:19", file.display())),
-        "errors name the file:\n{out}"
-    );
-    assert!(
-        !out.contains("\"p\"") && !out.contains("pw@"),
-        "no secret in errors:\n{out}"
-    );
+    assert!(out.contains(&format!("{}:2:19", file.display())), "errors name the file:\n{out}");
+    assert!(!out.contains("\"p\"") && !out.contains("pw@"), "no secret in errors:\n{out}");
 }
 
 /// Syntax errors, unknown keys and wrong operators are reported with their position.
@@ -105,10 +92,7 @@ receivers:
 fn parse_errors_name_the_position() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (
-            "receivers:\n  - name: a\n    url: http://x\n    colour: red\n",
-            ":4:5: unknown field `colour`",
-        ),
+        ("receivers:\n  - name: a\n    url: http://x\n    colour: red\n", ":4:5: unknown field `colour`"),
         (
             "receivers:\n  - name: a\n    url: http://x\n    conditions: [{label: a, operator: Equals, values: [x]}]\n",
             "unknown variant `Equals`",
@@ -122,9 +106,6 @@ fn parse_errors_name_the_position() {
         std::fs::write(&file, yaml).unwrap();
         let (ok, out) = check(&[&file]);
         assert!(!ok, "{yaml}");
-        assert!(
-            out.contains(expected),
-            "case {i}: missing {expected:?} in:\n{out}"
-        );
+        assert!(out.contains(expected), "case {i}: missing {expected:?} in:\n{out}");
     }
 }

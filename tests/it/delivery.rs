@@ -17,49 +17,19 @@ fn receiver(name: &str, url: &str, extra: &str) -> String {
 #[tokio::test]
 async fn failures_are_retried_until_delivered() {
     let downstream = Downstream::start().await;
-    downstream.script([
-        Answer::status(503),
-        Answer::status(500),
-        Answer::status(408),
-    ]);
-    let yaml = receiver(
-        "retry-ok",
-        &downstream.url("/"),
-        "    retry: {initial_backoff: 10ms, max_backoff: 50ms}\n",
-    );
+    downstream.script([Answer::status(503), Answer::status(500), Answer::status(408)]);
+    let yaml = receiver("retry-ok", &downstream.url("/"), "    retry: {initial_backoff: 10ms, max_backoff: 50ms}\n");
     let relay = TestRelay::start(&yaml).await;
     assert_eq!(relay.post("/webhook", MULTI).await.status, 200);
 
     let received = downstream.wait_for(4).await;
-    assert_eq!(
-        received.iter().map(|r| r.answered).collect::<Vec<_>>(),
-        [503, 500, 408, 200]
-    );
+    assert_eq!(received.iter().map(|r| r.answered).collect::<Vec<_>>(), [503, 500, 408, 200]);
     let key = received[0].header("idempotency-key").unwrap().to_owned();
-    assert!(
-        received
-            .iter()
-            .all(|r| r.header("idempotency-key") == Some(key.as_str()))
-    );
+    assert!(received.iter().all(|r| r.header("idempotency-key") == Some(key.as_str())));
     assert!(received.iter().all(|r| r.body == received[0].body));
-    relay
-        .wait_metric(
-            r#"amrelay_notifications_delivered_total{receiver="retry-ok"}"#,
-            1.0,
-        )
-        .await;
-    assert_eq!(
-        relay
-            .metric(r#"amrelay_delivery_attempts_total{receiver="retry-ok",outcome="5xx"}"#)
-            .await,
-        Some(2.0)
-    );
-    assert_eq!(
-        relay
-            .metric(r#"amrelay_delivery_attempts_total{receiver="retry-ok",outcome="4xx"}"#)
-            .await,
-        Some(1.0)
-    );
+    relay.wait_metric(r#"amrelay_notifications_delivered_total{receiver="retry-ok"}"#, 1.0).await;
+    assert_eq!(relay.metric(r#"amrelay_delivery_attempts_total{receiver="retry-ok",outcome="5xx"}"#).await, Some(2.0));
+    assert_eq!(relay.metric(r#"amrelay_delivery_attempts_total{receiver="retry-ok",outcome="4xx"}"#).await, Some(1.0));
 }
 
 /// A 429's Retry-After is waited out even when the backoff would be much shorter.
@@ -67,19 +37,12 @@ async fn failures_are_retried_until_delivered() {
 async fn retry_after_is_honoured() {
     let downstream = Downstream::start().await;
     downstream.script([Answer::status(429).with_header("retry-after", "1")]);
-    let yaml = receiver(
-        "retry-after",
-        &downstream.url("/"),
-        "    retry: {initial_backoff: 10ms, max_backoff: 5s}\n",
-    );
+    let yaml = receiver("retry-after", &downstream.url("/"), "    retry: {initial_backoff: 10ms, max_backoff: 5s}\n");
     let relay = TestRelay::start(&yaml).await;
     assert_eq!(relay.post("/webhook", MULTI).await.status, 200);
     let received = downstream.wait_for(2).await;
     let gap = received[1].at - received[0].at;
-    assert!(
-        gap >= Duration::from_millis(950),
-        "retried after {gap:?}, before Retry-After"
-    );
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}, before Retry-After");
     assert!(gap < Duration::from_secs(3), "retried after {gap:?}");
 }
 
@@ -88,20 +51,14 @@ async fn retry_after_is_honoured() {
 async fn client_errors_are_not_retried() {
     let downstream = Downstream::start().await;
     downstream.always(Answer::status(400));
-    let yaml = receiver(
-        "no-retry",
-        &downstream.url("/"),
-        "    retry: {initial_backoff: 10ms}\n",
-    );
+    let yaml = receiver("no-retry", &downstream.url("/"), "    retry: {initial_backoff: 10ms}\n");
     let relay = TestRelay::start(&yaml).await;
     assert_eq!(relay.post("/webhook", MULTI).await.status, 200);
-    relay.wait_metric(r#"amrelay_notifications_dead_lettered_total{receiver="no-retry",reason="non_retryable"}"#, 1.0).await;
-    downstream
-        .assert_stays_at(1, Duration::from_millis(300))
-        .await;
     relay
-        .wait_metric(r#"amrelay_queue_depth{receiver="no-retry"}"#, 0.0)
+        .wait_metric(r#"amrelay_notifications_dead_lettered_total{receiver="no-retry",reason="non_retryable"}"#, 1.0)
         .await;
+    downstream.assert_stays_at(1, Duration::from_millis(300)).await;
+    relay.wait_metric(r#"amrelay_queue_depth{receiver="no-retry"}"#, 0.0).await;
 }
 
 /// After max_attempts failures the notification is dead-lettered, with exactly that many tries.
@@ -116,15 +73,8 @@ async fn dead_letter_after_max_attempts() {
     );
     let relay = TestRelay::start(&yaml).await;
     assert_eq!(relay.post("/webhook", MULTI).await.status, 200);
-    relay
-        .wait_metric(
-            r#"amrelay_notifications_dead_lettered_total{receiver="dead",reason="max_attempts"}"#,
-            1.0,
-        )
-        .await;
-    downstream
-        .assert_stays_at(3, Duration::from_millis(200))
-        .await;
+    relay.wait_metric(r#"amrelay_notifications_dead_lettered_total{receiver="dead",reason="max_attempts"}"#, 1.0).await;
+    downstream.assert_stays_at(3, Duration::from_millis(200)).await;
 }
 
 /// An unreachable downstream is retried as a connection error.
@@ -133,18 +83,14 @@ async fn connection_errors_are_retried_and_counted() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
-    let yaml = receiver(
-        "refused",
-        &url,
-        "    retry: {max_attempts: 2, initial_backoff: 10ms}\n",
-    );
+    let yaml = receiver("refused", &url, "    retry: {max_attempts: 2, initial_backoff: 10ms}\n");
     let relay = TestRelay::start(&yaml).await;
     assert_eq!(relay.post("/webhook", MULTI).await.status, 200);
-    relay.wait_metric(r#"amrelay_notifications_dead_lettered_total{receiver="refused",reason="max_attempts"}"#, 1.0).await;
+    relay
+        .wait_metric(r#"amrelay_notifications_dead_lettered_total{receiver="refused",reason="max_attempts"}"#, 1.0)
+        .await;
     assert_eq!(
-        relay
-            .metric(r#"amrelay_delivery_attempts_total{receiver="refused",outcome="connect"}"#)
-            .await,
+        relay.metric(r#"amrelay_delivery_attempts_total{receiver="refused",outcome="connect"}"#).await,
         Some(2.0)
     );
 }
@@ -163,18 +109,11 @@ async fn a_hanging_receiver_does_not_delay_others() {
     let relay = TestRelay::start(&yaml).await;
     let started = std::time::Instant::now();
     for i in 0..5 {
-        let body = batch(
-            &format!("g{i}"),
-            vec![alert("firing", json!({"i": i.to_string()}))],
-        );
+        let body = batch(&format!("g{i}"), vec![alert("firing", json!({"i": i.to_string()}))]);
         assert_eq!(relay.post("/webhook", body).await.status, 200);
     }
     fast.wait_for(5).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "fast receiver waited {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "fast receiver waited {:?}", started.elapsed());
     hanging.wait_for(1).await;
 }
 
@@ -184,44 +123,20 @@ async fn a_hanging_receiver_does_not_delay_others() {
 async fn per_group_order_is_kept_through_retries() {
     let downstream = Downstream::start().await;
     downstream.script([Answer::status(503)]);
-    let yaml = receiver(
-        "order",
-        &downstream.url("/"),
-        "    retry: {initial_backoff: 300ms, max_backoff: 300ms}\n",
-    );
+    let yaml = receiver("order", &downstream.url("/"), "    retry: {initial_backoff: 300ms, max_backoff: 300ms}\n");
     let relay = TestRelay::start(&yaml).await;
     for n in 1..=3 {
-        let body = batch(
-            "{}:{alertname=\"A\"}",
-            vec![alert(
-                "firing",
-                json!({"alertname": "A", "n": n.to_string()}),
-            )],
-        );
+        let body = batch("{}:{alertname=\"A\"}", vec![alert("firing", json!({"alertname": "A", "n": n.to_string()}))]);
         assert_eq!(relay.post("/webhook", body).await.status, 200);
     }
-    let other = batch(
-        "{}:{alertname=\"B\"}",
-        vec![alert("firing", json!({"alertname": "B", "n": "b"}))],
-    );
+    let other = batch("{}:{alertname=\"B\"}", vec![alert("firing", json!({"alertname": "B", "n": "b"}))]);
     assert_eq!(relay.post("/webhook", other).await.status, 200);
 
     downstream.wait_for(5).await;
-    let delivered: Vec<String> = downstream
-        .delivered()
-        .iter()
-        .map(|r| r.labels("n")[0].clone())
-        .collect();
-    let group_a: Vec<&str> = delivered
-        .iter()
-        .filter(|n| *n != "b")
-        .map(String::as_str)
-        .collect();
+    let delivered: Vec<String> = downstream.delivered().iter().map(|r| r.labels("n")[0].clone()).collect();
+    let group_a: Vec<&str> = delivered.iter().filter(|n| *n != "b").map(String::as_str).collect();
     assert_eq!(group_a, ["1", "2", "3"]);
-    assert_eq!(
-        delivered[0], "b",
-        "group B went first while group A was retrying"
-    );
+    assert_eq!(delivered[0], "b", "group B went first while group A was retrying");
 }
 
 /// When one receiver's queue is full the batch is refused with 503 and Retry-After, and no
@@ -251,9 +166,7 @@ async fn full_queue_refuses_the_whole_batch() {
 
     // Once the slow receiver catches up, Alertmanager's retry is accepted and delivered once.
     slow.wait_for(1).await;
-    relay
-        .wait_metric(r#"amrelay_queue_depth{receiver="full-slow"}"#, 0.0)
-        .await;
+    relay.wait_metric(r#"amrelay_queue_depth{receiver="full-slow"}"#, 0.0).await;
     assert_eq!(relay.post("/webhook", second).await.status, 200);
     other.wait_for(2).await;
     slow.wait_for(2).await;

@@ -49,17 +49,13 @@ impl TestRelay {
         let config_file = dir.path().join("amrelay.yml");
         std::fs::write(&config_file, yaml).unwrap();
         let options = Options {
-            config_file,
             listen_address: Some("127.0.0.1:0".into()),
             shutdown_timeout: Duration::from_secs(5),
+            ..Options::new(config_file)
         };
         let relay = Relay::start(options).await.expect("relay starts");
         let addr = relay.local_addr();
-        TestRelay {
-            relay: Some(relay),
-            addr,
-            dir,
-        }
+        TestRelay { relay: Some(relay), addr, dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -72,11 +68,7 @@ impl TestRelay {
 
     /// The value of one metric series, `name{labels}`, in this process's scrape.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let scrape = get(&self.url("/metrics")).await.text();
-        scrape.lines().find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
+        metric_in(&get(&self.url("/metrics")).await.text(), series)
     }
 
     /// Waits until a metric reaches `value`.
@@ -87,10 +79,7 @@ impl TestRelay {
             if current == Some(value) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{series} is {current:?}, expected {value}"
-            );
+            assert!(Instant::now() < deadline, "{series} is {current:?}, expected {value}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -113,8 +102,7 @@ impl Reply {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -123,24 +111,15 @@ fn client() -> Client<HttpConnector, Full<Bytes>> {
 }
 
 pub async fn send(request: Request<Full<Bytes>>) -> Reply {
-    let response = tokio::time::timeout(WAIT, client().request(request))
-        .await
-        .expect("answer in time")
-        .expect("request succeeds");
+    let response =
+        tokio::time::timeout(WAIT, client().request(request)).await.expect("answer in time").expect("request succeeds");
     let (parts, body) = response.into_parts();
     let body = body.collect().await.expect("body").to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    Reply { status: parts.status, headers: parts.headers, body }
 }
 
 pub async fn post_json(url: &str, body: impl Into<Bytes>) -> Reply {
-    let request = Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(body.into()))
-        .unwrap();
+    let request = Request::post(url).header("content-type", "application/json").body(Full::new(body.into())).unwrap();
     send(request).await
 }
 
@@ -153,10 +132,7 @@ pub async fn get(url: &str) -> Reply {
 
 /// An alert as Alertmanager sends it.
 pub fn alert(status: &str, labels: Value) -> Value {
-    let fingerprint = format!(
-        "{:016x}",
-        amrelay::config::fnv1a(labels.to_string().as_bytes())
-    );
+    let fingerprint = format!("{:016x}", amrelay::config::fnv1a(labels.to_string().as_bytes()));
     serde_json::json!({
         "status": status, "labels": labels, "annotations": {"summary": "test"},
         "startsAt": "2026-11-29T04:36:08.227Z",
@@ -189,11 +165,7 @@ pub struct Answer {
 
 impl Answer {
     pub fn status(status: u16) -> Answer {
-        Answer {
-            status,
-            headers: Vec::new(),
-            delay: Duration::ZERO,
-        }
+        Answer { status, headers: Vec::new(), delay: Duration::ZERO }
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
@@ -284,15 +256,11 @@ impl Downstream {
                     match acceptor {
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(stream).await {
-                                let _ = builder
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .await;
+                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                             }
                         }
                         None => {
-                            let _ = builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                         }
                     }
                 });
@@ -319,18 +287,10 @@ impl Downstream {
     async fn answer(self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
         let at = Instant::now();
         let (parts, body) = request.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let answer = {
             let mut state = self.state.lock().unwrap();
-            let answer = state
-                .script
-                .pop_front()
-                .or_else(|| state.fallback.clone())
-                .unwrap_or(Answer::status(200));
+            let answer = state.script.pop_front().or_else(|| state.fallback.clone()).unwrap_or(Answer::status(200));
             state.received.push(Received {
                 path: parts.uri.path().to_owned(),
                 headers: parts.headers,
@@ -342,10 +302,7 @@ impl Downstream {
         };
         self.arrived.notify_waiters();
         tokio::time::sleep(answer.delay).await;
-        let mut response = Response::new(Full::new(Bytes::from(format!(
-            "answered {}",
-            answer.status
-        ))));
+        let mut response = Response::new(Full::new(Bytes::from(format!("answered {}", answer.status))));
         *response.status_mut() = StatusCode::from_u16(answer.status).unwrap();
         for (name, value) in answer.headers {
             response.headers_mut().insert(name, value.parse().unwrap());
@@ -360,10 +317,7 @@ impl Downstream {
 
     /// Requests answered with a 2xx, in arrival order.
     pub fn delivered(&self) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| (200..300).contains(&r.answered))
-            .collect()
+        self.received().into_iter().filter(|r| (200..300).contains(&r.answered)).collect()
     }
 
     /// Waits until at least `count` requests arrived; returns them all.
@@ -376,12 +330,7 @@ impl Downstream {
                 return received;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "expected {count} requests at {}, got {}",
-                self.url(""),
-                received.len()
-            );
+            assert!(!left.is_zero(), "expected {count} requests at {}, got {}", self.url(""), received.len());
             let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), notified).await;
         }
     }
@@ -389,12 +338,7 @@ impl Downstream {
     /// Asserts that nothing more than `count` requests arrives within `quiet`.
     pub async fn assert_stays_at(&self, count: usize, quiet: Duration) {
         tokio::time::sleep(quiet).await;
-        assert_eq!(
-            self.received().len(),
-            count,
-            "unexpected extra requests at {}",
-            self.url("")
-        );
+        assert_eq!(self.received().len(), count, "unexpected extra requests at {}", self.url(""));
     }
 }
 
@@ -417,22 +361,17 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} test CA"));
+        ca_params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
 
         let server_key = KeyPair::generate().unwrap();
-        let server_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let server_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
 
         let client_key = KeyPair::generate().unwrap();
         let mut client_params = CertificateParams::new(vec!["amrelay-client".to_string()]).unwrap();
-        client_params
-            .distinguished_name
-            .push(DnType::CommonName, "amrelay client");
+        client_params.distinguished_name.push(DnType::CommonName, "amrelay client");
         let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
 
         let files = [
@@ -460,9 +399,7 @@ impl Pki {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let provider = amrelay::tls::provider();
         let certs: Vec<CertificateDer> =
-            CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes())
-                .collect::<Result<_, _>>()
-                .unwrap();
+            CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
         let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).unwrap();
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -472,12 +409,8 @@ impl Pki {
             for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
                 roots.add(cert.unwrap()).unwrap();
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .unwrap();
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
             builder.with_client_cert_verifier(verifier)
         } else {
             builder.with_no_client_auth()
@@ -486,6 +419,116 @@ impl Pki {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Arc::new(config)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary
+
+/// `amrelay` running as a child process on an ephemeral port; killed when dropped.
+pub struct RelayProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    /// Every log line so far (stderr), shared with the reader thread.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl RelayProcess {
+    /// Starts `amrelay --config.file config` with `args`, and waits for its listener.
+    pub fn spawn(config: &Path, args: &[&str]) -> RelayProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("amrelay binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.contains("amrelay started").then(|| field(&line, "address")).flatten() {
+                    let _ = tx.send(address);
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx.recv_timeout(WAIT).unwrap_or_else(|_| panic!("amrelay did not start: {:?}", log.lock().unwrap()));
+        RelayProcess { child, addr: addr.parse().unwrap(), log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a Unix signal to the process.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code. Async, so that servers on the
+    /// test's runtime (downstreams) keep answering meanwhile.
+    pub async fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "amrelay did not exit:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// The value of one metric series in this process's scrape.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        metric_in(&get(&self.url("/metrics")).await.text(), series)
+    }
+
+    /// Waits until a metric reaches `value`.
+    pub async fn wait_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let current = self.metric(series).await;
+            if current == Some(value) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{series} is {current:?}, expected {value}\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `key=` in a logfmt line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    Some(line[start..].split(' ').next()?.trim_matches('"').to_owned())
+}
+
+/// The value of one series in a scrape.
+pub fn metric_in(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -517,19 +560,12 @@ pub fn program(names: &[&str], install: &str) -> PathBuf {
 
 /// `program` for a binary of a Debian package.
 pub fn debian_program(names: &[&str], package: &str) -> PathBuf {
-    program(
-        names,
-        &format!("install the Debian package `{package}` (apt-get install {package})"),
-    )
+    program(names, &format!("install the Debian package `{package}` (apt-get install {package})"))
 }
 
 /// A free port on 127.0.0.1 for a program that takes its listen address as a flag.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A child process, killed and reaped when dropped, its stdout and stderr in a log file.
@@ -549,11 +585,7 @@ impl ChildGuard {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        ChildGuard {
-            name: name.to_owned(),
-            child,
-            log,
-        }
+        ChildGuard { name: name.to_owned(), child, log }
     }
 
     /// The last lines the program printed.
@@ -605,16 +637,10 @@ pub async fn start_server(
         let port = free_port();
         let log = dir.join(format!("{name}-{attempt}.log"));
         let mut child = ChildGuard::spawn(name, &mut command(port), log);
-        if child
-            .wait_ready(&format!("http://127.0.0.1:{port}{ready_path}"))
-            .await
-        {
+        if child.wait_ready(&format!("http://127.0.0.1:{port}{ready_path}")).await {
             return (child, port);
         }
-        eprintln!(
-            "{name} exited before it was ready (attempt {attempt}):\n{}",
-            child.log_tail()
-        );
+        eprintln!("{name} exited before it was ready (attempt {attempt}):\n{}", child.log_tail());
     }
     panic!("{name} did not start; see its logs above");
 }
@@ -654,41 +680,24 @@ pub fn run_program(command: &mut std::process::Command, stdin: Option<&Path>) ->
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let output = std::fs::read_to_string(&out).unwrap_or_default()
-        + &std::fs::read_to_string(&err).unwrap_or_default();
-    Finished {
-        success: status.success(),
-        output,
-    }
+    let output = std::fs::read_to_string(&out).unwrap_or_default() + &std::fs::read_to_string(&err).unwrap_or_default();
+    Finished { success: status.success(), output }
 }
 
 /// A GET that tolerates nothing listening yet: `None` instead of a panic.
 pub async fn try_get(url: &str) -> Option<Reply> {
     let request = Request::get(url).body(Full::new(Bytes::new())).unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(2), client().request(request))
-        .await
-        .ok()?
-        .ok()?;
+    let response = tokio::time::timeout(Duration::from_secs(2), client().request(request)).await.ok()?.ok()?;
     let (parts, body) = response.into_parts();
-    let body = tokio::time::timeout(Duration::from_secs(2), body.collect())
-        .await
-        .ok()?
-        .ok()?
-        .to_bytes();
-    Some(Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
+    let body = tokio::time::timeout(Duration::from_secs(2), body.collect()).await.ok()?.ok()?.to_bytes();
+    Some(Reply { status: parts.status, headers: parts.headers, body })
 }
 
 /// Percent-encodes a query-string value.
 pub fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -696,10 +705,7 @@ pub fn url_encode(text: &str) -> String {
 
 /// `time` as RFC 3339 in UTC, as Alertmanager's API takes it.
 pub fn rfc3339(time: std::time::SystemTime) -> String {
-    let secs = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let secs = time.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -711,12 +717,7 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
 }
 
 /// A relay after real traffic that makes every amrelay metric appear in its scrape: matched
@@ -750,26 +751,15 @@ receivers:
     let relay = TestRelay::start(&yaml).await;
     assert_eq!(relay.post("/webhook", MULTI).await.status, 200);
     assert_eq!(relay.post("/webhook", "not json").await.status, 400);
-    let reload = send(
-        Request::post(relay.url("/-/reload"))
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-    )
-    .await;
+    let reload = send(Request::post(relay.url("/-/reload")).body(Full::new(Bytes::new())).unwrap()).await;
     assert_eq!(reload.status, 200, "{}", reload.text());
     for path in ["/-/healthy", "/-/ready", "/api/v1/status"] {
         assert_eq!(get(&relay.url(path)).await.status, 200, "{path}");
     }
-    for (receiver, metric) in [
-        ("ok", "amrelay_notifications_delivered_total"),
-        ("flaky", "amrelay_notifications_delivered_total"),
-    ] {
-        relay
-            .wait_metric(
-                &format!(r#"{metric}{{receiver="{prefix}-{receiver}"}}"#),
-                1.0,
-            )
-            .await;
+    for (receiver, metric) in
+        [("ok", "amrelay_notifications_delivered_total"), ("flaky", "amrelay_notifications_delivered_total")]
+    {
+        relay.wait_metric(&format!(r#"{metric}{{receiver="{prefix}-{receiver}"}}"#), 1.0).await;
     }
     relay
         .wait_metric(
@@ -801,14 +791,10 @@ pub fn amrelay_metric_names(expr: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = expr;
     while let Some(start) = rest.find("amrelay_") {
-        let preceded_by_word = rest[..start]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        let preceded_by_word =
+            rest[..start].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
         let tail = &rest[start..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(tail.len());
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(tail.len());
         if !preceded_by_word {
             names.push(tail[..end].to_owned());
         }
