@@ -10,17 +10,14 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ChildGuard, Downstream, PROGRAM_WAIT, Received, TestRelay, debian_program, get, post_json,
-    relay_after_traffic, rfc3339, run_program, start_server, url_encode,
+    ChildGuard, Downstream, PROGRAM_WAIT, Received, TestRelay, debian_program, get, post_json, relay_after_traffic,
+    rfc3339, run_program, start_server, url_encode,
 };
 
 /// A real Alertmanager on 127.0.0.1 with `config` (its `{RELAY}` replaced), no cluster gossip,
 /// and storage in `dir`.
 async fn start_alertmanager(dir: &Path, config: &str) -> (ChildGuard, String) {
-    let binary = debian_program(
-        &["prometheus-alertmanager", "alertmanager"],
-        "prometheus-alertmanager",
-    );
+    let binary = debian_program(&["prometheus-alertmanager", "alertmanager"], "prometheus-alertmanager");
     let config_file = dir.join("alertmanager.yml");
     std::fs::write(&config_file, config).unwrap();
     let storage = dir.join("data");
@@ -53,10 +50,7 @@ fn api_alerts(starts_at: SystemTime, ends_at: Option<SystemTime>) -> String {
             json!({"alertname": "DiskFull", "env": "prod", "team": "storage", "severity": "warning", "instance": "b"}),
             &disk_full,
         ),
-        (
-            json!({"alertname": "DiskFull", "env": "prod", "team": "db", "severity": "info", "instance": "c"}),
-            &filling,
-        ),
+        (json!({"alertname": "DiskFull", "env": "prod", "team": "db", "severity": "info", "instance": "c"}), &filling),
     ];
     let alerts: Vec<Value> = alerts
         .into_iter()
@@ -77,21 +71,12 @@ fn api_alerts(starts_at: SystemTime, ends_at: Option<SystemTime>) -> String {
 
 async fn post_alerts(alertmanager: &str, body: String) {
     let reply = post_json(&format!("{alertmanager}/api/v2/alerts"), body).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "Alertmanager refused alerts: {}",
-        reply.text()
-    );
+    assert_eq!(reply.status, 200, "Alertmanager refused alerts: {}", reply.text());
 }
 
 /// The notifications `downstream` received at `path`.
 fn at(received: &[Received], path: &str) -> Vec<Received> {
-    received
-        .iter()
-        .filter(|r| r.path == path)
-        .cloned()
-        .collect()
+    received.iter().filter(|r| r.path == path).cloned().collect()
 }
 
 /// Alertmanager's alerts whose `severity` is one of `severities`, in Alertmanager's order.
@@ -178,38 +163,20 @@ receivers:
 
     // Alertmanager saw three alerts sharing only alertname and env.
     assert_eq!(original["alerts"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        original["commonLabels"],
-        json!({"alertname": "DiskFull", "env": "prod"})
-    );
-    assert_eq!(
-        original["commonAnnotations"],
-        json!({"runbook": "https://runbooks.example/disk"})
-    );
+    assert_eq!(original["commonLabels"], json!({"alertname": "DiskFull", "env": "prod"}));
+    assert_eq!(original["commonAnnotations"], json!({"runbook": "https://runbooks.example/disk"}));
 
     let pager = &pager[0];
-    assert_eq!(
-        pager.body["alerts"],
-        Value::from(alerts_with_severity(&original, &["critical", "warning"]))
-    );
-    assert_eq!(
-        pager.body["commonLabels"],
-        json!({"alertname": "DiskFull", "env": "prod", "team": "storage"})
-    );
+    assert_eq!(pager.body["alerts"], Value::from(alerts_with_severity(&original, &["critical", "warning"])));
+    assert_eq!(pager.body["commonLabels"], json!({"alertname": "DiskFull", "env": "prod", "team": "storage"}));
     assert_eq!(
         pager.body["commonAnnotations"],
         json!({"summary": "Disk full", "runbook": "https://runbooks.example/disk"})
     );
-    assert_eq!(
-        pager.header("authorization"),
-        Some("Basic YWxpY2U6d29uZGVybGFuZA==")
-    );
+    assert_eq!(pager.header("authorization"), Some("Basic YWxpY2U6d29uZGVybGFuZA=="));
 
     let tickets = &tickets[0];
-    assert_eq!(
-        tickets.body["alerts"],
-        Value::from(alerts_with_severity(&original, &["info"]))
-    );
+    assert_eq!(tickets.body["alerts"], Value::from(alerts_with_severity(&original, &["info"])));
     assert_eq!(
         tickets.body["commonLabels"],
         json!({"alertname": "DiskFull", "env": "prod", "team": "db", "severity": "info", "instance": "c"})
@@ -218,24 +185,13 @@ receivers:
 
     for notification in [pager, tickets] {
         assert_eq!(notification.body["status"], "firing");
-        for field in [
-            "receiver",
-            "groupKey",
-            "groupLabels",
-            "externalURL",
-            "version",
-            "truncatedAlerts",
-        ] {
+        for field in ["receiver", "groupKey", "groupLabels", "externalURL", "version", "truncatedAlerts"] {
             assert_eq!(notification.body[field], original[field], "{field}");
         }
     }
 
     // Resolve them: Alertmanager's next flush reports it, and amrelay relays it the same way.
-    post_alerts(
-        &alertmanager,
-        api_alerts(starts_at, Some(SystemTime::now() - Duration::from_secs(1))),
-    )
-    .await;
+    post_alerts(&alertmanager, api_alerts(starts_at, Some(SystemTime::now() - Duration::from_secs(1)))).await;
     let resolved = tap.wait_for(2).await[1].body.clone();
     assert_eq!(resolved["status"], "resolved");
     let received = downstream.wait_for(4).await;
@@ -243,26 +199,17 @@ receivers:
     assert_eq!((pager.len(), tickets.len()), (2, 2), "{received:#?}");
     assert_eq!(pager[1].body["status"], "resolved");
     assert_eq!(pager[1].labels("instance"), ["a", "b"]);
-    assert_eq!(
-        pager[1].body["alerts"],
-        Value::from(alerts_with_severity(&resolved, &["critical", "warning"]))
-    );
+    assert_eq!(pager[1].body["alerts"], Value::from(alerts_with_severity(&resolved, &["critical", "warning"])));
     assert_eq!(tickets[1].body["status"], "resolved");
     assert_eq!(tickets[1].labels("instance"), ["c"]);
     for notification in pager.iter().chain(&tickets) {
         assert!(
-            notification.body["alerts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|a| a["status"] == notification.body["status"])
+            notification.body["alerts"].as_array().unwrap().iter().all(|a| a["status"] == notification.body["status"])
         );
     }
 
     // No alert is about the network team.
-    downstream
-        .assert_stays_at(4, Duration::from_millis(1500))
-        .await;
+    downstream.assert_stays_at(4, Duration::from_millis(1500)).await;
     assert!(at(&downstream.received(), "/network").is_empty());
 }
 
@@ -277,18 +224,11 @@ async fn promtool_accepts_the_metrics_scrape() {
     let file = dir.path().join("scrape.txt");
     std::fs::write(&file, &scrape.body).unwrap();
     let checked = tokio::task::spawn_blocking(move || {
-        run_program(
-            Command::new(promtool).args(["check", "metrics"]),
-            Some(&file),
-        )
+        run_program(Command::new(promtool).args(["check", "metrics"]), Some(&file))
     })
     .await
     .unwrap();
-    assert!(
-        checked.success,
-        "promtool check metrics failed:\n{}",
-        checked.output
-    );
+    assert!(checked.success, "promtool check metrics failed:\n{}", checked.output);
 }
 
 /// Polls Prometheus' query API until `query` returns at least one series.
@@ -304,10 +244,7 @@ async fn wait_for_series(prometheus: &str, query: &str) -> Vec<Value> {
         if !result.is_empty() {
             return result;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{query} returned nothing within {PROGRAM_WAIT:?}"
-        );
+        assert!(Instant::now() < deadline, "{query} returned nothing within {PROGRAM_WAIT:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -348,11 +285,7 @@ scrape_configs:
 
     let up = wait_for_series(&prometheus, r#"up{job="amrelay"} == 1"#).await;
     assert_eq!(up[0]["metric"]["instance"], relay.addr.to_string());
-    let received = wait_for_series(
-        &prometheus,
-        r#"amrelay_alerts_received_total{job="amrelay"} > 0"#,
-    )
-    .await;
+    let received = wait_for_series(&prometheus, r#"amrelay_alerts_received_total{job="amrelay"} > 0"#).await;
     let value: f64 = received[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(value >= 3.0, "{received:?}");
 }
