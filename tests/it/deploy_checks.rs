@@ -551,7 +551,24 @@ tests:
         values: '0+10x30'
       - series: 'amrelay_delivery_attempts_total{job="amrelay", instance="a:9098", namespace="monitoring", receiver="chat", outcome="5xx"}'
         values: '0+5x30'
+      - series: 'amrelay_spool_healthy{job="amrelay", instance="a:9098"}'
+        values: '1x5 0x10'
+      - series: 'amrelay_spool_bytes{job="amrelay", instance="a:9098"}'
+        values: '0x5 900x10'
+      - series: 'amrelay_spool_max_bytes{job="amrelay", instance="a:9098"}'
+        values: '1000x15'
     alert_rule_test:
+      - eval_time: 5m
+        alertname: AmrelaySpoolUnhealthy
+        exp_alerts: []
+      - eval_time: 8m
+        alertname: AmrelaySpoolUnhealthy
+        exp_alerts:
+          - exp_labels: {severity: critical, job: amrelay, instance: "a:9098"}
+      - eval_time: 12m
+        alertname: AmrelaySpoolFilling
+        exp_alerts:
+          - exp_labels: {severity: warning, job: amrelay, instance: "a:9098"}
       - eval_time: 10m
         alertname: AmrelayDown
         exp_alerts:
@@ -722,6 +739,7 @@ async fn dashboard_and_alerts_query_only_real_metrics() {
         "amrelay_queue_depth",
         "amrelay_notifications_dead_lettered_total",
         "amrelay_config_reloads_total",
+        "amrelay_spool_bytes",
     ] {
         assert!(used.contains(needed), "the dashboard shows {needed}");
     }

@@ -720,9 +720,9 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
 }
 
-/// A relay after real traffic that makes every amrelay metric appear in its scrape: matched
-/// and filtered alerts, deliveries, a retry after a 503, a dead letter after a 400, a rejected
-/// batch, a reload and the admin endpoints. Receiver names start with `prefix`, so that
+/// A relay with a spool after real traffic that makes every amrelay metric appear in its
+/// scrape: matched and filtered alerts, deliveries, a retry after a 503, a dead letter after a
+/// 400, a rejected batch, a reload, spool commits and the admin endpoints. Receiver names start with `prefix`, so that
 /// concurrent tests (the recorder is process-wide) count apart.
 pub async fn relay_after_traffic(prefix: &str) -> (TestRelay, Vec<Downstream>) {
     const MULTI: &str = include_str!("../fixtures/am-payload-multi.json");
@@ -734,6 +734,7 @@ pub async fn relay_after_traffic(prefix: &str) -> (TestRelay, Vec<Downstream>) {
     let yaml = format!(
         "delivery:
   retry: {{initial_backoff: 10ms, max_backoff: 50ms}}
+  spool: {{path: spool.redb}}
 receivers:
   - name: {prefix}-ok
     url: {}
