@@ -3,10 +3,12 @@
 mod check_config;
 mod conditions;
 mod delivery;
+mod deploy_checks;
 mod durability;
 mod ingest;
 mod operator;
 mod payload;
+mod real_programs;
 mod reload;
 mod support;
 mod tls_auth;
