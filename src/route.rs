@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::config::ReceiverConfig;
 use crate::dedup::Dedup;
-use crate::payload::{Notification, Status, encode};
+use crate::payload::{Alert, Notification, Status, encode};
 use crate::queue::{Queued, next_id};
 use crate::snapshot::{ActiveReceiver, Snapshot};
 use crate::spool::{Header, NewRecord, Spool, SpoolError, unix_ms};
@@ -51,7 +52,7 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
         let config = &receiver.config;
         matched.clear();
         for (index, alert) in n.alerts.iter().enumerate() {
-            if (config.send_resolved || alert.status == Status::Firing) && config.rule.matches(&alert.labels) {
+            if takes(config, alert) {
                 matched.push(index);
             }
         }
@@ -75,6 +76,13 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
         });
     }
     plans
+}
+
+/// Whether an enabled receiver takes an alert: the filter of [`plan`], which route explanations
+/// ([`crate::explain`]) use too, so the two never disagree.
+#[inline]
+pub fn takes(config: &ReceiverConfig, alert: &Alert<'_>) -> bool {
+    (config.send_resolved || alert.status == Status::Firing) && config.rule.matches(&alert.labels)
 }
 
 /// Why a batch was refused; nothing was queued anywhere.
