@@ -11,6 +11,7 @@
 //! reservation succeeded are the notifications [`Pipeline::push`]ed. A failed reservation drops
 //! the slots already taken, so a 503 leaves no trace at any receiver.
 
+mod counts;
 mod dispatch;
 
 use std::sync::Arc;
@@ -27,6 +28,8 @@ use crate::config::ReceiverConfig;
 use crate::deliver::Target;
 use crate::metrics as m;
 use crate::spool::{Spool, Stored};
+
+pub use counts::{CountsView, DeliveryCounts};
 
 /// A notification accepted for one receiver.
 #[derive(Debug)]
@@ -140,6 +143,8 @@ pub struct Shared {
     pub max_concurrency: AtomicUsize,
     pub depth: AtomicUsize,
     pub metrics: ReceiverMetrics,
+    /// Delivered, failed and dead-lettered counts for the status API.
+    pub counts: DeliveryCounts,
     pub state: Mutex<DeliveryState>,
     pub spool: Arc<Spool>,
     /// Set at shutdown: workers stop after their current attempt.
@@ -166,6 +171,7 @@ impl Pipeline {
             max_concurrency: AtomicUsize::new(config.max_concurrency),
             depth: AtomicUsize::new(0),
             metrics: ReceiverMetrics::new(&config.name),
+            counts: DeliveryCounts::default(),
             state: Mutex::new(DeliveryState::default()),
             spool,
             stopping,
