@@ -1,6 +1,7 @@
 //! The HTTP listener: accepts connections, serves HTTP/1.1 and HTTP/2, shuts down gracefully.
 
 mod admin;
+mod console;
 mod response;
 mod routes;
 mod webhook;

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::response::{ApiError, HttpResponse};
-use super::{admin, webhook};
+use super::{admin, console, webhook};
 use crate::metrics as m;
 use crate::snapshot::Reloader;
 
@@ -47,6 +47,10 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         ("/-/ready", &Method::GET | &Method::HEAD) => ("ready", Ok(admin::ready(&state))),
         ("/-/reload", &Method::POST | &Method::PUT) => ("reload", admin::reload(&state).await),
         ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state))),
+        ("/", &Method::GET | &Method::HEAD) => ("console", Ok(console::page())),
+        ("/api/v1/route-test", &Method::POST) => ("route_test", console::route_test(&state, request).await),
+        ("/", _) => ("console", Err(ApiError::MethodNotAllowed("GET"))),
+        ("/api/v1/route-test", _) => ("route_test", Err(ApiError::MethodNotAllowed("POST"))),
         ("/api/v1/deadletters", &Method::GET) => ("deadletters", admin::dead_letters(&state).await),
         ("/api/v1/deadletters/replay", &Method::POST) => {
             let query = request.uri().query().map(str::to_owned);

@@ -94,7 +94,7 @@ fn check_content_type(request: &Request<Incoming>) -> Result<(), ApiError> {
 
 /// Reads the body, refusing more than `limit` bytes before reading them when the length is
 /// declared, and while reading when it is not.
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
+pub(super) async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
     let declared =
         request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
