@@ -2,6 +2,7 @@
 
 mod check_config;
 mod conditions;
+mod console;
 mod delivery;
 mod deploy_checks;
 mod durability;
@@ -10,5 +11,6 @@ mod operator;
 mod payload;
 mod real_programs;
 mod reload;
+mod route_test;
 mod support;
 mod tls_auth;
