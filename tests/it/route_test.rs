@@ -344,3 +344,30 @@ async fn route_test_agrees_with_what_webhook_delivers() {
         }
     }
 }
+
+/// The README's `amrelay route-test` example prints what the README shows.
+#[tokio::test]
+async fn readme_route_test_example_is_true() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let start = readme.find("$ amrelay route-test ").expect("the README has a route-test example");
+    let block = &readme[start..start + readme[start..].find("\n```").unwrap()];
+    let mut lines = block.lines();
+    let mut command = String::new();
+    for line in lines.by_ref() {
+        command += line.trim_end_matches('\\').trim();
+        command += " ";
+        if !line.ends_with('\\') {
+            break;
+        }
+    }
+    let shown: Vec<&str> = lines.collect();
+    // Arguments are single-quoted words without spaces: split on spaces, drop the quotes.
+    let words: Vec<String> = command.split_whitespace().skip(3).map(|w| w.trim_matches('\'').to_owned()).collect();
+    let (config_flag, config) = (&words[0], repo.join(&words[1]));
+    assert_eq!(config_flag, "--config.file");
+    let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
+    let (code, out, err) = route_test(&config, &args, None).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), shown, "the README's route-test output differs");
+}
