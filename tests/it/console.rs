@@ -153,6 +153,7 @@ async fn console_in_headless_chromium() {
 
     let url = relay.url("/");
     let config_file = relay.dir.path().join("amrelay.yml").display().to_string();
+    let reload_url = relay.url("/-/reload");
     Browser::run(move |client| async move {
         client.goto(&url).await.unwrap();
         assert_eq!(client.title().await.unwrap(), "amrelay console");
@@ -222,6 +223,15 @@ async fn console_in_headless_chromium() {
         assert!(dead.contains("non_retryable"), "{dead}");
         click(&client, r#".replay-btn[data-receiver="strict"]"#).await;
         wait_text(&client, "#dead-actions", |t| t.contains("replayed 1, skipped 0")).await;
+
+        // A reload that fails: the page says so, with the error, and the old config runs on.
+        std::fs::write(&config_file, "receivers:\n  - name: broken\n    url: not-a-url\n").unwrap();
+        let reload = crate::support::post_json(&reload_url, "").await;
+        assert_eq!(reload.status, 500, "{}", reload.text());
+        let failed = wait_text(&client, "#reload-error", |t| !t.is_empty()).await;
+        assert!(failed.contains("The last reload failed") && failed.contains("receivers[0].url"), "{failed}");
+        wait_text(&client, "#config-facts", |t| t.contains("FAILED")).await;
+        assert_eq!(client.find_all(Locator::Css("#receiver-rows tr[data-receiver]")).await.unwrap().len(), 4);
 
         // A narrow window: receivers become cards, nothing scrolls sideways.
         client.set_window_size(400, 900).await.unwrap();
