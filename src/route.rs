@@ -61,7 +61,7 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
             }
             continue;
         }
-        let size_hint = 256 + matched.iter().map(|&i| n.alerts[i].raw.get().len() + 1).sum::<usize>();
+        let size_hint = 256 + matched.iter().map(|&i| n.alerts[i].raw.len() + 1).sum::<usize>();
         let mut body = Vec::with_capacity(size_hint);
         encode(n, &matched, config.max_alerts, &mut body);
         let alerts = if config.max_alerts == 0 { matched.len() } else { matched.len().min(config.max_alerts) };

@@ -25,6 +25,9 @@ pub enum DeadLetterReason {
 }
 
 impl DeadLetterReason {
+    pub const ALL: [DeadLetterReason; 3] =
+        [DeadLetterReason::NonRetryable, DeadLetterReason::MaxAttempts, DeadLetterReason::MaxElapsed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeadLetterReason::NonRetryable => "non_retryable",

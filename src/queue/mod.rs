@@ -118,6 +118,10 @@ impl ReceiverMetrics {
     fn new(name: &str) -> Self {
         let label = ("receiver", name.to_owned());
         let labels = [label];
+        // Dead-letter series exist from the start at 0, so that `increase()` sees the first one.
+        for reason in crate::deliver::DeadLetterReason::ALL {
+            metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => name.to_owned(), "reason" => reason.as_str()).increment(0);
+        }
         ReceiverMetrics {
             matched: metrics::counter!(m::ALERTS_MATCHED, &labels),
             filtered: metrics::counter!(m::ALERTS_FILTERED, &labels),
