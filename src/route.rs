@@ -147,8 +147,10 @@ async fn queue_all<'s>(
     let group_key: Arc<str> = group_key.into();
     let accepted_unix_ms = unix_ms(SystemTime::now());
     let ids: Vec<String> = plans.iter().map(|_| next_id()).collect();
+    // A memory-only spool keeps nothing: skip building records for it.
     let records = plans
         .iter()
+        .filter(|_| spool.is_persistent())
         .zip(&ids)
         .map(|(plan, id)| NewRecord {
             receiver: plan.receiver.pipeline.shared().name.clone(),
@@ -163,7 +165,7 @@ async fn queue_all<'s>(
             body: plan.body.clone(),
         })
         .collect();
-    let seqs = match spool.append(records).await {
+    let seqs = match spool.append(records, plans.len()).await {
         Ok(seqs) => seqs,
         Err(e) => return Err((e.into(), claimed())),
     };

@@ -229,7 +229,7 @@ impl<'a> Cursor<'a> {
 
     /// Parses one JSON value at the cursor with serde_json and moves past it.
     fn value<T: Deserialize<'a>>(&mut self) -> Result<T, DecodeError> {
-        self.value_with(|message| DecodeError::Json(message))
+        self.value_with(DecodeError::Json)
     }
 
     fn value_with<T: Deserialize<'a>>(&mut self, wrap: impl Fn(String) -> DecodeError) -> Result<T, DecodeError> {

@@ -107,6 +107,8 @@ pub struct ReceiverMetrics {
     pub filtered: Counter,
     pub enqueued: Counter,
     pub delivered: Counter,
+    /// `amrelay_delivery_attempts_total{outcome="2xx"}`, the common case, registered once.
+    pub attempts_2xx: Counter,
     pub deduplicated: Counter,
     pub depth: Gauge,
     pub capacity: Gauge,
@@ -128,6 +130,7 @@ impl ReceiverMetrics {
             enqueued: metrics::counter!(m::NOTIFICATIONS_ENQUEUED, &labels),
             delivered: metrics::counter!(m::NOTIFICATIONS_DELIVERED, &labels),
             deduplicated: metrics::counter!(m::NOTIFICATIONS_DEDUPLICATED, &labels),
+            attempts_2xx: metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => name.to_owned(), "outcome" => "2xx"),
             depth: metrics::gauge!(m::QUEUE_DEPTH, &labels),
             capacity: metrics::gauge!(m::QUEUE_CAPACITY, &labels),
             attempt_duration: metrics::histogram!(m::DELIVERY_ATTEMPT_DURATION, &labels),

@@ -42,7 +42,7 @@ pub async fn handle(
         reject(StatusCode::BAD_REQUEST);
         ApiError::BadRequest(e.to_string())
     })?;
-    metrics::counter!(m::ALERTS_RECEIVED).increment(notification.alerts.len() as u64);
+    state.http_metrics.alerts_received.increment(notification.alerts.len() as u64);
 
     let plans = route::plan(&snapshot, &notification, destination);
     let reloader = &state.reloader;
