@@ -11,8 +11,8 @@ pub fn alert(i: usize) -> Value {
         "labels": {
             "alertname": "KubePodCrashLooping", "cluster": "prod-eu-1", "container": "api",
             "instance": format!("10.0.{}.{}:8080", i / 250, i % 250), "job": "kube-state-metrics",
-            "namespace": if i % 3 == 0 { "kube-system" } else { "shop" }, "pod": format!("api-{i}"),
-            "prometheus": "monitoring/k8s", "severity": if i % 2 == 0 { "critical" } else { "warning" },
+            "namespace": if i.is_multiple_of(3) { "kube-system" } else { "shop" }, "pod": format!("api-{i}"),
+            "prometheus": "monitoring/k8s", "severity": if i.is_multiple_of(2) { "critical" } else { "warning" },
             "team": "checkout",
         },
         "annotations": {
