@@ -56,9 +56,11 @@ const NONE: u16 = u16::MAX;
 impl<'a> LabelSet<'a> {
     /// Builds a set from pairs in any order.
     pub fn from_pairs(mut pairs: Vec<(Str<'a>, Str<'a>)>) -> Self {
-        // A stable sort keeps equal names in input order; keeping the last of each run gives
-        // last-wins semantics.
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        // Alertmanager (Go) writes map keys sorted, so the sort is usually skipped. A stable sort
+        // keeps equal names in input order; keeping the last of each run gives last-wins semantics.
+        if !pairs.is_sorted_by(|a, b| a.0 <= b.0) {
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         let mut deduped: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(pairs.len());
         for pair in pairs {
             match deduped.last_mut() {
