@@ -10,5 +10,6 @@ mod operator;
 mod payload;
 mod real_programs;
 mod reload;
+mod scaling;
 mod support;
 mod tls_auth;
