@@ -17,11 +17,10 @@ pub fn alert(i: usize) -> Value {
         },
         "annotations": {
             "description": format!("Pod shop/api-{i} (api) is in waiting state (reason: \"CrashLoopBackOff\")."),
-            "runbook_url": "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping",
             "summary": "Pod is crash looping.",
         },
         "startsAt": "2026-11-29T04:36:08.439Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=max_over_time%28kube_pod_container_status_waiting_reason%5B5m%5D%29",
+        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
         "fingerprint": format!("{:016x}", i * 7919),
     })
 }
