@@ -25,6 +25,9 @@ pub enum DeadLetterReason {
 }
 
 impl DeadLetterReason {
+    pub const ALL: [DeadLetterReason; 3] =
+        [DeadLetterReason::NonRetryable, DeadLetterReason::MaxAttempts, DeadLetterReason::MaxElapsed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeadLetterReason::NonRetryable => "non_retryable",
@@ -50,7 +53,8 @@ pub async fn deliver(shared: &Shared, item: Queued) {
         shared.metrics.attempt_duration.record(took.as_secs_f64());
         let failure = match result {
             Ok(status) => {
-                metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => status_class(status)).increment(1);
+                debug_assert_eq!(status_class(status), "2xx");
+                shared.metrics.attempts_2xx.increment(1);
                 shared.spool.delivered(&shared.name, item.seq, item.body.len());
                 shared.metrics.delivered.increment(1);
                 shared.counts.delivered();

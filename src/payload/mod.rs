@@ -4,6 +4,6 @@ mod decode;
 mod encode;
 mod labels;
 
-pub use decode::{Alert, DecodeError, Notification, Status, decode};
+pub use decode::{Alert, DecodeError, Notification, Status, decode, decode_with};
 pub use encode::encode;
 pub use labels::{LabelSet, Str};

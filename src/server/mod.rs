@@ -16,7 +16,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-pub use routes::AppState;
+pub use routes::{AppState, HttpMetrics};
 
 /// A client must send its request headers within this time (slow-header clients are cut off).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

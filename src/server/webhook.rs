@@ -15,7 +15,7 @@ use serde_json::json;
 use super::response::{ApiError, HttpResponse, json};
 use super::routes::AppState;
 use crate::metrics as m;
-use crate::payload::decode;
+use crate::payload::decode_with;
 use crate::route::{self, Destination, Refused};
 use crate::spool::SpoolError;
 
@@ -38,11 +38,11 @@ pub async fn handle(
     check_content_type(&request)?;
     let limit = snapshot.server.max_request_bytes;
     let body = read_body(request, limit).await.inspect_err(|e| reject(e.status()))?;
-    let notification = decode(&body).map_err(|e| {
+    let notification = decode_with(&body, &snapshot.label_index).map_err(|e| {
         reject(StatusCode::BAD_REQUEST);
         ApiError::BadRequest(e.to_string())
     })?;
-    metrics::counter!(m::ALERTS_RECEIVED).increment(notification.alerts.len() as u64);
+    state.http_metrics.alerts_received.increment(notification.alerts.len() as u64);
 
     let plans = route::plan(&snapshot, &notification, destination);
     let reloader = &state.reloader;

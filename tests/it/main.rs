@@ -12,5 +12,6 @@ mod payload;
 mod real_programs;
 mod reload;
 mod route_test;
+mod scaling;
 mod support;
 mod tls_auth;
