@@ -143,13 +143,18 @@ pub struct RouteTestArgs<'a> {
 /// `amrelay route-test`: prints the explanation; returns the exit status (0 ok, 1 the receivers
 /// differ from `--expect`, 2 an invalid config or payload).
 pub fn route_test(args: &RouteTestArgs<'_>) -> u8 {
-    let config = match config::load(args.config_file) {
+    let mut config = match config::load(args.config_file) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
+    // As a snapshot does: rules read labels through one index, which decoding resolves.
+    let mut index = crate::rule::LabelIndex::default();
+    for receiver in &mut config.receivers {
+        receiver.rule.intern(&mut index);
+    }
     let body = match args.payload {
         Some(path) if path.as_os_str() == "-" => {
             let mut body = Vec::new();
@@ -167,7 +172,7 @@ pub fn route_test(args: &RouteTestArgs<'_>) -> u8 {
             return 2;
         }
     };
-    let notification = match crate::payload::decode(&body) {
+    let notification = match crate::payload::decode_with(&body, &index) {
         Ok(notification) => notification,
         Err(e) => {
             eprintln!("invalid payload: {e}");

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::response::{ApiError, HttpResponse, json, text};
 use super::routes::AppState;
-use crate::payload::decode;
+use crate::payload::decode_with;
 use crate::snapshot::Snapshot;
 
 const PAGE: &str = include_str!("console.html");
@@ -36,8 +36,9 @@ pub fn page() -> HttpResponse {
 }
 
 /// `POST /api/v1/route-test`: which receiver would get which alert of a v4 payload, and why the
-/// others would not. The body is checked exactly as `/webhook` checks it (size, content type,
-/// [`decode`]), but nothing is queued, delivered or counted.
+/// others would not. The body is checked and decoded exactly as `/webhook` does it (size,
+/// content type, [`decode_with`] the snapshot's label index), but nothing is queued, delivered
+/// or counted.
 pub async fn route_test(state: &AppState, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
     let snapshot = state.reloader.snapshot();
     if let Some(value) = request.headers().get(CONTENT_TYPE) {
@@ -47,7 +48,7 @@ pub async fn route_test(state: &AppState, request: Request<Incoming>) -> Result<
         }
     }
     let body = super::webhook::read_body(request, snapshot.server.max_request_bytes).await?;
-    let notification = decode(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let notification = decode_with(&body, &snapshot.label_index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let explanation = crate::explain::explain(snapshot.receivers.iter().map(|r| &r.config), &notification);
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": explanation})))
 }
