@@ -160,11 +160,11 @@ async fn console_in_headless_chromium() {
 
         // The receivers, in config order, with their figures.
         wait_text(&client, "#receiver-rows", |t| t.contains("strict")).await;
-        let mut names = Vec::new();
-        for row in client.find_all(Locator::Css("#receiver-rows tr[data-receiver]")).await.unwrap() {
-            names.push(row.attr("data-receiver").await.unwrap().unwrap());
-        }
-        assert_eq!(names, ["pager", "dead-hook", "archive", "strict"]);
+        // Read in one script: the page re-renders the rows every 5 s.
+        let rows =
+            "return [...document.querySelectorAll('#receiver-rows tr[data-receiver]')].map(r => r.dataset.receiver)";
+        let names = client.execute(rows, vec![]).await.unwrap();
+        assert_eq!(names, json!(["pager", "dead-hook", "archive", "strict"]));
         let pager = wait_text(&client, r#"tr[data-receiver="pager"]"#, |t| t.contains("1 delivered")).await;
         assert!(pager.contains(r#"severity In ["critical"]"#) && pager.contains("enabled"), "{pager}");
         let strict = wait_text(&client, r#"tr[data-receiver="strict"]"#, |t| t.contains("1 dead-lettered")).await;
@@ -185,8 +185,8 @@ async fn console_in_headless_chromium() {
         let failed =
             wait_text(&client, r#".test-result[data-receiver="dead-hook"]"#, |t| t.starts_with("failed")).await;
         assert!(failed.starts_with("failed: connect: ") && failed.contains("refused"), "{failed}");
-        let outcome = client.find(Locator::Css(r#".test-result[data-receiver="dead-hook"]"#)).await.unwrap();
-        assert_eq!(outcome.attr("data-outcome").await.unwrap().as_deref(), Some("error"));
+        let outcome = "return document.querySelector('.test-result[data-receiver=\"dead-hook\"]').dataset.outcome";
+        assert_eq!(client.execute(outcome, vec![]).await.unwrap(), json!("error"));
 
         // The route tester, on its prefilled example.
         click(&client, "#route-run").await;
@@ -231,7 +231,7 @@ async fn console_in_headless_chromium() {
         let failed = wait_text(&client, "#reload-error", |t| !t.is_empty()).await;
         assert!(failed.contains("The last reload failed") && failed.contains("receivers[0].url"), "{failed}");
         wait_text(&client, "#config-facts", |t| t.contains("FAILED")).await;
-        assert_eq!(client.find_all(Locator::Css("#receiver-rows tr[data-receiver]")).await.unwrap().len(), 4);
+        assert_eq!(client.execute(rows, vec![]).await.unwrap().as_array().unwrap().len(), 4);
 
         // A narrow window: receivers become cards, nothing scrolls sideways.
         client.set_window_size(400, 900).await.unwrap();
@@ -240,8 +240,8 @@ async fn console_in_headless_chromium() {
             .await
             .unwrap();
         assert_eq!(fits, json!(true), "the page is wider than a 400 px window");
-        let display = client.find(Locator::Css("#receiver-rows td")).await.unwrap().css_value("display").await.unwrap();
-        assert_eq!(display, "grid");
+        let display = "return getComputedStyle(document.querySelector('#receiver-rows td')).display";
+        assert_eq!(client.execute(display, vec![]).await.unwrap(), json!("grid"));
     })
     .await;
     assert!(live.received().iter().any(|r| r.body["alerts"][0]["labels"]["amrelay_test"] == "true"));
