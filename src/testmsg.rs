@@ -84,7 +84,7 @@ pub async fn send(target: &Target, receiver: &str) -> TestOutcome {
 }
 
 /// Formats a time as RFC 3339 in UTC with milliseconds, as Alertmanager writes `startsAt`.
-fn rfc3339(time: SystemTime) -> String {
+pub fn rfc3339(time: SystemTime) -> String {
     let since_epoch = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let secs = since_epoch.as_secs();
     let (days, rest) = (secs / 86_400, secs % 86_400);

@@ -52,6 +52,12 @@ async fn current_hash(relay_url: &str) -> String {
     get(&format!("{relay_url}/api/v1/status")).await.json()["data"]["config"]["hash"].as_str().unwrap().to_owned()
 }
 
+/// A relay on `path` that reloads only when told to (no file watcher).
+async fn start_unwatched(path: &Path) -> Relay {
+    let options = Options { listen_address: Some("127.0.0.1:0".into()), watch_config: false, ..Options::new(path) };
+    Relay::start(options).await.unwrap()
+}
+
 /// Writes `text` to `path` the way an editor that saves by rename does.
 fn write_by_rename(path: &Path, text: &str) {
     let temp = path.with_extension("yml.swp");
@@ -146,13 +152,7 @@ async fn broken_config_keeps_the_old_one_and_reload_endpoint_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("amrelay.yml");
     std::fs::write(&path, config(&url, "manual", "critical")).unwrap();
-    let relay = Relay::start(Options {
-        listen_address: Some("127.0.0.1:0".into()),
-        watch_config: false,
-        ..Options::new(&path)
-    })
-    .await
-    .unwrap();
+    let relay = start_unwatched(&path).await;
     let base = format!("http://{}", relay.local_addr());
 
     std::fs::write(
@@ -197,13 +197,7 @@ async fn batches_are_never_routed_by_a_mix_of_old_and_new_rules() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("amrelay.yml");
     std::fs::write(&path, rules("critical", "warning")).unwrap();
-    let relay = Relay::start(Options {
-        listen_address: Some("127.0.0.1:0".into()),
-        watch_config: false,
-        ..Options::new(&path)
-    })
-    .await
-    .unwrap();
+    let relay = start_unwatched(&path).await;
     let base = format!("http://{}", relay.local_addr());
 
     const BATCHES: usize = 300;

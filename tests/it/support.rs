@@ -73,15 +73,7 @@ impl TestRelay {
 
     /// Waits until a metric reaches `value`.
     pub async fn wait_metric(&self, series: &str, value: f64) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let current = self.metric(series).await;
-            if current == Some(value) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{series} is {current:?}, expected {value}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_metric(&self.url("/metrics"), series, value, String::new).await;
     }
 }
 
@@ -498,15 +490,7 @@ impl RelayProcess {
 
     /// Waits until a metric reaches `value`.
     pub async fn wait_metric(&self, series: &str, value: f64) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let current = self.metric(series).await;
-            if current == Some(value) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{series} is {current:?}, expected {value}\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_metric(&self.url("/metrics"), series, value, || self.logs()).await;
     }
 }
 
@@ -521,6 +505,19 @@ impl Drop for RelayProcess {
 fn field(line: &str, key: &str) -> Option<String> {
     let start = line.find(&format!(" {key}="))? + key.len() + 2;
     Some(line[start..].split(' ').next()?.trim_matches('"').to_owned())
+}
+
+/// Waits until `series` in the scrape at `url` reaches `value`; `context` explains a failure.
+async fn wait_for_metric(url: &str, series: &str, value: f64, context: impl Fn() -> String) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let current = metric_in(&get(url).await.text(), series);
+        if current == Some(value) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} is {current:?}, expected {value}\n{}", context());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The value of one series in a scrape.
@@ -705,19 +702,7 @@ pub fn url_encode(text: &str) -> String {
 
 /// `time` as RFC 3339 in UTC, as Alertmanager's API takes it.
 pub fn rfc3339(time: std::time::SystemTime) -> String {
-    let secs = time.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
+    amrelay::testmsg::rfc3339(time)
 }
 
 /// A relay with a spool after real traffic that makes every amrelay metric appear in its
