@@ -12,6 +12,7 @@ pub mod queue;
 pub mod route;
 pub mod rule;
 pub mod server;
+pub mod signing;
 pub mod snapshot;
 pub mod testmsg;
 pub mod tls;

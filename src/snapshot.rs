@@ -132,6 +132,7 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
     let mut next = HashMap::with_capacity(config.receivers.len());
     let mut receivers = Vec::with_capacity(config.receivers.len());
     let mut insecure = 0;
+    log_warnings(&config);
     for receiver in config.receivers {
         if receiver.endpoint.tls.insecure_skip_verify {
             insecure += 1;
@@ -159,6 +160,15 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
         server: config.server,
         receivers,
         referenced_files: config.referenced_files,
+    }
+}
+
+/// Logs what is allowed but unwise (a world-readable secret file, credentials over plain HTTP),
+/// at every load, like `insecure_skip_verify`.
+fn log_warnings(config: &Config) {
+    for warning in &config.warnings {
+        let position = warning.position.map(|(line, column)| format!("{line}:{column}")).unwrap_or_default();
+        tracing::warn!(file = %config.source.display(), position, field = %warning.field, problem = %warning.message, "config warning");
     }
 }
 

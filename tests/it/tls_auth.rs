@@ -142,5 +142,8 @@ async fn insecure_skip_verify_is_logged_and_counted() {
     let relay = crate::support::RelayProcess::spawn(&path, &[]);
     relay.wait_metric("amrelay_tls_insecure_skip_verify_receivers", 1.0).await;
     let logs = relay.logs();
-    assert!(logs.contains("level=warn") && logs.contains("receiver=careless") && logs.contains("verification is disabled"), "{logs}");
+    assert!(
+        logs.contains("level=warn") && logs.contains("receiver=careless") && logs.contains("verification is disabled"),
+        "{logs}"
+    );
 }
