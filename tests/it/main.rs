@@ -3,9 +3,13 @@
 mod check_config;
 mod conditions;
 mod delivery;
+mod hostile;
+mod inbound;
 mod ingest;
 mod operator;
 mod payload;
+mod properties;
 mod reload;
+mod secrets;
 mod support;
 mod tls_auth;
