@@ -216,3 +216,45 @@ async fn admin_endpoints_are_protected_and_open_endpoints_are_configurable() {
     assert_eq!(request_with("GET", &relay.url("/-/healthy"), &[], "").await.status, 401);
     assert_eq!(request_with("GET", &relay.url("/-/healthy"), &[token], "").await.status, 200);
 }
+
+/// Mistakes in the security keys are reported by `check-config` like any other: all at once,
+/// each with its line, column and field.
+#[test]
+fn security_config_mistakes_are_named_with_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yml");
+    std::fs::write(
+        &file,
+        "server:
+  tls_server_config: {cert_file: missing.pem, client_auth_type: RequestClientCert}
+  basic_auth_users: {am: not-a-hash}
+  authorization: {type: Basic, credentials: x}
+  open_endpoints: [metrics]
+  limits: {max_connections: 0, idle_timeout: 0s, max_json_depth: 2}
+receivers:
+  - name: a
+    url: http://127.0.0.1:1/
+    signing: {secret: short}
+    http_config:
+      proxy_url: socks5://proxy:1080
+",
+    )
+    .unwrap();
+    let (ok, out) = crate::support::check_config_with_env(&file, &[]);
+    assert!(!ok, "{out}");
+    for expected in [
+        "bad.yml:2:22: server.tls_server_config.cert_file: cannot read",
+        "bad.yml:2:22: server.tls_server_config.key_file: is required",
+        "bad.yml:2:22: server.tls_server_config.client_auth_type: RequestClientCert accepts unverified certificates",
+        "bad.yml:3:21: server.basic_auth_users.am: is not a bcrypt hash",
+        "bad.yml:4:18: server.authorization.type: only Bearer",
+        "bad.yml:5:19: server.open_endpoints[0]: \"metrics\" is not a path",
+        "bad.yml:6:11: server.limits.idle_timeout: must be greater than 0",
+        "bad.yml:6:11: server.limits.max_connections: must be greater than 0",
+        "bad.yml:6:11: server.limits.max_json_depth: must be at least 4",
+        "bad.yml:10:14: receivers[0].signing.secret: must be at least 16 bytes",
+        "bad.yml:12:18: receivers[0].http_config.proxy_url: must be an http:// URL",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}

@@ -47,11 +47,11 @@ async fn environment_variables_expand_and_an_unset_one_is_an_error() {
     assert_eq!(received[0].header("authorization"), Some("Bearer downstream-b3arer-from-env"));
 
     // `$${VAR}` is a literal, and a quoted "${VAR}" is not expanded (only plain scalars are).
-    let literal = "receivers:\n  - name: literal\n    url: http://127.0.0.1:1/\n    headers:\n      X-A: $${NOPE}\n      X-B: \"${NOPE}\"\n";
+    let literal = "receivers:\n  - name: literal\n    url: http://127.0.0.1:1/\n    headers:\n      X-A: $${NOPE}\n      X-B: \"${NOPE}\"\n      X-C: ${AMRELAY_SURELY_UNSET:-fallback}\n";
     std::fs::write(&config, literal).unwrap();
     let loaded = amrelay::config::load(&config).unwrap();
     let headers: Vec<_> = loaded.receivers[0].endpoint.headers.iter().map(|(_, v)| v.to_str().unwrap()).collect();
-    assert_eq!(headers, ["${NOPE}", "${NOPE}"]);
+    assert_eq!(headers, ["${NOPE}", "${NOPE}", "fallback"]);
 }
 
 /// A signed notification carries a timestamp and `sha256=HMAC-SHA256(secret, timestamp "." body)`
