@@ -110,6 +110,10 @@ impl Reloader {
         if config.server.listen_address != previous.server.listen_address {
             tracing::warn!("server.listen_address changed; the new address takes effect after a restart");
         }
+        if previous.server.inbound.tls.is_some() != config.server.inbound.tls.is_some() {
+            let now = if config.server.inbound.tls.is_some() { "TLS only" } else { "plain HTTP, without TLS" };
+            tracing::warn!("server.tls_server_config changed: new connections are served with {now}");
+        }
         let unchanged = config.hash == previous.hash;
         let snapshot = build_snapshot(config, &mut pipelines);
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");

@@ -569,9 +569,12 @@ pub fn assert_no_secret_in(text: &str) {
     }
 }
 
+/// The log lines of one `RelayProcess`, shared with its reader thread.
+pub type ProcessLog = Arc<Mutex<Vec<String>>>;
+
 /// The logs of every `RelayProcess` this test binary started.
-pub fn all_process_logs() -> &'static Mutex<Vec<Arc<Mutex<Vec<String>>>>> {
-    static LOGS: std::sync::OnceLock<Mutex<Vec<Arc<Mutex<Vec<String>>>>>> = std::sync::OnceLock::new();
+pub fn all_process_logs() -> &'static Mutex<Vec<ProcessLog>> {
+    static LOGS: std::sync::OnceLock<Mutex<Vec<ProcessLog>>> = std::sync::OnceLock::new();
     LOGS.get_or_init(Mutex::default)
 }
 
