@@ -103,11 +103,15 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
     }
 }
 
+/// Concurrent HTTP/2 streams per connection: Alertmanager sends one notification at a time per
+/// connection, and each stream may buffer up to `max_request_bytes`.
+const MAX_CONCURRENT_STREAMS: u32 = 16;
+
 /// An HTTP/1.1 + HTTP/2 connection builder with the configured header read timeout.
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     builder
 }
 
