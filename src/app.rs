@@ -12,12 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::queue;
 use crate::server::{self, AppState};
 use crate::snapshot::Reloader;
+use crate::spool::{DeadInfo, Spool, Stored};
 
 /// What the command line decides.
 #[derive(Debug, Clone)]
@@ -49,6 +50,7 @@ pub struct Relay {
     local_addr: SocketAddr,
     state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
+    stop_workers: watch::Sender<bool>,
     server: JoinHandle<()>,
     watcher: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
@@ -58,7 +60,28 @@ impl Relay {
     /// Loads the config, starts every receiver's pipeline and binds the listener.
     pub async fn start(options: Options) -> anyhow::Result<Relay> {
         let metrics = crate::metrics::install();
-        let reloader = Reloader::start(&options.config_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let config = crate::config::load(&options.config_file).map_err(|e| {
+            crate::snapshot::record_result(false);
+            anyhow::anyhow!("{e}")
+        })?;
+        let (spool, restored) = match &config.delivery.spool {
+            Some(spool_config) => {
+                let (spool, restored) =
+                    Spool::open(spool_config, config.delivery.max_dead_letters).map_err(anyhow::Error::msg)?;
+                tracing::info!(path = %spool_config.path.display(), pending = restored.len(), "spool opened");
+                (spool, restored)
+            }
+            None => {
+                tracing::info!(
+                    "no delivery.spool.path: queued notifications are kept in memory only and a crash loses them"
+                );
+                (Spool::memory(config.delivery.max_dead_letters), Vec::new())
+            }
+        };
+        let spool = Arc::new(spool);
+        let (stop_workers, stopping) = watch::channel(false);
+        let reloader = Reloader::start(&options.config_file, config, spool.clone(), stopping);
+        restore(&reloader, restored);
         let address =
             options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());
         let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
@@ -84,7 +107,15 @@ impl Relay {
             address = %local_addr, config = %options.config_file.display(), receivers = snapshot.receivers.len(),
             version = env!("CARGO_PKG_VERSION"), "amrelay started"
         );
-        Ok(Relay { local_addr, state, stop: Some(stop), server, watcher, shutdown_timeout: options.shutdown_timeout })
+        Ok(Relay {
+            local_addr,
+            state,
+            stop: Some(stop),
+            stop_workers,
+            server,
+            watcher,
+            shutdown_timeout: options.shutdown_timeout,
+        })
     }
 
     /// The address the listener is bound to.
@@ -97,8 +128,10 @@ impl Relay {
         &self.state
     }
 
-    /// Stops accepting, finishes open requests, then waits (within the shutdown timeout) for
-    /// queued notifications. Returns how many were left undelivered.
+    /// Stops accepting and finishes open requests. With a persistent spool, workers then stop
+    /// after their current attempt and the spool is flushed: everything not yet delivered is
+    /// delivered after the next start. Without one, queued notifications get until the shutdown
+    /// timeout to be delivered. Returns how many notifications are left undelivered.
     pub async fn shutdown(mut self) -> usize {
         let deadline = Instant::now() + self.shutdown_timeout;
         self.state.ready.store(false, Ordering::Relaxed);
@@ -109,21 +142,64 @@ impl Relay {
             let _ = stop.send(());
         }
         let _ = (&mut self.server).await;
+        let spool = self.state.reloader.spool.clone();
         let pipelines = self.state.reloader.pipelines();
-        loop {
-            let left = queue::total_depth(&pipelines);
-            if left == 0 {
-                tracing::info!("all queued notifications delivered; exiting");
-                return 0;
+        if !spool.is_persistent() {
+            while queue::total_depth(&pipelines) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            if Instant::now() >= deadline {
-                tracing::error!(
-                    undelivered = left,
-                    "shutdown timeout reached with notifications still queued; they are lost"
+        }
+        let _ = self.stop_workers.send(true);
+        while queue::total_in_flight(&pipelines) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = queue::total_depth(&pipelines);
+        spool.close().await;
+        match (left, spool.is_persistent()) {
+            (0, _) => tracing::info!("all accepted notifications delivered; exiting"),
+            (left, true) => {
+                tracing::info!(pending = left, "pending notifications stay in the spool for the next start")
+            }
+            (left, false) => tracing::error!(
+                undelivered = left,
+                "shutdown timeout reached without a spool; these notifications are lost"
+            ),
+        }
+        left
+    }
+}
+
+/// Hands notifications restored from the spool back to their receivers, in acceptance order.
+/// A receiver that no longer exists cannot take them: they become dead letters, to be replayed
+/// if it comes back.
+fn restore(reloader: &Reloader, restored: Vec<Stored>) {
+    let snapshot = reloader.snapshot();
+    for stored in restored {
+        match snapshot.receiver(&stored.receiver) {
+            Some(receiver) => {
+                let pipeline = &receiver.pipeline;
+                metrics::counter!(crate::metrics::NOTIFICATIONS_RESTORED, "receiver" => stored.receiver.clone())
+                    .increment(1);
+                let slot = pipeline.reserve_restored();
+                pipeline.push(queue::restored_item(stored, slot));
+            }
+            None => {
+                tracing::error!(receiver = %stored.receiver, group_key = %stored.header.group_key,
+                    "restored notification for a receiver no longer configured; dead-lettered");
+                let info = DeadInfo {
+                    receiver: stored.receiver.clone(),
+                    reason: "receiver_removed".into(),
+                    error: "receiver no longer in the config".into(),
+                    at_unix_ms: crate::spool::unix_ms(SystemTime::now()),
+                };
+                reloader.spool.dead_letter(
+                    &stored.receiver.as_str().into(),
+                    stored.seq,
+                    stored.header,
+                    stored.body,
+                    info,
                 );
-                return left;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

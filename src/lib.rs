@@ -4,6 +4,8 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod deadletters;
+pub mod dedup;
 pub mod deliver;
 pub mod logging;
 pub mod metrics;
@@ -14,6 +16,7 @@ pub mod rule;
 pub mod server;
 pub mod signing;
 pub mod snapshot;
+pub mod spool;
 pub mod testmsg;
 pub mod tls;
 pub mod watch;

@@ -54,6 +54,27 @@ pub const CONNECTION_ERRORS: &str = "amrelay_connection_errors_total";
 /// Inbound connections open now.
 pub const CONNECTIONS_OPEN: &str = "amrelay_connections_open";
 
+/// Bytes of pending notifications in the spool.
+pub const SPOOL_BYTES: &str = "amrelay_spool_bytes";
+/// `delivery.spool.max_bytes`.
+pub const SPOOL_MAX_BYTES: &str = "amrelay_spool_max_bytes";
+/// 1 while the spool can persist, 0 after a failed write until one succeeds.
+pub const SPOOL_HEALTHY: &str = "amrelay_spool_healthy";
+/// Spool transactions committed, by `durable`.
+pub const SPOOL_COMMITS: &str = "amrelay_spool_commits_total";
+/// Time to apply and commit one spool transaction.
+pub const SPOOL_COMMIT_DURATION: &str = "amrelay_spool_commit_duration_seconds";
+/// Operations sharing one spool commit (group commit at work when above 1).
+pub const SPOOL_COMMIT_OPERATIONS: &str = "amrelay_spool_commit_operations";
+/// Failed spool transactions.
+pub const SPOOL_ERRORS: &str = "amrelay_spool_errors_total";
+/// Notifications dropped as duplicates within `delivery.dedup_window`, by `receiver`.
+pub const NOTIFICATIONS_DEDUPLICATED: &str = "amrelay_notifications_deduplicated_total";
+/// Notifications restored from the spool at start, by `receiver`.
+pub const NOTIFICATIONS_RESTORED: &str = "amrelay_notifications_restored_total";
+/// Dead letters sent again through `/api/v1/deadletters/replay`, by `receiver`.
+pub const DEAD_LETTERS_REPLAYED: &str = "amrelay_dead_letters_replayed_total";
+
 /// Buckets for request and attempt durations: 0.5 ms to 30 s.
 const DURATION_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0];
@@ -77,6 +98,9 @@ pub fn render(handle: &PrometheusHandle) -> String {
     handle.render()
 }
 
+/// Buckets for operations per spool commit.
+const OPERATION_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1024.0];
+
 /// Installs the process-wide recorder once and returns the handle that renders `/metrics`.
 pub fn install() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -85,6 +109,9 @@ pub fn install() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(DELIVERY_LATENCY.into()), &LATENCY_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &DURATION_BUCKETS))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(SPOOL_COMMIT_OPERATIONS.into()), &OPERATION_BUCKETS)
+                })
                 .expect("bucket lists are not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -129,6 +156,16 @@ fn describe() {
     describe_gauge!(CONFIG_HASH, "Hash of the currently loaded configuration file.");
     describe_counter!(CONFIG_RELOADS, "Configuration reload attempts, by result.");
     describe_gauge!(BUILD_INFO, "A metric with a constant '1' value labeled by version, revision and rustc version.");
+    describe_gauge!(SPOOL_BYTES, Unit::Bytes, "Bytes of pending notifications in the spool.");
+    describe_gauge!(SPOOL_MAX_BYTES, Unit::Bytes, "The most bytes of pending notifications the spool holds.");
+    describe_gauge!(SPOOL_HEALTHY, "1 while the spool can persist, 0 after a failed write.");
+    describe_counter!(SPOOL_COMMITS, "Spool transactions committed, by durability.");
+    describe_histogram!(SPOOL_COMMIT_DURATION, Unit::Seconds, "Time to apply and commit one spool transaction.");
+    describe_histogram!(SPOOL_COMMIT_OPERATIONS, "Operations sharing one spool commit.");
+    describe_counter!(SPOOL_ERRORS, "Failed spool transactions.");
+    describe_counter!(NOTIFICATIONS_DEDUPLICATED, "Notifications dropped as duplicates within the dedup window.");
+    describe_counter!(NOTIFICATIONS_RESTORED, "Notifications restored from the spool at start.");
+    describe_counter!(DEAD_LETTERS_REPLAYED, "Dead letters sent again by a replay.");
     describe_gauge!(TLS_INSECURE_RECEIVERS, "Receivers whose TLS certificate verification is disabled.");
     describe_counter!(AUTH_FAILURES, "Requests refused for missing or wrong credentials, by reason.");
     describe_counter!(CONNECTION_ERRORS, "Inbound connections closed early, by reason.");

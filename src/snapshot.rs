@@ -13,10 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use tokio::sync::watch;
 
-use crate::config::{self, Config, ConfigError, ReceiverConfig, ServerConfig};
+use crate::config::{self, Config, ConfigError, DeliveryConfig, ReceiverConfig, ServerConfig};
+use crate::dedup::Dedup;
 use crate::metrics as m;
 use crate::queue::Pipeline;
+use crate::spool::Spool;
 
 /// One receiver as the request path sees it: its rule and its pipeline.
 #[derive(Debug)]
@@ -32,6 +35,7 @@ pub struct Snapshot {
     pub hash: u64,
     pub loaded_at: SystemTime,
     pub server: ServerConfig,
+    pub delivery: DeliveryConfig,
     pub receivers: Vec<ActiveReceiver>,
     /// Secret and TLS files the config names: a change to one reloads the config.
     pub referenced_files: Vec<PathBuf>,
@@ -58,21 +62,28 @@ pub struct Reloader {
     current: ArcSwap<Snapshot>,
     pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
     status: Mutex<ReloadStatus>,
+    /// Where every pipeline keeps its notifications; opened once per process.
+    pub spool: Arc<Spool>,
+    /// Notifications recently accepted, for `delivery.dedup_window`.
+    pub dedup: Dedup,
+    stopping: watch::Receiver<bool>,
 }
 
 impl Reloader {
-    /// Loads the config for the first time; fails if it is invalid.
-    pub fn start(path: &Path) -> Result<Reloader, ConfigError> {
-        let config = config::load(path).inspect_err(|_| record_result(false))?;
+    /// Starts the pipelines of a loaded config (the first load).
+    pub fn start(path: &Path, config: Config, spool: Arc<Spool>, stopping: watch::Receiver<bool>) -> Reloader {
         let mut pipelines = HashMap::new();
-        let snapshot = build_snapshot(config, &mut pipelines);
+        let snapshot = build_snapshot(config, &mut pipelines, &spool, &stopping);
         record_success(&snapshot);
-        Ok(Reloader {
+        Reloader {
             path: path.to_owned(),
             current: ArcSwap::from_pointee(snapshot),
             pipelines: Mutex::new(pipelines),
             status: Mutex::new(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error: None }),
-        })
+            spool,
+            dedup: Dedup::default(),
+            stopping,
+        }
     }
 
     /// The current snapshot.
@@ -114,8 +125,11 @@ impl Reloader {
             let now = if config.server.inbound.tls.is_some() { "TLS only" } else { "plain HTTP, without TLS" };
             tracing::warn!("server.tls_server_config changed: new connections are served with {now}");
         }
+        if config.delivery.spool != previous.delivery.spool {
+            tracing::warn!("delivery.spool changed; the new spool settings take effect after a restart");
+        }
         let unchanged = config.hash == previous.hash;
-        let snapshot = build_snapshot(config, &mut pipelines);
+        let snapshot = build_snapshot(config, &mut pipelines, &self.spool, &self.stopping);
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
         record_success(&snapshot);
         status.last_error = None;
@@ -132,7 +146,12 @@ impl Reloader {
 /// Builds a snapshot, reusing the pipeline of every receiver whose name is unchanged and starting
 /// pipelines for new ones. Pipelines of removed receivers are dropped from the registry; they drain
 /// once the last snapshot holding them is gone.
-fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>) -> Snapshot {
+fn build_snapshot(
+    config: Config,
+    pipelines: &mut HashMap<String, Arc<Pipeline>>,
+    spool: &Arc<Spool>,
+    stopping: &watch::Receiver<bool>,
+) -> Snapshot {
     let mut next = HashMap::with_capacity(config.receivers.len());
     let mut receivers = Vec::with_capacity(config.receivers.len());
     let mut insecure = 0;
@@ -147,7 +166,7 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
                 existing.update(&receiver);
                 existing
             }
-            None => Pipeline::start(&receiver),
+            None => Pipeline::start(&receiver, spool.clone(), stopping.clone()),
         };
         next.insert(receiver.name.clone(), pipeline.clone());
         receivers.push(ActiveReceiver { config: receiver, pipeline });
@@ -162,6 +181,7 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
         hash: config.hash,
         loaded_at: SystemTime::now(),
         server: config.server,
+        delivery: config.delivery,
         receivers,
         referenced_files: config.referenced_files,
     }
@@ -176,7 +196,8 @@ fn log_warnings(config: &Config) {
     }
 }
 
-fn record_result(success: bool) {
+/// Sets the reload metrics after an attempt.
+pub fn record_result(success: bool) {
     metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(if success { 1.0 } else { 0.0 });
     metrics::counter!(m::CONFIG_RELOADS, "result" => if success { "success" } else { "failure" }).increment(1);
 }

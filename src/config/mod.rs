@@ -32,11 +32,23 @@ pub struct Config {
     /// A stable hash of the file's bytes, exported as `amrelay_config_hash`.
     pub hash: u64,
     pub server: ServerConfig,
+    pub delivery: DeliveryConfig,
     pub receivers: Vec<ReceiverConfig>,
     /// Secret and TLS files the config names (absolute or relative to the working folder).
     pub referenced_files: Vec<PathBuf>,
     /// Problems that do not make the config invalid, such as a secret file others can read.
     pub warnings: Vec<Issue>,
+}
+
+/// The process-wide parts of `delivery:` (the rest are receiver defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// `None`: memory only, a crash loses queued notifications.
+    pub spool: Option<crate::spool::SpoolConfig>,
+    /// Identical notifications accepted again within this window are not delivered twice.
+    pub dedup_window: Option<Duration>,
+    /// Dead letters kept; the oldest go first.
+    pub max_dead_letters: usize,
 }
 
 /// `server:`.
@@ -218,6 +230,7 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         source: path.to_owned(),
         hash: fnv1a(text.as_bytes()),
         server: validated.server,
+        delivery: validated.delivery,
         receivers: validated.receivers,
         referenced_files: validated.files,
         warnings: validated.warnings,

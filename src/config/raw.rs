@@ -40,6 +40,18 @@ pub struct RawDelivery {
     pub max_concurrency: Option<Spanned<usize>>,
     pub timeout: Option<Spanned<PromDuration>>,
     pub retry: Option<Spanned<RawRetry>>,
+    pub spool: Option<Spanned<RawSpool>>,
+    pub dedup_window: Option<Spanned<PromDuration>>,
+    pub max_dead_letters: Option<Spanned<usize>>,
+}
+
+/// `delivery.spool:` — where accepted notifications are kept until delivered.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSpool {
+    pub path: Option<String>,
+    pub max_bytes: Option<u64>,
+    pub group_commit: Option<bool>,
 }
 
 /// `retry:` — at delivery level or as a per-receiver override; unset keys inherit.

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{RawConfig, RawHttpConfig, RawOperator, RawReceiver, RawRetry, RawTlsConfig};
-use super::{Auth, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings};
+use super::{Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings};
 use crate::rule::{Condition, Operator, Rule, parse_matchers};
 use crate::tls::{self, ClientTlsOptions, PemSource};
 
@@ -18,6 +18,8 @@ const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 const DEFAULT_MAX_CONCURRENCY: usize = 8;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+const DEFAULT_MAX_DEAD_LETTERS: usize = 1000;
 
 /// Headers a user may not set through `headers:`, because amrelay owns them.
 const RESERVED_HEADERS: [&str; 9] = [
@@ -136,6 +138,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
         None => RetryPolicy::default(),
     };
     let defaults = Defaults { queue_capacity, max_concurrency, timeout, retry };
+    let process_delivery = delivery_config(&mut issues, delivery);
 
     let mut names = HashSet::new();
     let mut receivers = Vec::new();
@@ -152,7 +155,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
 
     if issues.list.is_empty() {
         let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
-        Ok(Validated { server, receivers, files: issues.files, warnings: issues.warnings })
+        Ok(Validated { server, delivery: process_delivery, receivers, files: issues.files, warnings: issues.warnings })
     } else {
         Err(issues.list)
     }
@@ -161,6 +164,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
 /// The validated parts of a config file.
 pub struct Validated {
     pub server: ServerConfig,
+    pub delivery: DeliveryConfig,
     pub receivers: Vec<ReceiverConfig>,
     pub files: Vec<PathBuf>,
     pub warnings: Vec<Issue>,
@@ -187,6 +191,29 @@ fn positive<T: Copy + Default + PartialEq>(
         Some(v) => v.value,
         None => default,
     }
+}
+
+fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> DeliveryConfig {
+    let spool = raw.spool.as_ref().and_then(|spanned| {
+        let (at, spool) = (&spanned.referenced, &spanned.value);
+        let Some(path) = spool.path.as_deref().filter(|p| !p.is_empty()) else {
+            issues.add(Some(at), "delivery.spool.path", "is required when delivery.spool is set");
+            return None;
+        };
+        let max_bytes = spool.max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        if max_bytes == 0 {
+            issues.add(Some(at), "delivery.spool.max_bytes", "must be greater than 0");
+        }
+        Some(crate::spool::SpoolConfig {
+            path: issues.resolve(path),
+            max_bytes,
+            group_commit: spool.group_commit.unwrap_or(true),
+        })
+    });
+    let dedup_window = raw.dedup_window.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero());
+    let max_dead_letters =
+        positive(issues, raw.max_dead_letters.as_ref(), "delivery.max_dead_letters", DEFAULT_MAX_DEAD_LETTERS);
+    DeliveryConfig { spool, dedup_window, max_dead_letters }
 }
 
 fn is_host_port(text: &str) -> bool {

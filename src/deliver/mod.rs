@@ -8,8 +8,6 @@ mod attempt;
 mod backoff;
 mod client;
 
-use std::time::Instant;
-
 pub use attempt::{Failure, FailureKind, IDEMPOTENCY_KEY, Target, USER_AGENT_VALUE, status_class};
 pub use backoff::{delay, parse_retry_after};
 pub use client::HttpClient;
@@ -37,10 +35,15 @@ impl DeadLetterReason {
 }
 
 /// Delivers `item`, retrying as its receiver's policy allows. Consumes the item: its queue slot is
-/// released when this returns.
+/// released when this returns. At shutdown it returns after the current attempt, leaving the
+/// notification in the spool for the next start.
 pub async fn deliver(shared: &Shared, item: Queued) {
-    let mut attempt: u32 = 0;
+    let mut attempt: u32 = item.attempts;
+    let mut stopping = shared.stopping.clone();
     loop {
+        if *stopping.borrow() {
+            return;
+        }
         attempt += 1;
         let target = shared.target.load_full();
         let (result, took) = attempt::timed(target.send(item.body.clone(), Some(&item.id))).await;
@@ -48,6 +51,7 @@ pub async fn deliver(shared: &Shared, item: Queued) {
         let failure = match result {
             Ok(status) => {
                 metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => status_class(status)).increment(1);
+                shared.spool.delivered(&shared.name, item.seq, item.body.len());
                 shared.metrics.delivered.increment(1);
                 shared.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
                 shared.state.lock().expect("state lock").record_success(&shared.name);
@@ -71,21 +75,34 @@ pub async fn deliver(shared: &Shared, item: Queued) {
             None
         };
         if let Some(reason) = give_up {
-            dead_letter(shared, &item, attempt, reason, &failure);
+            dead_letter(shared, item, attempt, reason, &failure);
             return;
         }
+        shared.spool.attempted(&shared.name, item.seq, attempt);
         tracing::warn!(
             receiver = %shared.name, group_key = %item.group_key, attempt, error = %failure,
             retry_in = %crate::config::duration::format(wait), "delivery failed, will retry"
         );
-        tokio::time::sleep_until((Instant::now() + wait).into()).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
     }
 }
 
-fn dead_letter(shared: &Shared, item: &Queued, attempts: u32, reason: DeadLetterReason, failure: &Failure) {
+fn dead_letter(shared: &Shared, item: Queued, attempts: u32, reason: DeadLetterReason, failure: &Failure) {
     metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => shared.name.to_string(), "reason" => reason.as_str()).increment(1);
     tracing::error!(
         receiver = %shared.name, group_key = %item.group_key, id = %item.id, alerts = item.alerts, attempts,
         reason = reason.as_str(), error = %failure, "notification dead-lettered"
     );
+    let mut header = item.header();
+    header.attempts = attempts;
+    let info = crate::spool::DeadInfo {
+        receiver: shared.name.to_string(),
+        reason: reason.as_str().to_owned(),
+        error: failure.to_string(),
+        at_unix_ms: crate::spool::unix_ms(std::time::SystemTime::now()),
+    };
+    shared.spool.dead_letter(&shared.name, item.seq, header, item.body, info);
 }

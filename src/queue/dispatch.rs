@@ -24,9 +24,12 @@ pub async fn run(mut rx: mpsc::UnboundedReceiver<Queued>, shared: Arc<Shared>) {
     let mut workers: JoinSet<()> = JoinSet::new();
     let mut worker_groups: HashMap<tokio::task::Id, Arc<str>> = HashMap::new();
     let mut open = true;
+    let mut stop_signal = shared.stopping.clone();
+    let mut stop_signal_alive = true;
 
     loop {
-        while workers.len() < shared.max_concurrency.load(Ordering::Relaxed).max(1) {
+        let stopping = *shared.stopping.borrow();
+        while !stopping && workers.len() < shared.max_concurrency.load(Ordering::Relaxed).max(1) {
             let Some(group) = ready.pop_front() else {
                 break;
             };
@@ -35,13 +38,20 @@ pub async fn run(mut rx: mpsc::UnboundedReceiver<Queued>, shared: Arc<Shared>) {
             };
             in_flight.insert(group.clone());
             let worker_shared = shared.clone();
-            let handle = workers.spawn(async move { deliver::deliver(&worker_shared, item).await });
+            shared.in_flight.fetch_add(1, Ordering::Relaxed);
+            let handle = workers.spawn(async move {
+                deliver::deliver(&worker_shared, item).await;
+                worker_shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            });
             worker_groups.insert(handle.id(), group);
         }
-        if !open && workers.is_empty() && ready.is_empty() {
+        if (stopping || !open && ready.is_empty()) && workers.is_empty() {
             break;
         }
         tokio::select! {
+            changed = stop_signal.changed(), if stop_signal_alive && !stopping => {
+                stop_signal_alive = changed.is_ok();
+            }
             item = rx.recv(), if open => match item {
                 Some(item) => {
                     let group = item.group_key.clone();

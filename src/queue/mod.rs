@@ -16,33 +16,55 @@ mod dispatch;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use metrics::{Counter, Gauge, Histogram};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::config::ReceiverConfig;
 use crate::deliver::Target;
 use crate::metrics as m;
+use crate::spool::{Spool, Stored};
 
 /// A notification accepted for one receiver.
 #[derive(Debug)]
 pub struct Queued {
-    /// Stable across retries: sent as `Idempotency-Key`.
+    /// Stable across retries and restarts: sent as `Idempotency-Key`.
     pub id: String,
+    /// Its place in the spool.
+    pub seq: u64,
     pub group_key: Arc<str>,
     pub body: Bytes,
     pub alerts: usize,
+    /// When it was accepted, for `max_elapsed` and the latency metric.
     pub accepted_at: Instant,
+    pub accepted_unix_ms: u64,
+    /// Attempts already made (before a restart).
+    pub attempts: u32,
     pub slot: Slot,
+}
+
+impl Queued {
+    /// The spool header describing this notification.
+    pub fn header(&self) -> crate::spool::Header {
+        crate::spool::Header {
+            group_key: self.group_key.to_string(),
+            id: self.id.clone(),
+            accepted_unix_ms: self.accepted_unix_ms,
+            attempts: self.attempts,
+            alerts: self.alerts,
+            dead: None,
+        }
+    }
 }
 
 /// A reserved place in a receiver's queue; dropping it frees the place.
 #[derive(Debug)]
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    /// `None` for restored notifications, which are taken even above capacity.
+    _permit: Option<OwnedSemaphorePermit>,
     shared: Arc<Shared>,
 }
 
@@ -85,6 +107,7 @@ pub struct ReceiverMetrics {
     pub filtered: Counter,
     pub enqueued: Counter,
     pub delivered: Counter,
+    pub deduplicated: Counter,
     pub depth: Gauge,
     pub capacity: Gauge,
     pub attempt_duration: Histogram,
@@ -100,6 +123,7 @@ impl ReceiverMetrics {
             filtered: metrics::counter!(m::ALERTS_FILTERED, &labels),
             enqueued: metrics::counter!(m::NOTIFICATIONS_ENQUEUED, &labels),
             delivered: metrics::counter!(m::NOTIFICATIONS_DELIVERED, &labels),
+            deduplicated: metrics::counter!(m::NOTIFICATIONS_DEDUPLICATED, &labels),
             depth: metrics::gauge!(m::QUEUE_DEPTH, &labels),
             capacity: metrics::gauge!(m::QUEUE_CAPACITY, &labels),
             attempt_duration: metrics::histogram!(m::DELIVERY_ATTEMPT_DURATION, &labels),
@@ -117,6 +141,11 @@ pub struct Shared {
     pub depth: AtomicUsize,
     pub metrics: ReceiverMetrics,
     pub state: Mutex<DeliveryState>,
+    pub spool: Arc<Spool>,
+    /// Set at shutdown: workers stop after their current attempt.
+    pub stopping: watch::Receiver<bool>,
+    /// Deliveries in progress (an attempt or a backoff wait).
+    pub in_flight: AtomicUsize,
 }
 
 /// A receiver's queue: held by config snapshots; its dispatcher runs until the last one is gone.
@@ -130,7 +159,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Creates the pipeline for `config` and spawns its dispatcher on the current runtime.
-    pub fn start(config: &ReceiverConfig) -> Arc<Pipeline> {
+    pub fn start(config: &ReceiverConfig, spool: Arc<Spool>, stopping: watch::Receiver<bool>) -> Arc<Pipeline> {
         let shared = Arc::new(Shared {
             name: config.name.as_str().into(),
             target: ArcSwap::from_pointee(Target::new(&config.endpoint, None)),
@@ -138,6 +167,9 @@ impl Pipeline {
             depth: AtomicUsize::new(0),
             metrics: ReceiverMetrics::new(&config.name),
             state: Mutex::new(DeliveryState::default()),
+            spool,
+            stopping,
+            in_flight: AtomicUsize::new(0),
         });
         shared.metrics.capacity.set(config.queue_capacity as f64);
         shared.metrics.depth.set(0.0);
@@ -178,14 +210,24 @@ impl Pipeline {
     /// Reserves a place for one notification; `None` when the queue is full.
     pub fn reserve(&self) -> Option<Slot> {
         let permit = self.permits.clone().try_acquire_owned().ok()?;
-        let depth = self.shared.depth.fetch_add(1, Ordering::Relaxed) + 1;
-        self.shared.metrics.depth.set(depth as f64);
-        Some(Slot { _permit: permit, shared: self.shared.clone() })
+        Some(self.slot(Some(permit)))
     }
 
-    /// Queues a notification whose slot was reserved.
-    pub fn push(&self, group_key: Arc<str>, body: Bytes, alerts: usize, slot: Slot) {
-        let item = Queued { id: next_id(), group_key, body, alerts, accepted_at: Instant::now(), slot };
+    /// A place for a restored notification: taken even when the queue is over capacity, since
+    /// the notification was accepted before the restart.
+    pub fn reserve_restored(&self) -> Slot {
+        let permit = self.permits.clone().try_acquire_owned().ok();
+        self.slot(permit)
+    }
+
+    fn slot(&self, permit: Option<OwnedSemaphorePermit>) -> Slot {
+        let depth = self.shared.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared.metrics.depth.set(depth as f64);
+        Slot { _permit: permit, shared: self.shared.clone() }
+    }
+
+    /// Queues a notification whose slot was reserved (and which the spool holds).
+    pub fn push(&self, item: Queued) {
         self.shared.metrics.enqueued.increment(1);
         if let Err(mpsc::error::SendError(item)) = self.tx.send(item) {
             // Only possible if the dispatcher died, which is a bug: say so loudly.
@@ -204,14 +246,36 @@ impl Pipeline {
 }
 
 /// A process-unique, restart-unique notification id: random prefix, then a counter.
-fn next_id() -> String {
+pub fn next_id() -> String {
     static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| fastrand::u64(..));
     format!("{prefix:016x}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Turns a notification read back from the spool into a queue item.
+pub fn restored_item(stored: Stored, slot: Slot) -> Queued {
+    let now_ms = crate::spool::unix_ms(SystemTime::now());
+    let age = Duration::from_millis(now_ms.saturating_sub(stored.header.accepted_unix_ms));
+    Queued {
+        id: stored.header.id,
+        seq: stored.seq,
+        group_key: stored.header.group_key.into(),
+        body: stored.body,
+        alerts: stored.header.alerts,
+        accepted_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+        accepted_unix_ms: stored.header.accepted_unix_ms,
+        attempts: stored.header.attempts,
+        slot,
+    }
+}
+
 /// Counts queued notifications across pipelines, for shutdown.
 pub fn total_depth<'a>(pipelines: impl IntoIterator<Item = &'a Arc<Pipeline>>) -> usize {
     pipelines.into_iter().map(|p| p.depth()).sum()
+}
+
+/// Deliveries in progress across pipelines, for shutdown.
+pub fn total_in_flight<'a>(pipelines: impl IntoIterator<Item = &'a Arc<Pipeline>>) -> usize {
+    pipelines.into_iter().map(|p| p.shared.in_flight.load(Ordering::Relaxed)).sum()
 }

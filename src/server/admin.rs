@@ -56,6 +56,28 @@ pub async fn test_receiver(state: &AppState, name: &str) -> Result<HttpResponse,
     Ok(json(status, &json!({"status": if outcome.delivered { "success" } else { "error" }, "data": outcome})))
 }
 
+/// `GET /api/v1/deadletters`.
+pub async fn dead_letters(state: &AppState) -> Result<HttpResponse, ApiError> {
+    let list =
+        crate::deadletters::list(&state.reloader.spool).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(json(StatusCode::OK, &json!({"status": "success", "data": list})))
+}
+
+/// `POST /api/v1/deadletters/replay[?receiver=NAME]`.
+pub async fn replay(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let receiver = query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("receiver=")));
+    let snapshot = state.reloader.snapshot();
+    if let Some(name) = receiver
+        && snapshot.receiver(name).is_none()
+    {
+        return Err(ApiError::NotFound(format!("unknown receiver {name:?}")));
+    }
+    let outcome = crate::deadletters::replay(&state.reloader.spool, &snapshot, receiver)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
+}
+
 fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
@@ -103,6 +125,12 @@ pub fn status(state: &AppState) -> HttpResponse {
                     "loaded_at": unix_seconds(snapshot.loaded_at),
                     "last_reload_successful": reload.last_error.is_none(),
                     "last_reload_error": reload.last_error,
+                },
+                "spool": {
+                    "persistent": state.reloader.spool.is_persistent(),
+                    "path": state.reloader.spool.path().map(|p| p.display().to_string()),
+                    "healthy": state.reloader.spool.is_healthy(),
+                    "bytes": state.reloader.spool.bytes(),
                 },
                 "receivers": receivers,
             }

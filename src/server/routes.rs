@@ -55,6 +55,11 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         ("/-/ready", &Method::GET | &Method::HEAD) => ("ready", Ok(admin::ready(&state))),
         ("/-/reload", &Method::POST | &Method::PUT) => ("reload", admin::reload(&state).await),
         ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state))),
+        ("/api/v1/deadletters", &Method::GET) => ("deadletters", admin::dead_letters(&state).await),
+        ("/api/v1/deadletters/replay", &Method::POST) => {
+            let query = request.uri().query().map(str::to_owned);
+            ("deadletters", admin::replay(&state, query.as_deref()).await)
+        }
         (p, &Method::POST) if test_target(p).is_some() => {
             ("test", admin::test_receiver(&state, test_target(p).unwrap_or_default()).await)
         }

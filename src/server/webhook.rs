@@ -16,7 +16,8 @@ use super::response::{ApiError, HttpResponse, json};
 use super::routes::AppState;
 use crate::metrics as m;
 use crate::payload::decode;
-use crate::route::{self, Destination};
+use crate::route::{self, Destination, Refused};
+use crate::spool::SpoolError;
 
 /// A body must arrive within this time once the headers are in.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,14 +47,26 @@ pub async fn handle(
     metrics::counter!(m::ALERTS_RECEIVED).increment(notification.alerts.len() as u64);
 
     let plans = route::plan(&snapshot, &notification, destination);
-    let summary = route::accept(plans, notification.group_key.as_str()).map_err(|e| {
-        metrics::counter!(m::BATCHES_REJECTED, "reason" => "queue_full").increment(1);
-        tracing::warn!(receiver = %e.receiver, group_key = %notification.group_key.as_str(), "queue full; batch refused with 503");
-        ApiError::Unavailable(e.to_string())
-    })?;
+    let reloader = &state.reloader;
+    let dedup = snapshot.delivery.dedup_window.map(|window| (&reloader.dedup, window));
+    let accepted =
+        route::accept(plans, notification.group_key.as_str(), &reloader.spool, dedup).await.map_err(|e| {
+            let reason = match e {
+                Refused::QueueFull(_) => "queue_full",
+                Refused::Spool(SpoolError::Full(_)) => "spool_full",
+                Refused::Spool(SpoolError::Io(_)) => "spool_error",
+            };
+            metrics::counter!(m::BATCHES_REJECTED, "reason" => reason).increment(1);
+            tracing::warn!(group_key = %notification.group_key.as_str(), error = %e, "batch refused with 503");
+            ApiError::Unavailable(e.to_string())
+        })?;
     let receivers: serde_json::Map<String, serde_json::Value> =
-        summary.into_iter().map(|(name, alerts)| (name.to_owned(), alerts.into())).collect();
-    Ok(json(StatusCode::OK, &json!({"status": "success", "alerts": notification.alerts.len(), "receivers": receivers})))
+        accepted.queued.into_iter().map(|(name, alerts)| (name.to_owned(), alerts.into())).collect();
+    let mut summary = json!({"status": "success", "alerts": notification.alerts.len(), "receivers": receivers});
+    if !accepted.duplicates.is_empty() {
+        summary["duplicates"] = json!(accepted.duplicates);
+    }
+    Ok(json(StatusCode::OK, &summary))
 }
 
 fn reject(status: StatusCode) {

@@ -3,12 +3,15 @@
 mod check_config;
 mod conditions;
 mod delivery;
+mod deploy_checks;
+mod durability;
 mod hostile;
 mod inbound;
 mod ingest;
 mod operator;
 mod payload;
 mod properties;
+mod real_programs;
 mod reload;
 mod secrets;
 mod support;

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# End-to-end comparison, in one run on this machine, of what Alertmanager's webhook could post to:
+#   1. the downstream directly (the physical limit),
+#   2. nginx proxy_pass with keep-alive to the downstream (the plain-proxy baseline),
+#   3. amrelay, one receiver keeping half the alerts, spool off,
+#   4. the same with the spool on (group commit),
+#   5. the same with the spool on and group commit off,
+#   6. amrelay fanning out to 3 receivers,
+#   7. scenario 3 with a config reload every 100 ms,
+#   8. amrelay with its downstream down (queues fill up, then 503s): the memory bound.
+# Every scenario loads with the same 10-alert batch (~5 KB) for DURATION seconds with wrk, then
+# waits (bounded) until every accepted alert has reached the downstream; a run where accepted and
+# delivered differ is reported as FAILED. Prints one table, then the ratios the targets use.
+#
+# Pinning: the load generator (wrk, and the reload loop) runs on CPU $LOAD_CPU; the system under
+# test (nginx or amrelay) and the downstream share CPU $SUT_CPU, so every scenario gets the same
+# single core and wrk never competes with it. On a 2-core machine that is the only fair split.
+#
+# Usage: benches/compare.sh            (DURATION=10 CONNECTIONS=32 LOAD_CPU=0 SUT_CPU=1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+LOAD_CPU=${LOAD_CPU:-0}
+SUT_CPU=${SUT_CPU:-1}
+SINK_PORT=19100
+PROXY_PORT=19101
+RELAY_PORT=19102
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v taskset >/dev/null || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --bin amrelay --example bench_sink >&2
+RELAY=target/release/amrelay
+SINK=target/release/examples/bench_sink
+
+work=$(mktemp -d -p "$PWD/target" compare.XXXXXX) # on the real disk, for the spool's fsync
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The batch: 10 alerts like Alertmanager's (benches/common.rs), half of them critical.
+python3 - "$work/batch.json" <<'PY'
+import json, sys
+def alert(i):
+    return {"status": "resolved" if i % 7 == 3 else "firing",
+            "labels": {"alertname": "KubePodCrashLooping", "cluster": "prod-eu-1", "container": "api",
+                       "instance": f"10.0.{i // 250}.{i % 250}:8080", "job": "kube-state-metrics",
+                       "namespace": "kube-system" if i % 3 == 0 else "shop", "pod": f"api-{i}",
+                       "prometheus": "monitoring/k8s", "severity": "critical" if i % 2 == 0 else "warning",
+                       "team": "checkout"},
+            "annotations": {"description": f"Pod shop/api-{i} (api) is in waiting state (reason: \"CrashLoopBackOff\").",
+                            "runbook_url": "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping",
+                            "summary": "Pod is crash looping."},
+            "startsAt": "2026-11-29T04:36:08.439Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example:9090/graph?g0.expr=max_over_time%28kube_pod_container_status_waiting_reason%5B5m%5D%29",
+            "fingerprint": "%016x" % (i * 7919)}
+batch = {"receiver": "amrelay", "status": "firing", "alerts": [alert(i) for i in range(10)],
+         "groupLabels": {"alertname": "KubePodCrashLooping"}, "commonLabels": {}, "commonAnnotations": {},
+         "externalURL": "http://alertmanager.example:9093", "version": "4",
+         "groupKey": "GROUPKEY", "truncatedAlerts": 0}
+open(sys.argv[1], "w").write(json.dumps(batch, separators=(",", ":")))
+PY
+echo "batch: $(wc -c <"$work/batch.json") bytes, 10 alerts" >&2
+
+# wrk: POST the batch with one of 64 groupKeys per request (Alertmanager spreads alerts over
+# groups; one groupKey would serialize delivery by design), and print machine-readable results.
+cat >"$work/post.lua" <<LUA
+local f = io.open("$work/batch.json"); local template = f:read("*a"); f:close()
+local bodies = {}
+for i = 0, 63 do
+  bodies[i] = template:gsub("GROUPKEY", '{}:{alertname=\\\\"KubePodCrashLooping\\\\",shard=\\\\"' .. i .. '\\\\"}')
+end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[n % 64])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d socket_errors=%d non2xx=%d duration_us=%d p50_us=%d p99_us=%d\n",
+    summary.requests, e.connect + e.read + e.write + e.timeout, e.status, summary.duration,
+    latency:percentile(50), latency:percentile(99)))
+end
+LUA
+
+start_sink() {
+  taskset -c "$SUT_CPU" "$SINK" "127.0.0.1:$SINK_PORT" &
+  pids+=($!)
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$SINK_PORT/count" >/dev/null && return; sleep 0.1; done
+  echo "sink did not start" >&2; exit 1
+}
+sink_alerts() { curl -sf "http://127.0.0.1:$SINK_PORT/count" | cut -d' ' -f2; }
+
+wait_ready() {
+  for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "not ready: $1" >&2; exit 1
+}
+
+relay_config() { # $1: spool yes/no, $2: group commit, $3: receivers (1 or 3), $4: downstream URL base
+  local spool="" receivers=""
+  if [ "$1" = yes ]; then spool="  spool: {path: $work/spool-$RANDOM.redb, group_commit: $2}"; fi
+  receivers="  - name: critical
+    url: $4/critical
+    conditions: [{label: severity, operator: In, values: [critical]}]"
+  if [ "$3" = 3 ]; then
+    receivers="$receivers
+  - name: shop
+    url: $4/shop
+    conditions: [{label: namespace, operator: NotIn, values: [kube-system]}]
+  - name: everything
+    url: $4/everything"
+  fi
+  cat <<YAML
+server: {listen_address: 127.0.0.1:$RELAY_PORT}
+delivery:
+  queue_capacity: ${QUEUE_CAPACITY:-1000000}
+  max_concurrency: 64
+$spool
+receivers:
+$receivers
+YAML
+}
+
+declare -A rps p50 p99 delivered_rate accepted_alerts delivered_alerts rss verdict
+order=()
+
+# run NAME URL ALERTS_PER_REQUEST PID_FOR_RSS
+run() {
+  local name=$1 url=$2 per_request=$3 pid=${4:-}
+  local before after_run final out requests non2xx errors duration
+  before=$(sink_alerts)
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$work/post.lua" "$url" | grep '^RESULT')
+  after_run=$(sink_alerts)
+  eval "$(echo "$out" | sed 's/^RESULT //')"
+  local accepted=$(( requests - non2xx ))
+  # Wait (bounded) until the downstream has everything that was accepted.
+  local expected=$(( accepted * per_request ))
+  final=$(( $(sink_alerts) - before ))
+  for _ in $(seq 300); do
+    [ "$final" -ge "$expected" ] && break
+    sleep 0.1
+    final=$(( $(sink_alerts) - before ))
+  done
+  order+=("$name")
+  rps[$name]=$(awk -v r="$accepted" -v d="$duration_us" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
+  p50[$name]=$(awk -v v="$p50_us" 'BEGIN { printf "%.2f", v / 1000 }')
+  p99[$name]=$(awk -v v="$p99_us" 'BEGIN { printf "%.2f", v / 1000 }')
+  delivered_rate[$name]=$(awk -v a="$(( after_run - before ))" -v d="$duration_us" 'BEGIN { printf "%.0f", a / (d / 1e6) }')
+  accepted_alerts[$name]=$expected
+  delivered_alerts[$name]=$final
+  rss[$name]=-
+  if [ -n "$pid" ]; then
+    rss[$name]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
+  fi
+  if [ "$final" -eq "$expected" ]; then verdict[$name]=ok; else verdict[$name]=FAILED; fi
+  echo "$name: ${rps[$name]} req/s, accepted $expected alerts, delivered $final (socket errors $socket_errors, non-2xx $non2xx)" >&2
+}
+
+start_sink
+
+# 1. Direct.
+run "1 direct" "http://127.0.0.1:$SINK_PORT/critical" 10
+
+# 2. nginx proxy_pass with keep-alive.
+cat >"$work/nginx.conf" <<NGINX
+worker_processes 1;
+error_log $work/nginx-error.log warn;
+pid $work/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-body;
+  proxy_temp_path $work/nginx-proxy;
+  client_max_body_size 8m;
+  upstream sink { server 127.0.0.1:$SINK_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$PROXY_PORT;
+    location / { proxy_pass http://sink; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+taskset -c "$SUT_CPU" "$NGINX" -c "$work/nginx.conf" -p "$work" -g 'daemon off;' &
+nginx_pid=$!; pids+=($nginx_pid)
+sleep 0.5
+run "2 nginx proxy_pass" "http://127.0.0.1:$PROXY_PORT/critical" 10 "$nginx_pid"
+kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
+
+start_relay() { # $1: config file; sets relay_pid
+  taskset -c "$SUT_CPU" "$RELAY" --config.file="$1" --log.level=warn 2>>"$work/relay.log" &
+  relay_pid=$!; pids+=($relay_pid)
+  wait_ready "http://127.0.0.1:$RELAY_PORT/-/ready"
+}
+stop_relay() { kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true; }
+
+# 3. amrelay, one receiver, spool off.
+relay_config no true 1 "http://127.0.0.1:$SINK_PORT" >"$work/relay-3.yml"
+start_relay "$work/relay-3.yml"
+idle_rss=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$relay_pid/status")
+run "3 amrelay, spool off" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
+stop_relay
+
+# 4. Spool on, group commit.
+relay_config yes true 1 "http://127.0.0.1:$SINK_PORT" >"$work/relay-4.yml"
+start_relay "$work/relay-4.yml"
+run "4 amrelay, spool on" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
+stop_relay
+
+# 5. Spool on, group commit off.
+relay_config yes false 1 "http://127.0.0.1:$SINK_PORT" >"$work/relay-5.yml"
+start_relay "$work/relay-5.yml"
+run "5 amrelay, spool on, no group commit" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
+stop_relay
+
+# 6. Fan-out to 3 receivers (5 + 6 + 10 alerts of each batch).
+relay_config no true 3 "http://127.0.0.1:$SINK_PORT" >"$work/relay-6.yml"
+start_relay "$work/relay-6.yml"
+run "6 amrelay, 3 receivers" "http://127.0.0.1:$RELAY_PORT/webhook" 21 "$relay_pid"
+stop_relay
+
+# 7. Scenario 3 with a reload every 100 ms.
+relay_config no true 1 "http://127.0.0.1:$SINK_PORT" >"$work/relay-7.yml"
+start_relay "$work/relay-7.yml"
+(
+  end=$((SECONDS + DURATION + 1)); reloads=0
+  while [ $SECONDS -lt $end ]; do
+    taskset -c "$LOAD_CPU" curl -sf -XPOST "http://127.0.0.1:$RELAY_PORT/-/reload" >/dev/null && reloads=$((reloads + 1))
+    sleep 0.1
+  done
+  echo "$reloads" >"$work/reloads"
+) &
+reloader=$!
+run "7 amrelay, reload every 100ms" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
+wait "$reloader" || true
+reloads=$(cat "$work/reloads")
+stop_relay
+
+# 8. Downstream down: queues fill up (capacity 10000), then 503s; memory stays bounded.
+QUEUE_CAPACITY=10000 relay_config no true 1 "http://127.0.0.1:9" >"$work/relay-8.yml"
+start_relay "$work/relay-8.yml"
+out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$work/post.lua" "http://127.0.0.1:$RELAY_PORT/webhook" | grep '^RESULT')
+eval "$(echo "$out" | sed 's/^RESULT //')"
+down_rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$relay_pid/status")
+down_accepted=$(( requests - non2xx ))
+down_refused=$non2xx
+stop_relay
+
+printf '\n| scenario | req/s | p50 ms | p99 ms | alerts delivered/s | accepted alerts | delivered alerts | peak RSS MB | |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---|\n'
+for name in "${order[@]}"; do
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" \
+    "${delivered_rate[$name]}" "${accepted_alerts[$name]}" "${delivered_alerts[$name]}" "${rss[$name]}" "${verdict[$name]}"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+cat <<REPORT
+
+ratios (target):
+  amrelay / nginx, req/s            $(ratio "${rps[3 amrelay, spool off]}" "${rps[2 nginx proxy_pass]}")  (>= 1.0)
+  amrelay / nginx, p99 latency      $(ratio "${p99[3 amrelay, spool off]}" "${p99[2 nginx proxy_pass]}")  (<= 1.0)
+  amrelay / direct, req/s           $(ratio "${rps[3 amrelay, spool off]}" "${rps[1 direct]}")
+  spool on / off, req/s             $(ratio "${rps[4 amrelay, spool on]}" "${rps[3 amrelay, spool off]}")  (>= 0.5)
+  spool without group commit / off  $(ratio "${rps[5 amrelay, spool on, no group commit]}" "${rps[3 amrelay, spool off]}")
+  reload every 100ms / none, req/s  $(ratio "${rps[7 amrelay, reload every 100ms]}" "${rps[3 amrelay, spool off]}")  (0.9 to 1.1; $reloads reloads)
+  reload every 100ms / none, p99    $(ratio "${p99[7 amrelay, reload every 100ms]}" "${p99[3 amrelay, spool off]}")  (<= 1.1)
+  3 receivers / 1, req/s            $(ratio "${rps[6 amrelay, 3 receivers]}" "${rps[3 amrelay, spool off]}")
+memory:
+  idle RSS                          ${idle_rss} MB  (< 20)
+  downstream down, queue 10000      peak ${down_rss} MB; accepted ${down_accepted} batches, refused ${down_refused} with 503
+REPORT
+for name in "${order[@]}"; do
+  if [ "${verdict[$name]}" != ok ]; then echo "FAILED: $name lost alerts" >&2; exit 1; fi
+done

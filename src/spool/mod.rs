@@ -1,0 +1,461 @@
+//! The durable spool: every accepted notification is on disk before amrelay answers 200.
+//!
+//! With `delivery.spool.path` set, a batch's notifications (one per receiver) are appended in one
+//! group commit (see [`writer`]) before the request is answered; each stays in the spool until
+//! it is delivered or dead-lettered. On start, pending notifications are restored in their
+//! original order with their remaining retry budget, so a crash, a `kill -9` or a reboot loses
+//! nothing that was accepted. Dead letters are kept there too, bounded, and can be replayed.
+//!
+//! Without a path the spool is memory-only: nothing survives the process, and dead letters are
+//! kept in a bounded in-memory list so the dead-letter API works the same way.
+//!
+//! The store is redb, an embedded, crash-safe B-tree made for this (checksummed pages, atomic
+//! commits, repair after an unclean shutdown), rather than a hand-written log.
+
+mod record;
+mod writer;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use redb::{Database, ReadableTable};
+use tokio::sync::oneshot;
+
+pub use record::{DeadInfo, Header};
+pub use writer::Stored;
+use writer::{ATTEMPTS, DEAD, Op, PENDING, Writer};
+
+use crate::metrics as m;
+
+/// `delivery.spool`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    /// Share one commit between concurrent requests (on unless benchmarking).
+    pub group_commit: bool,
+}
+
+/// Why the spool could not take a batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the spool is full (delivery.spool.max_bytes = {0})")]
+    Full(u64),
+    #[error("the spool cannot persist: {0}")]
+    Io(String),
+}
+
+/// A new record to append.
+#[derive(Debug)]
+pub struct NewRecord {
+    pub receiver: Arc<str>,
+    pub header: Header,
+    pub body: Bytes,
+}
+
+/// The spool: persistent (redb) or memory-only.
+pub struct Spool {
+    /// `None` in memory mode; emptied by `close`.
+    writer: Option<Mutex<Option<mpsc::Sender<Op>>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    memory_dead: Mutex<VecDeque<Stored>>,
+    next_memory_seq: AtomicU64,
+    bytes: AtomicU64,
+    max_bytes: u64,
+    max_dead: usize,
+    healthy: Arc<AtomicBool>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool").field("path", &self.path).field("bytes", &self.bytes).finish()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+impl Spool {
+    /// A memory-only spool: nothing persists.
+    pub fn memory(max_dead: usize) -> Spool {
+        Spool {
+            writer: None,
+            thread: Mutex::new(None),
+            memory_dead: Mutex::new(VecDeque::new()),
+            next_memory_seq: AtomicU64::new(1),
+            bytes: AtomicU64::new(0),
+            max_bytes: u64::MAX,
+            max_dead,
+            healthy: Arc::new(AtomicBool::new(true)),
+            path: None,
+        }
+    }
+
+    /// Opens (or creates) the spool file and returns the notifications still pending, in
+    /// acceptance order. A file that cannot be opened is moved aside and a new one started; a
+    /// record that does not decode is dropped; both with an error log.
+    pub fn open(config: &SpoolConfig, max_dead: usize) -> Result<(Spool, Vec<Stored>), String> {
+        if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let db = match open_database(&config.path) {
+            Ok(db) => db,
+            Err(OpenError::Other(e)) => return Err(format!("cannot open spool {}: {e}", config.path.display())),
+            Err(OpenError::Corrupt(e)) => {
+                let aside = aside_name(&config.path);
+                tracing::error!(path = %config.path.display(), moved_to = %aside.display(), error = %e,
+                    "spool file is unreadable; moving it aside and starting an empty spool");
+                std::fs::rename(&config.path, &aside)
+                    .map_err(|e| format!("cannot move {} aside: {e}", config.path.display()))?;
+                Database::create(&config.path)
+                    .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?
+            }
+        };
+        let (restored, next_seq) = restore(&db)?;
+        let bytes: u64 = restored.iter().map(|s| s.body.len() as u64).sum();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            path: config.path.clone(),
+            db: Some(db),
+            next_seq,
+            group_commit: config.group_commit,
+            dead_limit: max_dead,
+            healthy: healthy.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("amrelay-spool".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| format!("cannot start the spool writer: {e}"))?;
+        metrics::gauge!(m::SPOOL_HEALTHY).set(1.0);
+        metrics::gauge!(m::SPOOL_MAX_BYTES).set(config.max_bytes as f64);
+        metrics::gauge!(m::SPOOL_BYTES).set(bytes as f64);
+        let spool = Spool {
+            writer: Some(Mutex::new(Some(tx))),
+            thread: Mutex::new(Some(thread)),
+            memory_dead: Mutex::new(VecDeque::new()),
+            next_memory_seq: AtomicU64::new(1),
+            bytes: AtomicU64::new(bytes),
+            max_bytes: config.max_bytes,
+            max_dead,
+            healthy,
+            path: Some(config.path.clone()),
+        };
+        Ok((spool, restored))
+    }
+
+    /// Whether accepted notifications survive a crash.
+    pub fn is_persistent(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// The spool file, if persistent.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn send(&self, op: Op) {
+        if let Some(writer) = &self.writer {
+            // The sender is behind a mutex only to be Sync and closable; sending never blocks.
+            if let Some(sender) = writer.lock().expect("spool sender").as_ref() {
+                let _ = sender.send(op);
+            }
+        }
+    }
+
+    /// Stores a batch's records durably; returns their sequence numbers, in order.
+    pub async fn append(&self, records: Vec<NewRecord>) -> Result<Vec<u64>, SpoolError> {
+        if self.writer.is_none() {
+            let first = self.next_memory_seq.fetch_add(records.len() as u64, Ordering::Relaxed);
+            return Ok((first..first + records.len() as u64).collect());
+        }
+        let size: u64 = records.iter().map(|r| r.body.len() as u64).sum();
+        let total = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
+        if total > self.max_bytes {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            return Err(SpoolError::Full(self.max_bytes));
+        }
+        let encoded = records.into_iter().map(|r| (r.receiver, record::encode(&r.header, &r.body))).collect();
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::Append { records: encoded, reply });
+        let result = match answer.await {
+            Ok(Ok(seqs)) => Ok(seqs),
+            Ok(Err(e)) => Err(SpoolError::Io(e)),
+            Err(_) => Err(SpoolError::Io("the spool writer stopped".into())),
+        };
+        if result.is_err() {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+        metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
+        result
+    }
+
+    /// The notification was delivered: forget it.
+    pub fn delivered(&self, receiver: &Arc<str>, seq: u64, size: usize) {
+        if self.writer.is_some() {
+            self.bytes.fetch_sub(size as u64, Ordering::Relaxed);
+            metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
+            self.send(Op::Remove { receiver: receiver.clone(), seq });
+        }
+    }
+
+    /// Records how many attempts were made, so a restart resumes the retry budget.
+    pub fn attempted(&self, receiver: &Arc<str>, seq: u64, attempts: u32) {
+        self.send(Op::Attempted { receiver: receiver.clone(), seq, attempts });
+    }
+
+    /// Moves a notification to the dead letters.
+    pub fn dead_letter(&self, receiver: &Arc<str>, seq: u64, mut header: Header, body: Bytes, info: DeadInfo) {
+        header.dead = Some(info);
+        if self.writer.is_some() {
+            self.bytes.fetch_sub(body.len() as u64, Ordering::Relaxed);
+            metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
+            self.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) });
+        } else {
+            let mut dead = self.memory_dead.lock().expect("dead letters");
+            dead.push_back(Stored { receiver: receiver.to_string(), seq, header, body });
+            while dead.len() > self.max_dead {
+                dead.pop_front();
+            }
+        }
+    }
+
+    /// Puts back a dead letter taken for replay that could not be replayed.
+    pub fn return_dead_letter(&self, stored: Stored) {
+        if self.writer.is_some() {
+            let receiver: Arc<str> = stored.receiver.as_str().into();
+            self.send(Op::Dead { receiver, seq: stored.seq, record: record::encode(&stored.header, &stored.body) });
+        } else {
+            self.memory_dead.lock().expect("dead letters").push_back(stored);
+        }
+    }
+
+    /// Every dead letter, oldest first (headers only).
+    pub async fn dead_letters(&self) -> Result<Vec<(u64, Header)>, SpoolError> {
+        if self.writer.is_none() {
+            let dead = self.memory_dead.lock().expect("dead letters");
+            return Ok(dead.iter().map(|s| (s.seq, s.header.clone())).collect());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::ListDead { reply });
+        answer.await.map_err(|_| SpoolError::Io("the spool writer stopped".into()))?.map_err(SpoolError::Io)
+    }
+
+    /// Removes and returns the dead letters of `receiver` (or all), oldest first, for replay.
+    pub async fn take_dead_letters(&self, receiver: Option<&str>) -> Result<Vec<Stored>, SpoolError> {
+        if self.writer.is_none() {
+            let mut dead = self.memory_dead.lock().expect("dead letters");
+            let (taken, kept): (Vec<_>, Vec<_>) =
+                dead.drain(..).partition(|s| receiver.is_none_or(|r| r == s.receiver));
+            dead.extend(kept);
+            return Ok(taken);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::TakeDead { receiver: receiver.map(str::to_owned), reply });
+        answer.await.map_err(|_| SpoolError::Io("the spool writer stopped".into()))?.map_err(SpoolError::Io)
+    }
+
+    /// Whether the last write succeeded.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of pending notifications.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Makes every change durable and stops the writer (at shutdown).
+    pub async fn close(&self) {
+        if self.writer.is_none() {
+            return;
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::Flush { reply });
+        if let Ok(Err(e)) = answer.await {
+            tracing::error!(error = %e, "final spool flush failed; pending notifications stay as last committed");
+        }
+        // Dropping the sender ends the writer thread, which closes the database file.
+        if let Some(writer) = &self.writer {
+            writer.lock().expect("spool sender").take();
+        }
+        let thread = self.thread.lock().expect("spool thread").take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+enum OpenError {
+    Corrupt(String),
+    Other(String),
+}
+
+/// Opens the database, telling a corrupt file (moved aside by the caller) from other errors
+/// (permissions, a second process: reported, never "repaired" by moving the file away). redb
+/// checks some invariants with assertions, so a panic while opening also means corruption.
+fn open_database(path: &Path) -> Result<Database, OpenError> {
+    use redb::{DatabaseError, StorageError};
+    let path = path.to_owned();
+    match std::panic::catch_unwind(move || Database::create(&path)) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(DatabaseError::Storage(StorageError::Corrupted(e)))) => Err(OpenError::Corrupt(e)),
+        Ok(Err(DatabaseError::Storage(StorageError::Io(e)))) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(OpenError::Corrupt(e.to_string()))
+        }
+        Ok(Err(e @ DatabaseError::UpgradeRequired(_))) => Err(OpenError::Corrupt(e.to_string())),
+        Ok(Err(e)) => Err(OpenError::Other(e.to_string())),
+        Err(_) => Err(OpenError::Corrupt("the file failed redb's consistency checks".into())),
+    }
+}
+
+fn aside_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".corrupt-{}", unix_ms(SystemTime::now())));
+    PathBuf::from(name)
+}
+
+/// Reads every pending record; drops corrupt ones. Returns them and the next free sequence.
+fn restore(db: &Database) -> Result<(Vec<Stored>, u64), String> {
+    let mut restored = Vec::new();
+    let mut corrupt: Vec<(String, u64)> = Vec::new();
+    let mut next_seq = 1;
+    let txn = db.begin_write().map_err(|e| format!("spool: {e}"))?;
+    {
+        let pending = txn.open_table(PENDING).map_err(|e| format!("spool: {e}"))?;
+        let attempts = txn.open_table(ATTEMPTS).map_err(|e| format!("spool: {e}"))?;
+        let dead = txn.open_table(DEAD).map_err(|e| format!("spool: {e}"))?;
+        for entry in pending.iter().map_err(|e| format!("spool: {e}"))? {
+            let Ok((key, value)) = entry else {
+                tracing::error!("spool: unreadable entry skipped");
+                continue;
+            };
+            let (receiver, seq) = key.value();
+            next_seq = next_seq.max(seq + 1);
+            match record::decode(value.value()) {
+                Some((mut header, body)) => {
+                    if let Ok(Some(count)) = attempts.get((receiver, seq)) {
+                        header.attempts = count.value();
+                    }
+                    restored.push(Stored { receiver: receiver.to_owned(), seq, header, body });
+                }
+                None => {
+                    tracing::error!(receiver, seq, "spool: corrupt record skipped");
+                    corrupt.push((receiver.to_owned(), seq));
+                }
+            }
+        }
+        if let Some(Ok((key, _))) = dead.iter().map_err(|e| format!("spool: {e}"))?.next_back() {
+            next_seq = next_seq.max(key.value() + 1);
+        }
+    }
+    {
+        let mut pending = txn.open_table(PENDING).map_err(|e| format!("spool: {e}"))?;
+        for (receiver, seq) in &corrupt {
+            let _ = pending.remove((receiver.as_str(), *seq));
+        }
+    }
+    txn.commit().map_err(|e| format!("spool: {e}"))?;
+    // Acceptance order across receivers: sequence numbers are global.
+    restored.sort_by_key(|s| s.seq);
+    if !restored.is_empty() {
+        tracing::info!(notifications = restored.len(), "restored pending notifications from the spool");
+    }
+    Ok((restored, next_seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(group: &str) -> Header {
+        Header {
+            group_key: group.into(),
+            id: format!("id-{group}"),
+            accepted_unix_ms: 1,
+            attempts: 0,
+            alerts: 1,
+            dead: None,
+        }
+    }
+
+    fn info() -> DeadInfo {
+        DeadInfo { receiver: "r".into(), reason: "max_attempts".into(), error: "HTTP 503".into(), at_unix_ms: 5 }
+    }
+
+    fn config(dir: &Path, max_bytes: u64) -> SpoolConfig {
+        SpoolConfig { path: dir.join("spool.redb"), max_bytes, group_commit: true }
+    }
+
+    #[tokio::test]
+    async fn pending_records_survive_reopening_in_order_with_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver: Arc<str> = "r".into();
+        {
+            let (spool, restored) = Spool::open(&config(dir.path(), 1 << 20), 10).unwrap();
+            assert!(restored.is_empty());
+            let body = Bytes::from_static(br#"{"version":"4"}"#);
+            let mut seqs = Vec::new();
+            for group in ["a", "b", "c"] {
+                let record = NewRecord { receiver: receiver.clone(), header: header(group), body: body.clone() };
+                seqs.extend(spool.append(vec![record]).await.unwrap());
+            }
+            spool.attempted(&receiver, seqs[2], 4);
+            spool.delivered(&receiver, seqs[1], body.len());
+            spool.close().await;
+        }
+        let (spool, restored) = Spool::open(&config(dir.path(), 1 << 20), 10).unwrap();
+        let groups: Vec<_> = restored.iter().map(|s| (s.header.group_key.as_str(), s.header.attempts)).collect();
+        assert_eq!(groups, [("a", 0), ("c", 4)]);
+        assert_eq!(spool.bytes(), 2 * 15);
+    }
+
+    #[tokio::test]
+    async fn full_spool_refuses_and_dead_letters_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(&config(dir.path(), 40), 2).unwrap();
+        let receiver: Arc<str> = "r".into();
+        let body = Bytes::from_static(br#"{"version":"4","x":"yyyyyyy"}"#);
+        let seq = spool
+            .append(vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }])
+            .await
+            .unwrap();
+        let refused =
+            spool.append(vec![NewRecord { receiver: receiver.clone(), header: header("b"), body: body.clone() }]).await;
+        assert!(matches!(refused, Err(SpoolError::Full(40))));
+        spool.dead_letter(&receiver, seq[0], header("a"), body.clone(), info());
+        for n in 0..3 {
+            let seq = spool
+                .append(vec![NewRecord { receiver: receiver.clone(), header: header("c"), body: body.clone() }])
+                .await
+                .unwrap();
+            spool.dead_letter(&receiver, seq[0], header(&format!("d{n}")), body.clone(), info());
+        }
+        let dead = spool.dead_letters().await.unwrap();
+        assert_eq!(dead.iter().map(|(_, h)| h.group_key.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
+        let taken = spool.take_dead_letters(Some("r")).await.unwrap();
+        assert_eq!(taken.len(), 2);
+        assert!(spool.dead_letters().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("spool.redb"), vec![0xAB; 10_000]).unwrap();
+        let (spool, restored) = Spool::open(&config(dir.path(), 1 << 20), 10).unwrap();
+        assert!(restored.is_empty());
+        assert!(spool.is_healthy());
+        let moved = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("corrupt"))
+            .count();
+        assert_eq!(moved, 1);
+    }
+}

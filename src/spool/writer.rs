@@ -1,0 +1,246 @@
+//! The spool's one writer thread, and group commit.
+//!
+//! Every change goes through one thread that owns the redb database. It takes the first waiting
+//! operation, then everything else already queued (with group commit on), applies them all in one
+//! write transaction and commits once: concurrent requests share one fsync. Appends (and
+//! flushes) commit with `Durability::Immediate` — a request is answered 200 only after its
+//! notification is on disk. Removals and attempt counts alone commit without an fsync; they are
+//! made durable by the next immediate commit, at the latest a second later. A crash in between
+//! can only cause a notification to be delivered again (with the same idempotency key), never to
+//! be lost.
+//!
+//! On an I/O error the transaction's callers get an error (the request answers 503), the spool
+//! is marked unhealthy, and the next operation reopens the database: when the disk recovers, so
+//! does the spool, without a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::oneshot;
+
+use super::record::{self, Header};
+use crate::metrics as m;
+
+/// Pending notifications: (receiver, sequence) → record. Sequence order is acceptance order.
+pub const PENDING: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pending");
+/// Attempts made so far, kept apart so that counting one does not rewrite the body.
+pub const ATTEMPTS: TableDefinition<(&str, u64), u32> = TableDefinition::new("attempts");
+/// Dead letters: sequence → record with `dead` set.
+pub const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
+
+/// How often non-durable changes are made durable when nothing else commits.
+const IDLE_FLUSH: Duration = Duration::from_secs(1);
+/// Operations applied in one transaction at most.
+const MAX_BATCH: usize = 4096;
+
+/// A stored record: where it is and what it holds.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub receiver: String,
+    pub seq: u64,
+    pub header: Header,
+    pub body: Bytes,
+}
+
+/// A change or a query for the writer thread.
+pub enum Op {
+    Append { records: Vec<(Arc<str>, Vec<u8>)>, reply: oneshot::Sender<Result<Vec<u64>, String>> },
+    Remove { receiver: Arc<str>, seq: u64 },
+    Attempted { receiver: Arc<str>, seq: u64, attempts: u32 },
+    Dead { receiver: Arc<str>, seq: u64, record: Vec<u8> },
+    ListDead { reply: oneshot::Sender<Result<Vec<(u64, Header)>, String>> },
+    TakeDead { receiver: Option<String>, reply: oneshot::Sender<Result<Vec<Stored>, String>> },
+    Flush { reply: oneshot::Sender<Result<(), String>> },
+}
+
+pub struct Writer {
+    pub path: PathBuf,
+    pub db: Option<Database>,
+    pub next_seq: u64,
+    pub group_commit: bool,
+    pub dead_limit: usize,
+    pub healthy: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Runs until every sender is gone, then makes everything durable.
+    pub fn run(mut self, ops: Receiver<Op>) {
+        let mut dirty = false;
+        loop {
+            let first = match ops.recv_timeout(IDLE_FLUSH) {
+                Ok(op) => op,
+                Err(RecvTimeoutError::Timeout) => {
+                    if dirty {
+                        dirty = self.apply(Vec::new(), true).is_err();
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            if self.group_commit {
+                while batch.len() < MAX_BATCH {
+                    match ops.try_recv() {
+                        Ok(op) => batch.push(op),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let durable =
+                batch.iter().any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. }));
+            match self.apply(batch, durable) {
+                Ok(()) => dirty = !durable,
+                Err(()) => dirty = true,
+            }
+        }
+        if dirty {
+            let _ = self.apply(Vec::new(), true);
+        }
+    }
+
+    fn database(&mut self) -> Result<&Database, String> {
+        if self.db.is_none() {
+            let db =
+                Database::create(&self.path).map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
+            tracing::info!(path = %self.path.display(), "spool reopened");
+            self.db = Some(db);
+        }
+        Ok(self.db.as_ref().expect("just opened"))
+    }
+
+    /// Applies a batch in one transaction; answers every caller.
+    fn apply(&mut self, batch: Vec<Op>, durable: bool) -> Result<(), ()> {
+        let started = Instant::now();
+        let operations = batch.len();
+        let mut seqs: Vec<Vec<u64>> = Vec::new();
+        let mut dead_lists: Vec<Vec<(u64, Header)>> = Vec::new();
+        let mut taken: Vec<Vec<Stored>> = Vec::new();
+        let result = (|| -> Result<(), String> {
+            let mut next_seq = self.next_seq;
+            let dead_limit = self.dead_limit;
+            let db = self.database()?;
+            let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+            txn.set_durability(if durable { Durability::Immediate } else { Durability::None })
+                .map_err(|e| e.to_string())?;
+            {
+                let mut pending = txn.open_table(PENDING).map_err(|e| e.to_string())?;
+                let mut attempts = txn.open_table(ATTEMPTS).map_err(|e| e.to_string())?;
+                let mut dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
+                for op in &batch {
+                    match op {
+                        Op::Append { records, .. } => {
+                            let mut assigned = Vec::with_capacity(records.len());
+                            for (receiver, bytes) in records {
+                                pending.insert((&**receiver, next_seq), bytes.as_slice()).map_err(|e| e.to_string())?;
+                                assigned.push(next_seq);
+                                next_seq += 1;
+                            }
+                            seqs.push(assigned);
+                        }
+                        Op::Remove { receiver, seq } => {
+                            pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            attempts.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                        }
+                        Op::Attempted { receiver, seq, attempts: count } => {
+                            if pending.get((&**receiver, *seq)).map_err(|e| e.to_string())?.is_some() {
+                                attempts.insert((&**receiver, *seq), *count).map_err(|e| e.to_string())?;
+                            }
+                        }
+                        Op::Dead { receiver, seq, record } => {
+                            pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            attempts.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            dead.insert(*seq, record.as_slice()).map_err(|e| e.to_string())?;
+                            while dead.len().map_err(|e| e.to_string())? > dead_limit as u64 {
+                                let oldest = dead.first().map_err(|e| e.to_string())?.map(|(k, _)| k.value());
+                                match oldest {
+                                    Some(key) => {
+                                        dead.remove(key).map_err(|e| e.to_string())?;
+                                        tracing::warn!(
+                                            limit = dead_limit,
+                                            "dead-letter limit reached; the oldest dead letter was dropped"
+                                        );
+                                    }
+                                    None => break,
+                                }
+                            }
+                        }
+                        Op::ListDead { .. } => {
+                            let mut list = Vec::new();
+                            for entry in dead.iter().map_err(|e| e.to_string())? {
+                                let (key, value) = entry.map_err(|e| e.to_string())?;
+                                if let Some((header, _)) = record::decode(value.value()) {
+                                    list.push((key.value(), header));
+                                }
+                            }
+                            dead_lists.push(list);
+                        }
+                        Op::TakeDead { receiver, .. } => {
+                            let mut chosen = Vec::new();
+                            for entry in dead.iter().map_err(|e| e.to_string())? {
+                                let (key, value) = entry.map_err(|e| e.to_string())?;
+                                let Some((header, body)) = record::decode(value.value()) else { continue };
+                                let owner = header.dead.as_ref().map(|d| d.receiver.clone()).unwrap_or_default();
+                                if receiver.as_ref().is_none_or(|r| *r == owner) {
+                                    chosen.push(Stored { receiver: owner, seq: key.value(), header, body });
+                                }
+                            }
+                            for stored in &chosen {
+                                dead.remove(stored.seq).map_err(|e| e.to_string())?;
+                            }
+                            taken.push(chosen);
+                        }
+                        Op::Flush { .. } => {}
+                    }
+                }
+            }
+            txn.commit().map_err(|e| e.to_string())?;
+            self.next_seq = next_seq;
+            Ok(())
+        })();
+
+        match &result {
+            Ok(()) => {
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!(path = %self.path.display(), "spool is writable again");
+                }
+                metrics::gauge!(m::SPOOL_HEALTHY).set(1.0);
+                metrics::counter!(m::SPOOL_COMMITS, "durable" => if durable { "true" } else { "false" }).increment(1);
+                metrics::histogram!(m::SPOOL_COMMIT_DURATION).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(m::SPOOL_COMMIT_OPERATIONS).record(operations as f64);
+            }
+            Err(error) => {
+                if self.healthy.swap(false, Ordering::Relaxed) {
+                    tracing::error!(path = %self.path.display(), error = %error, "spool cannot persist; refusing new batches with 503 until it can");
+                }
+                metrics::gauge!(m::SPOOL_HEALTHY).set(0.0);
+                metrics::counter!(m::SPOOL_ERRORS).increment(1);
+                // redb refuses further writes after an I/O error: reopen on the next operation.
+                self.db = None;
+            }
+        }
+        let (mut seqs, mut dead_lists, mut taken) = (seqs.into_iter(), dead_lists.into_iter(), taken.into_iter());
+        for op in batch {
+            match op {
+                Op::Append { reply, .. } => {
+                    let _ = reply.send(result.clone().map(|()| seqs.next().unwrap_or_default()));
+                }
+                Op::ListDead { reply } => {
+                    let _ = reply.send(result.clone().map(|()| dead_lists.next().unwrap_or_default()));
+                }
+                Op::TakeDead { reply, .. } => {
+                    let _ = reply.send(result.clone().map(|()| taken.next().unwrap_or_default()));
+                }
+                Op::Flush { reply } => {
+                    let _ = reply.send(result.clone());
+                }
+                Op::Remove { .. } | Op::Attempted { .. } | Op::Dead { .. } => {}
+            }
+        }
+        result.map_err(|_| ())
+    }
+}

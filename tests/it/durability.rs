@@ -1,0 +1,379 @@
+//! Nothing accepted is lost: crashes, outages, full spool, corrupt spool, disk errors, SIGTERM,
+//! dead letters and their replay, HA duplicates.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Answer, Downstream, RelayProcess, TestRelay, alert, batch, get, post_json};
+
+/// A config with a spool in `dir`; `spool_extra` goes inside `spool: {…}`.
+fn spool_config(dir: &Path, url: &str, spool_extra: &str) -> String {
+    format!(
+        "delivery:
+  retry: {{max_attempts: 1000, initial_backoff: 20ms, max_backoff: 100ms, max_elapsed: 10m}}
+  spool: {{path: {}/spool.redb{spool_extra}}}
+receivers:
+  - name: durable
+    url: {url}
+",
+        dir.display()
+    )
+}
+
+fn numbered(group: &str, n: usize) -> String {
+    batch(
+        &format!("{{}}:{{alertname=\"{group}\"}}"),
+        vec![alert("firing", json!({"alertname": group, "n": n.to_string()}))],
+    )
+}
+
+/// kill -9 while retrying; after a restart every accepted notification arrives, in per-group
+/// order, with the idempotency key it had before the crash.
+#[tokio::test]
+async fn crash_mid_retry_loses_nothing() {
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amrelay.yml");
+    std::fs::write(&path, spool_config(dir.path(), &downstream.url("/"), "")).unwrap();
+
+    let mut relay = RelayProcess::spawn(&path, &[]);
+    let groups = ["A", "B", "C"];
+    for n in 1..=3 {
+        for group in groups {
+            let reply = post_json(&relay.url("/webhook"), numbered(group, n)).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+    }
+    downstream.wait_for(6).await; // retries under way
+    relay.signal("KILL");
+    assert_eq!(relay.wait_exit().await, None, "killed by a signal");
+    let before: HashMap<(String, String), String> = downstream
+        .received()
+        .iter()
+        .map(|r| {
+            (
+                (r.labels("alertname")[0].clone(), r.labels("n")[0].clone()),
+                r.header("idempotency-key").unwrap().to_owned(),
+            )
+        })
+        .collect();
+
+    downstream.always(Answer::status(200));
+    let relay = RelayProcess::spawn(&path, &[]);
+    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    while downstream.delivered().len() < 9 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} delivered\n{}",
+            downstream.delivered().len(),
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered = downstream.delivered();
+    for group in groups {
+        let order: Vec<String> =
+            delivered.iter().filter(|r| r.labels("alertname")[0] == group).map(|r| r.labels("n")[0].clone()).collect();
+        assert_eq!(order, ["1", "2", "3"], "group {group}");
+    }
+    for r in &delivered {
+        let key = (r.labels("alertname")[0].clone(), r.labels("n")[0].clone());
+        if let Some(old) = before.get(&key) {
+            assert_eq!(r.header("idempotency-key").unwrap(), old, "{key:?} kept its idempotency key");
+        }
+    }
+    assert!(relay.logs().contains("restored pending notifications"), "{}", relay.logs());
+}
+
+/// A downstream down for many retry intervals gets everything once it is back; nothing is
+/// dead-lettered before max_elapsed.
+#[tokio::test]
+async fn outage_then_recovery_delivers_everything() {
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = spool_config(dir.path(), &downstream.url("/"), "").replace("name: durable", "name: outage");
+    let relay = TestRelay::start(&yaml).await;
+    for n in 0..20 {
+        assert_eq!(relay.post("/webhook", numbered(&format!("G{}", n % 5), n)).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // 15+ retry intervals
+    assert!(downstream.received().len() >= 5 * 10, "retries continued during the outage");
+    downstream.always(Answer::status(200));
+    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    while downstream.delivered().len() < 20 {
+        assert!(std::time::Instant::now() < deadline, "only {} delivered", downstream.delivered().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut ns: Vec<usize> = downstream.delivered().iter().map(|r| r.labels("n")[0].parse().unwrap()).collect();
+    ns.sort();
+    assert_eq!(ns, (0..20).collect::<Vec<_>>());
+    for reason in ["max_attempts", "max_elapsed", "non_retryable"] {
+        let series = format!(r#"amrelay_notifications_dead_lettered_total{{receiver="outage",reason="{reason}"}}"#);
+        assert_eq!(relay.metric(&series).await, None, "{series}");
+    }
+}
+
+/// A full spool answers 503 and keeps what it accepted.
+#[tokio::test]
+async fn full_spool_refuses_and_loses_nothing_accepted() {
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = spool_config(dir.path(), &downstream.url("/"), ", max_bytes: 3000")
+        .replace("name: durable", "name: spool-full");
+    let relay = TestRelay::start(&yaml).await;
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for n in 0..50 {
+        let reply = relay.post("/webhook", numbered("F", n)).await;
+        match reply.status.as_u16() {
+            200 => accepted.push(n),
+            503 => {
+                refused = Some(reply);
+                break;
+            }
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    let refused = refused.expect("the spool filled up");
+    assert!(refused.text().contains("spool is full"), "{}", refused.text());
+    assert_eq!(refused.headers.get("retry-after").unwrap(), "5");
+    assert!(accepted.len() >= 2, "{accepted:?}");
+
+    downstream.always(Answer::status(200));
+    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    while downstream.delivered().len() < accepted.len() {
+        assert!(std::time::Instant::now() < deadline, "only {} delivered", downstream.delivered().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered: Vec<usize> = downstream.delivered().iter().map(|r| r.labels("n")[0].parse().unwrap()).collect();
+    assert_eq!(delivered, accepted, "in order, each once");
+    // Space is free again.
+    assert_eq!(relay.post("/webhook", numbered("F", 99)).await.status, 200);
+}
+
+/// A spool file that is not a database, and a record that does not decode, are survived.
+#[tokio::test]
+async fn corrupt_spool_file_and_record_are_survived() {
+    use amrelay::spool::{Header, NewRecord, Spool, SpoolConfig};
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool_path = dir.path().join("spool.redb");
+    let config = spool_config(dir.path(), &downstream.url("/"), "").replace("name: durable", "name: corrupt");
+
+    // A good record and a corrupt one, in a real spool file.
+    {
+        let (spool, _) =
+            Spool::open(&SpoolConfig { path: spool_path.clone(), max_bytes: 1 << 20, group_commit: true }, 10).unwrap();
+        let header = Header {
+            group_key: "g".into(),
+            id: "good-one".into(),
+            accepted_unix_ms: 0,
+            attempts: 0,
+            alerts: 1,
+            dead: None,
+        };
+        let body = numbered("Good", 1);
+        spool.append(vec![NewRecord { receiver: "corrupt".into(), header, body: body.into() }]).await.unwrap();
+        spool.close().await;
+        let db = redb::Database::create(&spool_path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut pending = txn.open_table(redb::TableDefinition::<(&str, u64), &[u8]>::new("pending")).unwrap();
+            pending.insert(("corrupt", 999), &b"\x01\xff\xff garbage"[..]).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let config_path = dir.path().join("amrelay.yml");
+    std::fs::write(&config_path, &config).unwrap();
+    let relay = RelayProcess::spawn(&config_path, &[]);
+    let received = downstream.wait_for(1).await;
+    assert_eq!(received[0].header("idempotency-key"), Some("good-one"));
+    downstream.assert_stays_at(1, Duration::from_millis(200)).await;
+    assert!(relay.logs().contains("corrupt record skipped"), "{}", relay.logs());
+    drop(relay);
+
+    // A file that is not a spool at all: moved aside, a fresh spool serves.
+    std::fs::write(&spool_path, vec![0x5A; 64 * 1024]).unwrap();
+    let relay = RelayProcess::spawn(&config_path, &[]);
+    assert!(relay.logs().contains("moving it aside"), "{}", relay.logs());
+    assert_eq!(post_json(&relay.url("/webhook"), numbered("After", 1)).await.status, 200);
+    downstream.wait_for(2).await;
+}
+
+/// SIGTERM: readiness drops, the in-flight attempt finishes, the process exits 0; with a spool
+/// what is left is delivered after the next start.
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(200).delayed(Duration::from_millis(500)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amrelay.yml");
+    std::fs::write(&path, spool_config(dir.path(), &downstream.url("/"), "").replace("name: durable", "name: term"))
+        .unwrap();
+    let mut relay = RelayProcess::spawn(&path, &[]);
+    for n in 0..3 {
+        assert_eq!(post_json(&relay.url("/webhook"), numbered("T", n)).await.status, 200);
+    }
+    downstream.wait_for(1).await;
+    relay.signal("TERM");
+    assert_eq!(relay.wait_exit().await, Some(0), "{}", relay.logs());
+    assert!(relay.logs().contains("shutdown requested"), "{}", relay.logs());
+    let delivered_before = downstream.received().len();
+    assert!(delivered_before < 3, "workers stopped after their attempt");
+
+    downstream.always(Answer::status(200));
+    let _relay = RelayProcess::spawn(&path, &[]);
+    let received = downstream.wait_for(3 + delivered_before - 1).await;
+    let mut ns: Vec<String> = received.iter().map(|r| r.labels("n")[0].clone()).collect();
+    ns.dedup();
+    assert_eq!(ns, ["0", "1", "2"]);
+
+    // Without a spool, SIGTERM delivers what is queued before exiting.
+    let memory = Downstream::start().await;
+    let memory_path = dir.path().join("memory.yml");
+    std::fs::write(&memory_path, format!("receivers:\n  - name: term-memory\n    url: {}\n", memory.url("/"))).unwrap();
+    memory.always(Answer::status(200).delayed(Duration::from_millis(200)));
+    let mut relay = RelayProcess::spawn(&memory_path, &[]);
+    for n in 0..3 {
+        assert_eq!(post_json(&relay.url("/webhook"), numbered("M", n)).await.status, 200);
+    }
+    relay.signal("TERM");
+    assert_eq!(relay.wait_exit().await, Some(0));
+    assert_eq!(memory.received().len(), 3, "{}", relay.logs());
+}
+
+/// A non-retryable answer dead-letters the notification; the API lists it without secrets and a
+/// replay delivers it with its original idempotency key.
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed() {
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(422));
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = spool_config(dir.path(), &downstream.url("/"), "").replace(
+        "name: durable\n    url",
+        "name: dead-api\n    http_config: {authorization: {credentials: very-secret-token}}\n    url",
+    );
+    let relay = TestRelay::start(&yaml).await;
+    assert_eq!(relay.post("/webhook", numbered("D", 1)).await.status, 200);
+    relay
+        .wait_metric(r#"amrelay_notifications_dead_lettered_total{receiver="dead-api",reason="non_retryable"}"#, 1.0)
+        .await;
+
+    let listed = get(&relay.url("/api/v1/deadletters")).await;
+    assert!(!listed.text().contains("very-secret-token"), "{}", listed.text());
+    let letters = listed.json()["data"].as_array().unwrap().clone();
+    assert_eq!(letters.len(), 1, "{}", listed.text());
+    assert_eq!(letters[0]["receiver"], "dead-api");
+    assert_eq!(letters[0]["groupKey"], "{}:{alertname=\"D\"}");
+    assert_eq!(letters[0]["reason"], "non_retryable");
+    assert!(letters[0]["last_error"].as_str().unwrap().contains("422"));
+    let key = downstream.received()[0].header("idempotency-key").unwrap().to_owned();
+
+    downstream.always(Answer::status(200));
+    assert_eq!(post_json(&relay.url("/api/v1/deadletters/replay?receiver=nope"), "").await.status, 404);
+    let replay = post_json(&relay.url("/api/v1/deadletters/replay?receiver=dead-api"), "").await;
+    assert_eq!(replay.json()["data"]["replayed"], 1, "{}", replay.text());
+    let received = downstream.wait_for(2).await;
+    assert_eq!(received[1].header("idempotency-key"), Some(key.as_str()));
+    assert!(get(&relay.url("/api/v1/deadletters")).await.json()["data"].as_array().unwrap().is_empty());
+}
+
+/// With a dedup window, the same notification from two Alertmanager HA peers is delivered once.
+#[tokio::test]
+async fn dedup_window_drops_ha_duplicates() {
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = spool_config(dir.path(), &downstream.url("/"), "")
+        .replace("delivery:\n", "delivery:\n  dedup_window: 1m\n")
+        .replace("name: durable", "name: dedup");
+    let relay = TestRelay::start(&yaml).await;
+    let first = numbered("H", 1);
+    let mut from_peer: serde_json::Value = serde_json::from_str(&first).unwrap();
+    from_peer["externalURL"] = json!("http://alertmanager-1:9093");
+    assert_eq!(relay.post("/webhook", first).await.status, 200);
+    let second = relay.post("/webhook", from_peer.to_string()).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.json()["duplicates"], json!(["dedup"]));
+    // A changed state is not a duplicate.
+    let resolved = batch("{}:{alertname=\"H\"}", vec![alert("resolved", json!({"alertname": "H", "n": "1"}))]);
+    assert_eq!(relay.post("/webhook", resolved).await.status, 200);
+    downstream.wait_for(2).await;
+    downstream.assert_stays_at(2, Duration::from_millis(200)).await;
+    relay.wait_metric(r#"amrelay_notifications_deduplicated_total{receiver="dedup"}"#, 1.0).await;
+}
+
+/// A disk that fills up: batches are refused with 503 while the spool cannot persist, what it
+/// holds is still delivered, and it recovers on its own once space is free.
+#[tokio::test]
+async fn full_disk_refuses_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("disk");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted =
+        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&mount).status();
+    assert!(
+        mounted.is_ok_and(|s| s.success()),
+        "this test mounts a small tmpfs to fill a disk: run the suite as root (CI does)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(503));
+    let yaml = spool_config(&mount, &downstream.url("/"), "").replace("name: durable", "name: disk-full");
+    let relay = TestRelay::start(&yaml).await;
+    assert_eq!(relay.post("/webhook", numbered("Before", 1)).await.status, 200);
+
+    // Fill the disk, then write until the spool cannot persist.
+    let filler = mount.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 4 * 1024 * 1024]);
+    let mut refused = None;
+    for n in 0..200 {
+        let reply = relay.post("/webhook", numbered("Fill", n)).await;
+        if reply.status == 503 {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a full disk makes the spool refuse");
+    assert!(refused.text().contains("cannot persist"), "{}", refused.text());
+    let status = get(&relay.url("/api/v1/status")).await.json();
+    assert_eq!(status["data"]["spool"]["healthy"], false);
+
+    // What was accepted is still delivered while the disk is full.
+    downstream.always(Answer::status(200));
+    let before = downstream.wait_for(1).await;
+    assert!(
+        before.iter().any(|r| r.labels("alertname")[0] == "Before" && r.answered == 200) || {
+            downstream
+                .wait_for(before.len() + 1)
+                .await
+                .iter()
+                .any(|r| r.labels("alertname")[0] == "Before" && r.answered == 200)
+        }
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    loop {
+        let reply = relay.post("/webhook", numbered("After", 1)).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "spool never recovered: {}", reply.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = get(&relay.url("/api/v1/status")).await.json();
+    assert_eq!(status["data"]["spool"]["healthy"], true);
+}
