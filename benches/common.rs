@@ -11,17 +11,16 @@ pub fn alert(i: usize) -> Value {
         "labels": {
             "alertname": "KubePodCrashLooping", "cluster": "prod-eu-1", "container": "api",
             "instance": format!("10.0.{}.{}:8080", i / 250, i % 250), "job": "kube-state-metrics",
-            "namespace": if i % 3 == 0 { "kube-system" } else { "shop" }, "pod": format!("api-{i}"),
-            "prometheus": "monitoring/k8s", "severity": if i % 2 == 0 { "critical" } else { "warning" },
+            "namespace": if i.is_multiple_of(3) { "kube-system" } else { "shop" }, "pod": format!("api-{i}"),
+            "prometheus": "monitoring/k8s", "severity": if i.is_multiple_of(2) { "critical" } else { "warning" },
             "team": "checkout",
         },
         "annotations": {
             "description": format!("Pod shop/api-{i} (api) is in waiting state (reason: \"CrashLoopBackOff\")."),
-            "runbook_url": "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping",
             "summary": "Pod is crash looping.",
         },
         "startsAt": "2026-11-29T04:36:08.439Z", "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=max_over_time%28kube_pod_container_status_waiting_reason%5B5m%5D%29",
+        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
         "fingerprint": format!("{:016x}", i * 7919),
     })
 }

@@ -63,10 +63,9 @@ def alert(i):
                        "prometheus": "monitoring/k8s", "severity": "critical" if i % 2 == 0 else "warning",
                        "team": "checkout"},
             "annotations": {"description": f"Pod shop/api-{i} (api) is in waiting state (reason: \"CrashLoopBackOff\").",
-                            "runbook_url": "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping",
                             "summary": "Pod is crash looping."},
             "startsAt": "2026-11-29T04:36:08.439Z", "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus.example:9090/graph?g0.expr=max_over_time%28kube_pod_container_status_waiting_reason%5B5m%5D%29",
+            "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
             "fingerprint": "%016x" % (i * 7919)}
 batch = {"receiver": "amrelay", "status": "firing", "alerts": [alert(i) for i in range(10)],
          "groupLabels": {"alertname": "KubePodCrashLooping"}, "commonLabels": {}, "commonAnnotations": {},
@@ -150,7 +149,7 @@ run() {
   # Wait (bounded) until the downstream has everything that was accepted.
   local expected=$(( accepted * per_request ))
   final=$(( $(sink_alerts) - before ))
-  for _ in $(seq 300); do
+  for _ in $(seq 600); do
     [ "$final" -ge "$expected" ] && break
     sleep 0.1
     final=$(( $(sink_alerts) - before ))
@@ -166,7 +165,13 @@ run() {
   if [ -n "$pid" ]; then
     rss[$name]=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
   fi
-  if [ "$final" -eq "$expected" ]; then verdict[$name]=ok; else verdict[$name]=FAILED; fi
+  # wrk stops counting requests still in flight when time is up, but the server may have accepted
+  # them: at most one per connection more may arrive. Fewer than accepted is a loss.
+  if [ "$final" -ge "$expected" ] && [ "$final" -le $(( expected + CONNECTIONS * per_request )) ]; then
+    verdict[$name]=ok
+  else
+    verdict[$name]=FAILED
+  fi
   echo "$name: ${rps[$name]} req/s, accepted $expected alerts, delivered $final (socket errors $socket_errors, non-2xx $non2xx)" >&2
 }
 

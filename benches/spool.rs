@@ -30,7 +30,7 @@ async fn burst(spool: &Arc<Spool>, body: &Bytes, concurrency: usize) {
     for _ in 0..concurrency {
         let spool = spool.clone();
         let body = body.clone();
-        tasks.push(tokio::spawn(async move { spool.append(vec![record(&body)]).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { spool.append(vec![record(&body)], 1).await.unwrap() }));
     }
     for task in tasks {
         task.await.unwrap();

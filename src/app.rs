@@ -86,7 +86,9 @@ impl Relay {
             options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());
         let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
         let local_addr = listener.local_addr()?;
-        let state = Arc::new(AppState { reloader, metrics, ready: false.into(), started_at: SystemTime::now() });
+        let http_metrics = crate::server::HttpMetrics::new();
+        let state =
+            Arc::new(AppState { http_metrics, reloader, metrics, ready: false.into(), started_at: SystemTime::now() });
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(server::serve(
             listener,

@@ -55,6 +55,23 @@ pub enum Command {
         /// The receiver's name.
         receiver: String,
     },
+    /// Show which receivers of --config.file would get which alerts of a payload, and for each
+    /// alert left out the first condition or matcher that rejected it. Sends nothing. Exits 0, or
+    /// 1 when --expect is given and the receivers differ, 2 when the config or payload is invalid.
+    RouteTest {
+        /// A version "4" webhook payload file, or `-` for stdin.
+        #[arg(value_name = "PAYLOAD", required_unless_present = "alerts", conflicts_with = "alerts")]
+        payload: Option<PathBuf>,
+        /// A firing alert given by its labels, `alertname=X,severity=critical`; repeatable.
+        #[arg(long = "alert", value_name = "LABELS")]
+        alerts: Vec<String>,
+        /// The receivers that must get something, comma-separated (empty: none).
+        #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
+        expect: Option<Vec<String>>,
+        /// Print the explanation as JSON, as `POST /api/v1/route-test` answers it.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -117,4 +134,73 @@ pub async fn send_test(config_file: &std::path::Path, receiver: &str) -> bool {
     let outcome = crate::testmsg::send(&target, receiver).await;
     println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
     outcome.delivered
+}
+
+/// What `amrelay route-test` reads and checks.
+#[derive(Debug)]
+pub struct RouteTestArgs<'a> {
+    pub config_file: &'a std::path::Path,
+    pub payload: Option<&'a std::path::Path>,
+    pub alerts: &'a [String],
+    pub expect: Option<&'a [String]>,
+    pub json: bool,
+}
+
+/// `amrelay route-test`: prints the explanation; returns the exit status (0 ok, 1 the receivers
+/// differ from `--expect`, 2 an invalid config or payload).
+pub fn route_test(args: &RouteTestArgs<'_>) -> u8 {
+    let mut config = match config::load(args.config_file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    // As a snapshot does: rules read labels through one index, which decoding resolves.
+    let mut index = crate::rule::LabelIndex::default();
+    for receiver in &mut config.receivers {
+        receiver.rule.intern(&mut index);
+    }
+    let body = match args.payload {
+        Some(path) if path.as_os_str() == "-" => {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+                .map(|_| body)
+                .map_err(|e| format!("stdin: {e}"))
+        }
+        Some(path) => std::fs::read(path).map_err(|e| format!("{}: {e}", path.display())),
+        None => crate::explain::payload_from_labels(args.alerts).map(String::into_bytes),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let notification = match crate::payload::decode_with(&body, &index) {
+        Ok(notification) => notification,
+        Err(e) => {
+            eprintln!("invalid payload: {e}");
+            return 2;
+        }
+    };
+    let explanation = crate::explain::explain(&config.receivers, &notification);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&explanation).unwrap_or_default());
+    } else {
+        print!("{}", explanation.to_text());
+    }
+    let Some(expect) = args.expect else { return 0 };
+    let mut expected: Vec<&str> = expect.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+    let mut got: Vec<&str> = explanation.receiving.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    expected.dedup();
+    got.sort_unstable();
+    if expected == got {
+        return 0;
+    }
+    let list = |names: &[&str]| if names.is_empty() { "(none)".to_owned() } else { names.join(",") };
+    eprintln!("route-test FAILED: expected receivers {}, got {}", list(&expected), list(&got));
+    1
 }

@@ -85,7 +85,7 @@ pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) 
         header.accepted_unix_ms = unix_ms(SystemTime::now());
         let name = active.pipeline.shared().name.clone();
         let record = NewRecord { receiver: name.clone(), header: header.clone(), body: stored.body.clone() };
-        match spool.append(vec![record]).await {
+        match spool.append(vec![record], 1).await {
             Ok(seqs) => {
                 metrics::counter!(crate::metrics::DEAD_LETTERS_REPLAYED, "receiver" => name.to_string()).increment(1);
                 tracing::info!(receiver = %name, group_key = %header.group_key, id = %header.id, "dead letter replayed");

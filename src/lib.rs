@@ -7,6 +7,7 @@ pub mod config;
 pub mod deadletters;
 pub mod dedup;
 pub mod deliver;
+pub mod explain;
 pub mod logging;
 pub mod metrics;
 pub mod payload;

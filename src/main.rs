@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use amrelay::app::{Options, Relay};
-use amrelay::cli::{Cli, Command, check_config, send_test};
+use amrelay::cli::{Cli, Command, RouteTestArgs, check_config, route_test, send_test};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -20,6 +20,16 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::FAILURE
             };
+        }
+        Some(Command::RouteTest { payload, alerts, expect, json }) => {
+            let args = RouteTestArgs {
+                config_file: &cli.config_file,
+                payload: payload.as_deref(),
+                alerts,
+                expect: expect.as_deref(),
+                json: *json,
+            };
+            return ExitCode::from(route_test(&args));
         }
         None => {}
     }

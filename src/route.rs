@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::config::ReceiverConfig;
 use crate::dedup::Dedup;
-use crate::payload::{Notification, Status, encode};
+use crate::payload::{Alert, Notification, Status, encode};
 use crate::queue::{Queued, next_id};
 use crate::snapshot::{ActiveReceiver, Snapshot};
 use crate::spool::{Header, NewRecord, Spool, SpoolError, unix_ms};
@@ -51,7 +52,7 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
         let config = &receiver.config;
         matched.clear();
         for (index, alert) in n.alerts.iter().enumerate() {
-            if (config.send_resolved || alert.status == Status::Firing) && config.rule.matches(&alert.labels) {
+            if takes(config, alert) {
                 matched.push(index);
             }
         }
@@ -61,7 +62,7 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
             }
             continue;
         }
-        let size_hint = 256 + matched.iter().map(|&i| n.alerts[i].raw.get().len() + 1).sum::<usize>();
+        let size_hint = 256 + matched.iter().map(|&i| n.alerts[i].raw.len() + 1).sum::<usize>();
         let mut body = Vec::with_capacity(size_hint);
         encode(n, &matched, config.max_alerts, &mut body);
         let alerts = if config.max_alerts == 0 { matched.len() } else { matched.len().min(config.max_alerts) };
@@ -75,6 +76,13 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
         });
     }
     plans
+}
+
+/// Whether an enabled receiver takes an alert: the filter of [`plan`], which route explanations
+/// ([`crate::explain`]) use too, so the two never disagree.
+#[inline]
+pub fn takes(config: &ReceiverConfig, alert: &Alert<'_>) -> bool {
+    (config.send_resolved || alert.status == Status::Firing) && config.rule.matches(&alert.labels)
 }
 
 /// Why a batch was refused; nothing was queued anywhere.
@@ -147,8 +155,10 @@ async fn queue_all<'s>(
     let group_key: Arc<str> = group_key.into();
     let accepted_unix_ms = unix_ms(SystemTime::now());
     let ids: Vec<String> = plans.iter().map(|_| next_id()).collect();
+    // A memory-only spool keeps nothing: skip building records for it.
     let records = plans
         .iter()
+        .filter(|_| spool.is_persistent())
         .zip(&ids)
         .map(|(plan, id)| NewRecord {
             receiver: plan.receiver.pipeline.shared().name.clone(),
@@ -163,7 +173,7 @@ async fn queue_all<'s>(
             body: plan.body.clone(),
         })
         .collect();
-    let seqs = match spool.append(records).await {
+    let seqs = match spool.append(records, plans.len()).await {
         Ok(seqs) => seqs,
         Err(e) => return Err((e.into(), claimed())),
     };

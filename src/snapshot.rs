@@ -19,6 +19,7 @@ use crate::config::{self, Config, ConfigError, DeliveryConfig, ReceiverConfig, S
 use crate::dedup::Dedup;
 use crate::metrics as m;
 use crate::queue::Pipeline;
+use crate::rule::LabelIndex;
 use crate::spool::Spool;
 
 /// One receiver as the request path sees it: its rule and its pipeline.
@@ -37,6 +38,8 @@ pub struct Snapshot {
     pub server: ServerConfig,
     pub delivery: DeliveryConfig,
     pub receivers: Vec<ActiveReceiver>,
+    /// Every label name the receivers' rules read: alerts are decoded against it.
+    pub label_index: LabelIndex,
     /// Secret and TLS files the config names: a change to one reloads the config.
     pub referenced_files: Vec<PathBuf>,
 }
@@ -156,7 +159,9 @@ fn build_snapshot(
     let mut receivers = Vec::with_capacity(config.receivers.len());
     let mut insecure = 0;
     log_warnings(&config);
-    for receiver in config.receivers {
+    let mut label_index = LabelIndex::default();
+    for mut receiver in config.receivers {
+        receiver.rule.intern(&mut label_index);
         if receiver.endpoint.tls.insecure_skip_verify {
             insecure += 1;
             tracing::warn!(receiver = %receiver.name, "TLS certificate verification is disabled (insecure_skip_verify: true)");
@@ -183,6 +188,7 @@ fn build_snapshot(
         server: config.server,
         delivery: config.delivery,
         receivers,
+        label_index,
         referenced_files: config.referenced_files,
     }
 }

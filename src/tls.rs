@@ -3,7 +3,8 @@
 //! Everything is built at config load, so a bad CA, certificate or key is a config error with
 //! the file named, never a surprise at the first delivery.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -83,8 +84,29 @@ pub fn private_key(source: &PemSource) -> Result<PrivateKeyDer<'static>, String>
     PrivateKeyDer::from_pem_slice(&source.bytes).map_err(|e| format!("{}: no valid PEM private key: {e}", source.name))
 }
 
-/// Builds the rustls client config for one receiver.
+/// Client configs already built, by [`ClientTlsOptions::fingerprint`]: a reload with unchanged
+/// TLS settings reuses them instead of parsing the system's CA store again.
+fn built() -> &'static Mutex<HashMap<u64, Arc<ClientConfig>>> {
+    static BUILT: OnceLock<Mutex<HashMap<u64, Arc<ClientConfig>>>> = OnceLock::new();
+    BUILT.get_or_init(Mutex::default)
+}
+
+/// Builds (or reuses) the rustls client config for one receiver.
 pub fn client_config(options: &ClientTlsOptions) -> Result<Arc<ClientConfig>, String> {
+    let key = options.fingerprint(None);
+    if let Some(config) = built().lock().expect("tls cache").get(&key) {
+        return Ok(config.clone());
+    }
+    let config = build_client_config(options)?;
+    let mut cache = built().lock().expect("tls cache");
+    if cache.len() >= 256 {
+        cache.clear();
+    }
+    cache.insert(key, config.clone());
+    Ok(config)
+}
+
+fn build_client_config(options: &ClientTlsOptions) -> Result<Arc<ClientConfig>, String> {
     let versions: &[&rustls::SupportedProtocolVersion] = match options.min_version {
         MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         MinVersion::Tls13 => &[&rustls::version::TLS13],

@@ -156,6 +156,19 @@ pub struct TlsSettings {
     pub insecure_skip_verify: bool,
     /// Hash of the TLS material and options: equal fingerprints can share a connection pool.
     pub fingerprint: u64,
+    /// The options as written, for the status API.
+    pub summary: TlsSummary,
+}
+
+/// `tls_config:` as the status API shows it: where the CA and the client certificate come from
+/// (a file name, or `inline`), never key material.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TlsSummary {
+    pub ca: Option<String>,
+    pub client_cert: Option<String>,
+    pub server_name: Option<String>,
+    pub min_version: String,
+    pub insecure_skip_verify: bool,
 }
 
 /// A problem found in a config file.

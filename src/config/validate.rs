@@ -9,7 +9,9 @@ use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::{Location, Spanned};
 
 use super::raw::{RawConfig, RawHttpConfig, RawOperator, RawReceiver, RawRetry, RawTlsConfig};
-use super::{Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings};
+use super::{
+    Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings, TlsSummary,
+};
 use crate::rule::{Condition, Operator, Rule, parse_matchers};
 use crate::tls::{self, ClientTlsOptions, PemSource};
 
@@ -505,6 +507,13 @@ fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsCon
             server_name,
             insecure_skip_verify: raw.insecure_skip_verify,
             fingerprint: options.fingerprint(raw.server_name.as_deref()),
+            summary: TlsSummary {
+                ca: raw.ca_file.clone().or_else(|| raw.ca.as_ref().map(|_| "inline".into())),
+                client_cert: raw.cert_file.clone().or_else(|| raw.cert.as_ref().map(|_| "inline".into())),
+                server_name: raw.server_name.clone(),
+                min_version: raw.min_version.clone().unwrap_or_else(|| "TLS12".into()),
+                insecure_skip_verify: raw.insecure_skip_verify,
+            },
         }),
         Err(e) => {
             issues.add(Some(at), field, e);

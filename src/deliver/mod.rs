@@ -25,6 +25,9 @@ pub enum DeadLetterReason {
 }
 
 impl DeadLetterReason {
+    pub const ALL: [DeadLetterReason; 3] =
+        [DeadLetterReason::NonRetryable, DeadLetterReason::MaxAttempts, DeadLetterReason::MaxElapsed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeadLetterReason::NonRetryable => "non_retryable",
@@ -50,9 +53,11 @@ pub async fn deliver(shared: &Shared, item: Queued) {
         shared.metrics.attempt_duration.record(took.as_secs_f64());
         let failure = match result {
             Ok(status) => {
-                metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => status_class(status)).increment(1);
+                debug_assert_eq!(status_class(status), "2xx");
+                shared.metrics.attempts_2xx.increment(1);
                 shared.spool.delivered(&shared.name, item.seq, item.body.len());
                 shared.metrics.delivered.increment(1);
+                shared.counts.delivered();
                 shared.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
                 shared.state.lock().expect("state lock").record_success(&shared.name);
                 tracing::debug!(receiver = %shared.name, group_key = %item.group_key, attempt, alerts = item.alerts, "delivered");
@@ -61,6 +66,7 @@ pub async fn deliver(shared: &Shared, item: Queued) {
             Err(failure) => failure,
         };
         metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => failure.outcome_label()).increment(1);
+        shared.counts.failed_attempt();
         shared.state.lock().expect("state lock").record_failure(&shared.name, failure.to_string());
 
         let policy = target.retry;
@@ -91,6 +97,7 @@ pub async fn deliver(shared: &Shared, item: Queued) {
 }
 
 fn dead_letter(shared: &Shared, item: Queued, attempts: u32, reason: DeadLetterReason, failure: &Failure) {
+    shared.counts.dead_lettered();
     metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => shared.name.to_string(), "reason" => reason.as_str()).increment(1);
     tracing::error!(
         receiver = %shared.name, group_key = %item.group_key, id = %item.id, alerts = item.alerts, attempts,

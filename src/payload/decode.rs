@@ -1,17 +1,19 @@
-//! Decoding Alertmanager's webhook body (version "4") without copying what we pass on.
+//! Decoding Alertmanager's webhook body (version "4") in one pass, without copying what we pass on.
 //!
-//! Each alert is kept as the exact JSON text received (`&RawValue`) and parsed a second time only
-//! for the three fields routing needs: `status`, `labels`, `annotations`. Top-level fields amrelay
-//! does not know (`notification_reason`, `routeLabels`, …) are kept as raw JSON too, so a newer
-//! Alertmanager's additions reach the downstream untouched.
-
-use std::fmt;
+//! The top-level object and the `alerts` array are walked by a small cursor that handles only
+//! structure (`{ } [ ] , :` and white space); every value in between is parsed exactly once by
+//! serde_json, which also validates it. Each alert is parsed for the three fields routing needs —
+//! `status`, `labels`, `annotations` — and kept as the exact JSON text received, so it is passed
+//! on byte for byte. Top-level fields amrelay does not know (`notification_reason`,
+//! `routeLabels`, …) are kept as raw JSON too, so a newer Alertmanager's additions reach the
+//! downstream untouched.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::labels::{LabelSet, Str};
+use crate::rule::LabelIndex;
 
 /// Whether an alert (or a notification) is firing or resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -30,10 +32,10 @@ impl Status {
     }
 }
 
-/// One alert: its raw JSON plus the fields routing looks at.
+/// One alert: its JSON text as received plus the fields routing looks at.
 #[derive(Debug)]
 pub struct Alert<'a> {
-    pub raw: &'a RawValue,
+    pub raw: &'a str,
     pub status: Status,
     pub labels: LabelSet<'a>,
     pub annotations: LabelSet<'a>,
@@ -67,9 +69,9 @@ pub enum DecodeError {
     #[error("body is not valid UTF-8")]
     NotUtf8,
     #[error("invalid JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("alerts[{index}]: {source}")]
-    Alert { index: usize, source: serde_json::Error },
+    Json(String),
+    #[error("alerts[{index}]: {message}")]
+    Alert { index: usize, message: String },
     #[error("unsupported webhook version {0:?}: amrelay accepts Alertmanager's version \"4\"")]
     Version(String),
     #[error("missing field `version`: not an Alertmanager webhook payload")]
@@ -80,19 +82,23 @@ pub enum DecodeError {
 
 /// Decodes and checks a request body.
 pub fn decode(body: &[u8]) -> Result<Notification<'_>, DecodeError> {
+    decode_with(body, &LabelIndex::default())
+}
+
+/// Decodes a body and resolves the label names of `index` in every alert, for fast rules.
+pub fn decode_with<'a>(body: &'a [u8], index: &LabelIndex) -> Result<Notification<'a>, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|_| DecodeError::NotUtf8)?;
-    let top: TopLevel = serde_json::from_str(text)?;
+    let mut cursor = Cursor { text, pos: 0 };
+    let mut top = TopLevel::default();
+    cursor.object(|cursor, key| top.field(cursor, key, index))?;
+    cursor.skip_ws();
+    if cursor.pos != text.len() {
+        return Err(cursor.error("trailing characters after the JSON object"));
+    }
     match top.version.as_ref().map(Str::as_str) {
         Some("4") => {}
         Some(other) => return Err(DecodeError::Version(other.to_owned())),
         None => return Err(DecodeError::MissingVersion),
-    }
-    let raw_alerts = top.alerts.ok_or(DecodeError::MissingAlerts)?;
-    let mut alerts = Vec::with_capacity(raw_alerts.len());
-    for (index, raw) in raw_alerts.into_iter().enumerate() {
-        let fields: AlertFields =
-            serde_json::from_str(raw.get()).map_err(|source| DecodeError::Alert { index, source })?;
-        alerts.push(Alert { raw, status: fields.status, labels: fields.labels, annotations: fields.annotations });
     }
     Ok(Notification {
         receiver: top.receiver,
@@ -100,12 +106,12 @@ pub fn decode(body: &[u8]) -> Result<Notification<'_>, DecodeError> {
         external_url: top.external_url,
         group_key: top.group_key.unwrap_or_default(),
         truncated_alerts: top.truncated_alerts.unwrap_or(0),
-        alerts,
+        alerts: top.alerts.ok_or(DecodeError::MissingAlerts)?,
         extras: top.extras,
     })
 }
 
-/// The top-level object, before the alerts are looked into.
+/// The top-level fields, as they are found.
 #[derive(Default)]
 struct TopLevel<'a> {
     receiver: Option<&'a RawValue>,
@@ -114,110 +120,225 @@ struct TopLevel<'a> {
     version: Option<Str<'a>>,
     group_key: Option<Str<'a>>,
     truncated_alerts: Option<u64>,
-    alerts: Option<Vec<&'a RawValue>>,
+    alerts: Option<Vec<Alert<'a>>>,
+    status_seen: bool,
+    common_labels_seen: bool,
+    common_annotations_seen: bool,
     extras: Vec<(Str<'a>, &'a RawValue)>,
 }
 
-/// A raw value that must be a JSON string (checked by its first byte: RawValue is valid JSON).
-fn raw_string<'de, A: MapAccess<'de>>(map: &mut A, field: &str) -> Result<&'de RawValue, A::Error> {
-    raw_of_kind(map, field, b'"', "a string")
-}
-
-fn raw_of_kind<'de, A: MapAccess<'de>>(
-    map: &mut A,
-    field: &str,
-    first: u8,
-    kind: &str,
-) -> Result<&'de RawValue, A::Error> {
-    let raw: &'de RawValue = map.next_value()?;
-    if raw.get().as_bytes().first() != Some(&first) {
-        return Err(de::Error::custom(format_args!("field `{field}` must be {kind}")));
-    }
-    Ok(raw)
-}
-
-fn set_once<T, E: de::Error>(slot: &mut Option<T>, field: &'static str, value: T) -> Result<(), E> {
-    if slot.replace(value).is_some() {
-        return Err(E::duplicate_field(field));
-    }
-    Ok(())
-}
-
-impl<'de> Deserialize<'de> for TopLevel<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TopVisitor;
-        impl<'de> Visitor<'de> for TopVisitor {
-            type Value = TopLevel<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an Alertmanager webhook object")
+impl<'a> TopLevel<'a> {
+    fn field(&mut self, cursor: &mut Cursor<'a>, key: Str<'a>, index: &LabelIndex) -> Result<(), DecodeError> {
+        let duplicate = || DecodeError::Json(format!("duplicate field `{}`", key.as_str()));
+        match key.as_str() {
+            "receiver" => set_once(&mut self.receiver, cursor.raw_of_kind("receiver", b'"', "a string")?, duplicate),
+            "groupLabels" => {
+                set_once(&mut self.group_labels, cursor.raw_of_kind("groupLabels", b'{', "an object")?, duplicate)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut top = TopLevel::default();
-                let (mut status_seen, mut common_labels_seen, mut common_annotations_seen) = (false, false, false);
-                while let Some(key) = map.next_key::<Str<'de>>()? {
-                    match key.as_str() {
-                        "receiver" => {
-                            let v = raw_string(&mut map, "receiver")?;
-                            set_once(&mut top.receiver, "receiver", v)?;
-                        }
-                        "groupLabels" => {
-                            let v = raw_of_kind(&mut map, "groupLabels", b'{', "an object")?;
-                            set_once(&mut top.group_labels, "groupLabels", v)?;
-                        }
-                        "externalURL" => {
-                            let v = raw_string(&mut map, "externalURL")?;
-                            set_once(&mut top.external_url, "externalURL", v)?;
-                        }
-                        "version" => {
-                            let v = map.next_value()?;
-                            set_once(&mut top.version, "version", v)?;
-                        }
-                        "groupKey" => {
-                            let v = map.next_value()?;
-                            set_once(&mut top.group_key, "groupKey", v)?;
-                        }
-                        "truncatedAlerts" => {
-                            let v = map.next_value()?;
-                            set_once(&mut top.truncated_alerts, "truncatedAlerts", v)?;
-                        }
-                        "alerts" => {
-                            let v = map.next_value()?;
-                            set_once(&mut top.alerts, "alerts", v)?;
-                        }
-                        // Recomputed per receiver; only their shape is checked.
-                        "status" => {
-                            once(&mut status_seen, "status")?;
-                            map.next_value::<Status>()?;
-                        }
-                        "commonLabels" => {
-                            once(&mut common_labels_seen, "commonLabels")?;
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                        "commonAnnotations" => {
-                            once(&mut common_annotations_seen, "commonAnnotations")?;
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                        _ => {
-                            if top.extras.iter().any(|(k, _)| *k == key) {
-                                return Err(de::Error::custom(format_args!("duplicate field `{}`", key.as_str())));
-                            }
-                            let v = map.next_value()?;
-                            top.extras.push((key, v));
-                        }
-                    }
+            "externalURL" => {
+                set_once(&mut self.external_url, cursor.raw_of_kind("externalURL", b'"', "a string")?, duplicate)
+            }
+            "version" => set_once(&mut self.version, cursor.value()?, duplicate),
+            "groupKey" => set_once(&mut self.group_key, cursor.value()?, duplicate),
+            "truncatedAlerts" => set_once(&mut self.truncated_alerts, cursor.value()?, duplicate),
+            "alerts" => {
+                let alerts = cursor.alerts(index)?;
+                set_once(&mut self.alerts, alerts, duplicate)
+            }
+            // Recomputed per receiver; only their shape is checked.
+            "status" => {
+                once(&mut self.status_seen, duplicate)?;
+                cursor.value::<Status>().map(drop)
+            }
+            "commonLabels" => {
+                once(&mut self.common_labels_seen, duplicate)?;
+                cursor.value::<IgnoredAny>().map(drop)
+            }
+            "commonAnnotations" => {
+                once(&mut self.common_annotations_seen, duplicate)?;
+                cursor.value::<IgnoredAny>().map(drop)
+            }
+            _ => {
+                if self.extras.iter().any(|(k, _)| *k == key) {
+                    return Err(duplicate());
                 }
-                Ok(top)
+                let value = cursor.value()?;
+                self.extras.push((key, value));
+                Ok(())
             }
         }
-        deserializer.deserialize_map(TopVisitor)
     }
 }
 
-fn once<E: de::Error>(seen: &mut bool, field: &'static str) -> Result<(), E> {
-    if std::mem::replace(seen, true) {
-        return Err(E::duplicate_field(field));
+fn set_once<T>(slot: &mut Option<T>, value: T, duplicate: impl Fn() -> DecodeError) -> Result<(), DecodeError> {
+    if slot.replace(value).is_some() {
+        return Err(duplicate());
     }
     Ok(())
+}
+
+fn once(seen: &mut bool, duplicate: impl Fn() -> DecodeError) -> Result<(), DecodeError> {
+    if std::mem::replace(seen, true) {
+        return Err(duplicate());
+    }
+    Ok(())
+}
+
+/// A position in the body; values are handed to serde_json, structure is walked here.
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn skip_ws(&mut self) {
+        let bytes = self.text.as_bytes();
+        while self.pos < bytes.len() && matches!(bytes[self.pos], b' ' | b'\n' | b'\r' | b'\t') {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    /// Line and column (1-based) of the current position, for error messages.
+    fn position(&self, pos: usize) -> (usize, usize) {
+        let before = &self.text[..pos.min(self.text.len())];
+        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+        let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+        (line, column)
+    }
+
+    fn error(&self, what: &str) -> DecodeError {
+        let (line, column) = self.position(self.pos);
+        DecodeError::Json(format!("{what} at line {line} column {column}"))
+    }
+
+    fn expect(&mut self, byte: u8, what: &str) -> Result<(), DecodeError> {
+        self.skip_ws();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else if self.peek().is_none() {
+            Err(self.error("EOF while parsing"))
+        } else {
+            Err(self.error(&format!("expected {what}")))
+        }
+    }
+
+    /// Parses one JSON value at the cursor with serde_json and moves past it.
+    fn value<T: Deserialize<'a>>(&mut self) -> Result<T, DecodeError> {
+        self.value_with(DecodeError::Json)
+    }
+
+    fn value_with<T: Deserialize<'a>>(&mut self, wrap: impl Fn(String) -> DecodeError) -> Result<T, DecodeError> {
+        self.skip_ws();
+        let start = self.pos;
+        let rest: &'a str = &self.text[start..];
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+        match stream.next() {
+            Some(Ok(value)) => {
+                self.pos = start + stream.byte_offset();
+                Ok(value)
+            }
+            Some(Err(e)) => {
+                // serde_json counts from where this value began: report the body's position.
+                let message = e.to_string();
+                let message = message.rfind(" at line ").map_or(message.as_str(), |at| &message[..at]);
+                let offset = start + line_column_to_offset(rest, e.line(), e.column());
+                let (line, column) = self.position(offset);
+                Err(wrap(format!("{message} at line {line} column {column}")))
+            }
+            None => Err(self.error("EOF while parsing a value")),
+        }
+    }
+
+    /// A raw value whose JSON text must start with `first` (a string, an object…).
+    fn raw_of_kind(&mut self, field: &str, first: u8, kind: &str) -> Result<&'a RawValue, DecodeError> {
+        self.skip_ws();
+        let at = self.pos;
+        let raw: &'a RawValue = self.value()?;
+        if raw.get().as_bytes().first() != Some(&first) {
+            self.pos = at;
+            return Err(self.error(&format!("field `{field}` must be {kind}")));
+        }
+        Ok(raw)
+    }
+
+    /// Walks an object, calling `field` with each key; the callback consumes the value.
+    fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, Str<'a>) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        self.expect(b'{', "an Alertmanager webhook object")?;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.error(if self.peek().is_none() {
+                    "EOF while parsing an object"
+                } else {
+                    "key must be a string"
+                }));
+            }
+            let key: Str<'a> = self.value()?;
+            self.expect(b':', "`:`")?;
+            field(self, key)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// The `alerts` array: each alert parsed once, its text kept as received.
+    fn alerts(&mut self, index: &LabelIndex) -> Result<Vec<Alert<'a>>, DecodeError> {
+        self.expect(b'[', "`[`: field `alerts` must be an array")?;
+        let mut alerts = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(alerts);
+        }
+        loop {
+            self.skip_ws();
+            let start = self.pos;
+            let position = alerts.len();
+            let mut fields: AlertFields<'a> =
+                self.value_with(|message| DecodeError::Alert { index: position, message })?;
+            fields.labels.index(index);
+            let raw = &self.text[start..self.pos];
+            alerts.push(Alert { raw, status: fields.status, labels: fields.labels, annotations: fields.annotations });
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(alerts);
+                }
+                None => return Err(self.error("EOF while parsing a list")),
+                Some(_) => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+}
+
+/// The byte offset in `text` of serde_json's 1-based line and column.
+fn line_column_to_offset(text: &str, line: usize, column: usize) -> usize {
+    let line_start =
+        if line <= 1 { 0 } else { text.match_indices('\n').nth(line - 2).map_or(text.len(), |(at, _)| at + 1) };
+    (line_start + column.saturating_sub(1)).min(text.len())
 }
 
 #[cfg(test)]
@@ -233,8 +354,26 @@ mod tests {
         assert_eq!(n.group_key.as_str(), r#"{}:{alertname="PodCrashLooping"}"#);
         assert_eq!(n.alerts[2].labels.value("severity"), Some("critical"));
         assert_eq!(n.alerts[0].status, Status::Firing);
-        assert!(n.alerts[0].raw.get().contains("37d2e3dc81583c37"));
+        assert!(n.alerts[0].raw.contains("37d2e3dc81583c37"));
+        assert!(n.alerts[0].raw.starts_with('{') && n.alerts[0].raw.ends_with('}'));
         assert!(n.extras.is_empty());
+    }
+
+    #[test]
+    fn error_positions_are_those_of_the_body() {
+        let body =
+            "{\n  \"version\": \"4\",\n  \"alerts\": [\n    {\"status\": \"firing\", \"labels\": {\"a\": 1}}\n  ]\n}";
+        let error = decode(body.as_bytes()).unwrap_err().to_string();
+        assert!(error.starts_with("alerts[0]: invalid type: integer `1`"), "{error}");
+        assert!(error.ends_with("at line 4 column 42"), "{error}");
+    }
+
+    #[test]
+    fn tolerates_white_space_everywhere() {
+        let body = " {\t\"version\" : \"4\" ,\r\n \"alerts\" : [ {\"status\":\"resolved\",\"labels\":{}} , {\"status\":\"firing\",\"labels\":{\"a\":\"b\"}} ] } \n";
+        let n = decode(body.as_bytes()).unwrap();
+        assert_eq!(n.alerts.len(), 2);
+        assert_eq!(n.alerts[1].raw, r#"{"status":"firing","labels":{"a":"b"}}"#);
     }
 
     #[test]
@@ -260,6 +399,13 @@ mod tests {
             (br#"{"version":"4","alerts":[],"x":1,"x":2}"#, "duplicate"),
             (br#"{"version":"4","alerts":[],"truncatedAlerts":-1}"#, "invalid JSON"),
             (br#"[]"#, "invalid JSON"),
+            (br#"{"version":"4","alerts":[]} x"#, "trailing characters"),
+            (br#"{"version":"4","alerts":[{"status":"firing","labels":{}},]}"#, "alerts[1]"),
+            (br#"{"version":"4","alerts":{}}"#, "must be an array"),
+            (br#"{"version":"4","alerts":[],}"#, "key must be a string"),
+            (br#"{"version":"4" "alerts":[]}"#, "expected `,` or `}`"),
+            (br#"{"version":"4","alerts":["#, "EOF"),
+            (br#""#, "EOF"),
         ];
         for (body, expected) in cases {
             let error = decode(body).unwrap_err().to_string();

@@ -28,7 +28,7 @@ pub fn encode(n: &Notification<'_>, matched: &[usize], max_alerts: usize, out: &
         if position > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(n.alerts[i].raw.get().as_bytes());
+        out.extend_from_slice(n.alerts[i].raw.as_bytes());
     }
     out.extend_from_slice(b"],\"groupLabels\":");
     out.extend_from_slice(n.group_labels.map_or("{}", |r| r.get()).as_bytes());

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
-use crate::rule::Labels;
+use crate::rule::{LabelIndex, Labels};
 
 /// A string borrowed from the input when possible.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -47,14 +47,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelSet<'a> {
     pairs: Vec<(Str<'a>, Str<'a>)>,
+    /// For each slot of a `LabelIndex`: the position of that label in `pairs`, or `NONE`.
+    slots: Box<[u16]>,
 }
+
+const NONE: u16 = u16::MAX;
 
 impl<'a> LabelSet<'a> {
     /// Builds a set from pairs in any order.
     pub fn from_pairs(mut pairs: Vec<(Str<'a>, Str<'a>)>) -> Self {
-        // A stable sort keeps equal names in input order; keeping the last of each run gives
-        // last-wins semantics.
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        // Alertmanager (Go) writes map keys sorted, so the sort is usually skipped. A stable sort
+        // keeps equal names in input order; keeping the last of each run gives last-wins semantics.
+        if !pairs.is_sorted_by(|a, b| a.0 <= b.0) {
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         let mut deduped: Vec<(Str<'a>, Str<'a>)> = Vec::with_capacity(pairs.len());
         for pair in pairs {
             match deduped.last_mut() {
@@ -62,7 +68,19 @@ impl<'a> LabelSet<'a> {
                 _ => deduped.push(pair),
             }
         }
-        LabelSet { pairs: deduped }
+        LabelSet { pairs: deduped, slots: Box::default() }
+    }
+
+    /// Resolves the names of `index` once, so that rules read labels by slot.
+    pub fn index(&mut self, index: &LabelIndex) {
+        self.slots = index
+            .names()
+            .iter()
+            .map(|name| match self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+                Ok(position) if position < NONE as usize => position as u16,
+                _ => NONE,
+            })
+            .collect();
     }
 
     /// The pairs, sorted by name.
@@ -89,6 +107,15 @@ impl Labels for LabelSet<'_> {
     #[inline]
     fn get(&self, name: &str) -> Option<&str> {
         self.value(name).filter(|v| !v.is_empty())
+    }
+
+    #[inline]
+    fn get_slot(&self, slot: u32, name: &str) -> Option<&str> {
+        match self.slots.get(slot as usize) {
+            Some(&NONE) => None,
+            Some(&position) => Some(self.pairs[position as usize].1.as_str()).filter(|v| !v.is_empty()),
+            None => self.get(name),
+        }
     }
 }
 
@@ -137,6 +164,18 @@ mod tests {
     fn unescapes_when_needed() {
         let set: LabelSet = serde_json::from_str(r#"{"msg":"a\"b\u00e9"}"#).unwrap();
         assert_eq!(set.get("msg"), Some("a\"bé"));
+    }
+
+    #[test]
+    fn slots_answer_like_names() {
+        let mut index = LabelIndex::default();
+        let (a, c, missing) = (index.intern("a"), index.intern("c"), index.intern("zz"));
+        let mut set: LabelSet = serde_json::from_str(r#"{"c":"","a":"1"}"#).unwrap();
+        assert_eq!(set.get_slot(a, "a"), Some("1"), "not indexed yet: by name");
+        set.index(&index);
+        assert_eq!(set.get_slot(a, "a"), Some("1"));
+        assert_eq!(set.get_slot(c, "c"), None, "empty counts as absent");
+        assert_eq!(set.get_slot(missing, "zz"), None);
     }
 
     #[test]

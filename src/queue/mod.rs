@@ -11,6 +11,7 @@
 //! reservation succeeded are the notifications [`Pipeline::push`]ed. A failed reservation drops
 //! the slots already taken, so a 503 leaves no trace at any receiver.
 
+mod counts;
 mod dispatch;
 
 use std::sync::Arc;
@@ -27,6 +28,8 @@ use crate::config::ReceiverConfig;
 use crate::deliver::Target;
 use crate::metrics as m;
 use crate::spool::{Spool, Stored};
+
+pub use counts::{CountsView, DeliveryCounts};
 
 /// A notification accepted for one receiver.
 #[derive(Debug)]
@@ -107,6 +110,8 @@ pub struct ReceiverMetrics {
     pub filtered: Counter,
     pub enqueued: Counter,
     pub delivered: Counter,
+    /// `amrelay_delivery_attempts_total{outcome="2xx"}`, the common case, registered once.
+    pub attempts_2xx: Counter,
     pub deduplicated: Counter,
     pub depth: Gauge,
     pub capacity: Gauge,
@@ -118,12 +123,17 @@ impl ReceiverMetrics {
     fn new(name: &str) -> Self {
         let label = ("receiver", name.to_owned());
         let labels = [label];
+        // Dead-letter series exist from the start at 0, so that `increase()` sees the first one.
+        for reason in crate::deliver::DeadLetterReason::ALL {
+            metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => name.to_owned(), "reason" => reason.as_str()).increment(0);
+        }
         ReceiverMetrics {
             matched: metrics::counter!(m::ALERTS_MATCHED, &labels),
             filtered: metrics::counter!(m::ALERTS_FILTERED, &labels),
             enqueued: metrics::counter!(m::NOTIFICATIONS_ENQUEUED, &labels),
             delivered: metrics::counter!(m::NOTIFICATIONS_DELIVERED, &labels),
             deduplicated: metrics::counter!(m::NOTIFICATIONS_DEDUPLICATED, &labels),
+            attempts_2xx: metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => name.to_owned(), "outcome" => "2xx"),
             depth: metrics::gauge!(m::QUEUE_DEPTH, &labels),
             capacity: metrics::gauge!(m::QUEUE_CAPACITY, &labels),
             attempt_duration: metrics::histogram!(m::DELIVERY_ATTEMPT_DURATION, &labels),
@@ -140,6 +150,8 @@ pub struct Shared {
     pub max_concurrency: AtomicUsize,
     pub depth: AtomicUsize,
     pub metrics: ReceiverMetrics,
+    /// Delivered, failed and dead-lettered counts for the status API.
+    pub counts: DeliveryCounts,
     pub state: Mutex<DeliveryState>,
     pub spool: Arc<Spool>,
     /// Set at shutdown: workers stop after their current attempt.
@@ -166,6 +178,7 @@ impl Pipeline {
             max_concurrency: AtomicUsize::new(config.max_concurrency),
             depth: AtomicUsize::new(0),
             metrics: ReceiverMetrics::new(&config.name),
+            counts: DeliveryCounts::default(),
             state: Mutex::new(DeliveryState::default()),
             spool,
             stopping,

@@ -47,6 +47,8 @@ impl ValueSet {
 #[derive(Debug, Clone)]
 pub struct Condition {
     label: Box<str>,
+    /// The label's slot in the snapshot's `LabelIndex` (`u32::MAX` until interned).
+    slot: u32,
     operator: Operator,
     values: ValueSet,
     /// The values as written, for explanations.
@@ -56,12 +58,27 @@ pub struct Condition {
 impl Condition {
     /// Builds a condition; `values` must already be validated for the operator.
     pub fn new(label: &str, operator: Operator, values: &[String]) -> Self {
-        Condition { label: label.into(), operator, values: ValueSet::new(values), written: values.to_vec() }
+        Condition {
+            label: label.into(),
+            slot: u32::MAX,
+            operator,
+            values: ValueSet::new(values),
+            written: values.to_vec(),
+        }
     }
 
     /// The label this condition looks at.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The label's slot in the snapshot's `LabelIndex`.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    pub(super) fn set_slot(&mut self, slot: u32) {
+        self.slot = slot;
     }
 
     /// Whether the condition holds, given the label's value (`None` when absent or empty).

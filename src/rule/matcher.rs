@@ -22,6 +22,8 @@ pub enum MatchOp {
 pub struct Matcher {
     pub name: String,
     pub op: MatchOp,
+    /// The label's slot in the snapshot's `LabelIndex` (`u32::MAX` until interned).
+    pub slot: u32,
 }
 
 impl Matcher {
@@ -128,7 +130,7 @@ impl Lexer<'_> {
                 if regex_op == "=~" { MatchOp::Regex(re) } else { MatchOp::NotRegex(re) }
             }
         };
-        Ok(Matcher { name, op })
+        Ok(Matcher { name, op, slot: u32::MAX })
     }
 
     fn name(&mut self) -> Result<String, String> {

@@ -87,12 +87,14 @@ fn unix_seconds(time: SystemTime) -> f64 {
 pub fn status(state: &AppState) -> HttpResponse {
     let snapshot = state.reloader.snapshot();
     let reload = state.reloader.status();
+    let config_text = super::console::loaded_config_text(&snapshot);
     let receivers: Vec<Value> = snapshot
         .receivers
         .iter()
         .map(|r| {
             let shared = r.pipeline.shared();
             let delivery = shared.state.lock().expect("state lock").clone();
+            let counts = shared.counts.view();
             let config = &r.config;
             json!({
                 "name": config.name,
@@ -109,6 +111,13 @@ pub fn status(state: &AppState) -> HttpResponse {
                 "queue_capacity": config.queue_capacity,
                 "last_success": delivery.last_success.map(unix_seconds),
                 "last_error": delivery.last_error.map(|(at, error)| json!({"time": unix_seconds(at), "error": error})),
+                "max_alerts": config.max_alerts,
+                "tls": config.endpoint.tls.summary,
+                "delivered": counts.delivered,
+                "failed_attempts": counts.failed_attempts,
+                "dead_lettered": counts.dead_lettered,
+                "recent": counts.recent,
+                "enabled_line": config_text.as_deref().and_then(|text| super::console::enabled_line(text, &config.name, config.enabled)),
             })
         })
         .collect();
@@ -125,6 +134,7 @@ pub fn status(state: &AppState) -> HttpResponse {
                     "loaded_at": unix_seconds(snapshot.loaded_at),
                     "last_reload_successful": reload.last_error.is_none(),
                     "last_reload_error": reload.last_error,
+                    "last_reload_attempt": reload.last_attempt.map(unix_seconds),
                 },
                 "spool": {
                     "persistent": state.reloader.spool.is_persistent(),

@@ -8,6 +8,7 @@
 mod admin;
 mod auth;
 mod conn;
+mod console;
 mod limits;
 mod response;
 mod routes;
@@ -24,7 +25,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-pub use routes::AppState;
+pub use routes::{AppState, HttpMetrics};
 
 use crate::config::Limits;
 use crate::metrics as m;

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::response::{ApiError, HttpResponse, json};
 use super::routes::AppState;
 use crate::metrics as m;
-use crate::payload::decode;
+use crate::payload::decode_with;
 use crate::route::{self, Destination, Refused};
 use crate::spool::SpoolError;
 
@@ -39,12 +39,12 @@ pub async fn handle(
     let limit = snapshot.server.max_request_bytes;
     let body = read_body(request, limit).await.inspect_err(|e| reject(e.status()))?;
     super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
-    let notification = decode(&body).map_err(|e| {
+    let notification = decode_with(&body, &snapshot.label_index).map_err(|e| {
         reject(StatusCode::BAD_REQUEST);
         ApiError::BadRequest(e.to_string())
     })?;
     super::limits::check_batch(notification.alerts.len(), &snapshot.server.inbound.limits)?;
-    metrics::counter!(m::ALERTS_RECEIVED).increment(notification.alerts.len() as u64);
+    state.http_metrics.alerts_received.increment(notification.alerts.len() as u64);
 
     let plans = route::plan(&snapshot, &notification, destination);
     let reloader = &state.reloader;
@@ -96,7 +96,7 @@ fn check_content_type(request: &Request<Incoming>) -> Result<(), ApiError> {
 
 /// Reads the body, refusing more than `limit` bytes before reading them when the length is
 /// declared, and while reading when it is not.
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
+pub(super) async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
     let declared =
         request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {

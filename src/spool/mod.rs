@@ -170,12 +170,14 @@ impl Spool {
         }
     }
 
-    /// Stores a batch's records durably; returns their sequence numbers, in order.
-    pub async fn append(&self, records: Vec<NewRecord>) -> Result<Vec<u64>, SpoolError> {
+    /// Stores a batch's `count` records durably; returns their sequence numbers, in order. A
+    /// memory-only spool only numbers them (and may be given no records).
+    pub async fn append(&self, records: Vec<NewRecord>, count: usize) -> Result<Vec<u64>, SpoolError> {
         if self.writer.is_none() {
-            let first = self.next_memory_seq.fetch_add(records.len() as u64, Ordering::Relaxed);
-            return Ok((first..first + records.len() as u64).collect());
+            let first = self.next_memory_seq.fetch_add(count as u64, Ordering::Relaxed);
+            return Ok((first..first + count as u64).collect());
         }
+        debug_assert_eq!(records.len(), count);
         let size: u64 = records.iter().map(|r| r.body.len() as u64).sum();
         let total = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
         if total > self.max_bytes {
@@ -405,7 +407,7 @@ mod tests {
             let mut seqs = Vec::new();
             for group in ["a", "b", "c"] {
                 let record = NewRecord { receiver: receiver.clone(), header: header(group), body: body.clone() };
-                seqs.extend(spool.append(vec![record]).await.unwrap());
+                seqs.extend(spool.append(vec![record], 1).await.unwrap());
             }
             spool.attempted(&receiver, seqs[2], 4);
             spool.delivered(&receiver, seqs[1], body.len());
@@ -424,16 +426,17 @@ mod tests {
         let receiver: Arc<str> = "r".into();
         let body = Bytes::from_static(br#"{"version":"4","x":"yyyyyyy"}"#);
         let seq = spool
-            .append(vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }])
+            .append(vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }], 1)
             .await
             .unwrap();
-        let refused =
-            spool.append(vec![NewRecord { receiver: receiver.clone(), header: header("b"), body: body.clone() }]).await;
+        let refused = spool
+            .append(vec![NewRecord { receiver: receiver.clone(), header: header("b"), body: body.clone() }], 1)
+            .await;
         assert!(matches!(refused, Err(SpoolError::Full(40))));
         spool.dead_letter(&receiver, seq[0], header("a"), body.clone(), info());
         for n in 0..3 {
             let seq = spool
-                .append(vec![NewRecord { receiver: receiver.clone(), header: header("c"), body: body.clone() }])
+                .append(vec![NewRecord { receiver: receiver.clone(), header: header("c"), body: body.clone() }], 1)
                 .await
                 .unwrap();
             spool.dead_letter(&receiver, seq[0], header(&format!("d{n}")), body.clone(), info());

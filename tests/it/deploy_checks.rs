@@ -775,11 +775,14 @@ fn dockerfile_ships_a_small_non_root_image() {
         "a numeric non-root user, for runAsNonRoot: {user}"
     );
     assert!(has("EXPOSE", "9098"));
-    assert!(has("COPY", "config/amrelay.yml /etc/amrelay/amrelay.yml"));
+    // The default config, its spool moved onto the image's volume, owned by the user.
+    assert!(has("COPY", "--from=build /out/amrelay.yml /etc/amrelay/amrelay.yml"));
+    assert!(has("VOLUME", "/var/lib/amrelay"));
+    assert!(dockerfile.contains("path: /var/lib/amrelay/spool.redb"));
     assert!(has("CMD", &format!("[\"{CONFIG_FLAG}\"]")));
 
     let ignore = read(&repo().join(".dockerignore"));
-    for copied in ["Cargo.toml", "Cargo.lock", "build.rs", "src/", "config/"] {
+    for copied in ["Cargo.toml", "Cargo.lock", "build.rs", "src/", "benches/", "examples/", "config/"] {
         assert!(
             ignore.lines().any(|l| l == format!("!{copied}")),
             ".dockerignore lets {copied} into the build context"

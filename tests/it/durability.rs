@@ -114,7 +114,7 @@ async fn outage_then_recovery_delivers_everything() {
     assert_eq!(ns, (0..20).collect::<Vec<_>>());
     for reason in ["max_attempts", "max_elapsed", "non_retryable"] {
         let series = format!(r#"amrelay_notifications_dead_lettered_total{{receiver="outage",reason="{reason}"}}"#);
-        assert_eq!(relay.metric(&series).await, None, "{series}");
+        assert_eq!(relay.metric(&series).await, Some(0.0), "{series}");
     }
 }
 
@@ -179,7 +179,7 @@ async fn corrupt_spool_file_and_record_are_survived() {
             dead: None,
         };
         let body = numbered("Good", 1);
-        spool.append(vec![NewRecord { receiver: "corrupt".into(), header, body: body.into() }]).await.unwrap();
+        spool.append(vec![NewRecord { receiver: "corrupt".into(), header, body: body.into() }], 1).await.unwrap();
         spool.close().await;
         let db = redb::Database::create(&spool_path).unwrap();
         let txn = db.begin_write().unwrap();

@@ -2,6 +2,7 @@
 
 mod check_config;
 mod conditions;
+mod console;
 mod delivery;
 mod deploy_checks;
 mod durability;
@@ -13,6 +14,8 @@ mod payload;
 mod properties;
 mod real_programs;
 mod reload;
+mod route_test;
+mod scaling;
 mod secrets;
 mod support;
 mod tls_auth;
