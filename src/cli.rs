@@ -86,6 +86,12 @@ pub fn check_config(files: &[PathBuf]) -> bool {
             Ok(config) => {
                 let enabled = config.receivers.iter().filter(|r| r.enabled).count();
                 println!("Checking '{}'  SUCCESS", file.display());
+                if !config.warnings.is_empty() {
+                    let warnings = config::ConfigError { file: file.clone(), issues: config.warnings.clone() };
+                    for line in warnings.to_string().lines() {
+                        println!("WARNING: {line}");
+                    }
+                }
                 println!("Found:");
                 println!(" - {} receivers ({enabled} enabled)", config.receivers.len());
                 for receiver in &config.receivers {

@@ -15,6 +15,7 @@ pub mod queue;
 pub mod route;
 pub mod rule;
 pub mod server;
+pub mod signing;
 pub mod snapshot;
 pub mod spool;
 pub mod testmsg;

@@ -47,6 +47,12 @@ pub const CONFIG_RELOADS: &str = "amrelay_config_reloads_total";
 pub const BUILD_INFO: &str = "amrelay_build_info";
 /// Receivers configured with `insecure_skip_verify: true`.
 pub const TLS_INSECURE_RECEIVERS: &str = "amrelay_tls_insecure_skip_verify_receivers";
+/// Requests refused for missing or wrong credentials, by `reason` (`missing`, `invalid`).
+pub const AUTH_FAILURES: &str = "amrelay_http_auth_failures_total";
+/// Inbound connections closed early, by `reason` (`max_connections`, `tls`, `timeout`, `malformed`, `other`).
+pub const CONNECTION_ERRORS: &str = "amrelay_connection_errors_total";
+/// Inbound connections open now.
+pub const CONNECTIONS_OPEN: &str = "amrelay_connections_open";
 
 /// Bytes of pending notifications in the spool.
 pub const SPOOL_BYTES: &str = "amrelay_spool_bytes";
@@ -161,4 +167,7 @@ fn describe() {
     describe_counter!(NOTIFICATIONS_RESTORED, "Notifications restored from the spool at start.");
     describe_counter!(DEAD_LETTERS_REPLAYED, "Dead letters sent again by a replay.");
     describe_gauge!(TLS_INSECURE_RECEIVERS, "Receivers whose TLS certificate verification is disabled.");
+    describe_counter!(AUTH_FAILURES, "Requests refused for missing or wrong credentials, by reason.");
+    describe_counter!(CONNECTION_ERRORS, "Inbound connections closed early, by reason.");
+    describe_gauge!(CONNECTIONS_OPEN, "Inbound connections open now.");
 }

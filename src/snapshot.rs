@@ -124,6 +124,10 @@ impl Reloader {
         if config.server.listen_address != previous.server.listen_address {
             tracing::warn!("server.listen_address changed; the new address takes effect after a restart");
         }
+        if previous.server.inbound.tls.is_some() != config.server.inbound.tls.is_some() {
+            let now = if config.server.inbound.tls.is_some() { "TLS only" } else { "plain HTTP, without TLS" };
+            tracing::warn!("server.tls_server_config changed: new connections are served with {now}");
+        }
         if config.delivery.spool != previous.delivery.spool {
             tracing::warn!("delivery.spool changed; the new spool settings take effect after a restart");
         }
@@ -154,6 +158,7 @@ fn build_snapshot(
     let mut next = HashMap::with_capacity(config.receivers.len());
     let mut receivers = Vec::with_capacity(config.receivers.len());
     let mut insecure = 0;
+    log_warnings(&config);
     let mut label_index = LabelIndex::default();
     for mut receiver in config.receivers {
         receiver.rule.intern(&mut label_index);
@@ -185,6 +190,15 @@ fn build_snapshot(
         receivers,
         label_index,
         referenced_files: config.referenced_files,
+    }
+}
+
+/// Logs what is allowed but unwise (a world-readable secret file, credentials over plain HTTP),
+/// at every load, like `insecure_skip_verify`.
+fn log_warnings(config: &Config) {
+    for warning in &config.warnings {
+        let position = warning.position.map(|(line, column)| format!("{line}:{column}")).unwrap_or_default();
+        tracing::warn!(file = %config.source.display(), position, field = %warning.field, problem = %warning.message, "config warning");
     }
 }
 

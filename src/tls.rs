@@ -1,4 +1,4 @@
-//! TLS material and rustls configuration for outbound connections.
+//! TLS material and rustls configuration: outbound connections, and the listener's server config.
 //!
 //! Everything is built at config load, so a bad CA, certificate or key is a config error with
 //! the file named, never a surprise at the first delivery.
@@ -133,6 +133,48 @@ fn build_client_config(options: &ClientTlsOptions) -> Result<Arc<ClientConfig>, 
         (None, None) => builder.with_no_client_auth(),
         _ => return Err("cert and key must be given together".into()),
     };
+    Ok(Arc::new(config))
+}
+
+/// What `server.tls_server_config:` asks for.
+#[derive(Debug, Clone)]
+pub struct ServerTlsOptions {
+    pub cert: PemSource,
+    pub key: PemSource,
+    /// CA certificates that client certificates must chain to.
+    pub client_ca: Option<PemSource>,
+    /// Refuse clients without a certificate (otherwise one is verified only if given).
+    pub require_client_cert: bool,
+    pub min_version: MinVersion,
+}
+
+/// Builds the listener's rustls config: HTTP/2 and HTTP/1.1 by ALPN, client certificates verified
+/// against `client_ca` when one is given.
+pub fn server_config(options: &ServerTlsOptions) -> Result<Arc<rustls::ServerConfig>, String> {
+    let versions: &[&rustls::SupportedProtocolVersion] = match options.min_version {
+        MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        MinVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("TLS versions: {e}"))?;
+    let builder = match &options.client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(ca)? {
+                roots.add(cert).map_err(|e| format!("{}: unusable CA certificate: {e}", ca.name))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier = if options.require_client_cert { verifier } else { verifier.allow_unauthenticated() };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("{}: {e}", ca.name))?)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let (cert, key) = (&options.cert, &options.key);
+    let mut config = builder
+        .with_single_cert(certificates(cert)?, private_key(key)?)
+        .map_err(|e| format!("{} and {} do not form a usable server identity: {e}", cert.name, key.name))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

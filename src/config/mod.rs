@@ -9,6 +9,7 @@
 pub mod duration;
 mod raw;
 mod secret;
+pub mod security;
 mod validate;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use crate::rule::Rule;
 
 pub use secret::Secret;
+pub use security::{ClientAuthType, Inbound, InboundAuth, Limits, Proxy, ServerTls};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub receivers: Vec<ReceiverConfig>,
     /// Secret and TLS files the config names (absolute or relative to the working folder).
     pub referenced_files: Vec<PathBuf>,
+    /// Problems that do not make the config invalid, such as a secret file others can read.
+    pub warnings: Vec<Issue>,
 }
 
 /// The process-wide parts of `delivery:` (the rest are receiver defaults).
@@ -52,6 +56,8 @@ pub struct DeliveryConfig {
 pub struct ServerConfig {
     pub listen_address: String,
     pub max_request_bytes: usize,
+    /// TLS, sender authentication and limits of the listener.
+    pub inbound: Inbound,
 }
 
 /// One downstream receiver.
@@ -78,6 +84,10 @@ pub struct Endpoint {
     pub retry: RetryPolicy,
     pub tls: TlsSettings,
     pub enable_http2: bool,
+    /// HMAC-SHA256 key: when set, each request carries a signature and timestamp header.
+    pub signing: Option<Secret>,
+    /// HTTP CONNECT proxy to reach the receiver through.
+    pub proxy: Option<Proxy>,
 }
 
 /// Outbound authentication, as Alertmanager's `http_config` sends it.
@@ -218,7 +228,7 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = if text.trim().is_empty() {
         raw::RawConfig::default()
     } else {
-        serde_saphyr::from_str(text).map_err(|e| ConfigError {
+        serde_saphyr::from_str_with_options(text, parse_options()).map_err(|e| ConfigError {
             file: path.to_owned(),
             issues: vec![Issue {
                 position: e.location().map(|l| (l.line(), l.column())),
@@ -236,7 +246,17 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         delivery: validated.delivery,
         receivers: validated.receivers,
         referenced_files: validated.files,
+        warnings: validated.warnings,
     })
+}
+
+/// `${VAR}` in a plain (unquoted) scalar is the environment variable's value; an unset variable
+/// is an error naming it, `$${VAR}` is a literal `${VAR}`. serde-saphyr redacts expanded values
+/// from its error messages, so a secret from the environment is never echoed.
+fn parse_options() -> serde_saphyr::Options {
+    let environment: std::collections::HashMap<String, String> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    serde_saphyr::Options::default().with_properties(environment)
 }
 
 /// Drops the parser's own " at line N, column M" suffix: the position is printed in front.

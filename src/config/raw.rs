@@ -25,6 +25,11 @@ pub struct RawConfig {
 pub struct RawServer {
     pub listen_address: Option<Spanned<String>>,
     pub max_request_bytes: Option<Spanned<u64>>,
+    pub tls_server_config: Option<Spanned<RawTlsServerConfig>>,
+    pub basic_auth_users: Option<Spanned<BTreeMap<String, String>>>,
+    pub authorization: Option<Spanned<RawAuthorization>>,
+    pub open_endpoints: Option<Spanned<Vec<String>>>,
+    pub limits: Option<Spanned<RawLimits>>,
 }
 
 /// `delivery:` — defaults for every receiver's queue, timeout and retry policy.
@@ -91,6 +96,8 @@ pub struct RawReceiver {
     pub conditions: Vec<Spanned<RawCondition>>,
     #[serde(default)]
     pub matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub signing: Option<Spanned<RawSigning>>,
 }
 
 /// The keys of Alertmanager's `http_config` that amrelay supports.
@@ -101,11 +108,18 @@ pub struct RawHttpConfig {
     pub authorization: Option<Spanned<RawAuthorization>>,
     pub tls_config: RawTlsConfig,
     pub enable_http2: bool,
+    pub proxy_url: Option<Spanned<String>>,
 }
 
 impl Default for RawHttpConfig {
     fn default() -> Self {
-        RawHttpConfig { basic_auth: None, authorization: None, tls_config: RawTlsConfig::default(), enable_http2: true }
+        RawHttpConfig {
+            basic_auth: None,
+            authorization: None,
+            tls_config: RawTlsConfig::default(),
+            enable_http2: true,
+            proxy_url: None,
+        }
     }
 }
 
@@ -161,4 +175,34 @@ pub enum RawOperator {
     NotIn,
     Exists,
     DoesNotExist,
+}
+
+/// `server.tls_server_config:`, as in Prometheus' web configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTlsServerConfig {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub client_ca_file: Option<String>,
+    pub client_auth_type: Option<String>,
+    pub min_version: Option<String>,
+}
+
+/// `server.limits:` — what one client may cost the listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub header_read_timeout: Option<PromDuration>,
+    pub idle_timeout: Option<PromDuration>,
+    pub max_connections: Option<usize>,
+    pub max_alerts_per_batch: Option<usize>,
+    pub max_json_depth: Option<usize>,
+}
+
+/// `receivers[].signing:` — the HMAC key, inline or from a file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSigning {
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
 }

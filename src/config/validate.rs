@@ -24,27 +24,49 @@ const DEFAULT_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 const DEFAULT_MAX_DEAD_LETTERS: usize = 1000;
 
 /// Headers a user may not set through `headers:`, because amrelay owns them.
-const RESERVED_HEADERS: [&str; 7] =
-    ["authorization", "content-type", "content-length", "host", "transfer-encoding", "user-agent", "idempotency-key"];
+const RESERVED_HEADERS: [&str; 9] = [
+    "authorization",
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "user-agent",
+    "idempotency-key",
+    super::security::SIGNATURE_HEADER,
+    super::security::TIMESTAMP_HEADER,
+];
 
 /// Collects issues with their positions.
-struct Issues {
+pub(super) struct Issues {
     list: Vec<Issue>,
     base_dir: PathBuf,
     /// Every file the config names, so a watcher can reload when one changes.
     files: Vec<PathBuf>,
+    /// Problems that do not make the config invalid (a secret file others can read).
+    warnings: Vec<Issue>,
 }
 
 impl Issues {
-    fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
         let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
         self.list.push(Issue { position, field: field.into(), message: message.into() });
     }
 
-    fn read_file(&mut self, at: &Location, field: &str, path: &str) -> Option<Vec<u8>> {
+    /// Records a warning: the config stays valid.
+    pub(super) fn warn(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
+        let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
+        self.warnings.push(Issue { position, field: field.into(), message: message.into() });
+    }
+
+    /// How many errors so far.
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(super) fn read_file(&mut self, at: &Location, field: &str, path: &str) -> Option<Vec<u8>> {
         let full = self.resolve(path);
         self.files.push(full.clone());
-        match std::fs::read(&full) {
+        match super::security::read_bounded(&full) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 self.add(Some(at), field, format!("cannot read {}: {e}", full.display()));
@@ -54,7 +76,10 @@ impl Issues {
     }
 
     /// Reads a secret from a file, trimming surrounding white space as Prometheus does.
-    fn read_secret(&mut self, at: &Location, field: &str, path: &str) -> Option<Secret> {
+    pub(super) fn read_secret(&mut self, at: &Location, field: &str, path: &str) -> Option<Secret> {
+        if let Some(warning) = super::security::readable_by_others(&self.resolve(path)) {
+            self.warn(Some(at), field, warning);
+        }
         let bytes = self.read_file(at, field, path)?;
         match String::from_utf8(bytes) {
             Ok(text) => Some(Secret::new(text.trim())),
@@ -65,7 +90,7 @@ impl Issues {
         }
     }
 
-    fn resolve(&self, path: &str) -> PathBuf {
+    pub(super) fn resolve(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
         if path.is_absolute() { path.to_owned() } else { self.base_dir.join(path) }
     }
@@ -73,7 +98,8 @@ impl Issues {
 
 /// Validates the whole file.
 pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>> {
-    let mut issues = Issues { list: Vec::new(), base_dir: base_dir.to_owned(), files: Vec::new() };
+    let mut issues =
+        Issues { list: Vec::new(), base_dir: base_dir.to_owned(), files: Vec::new(), warnings: Vec::new() };
 
     let listen_address = match &raw.server.listen_address {
         Some(spanned) => {
@@ -94,6 +120,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
         "server.max_request_bytes",
         DEFAULT_MAX_REQUEST_BYTES,
     );
+    let inbound = super::security::inbound(&mut issues, &raw.server);
 
     let delivery = &raw.delivery;
     let queue_capacity =
@@ -129,8 +156,8 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
     }
 
     if issues.list.is_empty() {
-        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize };
-        Ok(Validated { server, delivery: process_delivery, receivers, files: issues.files })
+        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
+        Ok(Validated { server, delivery: process_delivery, receivers, files: issues.files, warnings: issues.warnings })
     } else {
         Err(issues.list)
     }
@@ -142,6 +169,7 @@ pub struct Validated {
     pub delivery: DeliveryConfig,
     pub receivers: Vec<ReceiverConfig>,
     pub files: Vec<PathBuf>,
+    pub warnings: Vec<Issue>,
 }
 
 struct Defaults {
@@ -279,6 +307,8 @@ fn receiver(
     let auth = auth(issues, field, at, &raw.http_config);
     let tls = tls_settings(issues, field, at, &raw.http_config.tls_config);
     let rule = rule(issues, field, raw);
+    let signing = super::security::signing(issues, field, raw.signing.as_ref());
+    let proxy = super::security::proxy(issues, field, raw.http_config.proxy_url.as_ref());
 
     if issues.list.len() > before {
         return None;
@@ -299,6 +329,8 @@ fn receiver(
             retry,
             tls: tls?,
             enable_http2: raw.http_config.enable_http2,
+            signing: signing?,
+            proxy: proxy?,
         },
     })
 }
@@ -315,7 +347,11 @@ fn headers(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -
                     "is set by amrelay and cannot be overridden (use http_config for auth)",
                 );
             }
-            (Ok(n), Ok(v)) => out.push((n, v)),
+            (Ok(n), Ok(mut v)) => {
+                // Custom headers often carry API keys: keep them out of Debug output.
+                v.set_sensitive(true);
+                out.push((n, v))
+            }
             (Err(_), _) => issues.add(Some(at), header_field, "invalid header name"),
             (_, Err(_)) => issues.add(Some(at), header_field, "invalid header value"),
         }
@@ -388,7 +424,7 @@ fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -
 }
 
 /// A secret given either inline or by file, never both.
-fn secret(
+pub(super) fn secret(
     issues: &mut Issues,
     at: &Location,
     field: &str,

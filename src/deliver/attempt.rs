@@ -5,7 +5,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
@@ -33,18 +33,25 @@ pub struct Target {
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub client: HttpClient,
-    /// TLS fingerprint and HTTP/2 flag: when they are unchanged a reload keeps the client.
-    client_key: (u64, bool),
+    /// HMAC key of `signing:`; each request then carries a signature and timestamp.
+    pub signing: Option<ring::hmac::Key>,
+    /// TLS fingerprint, HTTP/2 flag and proxy: when they are unchanged a reload keeps the client.
+    client_key: (u64, bool, u64),
 }
 
 impl Target {
     /// Builds the target, reusing `previous`'s client (and so its connection pool) when the TLS
     /// settings are the same.
     pub fn new(endpoint: &Endpoint, previous: Option<&Target>) -> Target {
-        let client_key = (endpoint.tls.fingerprint, endpoint.enable_http2);
+        let proxy_key = endpoint.proxy.as_ref().map_or(0, |p| {
+            crate::config::fnv1a(
+                format!("{}\0{}", p.url, p.authorization.as_ref().map_or("", |a| a.expose())).as_bytes(),
+            )
+        });
+        let client_key = (endpoint.tls.fingerprint, endpoint.enable_http2, proxy_key);
         let client = match previous {
             Some(p) if p.client_key == client_key => p.client.clone(),
-            _ => client::build(&endpoint.tls, endpoint.enable_http2, endpoint.timeout),
+            _ => client::build(&endpoint.tls, endpoint.enable_http2, endpoint.timeout, endpoint.proxy.as_ref()),
         };
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -61,18 +68,26 @@ impl Target {
             timeout: endpoint.timeout,
             retry: endpoint.retry,
             client,
+            signing: endpoint
+                .signing
+                .as_ref()
+                .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.expose().as_bytes())),
             client_key,
         }
     }
 
     /// Sends `body` once, within the timeout, and classifies the answer.
     pub async fn send(&self, body: Bytes, idempotency_key: Option<&str>) -> Result<StatusCode, Failure> {
+        let signature = self.signing.as_ref().map(|key| crate::signing::sign(key, SystemTime::now(), &body));
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.url.clone())
             .body(Full::new(body))
             .expect("valid request parts");
         *request.headers_mut() = self.headers.clone();
+        if let Some(signature) = signature {
+            signature.insert_into(request.headers_mut());
+        }
         if let Some(key) = idempotency_key.and_then(|k| HeaderValue::from_str(k).ok()) {
             request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
         }

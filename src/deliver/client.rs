@@ -1,6 +1,10 @@
 //! The outbound HTTP client of one receiver: pooled keep-alive connections, HTTP/1.1 or HTTP/2
-//! (chosen by ALPN on TLS), rustls with the receiver's own TLS settings.
+//! (chosen by ALPN on TLS), rustls with the receiver's own TLS settings, optionally through an
+//! HTTP CONNECT proxy (for `https://` and `http://` receivers alike: the proxy sees only a tunnel).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -8,24 +12,72 @@ use http_body_util::Full;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tower_service::Service;
 
-use crate::config::TlsSettings;
+use crate::config::{Proxy, TlsSettings};
 
 /// A pooled client; cloning shares the pool.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// TCP straight to the receiver, or through a proxy's CONNECT tunnel.
+#[derive(Debug, Clone)]
+pub enum Connector {
+    Direct(HttpConnector),
+    Tunnel(Tunnel<HttpConnector>),
+}
+
+impl Service<http::Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Connector::Direct(c) => c.poll_ready(cx).map_err(Into::into),
+            Connector::Tunnel(c) => c.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, destination: http::Uri) -> Self::Future {
+        match self {
+            Connector::Direct(c) => {
+                let connecting = c.call(destination);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+            Connector::Tunnel(c) => {
+                let connecting = c.call(destination);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+        }
+    }
+}
 
 /// Idle keep-alive connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per downstream host.
 const POOL_MAX_IDLE_PER_HOST: usize = 64;
 
-/// Builds a client for one receiver's TLS settings.
-pub fn build(tls: &TlsSettings, enable_http2: bool, connect_timeout: Duration) -> HttpClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
+/// Builds a client for one receiver's TLS settings and proxy.
+pub fn build(tls: &TlsSettings, enable_http2: bool, connect_timeout: Duration, proxy: Option<&Proxy>) -> HttpClient {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    let http = match proxy {
+        None => Connector::Direct(tcp),
+        Some(proxy) => {
+            let tunnel = Tunnel::new(proxy.url.clone(), tcp);
+            match proxy.authorization.as_ref().and_then(|a| http::HeaderValue::from_str(a.expose()).ok()) {
+                Some(value) => Connector::Tunnel(tunnel.with_auth(value)),
+                None => Connector::Tunnel(tunnel),
+            }
+        }
+    };
     let builder = HttpsConnectorBuilder::new().with_tls_config((*tls.client_config).clone()).https_or_http();
     let builder = match &tls.server_name {
         Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone())),

@@ -132,6 +132,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
                 while let Some(pair) = map.next_entry::<Str<'de>, Str<'de>>()? {
                     pairs.push(pair);
                 }
+                // A repeated name is refused rather than resolved: JSON parsers disagree on which
+                // value wins, and a downstream must not see another label than amrelay matched.
+                pairs.sort_by(|a: &(Str, Str), b| a.0.cmp(&b.0));
+                if let Some(pair) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+                    return Err(de::Error::custom(format_args!("duplicate label name {:?}", pair[0].0.as_str())));
+                }
                 Ok(LabelSet::from_pairs(pairs))
             }
         }
@@ -144,8 +150,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sorts_dedups_last_wins_and_borrows() {
-        let set: LabelSet = serde_json::from_str(r#"{"b":"2","a":"1","b":"3","c":""}"#).unwrap();
+    fn sorts_refuses_repeated_names_and_borrows() {
+        let repeated = serde_json::from_str::<LabelSet>(r#"{"b":"2","a":"1","b":"3"}"#).unwrap_err();
+        assert!(repeated.to_string().contains(r#"duplicate label name "b""#), "{repeated}");
+        let set: LabelSet = serde_json::from_str(r#"{"b":"3","a":"1","c":""}"#).unwrap();
         assert_eq!(set.pairs().collect::<Vec<_>>(), vec![("a", "1"), ("b", "3"), ("c", "")]);
         assert!(matches!(set.pairs[0].0.0, Cow::Borrowed(_)));
         assert_eq!(set.value("c"), Some(""));

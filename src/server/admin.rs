@@ -102,6 +102,8 @@ pub fn status(state: &AppState) -> HttpResponse {
                 "url": config.endpoint.url.to_string(),
                 "auth": config.endpoint.auth.kind(),
                 "insecure_skip_verify": config.endpoint.tls.insecure_skip_verify,
+                "signing": config.endpoint.signing.is_some(),
+                "proxy_url": config.endpoint.proxy.as_ref().map(|p| p.url.to_string()),
                 "send_resolved": config.send_resolved,
                 "conditions": config.rule.conditions.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "matchers": config.rule.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),

@@ -1,7 +1,7 @@
 //! JSON answers and the one place where errors become HTTP statuses.
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
@@ -19,6 +19,11 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// Credentials missing or wrong; the flags say which challenges to offer.
+    #[error("authentication required")]
+    Unauthorized { basic: bool, bearer: bool },
+    #[error("batch has more than server.limits.max_alerts_per_batch ({0}) alerts")]
+    TooManyAlerts(usize),
     #[error("method not allowed; use {0}")]
     MethodNotAllowed(&'static str),
     #[error("request body took too long to arrive")]
@@ -38,6 +43,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyAlerts(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -60,6 +67,18 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed(allow) => {
                 response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Unauthorized { basic, bearer } => {
+                let headers = response.headers_mut();
+                if basic {
+                    headers.append(
+                        WWW_AUTHENTICATE,
+                        HeaderValue::from_static(r#"Basic realm="amrelay", charset="UTF-8""#),
+                    );
+                }
+                if bearer {
+                    headers.append(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="amrelay""#));
+                }
             }
             _ => {}
         }

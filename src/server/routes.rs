@@ -98,6 +98,14 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let snapshot = state.reloader.snapshot();
+    if let Err(refused) = super::auth::authorize(&snapshot.server.inbound, &path, request.headers()).await {
+        let response = refused.into_response();
+        metrics::counter!(m::HTTP_REQUESTS, "handler" => "auth", "code" => response.status().as_str().to_owned())
+            .increment(1);
+        return Ok(response);
+    }
+    drop(snapshot);
     let (handler, result) = match (path.as_str(), &method) {
         ("/webhook", &Method::POST) => ("webhook", webhook::handle(&state, request, None).await),
         (p, &Method::POST) if p.starts_with("/webhook/") => {

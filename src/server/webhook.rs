@@ -38,10 +38,12 @@ pub async fn handle(
     check_content_type(&request)?;
     let limit = snapshot.server.max_request_bytes;
     let body = read_body(request, limit).await.inspect_err(|e| reject(e.status()))?;
+    super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| {
         reject(StatusCode::BAD_REQUEST);
         ApiError::BadRequest(e.to_string())
     })?;
+    super::limits::check_batch(notification.alerts.len(), &snapshot.server.inbound.limits)?;
     state.http_metrics.alerts_received.increment(notification.alerts.len() as u64);
 
     let plans = route::plan(&snapshot, &notification, destination);

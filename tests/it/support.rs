@@ -178,6 +178,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body exactly as received.
+    pub raw_body: Bytes,
     pub at: Instant,
     /// The status the downstream answered.
     pub answered: u16,
@@ -287,6 +289,7 @@ impl Downstream {
                 path: parts.uri.path().to_owned(),
                 headers: parts.headers,
                 body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                raw_body: body.clone(),
                 at,
                 answered: answer.status,
             });
@@ -427,8 +430,14 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts `amrelay --config.file config` with `args`, and waits for its listener.
     pub fn spawn(config: &Path, args: &[&str]) -> RelayProcess {
+        Self::spawn_with_env(config, args, &[])
+    }
+
+    /// Like `spawn`, with extra environment variables.
+    pub fn spawn_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+            .envs(env.iter().copied())
             .arg(format!("--config.file={}", config.display()))
             .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
@@ -438,6 +447,7 @@ impl RelayProcess {
             .expect("amrelay binary starts");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
+        all_process_logs().lock().unwrap().push(log.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let lines = log.clone();
         std::thread::spawn(move || {
@@ -498,6 +508,10 @@ impl Drop for RelayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Every binary run of the suite is checked: no secret a test uses may reach a log line.
+        if !std::thread::panicking() {
+            assert_no_secret_in(&self.logs());
+        }
     }
 }
 
@@ -526,6 +540,148 @@ pub fn metric_in(scrape: &str, series: &str) -> Option<f64> {
         let (name, value) = line.rsplit_once(' ')?;
         (name == series).then(|| value.parse().ok()).flatten()
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security helpers
+
+/// Every secret the tests put in a config, an environment variable or a request: none may ever
+/// appear in a log line of the real binary (checked when each `RelayProcess` is dropped, and
+/// over all of them by `secrets::no_secret_reaches_any_log`).
+pub const TEST_SECRETS: &[&str] = &[
+    "wonderland",
+    "s3cret-token",
+    "inbound-b3arer-t0ken",
+    "am-b4sic-passw0rd",
+    "wr0ng-passw0rd-attempt",
+    "downstream-b3arer-from-env",
+    "hmac-s1gning-secret-0123456789",
+    "pr0xy-passw0rd",
+    "custom-header-ap1-key",
+];
+
+/// Asserts that `text` holds none of [`TEST_SECRETS`].
+pub fn assert_no_secret_in(text: &str) {
+    for secret in TEST_SECRETS {
+        assert!(!text.contains(secret), "secret {secret:?} leaked into:\n{text}");
+    }
+}
+
+/// The log lines of one `RelayProcess`, shared with its reader thread.
+pub type ProcessLog = Arc<Mutex<Vec<String>>>;
+
+/// The logs of every `RelayProcess` this test binary started.
+pub fn all_process_logs() -> &'static Mutex<Vec<ProcessLog>> {
+    static LOGS: std::sync::OnceLock<Mutex<Vec<ProcessLog>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(Mutex::default)
+}
+
+/// A bcrypt hash of `password` at the lowest cost (fast tests; the format is the same).
+pub fn bcrypt_hash(password: &str) -> String {
+    bcrypt::hash(password, 4).unwrap()
+}
+
+/// `Basic base64(user:password)`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// A request with extra headers, answered whole.
+pub async fn request_with(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    send(request.body(Full::new(body.into())).unwrap()).await
+}
+
+/// A rustls client that trusts `ca_file` and presents `cert`/`key` files when given.
+pub fn tls_client(ca_file: &Path, identity: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
+    use amrelay::tls::{ClientTlsOptions, MinVersion, PemSource};
+    let pem = |path: &Path| PemSource { name: path.display().to_string(), bytes: std::fs::read(path).unwrap() };
+    let mut config = (*amrelay::tls::client_config(&ClientTlsOptions {
+        ca: Some(pem(ca_file)),
+        cert: identity.map(|(cert, _)| pem(cert)),
+        key: identity.map(|(_, key)| pem(key)),
+        insecure_skip_verify: false,
+        min_version: MinVersion::Tls12,
+    })
+    .unwrap())
+    .clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// The outcome of one HTTPS exchange with the relay.
+#[derive(Debug)]
+pub struct TlsExchange {
+    pub reply: Reply,
+    /// `h2` or `http/1.1`, as negotiated by ALPN.
+    pub alpn: Option<Vec<u8>>,
+    /// The server's certificate, DER.
+    pub server_cert: Vec<u8>,
+}
+
+/// Connects to `addr` over TLS with `client` and sends one request; `Err` holds the reason a
+/// handshake or exchange failed.
+pub async fn tls_request(
+    addr: SocketAddr,
+    client: Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<TlsExchange, String> {
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(client).connect(name, tcp).await.map_err(|e| e.to_string())?;
+        let (_, session) = tls.get_ref();
+        let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+        let server_cert = session.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()).unwrap_or_default();
+        let mut request = Request::builder().method(method).uri(format!("https://localhost{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).unwrap();
+        let io = TokioIo::new(tls);
+        let response = if alpn.as_deref() == Some(b"h2") {
+            let (mut sender, connection) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            sender.send_request(request).await.map_err(|e| e.to_string())?
+        } else {
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            let mut request = request;
+            request.headers_mut().insert("host", "localhost".parse().unwrap());
+            sender.send_request(request).await.map_err(|e| e.to_string())?
+        };
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(TlsExchange { reply: Reply { status: parts.status, headers: parts.headers, body }, alpn, server_cert })
+    };
+    tokio::time::timeout(WAIT, exchange).await.unwrap_or_else(|_| Err("timed out".into()))
+}
+
+/// The first certificate in a PEM file, DER.
+pub fn first_cert_der(pem_file: &Path) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_file_iter(pem_file).unwrap().next().unwrap().unwrap().to_vec()
+}
+
+/// Runs `amrelay check-config FILE` with `env`; returns (success, stdout).
+pub fn check_config_with_env(file: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+        .envs(env.iter().copied())
+        .arg("check-config")
+        .arg(file)
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,407 @@
+//! The security side of the config: inbound TLS, sender authentication and limits (`server:`),
+//! payload signing and proxies (per receiver), and the rules for reading secret files.
+//!
+//! Secrets are held as [`Secret`] so that `Debug` shows `<secret>`; bcrypt hashes are treated as
+//! secrets too, as Prometheus' web configuration does. TLS material is read through
+//! [`Issues::read_file`], which makes it part of the files the watcher fingerprints: a renewed
+//! certificate reloads the config, and the next handshake uses it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Uri;
+use serde_saphyr::Spanned;
+
+use super::Secret;
+use super::raw::{RawAuthorization, RawServer, RawSigning, RawTlsServerConfig};
+use super::validate::{Issues, secret};
+use crate::tls::{self, PemSource};
+
+/// Header carrying `sha256=<hex HMAC>` on a signed notification.
+pub const SIGNATURE_HEADER: &str = "x-amrelay-signature";
+/// Header carrying the Unix time (seconds) that the signature covers.
+pub const TIMESTAMP_HEADER: &str = "x-amrelay-timestamp";
+
+/// Secret, certificate and key files larger than this are refused (a typo naming a log file or
+/// `/dev/zero` must not exhaust memory).
+const MAX_REFERENCED_FILE_BYTES: u64 = 1024 * 1024;
+
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_MAX_ALERTS_PER_BATCH: usize = 10_000;
+const DEFAULT_MAX_JSON_DEPTH: usize = 32;
+/// Reachable without credentials unless `open_endpoints` says otherwise: the probes only.
+const DEFAULT_OPEN_ENDPOINTS: [&str; 2] = ["/-/healthy", "/-/ready"];
+
+/// Everything about who may talk to the listener and what a client may cost it.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    /// TLS on the listener; `None` serves plain HTTP.
+    pub tls: Option<ServerTls>,
+    pub auth: InboundAuth,
+    /// Paths served without credentials when `auth` is enabled.
+    pub open_endpoints: Vec<String>,
+    pub limits: Limits,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound {
+            tls: None,
+            auth: InboundAuth::default(),
+            open_endpoints: DEFAULT_OPEN_ENDPOINTS.map(String::from).to_vec(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The listener's rustls config, built (certificate, key and client CA read) at config load.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub client_auth: ClientAuthType,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls").field("client_auth", &self.client_auth).finish_non_exhaustive()
+    }
+}
+
+/// `client_auth_type`, in the Go names Prometheus uses. Only verifying policies are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthType {
+    NoClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+/// Sender authentication: any configured user or the bearer token lets a request in.
+#[derive(Debug, Clone, Default)]
+pub struct InboundAuth {
+    /// User name → bcrypt hash.
+    pub basic_users: BTreeMap<String, Secret>,
+    pub bearer: Option<Secret>,
+}
+
+impl InboundAuth {
+    /// Whether any credential is required at all.
+    pub fn is_enabled(&self) -> bool {
+        !self.basic_users.is_empty() || self.bearer.is_some()
+    }
+}
+
+/// `server.limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A client must send a request's headers within this time.
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections beyond this are closed right after accept.
+    pub max_connections: usize,
+    pub max_alerts_per_batch: usize,
+    /// Deepest nesting of JSON arrays and objects in a webhook body.
+    pub max_json_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_alerts_per_batch: DEFAULT_MAX_ALERTS_PER_BATCH,
+            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+        }
+    }
+}
+
+/// An HTTP CONNECT proxy for one receiver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proxy {
+    /// Without credentials.
+    pub url: Uri,
+    /// `Proxy-Authorization` value, from credentials in `proxy_url`.
+    pub authorization: Option<Secret>,
+}
+
+/// Reads a file the config names, refusing what is not a regular file or is implausibly large.
+pub(super) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len().min(MAX_REFERENCED_FILE_BYTES) as usize);
+    file.take(MAX_REFERENCED_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_REFERENCED_FILE_BYTES {
+        return Err(std::io::Error::other(format!("larger than {MAX_REFERENCED_FILE_BYTES} bytes")));
+    }
+    Ok(bytes)
+}
+
+/// A warning when every user of the machine can read the secret file at `path`.
+pub(super) fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!("{} is readable by every user (mode {:o}): restrict it, e.g. chmod 600", path.display(), mode & 0o777)
+    })
+}
+
+/// Validates `server.tls_server_config`, `basic_auth_users`, `authorization`, `open_endpoints`
+/// and `limits`.
+pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
+    let mut inbound = Inbound::default();
+    if let Some(spanned) = &raw.tls_server_config {
+        inbound.tls = server_tls(issues, &spanned.referenced, &spanned.value);
+    }
+    if let Some(users) = &raw.basic_auth_users {
+        for (user, hash) in &users.value {
+            let field = format!("server.basic_auth_users.{user}");
+            if user.is_empty() || user.contains(':') {
+                issues.add(Some(&users.referenced), &field, "a user name must not be empty or contain ':'");
+            } else if hash.parse::<bcrypt::HashParts>().is_err() {
+                issues.add(Some(&users.referenced), &field, "is not a bcrypt hash (e.g. from `htpasswd -nBC 10 USER`)");
+            } else {
+                inbound.auth.basic_users.insert(user.clone(), Secret::new(hash.as_str()));
+            }
+        }
+    }
+    if let Some(spanned) = &raw.authorization {
+        inbound.auth.bearer = bearer(issues, &spanned.referenced, &spanned.value);
+    }
+    if let Some(endpoints) = &raw.open_endpoints {
+        for (index, path) in endpoints.value.iter().enumerate() {
+            if !path.starts_with('/') {
+                let field = format!("server.open_endpoints[{index}]");
+                issues.add(Some(&endpoints.referenced), field, format!("{path:?} is not a path: start it with '/'"));
+            }
+        }
+        inbound.open_endpoints = endpoints.value.clone();
+    }
+    if let Some(spanned) = &raw.limits {
+        let (at, raw) = (&spanned.referenced, &spanned.value);
+        let limits = &mut inbound.limits;
+        for (value, name, slot) in [
+            (raw.header_read_timeout, "header_read_timeout", &mut limits.header_read_timeout),
+            (raw.idle_timeout, "idle_timeout", &mut limits.idle_timeout),
+        ] {
+            match value {
+                Some(d) if d.0.is_zero() => {
+                    issues.add(Some(at), format!("server.limits.{name}"), "must be greater than 0")
+                }
+                Some(d) => *slot = d.0,
+                None => {}
+            }
+        }
+        for (value, name, slot) in [
+            (raw.max_connections, "max_connections", &mut limits.max_connections),
+            (raw.max_alerts_per_batch, "max_alerts_per_batch", &mut limits.max_alerts_per_batch),
+            (raw.max_json_depth, "max_json_depth", &mut limits.max_json_depth),
+        ] {
+            match value {
+                Some(0) => issues.add(Some(at), format!("server.limits.{name}"), "must be greater than 0"),
+                Some(n) => *slot = n,
+                None => {}
+            }
+        }
+        // An Alertmanager payload is 4 levels deep ({alerts: [{labels: {}}]}).
+        if raw.max_json_depth.is_some_and(|d| (1..4).contains(&d)) {
+            issues.add(
+                Some(at),
+                "server.limits.max_json_depth",
+                "must be at least 4 to admit any Alertmanager payload",
+            );
+        }
+    }
+    if inbound.auth.is_enabled() && inbound.tls.is_none() {
+        let at =
+            raw.basic_auth_users.as_ref().map(|s| &s.referenced).or(raw.authorization.as_ref().map(|s| &s.referenced));
+        issues.warn(at, "server", "credentials are accepted over plain HTTP: set tls_server_config");
+    }
+    inbound
+}
+
+fn bearer(issues: &mut Issues, at: &serde_saphyr::Location, raw: &RawAuthorization) -> Option<Secret> {
+    let field = "server.authorization";
+    if raw.kind.as_deref().is_some_and(|kind| !kind.eq_ignore_ascii_case("bearer")) {
+        issues.add(Some(at), format!("{field}.type"), "only Bearer is accepted here: use basic_auth_users for Basic");
+        return None;
+    }
+    let token =
+        secret(issues, at, field, ("credentials", &raw.credentials), ("credentials_file", &raw.credentials_file))?;
+    if token.expose().is_empty() {
+        issues.add(Some(at), format!("{field}.credentials"), "must not be empty");
+        return None;
+    }
+    Some(token)
+}
+
+fn server_tls(issues: &mut Issues, at: &serde_saphyr::Location, raw: &RawTlsServerConfig) -> Option<ServerTls> {
+    let field = "server.tls_server_config";
+    let before = issues.len();
+    let file = |issues: &mut Issues, key: &str, path: &Option<String>| {
+        let path = path.as_deref()?;
+        let bytes = issues.read_file(at, &format!("{field}.{key}"), path)?;
+        Some(PemSource { name: issues.resolve(path).display().to_string(), bytes })
+    };
+    let cert = file(issues, "cert_file", &raw.cert_file);
+    let key = file(issues, "key_file", &raw.key_file);
+    let client_ca = file(issues, "client_ca_file", &raw.client_ca_file);
+    for (value, key) in [(&raw.cert_file, "cert_file"), (&raw.key_file, "key_file")] {
+        if value.is_none() {
+            issues.add(Some(at), format!("{field}.{key}"), "is required");
+        }
+    }
+    let client_auth = match raw.client_auth_type.as_deref() {
+        None | Some("NoClientCert") => ClientAuthType::NoClientCert,
+        Some("VerifyClientCertIfGiven") => ClientAuthType::VerifyClientCertIfGiven,
+        Some("RequireAndVerifyClientCert") => ClientAuthType::RequireAndVerifyClientCert,
+        Some(other @ ("RequestClientCert" | "RequireAnyClientCert")) => {
+            issues.add(
+                Some(at),
+                format!("{field}.client_auth_type"),
+                format!("{other} accepts unverified certificates and is not supported: use VerifyClientCertIfGiven or RequireAndVerifyClientCert"),
+            );
+            return None;
+        }
+        Some(other) => {
+            issues.add(Some(at), format!("{field}.client_auth_type"), format!("unknown client_auth_type {other:?}"));
+            return None;
+        }
+    };
+    match (client_auth, raw.client_ca_file.is_some()) {
+        (ClientAuthType::NoClientCert, true) => issues.add(
+            Some(at),
+            format!("{field}.client_auth_type"),
+            "client_ca_file is set but no client certificate is asked for: set client_auth_type",
+        ),
+        (ClientAuthType::VerifyClientCertIfGiven | ClientAuthType::RequireAndVerifyClientCert, false) => {
+            issues.add(Some(at), format!("{field}.client_ca_file"), "is required to verify client certificates")
+        }
+        _ => {}
+    }
+    let min_version = match raw.min_version.as_deref() {
+        None | Some("TLS12") => tls::MinVersion::Tls12,
+        Some("TLS13") => tls::MinVersion::Tls13,
+        Some(other) => {
+            issues.add(
+                Some(at),
+                format!("{field}.min_version"),
+                format!("{other:?} is not supported: use TLS12 or TLS13"),
+            );
+            return None;
+        }
+    };
+    if issues.len() > before {
+        return None;
+    }
+    let options = tls::ServerTlsOptions {
+        cert: cert?,
+        key: key?,
+        client_ca,
+        require_client_cert: client_auth == ClientAuthType::RequireAndVerifyClientCert,
+        min_version,
+    };
+    match tls::server_config(&options) {
+        Ok(config) => Some(ServerTls { config, client_auth }),
+        Err(e) => {
+            issues.add(Some(at), field, e);
+            None
+        }
+    }
+}
+
+/// `receivers[].signing`: `Some(None)` when unset, `None` on error.
+pub(super) fn signing(issues: &mut Issues, field: &str, raw: Option<&Spanned<RawSigning>>) -> Option<Option<Secret>> {
+    let Some(spanned) = raw else {
+        return Some(None);
+    };
+    let (at, raw) = (&spanned.referenced, &spanned.value);
+    let field = format!("{field}.signing");
+    let key = secret(issues, at, &field, ("secret", &raw.secret), ("secret_file", &raw.secret_file))?;
+    if key.expose().len() < 16 {
+        issues.add(Some(at), format!("{field}.secret"), "must be at least 16 bytes long");
+        return None;
+    }
+    Some(Some(key))
+}
+
+/// `receivers[].http_config.proxy_url`: `Some(None)` when unset, `None` on error.
+pub(super) fn proxy(issues: &mut Issues, field: &str, raw: Option<&Spanned<String>>) -> Option<Option<Proxy>> {
+    let Some(spanned) = raw else {
+        return Some(None);
+    };
+    let (at, text) = (&spanned.referenced, spanned.value.as_str());
+    let field = format!("{field}.http_config.proxy_url");
+    let url = match text.parse::<Uri>() {
+        Ok(url) if url.scheme_str() == Some("http") && url.host().is_some() => url,
+        Ok(_) => {
+            issues.add(Some(at), field, "must be an http:// URL of an HTTP CONNECT proxy");
+            return None;
+        }
+        Err(e) => {
+            issues.add(Some(at), field, format!("invalid URL: {e}"));
+            return None;
+        }
+    };
+    let authority = url.authority().map(|a| a.as_str()).unwrap_or_default();
+    let (authorization, host) = match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            use base64::Engine;
+            let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+            let pair = format!("{}:{}", percent_decode(user), percent_decode(password));
+            let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+            (Some(Secret::new(value)), host)
+        }
+        None => (None, authority),
+    };
+    let port = if url.port().is_some() { "" } else { ":80" };
+    match format!("http://{host}{port}").parse::<Uri>() {
+        Ok(url) => Some(Some(Proxy { url, authorization })),
+        Err(_) => {
+            issues.add(Some(at), field, "invalid proxy host");
+            None
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (credentials in a URL); anything malformed is kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding_keeps_what_it_cannot_decode() {
+        assert_eq!(percent_decode("p%40ss%3Aword"), "p@ss:word");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,184 @@
+//! Who may call the relay: basic auth against bcrypt hashes, or a bearer token — what
+//! Alertmanager's `http_config` sends.
+//!
+//! Comparisons do not leak through timing: bearer tokens are compared as SHA-256 digests in
+//! constant time (so neither content nor length shows), and an unknown user name costs a bcrypt
+//! verification like a known one. bcrypt is slow on purpose, so a successful verification is
+//! remembered — as a digest of user, password and hash, never the password — and Alertmanager's
+//! steady stream of requests pays for it once. Verifications run on the blocking pool, at most a
+//! few at a time, so a flood of wrong passwords cannot starve the runtime.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use base64::Engine;
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use ring::digest::{SHA256, digest};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use super::response::ApiError;
+use crate::config::{Inbound, InboundAuth};
+use crate::metrics as m;
+
+/// Remembered successful verifications; cleared when full (an attacker cannot fill it: only
+/// correct passwords get in).
+const CACHE_CAPACITY: usize = 1024;
+/// bcrypt verifications running at once.
+const CONCURRENT_VERIFICATIONS: usize = 2;
+/// Cost of the hash verified when the user name is unknown, so that a miss takes about as long
+/// as a hit (10 is what `htpasswd -B` and Prometheus' docs use).
+const DUMMY_COST: u32 = 10;
+
+/// Lets the request in, or says why not: `Unauthorized` carries the challenges to send.
+pub async fn authorize(inbound: &Inbound, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let auth = &inbound.auth;
+    if !auth.is_enabled() || inbound.open_endpoints.iter().any(|open| open == path) {
+        return Ok(());
+    }
+    let refuse = |reason: &'static str| {
+        metrics::counter!(m::AUTH_FAILURES, "reason" => reason).increment(1);
+        ApiError::Unauthorized { basic: !auth.basic_users.is_empty(), bearer: auth.bearer.is_some() }
+    };
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(refuse("missing"));
+    };
+    let value = value.as_bytes();
+    let accepted = match value.iter().position(|&b| b == b' ') {
+        Some(space) if value[..space].eq_ignore_ascii_case(b"basic") => basic(auth, &value[space + 1..]).await,
+        Some(space) if value[..space].eq_ignore_ascii_case(b"bearer") => bearer(auth, &value[space + 1..]),
+        _ => false,
+    };
+    if accepted { Ok(()) } else { Err(refuse("invalid")) }
+}
+
+fn bearer(auth: &InboundAuth, token: &[u8]) -> bool {
+    let Some(expected) = &auth.bearer else {
+        return false;
+    };
+    let (expected, given) = (digest(&SHA256, expected.expose().as_bytes()), digest(&SHA256, token.trim_ascii()));
+    expected.as_ref().ct_eq(given.as_ref()).into()
+}
+
+async fn basic(auth: &InboundAuth, encoded: &[u8]) -> bool {
+    if auth.basic_users.is_empty() {
+        return false;
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii()) else {
+        return false;
+    };
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    let known = std::str::from_utf8(user).ok().and_then(|user| auth.basic_users.get(user));
+    let hash = match known {
+        Some(hash) => hash.expose().to_owned(),
+        None => dummy_hash().to_owned(),
+    };
+    let key = cache_key(user, password, &hash);
+    if known.is_some() && cache().lock().expect("auth cache lock").contains(&key) {
+        return true;
+    }
+    let Ok(_permit) = limiter().acquire().await else {
+        return false;
+    };
+    let password = password.to_vec();
+    let verified =
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false);
+    if verified && known.is_some() {
+        let mut cache = cache().lock().expect("auth cache lock");
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key);
+        return true;
+    }
+    false
+}
+
+fn cache_key(user: &[u8], password: &[u8], hash: &str) -> [u8; 32] {
+    let mut input = Vec::with_capacity(user.len() + password.len() + hash.len() + 2);
+    for part in [user, password, hash.as_bytes()] {
+        input.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        input.extend_from_slice(part);
+    }
+    let mut key = [0; 32];
+    key.copy_from_slice(digest(&SHA256, &input).as_ref());
+    key
+}
+
+fn cache() -> &'static Mutex<HashSet<[u8; 32]>> {
+    static CACHE: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+/// A hash no password matches in practice: of 32 random bytes, made once per process.
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let random: String = std::iter::repeat_with(fastrand::alphanumeric).take(32).collect();
+        bcrypt::hash(random, DUMMY_COST).unwrap_or_default()
+    })
+}
+
+fn limiter() -> &'static Semaphore {
+    static LIMITER: Semaphore = Semaphore::const_new(CONCURRENT_VERIFICATIONS);
+    &LIMITER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn inbound(users: &[(&str, &str)], bearer: Option<&str>) -> Inbound {
+        let mut inbound = Inbound::default();
+        for (user, password) in users {
+            let hash = bcrypt::hash(password, 4).unwrap();
+            inbound.auth.basic_users.insert((*user).to_owned(), Secret::new(hash));
+        }
+        inbound.auth.bearer = bearer.map(Secret::new);
+        inbound
+    }
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    fn basic_header(user: &str, password: &str) -> HeaderMap {
+        with(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
+    }
+
+    #[test]
+    fn the_dummy_hash_is_a_valid_bcrypt_hash() {
+        assert!(dummy_hash().parse::<bcrypt::HashParts>().is_ok());
+        assert_eq!(bcrypt::verify("anything", dummy_hash()).ok(), Some(false));
+    }
+
+    #[tokio::test]
+    async fn basic_users_and_bearer_tokens() {
+        let inbound = inbound(&[("am", "pass:word")], Some("tok3n"));
+        assert!(authorize(&inbound, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
+        // Twice: the second time from the cache.
+        assert!(authorize(&inbound, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
+        assert!(authorize(&inbound, "/webhook", &basic_header("am", "wrong")).await.is_err());
+        assert!(authorize(&inbound, "/webhook", &basic_header("nobody", "pass:word")).await.is_err());
+        assert!(authorize(&inbound, "/webhook", &with("Bearer tok3n")).await.is_ok());
+        assert!(authorize(&inbound, "/webhook", &with("bearer tok3n")).await.is_ok());
+        assert!(authorize(&inbound, "/webhook", &with("Bearer tok3")).await.is_err());
+        assert!(authorize(&inbound, "/webhook", &with("Bearer tok3n-and-more")).await.is_err());
+        assert!(authorize(&inbound, "/webhook", &with("Basic !!!")).await.is_err());
+        assert!(authorize(&inbound, "/webhook", &with("Token tok3n")).await.is_err());
+        assert!(authorize(&inbound, "/webhook", &HeaderMap::new()).await.is_err());
+        assert!(authorize(&inbound, "/-/healthy", &HeaderMap::new()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_credentials_configured_lets_everything_in() {
+        assert!(authorize(&Inbound::default(), "/webhook", &HeaderMap::new()).await.is_ok());
+    }
+}

@@ -1,0 +1,263 @@
+//! Secret hygiene and outbound protections: `${VAR}` expansion, payload signing, proxies,
+//! world-readable secret files, and no secret in Debug output, the status API, metrics or logs.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use crate::support::{
+    Answer, Downstream, RelayProcess, TEST_SECRETS, TestRelay, all_process_logs, assert_no_secret_in, basic,
+    bcrypt_hash, check_config_with_env, get, post_json, request_with,
+};
+
+const MULTI: &str = include_str!("../fixtures/am-payload-multi.json");
+
+fn write_secret(dir: &std::path::Path, name: &str, value: &str, mode: u32) {
+    let path = dir.join(name);
+    std::fs::write(&path, value).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `${VAR}` takes the environment variable's value; an unset one fails the load, naming the
+/// variable (and nothing else) with its position.
+#[tokio::test]
+async fn environment_variables_expand_and_an_unset_one_is_an_error() {
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amrelay.yml");
+    let yaml = format!(
+        "receivers:\n  - name: from-env\n    url: {}\n    http_config:\n      authorization:\n        credentials: ${{AMRELAY_TEST_TOKEN}}\n",
+        downstream.url("/env")
+    );
+    std::fs::write(&config, yaml).unwrap();
+
+    let (ok, out) = check_config_with_env(&config, &[("AMRELAY_TEST_TOKEN", "downstream-b3arer-from-env")]);
+    assert!(ok, "{out}");
+    let (ok, out) = check_config_with_env(&config, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("AMRELAY_TEST_TOKEN") && out.contains(":6:"), "{out}");
+
+    let relay = RelayProcess::spawn_with_env(&config, &[], &[("AMRELAY_TEST_TOKEN", "downstream-b3arer-from-env")]);
+    assert_eq!(post_json(&relay.url("/webhook"), MULTI).await.status, 200);
+    let received = downstream.wait_for(1).await;
+    assert_eq!(received[0].header("authorization"), Some("Bearer downstream-b3arer-from-env"));
+
+    // `$${VAR}` is a literal, and a quoted "${VAR}" is not expanded (only plain scalars are).
+    let literal = "receivers:\n  - name: literal\n    url: http://127.0.0.1:1/\n    headers:\n      X-A: $${NOPE}\n      X-B: \"${NOPE}\"\n      X-C: ${AMRELAY_SURELY_UNSET:-fallback}\n";
+    std::fs::write(&config, literal).unwrap();
+    let loaded = amrelay::config::load(&config).unwrap();
+    let headers: Vec<_> = loaded.receivers[0].endpoint.headers.iter().map(|(_, v)| v.to_str().unwrap()).collect();
+    assert_eq!(headers, ["${NOPE}", "${NOPE}", "fallback"]);
+}
+
+/// A signed notification carries a timestamp and `sha256=HMAC-SHA256(secret, timestamp "." body)`
+/// over the exact bytes received — checked here independently of amrelay's code.
+#[tokio::test]
+async fn signed_notifications_verify_with_the_documented_scheme() {
+    let downstream = Downstream::start().await;
+    downstream.script([Answer::status(503)]);
+    let dir = tempfile::tempdir().unwrap();
+    write_secret(dir.path(), "hmac-secret", "hmac-s1gning-secret-0123456789\n", 0o600);
+    let yaml = format!(
+        "receivers:\n  - name: signed\n    url: {}\n    retry: {{initial_backoff: 2s, max_backoff: 2s}}\n    signing: {{secret_file: hmac-secret}}\n  - name: unsigned\n    url: {}\n",
+        downstream.url("/signed"),
+        downstream.url("/unsigned")
+    );
+    let relay = TestRelay::start_in(dir, &yaml).await;
+    assert_eq!(relay.post("/webhook", MULTI).await.status, 200);
+    let received = downstream.wait_for(3).await;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let signed: Vec<_> = received.iter().filter(|r| r.path == "/signed").collect();
+    assert_eq!(signed.len(), 2, "a failed attempt and its retry");
+    for request in &signed {
+        let timestamp = request.header("x-amrelay-timestamp").unwrap();
+        let age = now.abs_diff(timestamp.parse::<u64>().unwrap());
+        assert!(age < 60, "timestamp {timestamp} is {age}s off");
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"hmac-s1gning-secret-0123456789");
+        let mut message = format!("{timestamp}.").into_bytes();
+        message.extend_from_slice(&request.raw_body);
+        let tag: String = ring::hmac::sign(&key, &message).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(request.header("x-amrelay-signature"), Some(format!("sha256={tag}").as_str()));
+    }
+    // Retries are signed afresh (their own timestamp), with the same idempotency key.
+    assert_ne!(signed[0].header("x-amrelay-timestamp"), signed[1].header("x-amrelay-timestamp"));
+    assert_eq!(signed[0].header("idempotency-key"), signed[1].header("idempotency-key"));
+    let unsigned = received.iter().find(|r| r.path == "/unsigned").unwrap();
+    assert_eq!(unsigned.header("x-amrelay-signature"), None);
+}
+
+/// A minimal HTTP CONNECT proxy: records each CONNECT line and Proxy-Authorization, then tunnels.
+async fn connect_proxy() -> (SocketAddr, Arc<Mutex<Vec<(String, Option<String>)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut client = BufReader::new(stream);
+                let mut request_line = String::new();
+                client.read_line(&mut request_line).await.ok()?;
+                let mut auth = None;
+                loop {
+                    let mut line = String::new();
+                    client.read_line(&mut line).await.ok()?;
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("proxy-authorization:") {
+                        let _ = value;
+                        auth = Some(line["proxy-authorization:".len()..].trim().to_owned());
+                    }
+                }
+                let target = request_line.split_whitespace().nth(1)?.to_owned();
+                record.lock().unwrap().push((request_line.trim().to_owned(), auth));
+                let mut upstream = tokio::net::TcpStream::connect(&target).await.ok()?;
+                client.get_mut().write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.ok()?;
+                let mut client = client.into_inner();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                Some(())
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// `proxy_url` sends the notification through the proxy's CONNECT tunnel, with the URL's
+/// credentials as `Proxy-Authorization`; the status API shows the proxy without them.
+#[tokio::test]
+async fn proxy_url_tunnels_through_an_http_connect_proxy() {
+    let downstream = Downstream::start().await;
+    let (proxy, seen) = connect_proxy().await;
+    let yaml = format!(
+        "receivers:\n  - name: proxied\n    url: {}\n    http_config:\n      proxy_url: http://relay:pr0xy-passw0rd%21@{proxy}\n",
+        downstream.url("/through-proxy")
+    );
+    let relay = TestRelay::start(&yaml).await;
+    assert_eq!(relay.post("/webhook", MULTI).await.status, 200);
+    assert_eq!(downstream.wait_for(1).await[0].path, "/through-proxy");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, format!("CONNECT {} HTTP/1.1", downstream.addr));
+    assert_eq!(seen[0].1.as_deref(), Some(basic("relay", "pr0xy-passw0rd!").as_str()));
+    let status = get(&relay.url("/api/v1/status")).await;
+    assert_eq!(status.json()["data"]["receivers"][0]["proxy_url"], format!("http://{proxy}/"));
+    assert_no_secret_in(&status.text());
+}
+
+/// A secret file every user can read is a warning (not an error) in `check-config`.
+#[tokio::test]
+async fn world_readable_secret_files_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    write_secret(dir.path(), "open-password", "wonderland", 0o644);
+    write_secret(dir.path(), "closed-token", "s3cret-token", 0o600);
+    let config = dir.path().join("amrelay.yml");
+    let yaml = "receivers:\n  - name: a\n    url: http://127.0.0.1:1/\n    http_config:\n      basic_auth: {username: u, password_file: open-password}\n  - name: b\n    url: http://127.0.0.1:1/\n    http_config:\n      authorization: {credentials_file: closed-token}\n";
+    std::fs::write(&config, yaml).unwrap();
+    let (ok, out) = check_config_with_env(&config, &[]);
+    assert!(ok, "{out}");
+    let warnings: Vec<_> = out.lines().filter(|l| l.starts_with("WARNING:")).collect();
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(warnings[0].contains("receivers[0].http_config.basic_auth.password_file") && warnings[0].contains("644"));
+    assert_no_secret_in(&out);
+}
+
+/// Every kind of secret in one config: none shows in `Debug`, the status API or the metrics.
+#[tokio::test]
+async fn secrets_never_show_in_debug_output_status_or_metrics() {
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_secret(dir.path(), "password", "wonderland", 0o600);
+    write_secret(dir.path(), "hmac", "hmac-s1gning-secret-0123456789", 0o600);
+    let yaml = format!(
+        "server:\n  basic_auth_users: {{am: \"{}\"}}\n  authorization: {{credentials: inbound-b3arer-t0ken}}\n  open_endpoints: [/metrics, /api/v1/status]\n\
+         receivers:\n  - name: everything\n    url: {}\n    headers: {{X-Api-Key: custom-header-ap1-key}}\n    signing: {{secret_file: hmac}}\n\
+         \x20   http_config:\n      basic_auth: {{username: alice, password_file: password}}\n      proxy_url: http://u:pr0xy-passw0rd@127.0.0.1:9/\n\
+         \x20 - name: bearer\n    url: {}\n    http_config:\n      authorization: {{credentials: s3cret-token}}\n",
+        bcrypt_hash("am-b4sic-passw0rd"),
+        downstream.url("/a"),
+        downstream.url("/b"),
+    );
+    let relay = TestRelay::start_in(dir, &yaml).await;
+    let config = amrelay::config::load(&relay.dir.path().join("amrelay.yml")).unwrap();
+    let debug = format!("{config:?} {:?}", relay.relay.as_ref().unwrap().state().reloader.snapshot());
+    assert_no_secret_in(&debug);
+    assert!(debug.contains("<secret>"));
+    assert!(!debug.contains("$2b$"), "bcrypt hashes are secrets too");
+    for path in ["/api/v1/status", "/metrics"] {
+        let reply = get(&relay.url(path)).await;
+        assert_eq!(reply.status, 200);
+        assert_no_secret_in(&reply.text());
+        assert!(!reply.text().contains("$2b$"));
+    }
+}
+
+/// The real binary at debug level, with secrets in every place a config can hold one, driven
+/// through the paths that log: refused credentials, failing deliveries, a failed reload, test
+/// messages. Then every log line of every binary run in this suite is checked.
+#[tokio::test]
+async fn no_secret_reaches_any_log() {
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(401));
+    let dir = tempfile::tempdir().unwrap();
+    write_secret(dir.path(), "password", "wonderland", 0o644);
+    write_secret(dir.path(), "hmac", "hmac-s1gning-secret-0123456789", 0o600);
+    let config = dir.path().join("amrelay.yml");
+    let yaml = format!(
+        "server:\n  basic_auth_users: {{am: \"{}\"}}\n  authorization: {{credentials: inbound-b3arer-t0ken}}\n  open_endpoints: [/metrics]\n\
+         receivers:\n  - name: everything\n    url: {}\n    retry: {{max_attempts: 2, initial_backoff: 10ms}}\n    headers: {{X-Api-Key: custom-header-ap1-key}}\n    signing: {{secret_file: hmac}}\n\
+         \x20   http_config:\n      basic_auth: {{username: alice, password_file: password}}\n\
+         \x20 - name: env-bearer\n    url: {}\n    retry: {{max_attempts: 1}}\n    http_config:\n      authorization:\n        credentials: ${{AMRELAY_TEST_TOKEN}}\n\
+         \x20 - name: proxied\n    url: http://127.0.0.1:9/\n    retry: {{max_attempts: 1}}\n    http_config:\n      proxy_url: http://u:pr0xy-passw0rd@127.0.0.1:1/\n",
+        bcrypt_hash("am-b4sic-passw0rd"),
+        downstream.url("/a"),
+        downstream.url("/b"),
+    );
+    std::fs::write(&config, &yaml).unwrap();
+    let env = [("AMRELAY_TEST_TOKEN", "downstream-b3arer-from-env")];
+    let relay = RelayProcess::spawn_with_env(&config, &["--log.level=debug"], &env);
+    let json = ("content-type", "application/json");
+    let good = basic("am", "am-b4sic-passw0rd");
+    let bad = basic("am", "wr0ng-passw0rd-attempt");
+    assert_eq!(
+        request_with("POST", &relay.url("/webhook"), &[json, ("authorization", &good)], MULTI).await.status,
+        200
+    );
+    assert_eq!(request_with("POST", &relay.url("/webhook"), &[json, ("authorization", &bad)], MULTI).await.status, 401);
+    let wrong_bearer = ("authorization", "Bearer wr0ng-passw0rd-attempt");
+    assert_eq!(request_with("GET", &relay.url("/api/v1/status"), &[wrong_bearer], "").await.status, 401);
+    let bearer = ("authorization", "Bearer inbound-b3arer-t0ken");
+    for name in ["everything", "env-bearer", "proxied"] {
+        let path = format!("/api/v1/receivers/{name}/test");
+        assert_eq!(request_with("POST", &relay.url(&path), &[bearer], "").await.status, 502);
+    }
+    // A reload that fails on a secret-bearing line.
+    std::fs::write(
+        &config,
+        yaml.replace(
+            "authorization: {credentials: inbound-b3arer-t0ken}",
+            "authorization: {credentials: inbound-b3arer-t0ken, type: Basic}",
+        ),
+    )
+    .unwrap();
+    assert_eq!(request_with("POST", &relay.url("/-/reload"), &[bearer], "").await.status, 500);
+    relay
+        .wait_metric(r#"amrelay_notifications_dead_lettered_total{receiver="everything",reason="non_retryable"}"#, 1.0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let logs = relay.logs();
+    assert!(logs.contains("dead-lettered") && logs.contains("config reload failed"), "{logs}");
+    assert!(logs.contains("readable by every user"), "{logs}");
+    assert_no_secret_in(&logs);
+    drop(relay);
+    for log in all_process_logs().lock().unwrap().iter() {
+        assert_no_secret_in(&log.lock().unwrap().join("\n"));
+    }
+    assert!(TEST_SECRETS.len() >= 8);
+}
