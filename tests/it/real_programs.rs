@@ -289,3 +289,63 @@ scrape_configs:
     let value: f64 = received[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(value >= 3.0, "{received:?}");
 }
+
+/// Alertmanager → amrelay over HTTPS with basic auth, as the README's Security section shows it:
+/// Alertmanager verifies amrelay's certificate with the CA and authenticates with its
+/// `http_config`; a webhook_config with the wrong password is refused and delivers nothing.
+#[tokio::test]
+async fn alertmanager_posts_over_tls_with_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let downstream = Downstream::start().await;
+    let relay_dir = tempfile::tempdir().unwrap();
+    let pki = crate::support::Pki::create(relay_dir.path(), "amrelay-inbound");
+    let hash = bcrypt::hash("am-inbound-pw", 4).unwrap();
+    let relay = TestRelay::start_in(
+        relay_dir,
+        &format!(
+            "server:
+  tls_server_config: {{cert_file: server.pem, key_file: server-key.pem}}
+  basic_auth_users: {{alertmanager: '{hash}'}}
+receivers:
+  - name: secure
+    url: {}
+",
+            downstream.url("/secure"),
+        ),
+    )
+    .await;
+    let webhook = format!("https://127.0.0.1:{}/webhook", relay.addr.port());
+    let ca_file = pki.dir.join("ca.pem");
+    let (_alertmanager, alertmanager) = start_alertmanager(
+        dir.path(),
+        &format!(
+            "route:
+  receiver: amrelay
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: amrelay
+    webhook_configs:
+      - url: {webhook}
+        http_config:
+          basic_auth: {{username: alertmanager, password: am-inbound-pw}}
+          tls_config: {{ca_file: {ca}}}
+      - url: {webhook}
+        http_config:
+          basic_auth: {{username: alertmanager, password: wrong-password}}
+          tls_config: {{ca_file: {ca}}}
+",
+            ca = ca_file.display(),
+        ),
+    )
+    .await;
+
+    post_alerts(&alertmanager, api_alerts(SystemTime::now() - Duration::from_secs(60), None)).await;
+    let received = downstream.wait_for(1).await;
+    assert_eq!(received[0].path, "/secure");
+    assert_eq!(received[0].body["alerts"].as_array().unwrap().len(), 3);
+    // The second webhook_config keeps being refused (401): nothing more arrives.
+    downstream.assert_stays_at(1, Duration::from_secs(3)).await;
+}
