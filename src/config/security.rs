@@ -288,18 +288,7 @@ fn server_tls(issues: &mut Issues, at: &serde_saphyr::Location, raw: &RawTlsServ
         }
         _ => {}
     }
-    let min_version = match raw.min_version.as_deref() {
-        None | Some("TLS12") => tls::MinVersion::Tls12,
-        Some("TLS13") => tls::MinVersion::Tls13,
-        Some(other) => {
-            issues.add(
-                Some(at),
-                format!("{field}.min_version"),
-                format!("{other:?} is not supported: use TLS12 or TLS13"),
-            );
-            return None;
-        }
-    };
+    let min_version = super::validate::min_version(issues, at, field, raw.min_version.as_deref())?;
     if issues.len() > before {
         return None;
     }

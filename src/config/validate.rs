@@ -475,23 +475,33 @@ fn pem_source(
     }
 }
 
-fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
-    let field = format!("{field}.http_config.tls_config");
-    let ca = pem_source(issues, at, &field, "ca", &raw.ca, &raw.ca_file)?;
-    let cert = pem_source(issues, at, &field, "cert", &raw.cert, &raw.cert_file)?;
-    let key = pem_source(issues, at, &field, "key", &raw.key, &raw.key_file)?;
-    let min_version = match raw.min_version.as_deref() {
-        None | Some("TLS12") => tls::MinVersion::Tls12,
-        Some("TLS13") => tls::MinVersion::Tls13,
+/// `min_version: TLS12 | TLS13` of a `tls_config` or `tls_server_config` (default TLS12).
+pub(super) fn min_version(
+    issues: &mut Issues,
+    at: &Location,
+    field: &str,
+    raw: Option<&str>,
+) -> Option<tls::MinVersion> {
+    match raw {
+        None | Some("TLS12") => Some(tls::MinVersion::Tls12),
+        Some("TLS13") => Some(tls::MinVersion::Tls13),
         Some(other) => {
             issues.add(
                 Some(at),
                 format!("{field}.min_version"),
                 format!("{other:?} is not supported: use TLS12 or TLS13"),
             );
-            return None;
+            None
         }
-    };
+    }
+}
+
+fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
+    let field = format!("{field}.http_config.tls_config");
+    let ca = pem_source(issues, at, &field, "ca", &raw.ca, &raw.ca_file)?;
+    let cert = pem_source(issues, at, &field, "cert", &raw.cert, &raw.cert_file)?;
+    let key = pem_source(issues, at, &field, "key", &raw.key, &raw.key_file)?;
+    let min_version = min_version(issues, at, &field, raw.min_version.as_deref())?;
     let server_name = match raw.server_name.as_deref().map(rustls::pki_types::ServerName::try_from) {
         None => None,
         Some(Ok(name)) => Some(name.to_owned()),
