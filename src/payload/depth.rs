@@ -15,7 +15,9 @@ pub fn nesting_exceeds(body: &[u8], max: usize) -> bool {
                 // Find the closing quote, stepping over escaped characters.
                 at += 1;
                 loop {
-                    match memchr::memchr2(b'"', b'\\', &body[at..]) {
+                    // A backslash may be the last byte: past the end there is no closing quote.
+                    let rest = body.get(at..).unwrap_or_default();
+                    match memchr::memchr2(b'"', b'\\', rest) {
                         Some(offset) if body[at + offset] == b'\\' => at += offset + 2,
                         Some(offset) => {
                             at += offset;
@@ -54,5 +56,13 @@ mod tests {
         assert!(!nesting_exceeds(br#"{"a":"\"[[["}"#, 1), "an escaped quote does not end the string");
         assert!(nesting_exceeds(br#"{"a":"\\","b":[1]}"#, 1), "the string ends after an escaped backslash");
         assert!(!nesting_exceeds(br#"{"unterminated"#, 1));
+    }
+
+    /// Regression (found by fuzz/payload_decode): a body ending in a backslash inside a string
+    /// made the skip step past the end of the slice and panic.
+    #[test]
+    fn a_trailing_backslash_in_a_string_does_not_panic() {
+        assert!(!nesting_exceeds(br#"{"a":""#, 4));
+        assert!(!nesting_exceeds(b"\"\\", 4));
     }
 }
