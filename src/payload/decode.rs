@@ -203,10 +203,12 @@ impl<'a> Cursor<'a> {
     }
 
     /// Line and column (1-based) of the current position, for error messages.
+    /// Counted in bytes, as serde_json counts them, so that any offset is valid (an offset from
+    /// an error may fall inside a multi-byte character).
     fn position(&self, pos: usize) -> (usize, usize) {
-        let before = &self.text[..pos.min(self.text.len())];
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+        let before = &self.text.as_bytes()[..pos.min(self.text.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.iter().rposition(|&b| b == b'\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
         (line, column)
     }
 
@@ -366,6 +368,17 @@ mod tests {
         let error = decode(body.as_bytes()).unwrap_err().to_string();
         assert!(error.starts_with("alerts[0]: invalid type: integer `1`"), "{error}");
         assert!(error.ends_with("at line 4 column 42"), "{error}");
+    }
+
+    /// Regression (found by fuzz/payload_decode): an error position inside a multi-byte
+    /// character made the position computation slice a `str` off a char boundary and panic.
+    #[test]
+    fn error_positions_inside_multi_byte_characters_do_not_panic() {
+        for body in ["{\"version\":\"4\",\"alerts\":[{\"status\":\"ʄʄ", "{\"ʄ\":1 ʄ", "{\"alerts\":[ʄ]}"] {
+            assert!(decode(body.as_bytes()).is_err(), "{body}");
+        }
+        let crash = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz-crash-multibyte-position.json"));
+        assert!(decode(&crash.unwrap()).is_err());
     }
 
     #[test]
