@@ -377,7 +377,8 @@ mod tests {
         for body in ["{\"version\":\"4\",\"alerts\":[{\"status\":\"ʄʄ", "{\"ʄ\":1 ʄ", "{\"alerts\":[ʄ]}"] {
             assert!(decode(body.as_bytes()).is_err(), "{body}");
         }
-        let crash = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz-crash-multibyte-position.json"));
+        let crash =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz-crash-multibyte-position.json"));
         assert!(decode(&crash.unwrap()).is_err());
     }
 
