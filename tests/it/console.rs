@@ -31,11 +31,7 @@ async fn console_page_is_self_contained() {
 /// without key material, the reload attempt, and the config line that flips `enabled`.
 #[tokio::test]
 async fn status_shows_counts_tls_and_the_enabled_line() {
-    let ok = Downstream::start().await;
-    let flaky = Downstream::start().await;
-    flaky.script([Answer::status(503)]);
-    let refusing = Downstream::start().await;
-    refusing.always(Answer::status(400));
+    let (ok, flaky, refusing) = crate::support::three_downstreams().await;
     let yaml = format!(
         "delivery:
   retry: {{initial_backoff: 10ms, max_backoff: 20ms}}

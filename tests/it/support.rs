@@ -861,17 +861,23 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
     amrelay::testmsg::rfc3339(time)
 }
 
+/// Three downstreams: one that accepts, one that fails once with 503, one that refuses with 400.
+pub async fn three_downstreams() -> (Downstream, Downstream, Downstream) {
+    let ok = Downstream::start().await;
+    let flaky = Downstream::start().await;
+    flaky.script([Answer::status(503)]);
+    let refusing = Downstream::start().await;
+    refusing.always(Answer::status(400));
+    (ok, flaky, refusing)
+}
+
 /// A relay with a spool after real traffic that makes every amrelay metric appear in its
 /// scrape: matched and filtered alerts, deliveries, a retry after a 503, a dead letter after a
 /// 400, a rejected batch, a reload, spool commits and the admin endpoints. Receiver names start with `prefix`, so that
 /// concurrent tests (the recorder is process-wide) count apart.
 pub async fn relay_after_traffic(prefix: &str) -> (TestRelay, Vec<Downstream>) {
     const MULTI: &str = include_str!("../fixtures/am-payload-multi.json");
-    let ok = Downstream::start().await;
-    let flaky = Downstream::start().await;
-    flaky.script([Answer::status(503)]);
-    let refusing = Downstream::start().await;
-    refusing.always(Answer::status(400));
+    let (ok, flaky, refusing) = three_downstreams().await;
     let yaml = format!(
         "delivery:
   retry: {{initial_backoff: 10ms, max_backoff: 50ms}}
