@@ -39,7 +39,8 @@ pub enum Destination<'s> {
     Only(&'s ActiveReceiver),
 }
 
-/// Evaluates the rules and encodes a payload for each receiver left with alerts.
+/// Evaluates the rules and encodes a payload for each receiver left with alerts; receivers left
+/// with none get an empty plan, so that their filtered alerts are counted on acceptance only.
 pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Destination<'s>) -> Vec<Planned<'s>> {
     let dedup = snapshot.delivery.dedup_window.is_some();
     let receivers: &[ActiveReceiver] = match destination {
@@ -57,8 +58,16 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
             }
         }
         if matched.is_empty() {
+            // Nothing to send, but its filtered alerts are counted if the batch is accepted.
             if !n.alerts.is_empty() {
-                receiver.pipeline.shared().metrics.filtered.increment(n.alerts.len() as u64);
+                plans.push(Planned {
+                    receiver,
+                    body: Bytes::new(),
+                    alerts: 0,
+                    matched: 0,
+                    filtered: n.alerts.len(),
+                    dedup_key: 0,
+                });
             }
             continue;
         }
@@ -111,6 +120,7 @@ pub async fn accept<'s>(
     dedup: Option<(&Dedup, Duration)>,
 ) -> Result<Accepted<'s>, Refused> {
     let mut accepted = Accepted::default();
+    let (plans, nothing): (Vec<Planned<'s>>, Vec<Planned<'s>>) = plans.into_iter().partition(|p| p.matched > 0);
     let plans: Vec<Planned<'s>> = match dedup {
         None => plans,
         Some((seen, window)) => plans
@@ -126,7 +136,12 @@ pub async fn accept<'s>(
             .collect(),
     };
     match queue_all(plans, group_key, spool, &mut accepted).await {
-        Ok(()) => Ok(accepted),
+        Ok(()) => {
+            for plan in nothing {
+                plan.receiver.pipeline.shared().metrics.filtered.increment(plan.filtered as u64);
+            }
+            Ok(accepted)
+        }
         Err((refused, claimed)) => {
             if let Some((seen, _)) = dedup {
                 seen.release(claimed);

@@ -172,3 +172,22 @@ async fn full_queue_refuses_the_whole_batch() {
     slow.wait_for(2).await;
     assert_eq!(other.received()[1].labels("n"), ["2"]);
 }
+
+/// Regression: a receiver whose rule takes nothing counted its filtered alerts even when the
+/// batch was then refused, so Alertmanager's retry counted them twice.
+#[tokio::test]
+async fn filtered_alerts_are_counted_only_for_accepted_batches() {
+    let slow = Downstream::start().await;
+    slow.always(Answer::status(200).delayed(Duration::from_secs(2)));
+    let yaml = format!(
+        "receivers:\n  - name: fc-full\n    url: {}\n    queue_capacity: 1\n  - name: fc-none\n    url: {}\n    conditions: [{{label: never, operator: Exists}}]\n",
+        slow.url("/"),
+        slow.url("/none")
+    );
+    let relay = TestRelay::start(&yaml).await;
+    let series = r#"amrelay_receiver_alerts_filtered_total{receiver="fc-none"}"#;
+    assert_eq!(relay.post("/webhook", batch("g1", vec![alert("firing", json!({"n": "1"}))])).await.status, 200);
+    assert_eq!(relay.metric(series).await, Some(1.0));
+    assert_eq!(relay.post("/webhook", batch("g2", vec![alert("firing", json!({"n": "2"}))])).await.status, 503);
+    assert_eq!(relay.metric(series).await, Some(1.0), "a refused batch counts nothing");
+}
