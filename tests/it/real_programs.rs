@@ -14,6 +14,15 @@ use crate::support::{
     rfc3339, run_program, start_server, url_encode,
 };
 
+/// A route that flushes a group within a second of its first alert, to one receiver `amrelay`.
+const FAST_ROUTE: &str = "route:
+  receiver: amrelay
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+";
+
 /// A real Alertmanager on 127.0.0.1 with `config` (its `{RELAY}` replaced), no cluster gossip,
 /// and storage in `dir`.
 async fn start_alertmanager(dir: &Path, config: &str) -> (ChildGuard, String) {
@@ -133,13 +142,7 @@ async fn alertmanager_notifications_reach_only_matching_downstreams() {
         &format!(
             "global:
   resolve_timeout: 1m
-route:
-  receiver: amrelay
-  group_by: [alertname]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
+{FAST_ROUTE}receivers:
   - name: amrelay
     webhook_configs:
       - url: {}
@@ -319,13 +322,7 @@ receivers:
     let (_alertmanager, alertmanager) = start_alertmanager(
         dir.path(),
         &format!(
-            "route:
-  receiver: amrelay
-  group_by: [alertname]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
+            "{FAST_ROUTE}receivers:
   - name: amrelay
     webhook_configs:
       - url: {webhook}
