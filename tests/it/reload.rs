@@ -6,7 +6,7 @@ use std::time::Duration;
 use amrelay::app::{Options, Relay};
 use serde_json::json;
 
-use crate::support::{Downstream, RelayProcess, TestRelay, alert, batch, get};
+use crate::support::{Answer, Downstream, RelayProcess, TestRelay, alert, batch, get};
 
 /// A config whose one receiver takes only alerts with `severity` in `values`.
 fn config(url: &str, name: &str, values: &str) -> String {
@@ -264,4 +264,65 @@ async fn sighup_and_reload_metrics_in_the_real_binary() {
     write_by_rename(&path, &config(&url, "proc", "warning"));
     relay.wait_metric("amrelay_config_last_reload_successful", 1.0).await;
     assert_eq!(severities_routed(&base, &downstream, "3").await, ["warning"]);
+}
+
+/// A reload that leaves a receiver's TLS settings alone keeps its connection pool: the next
+/// notification reuses the kept-alive connection.
+#[tokio::test]
+async fn an_unchanged_receiver_keeps_its_connections_across_a_reload() {
+    let downstream = Downstream::start().await;
+    let url = downstream.url("/");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amrelay.yml");
+    std::fs::write(&path, config(&url, "pool", "critical")).unwrap();
+    let relay = start_unwatched(&path).await;
+    let base = format!("http://{}", relay.local_addr());
+    severities_routed(&base, &downstream, "1").await;
+    // A different rule, the same endpoint.
+    std::fs::write(&path, config(&url, "pool", "critical, warning")).unwrap();
+    relay.state().reloader.reload().unwrap();
+    assert_eq!(severities_routed(&base, &downstream, "2").await, ["critical", "warning"]);
+    let received = downstream.received();
+    assert_eq!(received[0].peer, received[1].peer, "the second delivery used the pooled connection");
+    relay.shutdown().await;
+}
+
+/// Notifications already queued for a receiver that a reload changes go out with its new
+/// settings (a fixed URL helps them); those of a removed receiver are still delivered.
+#[tokio::test]
+async fn reloads_never_lose_queued_notifications() {
+    let broken = Downstream::start().await;
+    broken.always(Answer::status(503));
+    let fixed = Downstream::start().await;
+    let slow = Downstream::start().await;
+    slow.always(Answer::status(200).delayed(Duration::from_millis(300)));
+    let receivers = |changed_url: &str, with_removed: bool| {
+        let mut yaml = format!(
+            "delivery:\n  retry: {{max_attempts: 1000, initial_backoff: 20ms, max_backoff: 50ms}}\nreceivers:\n  - name: changed\n    url: {changed_url}\n"
+        );
+        if with_removed {
+            yaml.push_str(&format!("  - name: removed\n    url: {}\n", slow.url("/")));
+        }
+        yaml
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amrelay.yml");
+    std::fs::write(&path, receivers(&broken.url("/"), true)).unwrap();
+    let relay = start_unwatched(&path).await;
+    let base = format!("http://{}", relay.local_addr());
+    for n in 0..3 {
+        let reply = crate::support::post_json(&format!("{base}/webhook"), mixed_batch(&n.to_string())).await;
+        assert_eq!(reply.status, 200);
+    }
+    broken.wait_for(3).await; // retrying at the broken URL
+    std::fs::write(&path, receivers(&fixed.url("/"), false)).unwrap();
+    relay.state().reloader.reload().unwrap();
+
+    let mut ids: Vec<String> = fixed.wait_for(3).await.iter().map(|r| r.labels("id")[0].clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["0", "1", "2"], "the changed receiver's queue went to its new URL");
+    let mut ids: Vec<String> = slow.wait_for(3).await.iter().map(|r| r.labels("id")[0].clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["0", "1", "2"], "the removed receiver's queue was drained");
+    relay.shutdown().await;
 }

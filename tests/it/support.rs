@@ -180,6 +180,8 @@ pub struct Received {
     pub body: Value,
     /// The body exactly as received.
     pub raw_body: Bytes,
+    /// The client's address: the same one means the same (kept-alive) connection.
+    pub peer: SocketAddr,
     pub at: Instant,
     /// The status the downstream answered.
     pub answered: u16,
@@ -239,13 +241,13 @@ impl Downstream {
         let server = downstream.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
                 let server = server.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| server.clone().answer(request));
+                    let service = service_fn(move |request| server.clone().answer(request, peer));
                     let builder = auto::Builder::new(TokioExecutor::new());
                     match acceptor {
                         Some(acceptor) => {
@@ -278,7 +280,7 @@ impl Downstream {
         self.state.lock().unwrap().fallback = Some(answer);
     }
 
-    async fn answer(self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    async fn answer(self, request: Request<Incoming>, peer: SocketAddr) -> Result<Response<Full<Bytes>>, Infallible> {
         let at = Instant::now();
         let (parts, body) = request.into_parts();
         let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -290,6 +292,7 @@ impl Downstream {
                 headers: parts.headers,
                 body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                 raw_body: body.clone(),
+                peer,
                 at,
                 answered: answer.status,
             });
