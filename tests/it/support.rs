@@ -182,6 +182,8 @@ pub struct Received {
     pub raw_body: Bytes,
     /// The client's address: the same one means the same (kept-alive) connection.
     pub peer: SocketAddr,
+    /// HTTP/1.1 or HTTP/2.
+    pub version: http::Version,
     pub at: Instant,
     /// The status the downstream answered.
     pub answered: u16,
@@ -293,6 +295,7 @@ impl Downstream {
                 body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                 raw_body: body.clone(),
                 peer,
+                version: parts.version,
                 at,
                 answered: answer.status,
             });

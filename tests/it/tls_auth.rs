@@ -93,6 +93,8 @@ async fn https_verifies_the_server_certificate() {
     let mut paths: Vec<_> = downstream.received().into_iter().map(|r| r.path).collect();
     paths.sort();
     assert_eq!(paths, ["/ca", "/insecure", "/name"]);
+    // The test downstream offers h2 by ALPN, and amrelay's client takes it.
+    assert!(downstream.received().iter().all(|r| r.version == http::Version::HTTP_2));
 }
 
 /// A downstream that requires a client certificate gets one when configured, refuses otherwise.
