@@ -1,23 +1,27 @@
 //! Putting the relay together: build (load config, start pipelines, bind), run, drain.
 //!
 //! [`Relay::start`] does everything that may fail — an invalid config or an unusable listen
-//! address is reported before anything is served. [`Relay::shutdown`] stops accepting, lets open
-//! requests finish, and gives queued notifications until the shutdown timeout to be delivered.
+//! address is reported before anything is served. [`Relay::run`] serves until its shutdown
+//! future completes; [`Relay::shutdown`] then stops accepting, lets open requests finish, and
+//! gives queued notifications until the shutdown timeout to be delivered. Every dispatcher is
+//! tracked by one `TaskTracker`, and shutdown is two `CancellationToken`s (drain, then stop), so
+//! the drain waits on the tasks themselves, never by polling counters.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::queue;
+use crate::queue::{self, Runtime};
+use crate::reload::Reloader;
 use crate::server::{self, AppState};
-use crate::snapshot::Reloader;
 use crate::spool::{DeadInfo, Spool, Stored};
 
 /// What the command line decides.
@@ -49,8 +53,8 @@ impl Options {
 pub struct Relay {
     local_addr: SocketAddr,
     state: Arc<AppState>,
-    stop: Option<oneshot::Sender<()>>,
-    stop_workers: watch::Sender<bool>,
+    /// Cancelled to stop accepting connections.
+    stop_serving: CancellationToken,
     server: JoinHandle<()>,
     watcher: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
@@ -61,7 +65,7 @@ impl Relay {
     pub async fn start(options: Options) -> anyhow::Result<Relay> {
         let metrics = crate::metrics::install();
         let config = crate::config::load(&options.config_file).map_err(|e| {
-            crate::snapshot::record_result(false);
+            crate::reload::record_result(false);
             anyhow::anyhow!("{e}")
         })?;
         let (spool, restored) = match &config.delivery.spool {
@@ -78,9 +82,7 @@ impl Relay {
                 (Spool::memory(config.delivery.max_dead_letters), Vec::new())
             }
         };
-        let spool = Arc::new(spool);
-        let (stop_workers, stopping) = watch::channel(false);
-        let reloader = Reloader::start(&options.config_file, config, spool.clone(), stopping);
+        let reloader = Reloader::start(&options.config_file, config, Runtime::new(Arc::new(spool)));
         restore(&reloader, restored);
         let address =
             options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());
@@ -89,13 +91,11 @@ impl Relay {
         let http_metrics = crate::server::HttpMetrics::new();
         let state =
             Arc::new(AppState { http_metrics, reloader, metrics, ready: false.into(), started_at: SystemTime::now() });
-        let (stop, stopped) = oneshot::channel::<()>();
+        let stop_serving = CancellationToken::new();
         let server = tokio::spawn(server::serve(
             listener,
             state.clone(),
-            async {
-                let _ = stopped.await;
-            },
+            stop_serving.clone().cancelled_owned(),
             options.shutdown_timeout,
         ));
         let watcher = if options.watch_config {
@@ -109,15 +109,7 @@ impl Relay {
             address = %local_addr, config = %options.config_file.display(), receivers = snapshot.receivers.len(),
             version = env!("CARGO_PKG_VERSION"), "amrelay started"
         );
-        Ok(Relay {
-            local_addr,
-            state,
-            stop: Some(stop),
-            stop_workers,
-            server,
-            watcher,
-            shutdown_timeout: options.shutdown_timeout,
-        })
+        Ok(Relay { local_addr, state, stop_serving, server, watcher, shutdown_timeout: options.shutdown_timeout })
     }
 
     /// The address the listener is bound to.
@@ -130,32 +122,55 @@ impl Relay {
         &self.state
     }
 
+    /// Reloads the config file, as SIGHUP and `POST /-/reload` do. Errors are also logged and
+    /// counted; the running config stays.
+    pub async fn reload(&self) -> Result<(), crate::config::ConfigError> {
+        let state = self.state.clone();
+        match tokio::task::spawn_blocking(move || state.reloader.reload()).await {
+            Ok(result) => result,
+            Err(e) => Err(crate::config::ConfigError {
+                file: self.state.reloader.path().to_owned(),
+                issues: vec![crate::config::Issue {
+                    position: None,
+                    field: String::new(),
+                    message: format!("reload task failed: {e}"),
+                }],
+            }),
+        }
+    }
+
+    /// Serves until `shutdown` completes, then drains (see [`Relay::shutdown`]).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> usize {
+        shutdown.await;
+        tracing::info!("shutdown requested; draining");
+        self.shutdown().await
+    }
+
     /// Stops accepting and finishes open requests. With a persistent spool, workers then stop
     /// after their current attempt and the spool is flushed: everything not yet delivered is
     /// delivered after the next start. Without one, queued notifications get until the shutdown
     /// timeout to be delivered. Returns how many notifications are left undelivered.
     pub async fn shutdown(mut self) -> usize {
-        let deadline = Instant::now() + self.shutdown_timeout;
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         self.state.ready.store(false, Ordering::Relaxed);
         if let Some(watcher) = self.watcher.take() {
             watcher.abort();
         }
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop_serving.cancel();
         let _ = (&mut self.server).await;
-        let spool = self.state.reloader.spool.clone();
-        let pipelines = self.state.reloader.pipelines();
+        let reloader = &self.state.reloader;
+        let runtime = reloader.runtime();
+        let spool = reloader.spool().clone();
+        runtime.tracker.close();
         if !spool.is_persistent() {
-            while queue::total_depth(&pipelines) > 0 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            // Dispatchers take nothing new, deliver what they hold, and exit.
+            runtime.drain.cancel();
+            let _ = tokio::time::timeout_at(deadline, runtime.tracker.wait()).await;
         }
-        let _ = self.stop_workers.send(true);
-        while queue::total_in_flight(&pipelines) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let left = queue::total_depth(&pipelines);
+        // Whatever is still running stops after its current attempt.
+        runtime.stop.cancel();
+        let _ = tokio::time::timeout_at(deadline, runtime.tracker.wait()).await;
+        let left = queue::total_depth(&reloader.pipelines());
         spool.close().await;
         match (left, spool.is_persistent()) {
             (0, _) => tracing::info!("all accepted notifications delivered; exiting"),
@@ -179,11 +194,9 @@ fn restore(reloader: &Reloader, restored: Vec<Stored>) {
     for stored in restored {
         match snapshot.receiver(&stored.receiver) {
             Some(receiver) => {
-                let pipeline = &receiver.pipeline;
                 metrics::counter!(crate::metrics::NOTIFICATIONS_RESTORED, "receiver" => stored.receiver.clone())
                     .increment(1);
-                let slot = pipeline.reserve_restored();
-                pipeline.push(queue::restored_item(stored, slot));
+                crate::accept::restore(&receiver.pipeline, stored);
             }
             None => {
                 tracing::error!(receiver = %stored.receiver, group_key = %stored.header.group_key,
@@ -194,7 +207,7 @@ fn restore(reloader: &Reloader, restored: Vec<Stored>) {
                     error: "receiver no longer in the config".into(),
                     at_unix_ms: crate::spool::unix_ms(SystemTime::now()),
                 };
-                reloader.spool.dead_letter(
+                reloader.spool().dead_letter(
                     &stored.receiver.as_str().into(),
                     stored.seq,
                     stored.header,

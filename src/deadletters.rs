@@ -5,13 +5,12 @@
 //! that did get it after all can drop the duplicate. One whose receiver is gone from the config
 //! or whose queue is full stays a dead letter.
 
-use std::time::{Instant, SystemTime};
-
 use serde::Serialize;
 
-use crate::queue::Queued;
+use crate::accept::{self, Offer};
+use crate::deliver::Outbound;
 use crate::snapshot::Snapshot;
-use crate::spool::{NewRecord, Spool, SpoolError, unix_ms};
+use crate::spool::{Spool, SpoolError, Stored};
 
 /// A dead letter as the API shows it: no body, no secrets.
 #[derive(Debug, Serialize)]
@@ -65,7 +64,8 @@ pub struct Replayed {
     pub skipped: usize,
 }
 
-/// Replays the dead letters of `receiver` (or all) into the current receivers' queues.
+/// Replays the dead letters of `receiver` (or all) into the current receivers' queues, each
+/// through the same acceptance as a new notification (queue place, spool, push).
 pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) -> Result<Replayed, SpoolError> {
     let mut outcome = Replayed::default();
     for stored in spool.take_dead_letters(receiver).await? {
@@ -74,37 +74,20 @@ pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) 
             spool.return_dead_letter(stored);
             continue;
         };
-        let Some(slot) = active.pipeline.reserve() else {
-            outcome.skipped += 1;
-            spool.return_dead_letter(stored);
-            continue;
-        };
-        let mut header = stored.header.clone();
-        header.dead = None;
-        header.attempts = 0;
-        header.accepted_unix_ms = unix_ms(SystemTime::now());
-        let name = active.pipeline.shared().name.clone();
-        let record = NewRecord { receiver: name.clone(), header: header.clone(), body: stored.body.clone() };
-        match spool.append(vec![record], 1).await {
-            Ok(seqs) => {
-                metrics::counter!(crate::metrics::DEAD_LETTERS_REPLAYED, "receiver" => name.to_string()).increment(1);
+        let (seq, header, body) = (stored.seq, stored.header.clone(), stored.body.clone());
+        let offer = Offer { pipeline: &active.pipeline, outbound: Outbound::replayed(stored), dedup_key: None };
+        match accept::accept(vec![offer], spool, None).await {
+            Ok(_) => {
+                let name = &active.config.name;
+                metrics::counter!(crate::metrics::DEAD_LETTERS_REPLAYED, "receiver" => name.clone()).increment(1);
                 tracing::info!(receiver = %name, group_key = %header.group_key, id = %header.id, "dead letter replayed");
-                active.pipeline.push(Queued {
-                    id: header.id,
-                    seq: seqs[0],
-                    group_key: header.group_key.into(),
-                    body: stored.body,
-                    alerts: header.alerts,
-                    accepted_at: Instant::now(),
-                    accepted_unix_ms: header.accepted_unix_ms,
-                    attempts: 0,
-                    slot,
-                });
                 outcome.replayed += 1;
             }
             Err(_) => {
+                // Queue full or spool refused: it stays a dead letter, as it was.
                 outcome.skipped += 1;
-                spool.return_dead_letter(stored);
+                let receiver = active.config.name.clone();
+                spool.return_dead_letter(Stored { receiver, seq, header, body });
             }
         }
     }

@@ -4,27 +4,36 @@
 //! its rules select, as a valid version "4" payload, with the receiver's auth and TLS, retried
 //! until delivered. The modules, in the order a request flows through them:
 //!
-//! 1. [`server`] — the listener (plain or TLS, limits, sender auth) and the routes; the webhook
-//!    handler reads the body within `max_request_bytes`.
+//! 1. [`server`] — the listener (plain or TLS, limits) and the routes. A request loads the
+//!    current [`snapshot`] once, checks the sender's credentials against it, and hands that same
+//!    snapshot to its handler; the webhook handler reads the body within `max_request_bytes`.
 //! 2. [`payload`] — decodes the body in one pass, borrowing from it: each alert is kept as the
 //!    bytes received and parsed only for `status`, `labels` and `annotations`.
-//! 3. [`snapshot`] — the current config, swapped atomically by every reload (file watcher in
-//!    [`watch`], SIGHUP, `/-/reload`); a request loads it once and finishes on it.
-//! 4. [`route`] — evaluates each receiver's [`rule`] (label conditions and Alertmanager
-//!    matchers, compiled and interned at load) and encodes each receiver's payload; then accepts
-//!    the batch into every receiver's queue, or into none.
-//! 5. [`spool`] — with a spool, the batch is on disk (group commit) before the 200; [`dedup`]
-//!    drops HA duplicates.
-//! 6. [`queue`] — each receiver's bounded queue and dispatcher: per-groupKey order, bounded
+//! 3. [`route`] — pure: evaluates each receiver's [`rule`] (label conditions and Alertmanager
+//!    matchers, compiled and interned at load) and encodes each receiver's payload.
+//! 4. [`accept`] — the one way into a queue, for new batches, replayed dead letters and restored
+//!    notifications alike: reserve a place at every receiver, drop duplicates ([`dedup`]), write
+//!    to the [`spool`] (group commit), push; all receivers or none.
+//! 5. [`queue`] — each receiver's bounded queue and dispatcher: per-groupKey order, bounded
 //!    concurrency.
-//! 7. [`deliver`] — one attempt through the receiver's pooled client ([`tls`], [`signing`]),
-//!    backoff and retries, and dead letters ([`deadletters`] lists and replays them).
+//! 6. [`deliver`] — one notification's attempts through the receiver's pooled client ([`tls`],
+//!    [`signing`], an authorizer per attempt), backoff and retries, and dead letters
+//!    ([`deadletters`] lists and replays them).
 //!
-//! Beside the flow: [`config`] (the YAML file, validated completely with every error's
-//! position), [`metrics`] (every metric name), [`testmsg`] and [`explain`] (test messages and
-//! route explanations for operators), [`app`] (build, run, drain), [`cli`] and [`logging`].
+//! Beside the flow: [`config`] (parsing the YAML file with every error's position: pure, given
+//! its inputs), [`reload`] (file → validated config → new snapshot, swapped atomically; the
+//! file watcher in [`watch`], SIGHUP and `/-/reload` all go through it), [`metrics`] (every
+//! metric name), [`testmsg`] and [`explain`] (test messages and route explanations for
+//! operators), [`app`] (build, run, drain), [`cli`] and [`logging`].
+//!
+//! Layers, each using only those below it: `app`/`cli` → `server`/`watch` → `reload` →
+//! `accept`/`deadletters` → `route`/`snapshot` → `queue` → `deliver` → `spool`/`tls`/`signing` →
+//! `config`/`rule`/`payload` → `fingerprint`/`metrics`. The request path takes no lock:
+//! `clippy.toml` bans `std::sync::Mutex` and `RwLock`, and the few modules off the request path
+//! that use one say so with an explicit `allow`.
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -32,10 +41,12 @@ pub mod deadletters;
 pub mod dedup;
 pub mod deliver;
 pub mod explain;
+pub mod fingerprint;
 pub mod logging;
 pub mod metrics;
 pub mod payload;
 pub mod queue;
+pub mod reload;
 pub mod route;
 pub mod rule;
 pub mod server;
@@ -44,4 +55,5 @@ pub mod snapshot;
 pub mod spool;
 pub mod testmsg;
 pub mod tls;
+pub mod verified;
 pub mod watch;

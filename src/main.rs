@@ -1,4 +1,5 @@
-//! The `amrelay` binary: parse flags, set up logging, run until a signal, drain.
+//! The `amrelay` binary: parse flags, set up logging, run a subcommand or the relay until a
+//! signal, drain. One error path: whatever fails is logged once, here, and the exit code is 1.
 
 use std::process::ExitCode;
 
@@ -9,17 +10,23 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match &cli.command {
-        Some(Command::CheckConfig { files }) => {
-            return if check_config(files) { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    amrelay::logging::init(cli.log_level, cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "amrelay failed");
+            ExitCode::FAILURE
         }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let success = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    match &cli.command {
+        Some(Command::CheckConfig { files }) => Ok(success(check_config(files))),
         Some(Command::SendTest { receiver }) => {
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-            return if runtime.block_on(send_test(&cli.config_file, receiver)) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            Ok(success(runtime.block_on(send_test(&cli.config_file, receiver))))
         }
         Some(Command::RouteTest { payload, alerts, expect, json }) => {
             let args = RouteTestArgs {
@@ -29,22 +36,14 @@ fn main() -> ExitCode {
                 expect: expect.as_deref(),
                 json: *json,
             };
-            return ExitCode::from(route_test(&args));
+            Ok(ExitCode::from(route_test(&args)))
         }
-        None => {}
-    }
-    amrelay::logging::init(cli.log_level, cli.log_format);
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "amrelay failed");
-            ExitCode::FAILURE
-        }
+        None => tokio::runtime::Runtime::new()?.block_on(serve(cli)),
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the relay until SIGTERM or SIGINT; SIGHUP reloads the config.
+async fn serve(cli: Cli) -> anyhow::Result<ExitCode> {
     let options = Options {
         listen_address: cli.listen_address,
         shutdown_timeout: cli.shutdown_timeout,
@@ -55,18 +54,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    loop {
-        tokio::select! {
-            _ = hangup.recv() => {
-                let state = relay.state().clone();
-                // Errors are logged and counted by the reloader itself.
-                let _ = tokio::task::spawn_blocking(move || state.reloader.reload()).await;
+    let reloads = relay.state().clone();
+    let shutdown = async move {
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    let state = reloads.clone();
+                    // Errors are logged and counted by the reloader itself.
+                    let _ = tokio::task::spawn_blocking(move || state.reloader.reload()).await;
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
             }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
         }
-    }
-    tracing::info!("shutdown requested; draining");
-    relay.shutdown().await;
-    Ok(())
+    };
+    relay.run(shutdown).await;
+    Ok(ExitCode::SUCCESS)
 }

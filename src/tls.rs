@@ -46,7 +46,7 @@ impl ClientTlsOptions {
         bytes.extend_from_slice(server_name.unwrap_or("").as_bytes());
         bytes.push(self.insecure_skip_verify as u8);
         bytes.push(self.min_version as u8);
-        crate::config::fnv1a(&bytes)
+        crate::fingerprint::fnv1a(&bytes)
     }
 }
 

@@ -241,7 +241,7 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         validate::validate(raw, &base_dir).map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
     Ok(Config {
         source: path.to_owned(),
-        hash: fnv1a(text.as_bytes()),
+        hash: crate::fingerprint::fnv1a(text.as_bytes()),
         server: validated.server,
         delivery: validated.delivery,
         receivers: validated.receivers,
@@ -265,14 +265,4 @@ fn strip_position(message: &str) -> String {
         Some(at) if message[at..].contains(", column ") => message[..at].to_owned(),
         _ => message.to_owned(),
     }
-}
-
-/// FNV-1a, cut to 48 bits so it is exact as a Prometheus sample value.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash & 0xffff_ffff_ffff
 }

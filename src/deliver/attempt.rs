@@ -8,10 +8,11 @@ use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
+use super::Authorizer;
 use super::backoff::parse_retry_after;
 use super::client::{self, HttpClient};
 use crate::config::{Endpoint, RetryPolicy};
@@ -25,11 +26,13 @@ pub const USER_AGENT_VALUE: &str = concat!("amrelay/", env!("CARGO_PKG_VERSION")
 /// The `Idempotency-Key` header, stable across retries of one notification.
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
-/// A receiver's endpoint, ready to send to: URL, headers with auth, client with its pool.
+/// A receiver's endpoint, ready to send to: URL, headers, credentials, client with its pool.
 #[derive(Debug)]
 pub struct Target {
     pub url: Uri,
     pub headers: HeaderMap,
+    /// Adds the credentials to each attempt.
+    pub authorizer: Authorizer,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub client: HttpClient,
@@ -44,7 +47,7 @@ impl Target {
     /// settings are the same.
     pub fn new(endpoint: &Endpoint, previous: Option<&Target>) -> Target {
         let proxy_key = endpoint.proxy.as_ref().map_or(0, |p| {
-            crate::config::fnv1a(
+            crate::fingerprint::fnv1a(
                 format!("{}\0{}", p.url, p.authorization.as_ref().map_or("", |a| a.expose())).as_bytes(),
             )
         });
@@ -59,12 +62,10 @@ impl Target {
         for (name, value) in &endpoint.headers {
             headers.append(name.clone(), value.clone());
         }
-        if let Some(value) = endpoint.auth.header_value() {
-            headers.insert(AUTHORIZATION, value);
-        }
         Target {
             url: endpoint.url.clone(),
             headers,
+            authorizer: Authorizer::new(&endpoint.auth),
             timeout: endpoint.timeout,
             retry: endpoint.retry,
             client,
@@ -85,6 +86,7 @@ impl Target {
             .body(Full::new(body))
             .expect("valid request parts");
         *request.headers_mut() = self.headers.clone();
+        self.authorizer.authorize(request.headers_mut()).await?;
         if let Some(signature) = signature {
             signature.insert_into(request.headers_mut());
         }
@@ -134,6 +136,8 @@ pub enum FailureKind {
     Connect,
     Tls,
     Timeout,
+    /// The credentials for the attempt could not be had (e.g. a token endpoint failed).
+    Auth,
     Status(StatusCode),
     Other,
 }
@@ -165,12 +169,13 @@ impl Failure {
             FailureKind::Connect => "connect",
             FailureKind::Tls => "tls",
             FailureKind::Timeout => "timeout",
+            FailureKind::Auth => "auth",
             FailureKind::Status(s) => status_class(s),
             FailureKind::Other => "other",
         }
     }
 
-    /// The kind as a word for APIs: `dns`, `connect`, `tls`, `timeout`, `http_status`, `other`.
+    /// The kind as a word for APIs: `dns`, `connect`, `tls`, `timeout`, `auth`, `http_status`, `other`.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             FailureKind::Status(_) => "http_status",

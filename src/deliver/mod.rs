@@ -2,18 +2,30 @@
 //!
 //! The budget is `max_attempts` attempts within `max_elapsed` of acceptance. The target is loaded
 //! afresh for every attempt, so a reload that fixes a URL or a token helps notifications already
-//! retrying.
+//! retrying. This module knows nothing of queues: [`crate::queue`] decides when a notification is
+//! delivered (per-groupKey order, concurrency) and calls [`deliver`].
 
 mod attempt;
+mod auth;
 mod backoff;
 mod client;
+mod counts;
+mod downstream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
 
 pub use attempt::{Failure, FailureKind, IDEMPOTENCY_KEY, Target, USER_AGENT_VALUE, status_class};
+pub use auth::Authorizer;
 pub use backoff::{delay, parse_retry_after};
 pub use client::HttpClient;
+pub use counts::{CountsView, DeliveryCounts};
+pub use downstream::{DeliveryMetrics, DeliveryState, Downstream};
 
 use crate::metrics as m;
-use crate::queue::{Queued, Shared};
+use crate::spool::{Header, Stored, unix_ms};
 
 /// Why a notification was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,37 +49,101 @@ impl DeadLetterReason {
     }
 }
 
-/// Delivers `item`, retrying as its receiver's policy allows. Consumes the item: its queue slot is
-/// released when this returns. At shutdown it returns after the current attempt, leaving the
-/// notification in the spool for the next start.
-pub async fn deliver(shared: &Shared, item: Queued) {
+/// One receiver's notification, as it is sent, retried, spooled and dead-lettered.
+#[derive(Debug)]
+pub struct Outbound {
+    /// Stable across retries and restarts: sent as `Idempotency-Key`.
+    pub id: String,
+    /// Its place in the spool (assigned when it is accepted).
+    pub seq: u64,
+    pub group_key: Arc<str>,
+    pub body: Bytes,
+    pub alerts: usize,
+    /// When it was accepted, for `max_elapsed` and the latency metric.
+    pub accepted_at: Instant,
+    pub accepted_unix_ms: u64,
+    /// Attempts already made (before a restart).
+    pub attempts: u32,
+}
+
+impl Outbound {
+    /// A notification accepted now, not yet numbered by the spool.
+    pub fn new(id: String, group_key: Arc<str>, body: Bytes, alerts: usize) -> Outbound {
+        Outbound {
+            id,
+            seq: 0,
+            group_key,
+            body,
+            alerts,
+            accepted_at: Instant::now(),
+            accepted_unix_ms: unix_ms(SystemTime::now()),
+            attempts: 0,
+        }
+    }
+
+    /// A notification read back from the spool, with its age and the attempts already made.
+    pub fn restored(stored: Stored) -> Outbound {
+        let age = Duration::from_millis(unix_ms(SystemTime::now()).saturating_sub(stored.header.accepted_unix_ms));
+        Outbound {
+            id: stored.header.id,
+            seq: stored.seq,
+            group_key: stored.header.group_key.into(),
+            body: stored.body,
+            alerts: stored.header.alerts,
+            accepted_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+            accepted_unix_ms: stored.header.accepted_unix_ms,
+            attempts: stored.header.attempts,
+        }
+    }
+
+    /// A dead letter sent again: same id (so a downstream that got it can drop it), a fresh budget.
+    pub fn replayed(stored: Stored) -> Outbound {
+        Outbound::new(stored.header.id, stored.header.group_key.into(), stored.body, stored.header.alerts)
+    }
+
+    /// The spool header describing this notification.
+    pub fn header(&self) -> Header {
+        Header {
+            group_key: self.group_key.to_string(),
+            id: self.id.clone(),
+            accepted_unix_ms: self.accepted_unix_ms,
+            attempts: self.attempts,
+            alerts: self.alerts,
+            dead: None,
+        }
+    }
+}
+
+/// Delivers `item`, retrying as its receiver's policy allows, until it is delivered or
+/// dead-lettered. At shutdown it returns after the current attempt, leaving the notification in
+/// the spool for the next start.
+pub async fn deliver(downstream: &Downstream, item: Outbound) {
     let mut attempt: u32 = item.attempts;
-    let mut stopping = shared.stopping.clone();
     loop {
-        if *stopping.borrow() {
+        if downstream.stop.is_cancelled() {
             return;
         }
         attempt += 1;
-        let target = shared.target.load_full();
+        let target = downstream.target.load_full();
         let (result, took) = attempt::timed(target.send(item.body.clone(), Some(&item.id))).await;
-        shared.metrics.attempt_duration.record(took.as_secs_f64());
+        downstream.metrics.attempt_duration.record(took.as_secs_f64());
         let failure = match result {
             Ok(status) => {
                 debug_assert_eq!(status_class(status), "2xx");
-                shared.metrics.attempts_2xx.increment(1);
-                shared.spool.delivered(&shared.name, item.seq, item.body.len());
-                shared.metrics.delivered.increment(1);
-                shared.counts.delivered();
-                shared.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
-                shared.state.lock().expect("state lock").record_success(&shared.name);
-                tracing::debug!(receiver = %shared.name, group_key = %item.group_key, attempt, alerts = item.alerts, "delivered");
+                downstream.metrics.attempts_2xx.increment(1);
+                downstream.spool.delivered(&downstream.name, item.seq, item.body.len());
+                downstream.metrics.delivered.increment(1);
+                downstream.counts.delivered();
+                downstream.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
+                downstream.record_success();
+                tracing::debug!(receiver = %downstream.name, group_key = %item.group_key, attempt, alerts = item.alerts, "delivered");
                 return;
             }
             Err(failure) => failure,
         };
-        metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => shared.name.to_string(), "outcome" => failure.outcome_label()).increment(1);
-        shared.counts.failed_attempt();
-        shared.state.lock().expect("state lock").record_failure(&shared.name, failure.to_string());
+        metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => downstream.name.to_string(), "outcome" => failure.outcome_label()).increment(1);
+        downstream.counts.failed_attempt();
+        downstream.record_failure(failure.to_string());
 
         let policy = target.retry;
         let wait = delay(&policy, attempt, failure.retry_after);
@@ -81,35 +157,35 @@ pub async fn deliver(shared: &Shared, item: Queued) {
             None
         };
         if let Some(reason) = give_up {
-            dead_letter(shared, item, attempt, reason, &failure);
+            dead_letter(downstream, item, attempt, reason, &failure);
             return;
         }
-        shared.spool.attempted(&shared.name, item.seq, attempt);
+        downstream.spool.attempted(&downstream.name, item.seq, attempt);
         tracing::warn!(
-            receiver = %shared.name, group_key = %item.group_key, attempt, error = %failure,
+            receiver = %downstream.name, group_key = %item.group_key, attempt, error = %failure,
             retry_in = %crate::config::duration::format(wait), "delivery failed, will retry"
         );
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = stopping.wait_for(|stop| *stop) => return,
+            () = downstream.stop.cancelled() => return,
         }
     }
 }
 
-fn dead_letter(shared: &Shared, item: Queued, attempts: u32, reason: DeadLetterReason, failure: &Failure) {
-    shared.counts.dead_lettered();
-    metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => shared.name.to_string(), "reason" => reason.as_str()).increment(1);
+fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: DeadLetterReason, failure: &Failure) {
+    downstream.counts.dead_lettered();
+    metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => downstream.name.to_string(), "reason" => reason.as_str()).increment(1);
     tracing::error!(
-        receiver = %shared.name, group_key = %item.group_key, id = %item.id, alerts = item.alerts, attempts,
+        receiver = %downstream.name, group_key = %item.group_key, id = %item.id, alerts = item.alerts, attempts,
         reason = reason.as_str(), error = %failure, "notification dead-lettered"
     );
     let mut header = item.header();
     header.attempts = attempts;
     let info = crate::spool::DeadInfo {
-        receiver: shared.name.to_string(),
+        receiver: downstream.name.to_string(),
         reason: reason.as_str().to_owned(),
         error: failure.to_string(),
-        at_unix_ms: crate::spool::unix_ms(std::time::SystemTime::now()),
+        at_unix_ms: unix_ms(SystemTime::now()),
     };
-    shared.spool.dead_letter(&shared.name, item.seq, header, item.body, info);
+    downstream.spool.dead_letter(&downstream.name, item.seq, header, item.body, info);
 }

@@ -5,6 +5,10 @@
 //! one. Nothing is superseded: Alertmanager forgets resolved alerts once a notification was
 //! accepted, so an older notification may be the only one that reports a resolution.
 //! Different groups proceed independently, up to `max_concurrency` at once.
+//!
+//! It runs until its pipeline is dropped (a removed receiver) or shutdown drains it, and then
+//! until everything it took is finished; at `stop` it starts nothing new and its workers return
+//! after their current attempt.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -12,24 +16,29 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use super::{Queued, Shared};
-use crate::deliver;
+use super::{QueueCounters, Queued};
+use crate::deliver::{self, Downstream};
 
-/// Runs until the pipeline is dropped and everything queued is finished.
-pub async fn run(mut rx: mpsc::UnboundedReceiver<Queued>, shared: Arc<Shared>) {
+/// Runs until the pipeline is dropped or drained and everything queued is finished.
+pub async fn run(
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+    downstream: Arc<Downstream>,
+    counters: Arc<QueueCounters>,
+    drain: CancellationToken,
+) {
     let mut waiting: HashMap<Arc<str>, VecDeque<Queued>> = HashMap::new();
     let mut in_flight: HashSet<Arc<str>> = HashSet::new();
     let mut ready: VecDeque<Arc<str>> = VecDeque::new();
     let mut workers: JoinSet<()> = JoinSet::new();
     let mut worker_groups: HashMap<tokio::task::Id, Arc<str>> = HashMap::new();
     let mut open = true;
-    let mut stop_signal = shared.stopping.clone();
-    let mut stop_signal_alive = true;
+    let stop = downstream.stop.clone();
 
     loop {
-        let stopping = *shared.stopping.borrow();
-        while !stopping && workers.len() < shared.max_concurrency.load(Ordering::Relaxed).max(1) {
+        let stopping = stop.is_cancelled();
+        while !stopping && workers.len() < counters.max_concurrency.load(Ordering::Relaxed).max(1) {
             let Some(group) = ready.pop_front() else {
                 break;
             };
@@ -37,11 +46,12 @@ pub async fn run(mut rx: mpsc::UnboundedReceiver<Queued>, shared: Arc<Shared>) {
                 continue;
             };
             in_flight.insert(group.clone());
-            let worker_shared = shared.clone();
-            shared.in_flight.fetch_add(1, Ordering::Relaxed);
+            let downstream = downstream.clone();
             let handle = workers.spawn(async move {
-                deliver::deliver(&worker_shared, item).await;
-                worker_shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                let Queued { outbound, slot } = item;
+                deliver::deliver(&downstream, outbound).await;
+                // The place in the queue is freed only once the notification is finished.
+                drop(slot);
             });
             worker_groups.insert(handle.id(), group);
         }
@@ -49,12 +59,12 @@ pub async fn run(mut rx: mpsc::UnboundedReceiver<Queued>, shared: Arc<Shared>) {
             break;
         }
         tokio::select! {
-            changed = stop_signal.changed(), if stop_signal_alive && !stopping => {
-                stop_signal_alive = changed.is_ok();
-            }
+            () = stop.cancelled(), if !stopping => {}
+            // Shutdown without a spool: take what was sent, nothing more, then finish it.
+            () = drain.cancelled(), if open && !rx.is_closed() => rx.close(),
             item = rx.recv(), if open => match item {
                 Some(item) => {
-                    let group = item.group_key.clone();
+                    let group = item.outbound.group_key.clone();
                     let queue = waiting.entry(group.clone()).or_default();
                     queue.push_back(item);
                     if queue.len() == 1 && !in_flight.contains(&group) {
@@ -67,7 +77,7 @@ pub async fn run(mut rx: mpsc::UnboundedReceiver<Queued>, shared: Arc<Shared>) {
                 let id = match done {
                     Ok((id, ())) => id,
                     Err(e) => {
-                        tracing::error!(receiver = %shared.name, error = %e, "delivery worker failed");
+                        tracing::error!(receiver = %downstream.name, error = %e, "delivery worker failed");
                         e.id()
                     }
                 };
@@ -82,5 +92,5 @@ pub async fn run(mut rx: mpsc::UnboundedReceiver<Queued>, shared: Arc<Shared>) {
             }
         }
     }
-    tracing::debug!(receiver = %shared.name, "pipeline drained and stopped");
+    tracing::debug!(receiver = %downstream.name, "pipeline drained and stopped");
 }

@@ -1,66 +1,37 @@
 //! Each receiver's delivery pipeline: a bounded queue, its dispatcher and its workers.
 //!
 //! A pipeline is created once per receiver name and survives reloads: a reload swaps its
-//! [`Target`] (URL, auth, TLS, retry policy) and limits in place, so queued notifications are
-//! delivered with the newest settings and their per-groupKey order is never broken by a second
-//! queue for the same receiver. A removed receiver's pipeline is dropped by the snapshots that
-//! held it; its dispatcher then drains what is queued and exits.
+//! downstream's [`Target`] (URL, auth, TLS, retry policy) and its limits in place, so queued
+//! notifications are delivered with the newest settings and their per-groupKey order is never
+//! broken by a second queue for the same receiver. A removed receiver's pipeline is dropped by the
+//! snapshots that held it; its dispatcher then drains what is queued and exits.
 //!
-//! **Acceptance is all-or-nothing.** The request path first [`Pipeline::reserve`]s a slot in every
-//! receiver a batch goes to (a semaphore permit: lock-free, never waits); only when every
-//! reservation succeeded are the notifications [`Pipeline::push`]ed. A failed reservation drops
-//! the slots already taken, so a 503 leaves no trace at any receiver.
+//! **Acceptance is all-or-nothing** (see [`crate::accept`]): the request path first
+//! [`Pipeline::reserve`]s a slot in every receiver a batch goes to (a semaphore permit:
+//! lock-free, never waits); only when every reservation succeeded are the notifications
+//! [`Pipeline::push`]ed. A failed reservation drops the slots already taken, so a 503 leaves no
+//! trace at any receiver.
 
-mod counts;
 mod dispatch;
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
-use bytes::Bytes;
-use metrics::{Counter, Gauge, Histogram};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use metrics::{Counter, Gauge};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::ReceiverConfig;
-use crate::deliver::Target;
+use crate::deliver::{Downstream, Outbound, Target};
 use crate::metrics as m;
-use crate::spool::{Spool, Stored};
+use crate::spool::Spool;
 
-pub use counts::{CountsView, DeliveryCounts};
-
-/// A notification accepted for one receiver.
+/// A notification accepted for one receiver, holding its place in the queue.
 #[derive(Debug)]
 pub struct Queued {
-    /// Stable across retries and restarts: sent as `Idempotency-Key`.
-    pub id: String,
-    /// Its place in the spool.
-    pub seq: u64,
-    pub group_key: Arc<str>,
-    pub body: Bytes,
-    pub alerts: usize,
-    /// When it was accepted, for `max_elapsed` and the latency metric.
-    pub accepted_at: Instant,
-    pub accepted_unix_ms: u64,
-    /// Attempts already made (before a restart).
-    pub attempts: u32,
+    pub outbound: Outbound,
     pub slot: Slot,
-}
-
-impl Queued {
-    /// The spool header describing this notification.
-    pub fn header(&self) -> crate::spool::Header {
-        crate::spool::Header {
-            group_key: self.group_key.to_string(),
-            id: self.id.clone(),
-            accepted_unix_ms: self.accepted_unix_ms,
-            attempts: self.attempts,
-            alerts: self.alerts,
-            dead: None,
-        }
-    }
 }
 
 /// A reserved place in a receiver's queue; dropping it frees the place.
@@ -68,140 +39,107 @@ impl Queued {
 pub struct Slot {
     /// `None` for restored notifications, which are taken even above capacity.
     _permit: Option<OwnedSemaphorePermit>,
-    shared: Arc<Shared>,
+    counters: Arc<QueueCounters>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let depth = self.shared.depth.fetch_sub(1, Ordering::Relaxed) - 1;
-        self.shared.metrics.depth.set(depth as f64);
+        let depth = self.counters.depth.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.counters.metrics.depth.set(depth as f64);
     }
 }
 
-/// The last outcome of a receiver's deliveries, for the status API.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryState {
-    pub last_success: Option<SystemTime>,
-    pub last_error: Option<(SystemTime, String)>,
-    /// Whether the last attempt failed: a change is logged once, not at every attempt.
-    pub failing: bool,
-}
-
-impl DeliveryState {
-    pub fn record_success(&mut self, receiver: &str) {
-        self.last_success = Some(SystemTime::now());
-        if std::mem::replace(&mut self.failing, false) {
-            tracing::info!(receiver, "receiver recovered: deliveries succeed again");
-        }
-    }
-
-    pub fn record_failure(&mut self, receiver: &str, error: String) {
-        if !std::mem::replace(&mut self.failing, true) {
-            tracing::warn!(receiver, error = %error, "receiver is failing: deliveries are being retried");
-        }
-        self.last_error = Some((SystemTime::now(), error));
-    }
-}
-
-/// Metric handles of one receiver, registered once so the hot path does no lookups.
+/// Acceptance metric handles of one receiver, registered once so the request path does no lookups.
 #[derive(Debug)]
-pub struct ReceiverMetrics {
+pub struct QueueMetrics {
     pub matched: Counter,
     pub filtered: Counter,
     pub enqueued: Counter,
-    pub delivered: Counter,
-    /// `amrelay_delivery_attempts_total{outcome="2xx"}`, the common case, registered once.
-    pub attempts_2xx: Counter,
     pub deduplicated: Counter,
     pub depth: Gauge,
     pub capacity: Gauge,
-    pub attempt_duration: Histogram,
-    pub latency: Histogram,
 }
 
-impl ReceiverMetrics {
+impl QueueMetrics {
     fn new(name: &str) -> Self {
-        let label = ("receiver", name.to_owned());
-        let labels = [label];
-        // Dead-letter series exist from the start at 0, so that `increase()` sees the first one.
-        for reason in crate::deliver::DeadLetterReason::ALL {
-            metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => name.to_owned(), "reason" => reason.as_str()).increment(0);
-        }
-        ReceiverMetrics {
+        let labels = [("receiver", name.to_owned())];
+        QueueMetrics {
             matched: metrics::counter!(m::ALERTS_MATCHED, &labels),
             filtered: metrics::counter!(m::ALERTS_FILTERED, &labels),
             enqueued: metrics::counter!(m::NOTIFICATIONS_ENQUEUED, &labels),
-            delivered: metrics::counter!(m::NOTIFICATIONS_DELIVERED, &labels),
             deduplicated: metrics::counter!(m::NOTIFICATIONS_DEDUPLICATED, &labels),
-            attempts_2xx: metrics::counter!(m::DELIVERY_ATTEMPTS, "receiver" => name.to_owned(), "outcome" => "2xx"),
             depth: metrics::gauge!(m::QUEUE_DEPTH, &labels),
             capacity: metrics::gauge!(m::QUEUE_CAPACITY, &labels),
-            attempt_duration: metrics::histogram!(m::DELIVERY_ATTEMPT_DURATION, &labels),
-            latency: metrics::histogram!(m::DELIVERY_LATENCY, &labels),
         }
     }
 }
 
-/// What a pipeline's dispatcher and workers share with the request path and the reloader.
+/// What the request path, the dispatcher and the slots count together.
 #[derive(Debug)]
-pub struct Shared {
-    pub name: Arc<str>,
-    pub target: ArcSwap<Target>,
-    pub max_concurrency: AtomicUsize,
-    pub depth: AtomicUsize,
-    pub metrics: ReceiverMetrics,
-    /// Delivered, failed and dead-lettered counts for the status API.
-    pub counts: DeliveryCounts,
-    pub state: Mutex<DeliveryState>,
-    pub spool: Arc<Spool>,
-    /// Set at shutdown: workers stop after their current attempt.
-    pub stopping: watch::Receiver<bool>,
-    /// Deliveries in progress (an attempt or a backoff wait).
-    pub in_flight: AtomicUsize,
+pub struct QueueCounters {
+    pub metrics: QueueMetrics,
+    /// Notifications accepted and not yet finished.
+    depth: AtomicUsize,
+    /// Deliveries in flight at most (`max_concurrency`), reloadable.
+    max_concurrency: AtomicUsize,
 }
 
 /// A receiver's queue: held by config snapshots; its dispatcher runs until the last one is gone.
 #[derive(Debug)]
 pub struct Pipeline {
-    shared: Arc<Shared>,
+    downstream: Arc<Downstream>,
+    counters: Arc<QueueCounters>,
     permits: Arc<Semaphore>,
     capacity: AtomicUsize,
     tx: mpsc::UnboundedSender<Queued>,
 }
 
+/// What every pipeline of a process shares: the spool, the shutdown signals, the task tracker.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub spool: Arc<Spool>,
+    /// Cancelled first at shutdown (memory mode): dispatchers take nothing new and exit once their
+    /// queue is empty.
+    pub drain: CancellationToken,
+    /// Cancelled when deliveries must stop after their current attempt.
+    pub stop: CancellationToken,
+    /// Every dispatcher, so that shutdown can wait for them all.
+    pub tracker: TaskTracker,
+}
+
+impl Runtime {
+    pub fn new(spool: Arc<Spool>) -> Runtime {
+        Runtime { spool, drain: CancellationToken::new(), stop: CancellationToken::new(), tracker: TaskTracker::new() }
+    }
+}
+
 impl Pipeline {
     /// Creates the pipeline for `config` and spawns its dispatcher on the current runtime.
-    pub fn start(config: &ReceiverConfig, spool: Arc<Spool>, stopping: watch::Receiver<bool>) -> Arc<Pipeline> {
-        let shared = Arc::new(Shared {
-            name: config.name.as_str().into(),
-            target: ArcSwap::from_pointee(Target::new(&config.endpoint, None)),
-            max_concurrency: AtomicUsize::new(config.max_concurrency),
+    pub fn start(config: &ReceiverConfig, target: Target, runtime: &Runtime) -> Arc<Pipeline> {
+        let downstream = Arc::new(Downstream::new(&config.name, target, runtime.spool.clone(), runtime.stop.clone()));
+        let counters = Arc::new(QueueCounters {
+            metrics: QueueMetrics::new(&config.name),
             depth: AtomicUsize::new(0),
-            metrics: ReceiverMetrics::new(&config.name),
-            counts: DeliveryCounts::default(),
-            state: Mutex::new(DeliveryState::default()),
-            spool,
-            stopping,
-            in_flight: AtomicUsize::new(0),
+            max_concurrency: AtomicUsize::new(config.max_concurrency),
         });
-        shared.metrics.capacity.set(config.queue_capacity as f64);
-        shared.metrics.depth.set(0.0);
+        counters.metrics.capacity.set(config.queue_capacity as f64);
+        counters.metrics.depth.set(0.0);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(dispatch::run(rx, shared.clone()));
+        runtime.tracker.spawn(dispatch::run(rx, downstream.clone(), counters.clone(), runtime.drain.clone()));
         Arc::new(Pipeline {
-            shared,
+            downstream,
+            counters,
             permits: Arc::new(Semaphore::new(config.queue_capacity)),
             capacity: AtomicUsize::new(config.queue_capacity),
             tx,
         })
     }
 
-    /// Applies a reloaded receiver config: new target (keeping the connection pool when TLS is
-    /// unchanged), concurrency and capacity. Queued notifications stay and use the new target.
-    pub fn update(&self, config: &ReceiverConfig) {
-        let previous = self.shared.target.load();
-        self.shared.target.store(Arc::new(Target::new(&config.endpoint, Some(&previous))));
-        self.shared.max_concurrency.store(config.max_concurrency, Ordering::Relaxed);
+    /// Applies a reloaded receiver config: new target, concurrency and capacity. Queued
+    /// notifications stay and use the new target.
+    pub fn update(&self, config: &ReceiverConfig, target: Target) {
+        self.downstream.target.store(Arc::new(target));
+        self.counters.max_concurrency.store(config.max_concurrency, Ordering::Relaxed);
         let old = self.capacity.swap(config.queue_capacity, Ordering::Relaxed);
         if config.queue_capacity > old {
             self.permits.add_permits(config.queue_capacity - old);
@@ -217,7 +155,7 @@ impl Pipeline {
                 });
             }
         }
-        self.shared.metrics.capacity.set(config.queue_capacity as f64);
+        self.counters.metrics.capacity.set(config.queue_capacity as f64);
     }
 
     /// Reserves a place for one notification; `None` when the queue is full.
@@ -234,27 +172,34 @@ impl Pipeline {
     }
 
     fn slot(&self, permit: Option<OwnedSemaphorePermit>) -> Slot {
-        let depth = self.shared.depth.fetch_add(1, Ordering::Relaxed) + 1;
-        self.shared.metrics.depth.set(depth as f64);
-        Slot { _permit: permit, shared: self.shared.clone() }
+        let depth = self.counters.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        self.counters.metrics.depth.set(depth as f64);
+        Slot { _permit: permit, counters: self.counters.clone() }
     }
 
     /// Queues a notification whose slot was reserved (and which the spool holds).
     pub fn push(&self, item: Queued) {
-        self.shared.metrics.enqueued.increment(1);
+        self.counters.metrics.enqueued.increment(1);
         if let Err(mpsc::error::SendError(item)) = self.tx.send(item) {
-            // Only possible if the dispatcher died, which is a bug: say so loudly.
-            tracing::error!(receiver = %self.shared.name, group_key = %item.group_key, "dispatcher is gone; notification lost");
+            // Only after shutdown began (the dispatcher stopped taking work); otherwise a bug.
+            tracing::error!(receiver = %self.downstream.name, group_key = %item.outbound.group_key,
+                "the dispatcher is gone; the notification stays in the spool, if any, for the next start");
         }
     }
 
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    /// The receiver's downstream: target, delivery counts, last outcome.
+    pub fn downstream(&self) -> &Arc<Downstream> {
+        &self.downstream
+    }
+
+    /// Acceptance metrics (matched, filtered, deduplicated, …).
+    pub fn metrics(&self) -> &QueueMetrics {
+        &self.counters.metrics
     }
 
     /// Notifications accepted and not yet finished.
     pub fn depth(&self) -> usize {
-        self.shared.depth.load(Ordering::Relaxed)
+        self.counters.depth.load(Ordering::Relaxed)
     }
 }
 
@@ -266,29 +211,7 @@ pub fn next_id() -> String {
     format!("{prefix:016x}{:016x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Turns a notification read back from the spool into a queue item.
-pub fn restored_item(stored: Stored, slot: Slot) -> Queued {
-    let now_ms = crate::spool::unix_ms(SystemTime::now());
-    let age = Duration::from_millis(now_ms.saturating_sub(stored.header.accepted_unix_ms));
-    Queued {
-        id: stored.header.id,
-        seq: stored.seq,
-        group_key: stored.header.group_key.into(),
-        body: stored.body,
-        alerts: stored.header.alerts,
-        accepted_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-        accepted_unix_ms: stored.header.accepted_unix_ms,
-        attempts: stored.header.attempts,
-        slot,
-    }
-}
-
 /// Counts queued notifications across pipelines, for shutdown.
 pub fn total_depth<'a>(pipelines: impl IntoIterator<Item = &'a Arc<Pipeline>>) -> usize {
     pipelines.into_iter().map(|p| p.depth()).sum()
-}
-
-/// Deliveries in progress across pipelines, for shutdown.
-pub fn total_in_flight<'a>(pipelines: impl IntoIterator<Item = &'a Arc<Pipeline>>) -> usize {
-    pipelines.into_iter().map(|p| p.shared.in_flight.load(Ordering::Relaxed)).sum()
 }

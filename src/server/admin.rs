@@ -8,7 +8,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::response::{ApiError, HttpResponse, json, text};
-use super::routes::AppState;
+use super::state::AppState;
+use crate::snapshot::Snapshot;
 
 /// `GET /-/healthy`: the process is alive and serving.
 pub fn healthy() -> HttpResponse {
@@ -43,10 +44,9 @@ pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// `POST /api/v1/receivers/{name}/test`: a test message, sent now, outside the queue. 200 when the
 /// downstream answered 2xx, 502 otherwise; the body says what happened either way.
-pub async fn test_receiver(state: &AppState, name: &str) -> Result<HttpResponse, ApiError> {
-    let snapshot = state.reloader.snapshot();
+pub async fn test_receiver(snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
     let receiver = snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?;
-    let target = receiver.pipeline.shared().target.load_full();
+    let target = receiver.pipeline.downstream().target.load_full();
     let outcome = crate::testmsg::send(&target, name).await;
     match &outcome.error {
         None => tracing::info!(receiver = name, status = outcome.status_code, "test message delivered"),
@@ -59,20 +59,21 @@ pub async fn test_receiver(state: &AppState, name: &str) -> Result<HttpResponse,
 /// `GET /api/v1/deadletters`.
 pub async fn dead_letters(state: &AppState) -> Result<HttpResponse, ApiError> {
     let list =
-        crate::deadletters::list(&state.reloader.spool).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        crate::deadletters::list(state.reloader.spool()).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": list})))
 }
 
 /// `POST /api/v1/deadletters/replay[?receiver=NAME]`.
-pub async fn replay(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
-    let receiver = query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("receiver=")));
-    let snapshot = state.reloader.snapshot();
-    if let Some(name) = receiver
+pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let receiver = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes()).find(|(key, _)| key == "receiver").map(|(_, value)| value.into_owned())
+    });
+    if let Some(name) = &receiver
         && snapshot.receiver(name).is_none()
     {
         return Err(ApiError::NotFound(format!("unknown receiver {name:?}")));
     }
-    let outcome = crate::deadletters::replay(&state.reloader.spool, &snapshot, receiver)
+    let outcome = crate::deadletters::replay(state.reloader.spool(), snapshot, receiver.as_deref())
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
@@ -84,17 +85,16 @@ fn unix_seconds(time: SystemTime) -> f64 {
 
 /// `GET /api/v1/status`: version, config and each receiver's state. No secrets: URLs are shown
 /// without credentials (the config refuses them in URLs), auth only by kind.
-pub fn status(state: &AppState) -> HttpResponse {
-    let snapshot = state.reloader.snapshot();
+pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
     let reload = state.reloader.status();
-    let config_text = super::console::loaded_config_text(&snapshot);
+    let config_text = super::console::loaded_config_text(snapshot);
     let receivers: Vec<Value> = snapshot
         .receivers
         .iter()
         .map(|r| {
-            let shared = r.pipeline.shared();
-            let delivery = shared.state.lock().expect("state lock").clone();
-            let counts = shared.counts.view();
+            let downstream = r.pipeline.downstream();
+            let delivery = downstream.state();
+            let counts = downstream.counts.view();
             let config = &r.config;
             json!({
                 "name": config.name,
@@ -137,10 +137,10 @@ pub fn status(state: &AppState) -> HttpResponse {
                     "last_reload_attempt": reload.last_attempt.map(unix_seconds),
                 },
                 "spool": {
-                    "persistent": state.reloader.spool.is_persistent(),
-                    "path": state.reloader.spool.path().map(|p| p.display().to_string()),
-                    "healthy": state.reloader.spool.is_healthy(),
-                    "bytes": state.reloader.spool.bytes(),
+                    "persistent": state.reloader.spool().is_persistent(),
+                    "path": state.reloader.spool().path().map(|p| p.display().to_string()),
+                    "healthy": state.reloader.spool().is_healthy(),
+                    "bytes": state.reloader.spool().bytes(),
                 },
                 "receivers": receivers,
             }

@@ -3,13 +3,11 @@
 //!
 //! Comparisons do not leak through timing: bearer tokens are compared as SHA-256 digests in
 //! constant time (so neither content nor length shows), and an unknown user name costs a bcrypt
-//! verification like a known one. bcrypt is slow on purpose, so a successful verification is
-//! remembered — as a digest of user, password and hash, never the password — and Alertmanager's
-//! steady stream of requests pays for it once. Verifications run on the blocking pool, at most a
-//! few at a time, so a flood of wrong passwords cannot starve the runtime.
+//! verification like a known one. A successful verification is remembered in the snapshot's
+//! [`Verified`] set. Verifications run on the blocking pool, at most a few at a time, so a flood
+//! of wrong passwords cannot starve the runtime.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use base64::Engine;
 use http::HeaderMap;
@@ -21,10 +19,8 @@ use tokio::sync::Semaphore;
 use super::response::ApiError;
 use crate::config::{Inbound, InboundAuth};
 use crate::metrics as m;
+use crate::verified::Verified;
 
-/// Remembered successful verifications; cleared when full (an attacker cannot fill it: only
-/// correct passwords get in).
-const CACHE_CAPACITY: usize = 1024;
 /// bcrypt verifications running at once.
 const CONCURRENT_VERIFICATIONS: usize = 2;
 /// Cost of the hash verified when the user name is unknown, so that a miss takes about as long
@@ -32,7 +28,12 @@ const CONCURRENT_VERIFICATIONS: usize = 2;
 const DUMMY_COST: u32 = 10;
 
 /// Lets the request in, or says why not: `Unauthorized` carries the challenges to send.
-pub async fn authorize(inbound: &Inbound, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+pub async fn authorize(
+    inbound: &Inbound,
+    verified: &Verified,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     let auth = &inbound.auth;
     if !auth.is_enabled() || inbound.open_endpoints.iter().any(|open| open == path) {
         return Ok(());
@@ -46,7 +47,9 @@ pub async fn authorize(inbound: &Inbound, path: &str, headers: &HeaderMap) -> Re
     };
     let value = value.as_bytes();
     let accepted = match value.iter().position(|&b| b == b' ') {
-        Some(space) if value[..space].eq_ignore_ascii_case(b"basic") => basic(auth, &value[space + 1..]).await,
+        Some(space) if value[..space].eq_ignore_ascii_case(b"basic") => {
+            basic(auth, verified, &value[space + 1..]).await
+        }
         Some(space) if value[..space].eq_ignore_ascii_case(b"bearer") => bearer(auth, &value[space + 1..]),
         _ => false,
     };
@@ -61,7 +64,7 @@ fn bearer(auth: &InboundAuth, token: &[u8]) -> bool {
     expected.as_ref().ct_eq(given.as_ref()).into()
 }
 
-async fn basic(auth: &InboundAuth, encoded: &[u8]) -> bool {
+async fn basic(auth: &InboundAuth, verified: &Verified, encoded: &[u8]) -> bool {
     if auth.basic_users.is_empty() {
         return false;
     }
@@ -78,21 +81,17 @@ async fn basic(auth: &InboundAuth, encoded: &[u8]) -> bool {
         None => dummy_hash().to_owned(),
     };
     let key = cache_key(user, password, &hash);
-    if known.is_some() && cache().lock().expect("auth cache lock").contains(&key) {
+    if known.is_some() && verified.contains(&key) {
         return true;
     }
     let Ok(_permit) = limiter().acquire().await else {
         return false;
     };
     let password = password.to_vec();
-    let verified =
+    let ok =
         tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false);
-    if verified && known.is_some() {
-        let mut cache = cache().lock().expect("auth cache lock");
-        if cache.len() >= CACHE_CAPACITY {
-            cache.clear();
-        }
-        cache.insert(key);
+    if ok && known.is_some() {
+        verified.insert(key);
         return true;
     }
     false
@@ -107,11 +106,6 @@ fn cache_key(user: &[u8], password: &[u8], hash: &str) -> [u8; 32] {
     let mut key = [0; 32];
     key.copy_from_slice(digest(&SHA256, &input).as_ref());
     key
-}
-
-fn cache() -> &'static Mutex<HashSet<[u8; 32]>> {
-    static CACHE: OnceLock<Mutex<HashSet<[u8; 32]>>> = OnceLock::new();
-    CACHE.get_or_init(Mutex::default)
 }
 
 /// A hash no password matches in practice: of 32 random bytes, made once per process.
@@ -162,23 +156,24 @@ mod tests {
     #[tokio::test]
     async fn basic_users_and_bearer_tokens() {
         let inbound = inbound(&[("am", "pass:word")], Some("tok3n"));
-        assert!(authorize(&inbound, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
+        let verified = Verified::default();
+        assert!(authorize(&inbound, &verified, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
         // Twice: the second time from the cache.
-        assert!(authorize(&inbound, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
-        assert!(authorize(&inbound, "/webhook", &basic_header("am", "wrong")).await.is_err());
-        assert!(authorize(&inbound, "/webhook", &basic_header("nobody", "pass:word")).await.is_err());
-        assert!(authorize(&inbound, "/webhook", &with("Bearer tok3n")).await.is_ok());
-        assert!(authorize(&inbound, "/webhook", &with("bearer tok3n")).await.is_ok());
-        assert!(authorize(&inbound, "/webhook", &with("Bearer tok3")).await.is_err());
-        assert!(authorize(&inbound, "/webhook", &with("Bearer tok3n-and-more")).await.is_err());
-        assert!(authorize(&inbound, "/webhook", &with("Basic !!!")).await.is_err());
-        assert!(authorize(&inbound, "/webhook", &with("Token tok3n")).await.is_err());
-        assert!(authorize(&inbound, "/webhook", &HeaderMap::new()).await.is_err());
-        assert!(authorize(&inbound, "/-/healthy", &HeaderMap::new()).await.is_ok());
+        assert!(authorize(&inbound, &verified, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
+        assert!(authorize(&inbound, &verified, "/webhook", &basic_header("am", "wrong")).await.is_err());
+        assert!(authorize(&inbound, &verified, "/webhook", &basic_header("nobody", "pass:word")).await.is_err());
+        assert!(authorize(&inbound, &verified, "/webhook", &with("Bearer tok3n")).await.is_ok());
+        assert!(authorize(&inbound, &verified, "/webhook", &with("bearer tok3n")).await.is_ok());
+        assert!(authorize(&inbound, &verified, "/webhook", &with("Bearer tok3")).await.is_err());
+        assert!(authorize(&inbound, &verified, "/webhook", &with("Bearer tok3n-and-more")).await.is_err());
+        assert!(authorize(&inbound, &verified, "/webhook", &with("Basic !!!")).await.is_err());
+        assert!(authorize(&inbound, &verified, "/webhook", &with("Token tok3n")).await.is_err());
+        assert!(authorize(&inbound, &verified, "/webhook", &HeaderMap::new()).await.is_err());
+        assert!(authorize(&inbound, &verified, "/-/healthy", &HeaderMap::new()).await.is_ok());
     }
 
     #[tokio::test]
     async fn no_credentials_configured_lets_everything_in() {
-        assert!(authorize(&Inbound::default(), "/webhook", &HeaderMap::new()).await.is_ok());
+        assert!(authorize(&Inbound::default(), &Verified::default(), "/webhook", &HeaderMap::new()).await.is_ok());
     }
 }

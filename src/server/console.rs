@@ -7,14 +7,14 @@
 //! receiver stays a config change: the status API points at the line of the file to edit
 //! ([`enabled_line`]).
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::CACHE_CONTROL;
 use http::{HeaderValue, Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::json;
 
+use super::body::{check_content_type, read_body};
 use super::response::{ApiError, HttpResponse, json, text};
-use super::routes::AppState;
 use crate::payload::decode_with;
 use crate::snapshot::Snapshot;
 
@@ -39,15 +39,9 @@ pub fn page() -> HttpResponse {
 /// others would not. The body is checked and decoded exactly as `/webhook` does it (size,
 /// content type, [`decode_with`] the snapshot's label index), but nothing is queued, delivered
 /// or counted.
-pub async fn route_test(state: &AppState, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
-    let snapshot = state.reloader.snapshot();
-    if let Some(value) = request.headers().get(CONTENT_TYPE) {
-        let text = value.to_str().unwrap_or("");
-        if !text.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
-            return Err(ApiError::UnsupportedMediaType(text.to_owned()));
-        }
-    }
-    let body = super::webhook::read_body(request, snapshot.server.max_request_bytes).await?;
+pub async fn route_test(snapshot: &Snapshot, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+    check_content_type(&request)?;
+    let body = read_body(request, snapshot.server.max_request_bytes).await?;
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let explanation = crate::explain::explain(snapshot.receivers.iter().map(|r| &r.config), &notification);
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": explanation})))
@@ -57,7 +51,7 @@ pub async fn route_test(state: &AppState, request: Request<Incoming>) -> Result<
 /// changed since then, or unreadable, gives no line numbers rather than wrong ones).
 pub fn loaded_config_text(snapshot: &Snapshot) -> Option<String> {
     let text = std::fs::read_to_string(&snapshot.source).ok()?;
-    (crate::config::fnv1a(text.as_bytes()) == snapshot.hash).then_some(text)
+    (crate::fingerprint::fnv1a(text.as_bytes()) == snapshot.hash).then_some(text)
 }
 
 /// Where a receiver's `enabled:` is set in the config file, and the line that flips it.

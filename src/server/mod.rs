@@ -7,11 +7,13 @@
 
 mod admin;
 mod auth;
+mod body;
 mod conn;
 mod console;
 mod limits;
 mod response;
 mod routes;
+mod state;
 mod webhook;
 
 use std::future::Future;
@@ -25,7 +27,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-pub use routes::{AppState, HttpMetrics};
+pub use state::{AppState, HttpMetrics};
 
 use crate::config::Limits;
 use crate::metrics as m;

@@ -12,6 +12,8 @@
 //! The store is redb, an embedded, crash-safe B-tree made for this (checksummed pages, atomic
 //! commits, repair after an unclean shutdown), rather than a hand-written log.
 
+#![allow(clippy::disallowed_types)] // The memory-mode dead letters: written by deliveries, off the request path.
+
 mod record;
 mod writer;
 
@@ -58,10 +60,12 @@ pub struct NewRecord {
 }
 
 /// The spool: persistent (redb) or memory-only.
+///
+/// The request path only sends to the writer thread (`append`: a channel send, no lock); the
+/// lock below guards the memory-mode dead letters, off the request path.
 pub struct Spool {
-    /// `None` in memory mode; emptied by `close`.
-    writer: Option<Mutex<Option<mpsc::Sender<Op>>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// `None` in memory mode. `Op::Stop` ends the writer thread.
+    writer: Option<mpsc::Sender<Op>>,
     memory_dead: Mutex<VecDeque<Stored>>,
     next_memory_seq: AtomicU64,
     bytes: AtomicU64,
@@ -87,7 +91,6 @@ impl Spool {
     pub fn memory(max_dead: usize) -> Spool {
         Spool {
             writer: None,
-            thread: Mutex::new(None),
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
             bytes: AtomicU64::new(0),
@@ -130,7 +133,7 @@ impl Spool {
             dead_limit: max_dead,
             healthy: healthy.clone(),
         };
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("amrelay-spool".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| format!("cannot start the spool writer: {e}"))?;
@@ -138,8 +141,7 @@ impl Spool {
         metrics::gauge!(m::SPOOL_MAX_BYTES).set(config.max_bytes as f64);
         metrics::gauge!(m::SPOOL_BYTES).set(bytes as f64);
         let spool = Spool {
-            writer: Some(Mutex::new(Some(tx))),
-            thread: Mutex::new(Some(thread)),
+            writer: Some(tx),
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
             bytes: AtomicU64::new(bytes),
@@ -163,10 +165,8 @@ impl Spool {
 
     fn send(&self, op: Op) {
         if let Some(writer) = &self.writer {
-            // The sender is behind a mutex only to be Sync and closable; sending never blocks.
-            if let Some(sender) = writer.lock().expect("spool sender").as_ref() {
-                let _ = sender.send(op);
-            }
+            // Sending never blocks; after `close` the writer is gone and the op is dropped.
+            let _ = writer.send(op);
         }
     }
 
@@ -284,14 +284,10 @@ impl Spool {
         if let Ok(Err(e)) = answer.await {
             tracing::error!(error = %e, "final spool flush failed; pending notifications stay as last committed");
         }
-        // Dropping the sender ends the writer thread, which closes the database file.
-        if let Some(writer) = &self.writer {
-            writer.lock().expect("spool sender").take();
-        }
-        let thread = self.thread.lock().expect("spool thread").take();
-        if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        // The writer thread ends at `Stop`, closing the database file, and says when it has.
+        let (done, closed) = oneshot::channel();
+        self.send(Op::Stop { done });
+        let _ = closed.await;
     }
 }
 

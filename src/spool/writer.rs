@@ -49,13 +49,38 @@ pub struct Stored {
 
 /// A change or a query for the writer thread.
 pub enum Op {
-    Append { records: Vec<(Arc<str>, Vec<u8>)>, reply: oneshot::Sender<Result<Vec<u64>, String>> },
-    Remove { receiver: Arc<str>, seq: u64 },
-    Attempted { receiver: Arc<str>, seq: u64, attempts: u32 },
-    Dead { receiver: Arc<str>, seq: u64, record: Vec<u8> },
-    ListDead { reply: oneshot::Sender<Result<Vec<(u64, Header)>, String>> },
-    TakeDead { receiver: Option<String>, reply: oneshot::Sender<Result<Vec<Stored>, String>> },
-    Flush { reply: oneshot::Sender<Result<(), String>> },
+    Append {
+        records: Vec<(Arc<str>, Vec<u8>)>,
+        reply: oneshot::Sender<Result<Vec<u64>, String>>,
+    },
+    Remove {
+        receiver: Arc<str>,
+        seq: u64,
+    },
+    Attempted {
+        receiver: Arc<str>,
+        seq: u64,
+        attempts: u32,
+    },
+    Dead {
+        receiver: Arc<str>,
+        seq: u64,
+        record: Vec<u8>,
+    },
+    ListDead {
+        reply: oneshot::Sender<Result<Vec<(u64, Header)>, String>>,
+    },
+    TakeDead {
+        receiver: Option<String>,
+        reply: oneshot::Sender<Result<Vec<Stored>, String>>,
+    },
+    Flush {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Makes everything durable, closes the database and answers once the file is closed.
+    Stop {
+        done: oneshot::Sender<()>,
+    },
 }
 
 pub struct Writer {
@@ -68,10 +93,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Runs until every sender is gone, then makes everything durable.
+    /// Runs until `Op::Stop` or every sender is gone, then makes everything durable.
     pub fn run(mut self, ops: Receiver<Op>) {
         let mut dirty = false;
-        loop {
+        let mut stopped = None;
+        while stopped.is_none() {
             let first = match ops.recv_timeout(IDLE_FLUSH) {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => {
@@ -91,6 +117,12 @@ impl Writer {
                     }
                 }
             }
+            if let Some(at) = batch.iter().position(|op| matches!(op, Op::Stop { .. })) {
+                // Nothing is sent after `Stop`; anything that was is dropped with it.
+                if let Some(Op::Stop { done }) = batch.drain(at..).next() {
+                    stopped = Some(done);
+                }
+            }
             let durable =
                 batch.iter().any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. }));
             match self.apply(batch, durable) {
@@ -100,6 +132,10 @@ impl Writer {
         }
         if dirty {
             let _ = self.apply(Vec::new(), true);
+        }
+        self.db = None;
+        if let Some(done) = stopped {
+            let _ = done.send(());
         }
     }
 
@@ -194,7 +230,7 @@ impl Writer {
                             }
                             taken.push(chosen);
                         }
-                        Op::Flush { .. } => {}
+                        Op::Flush { .. } | Op::Stop { .. } => {}
                     }
                 }
             }
@@ -238,7 +274,7 @@ impl Writer {
                 Op::Flush { reply } => {
                     let _ = reply.send(result.clone());
                 }
-                Op::Remove { .. } | Op::Attempted { .. } | Op::Dead { .. } => {}
+                Op::Remove { .. } | Op::Attempted { .. } | Op::Dead { .. } | Op::Stop { .. } => {}
             }
         }
         result.map_err(|_| ())

@@ -1,0 +1,134 @@
+//! Acceptance: the one path by which a notification enters a receiver's queue.
+//!
+//! A batch from `/webhook`, a replayed dead letter and a notification restored from the spool all
+//! come in here, so the guarantees are written once:
+//!
+//! 1. **Reserve** a place in every receiver's queue first (lock-free, never waits). One full queue
+//!    refuses the whole batch, and the places already reserved are given back: all receivers take
+//!    the batch, or none does, and a 503 leaves no trace.
+//! 2. **Deduplicate** (`delivery.dedup_window`): a notification identical to one accepted within
+//!    the window is dropped and reported; its claim is released if the batch is then refused, so
+//!    Alertmanager's retry is not mistaken for a duplicate.
+//! 3. **Spool**: with a spool, every notification of the batch is on disk in one commit before
+//!    anything is queued.
+//! 4. **Push** to each receiver's dispatcher.
+//!
+//! Notifications restored at start skip 2 and 3 (they were accepted before the restart) and may
+//! exceed a queue's capacity.
+
+use std::time::Duration;
+
+use crate::dedup::Dedup;
+use crate::deliver::Outbound;
+use crate::queue::{Pipeline, Queued};
+use crate::spool::{NewRecord, Spool, SpoolError, Stored};
+
+/// One notification offered to one receiver.
+#[derive(Debug)]
+pub struct Offer<'a> {
+    pub pipeline: &'a Pipeline,
+    pub outbound: Outbound,
+    /// Identity for `delivery.dedup_window`; `None` when it does not apply.
+    pub dedup_key: Option<u64>,
+}
+
+/// Why a batch was refused; nothing was queued anywhere.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refused {
+    #[error("the queue of receiver {0:?} is full")]
+    QueueFull(String),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+impl Refused {
+    /// The `reason` label of `amrelay_batches_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::QueueFull(_) => "queue_full",
+            Refused::Spool(SpoolError::Full(_)) => "spool_full",
+            Refused::Spool(SpoolError::Io(_)) => "spool_error",
+        }
+    }
+}
+
+/// What acceptance did with each offer, in the order given: queued, or dropped as a duplicate.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    Queued,
+    Duplicate,
+}
+
+/// The duplicate filter and its window, when `delivery.dedup_window` is set.
+pub type DedupWindow<'a> = Option<(&'a Dedup, Duration)>;
+
+/// Accepts every offer or none (see the module docs).
+pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_>) -> Result<Vec<Taken>, Refused> {
+    let mut slots = Vec::with_capacity(offers.len());
+    for offer in &offers {
+        match offer.pipeline.reserve() {
+            Some(slot) => slots.push(slot),
+            // Dropping `slots` gives back every place reserved so far.
+            None => return Err(Refused::QueueFull(offer.pipeline.downstream().name.to_string())),
+        }
+    }
+    let mut taken = Vec::with_capacity(offers.len());
+    let mut claimed = Vec::new();
+    for offer in &offers {
+        let fresh = match (dedup, offer.dedup_key) {
+            (Some((seen, window)), Some(key)) => {
+                let fresh = seen.claim(key, window);
+                if fresh {
+                    claimed.push(key);
+                } else {
+                    offer.pipeline.metrics().deduplicated.increment(1);
+                }
+                fresh
+            }
+            _ => true,
+        };
+        taken.push(if fresh { Taken::Queued } else { Taken::Duplicate });
+    }
+    let (offers, slots): (Vec<_>, Vec<_>) =
+        offers.into_iter().zip(slots).zip(&taken).filter(|(_, t)| **t == Taken::Queued).map(|(pair, _)| pair).unzip();
+    let seqs = match persist(&offers, spool).await {
+        Ok(seqs) => seqs,
+        Err(e) => {
+            if let Some((seen, _)) = dedup {
+                seen.release(claimed);
+            }
+            return Err(e.into());
+        }
+    };
+    for ((offer, slot), seq) in offers.into_iter().zip(slots).zip(seqs) {
+        let mut outbound = offer.outbound;
+        outbound.seq = seq;
+        offer.pipeline.push(Queued { outbound, slot });
+    }
+    Ok(taken)
+}
+
+/// Writes the offers to the spool in one commit; returns their sequence numbers.
+async fn persist(offers: &[Offer<'_>], spool: &Spool) -> Result<Vec<u64>, SpoolError> {
+    // A memory-only spool keeps nothing: skip building records for it.
+    let records = if spool.is_persistent() {
+        offers
+            .iter()
+            .map(|offer| NewRecord {
+                receiver: offer.pipeline.downstream().name.clone(),
+                header: offer.outbound.header(),
+                body: offer.outbound.body.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    spool.append(records, offers.len()).await
+}
+
+/// Hands a notification restored from the spool back to its receiver: it was accepted before the
+/// restart, so it is neither deduplicated nor written again, and is taken even above capacity.
+pub fn restore(pipeline: &Pipeline, stored: Stored) {
+    let slot = pipeline.reserve_restored();
+    pipeline.push(Queued { outbound: Outbound::restored(stored), slot });
+}

@@ -1,0 +1,205 @@
+//! Reloading: the one path from a config file to a running snapshot.
+//!
+//! Startup, the file watcher, SIGHUP and `POST /-/reload` all call [`Reloader::reload`], which
+//! validates the whole new file first and changes nothing on error; only a complete new snapshot
+//! is stored. Reloads are serialized by the reloader's lock, which is off the request path:
+//! requests only `load` the snapshot.
+//!
+//! The reloader owns what outlives snapshots: each receiver's [`Pipeline`] (kept by name, so its
+//! queue and connection pool survive a reload) and the shared [`Runtime`] (spool, shutdown signals).
+#![allow(clippy::disallowed_types)] // The pipelines map is touched only by reloads, one at a time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{self, Config, ConfigError};
+use crate::dedup::Dedup;
+use crate::deliver::Target;
+use crate::metrics as m;
+use crate::queue::{Pipeline, Runtime};
+use crate::rule::LabelIndex;
+use crate::snapshot::{ActiveReceiver, Snapshot};
+use crate::spool::Spool;
+
+/// The outcome of the last reload attempt.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    pub last_attempt: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+/// Owns the pipelines and swaps snapshots.
+#[derive(Debug)]
+pub struct Reloader {
+    path: PathBuf,
+    current: ArcSwap<Snapshot>,
+    pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    status: ArcSwap<ReloadStatus>,
+    runtime: Runtime,
+    /// Notifications recently accepted, for `delivery.dedup_window`.
+    dedup: Dedup,
+}
+
+impl Reloader {
+    /// Starts the pipelines of a loaded config (the first load).
+    pub fn start(path: &Path, config: Config, runtime: Runtime) -> Reloader {
+        let mut pipelines = HashMap::new();
+        let snapshot = build_snapshot(config, &mut pipelines, &runtime);
+        record_success(&snapshot);
+        Reloader {
+            path: path.to_owned(),
+            current: ArcSwap::from_pointee(snapshot),
+            pipelines: Mutex::new(pipelines),
+            status: ArcSwap::from_pointee(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error: None }),
+            runtime,
+            dedup: Dedup::default(),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The config file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last reload attempt's outcome.
+    pub fn status(&self) -> ReloadStatus {
+        ReloadStatus::clone(&self.status.load())
+    }
+
+    /// Where every pipeline keeps its notifications; opened once per process.
+    pub fn spool(&self) -> &Arc<Spool> {
+        &self.runtime.spool
+    }
+
+    /// The duplicate filter of `delivery.dedup_window`.
+    pub fn dedup(&self) -> &Dedup {
+        &self.dedup
+    }
+
+    /// The pipelines' shared runtime (shutdown signals, task tracker).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Re-reads the config file and, if it is valid, makes it current. On error the running
+    /// config stays, the error is logged and `amrelay_config_last_reload_successful` drops to 0.
+    /// Blocking (file reads): call it from a blocking context.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let mut pipelines = self.pipelines.lock().expect("pipelines lock");
+        let result = config::load(&self.path);
+        let attempted = Some(SystemTime::now());
+        let config = match result {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(file = %self.path.display(), error = %e.to_string().replace('\n', "; "), "config reload failed; keeping the running config");
+                record_result(false);
+                self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: Some(e.to_string()) }));
+                return Err(e);
+            }
+        };
+        let previous = self.current.load();
+        warn_about_restart_only_changes(&previous, &config);
+        let unchanged = config.hash == previous.hash;
+        let snapshot = build_snapshot(config, &mut pipelines, &self.runtime);
+        tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
+        record_success(&snapshot);
+        self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: None }));
+        self.current.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// The pipelines of the current receivers.
+    pub fn pipelines(&self) -> Vec<Arc<Pipeline>> {
+        self.pipelines.lock().expect("pipelines lock").values().cloned().collect()
+    }
+}
+
+/// Some settings are read once at start: say so when a reload changes them.
+fn warn_about_restart_only_changes(previous: &Snapshot, config: &Config) {
+    if config.server.listen_address != previous.server.listen_address {
+        tracing::warn!("server.listen_address changed; the new address takes effect after a restart");
+    }
+    if previous.server.inbound.tls.is_some() != config.server.inbound.tls.is_some() {
+        let now = if config.server.inbound.tls.is_some() { "TLS only" } else { "plain HTTP, without TLS" };
+        tracing::warn!("server.tls_server_config changed: new connections are served with {now}");
+    }
+    if config.delivery.spool != previous.delivery.spool {
+        tracing::warn!("delivery.spool changed; the new spool settings take effect after a restart");
+    }
+}
+
+/// Builds a snapshot, reusing the pipeline of every receiver whose name is unchanged and starting
+/// pipelines for new ones. Pipelines of removed receivers are dropped from the registry; they drain
+/// once the last snapshot holding them is gone.
+fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>, runtime: &Runtime) -> Snapshot {
+    let mut next = HashMap::with_capacity(config.receivers.len());
+    let mut receivers = Vec::with_capacity(config.receivers.len());
+    let mut insecure = 0;
+    log_warnings(&config);
+    let mut label_index = LabelIndex::default();
+    for mut receiver in config.receivers {
+        receiver.rule.intern(&mut label_index);
+        if receiver.endpoint.tls.insecure_skip_verify {
+            insecure += 1;
+            tracing::warn!(receiver = %receiver.name, "TLS certificate verification is disabled (insecure_skip_verify: true)");
+        }
+        let pipeline = match pipelines.remove(&receiver.name) {
+            Some(existing) => {
+                // The same TLS settings keep the client, and so its pooled connections.
+                let target = Target::new(&receiver.endpoint, Some(&existing.downstream().target.load()));
+                existing.update(&receiver, target);
+                existing
+            }
+            None => Pipeline::start(&receiver, Target::new(&receiver.endpoint, None), runtime),
+        };
+        next.insert(receiver.name.clone(), pipeline.clone());
+        receivers.push(ActiveReceiver { config: receiver, pipeline });
+    }
+    for name in pipelines.keys() {
+        tracing::info!(receiver = %name, "receiver removed; its queued notifications are still delivered");
+    }
+    *pipelines = next;
+    metrics::gauge!(m::TLS_INSECURE_RECEIVERS).set(insecure as f64);
+    Snapshot {
+        source: config.source,
+        hash: config.hash,
+        loaded_at: SystemTime::now(),
+        server: config.server,
+        delivery: config.delivery,
+        receivers,
+        label_index,
+        referenced_files: config.referenced_files,
+        verified: Default::default(),
+    }
+}
+
+/// Logs what is allowed but unwise (a world-readable secret file, credentials over plain HTTP),
+/// at every load, like `insecure_skip_verify`.
+fn log_warnings(config: &Config) {
+    for warning in &config.warnings {
+        let position = warning.position.map(|(line, column)| format!("{line}:{column}")).unwrap_or_default();
+        tracing::warn!(file = %config.source.display(), position, field = %warning.field, problem = %warning.message, "config warning");
+    }
+}
+
+/// Sets the reload metrics after an attempt.
+pub fn record_result(success: bool) {
+    metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESSFUL).set(if success { 1.0 } else { 0.0 });
+    metrics::counter!(m::CONFIG_RELOADS, "result" => if success { "success" } else { "failure" }).increment(1);
+}
+
+fn record_success(snapshot: &Snapshot) {
+    record_result(true);
+    let now = snapshot.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+    metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP).set(now);
+    metrics::gauge!(m::CONFIG_HASH).set(snapshot.hash as f64);
+}

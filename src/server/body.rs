@@ -1,0 +1,44 @@
+//! Reading a request body within its limits, and checking that it is JSON.
+
+use std::time::Duration;
+
+use http::Request;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::response::ApiError;
+
+/// A body must arrive within this time once the headers are in.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts `application/json` (any parameters) and a missing header; refuses anything else.
+pub(super) fn check_content_type(request: &Request<Incoming>) -> Result<(), ApiError> {
+    let Some(value) = request.headers().get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.to_owned()))
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes before reading them when the length is
+/// declared, and while reading when it is not.
+pub(super) async fn read_body(request: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let collect = Limited::new(request.into_body(), limit).collect();
+    match tokio::time::timeout(BODY_READ_TIMEOUT, collect).await {
+        Err(_) => Err(ApiError::BodyTimeout),
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::TooLarge(limit)),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!("could not read the request body: {e}"))),
+    }
+}

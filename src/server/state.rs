@@ -1,0 +1,84 @@
+//! What every handler can reach: the reloader (and through it the current snapshot, the spool and
+//! the pipelines), readiness, and request metrics registered once.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
+
+use metrics::{Counter, Histogram};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::metrics as m;
+use crate::reload::Reloader;
+
+/// Every handler label of `amrelay_http_requests_total`.
+const HANDLERS: [&str; 11] = [
+    "webhook",
+    "metrics",
+    "healthy",
+    "ready",
+    "reload",
+    "status",
+    "test",
+    "deadletters",
+    "console",
+    "route_test",
+    "other",
+];
+/// Status codes whose series are registered up front.
+const CODES: [u16; 11] = [200, 400, 401, 404, 405, 408, 413, 415, 500, 502, 503];
+
+/// Request metrics registered once, so answering a request does no registry lookup.
+#[derive(Debug)]
+pub struct HttpMetrics {
+    requests: HashMap<(&'static str, u16), Counter>,
+    durations: HashMap<&'static str, Histogram>,
+    /// `amrelay_alerts_received_total`.
+    pub alerts_received: Counter,
+}
+
+impl HttpMetrics {
+    pub fn new() -> HttpMetrics {
+        let mut requests = HashMap::new();
+        let mut durations = HashMap::new();
+        for handler in HANDLERS {
+            for code in CODES {
+                requests.insert(
+                    (handler, code),
+                    metrics::counter!(m::HTTP_REQUESTS, "handler" => handler, "code" => code.to_string()),
+                );
+            }
+            durations.insert(handler, metrics::histogram!(m::HTTP_REQUEST_DURATION, "handler" => handler));
+        }
+        HttpMetrics { requests, durations, alerts_received: metrics::counter!(m::ALERTS_RECEIVED) }
+    }
+
+    pub(super) fn record(&self, handler: &'static str, status: http::StatusCode, seconds: f64) {
+        match self.requests.get(&(handler, status.as_u16())) {
+            Some(counter) => counter.increment(1),
+            None => metrics::counter!(m::HTTP_REQUESTS, "handler" => handler, "code" => status.as_str().to_owned())
+                .increment(1),
+        }
+        match self.durations.get(handler) {
+            Some(histogram) => histogram.record(seconds),
+            None => metrics::histogram!(m::HTTP_REQUEST_DURATION, "handler" => handler).record(seconds),
+        }
+    }
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    pub http_metrics: HttpMetrics,
+    pub reloader: Reloader,
+    pub metrics: PrometheusHandle,
+    /// False until the listener is up, and again once shutdown begins.
+    pub ready: AtomicBool,
+    pub started_at: SystemTime,
+}
