@@ -91,10 +91,11 @@ fn snapshot(runtime: &tokio::runtime::Runtime, receivers: usize) -> std::sync::A
     for i in 0..receivers {
         yaml.push_str(&format!("  - name: r{i}\n    url: http://127.0.0.1:9/\n    {}\n", common::CRITICAL_RULE));
     }
-    let config = amrelay::config::from_str(&yaml, Path::new("bench.yml")).unwrap();
+    let config =
+        amrelay::config::from_str(&yaml, Path::new("bench.yml"), &amrelay::config::Environment::empty()).unwrap();
     let (_, stopping) = tokio::sync::watch::channel(false);
     let spool = std::sync::Arc::new(Spool::memory(10));
-    Reloader::start(Path::new("bench.yml"), config, spool, stopping).snapshot()
+    Reloader::start(Path::new("bench.yml"), config, spool, stopping).unwrap().snapshot()
 }
 
 /// The naive way: a `Value` tree, filtered and re-encoded per receiver.

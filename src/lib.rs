@@ -32,6 +32,7 @@ pub mod deadletters;
 pub mod dedup;
 pub mod deliver;
 pub mod explain;
+pub mod fingerprint;
 pub mod logging;
 pub mod metrics;
 pub mod payload;

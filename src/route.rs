@@ -231,5 +231,5 @@ fn dedup_key(receiver: &str, n: &Notification<'_>, matched: &[usize]) -> u64 {
             bytes.extend_from_slice(value.as_bytes());
         }
     }
-    crate::config::fnv1a(&bytes)
+    crate::fingerprint::fnv1a(&bytes)
 }

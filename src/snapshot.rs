@@ -21,6 +21,7 @@ use crate::metrics as m;
 use crate::queue::Pipeline;
 use crate::rule::LabelIndex;
 use crate::spool::Spool;
+use crate::tls::ClientConfigs;
 
 /// One receiver as the request path sees it: its rule and its pipeline.
 #[derive(Debug)]
@@ -64,6 +65,8 @@ pub struct Reloader {
     path: PathBuf,
     current: ArcSwap<Snapshot>,
     pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    /// Outbound TLS configs with the system roots, kept across reloads; locked with `pipelines`.
+    client_configs: Mutex<ClientConfigs>,
     status: Mutex<ReloadStatus>,
     /// Where every pipeline keeps its notifications; opened once per process.
     pub spool: Arc<Spool>,
@@ -73,20 +76,28 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Starts the pipelines of a loaded config (the first load).
-    pub fn start(path: &Path, config: Config, spool: Arc<Spool>, stopping: watch::Receiver<bool>) -> Reloader {
+    /// Starts the pipelines of a loaded config (the first load). Fails only if a receiver's TLS
+    /// config cannot be built with the system's CA store.
+    pub fn start(
+        path: &Path,
+        config: Config,
+        spool: Arc<Spool>,
+        stopping: watch::Receiver<bool>,
+    ) -> Result<Reloader, ConfigError> {
         let mut pipelines = HashMap::new();
-        let snapshot = build_snapshot(config, &mut pipelines, &spool, &stopping);
+        let mut client_configs = ClientConfigs::new();
+        let snapshot = build_snapshot(config, &mut pipelines, &mut client_configs, &spool, &stopping)?;
         record_success(&snapshot);
-        Reloader {
+        Ok(Reloader {
             path: path.to_owned(),
             current: ArcSwap::from_pointee(snapshot),
             pipelines: Mutex::new(pipelines),
+            client_configs: Mutex::new(client_configs),
             status: Mutex::new(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error: None }),
             spool,
             dedup: Dedup::default(),
             stopping,
-        }
+        })
     }
 
     /// The current snapshot.
@@ -108,17 +119,13 @@ impl Reloader {
     /// config stays, the error is logged and `amrelay_config_last_reload_successful` drops to 0.
     pub fn reload(&self) -> Result<(), ConfigError> {
         let mut pipelines = self.pipelines.lock().expect("pipelines lock");
-        let result = config::load(&self.path);
+        let mut client_configs = self.client_configs.lock().expect("client configs lock");
+        let result = config::load(&self.path, &config::Environment::from_process());
         let mut status = self.status.lock().expect("status lock");
         status.last_attempt = Some(SystemTime::now());
         let config = match result {
             Ok(config) => config,
-            Err(e) => {
-                tracing::error!(file = %self.path.display(), error = %e.to_string().replace('\n', "; "), "config reload failed; keeping the running config");
-                record_result(false);
-                status.last_error = Some(e.to_string());
-                return Err(e);
-            }
+            Err(e) => return Err(reload_failed(&self.path, &mut status, e)),
         };
         let previous = self.current.load();
         if config.server.listen_address != previous.server.listen_address {
@@ -132,7 +139,10 @@ impl Reloader {
             tracing::warn!("delivery.spool changed; the new spool settings take effect after a restart");
         }
         let unchanged = config.hash == previous.hash;
-        let snapshot = build_snapshot(config, &mut pipelines, &self.spool, &self.stopping);
+        let snapshot = match build_snapshot(config, &mut pipelines, &mut client_configs, &self.spool, &self.stopping) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return Err(reload_failed(&self.path, &mut status, e)),
+        };
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
         record_success(&snapshot);
         status.last_error = None;
@@ -146,21 +156,46 @@ impl Reloader {
     }
 }
 
+/// Logs a failed reload and records it; the running config stays.
+fn reload_failed(path: &Path, status: &mut ReloadStatus, e: ConfigError) -> ConfigError {
+    tracing::error!(file = %path.display(), error = %e.to_string().replace('\n', "; "), "config reload failed; keeping the running config");
+    record_result(false);
+    status.last_error = Some(e.to_string());
+    e
+}
+
 /// Builds a snapshot, reusing the pipeline of every receiver whose name is unchanged and starting
 /// pipelines for new ones. Pipelines of removed receivers are dropped from the registry; they drain
-/// once the last snapshot holding them is gone.
+/// once the last snapshot holding them is gone. Every receiver's TLS config is built first, so an
+/// error changes nothing.
 fn build_snapshot(
     config: Config,
     pipelines: &mut HashMap<String, Arc<Pipeline>>,
+    client_configs: &mut ClientConfigs,
     spool: &Arc<Spool>,
     stopping: &watch::Receiver<bool>,
-) -> Snapshot {
+) -> Result<Snapshot, ConfigError> {
+    let mut tls = Vec::with_capacity(config.receivers.len());
+    let mut issues = Vec::new();
+    for (index, receiver) in config.receivers.iter().enumerate() {
+        match client_configs.get(&receiver.endpoint.tls.client) {
+            Ok(client_config) => tls.push(client_config),
+            Err(message) => issues.push(config::Issue {
+                position: None,
+                field: format!("receivers[{index}].http_config.tls_config"),
+                message,
+            }),
+        }
+    }
+    if !issues.is_empty() {
+        return Err(ConfigError { file: config.source, issues });
+    }
     let mut next = HashMap::with_capacity(config.receivers.len());
     let mut receivers = Vec::with_capacity(config.receivers.len());
     let mut insecure = 0;
     log_warnings(&config);
     let mut label_index = LabelIndex::default();
-    for mut receiver in config.receivers {
+    for (mut receiver, client_config) in config.receivers.into_iter().zip(tls) {
         receiver.rule.intern(&mut label_index);
         if receiver.endpoint.tls.insecure_skip_verify {
             insecure += 1;
@@ -168,10 +203,10 @@ fn build_snapshot(
         }
         let pipeline = match pipelines.remove(&receiver.name) {
             Some(existing) => {
-                existing.update(&receiver);
+                existing.update(&receiver, &client_config);
                 existing
             }
-            None => Pipeline::start(&receiver, spool.clone(), stopping.clone()),
+            None => Pipeline::start(&receiver, &client_config, spool.clone(), stopping.clone()),
         };
         next.insert(receiver.name.clone(), pipeline.clone());
         receivers.push(ActiveReceiver { config: receiver, pipeline });
@@ -181,7 +216,7 @@ fn build_snapshot(
     }
     *pipelines = next;
     metrics::gauge!(m::TLS_INSECURE_RECEIVERS).set(insecure as f64);
-    Snapshot {
+    Ok(Snapshot {
         source: config.source,
         hash: config.hash,
         loaded_at: SystemTime::now(),
@@ -190,7 +225,7 @@ fn build_snapshot(
         receivers,
         label_index,
         referenced_files: config.referenced_files,
-    }
+    })
 }
 
 /// Logs what is allowed but unwise (a world-readable secret file, credentials over plain HTTP),

@@ -17,7 +17,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::fnv1a;
+use crate::fingerprint::fnv1a;
 use crate::server::AppState;
 use crate::snapshot::Snapshot;
 

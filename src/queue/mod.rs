@@ -171,10 +171,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Creates the pipeline for `config` and spawns its dispatcher on the current runtime.
-    pub fn start(config: &ReceiverConfig, spool: Arc<Spool>, stopping: watch::Receiver<bool>) -> Arc<Pipeline> {
+    pub fn start(
+        config: &ReceiverConfig,
+        client_config: &rustls::ClientConfig,
+        spool: Arc<Spool>,
+        stopping: watch::Receiver<bool>,
+    ) -> Arc<Pipeline> {
         let shared = Arc::new(Shared {
             name: config.name.as_str().into(),
-            target: ArcSwap::from_pointee(Target::new(&config.endpoint, None)),
+            target: ArcSwap::from_pointee(Target::new(&config.endpoint, None, client_config)),
             max_concurrency: AtomicUsize::new(config.max_concurrency),
             depth: AtomicUsize::new(0),
             metrics: ReceiverMetrics::new(&config.name),
@@ -198,9 +203,9 @@ impl Pipeline {
 
     /// Applies a reloaded receiver config: new target (keeping the connection pool when TLS is
     /// unchanged), concurrency and capacity. Queued notifications stay and use the new target.
-    pub fn update(&self, config: &ReceiverConfig) {
+    pub fn update(&self, config: &ReceiverConfig, client_config: &rustls::ClientConfig) {
         let previous = self.shared.target.load();
-        self.shared.target.store(Arc::new(Target::new(&config.endpoint, Some(&previous))));
+        self.shared.target.store(Arc::new(Target::new(&config.endpoint, Some(&previous), client_config)));
         self.shared.max_concurrency.store(config.max_concurrency, Ordering::Relaxed);
         let old = self.capacity.swap(config.queue_capacity, Ordering::Relaxed);
         if config.queue_capacity > old {

@@ -57,7 +57,7 @@ pub async fn route_test(state: &AppState, request: Request<Incoming>) -> Result<
 /// changed since then, or unreadable, gives no line numbers rather than wrong ones).
 pub fn loaded_config_text(snapshot: &Snapshot) -> Option<String> {
     let text = std::fs::read_to_string(&snapshot.source).ok()?;
-    (crate::config::fnv1a(text.as_bytes()) == snapshot.hash).then_some(text)
+    (crate::fingerprint::fnv1a(text.as_bytes()) == snapshot.hash).then_some(text)
 }
 
 /// Where a receiver's `enabled:` is set in the config file, and the line that flips it.
