@@ -8,9 +8,11 @@ use std::hint::black_box;
 use std::path::Path;
 
 use amrelay::payload::{Notification, decode, decode_with, encode};
+use amrelay::queue::Runtime;
+use amrelay::reload::Reloader;
 use amrelay::route::{Destination, plan};
 use amrelay::rule::{Condition, LabelIndex, Operator, Rule};
-use amrelay::snapshot::{Reloader, Snapshot};
+use amrelay::snapshot::Snapshot;
 use amrelay::spool::Spool;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value};
@@ -91,10 +93,10 @@ fn snapshot(runtime: &tokio::runtime::Runtime, receivers: usize) -> std::sync::A
     for i in 0..receivers {
         yaml.push_str(&format!("  - name: r{i}\n    url: http://127.0.0.1:9/\n    {}\n", common::CRITICAL_RULE));
     }
-    let config = amrelay::config::from_str(&yaml, Path::new("bench.yml")).unwrap();
-    let (_, stopping) = tokio::sync::watch::channel(false);
+    let config =
+        amrelay::config::from_str(&yaml, Path::new("bench.yml"), &amrelay::config::Environment::empty()).unwrap();
     let spool = std::sync::Arc::new(Spool::memory(10));
-    Reloader::start(Path::new("bench.yml"), config, spool, stopping).snapshot()
+    Reloader::start(Path::new("bench.yml"), config, Runtime::new(spool)).unwrap().snapshot()
 }
 
 /// The naive way: a `Value` tree, filtered and re-encoded per receiver.

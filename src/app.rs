@@ -64,10 +64,11 @@ impl Relay {
     /// Loads the config, starts every receiver's pipeline and binds the listener.
     pub async fn start(options: Options) -> anyhow::Result<Relay> {
         let metrics = crate::metrics::install();
-        let config = crate::config::load(&options.config_file).map_err(|e| {
-            crate::reload::record_result(false);
-            anyhow::anyhow!("{e}")
-        })?;
+        let config =
+            crate::config::load(&options.config_file, &crate::config::Environment::from_process()).map_err(|e| {
+                crate::reload::record_result(false);
+                anyhow::anyhow!("{e}")
+            })?;
         let (spool, restored) = match &config.delivery.spool {
             Some(spool_config) => {
                 let (spool, restored) =
@@ -82,7 +83,8 @@ impl Relay {
                 (Spool::memory(config.delivery.max_dead_letters), Vec::new())
             }
         };
-        let reloader = Reloader::start(&options.config_file, config, Runtime::new(Arc::new(spool)));
+        let reloader = Reloader::start(&options.config_file, config, Runtime::new(Arc::new(spool)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         restore(&reloader, restored);
         let address =
             options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());

@@ -82,7 +82,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn check_config(files: &[PathBuf]) -> bool {
     let mut all_valid = true;
     for file in files {
-        match config::load(file) {
+        match config::load(file, &config::Environment::from_process()) {
             Ok(config) => {
                 let enabled = config.receivers.iter().filter(|r| r.enabled).count();
                 println!("Checking '{}'  SUCCESS", file.display());
@@ -119,7 +119,7 @@ pub fn check_config(files: &[PathBuf]) -> bool {
 
 /// `amrelay send-test`: prints the outcome as JSON; returns whether the receiver answered 2xx.
 pub async fn send_test(config_file: &std::path::Path, receiver: &str) -> bool {
-    let config = match config::load(config_file) {
+    let config = match config::load(config_file, &config::Environment::from_process()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
@@ -130,7 +130,14 @@ pub async fn send_test(config_file: &std::path::Path, receiver: &str) -> bool {
         eprintln!("{}: no receiver named {receiver:?}", config_file.display());
         return false;
     };
-    let target = crate::deliver::Target::new(&receiver_config.endpoint, None);
+    let client_config = match crate::tls::ClientConfigs::new().get(&receiver_config.endpoint.tls.client) {
+        Ok(client_config) => client_config,
+        Err(e) => {
+            eprintln!("{}: {}: {e}", config_file.display(), receiver_config.name);
+            return false;
+        }
+    };
+    let target = crate::deliver::Target::new(&receiver_config.endpoint, None, &client_config);
     let outcome = crate::testmsg::send(&target, receiver).await;
     println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
     outcome.delivered
@@ -149,7 +156,7 @@ pub struct RouteTestArgs<'a> {
 /// `amrelay route-test`: prints the explanation; returns the exit status (0 ok, 1 the receivers
 /// differ from `--expect`, 2 an invalid config or payload).
 pub fn route_test(args: &RouteTestArgs<'_>) -> u8 {
-    let mut config = match config::load(args.config_file) {
+    let mut config = match config::load(args.config_file, &config::Environment::from_process()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");

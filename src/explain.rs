@@ -207,7 +207,8 @@ receivers:
 "#;
 
     fn explanation(specs: &[&str], resolved: &[usize]) -> Explanation {
-        let config = crate::config::from_str(CONFIG, Path::new("amrelay.yml")).unwrap();
+        let config =
+            crate::config::from_str(CONFIG, Path::new("amrelay.yml"), &crate::config::Environment::empty()).unwrap();
         let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
         let mut payload: serde_json::Value = serde_json::from_str(&payload_from_labels(&specs).unwrap()).unwrap();
         for &i in resolved {

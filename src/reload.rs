@@ -7,7 +7,7 @@
 //!
 //! The reloader owns what outlives snapshots: each receiver's [`Pipeline`] (kept by name, so its
 //! queue and connection pool survive a reload) and the shared [`Runtime`] (spool, shutdown signals).
-#![allow(clippy::disallowed_types)] // The pipelines map is touched only by reloads, one at a time.
+#![allow(clippy::disallowed_types)] // The registry is touched only by reloads, one at a time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use crate::queue::{Pipeline, Runtime};
 use crate::rule::LabelIndex;
 use crate::snapshot::{ActiveReceiver, Snapshot};
 use crate::spool::Spool;
+use crate::tls::ClientConfigs;
 
 /// The outcome of the last reload attempt.
 #[derive(Debug, Clone, Default)]
@@ -32,12 +33,20 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
 }
 
+/// What outlives snapshots and only reloads touch, one at a time.
+#[derive(Debug, Default)]
+struct Registry {
+    pipelines: HashMap<String, Arc<Pipeline>>,
+    /// Outbound TLS configs with the system roots, kept across reloads.
+    client_configs: ClientConfigs,
+}
+
 /// Owns the pipelines and swaps snapshots.
 #[derive(Debug)]
 pub struct Reloader {
     path: PathBuf,
     current: ArcSwap<Snapshot>,
-    pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    registry: Mutex<Registry>,
     status: ArcSwap<ReloadStatus>,
     runtime: Runtime,
     /// Notifications recently accepted, for `delivery.dedup_window`.
@@ -45,19 +54,20 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Starts the pipelines of a loaded config (the first load).
-    pub fn start(path: &Path, config: Config, runtime: Runtime) -> Reloader {
-        let mut pipelines = HashMap::new();
-        let snapshot = build_snapshot(config, &mut pipelines, &runtime);
+    /// Starts the pipelines of a loaded config (the first load). Fails only if a receiver's TLS
+    /// config cannot be built with the system's CA store.
+    pub fn start(path: &Path, config: Config, runtime: Runtime) -> Result<Reloader, ConfigError> {
+        let mut registry = Registry::default();
+        let snapshot = build_snapshot(config, &mut registry, &runtime)?;
         record_success(&snapshot);
-        Reloader {
+        Ok(Reloader {
             path: path.to_owned(),
             current: ArcSwap::from_pointee(snapshot),
-            pipelines: Mutex::new(pipelines),
+            registry: Mutex::new(registry),
             status: ArcSwap::from_pointee(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error: None }),
             runtime,
             dedup: Dedup::default(),
-        }
+        })
     }
 
     /// The current snapshot.
@@ -94,22 +104,21 @@ impl Reloader {
     /// config stays, the error is logged and `amrelay_config_last_reload_successful` drops to 0.
     /// Blocking (file reads): call it from a blocking context.
     pub fn reload(&self) -> Result<(), ConfigError> {
-        let mut pipelines = self.pipelines.lock().expect("pipelines lock");
-        let result = config::load(&self.path);
+        let mut registry = self.registry.lock().expect("registry lock");
+        // The process environment is read here, at the edge: parsing only gets it as an argument.
+        let result = config::load(&self.path, &config::Environment::from_process());
         let attempted = Some(SystemTime::now());
         let config = match result {
             Ok(config) => config,
-            Err(e) => {
-                tracing::error!(file = %self.path.display(), error = %e.to_string().replace('\n', "; "), "config reload failed; keeping the running config");
-                record_result(false);
-                self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: Some(e.to_string()) }));
-                return Err(e);
-            }
+            Err(e) => return Err(self.failed(attempted, e)),
         };
         let previous = self.current.load();
         warn_about_restart_only_changes(&previous, &config);
         let unchanged = config.hash == previous.hash;
-        let snapshot = build_snapshot(config, &mut pipelines, &self.runtime);
+        let snapshot = match build_snapshot(config, &mut registry, &self.runtime) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return Err(self.failed(attempted, e)),
+        };
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
         record_success(&snapshot);
         self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: None }));
@@ -117,9 +126,17 @@ impl Reloader {
         Ok(())
     }
 
+    /// Logs a failed reload and records it; the running config stays.
+    fn failed(&self, attempted: Option<SystemTime>, e: ConfigError) -> ConfigError {
+        tracing::error!(file = %self.path.display(), error = %e.to_string().replace('\n', "; "), "config reload failed; keeping the running config");
+        record_result(false);
+        self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: Some(e.to_string()) }));
+        e
+    }
+
     /// The pipelines of the current receivers.
     pub fn pipelines(&self) -> Vec<Arc<Pipeline>> {
-        self.pipelines.lock().expect("pipelines lock").values().cloned().collect()
+        self.registry.lock().expect("registry lock").pipelines.values().cloned().collect()
     }
 }
 
@@ -139,14 +156,31 @@ fn warn_about_restart_only_changes(previous: &Snapshot, config: &Config) {
 
 /// Builds a snapshot, reusing the pipeline of every receiver whose name is unchanged and starting
 /// pipelines for new ones. Pipelines of removed receivers are dropped from the registry; they drain
-/// once the last snapshot holding them is gone.
-fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>, runtime: &Runtime) -> Snapshot {
+/// once the last snapshot holding them is gone. Every receiver's TLS config is built first, so an
+/// error changes nothing.
+fn build_snapshot(config: Config, registry: &mut Registry, runtime: &Runtime) -> Result<Snapshot, ConfigError> {
+    let mut tls = Vec::with_capacity(config.receivers.len());
+    let mut issues = Vec::new();
+    for (index, receiver) in config.receivers.iter().enumerate() {
+        match registry.client_configs.get(&receiver.endpoint.tls.client) {
+            Ok(client_config) => tls.push(client_config),
+            Err(message) => issues.push(config::Issue {
+                position: None,
+                field: format!("receivers[{index}].http_config.tls_config"),
+                message,
+            }),
+        }
+    }
+    if !issues.is_empty() {
+        return Err(ConfigError { file: config.source, issues });
+    }
+    let pipelines = &mut registry.pipelines;
     let mut next = HashMap::with_capacity(config.receivers.len());
     let mut receivers = Vec::with_capacity(config.receivers.len());
     let mut insecure = 0;
     log_warnings(&config);
     let mut label_index = LabelIndex::default();
-    for mut receiver in config.receivers {
+    for (mut receiver, client_config) in config.receivers.into_iter().zip(tls) {
         receiver.rule.intern(&mut label_index);
         if receiver.endpoint.tls.insecure_skip_verify {
             insecure += 1;
@@ -155,11 +189,11 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
         let pipeline = match pipelines.remove(&receiver.name) {
             Some(existing) => {
                 // The same TLS settings keep the client, and so its pooled connections.
-                let target = Target::new(&receiver.endpoint, Some(&existing.downstream().target.load()));
-                existing.update(&receiver, target);
+                let previous = existing.downstream().target.load();
+                existing.update(&receiver, Target::new(&receiver.endpoint, Some(&previous), &client_config));
                 existing
             }
-            None => Pipeline::start(&receiver, Target::new(&receiver.endpoint, None), runtime),
+            None => Pipeline::start(&receiver, Target::new(&receiver.endpoint, None, &client_config), runtime),
         };
         next.insert(receiver.name.clone(), pipeline.clone());
         receivers.push(ActiveReceiver { config: receiver, pipeline });
@@ -169,7 +203,7 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
     }
     *pipelines = next;
     metrics::gauge!(m::TLS_INSECURE_RECEIVERS).set(insecure as f64);
-    Snapshot {
+    Ok(Snapshot {
         source: config.source,
         hash: config.hash,
         loaded_at: SystemTime::now(),
@@ -179,7 +213,7 @@ fn build_snapshot(config: Config, pipelines: &mut HashMap<String, Arc<Pipeline>>
         label_index,
         referenced_files: config.referenced_files,
         verified: Default::default(),
-    }
+    })
 }
 
 /// Logs what is allowed but unwise (a world-readable secret file, credentials over plain HTTP),

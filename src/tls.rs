@@ -1,10 +1,15 @@
 //! TLS material and rustls configuration: outbound connections, and the listener's server config.
 //!
-//! Everything is built at config load, so a bad CA, certificate or key is a config error with
-//! the file named, never a surprise at the first delivery.
+//! Two phases, as everywhere in amrelay. Parsing ([`ClientTls::check`], [`server_config`]) reads
+//! no global state: it parses every certificate and key and builds the rustls config once as a
+//! trial (outbound: with an empty root store plus the configured CA), so a bad CA, certificate
+//! or key is a config error with the file named, never a surprise at the first delivery. Building
+//! the outbound config for real adds the operating system's CA store, which only the build step
+//! loads, through a [`ClientConfigs`] cache that its owner (the reloader) keeps across reloads.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -12,10 +17,17 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// PEM text and where it came from (a path, or the config field for inline PEM).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PemSource {
     pub name: String,
     pub bytes: Vec<u8>,
+}
+
+/// The name and size only: the bytes may be a private key.
+impl fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PemSource").field("name", &self.name).field("bytes", &self.bytes.len()).finish()
+    }
 }
 
 /// The lowest TLS version to negotiate.
@@ -56,16 +68,13 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
-/// The system's CA certificates, read once per process.
-fn native_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let result = rustls_native_certs::load_native_certs();
-        for error in &result.errors {
-            tracing::warn!(error = %error, "could not read some system CA certificates");
-        }
-        result.certs
-    })
+/// The operating system's CA certificates. Unreadable ones are logged and skipped.
+fn native_roots() -> Vec<CertificateDer<'static>> {
+    let result = rustls_native_certs::load_native_certs();
+    for error in &result.errors {
+        tracing::warn!(error = %error, "could not read some system CA certificates");
+    }
+    result.certs
 }
 
 /// Parses every certificate in a PEM source.
@@ -84,29 +93,98 @@ pub fn private_key(source: &PemSource) -> Result<PrivateKeyDer<'static>, String>
     PrivateKeyDer::from_pem_slice(&source.bytes).map_err(|e| format!("{}: no valid PEM private key: {e}", source.name))
 }
 
-/// Client configs already built, by [`ClientTlsOptions::fingerprint`]: a reload with unchanged
-/// TLS settings reuses them instead of parsing the system's CA store again.
-fn built() -> &'static Mutex<HashMap<u64, Arc<ClientConfig>>> {
-    static BUILT: OnceLock<Mutex<HashMap<u64, Arc<ClientConfig>>>> = OnceLock::new();
-    BUILT.get_or_init(Mutex::default)
+/// Outbound TLS options that [`ClientTls::check`] has accepted: building a client config from
+/// them can only differ from the trial build by the system roots it adds.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    options: ClientTlsOptions,
+    /// [`ClientTlsOptions::fingerprint`] without a server name: what the built config depends on.
+    key: u64,
 }
 
-/// Builds (or reuses) the rustls client config for one receiver.
-pub fn client_config(options: &ClientTlsOptions) -> Result<Arc<ClientConfig>, String> {
-    let key = options.fingerprint(None);
-    if let Some(config) = built().lock().expect("tls cache").get(&key) {
-        return Ok(config.clone());
+impl ClientTls {
+    /// Parses every certificate and key in `options` and builds the client config once with an
+    /// empty root store plus the CA, without reading the system's CA store: an unusable CA or a
+    /// certificate that does not match its key is an error naming the file.
+    pub fn check(options: ClientTlsOptions) -> Result<ClientTls, String> {
+        build_client_config(&options, &[])?;
+        let key = options.fingerprint(None);
+        Ok(ClientTls { options, key })
     }
-    let config = build_client_config(options)?;
-    let mut cache = built().lock().expect("tls cache");
-    if cache.len() >= 256 {
-        cache.clear();
+
+    /// The options as checked.
+    pub fn options(&self) -> &ClientTlsOptions {
+        &self.options
     }
-    cache.insert(key, config.clone());
-    Ok(config)
 }
 
-fn build_client_config(options: &ClientTlsOptions) -> Result<Arc<ClientConfig>, String> {
+/// Most client configs a [`ClientConfigs`] keeps; beyond it, it starts afresh.
+const MAX_CACHED_CLIENT_CONFIGS: usize = 256;
+
+/// Builds outbound rustls configs with the system's CA store, and reuses them by fingerprint, so a
+/// reload with unchanged TLS settings neither reads the CA store again nor rebuilds a config.
+///
+/// A plain value with `&mut self` methods: its owner (the reloader, or a one-shot command)
+/// decides how it is shared. The system roots are loaded once, on the first verifying config.
+#[derive(Default)]
+pub struct ClientConfigs {
+    system_roots: Option<Vec<CertificateDer<'static>>>,
+    built: HashMap<u64, Arc<ClientConfig>>,
+}
+
+impl ClientConfigs {
+    /// An empty cache; the system roots are read when first needed.
+    pub fn new() -> Self {
+        ClientConfigs::default()
+    }
+
+    /// A cache that uses `roots` in place of the operating system's CA store.
+    pub fn with_system_roots(roots: Vec<CertificateDer<'static>>) -> Self {
+        ClientConfigs { system_roots: Some(roots), built: HashMap::new() }
+    }
+
+    /// The client config for `tls`: the CA is added to the system roots. Configs with the same
+    /// fingerprint are built once.
+    pub fn get(&mut self, tls: &ClientTls) -> Result<Arc<ClientConfig>, String> {
+        if let Some(config) = self.built.get(&tls.key) {
+            return Ok(config.clone());
+        }
+        let roots: &[CertificateDer<'static>] =
+            if tls.options.insecure_skip_verify { &[] } else { self.system_roots.get_or_insert_with(native_roots) };
+        let config = build_client_config(&tls.options, roots)?;
+        if self.built.len() >= MAX_CACHED_CLIENT_CONFIGS {
+            self.built.clear();
+        }
+        self.built.insert(tls.key, config.clone());
+        Ok(config)
+    }
+
+    /// How many configs are kept.
+    pub fn len(&self) -> usize {
+        self.built.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.built.is_empty()
+    }
+}
+
+impl fmt::Debug for ClientConfigs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfigs")
+            .field("system_roots", &self.system_roots.as_ref().map(Vec::len))
+            .field("built", &self.built.len())
+            .finish()
+    }
+}
+
+/// Builds an outbound config; `system_roots` are trusted besides the configured CA (none when
+/// certificates are not verified).
+fn build_client_config(
+    options: &ClientTlsOptions,
+    system_roots: &[CertificateDer<'static>],
+) -> Result<Arc<ClientConfig>, String> {
     let versions: &[&rustls::SupportedProtocolVersion] = match options.min_version {
         MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         MinVersion::Tls13 => &[&rustls::version::TLS13],
@@ -118,7 +196,7 @@ fn build_client_config(options: &ClientTlsOptions) -> Result<Arc<ClientConfig>, 
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert))
     } else {
         let mut roots = RootCertStore::empty();
-        roots.add_parsable_certificates(native_roots().iter().cloned());
+        roots.add_parsable_certificates(system_roots.iter().cloned());
         if let Some(ca) = &options.ca {
             for cert in certificates(ca)? {
                 roots.add(cert).map_err(|e| format!("{}: unusable CA certificate: {e}", ca.name))?;
@@ -214,5 +292,75 @@ impl ServerCertVerifier for AcceptAnyServerCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         provider().signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(name: &str) -> (PemSource, PemSource) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap().self_signed(&key).unwrap();
+        (
+            PemSource { name: format!("{name}.crt"), bytes: cert.pem().into_bytes() },
+            PemSource { name: format!("{name}.key"), bytes: key.serialize_pem().into_bytes() },
+        )
+    }
+
+    fn options(ca: Option<PemSource>) -> ClientTlsOptions {
+        ClientTlsOptions { ca, cert: None, key: None, insecure_skip_verify: false, min_version: MinVersion::Tls12 }
+    }
+
+    #[test]
+    fn client_configs_are_reused_by_fingerprint() {
+        // Given roots: the test must not depend on (or read) the machine's CA store.
+        let mut cache = ClientConfigs::with_system_roots(Vec::new());
+        let (ca, _) = self_signed("ca.example");
+        let with_ca = ClientTls::check(options(Some(ca.clone()))).unwrap();
+        let first = cache.get(&with_ca).unwrap();
+        // Checked again, as a reload does: same material, same fingerprint, the same config.
+        let again = ClientTls::check(options(Some(ca))).unwrap();
+        assert!(Arc::ptr_eq(&first, &cache.get(&again).unwrap()));
+        assert_eq!(cache.len(), 1);
+
+        let tls13 = ClientTls::check(ClientTlsOptions { min_version: MinVersion::Tls13, ..options(None) }).unwrap();
+        assert!(!Arc::ptr_eq(&first, &cache.get(&tls13).unwrap()));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let mut cache = ClientConfigs::with_system_roots(Vec::new());
+        for i in 0..=MAX_CACHED_CLIENT_CONFIGS {
+            let name = format!("{i}.example");
+            let tls = ClientTls { options: options(None), key: crate::fingerprint::fnv1a(name.as_bytes()) };
+            cache.get(&tls).unwrap();
+        }
+        assert!(cache.len() <= MAX_CACHED_CLIENT_CONFIGS);
+    }
+
+    #[test]
+    fn checking_names_the_file_of_a_mismatched_key() {
+        let (cert, _) = self_signed("a.example");
+        let (_, other_key) = self_signed("b.example");
+        let error =
+            ClientTls::check(ClientTlsOptions { cert: Some(cert), key: Some(other_key), ..options(None) }).unwrap_err();
+        assert!(error.contains("a.example.crt and b.example.key do not form a usable client identity"), "{error}");
+    }
+
+    #[test]
+    fn checking_refuses_a_ca_that_is_not_a_certificate() {
+        let (_, key) = self_signed("ca.example");
+        let not_a_cert = PemSource { name: "ca.pem".into(), ..key };
+        let error = ClientTls::check(options(Some(not_a_cert))).unwrap_err();
+        assert!(error.starts_with("ca.pem: "), "{error}");
+    }
+
+    #[test]
+    fn pem_sources_never_print_their_bytes() {
+        let (_, key) = self_signed("a.example");
+        let printed = format!("{key:?}");
+        assert!(printed.contains("a.example.key") && !printed.contains("PRIVATE KEY"), "{printed}");
     }
 }

@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = std::path::Path::new("/nonexistent/amrelay-fuzz/amrelay.yml");
-    if let Err(error) = amrelay::config::from_str(text, path) {
+    if let Err(error) = amrelay::config::from_str(text, path, &amrelay::config::Environment::empty()) {
         let _ = error.to_string();
     }
 });

@@ -7,6 +7,7 @@
 //! run shows all mistakes.
 
 pub mod duration;
+mod environment;
 mod raw;
 mod secret;
 pub mod security;
@@ -14,13 +15,14 @@ mod validate;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Uri};
 
+use crate::fingerprint::fnv1a;
 use crate::rule::Rule;
 
+pub use environment::Environment;
 pub use secret::Secret;
 pub use security::{ClientAuthType, Inbound, InboundAuth, Limits, Proxy, ServerTls};
 
@@ -147,10 +149,11 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Outbound TLS, already built into a rustls config.
+/// Outbound TLS, checked completely (certificates, key, a trial build); the build step turns it
+/// into a rustls config with [`crate::tls::ClientConfigs`].
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
-    pub client_config: Arc<rustls::ClientConfig>,
+    pub client: crate::tls::ClientTls,
     /// Overrides the host name checked in the server's certificate.
     pub server_name: Option<rustls::pki_types::ServerName<'static>>,
     pub insecure_skip_verify: bool,
@@ -211,24 +214,26 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Reads, parses and validates a config file, including the secret and TLS files it names
-/// (relative paths resolve against the config file's folder).
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+/// (relative paths resolve against the config file's folder). `${VAR}` takes its value from
+/// `environment` (callers pass [`Environment::from_process`]).
+pub fn load(path: &Path, environment: &Environment) -> Result<Config, ConfigError> {
     let fail = |field: &str, message: String| ConfigError {
         file: path.to_owned(),
         issues: vec![Issue { position: None, field: field.into(), message }],
     };
     let bytes = std::fs::read(path).map_err(|e| fail("", format!("cannot read file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| fail("", "file is not valid UTF-8".into()))?;
-    from_str(&text, path)
+    from_str(&text, path, environment)
 }
 
-/// Parses and validates config text as if it were read from `path`.
-pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+/// Parses and validates config text as if it were read from `path`, expanding `${VAR}` from
+/// `environment`.
+pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Config, ConfigError> {
     let base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
     let raw: raw::RawConfig = if text.trim().is_empty() {
         raw::RawConfig::default()
     } else {
-        serde_saphyr::from_str_with_options(text, parse_options()).map_err(|e| ConfigError {
+        serde_saphyr::from_str_with_options(text, parse_options(environment)).map_err(|e| ConfigError {
             file: path.to_owned(),
             issues: vec![Issue {
                 position: e.location().map(|l| (l.line(), l.column())),
@@ -241,7 +246,7 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         validate::validate(raw, &base_dir).map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
     Ok(Config {
         source: path.to_owned(),
-        hash: crate::fingerprint::fnv1a(text.as_bytes()),
+        hash: fnv1a(text.as_bytes()),
         server: validated.server,
         delivery: validated.delivery,
         receivers: validated.receivers,
@@ -253,10 +258,8 @@ pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
 /// `${VAR}` in a plain (unquoted) scalar is the environment variable's value; an unset variable
 /// is an error naming it, `$${VAR}` is a literal `${VAR}`. serde-saphyr redacts expanded values
 /// from its error messages, so a secret from the environment is never echoed.
-fn parse_options() -> serde_saphyr::Options {
-    let environment: std::collections::HashMap<String, String> =
-        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-    serde_saphyr::Options::default().with_properties(environment)
+fn parse_options(environment: &Environment) -> serde_saphyr::Options {
+    serde_saphyr::Options::default().with_properties(environment.to_properties())
 }
 
 /// Drops the parser's own " at line N, column M" suffix: the position is printed in front.
@@ -264,5 +267,49 @@ fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(at) if message[at..].contains(", column ") => message[..at].to_owned(),
         _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WITH_VARIABLE: &str =
+        "receivers:\n  - name: a\n    url: http://127.0.0.1:1/\n    headers:\n      X-Token: ${AMRELAY_UNIT_TOKEN}\n";
+
+    fn header(config: &Config) -> &str {
+        config.receivers[0].endpoint.headers[0].1.to_str().unwrap()
+    }
+
+    // The environment is an argument: these tests neither read nor change the process's.
+    #[test]
+    fn variables_come_from_the_given_environment() {
+        let environment = Environment::empty().with("AMRELAY_UNIT_TOKEN", "t0ken");
+        let config = from_str(WITH_VARIABLE, Path::new("/nonexistent/amrelay.yml"), &environment).unwrap();
+        assert_eq!(header(&config), "t0ken");
+    }
+
+    #[test]
+    fn an_unset_variable_is_an_error_naming_it_with_its_position() {
+        let error = from_str(WITH_VARIABLE, Path::new("/nonexistent/amrelay.yml"), &Environment::empty()).unwrap_err();
+        assert_eq!(error.issues.len(), 1);
+        assert!(error.issues[0].message.contains("AMRELAY_UNIT_TOKEN"), "{error}");
+        assert_eq!(error.issues[0].position.map(|(line, _)| line), Some(5), "{error}");
+    }
+
+    #[test]
+    fn a_doubled_dollar_is_a_literal_and_a_default_applies_when_unset() {
+        let text = "receivers:\n  - name: a\n    url: http://127.0.0.1:1/\n    headers:\n      X-A: $${AMRELAY_UNIT_TOKEN}\n      X-B: ${AMRELAY_UNIT_UNSET:-fallback}\n";
+        let environment = Environment::empty().with("AMRELAY_UNIT_TOKEN", "t0ken");
+        let config = from_str(text, Path::new("/nonexistent/amrelay.yml"), &environment).unwrap();
+        let headers: Vec<_> = config.receivers[0].endpoint.headers.iter().map(|(_, v)| v.to_str().unwrap()).collect();
+        assert_eq!(headers, ["${AMRELAY_UNIT_TOKEN}", "fallback"]);
+    }
+
+    #[test]
+    fn the_environment_prints_names_only() {
+        let environment = Environment::empty().with("AMRELAY_UNIT_TOKEN", "s3cret");
+        let printed = format!("{environment:?}");
+        assert!(printed.contains("AMRELAY_UNIT_TOKEN") && !printed.contains("s3cret"), "{printed}");
     }
 }

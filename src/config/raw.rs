@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::duration::PromDuration;
+use crate::rule::Operator;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -163,18 +164,10 @@ pub struct RawTlsConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawCondition {
     pub label: String,
-    pub operator: RawOperator,
+    /// Spelled and parsed by [`crate::rule`], which owns the operators.
+    pub operator: Operator,
     #[serde(default)]
     pub values: Vec<String>,
-}
-
-/// The four label-selector operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum RawOperator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
 }
 
 /// `server.tls_server_config:`, as in Prometheus' web configuration file.

@@ -8,11 +8,11 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::{Location, Spanned};
 
-use super::raw::{RawConfig, RawHttpConfig, RawOperator, RawReceiver, RawRetry, RawTlsConfig};
+use super::raw::{RawConfig, RawHttpConfig, RawReceiver, RawRetry, RawTlsConfig};
 use super::{
     Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings, TlsSummary,
 };
-use crate::rule::{Condition, Operator, Rule, parse_matchers};
+use crate::rule::{Condition, Rule, parse_matchers};
 use crate::tls::{self, ClientTlsOptions, PemSource};
 
 const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9098";
@@ -511,12 +511,13 @@ fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsCon
         }
     };
     let options = ClientTlsOptions { ca, cert, key, insecure_skip_verify: raw.insecure_skip_verify, min_version };
-    match tls::client_config(&options) {
-        Ok(client_config) => Some(TlsSettings {
-            client_config,
+    let fingerprint = options.fingerprint(raw.server_name.as_deref());
+    match tls::ClientTls::check(options) {
+        Ok(client) => Some(TlsSettings {
+            client,
             server_name,
             insecure_skip_verify: raw.insecure_skip_verify,
-            fingerprint: options.fingerprint(raw.server_name.as_deref()),
+            fingerprint,
             summary: TlsSummary {
                 ca: raw.ca_file.clone().or_else(|| raw.ca.as_ref().map(|_| "inline".into())),
                 client_cert: raw.cert_file.clone().or_else(|| raw.cert.as_ref().map(|_| "inline".into())),
@@ -537,28 +538,13 @@ fn rule(issues: &mut Issues, field: &str, raw: &RawReceiver) -> Rule {
     for (index, spanned) in raw.conditions.iter().enumerate() {
         let (at, c) = (&spanned.referenced, &spanned.value);
         let field = format!("{field}.conditions[{index}]");
-        if c.label.is_empty() {
-            issues.add(Some(at), format!("{field}.label"), "must not be empty");
-        }
-        let operator = match c.operator {
-            RawOperator::In => Operator::In,
-            RawOperator::NotIn => Operator::NotIn,
-            RawOperator::Exists => Operator::Exists,
-            RawOperator::DoesNotExist => Operator::DoesNotExist,
-        };
-        match operator {
-            Operator::In | Operator::NotIn if c.values.is_empty() => {
-                issues.add(Some(at), format!("{field}.values"), format!("{:?} needs at least one value", c.operator));
+        match Condition::parse(&c.label, c.operator, &c.values) {
+            Ok(condition) => rule.conditions.push(condition),
+            Err(errors) => {
+                for e in errors {
+                    issues.add(Some(at), format!("{field}.{}", e.field), e.message);
+                }
             }
-            Operator::In | Operator::NotIn if c.values.iter().any(String::is_empty) => issues.add(
-                Some(at),
-                format!("{field}.values"),
-                "empty strings never match: an empty label value counts as absent (use Exists or DoesNotExist)",
-            ),
-            Operator::Exists | Operator::DoesNotExist if !c.values.is_empty() => {
-                issues.add(Some(at), format!("{field}.values"), format!("{:?} takes no values", c.operator));
-            }
-            _ => rule.conditions.push(Condition::new(&c.label, operator, &c.values)),
         }
     }
     for (index, spanned) in raw.matchers.iter().enumerate() {

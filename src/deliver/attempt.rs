@@ -44,8 +44,9 @@ pub struct Target {
 
 impl Target {
     /// Builds the target, reusing `previous`'s client (and so its connection pool) when the TLS
-    /// settings are the same.
-    pub fn new(endpoint: &Endpoint, previous: Option<&Target>) -> Target {
+    /// settings are the same; otherwise a new client uses `client_config` (built from
+    /// `endpoint.tls` by [`crate::tls::ClientConfigs`]).
+    pub fn new(endpoint: &Endpoint, previous: Option<&Target>, client_config: &rustls::ClientConfig) -> Target {
         let proxy_key = endpoint.proxy.as_ref().map_or(0, |p| {
             crate::fingerprint::fnv1a(
                 format!("{}\0{}", p.url, p.authorization.as_ref().map_or("", |a| a.expose())).as_bytes(),
@@ -54,7 +55,13 @@ impl Target {
         let client_key = (endpoint.tls.fingerprint, endpoint.enable_http2, proxy_key);
         let client = match previous {
             Some(p) if p.client_key == client_key => p.client.clone(),
-            _ => client::build(&endpoint.tls, endpoint.enable_http2, endpoint.timeout, endpoint.proxy.as_ref()),
+            _ => client::build(
+                &endpoint.tls,
+                client_config,
+                endpoint.enable_http2,
+                endpoint.timeout,
+                endpoint.proxy.as_ref(),
+            ),
         };
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

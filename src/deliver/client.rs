@@ -62,8 +62,15 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per downstream host.
 const POOL_MAX_IDLE_PER_HOST: usize = 64;
 
-/// Builds a client for one receiver's TLS settings and proxy.
-pub fn build(tls: &TlsSettings, enable_http2: bool, connect_timeout: Duration, proxy: Option<&Proxy>) -> HttpClient {
+/// Builds a client for one receiver's TLS settings (with `client_config` built from them by
+/// [`crate::tls::ClientConfigs`]) and proxy.
+pub fn build(
+    tls: &TlsSettings,
+    client_config: &rustls::ClientConfig,
+    enable_http2: bool,
+    connect_timeout: Duration,
+    proxy: Option<&Proxy>,
+) -> HttpClient {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
@@ -78,7 +85,7 @@ pub fn build(tls: &TlsSettings, enable_http2: bool, connect_timeout: Duration, p
             }
         }
     };
-    let builder = HttpsConnectorBuilder::new().with_tls_config((*tls.client_config).clone()).https_or_http();
+    let builder = HttpsConnectorBuilder::new().with_tls_config(client_config.clone()).https_or_http();
     let builder = match &tls.server_name {
         Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone())),
         None => builder,

@@ -1,5 +1,9 @@
 //! KubeSphere-style label conditions with Kubernetes label-selector semantics.
 //!
+//! This module owns everything about an operator: its YAML spelling (serde), which values it
+//! takes ([`Condition::parse`]) and what it means ([`Condition::holds`]), so a new operator is
+//! a change here alone; the config layer only adds file positions and field paths.
+//!
 //! As in Prometheus, a label whose value is empty is treated as absent. Value lists are compiled
 //! once at config load: short lists stay a vector (a linear scan of a few strings beats hashing),
 //! long ones become a hash set, so an `In` list of 1,000 values costs about what one of 10 does.
@@ -10,8 +14,9 @@ use std::fmt;
 /// Above this many values a hash set is faster than comparing each one.
 const LINEAR_SCAN_MAX: usize = 8;
 
-/// The four operators of a Kubernetes label selector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The four operators of a Kubernetes label selector, spelled in YAML as they are here
+/// (`operator: NotIn`); anything else is serde's "unknown variant" error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub enum Operator {
     In,
     NotIn,
@@ -55,8 +60,41 @@ pub struct Condition {
     written: Vec<String>,
 }
 
+/// Why a written condition is refused: the field it concerns (`label` or `values`, relative to
+/// the condition) and a message for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionError {
+    /// The condition's field at fault: `label` or `values`.
+    pub field: &'static str,
+    pub message: String,
+}
+
 impl Condition {
-    /// Builds a condition; `values` must already be validated for the operator.
+    /// Checks a condition as written (the label, and the values its operator takes) and compiles
+    /// it. Every problem is returned, in field order, so that one check shows them all.
+    pub fn parse(label: &str, operator: Operator, values: &[String]) -> Result<Condition, Vec<ConditionError>> {
+        let mut errors = Vec::new();
+        let mut refuse = |field, message: String| errors.push(ConditionError { field, message });
+        if label.is_empty() {
+            refuse("label", "must not be empty".into());
+        }
+        match operator {
+            Operator::In | Operator::NotIn if values.is_empty() => {
+                refuse("values", format!("{operator:?} needs at least one value"));
+            }
+            Operator::In | Operator::NotIn if values.iter().any(String::is_empty) => refuse(
+                "values",
+                "empty strings never match: an empty label value counts as absent (use Exists or DoesNotExist)".into(),
+            ),
+            Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
+                refuse("values", format!("{operator:?} takes no values"));
+            }
+            _ => {}
+        }
+        if errors.is_empty() { Ok(Condition::new(label, operator, values)) } else { Err(errors) }
+    }
+
+    /// Builds a condition; `values` must already be validated for the operator (see [`Condition::parse`]).
     pub fn new(label: &str, operator: Operator, values: &[String]) -> Self {
         Condition {
             label: label.into(),
@@ -144,6 +182,29 @@ mod tests {
         assert!(matches!(c.values, ValueSet::Many(_)));
         assert!(c.holds(Some("ns-999")));
         assert!(!c.holds(Some("ns-1000")));
+    }
+
+    #[test]
+    fn parse_checks_the_values_each_operator_takes() {
+        assert!(Condition::parse("team", Operator::Exists, &[]).is_ok());
+        assert!(Condition::parse("team", Operator::In, &values(&["sre"])).is_ok());
+        let error = |label, operator, list: &[&str]| Condition::parse(label, operator, &values(list)).unwrap_err();
+        assert_eq!(
+            error("team", Operator::In, &[]),
+            [ConditionError { field: "values", message: "In needs at least one value".into() }]
+        );
+        assert_eq!(error("team", Operator::DoesNotExist, &["x"])[0].message, "DoesNotExist takes no values");
+        assert!(error("team", Operator::NotIn, &[""])[0].message.starts_with("empty strings never match"));
+        let both = error("", Operator::Exists, &["x"]);
+        assert_eq!(both.iter().map(|e| e.field).collect::<Vec<_>>(), ["label", "values"]);
+    }
+
+    #[test]
+    fn operators_are_spelled_in_yaml_as_in_kubernetes() {
+        let parsed: Vec<Operator> = serde_saphyr::from_str("[In, NotIn, Exists, DoesNotExist]").unwrap();
+        assert_eq!(parsed, [Operator::In, Operator::NotIn, Operator::Exists, Operator::DoesNotExist]);
+        let error = serde_saphyr::from_str::<Operator>("Equals").unwrap_err().to_string();
+        assert!(error.contains("unknown variant `Equals`"), "{error}");
     }
 
     #[test]

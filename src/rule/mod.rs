@@ -7,7 +7,7 @@
 mod condition;
 mod matcher;
 
-pub use condition::{Condition, Operator};
+pub use condition::{Condition, ConditionError, Operator};
 pub use matcher::{MatchOp, Matcher, parse_matchers};
 
 /// Read access to an alert's labels.

@@ -120,7 +120,7 @@ proptest! {
 
     #[test]
     fn config_loader_never_panics(text in ".{0,200}") {
-        timed(|| { let _ = amrelay::config::from_str(&text, Path::new("/nonexistent/amrelay.yml")); });
+        timed(|| { let _ = amrelay::config::from_str(&text, Path::new("/nonexistent/amrelay.yml"), &amrelay::config::Environment::empty()); });
     }
 }
 
@@ -183,7 +183,7 @@ proptest! {
     #[test]
     fn config_loader_never_panics_on_config_like_yaml(text in config_like()) {
         timed(|| {
-            if let Err(e) = amrelay::config::from_str(&text, Path::new("/nonexistent/amrelay.yml")) {
+            if let Err(e) = amrelay::config::from_str(&text, Path::new("/nonexistent/amrelay.yml"), &amrelay::config::Environment::empty()) {
                 let _ = e.to_string();
             }
         });
@@ -199,6 +199,8 @@ fn config_loader_refuses_alias_bombs_quickly() {
         yaml += &format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", "));
     }
     yaml += "receivers: *a11\n";
-    let result = timed(|| amrelay::config::from_str(&yaml, Path::new("/nonexistent/amrelay.yml")));
+    let result = timed(|| {
+        amrelay::config::from_str(&yaml, Path::new("/nonexistent/amrelay.yml"), &amrelay::config::Environment::empty())
+    });
     assert!(result.is_err());
 }

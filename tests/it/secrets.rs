@@ -49,7 +49,7 @@ async fn environment_variables_expand_and_an_unset_one_is_an_error() {
     // `$${VAR}` is a literal, and a quoted "${VAR}" is not expanded (only plain scalars are).
     let literal = "receivers:\n  - name: literal\n    url: http://127.0.0.1:1/\n    headers:\n      X-A: $${NOPE}\n      X-B: \"${NOPE}\"\n      X-C: ${AMRELAY_SURELY_UNSET:-fallback}\n";
     std::fs::write(&config, literal).unwrap();
-    let loaded = amrelay::config::load(&config).unwrap();
+    let loaded = amrelay::config::load(&config, &amrelay::config::Environment::from_process()).unwrap();
     let headers: Vec<_> = loaded.receivers[0].endpoint.headers.iter().map(|(_, v)| v.to_str().unwrap()).collect();
     assert_eq!(headers, ["${NOPE}", "${NOPE}", "fallback"]);
 }
@@ -184,7 +184,9 @@ async fn secrets_never_show_in_debug_output_status_or_metrics() {
         downstream.url("/b"),
     );
     let relay = TestRelay::start_in(dir, &yaml).await;
-    let config = amrelay::config::load(&relay.dir.path().join("amrelay.yml")).unwrap();
+    let config =
+        amrelay::config::load(&relay.dir.path().join("amrelay.yml"), &amrelay::config::Environment::from_process())
+            .unwrap();
     let debug = format!("{config:?} {:?}", relay.relay.as_ref().unwrap().state().reloader.snapshot());
     assert_no_secret_in(&debug);
     assert!(debug.contains("<secret>"));

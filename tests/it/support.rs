@@ -124,7 +124,7 @@ pub async fn get(url: &str) -> Reply {
 
 /// An alert as Alertmanager sends it.
 pub fn alert(status: &str, labels: Value) -> Value {
-    let fingerprint = format!("{:016x}", amrelay::config::fnv1a(labels.to_string().as_bytes()));
+    let fingerprint = format!("{:016x}", amrelay::fingerprint::fnv1a(labels.to_string().as_bytes()));
     serde_json::json!({
         "status": status, "labels": labels, "annotations": {"summary": "test"},
         "startsAt": "2026-11-29T04:36:08.227Z",
@@ -606,15 +606,15 @@ pub async fn request_with(method: &str, url: &str, headers: &[(&str, &str)], bod
 pub fn tls_client(ca_file: &Path, identity: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
     use amrelay::tls::{ClientTlsOptions, MinVersion, PemSource};
     let pem = |path: &Path| PemSource { name: path.display().to_string(), bytes: std::fs::read(path).unwrap() };
-    let mut config = (*amrelay::tls::client_config(&ClientTlsOptions {
+    let tls = amrelay::tls::ClientTls::check(ClientTlsOptions {
         ca: Some(pem(ca_file)),
         cert: identity.map(|(cert, _)| pem(cert)),
         key: identity.map(|(_, key)| pem(key)),
         insecure_skip_verify: false,
         min_version: MinVersion::Tls12,
     })
-    .unwrap())
-    .clone();
+    .unwrap();
+    let mut config = (*amrelay::tls::ClientConfigs::new().get(&tls).unwrap()).clone();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Arc::new(config)
 }
