@@ -15,7 +15,7 @@ async fn full_disk_refuses_then_recovers() {
         std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&mount).status();
     assert!(
         mounted.is_ok_and(|s| s.success()),
-        "this test mounts a small tmpfs to fill a disk: run the suite as root (CI does)"
+        "this test mounts a small tmpfs to fill a disk: run the external suite as root (.ci/run does)"
     );
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
