@@ -1,34 +1,13 @@
-//! Nothing accepted is lost: crashes, outages, full spool, corrupt spool, disk errors, SIGTERM,
-//! dead letters and their replay, HA duplicates.
+//! Nothing accepted is lost: crashes, outages, full spool, corrupt spool, SIGTERM, dead letters
+//! and their replay, HA duplicates. A full disk needs root and is in tests/external/disk_full.rs.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Answer, Downstream, RelayProcess, TestRelay, alert, batch, get, post_json};
-
-/// A config with a spool in `dir`; `spool_extra` goes inside `spool: {…}`.
-fn spool_config(dir: &Path, url: &str, spool_extra: &str) -> String {
-    format!(
-        "delivery:
-  retry: {{max_attempts: 1000, initial_backoff: 20ms, max_backoff: 100ms, max_elapsed: 10m}}
-  spool: {{path: {}/spool.redb{spool_extra}}}
-receivers:
-  - name: durable
-    url: {url}
-",
-        dir.display()
-    )
-}
-
-fn numbered(group: &str, n: usize) -> String {
-    batch(
-        &format!("{{}}:{{alertname=\"{group}\"}}"),
-        vec![alert("firing", json!({"alertname": group, "n": n.to_string()}))],
-    )
-}
+use crate::process::RelayProcess;
+use crate::support::{Answer, Downstream, TestRelay, alert, batch, get, numbered, post_json, spool_config};
 
 /// kill -9 while retrying; after a restart every accepted notification arrives, in per-group
 /// order, with the idempotency key it had before the crash.
@@ -306,74 +285,4 @@ async fn dedup_window_drops_ha_duplicates() {
     downstream.wait_for(2).await;
     downstream.assert_stays_at(2, Duration::from_millis(200)).await;
     relay.wait_metric(r#"amrelay_notifications_deduplicated_total{receiver="dedup"}"#, 1.0).await;
-}
-
-/// A disk that fills up: batches are refused with 503 while the spool cannot persist, what it
-/// holds is still delivered, and it recovers on its own once space is free.
-#[tokio::test]
-async fn full_disk_refuses_then_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let mount = dir.path().join("disk");
-    std::fs::create_dir(&mount).unwrap();
-    let mounted =
-        std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&mount).status();
-    assert!(
-        mounted.is_ok_and(|s| s.success()),
-        "this test mounts a small tmpfs to fill a disk: run the suite as root (CI does)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.clone());
-
-    let downstream = Downstream::start().await;
-    downstream.always(Answer::status(503));
-    let yaml = spool_config(&mount, &downstream.url("/"), "").replace("name: durable", "name: disk-full");
-    let relay = TestRelay::start(&yaml).await;
-    assert_eq!(relay.post("/webhook", numbered("Before", 1)).await.status, 200);
-
-    // Fill the disk, then write until the spool cannot persist.
-    let filler = mount.join("filler");
-    let _ = std::fs::write(&filler, vec![0u8; 4 * 1024 * 1024]);
-    let mut refused = None;
-    for n in 0..200 {
-        let reply = relay.post("/webhook", numbered("Fill", n)).await;
-        if reply.status == 503 {
-            refused = Some(reply);
-            break;
-        }
-    }
-    let refused = refused.expect("a full disk makes the spool refuse");
-    assert!(refused.text().contains("cannot persist"), "{}", refused.text());
-    let status = get(&relay.url("/api/v1/status")).await.json();
-    assert_eq!(status["data"]["spool"]["healthy"], false);
-
-    // What was accepted is still delivered while the disk is full.
-    downstream.always(Answer::status(200));
-    let before = downstream.wait_for(1).await;
-    assert!(
-        before.iter().any(|r| r.labels("alertname")[0] == "Before" && r.answered == 200) || {
-            downstream
-                .wait_for(before.len() + 1)
-                .await
-                .iter()
-                .any(|r| r.labels("alertname")[0] == "Before" && r.answered == 200)
-        }
-    );
-
-    std::fs::remove_file(&filler).unwrap();
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    loop {
-        let reply = relay.post("/webhook", numbered("After", 1)).await;
-        if reply.status == 200 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "spool never recovered: {}", reply.text());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let status = get(&relay.url("/api/v1/status")).await.json();
-    assert_eq!(status["data"]["spool"]["healthy"], true);
 }

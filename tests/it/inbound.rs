@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    Downstream, Pki, TestRelay, WAIT, basic, bcrypt_hash, first_cert_der, metric_in, request_with, tls_client,
-    tls_request,
-};
+use crate::credentials::{basic, bcrypt_hash, request_with};
+use crate::support::{Downstream, Pki, TestRelay, WAIT, metric_in};
+use crate::tls_client::{first_cert_der, tls_client, tls_request};
 
 const MULTI: &str = include_str!("../fixtures/am-payload-multi.json");
 
@@ -240,7 +239,7 @@ receivers:
 ",
     )
     .unwrap();
-    let (ok, out) = crate::support::check_config_with_env(&file, &[]);
+    let (ok, out) = crate::process::check_config_with_env(&file, &[]);
     assert!(!ok, "{out}");
     for expected in [
         "bad.yml:2:22: server.tls_server_config.cert_file: cannot read",

@@ -1,10 +1,23 @@
-//! Integration tests over real sockets: one binary, so linking stays fast.
+//! Integration tests over real sockets: one binary, so linking stays fast. They need nothing
+//! but a Rust toolchain: no outside program, no root. Tests that drive Alertmanager,
+//! Prometheus, promtool, amtool, kubectl or Chromium, or mount a filesystem, are in
+//! tests/external (`cargo test --features external-tests --test external`).
+
+// Tests are not the relay's request path: they may use std locks.
+#![allow(clippy::disallowed_types)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+// Helpers only these tests use.
+mod credentials;
+mod process;
+mod tls_client;
 
 mod check_config;
 mod conditions;
 mod console;
 mod delivery;
-mod deploy_checks;
 mod durability;
 mod hostile;
 mod inbound;
@@ -12,10 +25,8 @@ mod ingest;
 mod operator;
 mod payload;
 mod properties;
-mod real_programs;
 mod reload;
 mod route_test;
 mod scaling;
 mod secrets;
-mod support;
 mod tls_auth;

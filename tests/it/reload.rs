@@ -6,7 +6,8 @@ use std::time::Duration;
 use amrelay::app::{Options, Relay};
 use serde_json::json;
 
-use crate::support::{Answer, Downstream, RelayProcess, TestRelay, alert, batch, get};
+use crate::process::RelayProcess;
+use crate::support::{Answer, Downstream, TestRelay, alert, batch, get};
 
 /// A config whose one receiver takes only alerts with `severity` in `values`.
 fn config(url: &str, name: &str, values: &str) -> String {

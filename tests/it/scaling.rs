@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Answer, Downstream, RelayProcess, alert, batch, post_json};
+use crate::process::RelayProcess;
+use crate::support::{Answer, Downstream, alert, batch, post_json};
 
 #[tokio::test]
 async fn a_replica_killed_mid_way_delivers_its_spool_after_restart() {

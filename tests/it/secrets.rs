@@ -9,10 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::support::{
-    Answer, Downstream, RelayProcess, TEST_SECRETS, TestRelay, all_process_logs, assert_no_secret_in, basic,
-    bcrypt_hash, check_config_with_env, get, post_json, request_with,
-};
+use crate::credentials::{TEST_SECRETS, all_process_logs, assert_no_secret_in, basic, bcrypt_hash, request_with};
+use crate::process::{RelayProcess, check_config_with_env};
+use crate::support::{Answer, Downstream, TestRelay, get, post_json};
 
 const MULTI: &str = include_str!("../fixtures/am-payload-multi.json");
 

@@ -141,7 +141,7 @@ async fn insecure_skip_verify_is_logged_and_counted() {
     let path = dir.path().join("amrelay.yml");
     let yaml = "receivers:\n  - name: careless\n    url: https://127.0.0.1:1/\n    http_config:\n      tls_config: {insecure_skip_verify: true}\n  - name: careful\n    url: https://127.0.0.1:1/\n";
     std::fs::write(&path, yaml).unwrap();
-    let relay = crate::support::RelayProcess::spawn(&path, &[]);
+    let relay = crate::process::RelayProcess::spawn(&path, &[]);
     relay.wait_metric("amrelay_tls_insecure_skip_verify_receivers", 1.0).await;
     let logs = relay.logs();
     assert!(

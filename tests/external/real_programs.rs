@@ -9,10 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::support::{
-    ChildGuard, Downstream, PROGRAM_WAIT, Received, TestRelay, debian_program, get, post_json, relay_after_traffic,
-    rfc3339, run_program, start_server, url_encode,
-};
+use crate::programs::{ChildGuard, PROGRAM_WAIT, debian_program, rfc3339, run_program, start_server, url_encode};
+use crate::support::{Downstream, Pki, Received, TestRelay, get, post_json};
+use crate::traffic::relay_after_traffic;
 
 /// A route that flushes a group within a second of its first alert, to one receiver `amrelay`.
 const FAST_ROUTE: &str = "route:
@@ -301,7 +300,7 @@ async fn alertmanager_posts_over_tls_with_basic_auth() {
     let dir = tempfile::tempdir().unwrap();
     let downstream = Downstream::start().await;
     let relay_dir = tempfile::tempdir().unwrap();
-    let pki = crate::support::Pki::create(relay_dir.path(), "amrelay-inbound");
+    Pki::create(relay_dir.path(), "amrelay-inbound");
     let hash = bcrypt::hash("am-inbound-pw", 4).unwrap();
     let relay = TestRelay::start_in(
         relay_dir,
@@ -318,7 +317,7 @@ receivers:
     )
     .await;
     let webhook = format!("https://127.0.0.1:{}/webhook", relay.addr.port());
-    let ca_file = pki.dir.join("ca.pem");
+    let ca_file = relay.dir.path().join("ca.pem");
     let (_alertmanager, alertmanager) = start_alertmanager(
         dir.path(),
         &format!(

@@ -12,9 +12,9 @@ use std::process::Command;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::support::{
-    Finished, amrelay_metric_names, debian_program, get, program, relay_after_traffic, run_program, sample_names,
-};
+use crate::programs::{Finished, debian_program, program, run_program};
+use crate::support::get;
+use crate::traffic::relay_after_traffic;
 
 /// Where the config folder is mounted in amrelay's pods, and the config file in it.
 const CONFIG_MOUNT: &str = "/etc/amrelay";
@@ -458,7 +458,7 @@ fn every_file_under_deploy_is_checked() {
         } else {
             relative == "deploy/Dockerfile" || (relative.starts_with("deploy/grafana/") && relative.ends_with(".json"))
         };
-        assert!(covered, "{relative} is checked by nothing in tests/it/deploy_checks.rs");
+        assert!(covered, "{relative} is checked by nothing in tests/external/deploy_checks.rs");
     }
 }
 
@@ -641,6 +641,37 @@ fn prometheus_rules_pass_promtool() {
     for alert in alerts {
         assert!(RULE_TESTS.contains(&format!("alertname: {alert}\n")), "{alert} has no unit test in RULE_TESTS");
     }
+}
+
+/// The names of the samples in a Prometheus text scrape, histograms' `_bucket`, `_sum` and
+/// `_count` included, plus every name a `# TYPE` line declares.
+fn sample_names(scrape: &str) -> std::collections::BTreeSet<String> {
+    scrape
+        .lines()
+        .filter_map(|line| match line.strip_prefix("# TYPE ") {
+            Some(typed) => typed.split_whitespace().next(),
+            None if line.starts_with('#') || line.trim().is_empty() => None,
+            None => line.split(['{', ' ']).next(),
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `amrelay_*` metric names a PromQL expression uses.
+fn amrelay_metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(start) = rest.find("amrelay_") {
+        let preceded_by_word =
+            rest[..start].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(tail.len());
+        if !preceded_by_word {
+            names.push(tail[..end].to_owned());
+        }
+        rest = &tail[end..];
+    }
+    names
 }
 
 fn dashboard() -> Value {

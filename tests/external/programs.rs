@@ -1,0 +1,185 @@
+//! Outside programs (Alertmanager, Prometheus, promtool, amtool, kubectl): found on `PATH`,
+//! started on free 127.0.0.1 ports, their output kept in log files, every wait bounded by
+//! [`PROGRAM_WAIT`], and killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+
+use crate::support::{Reply, client};
+
+/// Every wait on an outside program (start-up, a flush, a scrape) is bounded by this.
+pub const PROGRAM_WAIT: Duration = Duration::from_secs(30);
+
+/// The path of the first of `names` found on `PATH`; fails naming what installs it.
+///
+/// These tests are not skipped when a program is missing: `.ci/run` installs them, and a
+/// developer is told how to.
+pub fn program(names: &[&str], install: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "none of {names:?} is on PATH; this test runs the real program: {install} \
+         (.ci/run installs it)"
+    );
+}
+
+/// `program` for a binary of a Debian package.
+pub fn debian_program(names: &[&str], package: &str) -> PathBuf {
+    program(names, &format!("install the Debian package `{package}` (apt-get install {package})"))
+}
+
+/// A free port on 127.0.0.1 for a program that takes its listen address as a flag.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process, killed and reaped when dropped, its stdout and stderr in a log file.
+pub struct ChildGuard {
+    pub name: String,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl ChildGuard {
+    /// Starts `command` with its output going to `log`.
+    pub fn spawn(name: &str, command: &mut std::process::Command, log: PathBuf) -> ChildGuard {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        ChildGuard { name: name.to_owned(), child, log }
+    }
+
+    /// The last lines the program printed.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits until `url` answers 200. Returns false if the program exited first.
+    pub async fn wait_ready(&mut self, url: &str) -> bool {
+        let deadline = Instant::now() + PROGRAM_WAIT;
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if try_get(url).await.is_some_and(|r| r.status == 200) {
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready at {url} within {PROGRAM_WAIT:?}; its log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a server program on a free 127.0.0.1 port and waits until `ready_path` answers 200.
+/// `command` builds the command line for a port. Another process may take the port between
+/// `free_port` and the program's bind, so a program that exits before it is ready is retried
+/// on another port.
+pub async fn start_server(
+    name: &str,
+    dir: &Path,
+    ready_path: &str,
+    command: impl Fn(u16) -> std::process::Command,
+) -> (ChildGuard, u16) {
+    for attempt in 1..=3 {
+        let port = free_port();
+        let log = dir.join(format!("{name}-{attempt}.log"));
+        let mut child = ChildGuard::spawn(name, &mut command(port), log);
+        if child.wait_ready(&format!("http://127.0.0.1:{port}{ready_path}")).await {
+            return (child, port);
+        }
+        eprintln!("{name} exited before it was ready (attempt {attempt}):\n{}", child.log_tail());
+    }
+    panic!("{name} did not start; see its logs above");
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    /// stdout then stderr.
+    pub output: String,
+}
+
+/// Runs `command` to its end (killed after `PROGRAM_WAIT`), with `stdin` as its input.
+/// Blocking: from async code, call it in `spawn_blocking`.
+pub fn run_program(command: &mut std::process::Command, stdin: Option<&Path>) -> Finished {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let input = match stdin {
+        Some(file) => std::process::Stdio::from(std::fs::File::open(file).unwrap()),
+        None => std::process::Stdio::null(),
+    };
+    let mut child = command
+        .stdin(input)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let deadline = Instant::now() + PROGRAM_WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {PROGRAM_WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let output = std::fs::read_to_string(&out).unwrap_or_default() + &std::fs::read_to_string(&err).unwrap_or_default();
+    Finished { success: status.success(), output }
+}
+
+/// A GET that tolerates nothing listening yet: `None` instead of a panic.
+pub async fn try_get(url: &str) -> Option<Reply> {
+    let request = Request::get(url).body(Full::new(Bytes::new())).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(2), client().request(request)).await.ok()?.ok()?;
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(2), body.collect()).await.ok()?.ok()?.to_bytes();
+    Some(Reply { status: parts.status, headers: parts.headers, body })
+}
+
+/// Percent-encodes a query-string value.
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `time` as RFC 3339 in UTC, as Alertmanager's API takes it.
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    amrelay::testmsg::rfc3339(time)
+}

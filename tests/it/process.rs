@@ -1,0 +1,119 @@
+//! The real `amrelay` binary as a child process: for what only a process shows (signals,
+//! exit codes, command-line flags, environment variables, log lines). Every log line of every
+//! run is checked for leaked secrets.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::credentials::{all_process_logs, assert_no_secret_in};
+use crate::support::{WAIT, wait_for_metric};
+
+/// `amrelay` running as a child process on an ephemeral port; killed when dropped.
+pub struct RelayProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    /// Every log line so far (stderr), shared with the reader thread.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl RelayProcess {
+    /// Starts `amrelay --config.file config` with `args`, and waits for its listener.
+    pub fn spawn(config: &Path, args: &[&str]) -> RelayProcess {
+        Self::spawn_with_env(config, args, &[])
+    }
+
+    /// Like `spawn`, with extra environment variables.
+    pub fn spawn_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+            .envs(env.iter().copied())
+            .arg(format!("--config.file={}", config.display()))
+            .arg("--web.listen-address=127.0.0.1:0")
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("amrelay binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        all_process_logs().lock().unwrap().push(log.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.contains("amrelay started").then(|| field(&line, "address")).flatten() {
+                    let _ = tx.send(address);
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx.recv_timeout(WAIT).unwrap_or_else(|_| panic!("amrelay did not start: {:?}", log.lock().unwrap()));
+        RelayProcess { child, addr: addr.parse().unwrap(), log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a Unix signal to the process.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code. Async, so that servers on the
+    /// test's runtime (downstreams) keep answering meanwhile.
+    pub async fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "amrelay did not exit:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a metric reaches `value`.
+    pub async fn wait_metric(&self, series: &str, value: f64) {
+        wait_for_metric(&self.url("/metrics"), series, value, || self.logs()).await;
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Every binary run of the suite is checked: no secret a test uses may reach a log line.
+        if !std::thread::panicking() {
+            assert_no_secret_in(&self.logs());
+        }
+    }
+}
+
+/// The value of `key=` in a logfmt line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    Some(line[start..].split(' ').next()?.trim_matches('"').to_owned())
+}
+
+/// Runs `amrelay check-config FILE` with `env`; returns (success, stdout).
+pub fn check_config_with_env(file: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+        .envs(env.iter().copied())
+        .arg("check-config")
+        .arg(file)
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}

@@ -1,0 +1,51 @@
+//! A small HTTP client that reads whole answers, every request bounded by [`WAIT`]: tests
+//! compare statuses, headers and bodies, never streams.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use super::WAIT;
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub async fn send(request: Request<Full<Bytes>>) -> Reply {
+    let response =
+        tokio::time::timeout(WAIT, client().request(request)).await.expect("answer in time").expect("request succeeds");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply { status: parts.status, headers: parts.headers, body }
+}
+
+pub async fn post_json(url: &str, body: impl Into<Bytes>) -> Reply {
+    let request = Request::post(url).header("content-type", "application/json").body(Full::new(body.into())).unwrap();
+    send(request).await
+}
+
+pub async fn get(url: &str) -> Reply {
+    send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+}

@@ -1,0 +1,31 @@
+//! Fixtures shared by both integration-test targets: `it` (runs anywhere a Rust toolchain
+//! does) and `external` (drives outside programs). One concept per file. `it` uses every item
+//! here and checks them for dead code; helpers that only one target uses live in that target
+//! (tests/it: the binary as a process, credentials, a TLS client; tests/external: outside
+//! programs, a browser, a relay after traffic).
+//!
+//! - [`relay`]: a relay inside the test process on 127.0.0.1:0, and its metrics;
+//! - [`client`]: a small HTTP client that reads whole answers;
+//! - [`payloads`]: webhook payloads as Alertmanager sends them;
+//! - [`downstream`]: recording downstream receivers that fail on demand;
+//! - [`pki`]: a CA with server and client certificates, generated per test;
+//! - [`spool`]: configs and batches for the spool's durability tests.
+
+use std::time::Duration;
+
+pub mod client;
+pub mod downstream;
+pub mod payloads;
+pub mod pki;
+pub mod relay;
+pub mod spool;
+
+pub use client::*;
+pub use downstream::*;
+pub use payloads::*;
+pub use pki::*;
+pub use relay::*;
+pub use spool::*;
+
+/// Every wait in the tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(10);
