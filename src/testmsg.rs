@@ -4,7 +4,7 @@
 //! and its `enabled` flag, so a receiver can be checked before it is switched on. The alert is
 //! marked as a test in its labels (`amrelay_test="true"`) and annotations.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn formats_rfc3339() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_930_031_886);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_930_031_886);
         assert_eq!(rfc3339(t), "2026-11-29T05:27:11.886Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
     }
