@@ -8,6 +8,7 @@
 
 pub mod duration;
 mod environment;
+mod issues;
 mod raw;
 mod secret;
 pub mod security;
