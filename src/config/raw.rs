@@ -188,6 +188,7 @@ pub struct RawLimits {
     pub header_read_timeout: Option<PromDuration>,
     pub idle_timeout: Option<PromDuration>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
     pub max_alerts_per_batch: Option<usize>,
     pub max_json_depth: Option<usize>,
 }

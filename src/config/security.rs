@@ -27,6 +27,9 @@ pub const TIMESTAMP_HEADER: &str = "x-amrelay-timestamp";
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// A quarter of the connections: one client cannot take them all and starve the others (the
+/// kubelet's probes among them, whose failure would restart the pod).
+const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 const DEFAULT_MAX_ALERTS_PER_BATCH: usize = 10_000;
 const DEFAULT_MAX_JSON_DEPTH: usize = 32;
 /// Reachable without credentials unless `open_endpoints` says otherwise: the probes only.
@@ -99,6 +102,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Connections beyond this are closed right after accept.
     pub max_connections: usize,
+    /// Connections from one client address beyond this are closed right after accept.
+    pub max_connections_per_client: usize,
     pub max_alerts_per_batch: usize,
     /// Deepest nesting of JSON arrays and objects in a webhook body.
     pub max_json_depth: usize,
@@ -110,6 +115,7 @@ impl Default for Limits {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             max_alerts_per_batch: DEFAULT_MAX_ALERTS_PER_BATCH,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
         }
@@ -173,6 +179,7 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
         }
         for (value, name, slot) in [
             (raw.max_connections, "max_connections", &mut limits.max_connections),
+            (raw.max_connections_per_client, "max_connections_per_client", &mut limits.max_connections_per_client),
             (raw.max_alerts_per_batch, "max_alerts_per_batch", &mut limits.max_alerts_per_batch),
             (raw.max_json_depth, "max_json_depth", &mut limits.max_json_depth),
         ] {
@@ -181,6 +188,17 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
                 Some(n) => *slot = n,
                 None => {}
             }
+        }
+        if raw.max_connections_per_client.is_none() {
+            // Follows a lowered max_connections unless set.
+            limits.max_connections_per_client =
+                DEFAULT_MAX_CONNECTIONS_PER_CLIENT.min(limits.max_connections.div_ceil(4)).max(1);
+        } else if limits.max_connections_per_client > limits.max_connections {
+            issues.add(
+                Some(at),
+                "server.limits.max_connections_per_client",
+                "must not exceed max_connections, or one client can take every connection",
+            );
         }
         // An Alertmanager payload is 4 levels deep ({alerts: [{labels: {}}]}).
         if raw.max_json_depth.is_some_and(|d| (1..4).contains(&d)) {

@@ -1,36 +1,151 @@
-//! What one inbound connection may cost: a slot under `max_connections`, and an idle timeout
-//! on its bytes.
+//! What one inbound connection may cost: a slot under `max_connections` and under
+//! `max_connections_per_client`, an idle timeout on its bytes, and a deadline on its requests —
+//! the first must come within `header_read_timeout` of the accept, the next within
+//! `idle_timeout` of the last one's end, whatever else the client sends (an HTTP/2 client
+//! sending only PINGs moves bytes but makes no request).
 
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use papaya::{Compute, Operation};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics as m;
 
+/// Open connections: in all, and per client address (a lock-free map, touched at accept and
+/// close only).
+#[derive(Debug, Default)]
+pub struct Open {
+    total: AtomicUsize,
+    per_client: papaya::HashMap<IpAddr, usize>,
+}
+
+/// Why a connection was refused at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    MaxConnections,
+    MaxConnectionsPerClient,
+}
+
 /// One open connection, counted until dropped.
 #[derive(Debug)]
-pub struct Slot(Arc<AtomicUsize>);
+pub struct Slot {
+    open: Arc<Open>,
+    client: IpAddr,
+}
 
 impl Slot {
-    /// Takes a slot if fewer than `max` connections are open.
-    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+    /// Takes a slot if fewer than `max` connections are open, and fewer than `per_client` from
+    /// `client`.
+    pub fn take(open: &Arc<Open>, client: IpAddr, max: usize, per_client: usize) -> Result<Slot, Refusal> {
+        let counts = open.per_client.pin();
+        let taken = counts.compute(client, |entry| match entry {
+            Some((_, &n)) if n >= per_client => Operation::Abort(()),
+            Some((_, &n)) => Operation::Insert(n + 1),
+            None => Operation::Insert(1),
+        });
+        if matches!(taken, Compute::Aborted(())) {
+            return Err(Refusal::MaxConnectionsPerClient);
+        }
+        let slot = Slot { open: open.clone(), client };
+        if open.total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_err() {
+            slot.release_client();
+            return Err(Refusal::MaxConnections);
+        }
         metrics::gauge!(m::CONNECTIONS_OPEN).increment(1.0);
-        Some(Slot(open.clone()))
+        Ok(slot)
+    }
+
+    fn release_client(&self) {
+        self.open.per_client.pin().compute(self.client, |entry| match entry {
+            Some((_, &n)) if n > 1 => Operation::Insert(n - 1),
+            Some(_) => Operation::Remove,
+            None => Operation::Abort(()),
+        });
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        // A slot exists only once the total was taken too (see `take`).
+        self.release_client();
+        self.open.total.fetch_sub(1, Ordering::AcqRel);
         metrics::gauge!(m::CONNECTIONS_OPEN).decrement(1.0);
+    }
+}
+
+/// Requests on one connection: how many began, how many are in flight, when the last ended.
+#[derive(Debug)]
+pub struct Activity {
+    started: Instant,
+    requests: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `started` when the last request ended.
+    last_end_ms: AtomicU64,
+    /// Told when a request ends: the deadline may then come sooner than the one being awaited.
+    ended: tokio::sync::Notify,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_end_ms: AtomicU64::new(0),
+            ended: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Marks a request in flight until the returned guard is dropped.
+    pub fn request(self: &Arc<Self>) -> RequestGuard {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        RequestGuard(self.clone())
+    }
+
+    /// Completes when the connection has gone without a request for too long: no first request
+    /// within `first` of the accept, or none within `idle` of the last one's end. Never while a
+    /// request is in flight.
+    pub async fn expired(&self, first: Duration, idle: Duration) {
+        loop {
+            let deadline = if self.in_flight.load(Ordering::Relaxed) > 0 {
+                Instant::now() + idle
+            } else if self.requests.load(Ordering::Relaxed) == 0 {
+                self.started + first
+            } else {
+                self.started + Duration::from_millis(self.last_end_ms.load(Ordering::Relaxed)) + idle
+            };
+            if deadline <= Instant::now() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = self.ended.notified() => {}
+            }
+        }
+    }
+}
+
+/// A request in flight on a connection.
+#[derive(Debug)]
+pub struct RequestGuard(Arc<Activity>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let now = activity.started.elapsed().as_millis() as u64;
+        activity.last_end_ms.fetch_max(now, Ordering::Relaxed);
+        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        activity.ended.notify_one();
     }
 }
 
@@ -127,11 +242,43 @@ mod tests {
 
     #[tokio::test]
     async fn slots_are_bounded_and_returned() {
-        let open = Arc::new(AtomicUsize::new(0));
-        let first = Slot::take(&open, 1).unwrap();
-        assert!(Slot::take(&open, 1).is_none());
+        let open = Arc::new(Open::default());
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let first = Slot::take(&open, a, 1, 1).unwrap();
+        assert_eq!(Slot::take(&open, b, 1, 1).unwrap_err(), Refusal::MaxConnections);
         drop(first);
-        assert!(Slot::take(&open, 1).is_some());
+        assert!(Slot::take(&open, a, 1, 1).is_ok());
+        assert!(open.per_client.pin().is_empty(), "a closed client's count is removed");
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_take_every_slot() {
+        let open = Arc::new(Open::default());
+        let (greedy, other): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let held: Vec<_> = (0..2).map(|_| Slot::take(&open, greedy, 4, 2).unwrap()).collect();
+        assert_eq!(Slot::take(&open, greedy, 4, 2).unwrap_err(), Refusal::MaxConnectionsPerClient);
+        assert!(Slot::take(&open, other, 4, 2).is_ok(), "others still get in");
+        drop(held);
+        assert!(Slot::take(&open, greedy, 4, 2).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_requests_expires() {
+        let (first, idle) = (Duration::from_secs(10), Duration::from_secs(120));
+        // No first request: expires after `first`.
+        let silent = Activity::new();
+        let started = Instant::now();
+        silent.expired(first, idle).await;
+        assert_eq!(started.elapsed(), first);
+        // A request in flight holds it open; its end starts the idle period.
+        let busy = Activity::new();
+        let guard = busy.request();
+        let done = tokio::time::timeout(Duration::from_secs(300), busy.expired(first, idle)).await;
+        assert!(done.is_err(), "never while a request is in flight");
+        let ended = Instant::now();
+        drop(guard);
+        busy.expired(first, idle).await;
+        assert!(ended.elapsed() >= idle && ended.elapsed() < idle + Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

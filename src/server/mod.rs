@@ -19,7 +19,6 @@ mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -36,7 +35,7 @@ use crate::metrics as m;
 /// Serves `listener` until `shutdown` completes, then waits up to `drain` for open requests.
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>, drain: Duration) {
     let graceful = GracefulShutdown::new();
-    let open = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(conn::Open::default());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -56,20 +55,37 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                     (inbound.limits, inbound.tls.as_ref().map(|tls| tls.config.clone()))
                 };
                 // Over the limit: close at once, so a flood of idle connections costs nothing.
-                let Some(slot) = conn::Slot::take(&open, limits.max_connections) else {
-                    metrics::counter!(m::CONNECTION_ERRORS, "reason" => "max_connections").increment(1);
-                    tracing::debug!(%peer, "connection refused: server.limits.max_connections reached");
-                    continue;
+                let slot = match conn::Slot::take(&open, peer.ip(), limits.max_connections, limits.max_connections_per_client) {
+                    Ok(slot) => slot,
+                    Err(refusal) => {
+                        let reason = match refusal {
+                            conn::Refusal::MaxConnections => "max_connections",
+                            conn::Refusal::MaxConnectionsPerClient => "max_connections_per_client",
+                        };
+                        metrics::counter!(m::CONNECTION_ERRORS, "reason" => reason).increment(1);
+                        tracing::debug!(%peer, "connection refused: server.limits.{reason} reached");
+                        continue;
+                    }
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let service = service_fn(move |request| routes::handle(state.clone(), request));
+                let activity = conn::Activity::new();
+                let requests = activity.clone();
+                let service = service_fn(move |request| {
+                    let state = state.clone();
+                    let in_flight = requests.request();
+                    async move {
+                        let response = routes::handle(state, request).await;
+                        drop(in_flight);
+                        response
+                    }
+                });
                 let builder = builder(&limits);
                 let watcher = graceful.watcher();
                 let io = conn::IdleTimeout::new(stream, limits.idle_timeout);
                 tokio::spawn(async move {
                     let _slot = slot;
-                    let result = match tls {
+                    let serve = async { match tls {
                         None => watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await,
                         Some(tls) => {
                             // The handshake is bounded like the headers that follow it.
@@ -77,17 +93,26 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                             let stream = match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
                                 Ok(Ok(stream)) => stream,
                                 Ok(Err(e)) => {
-                                    metrics::counter!(m::CONNECTION_ERRORS, "reason" => "tls").increment(1);
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
+                                    handshake_failed(peer, &e);
+                                    return Ok(());
                                 }
                                 Err(_) => {
                                     metrics::counter!(m::CONNECTION_ERRORS, "reason" => "timeout").increment(1);
                                     tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
+                                    return Ok(());
                                 }
                             };
                             watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
+                        }
+                    }};
+                    // No request for too long (none at all, or only PINGs): close. Nothing is
+                    // in flight then, so nothing is lost.
+                    let result = tokio::select! {
+                        result = serve => result,
+                        () = activity.expired(limits.header_read_timeout, limits.idle_timeout) => {
+                            metrics::counter!(m::CONNECTION_ERRORS, "reason" => "no_request").increment(1);
+                            tracing::debug!(%peer, "connection closed: no request within its deadline");
+                            return;
                         }
                     };
                     if let Err(e) = result {
@@ -106,6 +131,34 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
         () = tokio::time::sleep(drain) => tracing::warn!("open connections did not finish in time"),
     }
 }
+
+/// Counts a failed TLS handshake; a refused client certificate (wrong CA, expired, a version
+/// rustls does not accept) is also logged with its reason, at most once per
+/// [`REFUSAL_LOG_INTERVAL`], so a misconfigured Alertmanager shows up without flooding the log.
+fn handshake_failed(peer: std::net::SocketAddr, error: &std::io::Error) {
+    let rustls_error = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+    let client_certificate =
+        matches!(rustls_error, Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented));
+    if !client_certificate {
+        metrics::counter!(m::CONNECTION_ERRORS, "reason" => "tls").increment(1);
+        tracing::debug!(%peer, error = %error, "TLS handshake failed");
+        return;
+    }
+    metrics::counter!(m::CONNECTION_ERRORS, "reason" => "client_certificate").increment(1);
+    static LAST_LOG_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = crate::spool::unix_ms(std::time::SystemTime::now());
+    let last = LAST_LOG_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if now.saturating_sub(last) >= REFUSAL_LOG_INTERVAL.as_millis() as u64
+        && LAST_LOG_MS
+            .compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(%peer, error = %error, "client certificate refused (further refusals within 10s are only counted)");
+    }
+}
+
+/// The shortest interval between two logged client-certificate refusals.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Concurrent HTTP/2 streams per connection: Alertmanager sends one notification at a time per
 /// connection, and each stream may buffer up to `max_request_bytes`.

@@ -77,7 +77,10 @@ async fn tls_listener_refuses_missing_and_foreign_client_certificates() {
     let valid = tls_client(&ca, Some((&dir.join("client.pem"), &dir.join("client-key.pem"))));
     assert_eq!(tls_request(relay.addr, valid.clone(), "GET", "/-/healthy", &[], "").await.unwrap().reply.status, 200);
     let scrape = tls_request(relay.addr, valid, "GET", "/metrics", &[], "").await.unwrap().reply.text();
-    assert!(metric_in(&scrape, r#"amrelay_connection_errors_total{reason="tls"}"#).unwrap_or(0.0) >= 2.0, "{scrape}");
+    // Regression: refused client certificates left no trace; now each is counted (and logged,
+    // rate-limited) under its own reason.
+    let refused = metric_in(&scrape, r#"amrelay_connection_errors_total{reason="client_certificate"}"#);
+    assert!(refused.unwrap_or(0.0) >= 2.0, "{scrape}");
 }
 
 /// cert-manager renews the certificate by replacing the files: the next handshake presents the

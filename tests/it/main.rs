@@ -17,6 +17,7 @@ mod tls_client;
 mod browser;
 mod check_config;
 mod conditions;
+mod connections;
 mod console;
 mod delivery;
 mod durability;
