@@ -55,17 +55,18 @@ impl Slot {
         if matches!(taken, Compute::Aborted(())) {
             return Err(Refusal::MaxConnectionsPerClient);
         }
-        let slot = Slot { open: open.clone(), client };
         if open.total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_err() {
-            slot.release_client();
+            open.release_client(client);
             return Err(Refusal::MaxConnections);
         }
         metrics::gauge!(m::CONNECTIONS_OPEN).increment(1.0);
-        Ok(slot)
+        Ok(Slot { open: open.clone(), client })
     }
+}
 
-    fn release_client(&self) {
-        self.open.per_client.pin().compute(self.client, |entry| match entry {
+impl Open {
+    fn release_client(&self, client: IpAddr) {
+        self.per_client.pin().compute(client, |entry| match entry {
             Some((_, &n)) if n > 1 => Operation::Insert(n - 1),
             Some(_) => Operation::Remove,
             None => Operation::Abort(()),
@@ -75,8 +76,8 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // A slot exists only once the total was taken too (see `take`).
-        self.release_client();
+        // A slot exists only once both counts were taken (see `take`).
+        self.open.release_client(self.client);
         self.open.total.fetch_sub(1, Ordering::AcqRel);
         metrics::gauge!(m::CONNECTIONS_OPEN).decrement(1.0);
     }
