@@ -27,6 +27,8 @@ pub const TIMESTAMP_HEADER: &str = "x-amrelay-timestamp";
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Each step doubles a verification's cost; 12 takes about a quarter of a second.
+const MAX_BCRYPT_COST: u32 = 12;
 /// A quarter of the connections: one client cannot take them all and starve the others (the
 /// kubelet's probes among them, whose failure would restart the pod).
 const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
@@ -145,6 +147,17 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
                 issues.add(Some(&users.referenced), &field, "a user name must not be empty or contain ':'");
             } else if hash.parse::<bcrypt::HashParts>().is_err() {
                 issues.add(Some(&users.referenced), &field, "is not a bcrypt hash (e.g. from `htpasswd -nBC 10 USER`)");
+            } else if let Some(cost) = hash.parse::<bcrypt::HashParts>().ok().map(|h| h.get_cost())
+                && cost > MAX_BCRYPT_COST
+            {
+                issues.add(
+                    Some(&users.referenced),
+                    &field,
+                    format!(
+                        "bcrypt cost {cost} is above {MAX_BCRYPT_COST}: every uncached verification would hold a \
+                         verification slot for seconds (use `htpasswd -nBC 10 USER`)"
+                    ),
+                );
             } else {
                 inbound.auth.basic_users.insert(user.clone(), Secret::new(hash.as_str()));
             }

@@ -23,6 +23,9 @@ use crate::verified::Verified;
 
 /// bcrypt verifications running at once.
 const CONCURRENT_VERIFICATIONS: usize = 2;
+/// How long a request waits for a verification slot before it is answered 503: a flood of
+/// wrong passwords must not hold every other request for ever.
+const VERIFICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Cost of the hash verified when the user name is unknown, so that a miss takes about as long
 /// as a hit (10 is what `htpasswd -B` and Prometheus' docs use).
 const DUMMY_COST: u32 = 10;
@@ -48,7 +51,7 @@ pub async fn authorize(
     let value = value.as_bytes();
     let accepted = match value.iter().position(|&b| b == b' ') {
         Some(space) if value[..space].eq_ignore_ascii_case(b"basic") => {
-            basic(auth, verified, &value[space + 1..]).await
+            basic(auth, verified, &value[space + 1..]).await?
         }
         Some(space) if value[..space].eq_ignore_ascii_case(b"bearer") => bearer(auth, &value[space + 1..]),
         _ => false,
@@ -64,15 +67,16 @@ fn bearer(auth: &InboundAuth, token: &[u8]) -> bool {
     expected.as_ref().ct_eq(given.as_ref()).into()
 }
 
-async fn basic(auth: &InboundAuth, verified: &Verified, encoded: &[u8]) -> bool {
+/// Verifies basic credentials; `Err` (503) when no verification slot frees up in time.
+async fn basic(auth: &InboundAuth, verified: &Verified, encoded: &[u8]) -> Result<bool, ApiError> {
     if auth.basic_users.is_empty() {
-        return false;
+        return Ok(false);
     }
     let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii()) else {
-        return false;
+        return Ok(false);
     };
     let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-        return false;
+        return Ok(false);
     };
     let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
     let known = std::str::from_utf8(user).ok().and_then(|user| auth.basic_users.get(user));
@@ -82,19 +86,24 @@ async fn basic(auth: &InboundAuth, verified: &Verified, encoded: &[u8]) -> bool 
     };
     let key = cache_key(user, password, &hash);
     if known.is_some() && verified.contains(&key) {
-        return true;
+        return Ok(true);
     }
-    let Ok(_permit) = limiter().acquire().await else {
-        return false;
+    let _permit = match tokio::time::timeout(VERIFICATION_WAIT, limiter().acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) => return Ok(false),
+        Err(_) => {
+            metrics::counter!(m::AUTH_FAILURES, "reason" => "busy").increment(1);
+            return Err(ApiError::Unavailable("too many password verifications in progress".into()));
+        }
     };
     let password = password.to_vec();
     let ok =
         tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false);
     if ok && known.is_some() {
         verified.insert(key);
-        return true;
+        return Ok(true);
     }
-    false
+    Ok(false)
 }
 
 fn cache_key(user: &[u8], password: &[u8], hash: &str) -> [u8; 32] {

@@ -46,6 +46,9 @@ impl Slot {
     /// Takes a slot if fewer than `max` connections are open, and fewer than `per_client` from
     /// `client`.
     pub fn take(open: &Arc<Open>, client: IpAddr, max: usize, per_client: usize) -> Result<Slot, Refusal> {
+        if open.total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_err() {
+            return Err(Refusal::MaxConnections);
+        }
         let counts = open.per_client.pin();
         let taken = counts.compute(client, |entry| match entry {
             Some((_, &n)) if n >= per_client => Operation::Abort(()),
@@ -53,11 +56,8 @@ impl Slot {
             None => Operation::Insert(1),
         });
         if matches!(taken, Compute::Aborted(())) {
+            open.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::MaxConnectionsPerClient);
-        }
-        if open.total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_err() {
-            open.release_client(client);
-            return Err(Refusal::MaxConnections);
         }
         metrics::gauge!(m::CONNECTIONS_OPEN).increment(1.0);
         Ok(Slot { open: open.clone(), client })

@@ -136,7 +136,7 @@ async fn hostile_requests_are_refused_and_the_relay_keeps_serving() {
     assert!(matches!(status_of(&answer), None | Some(400)), "{answer}");
     let big = format!("{:x}\r\n{}\r\n0\r\n\r\n", 9 * 1024 * 1024, " ".repeat(9 * 1024 * 1024));
     let answer =
-        raw(addr, format!("POST /webhook HTTP/1.1\r\nHost: r\r\nTransfer-Encoding: chunked\r\n\r\n{big}").as_bytes())
+        raw(addr, format!("POST /webhook HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{big}").as_bytes())
             .await;
     // 413, unless the reset for the unread rest of the body overtook the answer.
     assert!(matches!(status_of(&answer), Some(413) | None), "{}", &answer[..answer.len().min(300)]);
@@ -177,7 +177,8 @@ async fn hostile_requests_are_refused_and_the_relay_keeps_serving() {
 #[tokio::test]
 async fn connection_limit_and_idle_timeout() {
     let downstream = Downstream::start().await;
-    let limits = "  limits: {max_connections: 2, idle_timeout: 1s, header_read_timeout: 5s}\n";
+    let limits =
+        "  limits: {max_connections: 2, max_connections_per_client: 2, idle_timeout: 1s, header_read_timeout: 5s}\n";
     let relay = TestRelay::start(&relay_yaml(&downstream, limits)).await;
     let addr = relay.addr;
 

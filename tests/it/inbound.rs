@@ -260,3 +260,58 @@ receivers:
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
 }
+
+/// Regression: wrong passwords queued without bound for the two bcrypt slots, holding every
+/// request behind them. A request now waits at most 2 s for a slot, then gets 503 + Retry-After,
+/// while a password already verified is still let in from the cache.
+#[tokio::test]
+async fn a_flood_of_wrong_passwords_is_answered_503_not_queued_for_ever() {
+    let downstream = Downstream::start().await;
+    let hash = bcrypt::hash("am-b4sic-passw0rd", 10).unwrap();
+    let server = format!("  basic_auth_users:\n    alertmanager: \"{hash}\"\n");
+    let relay = TestRelay::start(&auth_yaml(&downstream, &server)).await;
+    let url = relay.url("/webhook");
+    let json = ("content-type", "application/json");
+    let good = basic("alertmanager", "am-b4sic-passw0rd");
+    assert_eq!(request_with("POST", &url, &[json, ("authorization", &good)], MULTI).await.status, 200);
+
+    let wrong = basic("alertmanager", "wr0ng-passw0rd-attempt");
+    let flood: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, wrong) = (url.clone(), wrong.clone());
+            tokio::spawn(async move { request_with("POST", &url, &[json, ("authorization", &wrong)], MULTI).await })
+        })
+        .collect();
+    // Meanwhile the verified sender is answered from the cache, not behind the flood.
+    let started = std::time::Instant::now();
+    assert_eq!(request_with("POST", &url, &[json, ("authorization", &good)], MULTI).await.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let mut busy = 0;
+    for reply in flood {
+        let reply = reply.await.unwrap();
+        match reply.status.as_u16() {
+            401 => {}
+            503 => {
+                busy += 1;
+                assert_eq!(reply.headers["retry-after"], "5");
+            }
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    assert!(busy > 0, "every wrong password waited for a slot");
+    let scrape = request_with("GET", &relay.url("/metrics"), &[("authorization", &good)], "").await.text();
+    let counted = metric_in(&scrape, r#"amrelay_http_auth_failures_total{reason="busy"}"#).unwrap_or(0.0);
+    assert!(counted >= busy as f64, "{counted} < {busy}");
+}
+
+/// A bcrypt cost above 12 is refused at load: each uncached verification would take seconds.
+#[test]
+fn a_bcrypt_cost_above_12_is_a_config_error() {
+    let hash = bcrypt::hash("x", 4).unwrap().replacen("$04$", "$13$", 1);
+    let yaml = format!("server:\n  basic_auth_users:\n    am: \"{hash}\"\n");
+    let error =
+        amrelay::config::from_str(&yaml, std::path::Path::new("/x.yml"), &amrelay::config::Environment::empty())
+            .unwrap_err()
+            .to_string();
+    assert!(error.contains("bcrypt cost 13 is above 12"), "{error}");
+}
