@@ -12,7 +12,7 @@ use super::raw::{RawConfig, RawHttpConfig, RawReceiver, RawRetry, RawTlsConfig};
 use super::{
     Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings, TlsSummary,
 };
-use crate::rule::{Condition, Rule, parse_matchers};
+use crate::rule::{Condition, ParserMode, Rule, parse_matchers_in};
 use crate::tls::{self, ClientTlsOptions, PemSource};
 
 const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9098";
@@ -548,8 +548,13 @@ fn rule(issues: &mut Issues, field: &str, raw: &RawReceiver) -> Rule {
         }
     }
     for (index, spanned) in raw.matchers.iter().enumerate() {
-        match parse_matchers(&spanned.value) {
-            Ok(matchers) => rule.matchers.extend(matchers),
+        match parse_matchers_in(ParserMode::Fallback, &spanned.value) {
+            Ok(parsed) => {
+                if let Some(warning) = parsed.warning {
+                    issues.warn(Some(&spanned.referenced), format!("{field}.matchers[{index}]"), warning);
+                }
+                rule.matchers.extend(parsed.matchers)
+            }
             Err(e) => issues.add(Some(&spanned.referenced), format!("{field}.matchers[{index}]"), e),
         }
     }

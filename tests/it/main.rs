@@ -22,6 +22,7 @@ mod durability;
 mod hostile;
 mod inbound;
 mod ingest;
+mod matchers;
 mod operator;
 mod payload;
 mod properties;
