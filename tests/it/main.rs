@@ -19,6 +19,7 @@ mod conditions;
 mod console;
 mod delivery;
 mod durability;
+mod fidelity;
 mod hostile;
 mod inbound;
 mod ingest;
