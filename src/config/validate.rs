@@ -52,6 +52,11 @@ impl Issues {
         self.list.push(Issue { position, field: field.into(), message: message.into() });
     }
 
+    /// How many errors are recorded so far.
+    pub(super) fn count(&self) -> usize {
+        self.list.len()
+    }
+
     /// Records a warning: the config stays valid.
     pub(super) fn warn(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
         let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
@@ -97,7 +102,7 @@ impl Issues {
 }
 
 /// Validates the whole file.
-pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>> {
+pub fn validate(raw: RawConfig, base_dir: &Path, environment: &super::Environment) -> Result<Validated, Vec<Issue>> {
     let mut issues =
         Issues { list: Vec::new(), base_dir: base_dir.to_owned(), files: Vec::new(), warnings: Vec::new() };
 
@@ -150,7 +155,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
         if !names.insert(spanned.value.name.clone()) {
             issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
-        if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults) {
+        if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults, environment) {
             receivers.push(receiver);
         }
     }
@@ -255,6 +260,7 @@ fn receiver(
     at: &Location,
     raw: &RawReceiver,
     defaults: &Defaults,
+    environment: &super::Environment,
 ) -> Option<ReceiverConfig> {
     let before = issues.list.len();
     if !is_valid_receiver_name(&raw.name) {
@@ -303,12 +309,27 @@ fn receiver(
         }
     }
 
-    let headers = headers(issues, field, at, raw);
-    let auth = auth(issues, field, at, &raw.http_config);
-    let tls = tls_settings(issues, field, at, &raw.http_config.tls_config);
+    let http = &raw.http_config;
+    let mut headers = headers(issues, field, at, raw);
+    headers.extend(super::http::http_headers(issues, field, http.http_headers.as_ref()));
+    super::http::unsupported(issues, field, at, http);
+    let auth = auth(issues, field, at, http, environment);
+    let tls = tls_settings(issues, &format!("{field}.http_config.tls_config"), at, &http.tls_config);
     let rule = rule(issues, field, raw);
     let signing = super::security::signing(issues, field, raw.signing.as_ref());
-    let proxy = super::security::proxy(issues, field, raw.http_config.proxy_url.as_ref());
+    let proxy = super::http::proxy_settings(
+        issues,
+        &format!("{field}.http_config"),
+        at,
+        super::http::ProxyKeys {
+            proxy_url: http.proxy_url.as_ref(),
+            no_proxy: http.no_proxy.as_deref(),
+            from_environment: http.proxy_from_environment,
+            connect_header: &http.proxy_connect_header,
+        },
+        url.as_ref(),
+        environment,
+    );
 
     if issues.list.len() > before {
         return None;
@@ -329,6 +350,7 @@ fn receiver(
             retry,
             tls: tls?,
             enable_http2: raw.http_config.enable_http2,
+            follow_redirects: raw.http_config.follow_redirects,
             signing: signing?,
             proxy: proxy?,
         },
@@ -359,8 +381,31 @@ fn headers(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -
     out
 }
 
-fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -> Option<Auth> {
-    let field = format!("{field}.http_config");
+fn auth(
+    issues: &mut Issues,
+    receiver_field: &str,
+    at: &Location,
+    http: &RawHttpConfig,
+    environment: &super::Environment,
+) -> Option<Auth> {
+    let field = format!("{receiver_field}.http_config");
+    let bearer = http.bearer_token.is_some() || http.bearer_token_file.is_some();
+    let kinds = [http.basic_auth.is_some(), http.authorization.is_some(), http.oauth2.is_some(), bearer];
+    if kinds.iter().filter(|k| **k).count() > 1 {
+        issues.add(
+            Some(at),
+            field,
+            "at most one of basic_auth, authorization, oauth2 and bearer_token/bearer_token_file may be set",
+        );
+        return None;
+    }
+    if let Some(oauth2) = &http.oauth2 {
+        return super::http::oauth2(issues, receiver_field, oauth2, environment).map(|c| Auth::OAuth2(Box::new(c)));
+    }
+    if bearer {
+        let credentials = super::http::bearer_token(issues, receiver_field, at, http)?;
+        return Some(Auth::Authorization { scheme: "Bearer".into(), credentials });
+    }
     match (&http.basic_auth, &http.authorization) {
         (Some(_), Some(a)) => {
             issues.add(
@@ -496,8 +541,9 @@ pub(super) fn min_version(
     }
 }
 
-fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
-    let field = format!("{field}.http_config.tls_config");
+/// `tls_config:` at `field` (the full path of the block).
+pub(super) fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
+    let field = field.to_owned();
     let ca = pem_source(issues, at, &field, "ca", &raw.ca, &raw.ca_file)?;
     let cert = pem_source(issues, at, &field, "cert", &raw.cert, &raw.cert_file)?;
     let key = pem_source(issues, at, &field, "key", &raw.key, &raw.key_file)?;
