@@ -21,6 +21,7 @@ mod delivery;
 mod durability;
 mod fidelity;
 mod hostile;
+mod http_config;
 mod inbound;
 mod ingest;
 mod matchers;
