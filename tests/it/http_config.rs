@@ -11,7 +11,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use crate::process::{RelayProcess, check_config_with_env};
-use crate::support::{Answer, Downstream, Pki, TestRelay, TokenEndpoint, WAIT, get};
+use crate::support::token_endpoint::TokenEndpoint;
+use crate::support::{Answer, Downstream, Pki, TestRelay, WAIT, get};
 
 const MULTI: &str = include_str!("../fixtures/am-payload-multi.json");
 const CLIENT_SECRET: &str = "cl1ent-s3cret/+&";

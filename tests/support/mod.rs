@@ -28,7 +28,6 @@ pub use payloads::*;
 pub use pki::*;
 pub use relay::*;
 pub use spool::*;
-pub use token_endpoint::*;
 
 /// Every wait in the tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(10);
