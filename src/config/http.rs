@@ -499,7 +499,7 @@ mod tests {
     #[test]
     fn no_proxy_matches_as_go_httpproxy_does() {
         let no_proxy = "foobar.com, .barbaz.net, *.foobaz.org, 10.0.0.0/8, 192.168.1.1, 2001:db8::/32, \
-                        [2001:db8:1::1]:8080, example.org:8443";
+                        [2002:db8:1::1]:8080, example.org:8443";
         let direct = |url: &str| bypasses_proxy(no_proxy, &url.parse().unwrap());
         for url in [
             "http://localhost/",
@@ -512,7 +512,7 @@ mod tests {
             "http://10.1.2.3/",
             "http://192.168.1.1/",
             "http://[2001:db8::5]/",
-            "https://[2001:db8:1::1]:8080/",
+            "https://[2002:db8:1::1]:8080/",
             "https://example.org:8443/",
         ] {
             assert!(direct(url), "{url} goes direct");
@@ -523,7 +523,7 @@ mod tests {
             "http://foobaz.org/",
             "http://11.0.0.1/",
             "http://192.168.1.2/",
-            "https://[2001:db8:1::1]/",
+            "https://[2002:db8:1::1]/",
             "https://example.org/",
             "http://example.com/",
         ] {

@@ -391,7 +391,7 @@ fn auth(
     let field = format!("{receiver_field}.http_config");
     let bearer = http.bearer_token.is_some() || http.bearer_token_file.is_some();
     let kinds = [http.basic_auth.is_some(), http.authorization.is_some(), http.oauth2.is_some(), bearer];
-    if kinds.iter().filter(|k| **k).count() > 1 {
+    if kinds.iter().filter(|k| **k).count() > 1 && (http.oauth2.is_some() || bearer) {
         issues.add(
             Some(at),
             field,
@@ -601,7 +601,11 @@ fn rule(issues: &mut Issues, field: &str, raw: &RawReceiver) -> Rule {
                 }
                 rule.matchers.extend(parsed.matchers)
             }
-            Err(e) => issues.add(Some(&spanned.referenced), format!("{field}.matchers[{index}]"), e),
+            Err(e) => issues.add(
+                Some(&spanned.referenced),
+                format!("{field}.matchers[{index}]"),
+                format!("matcher {:?}: {e}", spanned.value),
+            ),
         }
     }
     rule

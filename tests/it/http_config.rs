@@ -109,16 +109,17 @@ async fn oauth2_token_endpoint_down_is_its_own_outcome_and_is_retried() {
     let downstream = Downstream::start().await;
     let tokens = TokenEndpoint::start(3600).await;
     let unavailable = r#"{"error":"temporarily_unavailable"}"#;
-    tokens.script([(503, unavailable), (503, unavailable)]);
+    tokens.script([(503, unavailable), (503, unavailable), (503, unavailable)]);
     let yaml = format!("receivers:\n{}", oauth2_receiver("oauth-down", &downstream.url("/o"), &tokens.url(), ""));
     let relay = TestRelay::start(&yaml).await;
     let auth_failures = r#"amrelay_delivery_attempts_total{receiver="oauth-down",outcome="auth"}"#;
 
     assert_eq!(relay.post("/webhook", batch(1)).await.status, 200);
-    relay.wait_metric(auth_failures, 2.0).await;
+    wait_at_least(&relay, auth_failures, 2.0).await;
     // Down: connections refused (the endpoint closes every connection, so none is pooled).
     tokens.stop();
-    relay.wait_metric(auth_failures, 4.0).await;
+    let failed = relay.metric(auth_failures).await.unwrap();
+    wait_at_least(&relay, auth_failures, failed + 2.0).await;
     assert!(downstream.received().is_empty(), "nothing is sent without a token");
     let addr = tokens.addr;
 
@@ -129,6 +130,19 @@ async fn oauth2_token_endpoint_down_is_its_own_outcome_and_is_retried() {
     assert!(!back.requests().is_empty());
     let status = get(&relay.url("/api/v1/status")).await.text();
     assert!(!status.contains(CLIENT_SECRET), "{status}");
+}
+
+/// Waits until a counter reaches at least `value` (retries keep it moving).
+async fn wait_at_least(relay: &TestRelay, series: &str, value: f64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let current = relay.metric(series).await;
+        if current.is_some_and(|c| c >= value) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} is {current:?}, expected at least {value}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Neither the client secret, nor a token, nor what a token endpoint echoes reaches the logs,
