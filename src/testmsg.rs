@@ -4,7 +4,7 @@
 //! and its `enabled` flag, so a receiver can be checked before it is switched on. The alert is
 //! marked as a test in its labels (`amrelay_test="true"`) and annotations.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -85,26 +85,8 @@ pub async fn send(target: &Target, receiver: &str) -> TestOutcome {
 
 /// Formats a time as RFC 3339 in UTC with milliseconds, as Alertmanager writes `startsAt`.
 pub fn rfc3339(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = since_epoch.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since_epoch.subsec_millis()
-    )
+    let timestamp = jiff::Timestamp::try_from(time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    timestamp.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 #[cfg(test)]
@@ -113,7 +95,7 @@ mod tests {
 
     #[test]
     fn formats_rfc3339() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_930_031_886);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_795_930_031_886);
         assert_eq!(rfc3339(t), "2026-11-29T05:27:11.886Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
     }

@@ -37,8 +37,11 @@ pub fn start(state: Arc<AppState>) -> notify::Result<JoinHandle<()>> {
         }
     })?;
     let mut folders = Folders { watcher, watched: HashSet::new() };
-    folders.arm(&state.reloader.snapshot());
-    Ok(tokio::spawn(run(state, folders, rx)))
+    let snapshot = state.reloader.snapshot();
+    folders.arm(&snapshot);
+    // Taken now, from what was loaded: a change made before the task first runs is still seen.
+    let loaded = fingerprint(&snapshot, snapshot.hash);
+    Ok(tokio::spawn(run(state, folders, rx, loaded)))
 }
 
 struct Folders {
@@ -71,8 +74,8 @@ impl Folders {
     }
 }
 
-async fn run(state: Arc<AppState>, mut folders: Folders, mut events: mpsc::UnboundedReceiver<()>) {
-    let mut last = fingerprint(&state.reloader.snapshot());
+async fn run(state: Arc<AppState>, mut folders: Folders, mut events: mpsc::UnboundedReceiver<()>, loaded: u64) {
+    let mut last = loaded;
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -83,7 +86,8 @@ async fn run(state: Arc<AppState>, mut folders: Folders, mut events: mpsc::Unbou
             }
             () = tokio::time::sleep(POLL) => {}
         }
-        let current = fingerprint(&state.reloader.snapshot());
+        let snapshot = state.reloader.snapshot();
+        let current = fingerprint(&snapshot, read_hash(&snapshot.source));
         if current == last {
             continue;
         }
@@ -94,7 +98,8 @@ async fn run(state: Arc<AppState>, mut folders: Folders, mut events: mpsc::Unbou
         if let Ok(Ok(())) = tokio::task::spawn_blocking(move || reload_state.reloader.reload()).await {
             folders.arm(&state.reloader.snapshot());
             // The new config may name other files: compare against what was actually loaded.
-            last = fingerprint(&state.reloader.snapshot());
+            let snapshot = state.reloader.snapshot();
+            last = fingerprint(&snapshot, snapshot.hash);
         }
     }
 }
@@ -107,10 +112,11 @@ async fn settle(events: &mut mpsc::UnboundedReceiver<()>) {
     {}
 }
 
-/// A hash of the config file's bytes and of every file it names (missing files hash as such).
-fn fingerprint(snapshot: &Snapshot) -> u64 {
-    let mut all = Vec::new();
-    for file in std::iter::once(&snapshot.source).chain(&snapshot.referenced_files) {
+/// A hash of the config file's bytes (`config_hash`: as loaded, or as on disk now) and of every
+/// file it names, as on disk now (missing files hash as such).
+fn fingerprint(snapshot: &Snapshot, config_hash: u64) -> u64 {
+    let mut all = config_hash.to_le_bytes().to_vec();
+    for file in &snapshot.referenced_files {
         all.extend_from_slice(&read_hash(file).to_le_bytes());
     }
     fnv1a(&all)

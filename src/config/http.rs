@@ -10,52 +10,13 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use http::{HeaderName, HeaderValue, Uri};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_saphyr::{Location, Spanned};
 
 use super::environment::Environment;
-use super::raw::{RawHttpConfig, RawTlsConfig};
+use super::issues::{Issues, secret};
+use super::raw::{RawHeader, RawHttpConfig, RawOAuth2, RawTlsConfig};
 use super::security::Proxy;
-use super::validate::Issues;
 use super::{Secret, TlsSettings};
-
-/// `http_config.oauth2:` — the client-credentials grant, as Prometheus' `common/config.OAuth2`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawOAuth2 {
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub client_secret_file: Option<String>,
-    pub scopes: Vec<String>,
-    pub token_url: Option<String>,
-    pub endpoint_params: BTreeMap<String, String>,
-    pub tls_config: RawTlsConfig,
-    pub proxy_url: Option<Spanned<String>>,
-    pub no_proxy: Option<String>,
-    pub proxy_from_environment: bool,
-    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
-    pub grant_type: Option<String>,
-    /// Recognised so that they can be refused by name (see [`unsupported_oauth2`]).
-    pub client_secret_ref: Option<IgnoredAny>,
-    pub client_certificate_key_id: Option<IgnoredAny>,
-    pub client_certificate_key: Option<IgnoredAny>,
-    pub client_certificate_key_file: Option<IgnoredAny>,
-    pub client_certificate_key_ref: Option<IgnoredAny>,
-    pub signature_algorithm: Option<IgnoredAny>,
-    pub iss: Option<IgnoredAny>,
-    pub audience: Option<IgnoredAny>,
-    pub claims: Option<IgnoredAny>,
-}
-
-/// One entry of `http_config.http_headers:` (Alertmanager 0.28+).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawHeader {
-    pub values: Vec<String>,
-    pub secrets: Vec<String>,
-    pub files: Vec<String>,
-}
 
 /// The keys of `http_config` (and its `tls_config`/`basic_auth`/`authorization`) that Prometheus
 /// defines and amrelay refuses, with why. Read by [`unsupported`] and the README.
@@ -145,22 +106,27 @@ impl PartialEq for OAuth2Config {
     }
 }
 
+/// Validates a `tls_config` block at a field path (passed in: it lives with the rest of TLS
+/// validation, which uses this module).
+pub(super) type TlsSettingsFn = fn(&mut Issues, &str, &Location, &RawTlsConfig) -> Option<TlsSettings>;
+
 /// Validates `http_config.oauth2`.
 pub(super) fn oauth2(
     issues: &mut Issues,
     field: &str,
     spanned: &Spanned<RawOAuth2>,
     environment: &Environment,
+    tls_settings: TlsSettingsFn,
 ) -> Option<OAuth2Config> {
     let (at, raw) = (&spanned.referenced, &spanned.value);
     let field = format!("{field}.http_config.oauth2");
-    let before = issues.count();
+    let before = issues.len();
     unsupported_oauth2(issues, &field, at, raw);
     let client_id = raw.client_id.clone().unwrap_or_default();
     if client_id.is_empty() {
         issues.add(Some(at), format!("{field}.client_id"), "is required");
     }
-    let client_secret = super::validate::secret(
+    let client_secret = secret(
         issues,
         at,
         &field,
@@ -205,7 +171,7 @@ pub(super) fn oauth2(
             endpoint_params.push((name.clone(), value.clone()));
         }
     }
-    let tls = super::validate::tls_settings(issues, &field, at, &raw.tls_config);
+    let tls = tls_settings(issues, &format!("{field}.tls_config"), at, &raw.tls_config);
     let proxy = proxy_settings(
         issues,
         &field,
@@ -219,7 +185,7 @@ pub(super) fn oauth2(
         token_url.as_ref(),
         environment,
     );
-    if issues.count() > before {
+    if issues.len() > before {
         return None;
     }
     let (client_secret, token_url, tls, proxy) = (client_secret?, token_url?, tls?, proxy?);
@@ -322,13 +288,7 @@ pub(super) fn bearer_token(issues: &mut Issues, field: &str, at: &Location, raw:
         return None;
     }
     let field = format!("{field}.http_config");
-    super::validate::secret(
-        issues,
-        at,
-        &field,
-        ("bearer_token", &raw.bearer_token),
-        ("bearer_token_file", &raw.bearer_token_file),
-    )
+    secret(issues, at, &field, ("bearer_token", &raw.bearer_token), ("bearer_token_file", &raw.bearer_token_file))
 }
 
 /// The proxy keys of one `http_config` or `oauth2` block.
@@ -351,7 +311,7 @@ pub(super) fn proxy_settings(
     destination: Option<&Uri>,
     environment: &Environment,
 ) -> Option<Option<Proxy>> {
-    let before = issues.count();
+    let before = issues.len();
     if keys.from_environment && keys.proxy_url.is_some() {
         issues.add(Some(at), format!("{field}.proxy_from_environment"), "proxy_url must not be set with it");
     }
@@ -381,7 +341,7 @@ pub(super) fn proxy_settings(
             }
         }
     }
-    if issues.count() > before {
+    if issues.len() > before {
         return None;
     }
     let (proxy, no_proxy) = if keys.from_environment {

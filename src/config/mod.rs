@@ -9,6 +9,7 @@
 pub mod duration;
 mod environment;
 pub mod http;
+mod issues;
 mod raw;
 mod secret;
 pub mod security;

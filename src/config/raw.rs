@@ -10,7 +10,6 @@ use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
 
 use super::duration::PromDuration;
-use super::http::{RawHeader, RawOAuth2};
 use crate::rule::Operator;
 
 /// The whole file.
@@ -142,6 +141,43 @@ impl Default for RawHttpConfig {
             http_headers: None,
         }
     }
+}
+
+/// `http_config.oauth2:` — the client-credentials grant, as Prometheus' `common/config.OAuth2`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOAuth2 {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub scopes: Vec<String>,
+    pub token_url: Option<String>,
+    pub endpoint_params: BTreeMap<String, String>,
+    pub tls_config: RawTlsConfig,
+    pub proxy_url: Option<Spanned<String>>,
+    pub no_proxy: Option<String>,
+    pub proxy_from_environment: bool,
+    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
+    pub grant_type: Option<String>,
+    /// Recognised so that they can be refused by name (see [`super::http`]).
+    pub client_secret_ref: Option<IgnoredAny>,
+    pub client_certificate_key_id: Option<IgnoredAny>,
+    pub client_certificate_key: Option<IgnoredAny>,
+    pub client_certificate_key_file: Option<IgnoredAny>,
+    pub client_certificate_key_ref: Option<IgnoredAny>,
+    pub signature_algorithm: Option<IgnoredAny>,
+    pub iss: Option<IgnoredAny>,
+    pub audience: Option<IgnoredAny>,
+    pub claims: Option<IgnoredAny>,
+}
+
+/// One entry of `http_config.http_headers:` (Alertmanager 0.28+).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHeader {
+    pub values: Vec<String>,
+    pub secrets: Vec<String>,
+    pub files: Vec<String>,
 }
 
 /// `basic_auth:` as in Alertmanager: the password inline or from a file.

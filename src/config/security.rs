@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,18 +15,14 @@ use http::Uri;
 use serde_saphyr::Spanned;
 
 use super::Secret;
+use super::issues::{Issues, min_version, secret};
 use super::raw::{RawAuthorization, RawServer, RawSigning, RawTlsServerConfig};
-use super::validate::{Issues, secret};
 use crate::tls::{self, PemSource};
 
 /// Header carrying `sha256=<hex HMAC>` on a signed notification.
 pub const SIGNATURE_HEADER: &str = "x-amrelay-signature";
 /// Header carrying the Unix time (seconds) that the signature covers.
 pub const TIMESTAMP_HEADER: &str = "x-amrelay-timestamp";
-
-/// Secret, certificate and key files larger than this are refused (a typo naming a log file or
-/// `/dev/zero` must not exhaust memory).
-const MAX_REFERENCED_FILE_BYTES: u64 = 1024 * 1024;
 
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -131,30 +125,6 @@ pub struct Proxy {
     pub authorization: Option<Secret>,
     /// `proxy_connect_header`: sent with the CONNECT request (marked sensitive).
     pub connect_headers: Vec<(http::HeaderName, http::HeaderValue)>,
-}
-
-/// Reads a file the config names, refusing what is not a regular file or is implausibly large.
-pub(super) fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::with_capacity(metadata.len().min(MAX_REFERENCED_FILE_BYTES) as usize);
-    file.take(MAX_REFERENCED_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_REFERENCED_FILE_BYTES {
-        return Err(std::io::Error::other(format!("larger than {MAX_REFERENCED_FILE_BYTES} bytes")));
-    }
-    Ok(bytes)
-}
-
-/// A warning when every user of the machine can read the secret file at `path`.
-pub(super) fn readable_by_others(path: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    (mode & 0o004 != 0).then(|| {
-        format!("{} is readable by every user (mode {:o}): restrict it, e.g. chmod 600", path.display(), mode & 0o777)
-    })
 }
 
 /// Validates `server.tls_server_config`, `basic_auth_users`, `authorization`, `open_endpoints`
@@ -294,7 +264,7 @@ fn server_tls(issues: &mut Issues, at: &serde_saphyr::Location, raw: &RawTlsServ
         }
         _ => {}
     }
-    let min_version = super::validate::min_version(issues, at, field, raw.min_version.as_deref())?;
+    let min_version = min_version(issues, at, field, raw.min_version.as_deref())?;
     if issues.len() > before {
         return None;
     }
@@ -367,23 +337,7 @@ pub(super) fn proxy_url(issues: &mut Issues, field: &str, spanned: &Spanned<Stri
 
 /// Decodes `%XX` escapes (credentials in a URL); anything malformed is kept as written.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::{Location, Spanned};
 
+use super::issues::{Issues, min_version, secret};
 use super::raw::{RawConfig, RawHttpConfig, RawReceiver, RawRetry, RawTlsConfig};
 use super::{
-    Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings, TlsSummary,
+    Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, ServerConfig, TlsSettings, TlsSummary,
 };
 use crate::rule::{Condition, ParserMode, Rule, parse_matchers_in};
 use crate::tls::{self, ClientTlsOptions, PemSource};
@@ -35,71 +36,6 @@ const RESERVED_HEADERS: [&str; 9] = [
     super::security::SIGNATURE_HEADER,
     super::security::TIMESTAMP_HEADER,
 ];
-
-/// Collects issues with their positions.
-pub(super) struct Issues {
-    list: Vec<Issue>,
-    base_dir: PathBuf,
-    /// Every file the config names, so a watcher can reload when one changes.
-    files: Vec<PathBuf>,
-    /// Problems that do not make the config invalid (a secret file others can read).
-    warnings: Vec<Issue>,
-}
-
-impl Issues {
-    pub(super) fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
-        let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
-        self.list.push(Issue { position, field: field.into(), message: message.into() });
-    }
-
-    /// How many errors are recorded so far.
-    pub(super) fn count(&self) -> usize {
-        self.list.len()
-    }
-
-    /// Records a warning: the config stays valid.
-    pub(super) fn warn(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
-        let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
-        self.warnings.push(Issue { position, field: field.into(), message: message.into() });
-    }
-
-    /// How many errors so far.
-    pub(super) fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    pub(super) fn read_file(&mut self, at: &Location, field: &str, path: &str) -> Option<Vec<u8>> {
-        let full = self.resolve(path);
-        self.files.push(full.clone());
-        match super::security::read_bounded(&full) {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                self.add(Some(at), field, format!("cannot read {}: {e}", full.display()));
-                None
-            }
-        }
-    }
-
-    /// Reads a secret from a file, trimming surrounding white space as Prometheus does.
-    pub(super) fn read_secret(&mut self, at: &Location, field: &str, path: &str) -> Option<Secret> {
-        if let Some(warning) = super::security::readable_by_others(&self.resolve(path)) {
-            self.warn(Some(at), field, warning);
-        }
-        let bytes = self.read_file(at, field, path)?;
-        match String::from_utf8(bytes) {
-            Ok(text) => Some(Secret::new(text.trim())),
-            Err(_) => {
-                self.add(Some(at), field, "file is not valid UTF-8");
-                None
-            }
-        }
-    }
-
-    pub(super) fn resolve(&self, path: &str) -> PathBuf {
-        let path = Path::new(path);
-        if path.is_absolute() { path.to_owned() } else { self.base_dir.join(path) }
-    }
-}
 
 /// Validates the whole file.
 pub fn validate(raw: RawConfig, base_dir: &Path, environment: &super::Environment) -> Result<Validated, Vec<Issue>> {
@@ -400,7 +336,8 @@ fn auth(
         return None;
     }
     if let Some(oauth2) = &http.oauth2 {
-        return super::http::oauth2(issues, receiver_field, oauth2, environment).map(|c| Auth::OAuth2(Box::new(c)));
+        return super::http::oauth2(issues, receiver_field, oauth2, environment, tls_settings)
+            .map(|c| Auth::OAuth2(Box::new(c)));
     }
     if bearer {
         let credentials = super::http::bearer_token(issues, receiver_field, at, http)?;
@@ -468,36 +405,6 @@ fn auth(
     }
 }
 
-/// A secret given either inline or by file, never both.
-pub(super) fn secret(
-    issues: &mut Issues,
-    at: &Location,
-    field: &str,
-    (inline_key, inline): (&str, &Option<String>),
-    (file_key, file): (&str, &Option<String>),
-) -> Option<Secret> {
-    match (inline, file) {
-        (Some(value), None) => Some(Secret::new(value.as_str())),
-        (None, Some(path)) => issues.read_secret(at, &format!("{field}.{file_key}"), path),
-        (Some(_), Some(_)) => {
-            issues.add(
-                Some(at),
-                format!("{field}.{inline_key}"),
-                format!("{inline_key} and {file_key} are mutually exclusive"),
-            );
-            None
-        }
-        (None, None) => {
-            issues.add(
-                Some(at),
-                format!("{field}.{inline_key}"),
-                format!("one of {inline_key} or {file_key} is required"),
-            );
-            None
-        }
-    }
-}
-
 fn pem_source(
     issues: &mut Issues,
     at: &Location,
@@ -517,27 +424,6 @@ fn pem_source(
             Some(Some(PemSource { name: issues.resolve(path).display().to_string(), bytes }))
         }
         (None, None) => Some(None),
-    }
-}
-
-/// `min_version: TLS12 | TLS13` of a `tls_config` or `tls_server_config` (default TLS12).
-pub(super) fn min_version(
-    issues: &mut Issues,
-    at: &Location,
-    field: &str,
-    raw: Option<&str>,
-) -> Option<tls::MinVersion> {
-    match raw {
-        None | Some("TLS12") => Some(tls::MinVersion::Tls12),
-        Some("TLS13") => Some(tls::MinVersion::Tls13),
-        Some(other) => {
-            issues.add(
-                Some(at),
-                format!("{field}.min_version"),
-                format!("{other:?} is not supported: use TLS12 or TLS13"),
-            );
-            None
-        }
     }
 }
 

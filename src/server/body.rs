@@ -12,10 +12,12 @@ use super::response::ApiError;
 /// A body must arrive within this time once the headers are in.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts `application/json` (any parameters) and a missing header; refuses anything else.
+/// Accepts `application/json` (any parameters); refuses anything else, a missing header
+/// included: what a browser can send cross-site without asking first (a form, `text/plain`) is
+/// never taken for a JSON body.
 pub(super) fn check_content_type(request: &Request<Incoming>) -> Result<(), ApiError> {
     let Some(value) = request.headers().get(CONTENT_TYPE) else {
-        return Ok(());
+        return Err(ApiError::UnsupportedMediaType(String::new()));
     };
     let text = value.to_str().unwrap_or("");
     let essence = text.split(';').next().unwrap_or("").trim();

@@ -20,17 +20,13 @@ use crate::snapshot::Snapshot;
 
 const PAGE: &str = include_str!("console.html");
 
-/// The page may load nothing from elsewhere and may not be framed.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; connect-src 'self'; img-src 'self' data:; \
-     style-src 'unsafe-inline'; script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 /// `GET /`: the console page.
 pub fn page() -> HttpResponse {
     let mut response = text(StatusCode::OK, "text/html; charset=utf-8", PAGE);
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("content-security-policy", HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    // The page may load nothing from elsewhere, run only its own script, and may not be framed.
+    headers.insert("content-security-policy", super::browser::console_policy(PAGE));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     response
 }

@@ -8,6 +8,7 @@
 mod admin;
 mod auth;
 mod body;
+mod browser;
 mod conn;
 mod console;
 mod limits;

@@ -19,6 +19,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A browser request from another site (see `browser`).
+    #[error("{0}")]
+    Forbidden(String),
     /// Credentials missing or wrong; the flags say which challenges to offer.
     #[error("authentication required")]
     Unauthorized { basic: bool, bearer: bool },
@@ -43,6 +46,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::TooManyAlerts(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

@@ -25,10 +25,17 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    if let Some(refused) = super::browser::cross_site(&method, request.headers()) {
+        let mut response = ApiError::Forbidden(refused).into_response();
+        super::browser::harden(&mut response);
+        state.http_metrics.record("cross_site", response.status(), started.elapsed().as_secs_f64());
+        return Ok(response);
+    }
     let snapshot = state.reloader.snapshot();
     let auth = super::auth::authorize(&snapshot.server.inbound, &snapshot.verified, &path, request.headers()).await;
     if let Err(refused) = auth {
-        let response = refused.into_response();
+        let mut response = refused.into_response();
+        super::browser::harden(&mut response);
         metrics::counter!(m::HTTP_REQUESTS, "handler" => "auth", "code" => response.status().as_str().to_owned())
             .increment(1);
         return Ok(response);
@@ -64,7 +71,8 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         ("/-/reload", _) => ("reload", Err(ApiError::MethodNotAllowed("POST, PUT"))),
         _ => ("other", Err(ApiError::NotFound(format!("no such endpoint: {path}")))),
     };
-    let response = result.unwrap_or_else(ApiError::into_response);
+    let mut response = result.unwrap_or_else(ApiError::into_response);
+    super::browser::harden(&mut response);
     state.http_metrics.record(handler, response.status(), started.elapsed().as_secs_f64());
     Ok(response)
 }

@@ -12,7 +12,7 @@ use crate::metrics as m;
 use crate::reload::Reloader;
 
 /// Every handler label of `amrelay_http_requests_total`.
-const HANDLERS: [&str; 11] = [
+const HANDLERS: [&str; 12] = [
     "webhook",
     "metrics",
     "healthy",
@@ -23,10 +23,11 @@ const HANDLERS: [&str; 11] = [
     "deadletters",
     "console",
     "route_test",
+    "cross_site",
     "other",
 ];
 /// Status codes whose series are registered up front.
-const CODES: [u16; 11] = [200, 400, 401, 404, 405, 408, 413, 415, 500, 502, 503];
+const CODES: [u16; 12] = [200, 400, 401, 403, 404, 405, 408, 413, 415, 500, 502, 503];
 
 /// Request metrics registered once, so answering a request does no registry lookup.
 #[derive(Debug)]

@@ -171,12 +171,7 @@ pub async fn try_get(url: &str) -> Option<Reply> {
 
 /// Percent-encodes a query-string value.
 pub fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// `time` as RFC 3339 in UTC, as Alertmanager's API takes it.

@@ -14,6 +14,7 @@ mod credentials;
 mod process;
 mod tls_client;
 
+mod browser;
 mod check_config;
 mod conditions;
 mod console;
