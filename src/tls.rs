@@ -4,8 +4,9 @@
 //! no global state: it parses every certificate and key and builds the rustls config once as a
 //! trial (outbound: with an empty root store plus the configured CA), so a bad CA, certificate
 //! or key is a config error with the file named, never a surprise at the first delivery. Building
-//! the outbound config for real adds the operating system's CA store, which only the build step
-//! loads, through a [`ClientConfigs`] cache that its owner (the reloader) keeps across reloads.
+//! the outbound config for real adds the operating system's CA store — unless a CA is configured,
+//! which replaces it as in Alertmanager — which only the build step loads, through a
+//! [`ClientConfigs`] cache that its owner (the reloader) keeps across reloads.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -143,14 +144,18 @@ impl ClientConfigs {
         ClientConfigs { system_roots: Some(roots), built: HashMap::new() }
     }
 
-    /// The client config for `tls`: the CA is added to the system roots. Configs with the same
-    /// fingerprint are built once.
+    /// The client config for `tls`. A configured CA *replaces* the system roots, as in
+    /// Alertmanager (Go's `tls.Config.RootCAs`): pinning a private CA then trusts nothing else.
+    /// Without a CA the system roots are trusted. Configs with the same fingerprint are built once.
     pub fn get(&mut self, tls: &ClientTls) -> Result<Arc<ClientConfig>, String> {
         if let Some(config) = self.built.get(&tls.key) {
             return Ok(config.clone());
         }
-        let roots: &[CertificateDer<'static>] =
-            if tls.options.insecure_skip_verify { &[] } else { self.system_roots.get_or_insert_with(native_roots) };
+        let roots: &[CertificateDer<'static>] = if tls.options.insecure_skip_verify || tls.options.ca.is_some() {
+            &[]
+        } else {
+            self.system_roots.get_or_insert_with(native_roots)
+        };
         let config = build_client_config(&tls.options, roots)?;
         if self.built.len() >= MAX_CACHED_CLIENT_CONFIGS {
             self.built.clear();
@@ -179,8 +184,8 @@ impl fmt::Debug for ClientConfigs {
     }
 }
 
-/// Builds an outbound config; `system_roots` are trusted besides the configured CA (none when
-/// certificates are not verified).
+/// Builds an outbound config trusting `system_roots` and the configured CA (callers pass no
+/// system roots when a CA is configured or certificates are not verified).
 fn build_client_config(
     options: &ClientTlsOptions,
     system_roots: &[CertificateDer<'static>],

@@ -8,6 +8,7 @@
 
 pub mod duration;
 mod environment;
+pub mod http;
 mod issues;
 mod raw;
 mod secret;
@@ -18,7 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Uri};
+use ::http::{HeaderName, HeaderValue, Uri};
 
 use crate::fingerprint::fnv1a;
 use crate::rule::Rule;
@@ -87,6 +88,8 @@ pub struct Endpoint {
     pub retry: RetryPolicy,
     pub tls: TlsSettings,
     pub enable_http2: bool,
+    /// `http_config.follow_redirects`: follow 307/308 answers (at most 10), re-sending the POST.
+    pub follow_redirects: bool,
     /// HMAC-SHA256 key: when set, each request carries a signature and timestamp header.
     pub signing: Option<Secret>,
     /// HTTP CONNECT proxy to reach the receiver through.
@@ -97,8 +100,16 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
     None,
-    Basic { username: String, password: Secret },
-    Authorization { scheme: String, credentials: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    Authorization {
+        scheme: String,
+        credentials: Secret,
+    },
+    /// `oauth2:` — a client-credentials token, fetched and cached by the delivery side.
+    OAuth2(Box<self::http::OAuth2Config>),
 }
 
 impl Auth {
@@ -106,7 +117,7 @@ impl Auth {
     pub fn header_value(&self) -> Option<HeaderValue> {
         use base64::Engine;
         let text = match self {
-            Auth::None => return None,
+            Auth::None | Auth::OAuth2(_) => return None,
             Auth::Basic { username, password } => {
                 let pair = format!("{username}:{}", password.expose());
                 format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
@@ -126,6 +137,7 @@ impl Auth {
             Auth::None => "none",
             Auth::Basic { .. } => "basic",
             Auth::Authorization { scheme, .. } => scheme,
+            Auth::OAuth2(_) => "oauth2",
         }
     }
 }
@@ -243,8 +255,8 @@ pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Co
             }],
         })?
     };
-    let validated =
-        validate::validate(raw, &base_dir).map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
+    let validated = validate::validate(raw, &base_dir, environment)
+        .map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
     Ok(Config {
         source: path.to_owned(),
         hash: fnv1a(text.as_bytes()),

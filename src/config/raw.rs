@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_saphyr::Spanned;
 
 use super::duration::PromDuration;
@@ -101,15 +102,24 @@ pub struct RawReceiver {
     pub signing: Option<Spanned<RawSigning>>,
 }
 
-/// The keys of Alertmanager's `http_config` that amrelay supports.
+/// Every key of Alertmanager's `http_config`; [`super::http`] refuses, by name, the few amrelay
+/// does not support.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawHttpConfig {
     pub basic_auth: Option<Spanned<RawBasicAuth>>,
     pub authorization: Option<Spanned<RawAuthorization>>,
+    pub oauth2: Option<Spanned<RawOAuth2>>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
     pub tls_config: RawTlsConfig,
+    pub follow_redirects: bool,
     pub enable_http2: bool,
     pub proxy_url: Option<Spanned<String>>,
+    pub no_proxy: Option<String>,
+    pub proxy_from_environment: bool,
+    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
+    pub http_headers: Option<Spanned<BTreeMap<String, RawHeader>>>,
 }
 
 impl Default for RawHttpConfig {
@@ -117,11 +127,57 @@ impl Default for RawHttpConfig {
         RawHttpConfig {
             basic_auth: None,
             authorization: None,
+            oauth2: None,
+            bearer_token: None,
+            bearer_token_file: None,
             tls_config: RawTlsConfig::default(),
+            // Alertmanager follows redirects by default; amrelay does not (see the README).
+            follow_redirects: false,
             enable_http2: true,
             proxy_url: None,
+            no_proxy: None,
+            proxy_from_environment: false,
+            proxy_connect_header: BTreeMap::new(),
+            http_headers: None,
         }
     }
+}
+
+/// `http_config.oauth2:` — the client-credentials grant, as Prometheus' `common/config.OAuth2`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOAuth2 {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub scopes: Vec<String>,
+    pub token_url: Option<String>,
+    pub endpoint_params: BTreeMap<String, String>,
+    pub tls_config: RawTlsConfig,
+    pub proxy_url: Option<Spanned<String>>,
+    pub no_proxy: Option<String>,
+    pub proxy_from_environment: bool,
+    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
+    pub grant_type: Option<String>,
+    /// Recognised so that they can be refused by name (see [`super::http`]).
+    pub client_secret_ref: Option<IgnoredAny>,
+    pub client_certificate_key_id: Option<IgnoredAny>,
+    pub client_certificate_key: Option<IgnoredAny>,
+    pub client_certificate_key_file: Option<IgnoredAny>,
+    pub client_certificate_key_ref: Option<IgnoredAny>,
+    pub signature_algorithm: Option<IgnoredAny>,
+    pub iss: Option<IgnoredAny>,
+    pub audience: Option<IgnoredAny>,
+    pub claims: Option<IgnoredAny>,
+}
+
+/// One entry of `http_config.http_headers:` (Alertmanager 0.28+).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHeader {
+    pub values: Vec<String>,
+    pub secrets: Vec<String>,
+    pub files: Vec<String>,
 }
 
 /// `basic_auth:` as in Alertmanager: the password inline or from a file.
@@ -132,6 +188,8 @@ pub struct RawBasicAuth {
     pub username_file: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<String>,
+    pub username_ref: Option<IgnoredAny>,
+    pub password_ref: Option<IgnoredAny>,
 }
 
 /// `authorization:` as in Alertmanager: `type` defaults to `Bearer`.
@@ -142,6 +200,7 @@ pub struct RawAuthorization {
     pub kind: Option<String>,
     pub credentials: Option<String>,
     pub credentials_file: Option<String>,
+    pub credentials_ref: Option<IgnoredAny>,
 }
 
 /// `tls_config:` as in Alertmanager.
@@ -157,6 +216,10 @@ pub struct RawTlsConfig {
     pub server_name: Option<String>,
     pub insecure_skip_verify: bool,
     pub min_version: Option<String>,
+    pub max_version: Option<IgnoredAny>,
+    pub ca_ref: Option<IgnoredAny>,
+    pub cert_ref: Option<IgnoredAny>,
+    pub key_ref: Option<IgnoredAny>,
 }
 
 /// One label condition, in the Kubernetes label-selector form KubeSphere uses.

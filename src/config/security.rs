@@ -131,6 +131,8 @@ pub struct Proxy {
     pub url: Uri,
     /// `Proxy-Authorization` value, from credentials in `proxy_url`.
     pub authorization: Option<Secret>,
+    /// `proxy_connect_header`: sent with the CONNECT request (marked sensitive).
+    pub connect_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// Validates `server.tls_server_config`, `basic_auth_users`, `authorization`, `open_endpoints`
@@ -162,6 +164,10 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
                 inbound.auth.basic_users.insert(user.clone(), Secret::new(hash.as_str()));
             }
         }
+    }
+    if let Some(spanned) = raw.authorization.as_ref().filter(|a| a.value.credentials_ref.is_some()) {
+        let why = "not supported by amrelay: secret-manager references; use credentials or credentials_file";
+        issues.add(Some(&spanned.referenced), "server.authorization.credentials_ref", why);
     }
     if let Some(spanned) = &raw.authorization {
         inbound.auth.bearer = bearer(issues, &spanned.referenced, &spanned.value);
@@ -324,13 +330,10 @@ pub(super) fn signing(issues: &mut Issues, field: &str, raw: Option<&Spanned<Raw
     Some(Some(key))
 }
 
-/// `receivers[].http_config.proxy_url`: `Some(None)` when unset, `None` on error.
-pub(super) fn proxy(issues: &mut Issues, field: &str, raw: Option<&Spanned<String>>) -> Option<Option<Proxy>> {
-    let Some(spanned) = raw else {
-        return Some(None);
-    };
+/// A `proxy_url` (at `field`, its full path): `None` on error.
+pub(super) fn proxy_url(issues: &mut Issues, field: &str, spanned: &Spanned<String>) -> Option<Proxy> {
     let (at, text) = (&spanned.referenced, spanned.value.as_str());
-    let field = format!("{field}.http_config.proxy_url");
+    let field = field.to_owned();
     let url = match text.parse::<Uri>() {
         Ok(url) if url.scheme_str() == Some("http") && url.host().is_some() => url,
         Ok(_) => {
@@ -355,7 +358,7 @@ pub(super) fn proxy(issues: &mut Issues, field: &str, raw: Option<&Spanned<Strin
     };
     let port = if url.port().is_some() { "" } else { ":80" };
     match format!("http://{host}{port}").parse::<Uri>() {
-        Ok(url) => Some(Some(Proxy { url, authorization })),
+        Ok(url) => Some(Proxy { url, authorization, connect_headers: Vec::new() }),
         Err(_) => {
             issues.add(Some(at), field, "invalid proxy host");
             None

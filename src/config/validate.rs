@@ -13,7 +13,7 @@ use super::raw::{RawConfig, RawHttpConfig, RawReceiver, RawRetry, RawTlsConfig};
 use super::{
     Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, ServerConfig, TlsSettings, TlsSummary,
 };
-use crate::rule::{Condition, Rule, parse_matchers};
+use crate::rule::{Condition, ParserMode, Rule, parse_matchers_in};
 use crate::tls::{self, ClientTlsOptions, PemSource};
 
 const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9098";
@@ -38,7 +38,7 @@ const RESERVED_HEADERS: [&str; 9] = [
 ];
 
 /// Validates the whole file.
-pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>> {
+pub fn validate(raw: RawConfig, base_dir: &Path, environment: &super::Environment) -> Result<Validated, Vec<Issue>> {
     let mut issues =
         Issues { list: Vec::new(), base_dir: base_dir.to_owned(), files: Vec::new(), warnings: Vec::new() };
 
@@ -91,7 +91,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
         if !names.insert(spanned.value.name.clone()) {
             issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
-        if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults) {
+        if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults, environment) {
             receivers.push(receiver);
         }
     }
@@ -196,6 +196,7 @@ fn receiver(
     at: &Location,
     raw: &RawReceiver,
     defaults: &Defaults,
+    environment: &super::Environment,
 ) -> Option<ReceiverConfig> {
     let before = issues.list.len();
     if !is_valid_receiver_name(&raw.name) {
@@ -244,12 +245,27 @@ fn receiver(
         }
     }
 
-    let headers = headers(issues, field, at, raw);
-    let auth = auth(issues, field, at, &raw.http_config);
-    let tls = tls_settings(issues, field, at, &raw.http_config.tls_config);
+    let http = &raw.http_config;
+    let mut headers = headers(issues, field, at, raw);
+    headers.extend(super::http::http_headers(issues, field, http.http_headers.as_ref()));
+    super::http::unsupported(issues, field, at, http);
+    let auth = auth(issues, field, at, http, environment);
+    let tls = tls_settings(issues, &format!("{field}.http_config.tls_config"), at, &http.tls_config);
     let rule = rule(issues, field, raw);
     let signing = super::security::signing(issues, field, raw.signing.as_ref());
-    let proxy = super::security::proxy(issues, field, raw.http_config.proxy_url.as_ref());
+    let proxy = super::http::proxy_settings(
+        issues,
+        &format!("{field}.http_config"),
+        at,
+        super::http::ProxyKeys {
+            proxy_url: http.proxy_url.as_ref(),
+            no_proxy: http.no_proxy.as_deref(),
+            from_environment: http.proxy_from_environment,
+            connect_header: &http.proxy_connect_header,
+        },
+        url.as_ref(),
+        environment,
+    );
 
     if issues.list.len() > before {
         return None;
@@ -270,6 +286,7 @@ fn receiver(
             retry,
             tls: tls?,
             enable_http2: raw.http_config.enable_http2,
+            follow_redirects: raw.http_config.follow_redirects,
             signing: signing?,
             proxy: proxy?,
         },
@@ -300,8 +317,32 @@ fn headers(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -
     out
 }
 
-fn auth(issues: &mut Issues, field: &str, at: &Location, http: &RawHttpConfig) -> Option<Auth> {
-    let field = format!("{field}.http_config");
+fn auth(
+    issues: &mut Issues,
+    receiver_field: &str,
+    at: &Location,
+    http: &RawHttpConfig,
+    environment: &super::Environment,
+) -> Option<Auth> {
+    let field = format!("{receiver_field}.http_config");
+    let bearer = http.bearer_token.is_some() || http.bearer_token_file.is_some();
+    let kinds = [http.basic_auth.is_some(), http.authorization.is_some(), http.oauth2.is_some(), bearer];
+    if kinds.iter().filter(|k| **k).count() > 1 && (http.oauth2.is_some() || bearer) {
+        issues.add(
+            Some(at),
+            field,
+            "at most one of basic_auth, authorization, oauth2 and bearer_token/bearer_token_file may be set",
+        );
+        return None;
+    }
+    if let Some(oauth2) = &http.oauth2 {
+        return super::http::oauth2(issues, receiver_field, oauth2, environment, tls_settings)
+            .map(|c| Auth::OAuth2(Box::new(c)));
+    }
+    if bearer {
+        let credentials = super::http::bearer_token(issues, receiver_field, at, http)?;
+        return Some(Auth::Authorization { scheme: "Bearer".into(), credentials });
+    }
     match (&http.basic_auth, &http.authorization) {
         (Some(_), Some(a)) => {
             issues.add(
@@ -386,8 +427,9 @@ fn pem_source(
     }
 }
 
-fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
-    let field = format!("{field}.http_config.tls_config");
+/// `tls_config:` at `field` (the full path of the block).
+pub(super) fn tls_settings(issues: &mut Issues, field: &str, at: &Location, raw: &RawTlsConfig) -> Option<TlsSettings> {
+    let field = field.to_owned();
     let ca = pem_source(issues, at, &field, "ca", &raw.ca, &raw.ca_file)?;
     let cert = pem_source(issues, at, &field, "cert", &raw.cert, &raw.cert_file)?;
     let key = pem_source(issues, at, &field, "key", &raw.key, &raw.key_file)?;
@@ -438,9 +480,18 @@ fn rule(issues: &mut Issues, field: &str, raw: &RawReceiver) -> Rule {
         }
     }
     for (index, spanned) in raw.matchers.iter().enumerate() {
-        match parse_matchers(&spanned.value) {
-            Ok(matchers) => rule.matchers.extend(matchers),
-            Err(e) => issues.add(Some(&spanned.referenced), format!("{field}.matchers[{index}]"), e),
+        match parse_matchers_in(ParserMode::Fallback, &spanned.value) {
+            Ok(parsed) => {
+                if let Some(warning) = parsed.warning {
+                    issues.warn(Some(&spanned.referenced), format!("{field}.matchers[{index}]"), warning);
+                }
+                rule.matchers.extend(parsed.matchers)
+            }
+            Err(e) => issues.add(
+                Some(&spanned.referenced),
+                format!("{field}.matchers[{index}]"),
+                format!("matcher {:?}: {e}", spanned.value),
+            ),
         }
     }
     rule

@@ -12,9 +12,9 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
-use super::Authorizer;
 use super::backoff::parse_retry_after;
 use super::client::{self, HttpClient};
+use super::{Authorizer, Used};
 use crate::config::{Endpoint, RetryPolicy};
 
 /// How much of an error answer's body is kept for the log line.
@@ -38,6 +38,8 @@ pub struct Target {
     pub client: HttpClient,
     /// HMAC key of `signing:`; each request then carries a signature and timestamp.
     pub signing: Option<ring::hmac::Key>,
+    /// `follow_redirects`: re-send to a 307/308's `Location`, at most [`MAX_REDIRECTS`] times.
+    pub follow_redirects: bool,
     /// TLS fingerprint, HTTP/2 flag and proxy: when they are unchanged a reload keeps the client.
     client_key: (u64, bool, u64),
 }
@@ -72,7 +74,7 @@ impl Target {
         Target {
             url: endpoint.url.clone(),
             headers,
-            authorizer: Authorizer::new(&endpoint.auth),
+            authorizer: Authorizer::new(&endpoint.auth, endpoint.timeout, previous.map(|p| &p.authorizer)),
             timeout: endpoint.timeout,
             retry: endpoint.retry,
             client,
@@ -80,29 +82,69 @@ impl Target {
                 .signing
                 .as_ref()
                 .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.expose().as_bytes())),
+            follow_redirects: endpoint.follow_redirects,
             client_key,
         }
     }
 
-    /// Sends `body` once, within the timeout, and classifies the answer.
+    /// Sends `body` once, within the timeout, and classifies the answer. Within the attempt, a
+    /// `401` to an OAuth2 token is retried once with a fresh token, and with `follow_redirects`
+    /// a 307/308 is followed (the same POST, the same body; credentials only to the same host).
     pub async fn send(&self, body: Bytes, idempotency_key: Option<&str>) -> Result<StatusCode, Failure> {
         let signature = self.signing.as_ref().map(|key| crate::signing::sign(key, SystemTime::now(), &body));
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.url.clone())
-            .body(Full::new(body))
-            .expect("valid request parts");
-        *request.headers_mut() = self.headers.clone();
-        self.authorizer.authorize(request.headers_mut()).await?;
-        if let Some(signature) = signature {
-            signature.insert_into(request.headers_mut());
+        let mut url = self.url.clone();
+        let (mut refreshed, mut redirects) = (false, 0);
+        loop {
+            let mut request = Request::builder()
+                .method(Method::POST)
+                .uri(url.clone())
+                .body(Full::new(body.clone()))
+                .expect("valid request parts");
+            *request.headers_mut() = self.headers.clone();
+            // As Go's client: credentials never follow a redirect to another host.
+            let same_host = url.authority() == self.url.authority();
+            let used =
+                if same_host { self.authorizer.authorize(request.headers_mut()).await? } else { Used::default() };
+            if let Some(signature) = &signature {
+                signature.clone().insert_into(request.headers_mut());
+            }
+            if let Some(key) = idempotency_key.and_then(|k| HeaderValue::from_str(k).ok()) {
+                request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
+            }
+            match self.exchange(request).await {
+                Err(f)
+                    if f.kind == FailureKind::Status(StatusCode::UNAUTHORIZED)
+                        && !refreshed
+                        && self.authorizer.refused(&used) =>
+                {
+                    refreshed = true;
+                }
+                Err(Failure { redirect: Some(location), .. }) if self.follow_redirects && redirects < MAX_REDIRECTS => {
+                    redirects += 1;
+                    url = *location;
+                }
+                Err(Failure { redirect: Some(_), kind, retry_after, detail }) if self.follow_redirects => {
+                    let detail = format!("{detail} (stopped after {MAX_REDIRECTS} redirects)");
+                    return Err(Failure { kind, retry_after, detail, redirect: None });
+                }
+                result => return result,
+            }
         }
-        if let Some(key) = idempotency_key.and_then(|k| HeaderValue::from_str(k).ok()) {
-            request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
-        }
+    }
+
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<StatusCode, Failure> {
+        let url = request.uri().clone();
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| Failure::from_client_error(&e))?;
             let status = response.status();
+            let redirect = match status {
+                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => response
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| resolve(&url, l)),
+                _ => None,
+            };
             if status.is_success() {
                 // Drain the body so the connection goes back to the pool.
                 let _ = response.into_body().collect().await;
@@ -114,7 +156,9 @@ impl Target {
                 Ok(body) => snippet(&body.to_bytes()),
                 Err(_) => String::new(),
             };
-            Err(Failure::from_status(status, retry_after, snippet))
+            let mut failure = Failure::from_status(status, retry_after, snippet);
+            failure.redirect = redirect.map(Box::new);
+            Err(failure)
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
@@ -122,9 +166,30 @@ impl Target {
                 kind: FailureKind::Timeout,
                 retry_after: None,
                 detail: format!("no answer within {}", crate::config::duration::format(self.timeout)),
+                redirect: None,
             }),
         }
     }
+}
+
+/// Most redirects one attempt follows (Go's client stops after 10 too).
+pub const MAX_REDIRECTS: usize = 10;
+
+/// A `Location` against the URL that answered it: absolute, or a path on the same host.
+fn resolve(base: &Uri, location: &str) -> Option<Uri> {
+    let target: Uri = location.parse().ok()?;
+    if target.scheme().is_some() {
+        return matches!(target.scheme_str(), Some("http" | "https")).then_some(target);
+    }
+    let path = if location.starts_with('/') {
+        location.to_owned()
+    } else {
+        let base_path = base.path();
+        format!("{}{location}", &base_path[..=base_path.rfind('/').unwrap_or(0)])
+    };
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(path.parse().ok()?);
+    Uri::from_parts(parts).ok()
 }
 
 fn snippet(body: &[u8]) -> String {
@@ -156,6 +221,8 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// A description without secrets: error chain or status with a body snippet.
     pub detail: String,
+    /// Where a 307/308 answer pointed (followed only with `follow_redirects`).
+    pub redirect: Option<Box<Uri>>,
 }
 
 impl Failure {
@@ -192,10 +259,10 @@ impl Failure {
 
     fn from_status(status: StatusCode, retry_after: Option<Duration>, snippet: String) -> Failure {
         let detail = if snippet.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {snippet}") };
-        Failure { kind: FailureKind::Status(status), retry_after, detail }
+        Failure { kind: FailureKind::Status(status), retry_after, detail, redirect: None }
     }
 
-    fn from_client_error(error: &hyper_util::client::legacy::Error) -> Failure {
+    pub(super) fn from_client_error(error: &hyper_util::client::legacy::Error) -> Failure {
         let mut messages: Vec<String> = Vec::new();
         let mut kind = if error.is_connect() { FailureKind::Connect } else { FailureKind::Other };
         walk(error, &mut |e| {
@@ -214,7 +281,7 @@ impl Failure {
         if messages.is_empty() {
             messages.push(error.to_string());
         }
-        Failure { kind, retry_after: None, detail: messages.join(": ") }
+        Failure { kind, retry_after: None, detail: messages.join(": "), redirect: None }
     }
 }
 

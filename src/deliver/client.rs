@@ -1,6 +1,9 @@
 //! The outbound HTTP client of one receiver: pooled keep-alive connections, HTTP/1.1 or HTTP/2
 //! (chosen by ALPN on TLS), rustls with the receiver's own TLS settings, optionally through an
-//! HTTP CONNECT proxy (for `https://` and `http://` receivers alike: the proxy sees only a tunnel).
+//! HTTP CONNECT proxy (for `https://` and `http://` receivers alike: the proxy sees only a tunnel),
+//! with `proxy_connect_header` on the CONNECT request. Which proxy (`proxy_url`, `no_proxy`,
+//! `proxy_from_environment`) is decided when the config is parsed ([`crate::config::http`]): a
+//! receiver's URL is fixed, so the choice is too.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -78,7 +81,14 @@ pub fn build(
     let http = match proxy {
         None => Connector::Direct(tcp),
         Some(proxy) => {
-            let tunnel = Tunnel::new(proxy.url.clone(), tcp);
+            let mut tunnel = Tunnel::new(proxy.url.clone(), tcp);
+            if !proxy.connect_headers.is_empty() {
+                let mut headers = http::HeaderMap::new();
+                for (name, value) in &proxy.connect_headers {
+                    headers.append(name.clone(), value.clone());
+                }
+                tunnel = tunnel.with_headers(headers);
+            }
             match proxy.authorization.as_ref().and_then(|a| http::HeaderValue::from_str(a.expose()).ok()) {
                 Some(value) => Connector::Tunnel(tunnel.with_auth(value)),
                 None => Connector::Tunnel(tunnel),

@@ -11,6 +11,7 @@ mod backoff;
 mod client;
 mod counts;
 mod downstream;
+pub mod oauth2;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 pub use attempt::{Failure, FailureKind, IDEMPOTENCY_KEY, Target, USER_AGENT_VALUE, status_class};
-pub use auth::Authorizer;
+pub use auth::{Authorizer, Used};
 pub use backoff::{delay, parse_retry_after};
 pub use client::HttpClient;
 pub use counts::{CountsView, DeliveryCounts};

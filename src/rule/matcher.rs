@@ -2,11 +2,40 @@
 //!
 //! Semantics follow Alertmanager exactly: regexes are fully anchored (`^(?:re)$`), and a missing
 //! label is matched as the empty string, so `team=""` selects alerts without a `team` label.
-//! One config string may hold several matchers, optionally in braces: `{a="1", b=~"x|y"}`.
+//! One config string may hold zero or more matchers, optionally in braces: `{a="1", b=~"x|y"}`.
+//!
+//! Parsing follows Alertmanager's default mode since 0.27 (`matcher/compat`'s fallback parser):
+//! the input goes through both the UTF-8 parser ([`super::parse_utf8`]) and the classic one
+//! ([`super::parse_classic`]). When only the UTF-8 parser accepts it, its result is used; when
+//! only the classic parser accepts it, the classic result is used with a warning; when both
+//! accept it but read it differently, Alertmanager keeps the classic reading, with a warning,
+//! and so do we.
 
 use std::fmt;
 
 use regex::Regex;
+
+use super::{parse_classic, parse_utf8};
+
+/// The four operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchType {
+    Equal,
+    NotEqual,
+    Regex,
+    NotRegex,
+}
+
+impl MatchType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MatchType::Equal => "=",
+            MatchType::NotEqual => "!=",
+            MatchType::Regex => "=~",
+            MatchType::NotRegex => "!~",
+        }
+    }
+}
 
 /// How a matcher compares the label value.
 #[derive(Debug, Clone)]
@@ -27,6 +56,41 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// A matcher as Alertmanager's `labels.NewMatcher` builds it: regexes anchored and compiled.
+    pub fn new(kind: MatchType, name: &str, value: &str) -> Result<Matcher, String> {
+        let regex = || Regex::new(&anchor(value)).map_err(|e| format!("invalid regex {value:?}: {}", regex_reason(&e)));
+        let op = match kind {
+            MatchType::Equal => MatchOp::Equal(value.to_owned()),
+            MatchType::NotEqual => MatchOp::NotEqual(value.to_owned()),
+            MatchType::Regex => MatchOp::Regex(regex()?),
+            MatchType::NotRegex => MatchOp::NotRegex(regex()?),
+        };
+        Ok(Matcher { name: name.to_owned(), op, slot: u32::MAX })
+    }
+
+    /// The operator.
+    pub fn kind(&self) -> MatchType {
+        match self.op {
+            MatchOp::Equal(_) => MatchType::Equal,
+            MatchOp::NotEqual(_) => MatchType::NotEqual,
+            MatchOp::Regex(_) => MatchType::Regex,
+            MatchOp::NotRegex(_) => MatchType::NotRegex,
+        }
+    }
+
+    /// The value as written (a regex without the anchoring).
+    pub fn value(&self) -> &str {
+        match &self.op {
+            MatchOp::Equal(v) | MatchOp::NotEqual(v) => v,
+            MatchOp::Regex(re) | MatchOp::NotRegex(re) => unanchor(re.as_str()),
+        }
+    }
+
+    /// Whether two matchers say the same thing (Alertmanager compares type, name and value).
+    pub fn same_as(&self, other: &Matcher) -> bool {
+        self.kind() == other.kind() && self.name == other.name && self.value() == other.value()
+    }
+
     /// Whether `value` (the empty string for a missing label) satisfies the matcher.
     pub fn matches(&self, value: &str) -> bool {
         match &self.op {
@@ -38,15 +102,17 @@ impl Matcher {
     }
 }
 
+/// As Alertmanager's `Matcher.String()`: a name with reserved characters is quoted, and the
+/// value is always quoted, so the text parses back to the same matcher with either parser.
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (op, value) = match &self.op {
-            MatchOp::Equal(v) => ("=", v.as_str()),
-            MatchOp::NotEqual(v) => ("!=", v.as_str()),
-            MatchOp::Regex(re) => ("=~", unanchor(re.as_str())),
-            MatchOp::NotRegex(re) => ("!~", unanchor(re.as_str())),
-        };
-        write!(f, "{}{}{:?}", self.name, op, value)
+        let op = self.kind().as_str();
+        if self.name.chars().any(|c| c.is_whitespace() || "{}!=~,\\\"'`".contains(c)) {
+            write!(f, "{:?}{op}{:?}", self.name, self.value())
+        } else {
+            let escaped = self.value().replace('\\', "\\\\").replace('\n', "\\n").replace('"', "\\\"");
+            write!(f, "{}{op}\"{escaped}\"", self.name)
+        }
     }
 }
 
@@ -65,127 +131,93 @@ fn unanchor(anchored: &str) -> &str {
     anchored.strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or(anchored)
 }
 
-/// Parses one config string into one or more matchers.
+/// Which of Alertmanager's parsers reads matchers (its `--enable-feature` flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ParserMode {
+    /// Alertmanager's default since 0.27: UTF-8 parser, classic fallback with a warning.
+    #[default]
+    Fallback,
+    /// `utf8-strict-mode`: the UTF-8 parser only.
+    Utf8Strict,
+    /// `classic-mode`: the classic parser only.
+    Classic,
+}
+
+/// Matchers read from one string, with the warning Alertmanager would log for it.
+#[derive(Debug)]
+pub struct Parsed {
+    pub matchers: Vec<Matcher>,
+    /// Set when the input relies on the classic parser: it is not valid for the UTF-8 parser,
+    /// or the two parsers read it differently (the classic reading is kept).
+    pub warning: Option<String>,
+}
+
+/// Parses one config string into zero or more matchers, as Alertmanager's default mode does;
+/// any fallback warning is dropped (config loading uses [`parse_matchers_in`] to report it).
 pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, String> {
-    let mut text = input.trim();
-    if let Some(inner) = text.strip_prefix('{') {
-        text = inner.strip_suffix('}').ok_or_else(|| format!("matcher {input:?}: missing closing '}}'"))?.trim();
-    }
-    let mut lexer = Lexer { rest: text, input };
-    let mut matchers = Vec::new();
-    loop {
-        lexer.skip_spaces();
-        if lexer.rest.is_empty() {
-            break;
-        }
-        matchers.push(lexer.matcher()?);
-        lexer.skip_spaces();
-        if lexer.rest.is_empty() {
-            break;
-        }
-        lexer.expect(',')?;
-    }
-    if matchers.is_empty() {
-        return Err(format!("matcher {input:?}: no matcher found"));
-    }
-    Ok(matchers)
+    parse_matchers_in(ParserMode::Fallback, input).map(|parsed| parsed.matchers)
 }
 
-struct Lexer<'a> {
-    rest: &'a str,
-    input: &'a str,
+/// Parses one config string into zero or more matchers with the given parser.
+pub fn parse_matchers_in(mode: ParserMode, input: &str) -> Result<Parsed, String> {
+    match mode {
+        ParserMode::Utf8Strict => Ok(Parsed { matchers: parse_utf8::matchers(input)?, warning: None }),
+        ParserMode::Classic => Ok(Parsed { matchers: parse_classic::matchers(input)?, warning: None }),
+        ParserMode::Fallback => reconcile(parse_utf8::matchers(input), parse_classic::matchers(input)),
+    }
 }
 
-impl Lexer<'_> {
-    fn error(&self, what: &str) -> String {
-        let offset = self.input.len() - self.rest.len();
-        format!("matcher {:?}: {what} at offset {offset}", self.input)
+/// One matcher, as Alertmanager's `compat.Matcher` reads it (braces are an error there, and the
+/// classic parser reads the whole input as one matcher: `a=b,c=d` is `a` equal to `b,c=d`).
+pub fn parse_matcher_in(mode: ParserMode, input: &str) -> Result<Parsed, String> {
+    if mode != ParserMode::Classic && (input.starts_with('{') || input.ends_with('}')) {
+        return Err(format!("unexpected open or close brace: {input}"));
     }
-
-    fn skip_spaces(&mut self) {
-        self.rest = self.rest.trim_start();
+    let utf8 = || {
+        parse_utf8::matchers(input).and_then(|matchers| match matchers.len() {
+            1 => Ok(matchers),
+            0 => Err("no matchers".to_owned()),
+            n => Err(format!("expected 1 matcher, found {n}")),
+        })
+    };
+    let classic = || parse_classic::matcher(input).map(|m| vec![m]);
+    match mode {
+        ParserMode::Utf8Strict => Ok(Parsed { matchers: utf8()?, warning: None }),
+        ParserMode::Classic => Ok(Parsed { matchers: classic()?, warning: None }),
+        ParserMode::Fallback => reconcile(utf8(), classic()),
     }
+}
 
-    fn expect(&mut self, c: char) -> Result<(), String> {
-        self.rest = self.rest.strip_prefix(c).ok_or_else(|| self.error(&format!("expected '{c}'")))?;
-        Ok(())
-    }
-
-    fn matcher(&mut self) -> Result<Matcher, String> {
-        let name = self.name()?;
-        self.skip_spaces();
-        let op = ["=~", "!~", "!=", "="]
-            .into_iter()
-            .find(|op| self.rest.starts_with(op))
-            .ok_or_else(|| self.error("expected one of =, !=, =~, !~"))?;
-        self.rest = &self.rest[op.len()..];
-        self.skip_spaces();
-        let value = self.value()?;
-        let op = match op {
-            "=" => MatchOp::Equal(value),
-            "!=" => MatchOp::NotEqual(value),
-            regex_op => {
-                let re = Regex::new(&anchor(&value))
-                    .map_err(|e| self.error(&format!("invalid regex {value:?}: {}", regex_reason(&e))))?;
-                if regex_op == "=~" { MatchOp::Regex(re) } else { MatchOp::NotRegex(re) }
-            }
-        };
-        Ok(Matcher { name, op, slot: u32::MAX })
-    }
-
-    fn name(&mut self) -> Result<String, String> {
-        if self.rest.starts_with('"') {
-            return self.quoted();
+/// `matcher/compat`'s fallback: which parser's reading counts, and the warning to give.
+fn reconcile(utf8: Result<Vec<Matcher>, String>, classic: Result<Vec<Matcher>, String>) -> Result<Parsed, String> {
+    match (utf8, classic) {
+        (Err(_), Err(classic_error)) => Err(classic_error),
+        (Err(utf8_error), Ok(matchers)) => {
+            let warning = format!(
+                "only Alertmanager's classic matcher parser accepts this ({utf8_error}); read as {}: \
+                 double-quote values and regexes and escape backslashes to make it valid for both",
+                suggestion(&matchers)
+            );
+            Ok(Parsed { matchers, warning: Some(warning) })
         }
-        let len =
-            self.rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).unwrap_or(self.rest.len());
-        let name = &self.rest[..len];
-        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(self.error("expected a label name"));
+        (Ok(utf8), Ok(classic))
+            if utf8.len() != classic.len() || utf8.iter().zip(&classic).any(|(a, b)| !a.same_as(b)) =>
+        {
+            let warning = format!(
+                "Alertmanager's matcher parsers disagree on this input: the UTF-8 parser reads {}, the classic \
+                 parser {}; the classic reading is used, as Alertmanager does",
+                suggestion(&utf8),
+                suggestion(&classic)
+            );
+            Ok(Parsed { matchers: classic, warning: Some(warning) })
         }
-        self.rest = &self.rest[len..];
-        Ok(name.to_owned())
+        (Ok(matchers), _) => Ok(Parsed { matchers, warning: None }),
     }
+}
 
-    fn value(&mut self) -> Result<String, String> {
-        if self.rest.starts_with('"') {
-            return self.quoted();
-        }
-        // Unquoted values run to the next comma, as in Alertmanager's classic parser.
-        let len = self.rest.find(',').unwrap_or(self.rest.len());
-        let value = self.rest[..len].trim_end();
-        if value.contains(['"', '{', '}']) {
-            return Err(self.error("unquoted value contains a quote or brace"));
-        }
-        self.rest = &self.rest[len..];
-        Ok(value.to_owned())
-    }
-
-    fn quoted(&mut self) -> Result<String, String> {
-        let mut out = String::new();
-        let mut chars = self.rest.char_indices().skip(1);
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.rest = &self.rest[i + 1..];
-                    return Ok(out);
-                }
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => out.push('\n'),
-                    Some((_, 't')) => out.push('\t'),
-                    Some((_, escaped @ ('"' | '\\'))) => out.push(escaped),
-                    Some((_, other)) => {
-                        // Keep unknown escapes verbatim so regex escapes like `\d` survive.
-                        out.push('\\');
-                        out.push(other);
-                    }
-                    None => break,
-                },
-                c => out.push(c),
-            }
-        }
-        Err(self.error("unterminated quoted string"))
-    }
+fn suggestion(matchers: &[Matcher]) -> String {
+    let all: Vec<String> = matchers.iter().map(Matcher::to_string).collect();
+    format!("{{{}}}", all.join(","))
 }
 
 #[cfg(test)]
@@ -236,13 +268,28 @@ mod tests {
     }
 
     #[test]
+    fn empty_lists_mean_no_matchers() {
+        for empty in ["", "{}", " "] {
+            assert!(parse_matchers(empty).unwrap().is_empty(), "{empty:?}");
+        }
+    }
+
+    #[test]
+    fn display_parses_back_to_the_same_matcher() {
+        for text in [r#"a="x\"y\\z""#, "a=~\"b\\n\"", r#""a b"!="🙂""#] {
+            let parsed = one(text);
+            assert!(one(&parsed.to_string()).same_as(&parsed), "{text} -> {parsed}");
+        }
+    }
+
+    #[test]
     fn keeps_regex_escapes() {
         assert!(one(r#"instance=~"node-\d+""#).matches("node-12"));
     }
 
     #[test]
     fn rejects_malformed_matchers() {
-        for bad in ["", "severity", "=x", r#"a="unterminated"#, "{a=b", "a=~\"(\"", "1a=b", "a=b,,c=d"] {
+        for bad in ["severity", "=x", r#"a="unterminated"#, "a=~\"(\"", "a=b,,c=d", "{a=\"\\d\"}}"] {
             assert!(parse_matchers(bad).is_err(), "{bad:?} should be rejected");
         }
     }

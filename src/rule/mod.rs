@@ -6,9 +6,13 @@
 
 mod condition;
 mod matcher;
+mod parse_classic;
+mod parse_utf8;
 
 pub use condition::{Condition, ConditionError, Operator};
-pub use matcher::{MatchOp, Matcher, parse_matchers};
+pub use matcher::{
+    MatchOp, MatchType, Matcher, Parsed, ParserMode, parse_matcher_in, parse_matchers, parse_matchers_in,
+};
 
 /// Read access to an alert's labels.
 pub trait Labels {

@@ -23,4 +23,5 @@ mod traffic;
 mod console;
 mod deploy_checks;
 mod disk_full;
+mod fidelity;
 mod real_programs;

@@ -14,7 +14,7 @@ use crate::support::{Downstream, Pki, Received, TestRelay, get, post_json};
 use crate::traffic::relay_after_traffic;
 
 /// A route that flushes a group within a second of its first alert, to one receiver `amrelay`.
-const FAST_ROUTE: &str = "route:
+pub(crate) const FAST_ROUTE: &str = "route:
   receiver: amrelay
   group_by: [alertname]
   group_wait: 1s
@@ -24,7 +24,7 @@ const FAST_ROUTE: &str = "route:
 
 /// A real Alertmanager on 127.0.0.1 with `config` (its `{RELAY}` replaced), no cluster gossip,
 /// and storage in `dir`.
-async fn start_alertmanager(dir: &Path, config: &str) -> (ChildGuard, String) {
+pub(crate) async fn start_alertmanager(dir: &Path, config: &str) -> (ChildGuard, String) {
     let binary = debian_program(&["prometheus-alertmanager", "alertmanager"], "prometheus-alertmanager");
     let config_file = dir.join("alertmanager.yml");
     std::fs::write(&config_file, config).unwrap();
@@ -77,7 +77,7 @@ fn api_alerts(starts_at: SystemTime, ends_at: Option<SystemTime>) -> String {
     Value::from(alerts).to_string()
 }
 
-async fn post_alerts(alertmanager: &str, body: String) {
+pub(crate) async fn post_alerts(alertmanager: &str, body: String) {
     let reply = post_json(&format!("{alertmanager}/api/v2/alerts"), body).await;
     assert_eq!(reply.status, 200, "Alertmanager refused alerts: {}", reply.text());
 }

@@ -26,7 +26,7 @@ async fn payload_is_recomputed_for_the_matching_alerts() {
     let relay = TestRelay::start(&yaml).await;
     // A newer Alertmanager's extra fields must reach the downstream untouched.
     let mut body: Value = serde_json::from_str(MULTI).unwrap();
-    body["notification_reason"] = json!("new_alerts");
+    body["notification_reason"] = json!("first notification");
     body["routeLabels"] = json!({"team": "shop"});
     let reply = relay.post("/webhook", body.to_string()).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -43,13 +43,13 @@ async fn payload_is_recomputed_for_the_matching_alerts() {
         assert_eq!(critical[kept], original[kept], "{kept} is passed through");
     }
     assert_eq!(critical["truncatedAlerts"], 0);
-    assert_eq!(critical["notification_reason"], "new_alerts");
+    assert_eq!(critical["notification_reason"], "first notification", "holds for a firing subset");
     assert_eq!(critical["routeLabels"], json!({"team": "shop"}));
 
     let truncated = &received.iter().find(|r| r.path == "/truncated").unwrap().body;
     assert_eq!(truncated["alerts"], json!([original["alerts"][0]]), "first alert kept, in order");
     assert_eq!(truncated["truncatedAlerts"], 2);
-    assert_eq!(truncated["commonLabels"], original["commonLabels"], "computed over all matched alerts");
+    assert_eq!(truncated["commonLabels"], original["alerts"][0]["labels"], "computed over the alerts sent");
 }
 
 /// A resolved notification stays resolved; status follows the forwarded alerts.

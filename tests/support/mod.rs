@@ -9,7 +9,8 @@
 //! - [`payloads`]: webhook payloads as Alertmanager sends them;
 //! - [`downstream`]: recording downstream receivers that fail on demand;
 //! - [`pki`]: a CA with server and client certificates, generated per test;
-//! - [`spool`]: configs and batches for the spool's durability tests.
+//! - [`spool`]: configs and batches for the spool's durability tests;
+//! - [`token_endpoint`]: a local OAuth2 token endpoint that records and answers as scripted.
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ pub mod payloads;
 pub mod pki;
 pub mod relay;
 pub mod spool;
+pub mod token_endpoint;
 
 pub use client::*;
 pub use downstream::*;
