@@ -1,11 +1,14 @@
-//! Payload signing: an HMAC-SHA256 over the timestamp and the exact body, so a downstream can
-//! check that a notification comes from this relay, unaltered, and recently.
+//! Payload signing: an HMAC-SHA256 over the timestamp, the notification id and the exact body,
+//! so a downstream can check that a notification comes from this relay, unaltered, recently —
+//! and, deduplicating on the id within its timestamp window, that it is not a replay of one it
+//! already took.
 //!
 //! The scheme, for a receiver with `signing: {secret: K}`:
 //!
 //! ```text
 //! X-Amrelay-Timestamp: T                      Unix time in seconds when the attempt was sent
-//! X-Amrelay-Signature: sha256=HEX(HMAC-SHA256(K, T + "." + BODY))
+//! Idempotency-Key: ID                         the notification's id, the same on every retry
+//! X-Amrelay-Signature: sha256=HEX(HMAC-SHA256(K, T + "." + ID + "." + BODY))
 //! ```
 //!
 //! Each attempt is signed afresh (retries carry a new timestamp), so a downstream may refuse
@@ -38,11 +41,13 @@ impl Signature {
     }
 }
 
-/// Signs `body` as sent at `now`.
-pub fn sign(key: &hmac::Key, now: SystemTime, body: &[u8]) -> Signature {
+/// Signs notification `id`'s `body` as sent at `now`.
+pub fn sign(key: &hmac::Key, now: SystemTime, id: &str, body: &[u8]) -> Signature {
     let timestamp = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs().to_string();
     let mut context = hmac::Context::with_key(key);
     context.update(timestamp.as_bytes());
+    context.update(b".");
+    context.update(id.as_bytes());
     context.update(b".");
     context.update(body);
     let tag = context.sign();
@@ -55,7 +60,7 @@ pub fn sign(key: &hmac::Key, now: SystemTime, body: &[u8]) -> Signature {
 }
 
 /// Checks a signature as a downstream would (constant time); used by tests and `send-test`.
-pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> bool {
+pub fn verify(secret: &[u8], timestamp: &str, id: &str, body: &[u8], signature: &str) -> bool {
     let Some(hex) = signature.strip_prefix("sha256=") else {
         return false;
     };
@@ -66,8 +71,10 @@ pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> b
     else {
         return false;
     };
-    let mut message = Vec::with_capacity(timestamp.len() + 1 + body.len());
+    let mut message = Vec::with_capacity(timestamp.len() + id.len() + 2 + body.len());
     message.extend_from_slice(timestamp.as_bytes());
+    message.push(b'.');
+    message.extend_from_slice(id.as_bytes());
     message.push(b'.');
     message.extend_from_slice(body);
     hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, secret), &message, &tag).is_ok()
@@ -81,17 +88,19 @@ mod tests {
 
     #[test]
     fn matches_an_independent_hmac_sha256() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?", split as T "." BODY.
+        // The signed message is T "." ID "." BODY, checked against ring's one-shot HMAC.
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"Jefe");
-        let signature = sign(&key, UNIX_EPOCH + Duration::from_secs(0), b"what do ya want for nothing?");
+        let signature = sign(&key, UNIX_EPOCH + Duration::from_secs(0), "n1", b"what do ya want for nothing?");
         assert_eq!(signature.timestamp, "0");
-        let expected = hmac::sign(&key, b"0.what do ya want for nothing?");
+        let expected = hmac::sign(&key, b"0.n1.what do ya want for nothing?");
         let hex: String = expected.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(signature.signature, format!("sha256={hex}"));
-        assert!(verify(b"Jefe", "0", b"what do ya want for nothing?", &signature.signature));
-        assert!(!verify(b"Jefe", "1", b"what do ya want for nothing?", &signature.signature));
-        assert!(!verify(b"jefe", "0", b"what do ya want for nothing?", &signature.signature));
-        assert!(!verify(b"Jefe", "0", b"what do ya want for nothing?", "sha256=zz"));
+        assert!(verify(b"Jefe", "0", "n1", b"what do ya want for nothing?", &signature.signature));
+        assert!(!verify(b"Jefe", "1", "n1", b"what do ya want for nothing?", &signature.signature));
+        // Regression: the id was not signed, so a replay under another id verified.
+        assert!(!verify(b"Jefe", "0", "n2", b"what do ya want for nothing?", &signature.signature));
+        assert!(!verify(b"jefe", "0", "n1", b"what do ya want for nothing?", &signature.signature));
+        assert!(!verify(b"Jefe", "0", "n1", b"what do ya want for nothing?", "sha256=zz"));
     }
 
     #[test]

@@ -91,7 +91,10 @@ impl Target {
     /// `401` to an OAuth2 token is retried once with a fresh token, and with `follow_redirects`
     /// a 307/308 is followed (the same POST, the same body; credentials only to the same host).
     pub async fn send(&self, body: Bytes, idempotency_key: Option<&str>) -> Result<StatusCode, Failure> {
-        let signature = self.signing.as_ref().map(|key| crate::signing::sign(key, SystemTime::now(), &body));
+        let signature = self
+            .signing
+            .as_ref()
+            .map(|key| crate::signing::sign(key, SystemTime::now(), idempotency_key.unwrap_or(""), &body));
         let mut url = self.url.clone();
         let (mut refreshed, mut redirects) = (false, 0);
         loop {
@@ -146,8 +149,7 @@ impl Target {
                 _ => None,
             };
             if status.is_success() {
-                // Drain the body so the connection goes back to the pool.
-                let _ = response.into_body().collect().await;
+                drain(response.into_body()).await;
                 return Ok(status);
             }
             let retry_after =
@@ -168,6 +170,22 @@ impl Target {
                 detail: format!("no answer within {}", crate::config::duration::format(self.timeout)),
                 redirect: None,
             }),
+        }
+    }
+}
+
+/// How much of a 2xx answer's body is read: past it, the connection is closed instead of reused.
+const DRAIN_BYTES: usize = 64 * 1024;
+
+/// Reads and discards a success answer's body, so the connection goes back to the pool; an
+/// answer longer than [`DRAIN_BYTES`] is dropped unread (its connection closes), so a downstream
+/// answering 300 MiB costs nothing but that connection.
+async fn drain(mut body: hyper::body::Incoming) {
+    let mut read = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        read += frame.data_ref().map_or(0, |data| data.len());
+        if read > DRAIN_BYTES {
+            return;
         }
     }
 }

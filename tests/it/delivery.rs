@@ -191,3 +191,50 @@ async fn filtered_alerts_are_counted_only_for_accepted_batches() {
     assert_eq!(relay.post("/webhook", batch("g2", vec![alert("firing", json!({"n": "2"}))])).await.status, 503);
     assert_eq!(relay.metric(series).await, Some(1.0), "a refused batch counts nothing");
 }
+
+/// A 2xx answer whose body never ends: a body that is always ready with another 64 KiB.
+struct Endless;
+
+impl hyper::body::Body for Endless {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        static CHUNK: [u8; 65536] = [b'x'; 65536];
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(&CHUNK)))))
+    }
+}
+
+/// Regression: a 2xx answer was read whole (a 300 MiB answer held 315 MiB of memory, an endless
+/// one timed the attempt out and was retried). Now at most 64 KiB of it is read, and the
+/// notification counts as delivered, once.
+#[tokio::test]
+async fn an_endless_success_answer_is_not_read_whole() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async { Ok::<_, std::convert::Infallible>(hyper::Response::new(Endless)) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    let yaml = receiver("endless", &format!("http://{addr}/"), "    timeout: 5s\n");
+    let relay = TestRelay::start(&yaml).await;
+    let body = batch("{}:{a=\"1\"}", vec![alert("firing", json!({"alertname": "A"}))]);
+    assert_eq!(relay.post("/webhook", body).await.status, 200);
+    relay.wait_metric(r#"amrelay_notifications_delivered_total{receiver="endless"}"#, 1.0).await;
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1, "delivered once, not retried");
+}

@@ -53,8 +53,9 @@ async fn environment_variables_expand_and_an_unset_one_is_an_error() {
     assert_eq!(headers, ["${NOPE}", "${NOPE}", "fallback"]);
 }
 
-/// A signed notification carries a timestamp and `sha256=HMAC-SHA256(secret, timestamp "." body)`
-/// over the exact bytes received — checked here independently of amrelay's code.
+/// A signed notification carries a timestamp and
+/// `sha256=HMAC-SHA256(secret, timestamp "." id "." body)` over the exact bytes received, the id
+/// being its `Idempotency-Key` — checked here independently of amrelay's code.
 #[tokio::test]
 async fn signed_notifications_verify_with_the_documented_scheme() {
     let downstream = Downstream::start().await;
@@ -77,7 +78,8 @@ async fn signed_notifications_verify_with_the_documented_scheme() {
         let age = now.abs_diff(timestamp.parse::<u64>().unwrap());
         assert!(age < 60, "timestamp {timestamp} is {age}s off");
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"hmac-s1gning-secret-0123456789");
-        let mut message = format!("{timestamp}.").into_bytes();
+        let id = request.header("idempotency-key").unwrap();
+        let mut message = format!("{timestamp}.{id}.").into_bytes();
         message.extend_from_slice(&request.raw_body);
         let tag: String = ring::hmac::sign(&key, &message).as_ref().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(request.header("x-amrelay-signature"), Some(format!("sha256={tag}").as_str()));
