@@ -44,6 +44,7 @@ pub mod explain;
 pub mod fingerprint;
 pub mod logging;
 pub mod metrics;
+pub mod nats;
 pub mod payload;
 pub mod queue;
 pub mod reload;

@@ -8,6 +8,7 @@
 
 pub mod duration;
 mod environment;
+pub mod nats;
 mod raw;
 mod secret;
 pub mod security;
@@ -47,6 +48,8 @@ pub struct Config {
 pub struct DeliveryConfig {
     /// `None`: memory only, a crash loses queued notifications.
     pub spool: Option<crate::spool::SpoolConfig>,
+    /// `delivery.nats`: the shared JetStream queue (exclusive with `spool`).
+    pub nats: Option<nats::NatsConfig>,
     /// Identical notifications accepted again within this window are not delivered twice.
     pub dedup_window: Option<Duration>,
     /// Dead letters kept; the oldest go first.

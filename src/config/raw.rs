@@ -42,6 +42,7 @@ pub struct RawDelivery {
     pub timeout: Option<Spanned<PromDuration>>,
     pub retry: Option<Spanned<RawRetry>>,
     pub spool: Option<Spanned<RawSpool>>,
+    pub nats: Option<Spanned<super::nats::RawNats>>,
     pub dedup_window: Option<Spanned<PromDuration>>,
     pub max_dead_letters: Option<Spanned<usize>>,
 }

@@ -212,10 +212,18 @@ fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> Delive
             group_commit: spool.group_commit.unwrap_or(true),
         })
     });
+    let nats = raw.nats.as_ref().and_then(|nats| super::nats::nats_config(issues, nats));
+    if let (Some(_), Some(nats)) = (&raw.spool, &raw.nats) {
+        issues.add(
+            Some(&nats.referenced),
+            "delivery.nats",
+            "delivery.nats and delivery.spool are mutually exclusive: JetStream is the durable queue",
+        );
+    }
     let dedup_window = raw.dedup_window.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero());
     let max_dead_letters =
         positive(issues, raw.max_dead_letters.as_ref(), "delivery.max_dead_letters", DEFAULT_MAX_DEAD_LETTERS);
-    DeliveryConfig { spool, dedup_window, max_dead_letters }
+    DeliveryConfig { spool, nats, dedup_window, max_dead_letters }
 }
 
 fn is_host_port(text: &str) -> bool {
@@ -453,7 +461,7 @@ pub(super) fn secret(
     }
 }
 
-fn pem_source(
+pub(super) fn pem_source(
     issues: &mut Issues,
     at: &Location,
     field: &str,
