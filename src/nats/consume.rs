@@ -87,9 +87,10 @@ fn take(backend: &Arc<Backend>, snapshots: &Snapshots, message: async_nats::jets
             return;
         }
     };
-    let (message, acker) = message.split();
     let receiver = message.headers.as_ref().and_then(|h| h.get(RECEIVER_HEADER)).map(|v| v.as_str().to_owned());
-    let (Some(receiver), Some((header, body))) = (receiver, record::decode(&message.payload)) else {
+    let payload = message.payload.clone();
+    let acker = message;
+    let (Some(receiver), Some((header, body))) = (receiver, record::decode(&payload)) else {
         tracing::error!(seq, "JetStream message is not an amrelay notification; terminated");
         tokio::spawn(async move {
             let _ = acker.ack_with(async_nats::jetstream::AckKind::Term).await;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, AckKind, message::{Acker, PublishMessage}, stream};
+use async_nats::jetstream::{self, AckKind, Message, message::PublishMessage, stream};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +64,7 @@ pub struct Published {
 
 /// A notification pulled and not yet finished.
 struct Inflight {
-    acker: Arc<Acker>,
+    acker: Arc<Message>,
 }
 
 /// The connection, the streams, and the notifications this replica is delivering.
@@ -74,7 +74,7 @@ pub struct Backend {
     js: jetstream::Context,
     dead_stream: String,
     max_dead: usize,
-    /// Stream sequence → the pulled message's acker.
+    /// Stream sequence → the pulled message (kept to acknowledge it).
     inflight: papaya::HashMap<u64, Inflight>,
     /// Stream messages and bytes, refreshed by [`Backend::refresh_stats`].
     pending: AtomicU64,
@@ -344,21 +344,21 @@ impl Backend {
 
     /// Remembers a pulled message until its delivery ends. False if it was already in flight here
     /// (a redelivery to the same replica): the acker is renewed and nothing is queued again.
-    pub(crate) fn hold(&self, seq: u64, acker: Acker) -> bool {
+    pub(crate) fn hold(&self, seq: u64, acker: Message) -> bool {
         let inflight = self.inflight.pin();
         let fresh = inflight.insert(seq, Inflight { acker: Arc::new(acker) }).is_none();
         metrics::gauge!(m::NATS_PARTITIONS_OWNED).set(inflight.len() as f64);
         fresh
     }
 
-    fn release(&self, seq: u64) -> Option<Arc<Acker>> {
+    fn release(&self, seq: u64) -> Option<Arc<Message>> {
         let inflight = self.inflight.pin();
         let acker = inflight.remove(&seq).map(|i| i.acker.clone());
         metrics::gauge!(m::NATS_PARTITIONS_OWNED).set(inflight.len() as f64);
         acker
     }
 
-    fn send_ack(acker: Arc<Acker>, kind: AckKind, operation: &'static str) {
+    fn send_ack(acker: Arc<Message>, kind: AckKind, operation: &'static str) {
         tokio::spawn(async move {
             if let Err(e) = acker.ack_with(kind).await {
                 metrics::counter!(m::NATS_ERRORS, "operation" => operation).increment(1);
@@ -370,8 +370,23 @@ impl Backend {
     /// Delivered: acknowledge, the stream forgets it and the partition moves on.
     pub fn delivered(&self, seq: u64) {
         if let Some(acker) = self.release(seq) {
-            Self::send_ack(acker, AckKind::Ack, "ack");
+            tokio::spawn(Self::confirm_ack(acker));
         }
+    }
+
+    /// Acknowledges and waits for the server to confirm, retrying while a consumer leader is
+    /// being elected: an acknowledgement lost there would mean a second delivery.
+    async fn confirm_ack(message: Arc<Message>) {
+        let mut last = String::new();
+        for attempt in 0..5u32 {
+            match message.double_ack().await {
+                Ok(()) => return,
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200) * (attempt + 1)).await;
+        }
+        metrics::counter!(m::NATS_ERRORS, "operation" => "ack").increment(1);
+        tracing::warn!(error = %last, "JetStream did not confirm an acknowledgement; the notification may be delivered again");
     }
 
     /// An attempt failed and another follows: keep the message ours (resets `ack_wait`).
@@ -391,7 +406,7 @@ impl Backend {
             match backend.store_dead(&receiver, &header, &body).await {
                 Ok(()) => {
                     if let Some(acker) = acker {
-                        Self::send_ack(acker, AckKind::Ack, "ack");
+                        Self::confirm_ack(acker).await;
                     }
                 }
                 Err(e) => {
@@ -407,7 +422,7 @@ impl Backend {
     }
 
     /// Releases a pulled message at once (shutdown, unknown receiver): another replica takes it.
-    pub(crate) fn nak(acker: Acker, delay: Option<Duration>) {
+    pub(crate) fn nak(acker: Message, delay: Option<Duration>) {
         Self::send_ack(Arc::new(acker), AckKind::Nak(delay), "nak");
     }
 

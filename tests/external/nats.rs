@@ -165,12 +165,14 @@ async fn acceptance_survives_a_nats_node_and_refuses_then_recovers_when_all_are_
     for i in 0..3 {
         cluster.restart(i);
     }
-    cluster.wait_healthy().await;
+    // Not nats-server's /healthz: it waits for every consumer to catch up; amrelay's readiness
+    // is what Kubernetes (and this test) go by.
     replica.wait_ready(200).await;
     replica.post_until_accepted(&numbered("all-down", 0)).await;
     replica.post_until_accepted(&numbered("all-down", 1)).await;
     wait_delivered(&downstream, 12).await;
-    downstream.assert_stays_at(12, Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(downstream.received().len(), 12, "each once: {:?}", delivered_numbers(&downstream));
     let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (group, n) in delivered_numbers(&downstream) {
         by_group.entry(group).or_default().push(n);
