@@ -263,7 +263,75 @@ fn tls_config(issues: &mut Issues, at: &Location, field: &str, raw: &RawTlsConfi
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::config::{ConfigError, Environment, from_str};
+
+    fn load(delivery: &str, dir: &Path) -> Result<crate::config::Config, ConfigError> {
+        let yaml = format!("delivery:\n{delivery}receivers:\n  - name: a\n    url: http://127.0.0.1:1/\n");
+        from_str(&yaml, &dir.join("amrelay.yml"), &Environment::empty())
+    }
+
+    fn messages(error: ConfigError) -> Vec<String> {
+        error.issues.into_iter().map(|i| format!("{}: {}", i.field, i.message)).collect()
+    }
+
+    #[test]
+    fn defaults_and_secrets_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        let config = load(
+            "  nats:\n    urls: [nats://n1:4222, nats://n2:4222]\n    user: amrelay\n    password_file: pw\n",
+            dir.path(),
+        )
+        .unwrap();
+        let nats = config.delivery.nats.unwrap();
+        assert_eq!(nats.stream, "AMRELAY");
+        assert_eq!(nats.replicas, 1);
+        assert_eq!(nats.duplicate_window, Duration::from_secs(120));
+        assert_eq!(nats.ack_wait, Duration::from_secs(30));
+        assert_eq!(nats.partitions, DEFAULT_PARTITIONS);
+        assert_eq!(nats.max_bytes, DEFAULT_MAX_BYTES);
+        assert_eq!(nats.auth, NatsAuth::UserPassword { user: "amrelay".into(), password: Secret::new("s3cret") });
+        assert!(!format!("{nats:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = load(
+            "  nats:\n    urls: []\n    stream: a.b\n    replicas: 7\n    ack_wait: 10ms\n    partitions: 0\n    max_bytes: 0\n",
+            dir.path(),
+        )
+        .unwrap_err();
+        let text = messages(error).join("\n");
+        for field in ["urls", "stream", "replicas", "ack_wait", "partitions", "max_bytes"] {
+            assert!(text.contains(&format!("delivery.nats.{field}")), "{field} missing in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn nats_and_spool_are_exclusive_and_so_are_the_ways_to_authenticate() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t"), "token").unwrap();
+        let error = load("  spool: {path: s.redb}\n  nats: {urls: [nats://n:4222]}\n", dir.path()).unwrap_err();
+        assert!(messages(error).join("\n").contains("mutually exclusive"));
+        let error =
+            load("  nats: {urls: [nats://n:4222], token_file: t, user: u, password_file: t}\n", dir.path()).unwrap_err();
+        assert!(messages(error).join("\n").contains("mutually exclusive"));
+        let error = load("  nats: {urls: [nats://n:4222], credentials_file: t}\n", dir.path()).unwrap_err();
+        assert!(messages(error).join("\n").contains("not a NATS credentials file"));
+    }
+
+    #[test]
+    fn a_password_in_a_bad_url_is_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = load("  nats: {urls: ['nats://u:hunter2@:bad:port']}\n", dir.path()).unwrap_err();
+        let text = messages(error).join("\n");
+        assert!(text.contains("delivery.nats.urls[0]"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
 
     #[test]
     fn urls_lose_their_user_information() {
