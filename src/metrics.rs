@@ -187,7 +187,11 @@ fn describe() {
     describe_counter!(AUTH_FAILURES, "Requests refused for missing or wrong credentials, by reason.");
     describe_counter!(CONNECTION_ERRORS, "Inbound connections closed early, by reason.");
     describe_gauge!(CONNECTIONS_OPEN, "Inbound connections open now.");
-    describe_histogram!(NATS_PUBLISH_DURATION, Unit::Seconds, "Time to publish a batch to JetStream, all acknowledged.");
+    describe_histogram!(
+        NATS_PUBLISH_DURATION,
+        Unit::Seconds,
+        "Time to publish a batch to JetStream, all acknowledged."
+    );
     describe_gauge!(NATS_CONNECTED, "1 while connected to a NATS server.");
     describe_gauge!(NATS_PENDING, "Notifications in the shared JetStream stream, not yet delivered.");
     describe_gauge!(NATS_STREAM_BYTES, Unit::Bytes, "Bytes in the shared JetStream stream.");

@@ -50,7 +50,10 @@ pub enum NatsAuth {
     /// The contents of a `.creds` file (JWT and NKey seed).
     Credentials(Secret),
     Token(Secret),
-    UserPassword { user: String, password: Secret },
+    UserPassword {
+        user: String,
+        password: Secret,
+    },
 }
 
 impl NatsAuth {
@@ -110,9 +113,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// A stream name JetStream accepts, and that is safe as a subject token.
 fn is_valid_stream_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Validates `delivery.nats`.
@@ -126,7 +127,11 @@ pub(super) fn nats_config(issues: &mut Issues, spanned: &Spanned<RawNats>) -> Op
     for (index, url) in raw.urls.iter().enumerate() {
         if let Err(e) = url.parse::<async_nats::ServerAddr>() {
             // The URL may hold a password: name it without.
-            issues.add(Some(at), format!("{field}.urls[{index}]"), format!("{:?} is not a NATS URL: {e}", redact_url(url)));
+            issues.add(
+                Some(at),
+                format!("{field}.urls[{index}]"),
+                format!("{:?} is not a NATS URL: {e}", redact_url(url)),
+            );
         }
     }
     let stream = raw.stream.clone().unwrap_or_else(|| DEFAULT_STREAM.to_owned());
@@ -317,8 +322,8 @@ mod tests {
         std::fs::write(dir.path().join("t"), "token").unwrap();
         let error = load("  spool: {path: s.redb}\n  nats: {urls: [nats://n:4222]}\n", dir.path()).unwrap_err();
         assert!(messages(error).join("\n").contains("mutually exclusive"));
-        let error =
-            load("  nats: {urls: [nats://n:4222], token_file: t, user: u, password_file: t}\n", dir.path()).unwrap_err();
+        let error = load("  nats: {urls: [nats://n:4222], token_file: t, user: u, password_file: t}\n", dir.path())
+            .unwrap_err();
         assert!(messages(error).join("\n").contains("mutually exclusive"));
         let error = load("  nats: {urls: [nats://n:4222], credentials_file: t}\n", dir.path()).unwrap_err();
         assert!(messages(error).join("\n").contains("not a NATS credentials file"));

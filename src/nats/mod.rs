@@ -21,7 +21,6 @@
 //! an in-progress ack every `ack_wait / 3` keeps it; a replica killed mid-delivery stops sending
 //! those, and after `ack_wait` the server hands the notification to another replica.
 
-
 pub mod consume;
 
 use std::sync::Arc;
@@ -130,7 +129,8 @@ impl Backend {
             }
         };
         if let Some(tls) = &config.tls {
-            let client_config = crate::tls::ClientConfigs::new().get(tls).map_err(|e| format!("delivery.nats.tls_config: {e}"))?;
+            let client_config =
+                crate::tls::ClientConfigs::new().get(tls).map_err(|e| format!("delivery.nats.tls_config: {e}"))?;
             options = options.tls_client_config((*client_config).clone()).require_tls(true);
         }
         let options = options
@@ -461,8 +461,7 @@ impl Backend {
                 Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => continue,
                 Err(e) => return Err(unavailable(e.to_string())),
             };
-            let receiver =
-                message.headers.get(RECEIVER_HEADER).map(|v| v.as_str().to_owned()).unwrap_or_default();
+            let receiver = message.headers.get(RECEIVER_HEADER).map(|v| v.as_str().to_owned()).unwrap_or_default();
             match record::decode(&message.payload) {
                 Some((header, body)) => out.push(Stored { receiver, seq, header, body }),
                 None => tracing::error!(seq, "JetStream dead letter does not decode; skipped"),
@@ -510,7 +509,9 @@ impl Backend {
             for acker in ackers {
                 Self::send_ack(acker, AckKind::Progress, "progress");
             }
-            if self.is_connected() && let Err(e) = self.refresh_stats().await {
+            if self.is_connected()
+                && let Err(e) = self.refresh_stats().await
+            {
                 tracing::debug!(error = %e, "cannot read the JetStream stream's state");
             }
         }
@@ -533,7 +534,10 @@ impl Backend {
             }
         }
         if count > 0 {
-            tracing::info!(notifications = count, "notifications in delivery handed back to JetStream for the other replicas");
+            tracing::info!(
+                notifications = count,
+                "notifications in delivery handed back to JetStream for the other replicas"
+            );
         }
         let _ = self.client.flush().await;
     }

@@ -43,11 +43,7 @@ fn numbered(group: &str, n: usize) -> String {
 
 /// The `(group, n)` of each delivery, in arrival order.
 fn delivered_numbers(downstream: &Downstream) -> Vec<(String, usize)> {
-    downstream
-        .delivered()
-        .iter()
-        .map(|r| (r.labels("group")[0].clone(), r.labels("n")[0].parse().unwrap()))
-        .collect()
+    downstream.delivered().iter().map(|r| (r.labels("group")[0].clone(), r.labels("n")[0].parse().unwrap())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,8 +50,7 @@ impl NatsCluster {
     }
 
     fn spawn(&mut self, i: usize) {
-        let routes: Vec<String> =
-            self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.cluster_port)).collect();
+        let routes: Vec<String> = self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.cluster_port)).collect();
         let clustered = self.nodes.len() > 1;
         let node = &mut self.nodes[i];
         let mut command = std::process::Command::new(debian_program(&["nats-server"], "nats-server"));
@@ -160,7 +159,12 @@ impl Replica {
             if reply.status == 200 {
                 return reply;
             }
-            assert!(Instant::now() < deadline, "not accepted within {CLUSTER_WAIT:?}: {} {}", reply.status, reply.text());
+            assert!(
+                Instant::now() < deadline,
+                "not accepted within {CLUSTER_WAIT:?}: {} {}",
+                reply.status,
+                reply.text()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
