@@ -19,20 +19,21 @@ pub type Snapshots = Arc<dyn Fn() -> Arc<Snapshot> + Send + Sync>;
 /// replica, or this one after a reload, may know it) before it becomes a dead letter.
 const UNKNOWN_RECEIVER_DELIVERIES: i64 = 5;
 const UNKNOWN_RECEIVER_DELAY: Duration = Duration::from_secs(5);
-/// How long one pull request waits on the server.
-const PULL_EXPIRES: Duration = Duration::from_secs(10);
+/// How long one pull request waits on the server; also the most a shutdown waits for this
+/// replica's last pull requests to end (see [`Backend::close`]).
+pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// Starts pulling every partition, and the keep-alive. Runs until [`Backend::close`].
 pub fn start(backend: Arc<Backend>, snapshots: Snapshots) {
     tokio::spawn(backend.clone().keep_alive());
     for partition in 0..backend.config().partitions {
-        tokio::spawn(pull(backend.clone(), snapshots.clone(), partition));
+        backend.pullers.spawn(pull(backend.clone(), snapshots.clone(), partition));
     }
 }
 
 async fn pull(backend: Arc<Backend>, snapshots: Snapshots, partition: u32) {
     let mut backoff = Duration::from_millis(250);
-    while !backend.stop.is_cancelled() {
+    while !backend.closing.is_cancelled() {
         match pull_until_error(&backend, &snapshots, partition).await {
             Ok(()) => return,
             Err(e) => {
@@ -41,7 +42,7 @@ async fn pull(backend: Arc<Backend>, snapshots: Snapshots, partition: u32) {
                 tracing::debug!(partition, error = %e, "pulling from JetStream failed; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
-                    () = backend.stop.cancelled() => return,
+                    () = backend.closing.cancelled() => return,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -49,33 +50,29 @@ async fn pull(backend: Arc<Backend>, snapshots: Snapshots, partition: u32) {
     }
 }
 
-/// Pulls one message at a time (so pull requests rotate between replicas) until stopped (`Ok`)
-/// or an error.
+/// Pulls one message per request (so the partition's work rotates between replicas) until the
+/// backend closes (`Ok`) or an error. A request is never abandoned: at shutdown the last one
+/// runs to its end (at most [`PULL_EXPIRES`]) and whatever it brings is handed back at once, so
+/// the server never waits `ack_wait` for a message sent to a replica that stopped reading.
 async fn pull_until_error(backend: &Arc<Backend>, snapshots: &Snapshots, partition: u32) -> Result<(), String> {
     let consumer: PullConsumer = backend
         .jetstream()
         .get_consumer_from_stream(consumer_name(partition), &backend.config().stream)
         .await
         .map_err(|e| e.to_string())?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(1)
-        .expires(PULL_EXPIRES)
-        .heartbeat(PULL_EXPIRES / 2)
-        .messages()
-        .await
-        .map_err(|e| e.to_string())?;
-    loop {
-        let next = tokio::select! {
-            next = messages.next() => next,
-            () = backend.stop.cancelled() => return Ok(()),
-        };
-        match next {
-            None => return Err("the pull subscription ended".into()),
-            Some(Err(e)) => return Err(e.to_string()),
-            Some(Ok(message)) => take(backend, snapshots, message),
+    while !backend.closing.is_cancelled() {
+        let mut batch =
+            consumer.batch().max_messages(1).expires(PULL_EXPIRES).messages().await.map_err(|e| e.to_string())?;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| e.to_string())?;
+            if backend.closing.is_cancelled() {
+                Backend::nak(message, None);
+            } else {
+                take(backend, snapshots, message);
+            }
         }
     }
+    Ok(())
 }
 
 /// Hands a pulled message to its receiver's pipeline.

@@ -78,7 +78,11 @@ pub struct Backend {
     /// Stream messages and bytes, refreshed by [`Backend::refresh_stats`].
     pending: AtomicU64,
     bytes: AtomicU64,
-    /// Cancelled at shutdown: pulls and keep-alives end.
+    /// Cancelled first at shutdown: no new pull requests; what the last ones bring is handed back.
+    pub(crate) closing: CancellationToken,
+    /// The partitions' pull loops.
+    pub(crate) pullers: tokio_util::task::TaskTracker,
+    /// Cancelled last at shutdown: keep-alives end.
     pub(crate) stop: CancellationToken,
 }
 
@@ -173,6 +177,8 @@ impl Backend {
             inflight: papaya::HashMap::new(),
             pending: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            closing: CancellationToken::new(),
+            pullers: tokio_util::task::TaskTracker::new(),
             stop: CancellationToken::new(),
         };
         backend.ensure_streams().await?;
@@ -520,7 +526,8 @@ impl Backend {
     /// At shutdown: stop pulling, and hand back every notification not yet finished so that
     /// another replica takes it now rather than after `ack_wait`.
     pub async fn close(&self) {
-        self.stop.cancel();
+        self.closing.cancel();
+        self.pullers.close();
         let held: Vec<_> = {
             let inflight = self.inflight.pin();
             let held = inflight.values().map(|i| i.acker.clone()).collect();
@@ -539,6 +546,9 @@ impl Backend {
                 "notifications in delivery handed back to JetStream for the other replicas"
             );
         }
+        // The last pull requests end within their expiry; what they bring is handed back too.
+        let _ = tokio::time::timeout(consume::PULL_EXPIRES + Duration::from_secs(2), self.pullers.wait()).await;
+        self.stop.cancel();
         let _ = self.client.flush().await;
     }
 }

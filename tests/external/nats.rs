@@ -12,6 +12,16 @@ use crate::support::{Answer, Downstream, alert, batch, get};
 
 /// A config for the replicas: R3 stream, a short `ack_wait` so that take-overs fit a test.
 fn config(dir: &std::path::Path, cluster: &NatsCluster, downstream: &Downstream, replicas: usize) -> PathBuf {
+    config_with(dir, cluster, downstream, replicas, "2s")
+}
+
+fn config_with(
+    dir: &std::path::Path,
+    cluster: &NatsCluster,
+    downstream: &Downstream,
+    replicas: usize,
+    ack_wait: &str,
+) -> PathBuf {
     let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
     let yaml = format!(
         "delivery:
@@ -20,7 +30,7 @@ fn config(dir: &std::path::Path, cluster: &NatsCluster, downstream: &Downstream,
     urls: [{}]
     replicas: {replicas}
     partitions: 8
-    ack_wait: 2s
+    ack_wait: {ack_wait}
 receivers:
   - name: sink
     url: {}
@@ -212,4 +222,31 @@ async fn dead_letters_are_kept_in_jetstream_listed_and_replayed_by_any_replica()
     assert_eq!(delivered[0].header("idempotency-key"), Some(key.as_str()), "the replay keeps its Idempotency-Key");
     let listed = get(&a.url("/api/v1/deadletters")).await.json();
     assert_eq!(listed["data"], json!([]), "replayed dead letters leave the stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_shut_down_hands_its_notifications_back_at_once() {
+    let cluster = NatsCluster::start(1).await;
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    // The default ack_wait: a take-over within it shows the notification was handed back.
+    let file = config_with(dir.path(), &cluster, &downstream, 1, "30s");
+    let mut first = Replica::spawn(&file);
+    assert_eq!(first.post(&numbered("handed-back", 0)).await.status, 200);
+    downstream.wait_for(1).await;
+    let other = Replica::spawn(&file);
+    first.terminate();
+    downstream.always(Answer::status(200));
+    let started = std::time::Instant::now();
+    wait_delivered(&downstream, 1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "taken over after {:?}, not at once:\n{}",
+        started.elapsed(),
+        other.log_text()
+    );
+    // The log reader thread has the last lines shortly after the exit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(first.log_text().contains("handed back to JetStream"), "{}", first.log_text());
 }

@@ -182,6 +182,16 @@ impl Replica {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// SIGTERM, then waits (bounded) for the process to exit after its drain.
+    pub fn terminate(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + CLUSTER_WAIT;
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(Instant::now() < deadline, "amrelay did not exit after SIGTERM:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
