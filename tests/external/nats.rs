@@ -250,3 +250,44 @@ async fn a_replica_shut_down_hands_its_notifications_back_at_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(first.log_text().contains("handed back to JetStream"), "{}", first.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_added_by_a_reload_on_one_replica_first_is_delivered_once() {
+    let cluster = NatsCluster::start(1).await;
+    let downstream = Downstream::start().await;
+    let late = Downstream::start().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let file_a = config(dir_a.path(), &cluster, &downstream, 1);
+    let file_b = config(dir_b.path(), &cluster, &downstream, 1);
+    let a = Replica::spawn(&file_a);
+    let b = Replica::spawn(&file_b);
+    let with_late = |file: &PathBuf| {
+        let text = std::fs::read_to_string(file).unwrap();
+        std::fs::write(file, format!("{text}  - name: late\n    url: {}\n", late.url("/late"))).unwrap();
+    };
+    let reload = |replica: &Replica| {
+        let url = replica.url("/-/reload");
+        async move {
+            let reply = crate::support::send(
+                http::Request::post(url).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+    };
+    // Only replica a knows `late` yet: b hands what it pulls for it back.
+    with_late(&file_a);
+    reload(&a).await;
+    let reply = a.post(&numbered("late", 0)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    wait_delivered(&late, 1).await;
+    // Then b has it too.
+    with_late(&file_b);
+    reload(&b).await;
+    assert_eq!(b.post(&numbered("late", 1)).await.status, 200);
+    wait_delivered(&late, 2).await;
+    late.assert_stays_at(2, Duration::from_secs(2)).await;
+    assert_eq!(get(&a.url("/api/v1/deadletters")).await.json()["data"], json!([]));
+    let order: Vec<String> = late.delivered().iter().map(|r| r.labels("n")[0].clone()).collect();
+    assert_eq!(order, ["0", "1"]);
+}
