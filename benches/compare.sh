@@ -263,6 +263,49 @@ down_accepted=$(( requests - non2xx ))
 down_refused=$non2xx
 stop_relay
 
+# ---- JetStream scenario (issue 17; a separate block) ------------------------------------------
+# 9a/9b: the spool (as 4) and the shared NATS JetStream queue (delivery.nats, one local
+# nats-server, R1, on the system-under-test core too), same run, same load. Every request gets
+# its own `seq` label: JetStream drops a notification identical to one in its duplicate window
+# (by design: that is how two Alertmanager peers' copies are delivered once), and this load
+# repeats 64 bodies. Skipped, and said so, without nats-server (Debian: nats-server).
+nats_ratio="not measured (no nats-server)"
+if command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; then
+  NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
+  NATS_PORT=19103
+  cat >"$work/post-unique.lua" <<LUA
+local f = io.open("$work/batch.json"); local template = f:read("*a"); f:close()
+local bodies = {}
+for i = 0, 63 do
+  bodies[i] = template:gsub("GROUPKEY", '{}:{alertname=\\\\"KubePodCrashLooping\\\\",shard=\\\\"' .. i .. '\\\\"}')
+end
+local n = 0
+request = function()
+  n = n + 1
+  local body = bodies[n % 64]:gsub('"cluster":', '"seq":"' .. n .. '","cluster":')
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+LUA
+  sed -n '/^done = function/,/^end$/p' "$work/post.lua" >>"$work/post-unique.lua"
+  relay_config yes true 1 "http://127.0.0.1:$SINK_PORT" >"$work/relay-9a.yml"
+  start_relay "$work/relay-9a.yml"
+  mv "$work/post.lua" "$work/post.lua.repeat"; cp "$work/post-unique.lua" "$work/post.lua"
+  run "9a amrelay, spool on (unique bodies)" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
+  stop_relay
+  taskset -c "$SUT_CPU" "$NATS_SERVER" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$work/nats" >"$work/nats.log" 2>&1 &
+  nats_pid=$!; pids+=($nats_pid)
+  sleep 1
+  relay_config no true 1 "http://127.0.0.1:$SINK_PORT" | sed "s|^receivers:|  nats: {urls: [nats://127.0.0.1:$NATS_PORT], replicas: 1}\nreceivers:|" >"$work/relay-9b.yml"
+  start_relay "$work/relay-9b.yml"
+  run "9b amrelay, NATS JetStream R1" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
+  stop_relay
+  kill "$nats_pid"; wait "$nats_pid" 2>/dev/null || true
+  mv "$work/post.lua.repeat" "$work/post.lua"
+  ratio_early() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+  nats_ratio="$(ratio_early "${rps[9b amrelay, NATS JetStream R1]}" "${rps[9a amrelay, spool on (unique bodies)]}") req/s, p99 $(ratio_early "${p99[9b amrelay, NATS JetStream R1]}" "${p99[9a amrelay, spool on (unique bodies)]}")  (>= 0.5 req/s)"
+fi
+# ---- end of the JetStream scenario ------------------------------------------------------------
+
 printf '\n| scenario | req/s | p50 ms | p99 ms | alerts delivered/s | accepted alerts | delivered alerts | peak RSS MB | |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---|\n'
 for name in "${order[@]}"; do
@@ -281,6 +324,7 @@ ratios (target):
   reload every 100ms / none, req/s  $(ratio "${rps[7 amrelay, reload every 100ms]}" "${rps[3 amrelay, spool off]}")  (0.9 to 1.1; $reloads reloads)
   reload every 100ms / none, p99    $(ratio "${p99[7 amrelay, reload every 100ms]}" "${p99[3 amrelay, spool off]}")  (<= 1.1)
   3 receivers / 1, req/s            $(ratio "${rps[6 amrelay, 3 receivers]}" "${rps[3 amrelay, spool off]}")
+  NATS JetStream R1 / spool (9b / 9a) $nats_ratio
 memory:
   idle RSS                          ${idle_rss} MB  (< 20)
   downstream down, queue 10000      peak ${down_rss} MB; accepted ${down_accepted} batches, refused ${down_refused} with 503

@@ -15,6 +15,12 @@
 //!
 //! Notifications restored at start skip 2 and 3 (they were accepted before the restart) and may
 //! exceed a queue's capacity.
+//!
+//! With the shared JetStream queue (`delivery.nats`, see [`crate::spool::nats`]) steps 1 and 4 do not
+//! apply: the batch is published, every message acknowledged by the server, and nothing is
+//! queued here — every replica delivers from the stream, and a notification pulled from it comes
+//! back through [`restore`]. The server drops a notification already in the stream (same
+//! `Nats-Msg-Id`, within `duplicate_window`), which is reported as a duplicate.
 
 use std::time::Duration;
 
@@ -48,6 +54,7 @@ impl Refused {
             Refused::QueueFull(_) => "queue_full",
             Refused::Spool(SpoolError::Full(_)) => "spool_full",
             Refused::Spool(SpoolError::Io(_)) => "spool_error",
+            Refused::Spool(SpoolError::Unavailable(_)) => "backend_unavailable",
         }
     }
 }
@@ -64,6 +71,9 @@ pub type DedupWindow<'a> = Option<(&'a Dedup, Duration)>;
 
 /// Accepts every offer or none (see the module docs).
 pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_>) -> Result<Vec<Taken>, Refused> {
+    if let Some(backend) = spool.backend() {
+        return accept_shared(offers, backend, dedup).await;
+    }
     let mut slots = Vec::with_capacity(offers.len());
     for offer in &offers {
         match offer.pipeline.reserve() {
@@ -104,6 +114,63 @@ pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_
         let mut outbound = offer.outbound;
         outbound.seq = seq;
         offer.pipeline.push(Queued { outbound, slot });
+    }
+    Ok(taken)
+}
+
+/// Publishes every offer to the shared queue; all are stored, or the batch is refused.
+async fn accept_shared(
+    offers: Vec<Offer<'_>>,
+    backend: &crate::spool::nats::Backend,
+    dedup: DedupWindow<'_>,
+) -> Result<Vec<Taken>, Refused> {
+    let mut taken = Vec::with_capacity(offers.len());
+    let mut claimed = Vec::new();
+    let mut batch = Vec::with_capacity(offers.len());
+    let mut published_index = Vec::with_capacity(offers.len());
+    for (index, offer) in offers.iter().enumerate() {
+        if let (Some((seen, window)), Some(key)) = (dedup, offer.dedup_key) {
+            if !seen.claim(key, window) {
+                offer.pipeline.metrics().deduplicated.increment(1);
+                taken.push(Taken::Duplicate);
+                continue;
+            }
+            claimed.push(key);
+        }
+        taken.push(Taken::Queued);
+        published_index.push(index);
+        let receiver = offer.pipeline.downstream().name.clone();
+        let msg_id = match offer.dedup_key {
+            // The same notification from another Alertmanager peer, at any replica, has this id.
+            Some(key) => format!("{receiver}-{key:016x}"),
+            // A replayed dead letter: always new (it keeps its Idempotency-Key, `outbound.id`).
+            None => format!("{}-{}", offer.outbound.id, crate::queue::next_id()),
+        };
+        batch.push(crate::spool::nats::Publication {
+            receiver,
+            header: offer.outbound.header(),
+            body: offer.outbound.body.clone(),
+            msg_id,
+        });
+    }
+    if batch.is_empty() {
+        return Ok(taken);
+    }
+    let published = match backend.publish(batch).await {
+        Ok(published) => published,
+        Err(e) => {
+            if let Some((seen, _)) = dedup {
+                seen.release(claimed);
+            }
+            return Err(e.into());
+        }
+    };
+    for (index, published) in published_index.into_iter().zip(published) {
+        // Not counted as enqueued here: the replica that pulls it counts it.
+        if published.duplicate {
+            offers[index].pipeline.metrics().deduplicated.increment(1);
+            taken[index] = Taken::Duplicate;
+        }
     }
     Ok(taken)
 }

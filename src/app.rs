@@ -69,14 +69,20 @@ impl Relay {
                 crate::reload::record_result(false);
                 anyhow::anyhow!("{e}")
             })?;
-        let (spool, restored) = match &config.delivery.spool {
-            Some(spool_config) => {
+        let (spool, restored) = match (&config.delivery.spool, &config.delivery.nats) {
+            (_, Some(nats)) => {
+                let backend = crate::spool::nats::Backend::connect(nats, config.delivery.max_dead_letters)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                (Spool::shared(backend, config.delivery.max_dead_letters), Vec::new())
+            }
+            (Some(spool_config), None) => {
                 let (spool, restored) =
                     Spool::open(spool_config, config.delivery.max_dead_letters).map_err(anyhow::Error::msg)?;
                 tracing::info!(path = %spool_config.path.display(), pending = restored.len(), "spool opened");
                 (spool, restored)
             }
-            None => {
+            (None, None) => {
                 tracing::info!(
                     "no delivery.spool.path: queued notifications are kept in memory only and a crash loses them"
                 );
@@ -105,6 +111,11 @@ impl Relay {
         } else {
             None
         };
+        if let Some(backend) = state.reloader.spool().backend() {
+            // Every replica delivers from the shared queue, into the current receivers' pipelines.
+            let reloader_state = state.clone();
+            crate::pull::start(backend.clone(), Arc::new(move || reloader_state.reloader.snapshot()));
+        }
         state.ready.store(true, Ordering::Relaxed);
         let snapshot = state.reloader.snapshot();
         tracing::info!(

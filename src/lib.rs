@@ -45,6 +45,7 @@ pub mod fingerprint;
 pub mod logging;
 pub mod metrics;
 pub mod payload;
+pub mod pull;
 pub mod queue;
 pub mod reload;
 pub mod route;

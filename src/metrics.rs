@@ -75,6 +75,23 @@ pub const NOTIFICATIONS_RESTORED: &str = "amrelay_notifications_restored_total";
 /// Dead letters sent again through `/api/v1/deadletters/replay`, by `receiver`.
 pub const DEAD_LETTERS_REPLAYED: &str = "amrelay_dead_letters_replayed_total";
 
+/// NATS JetStream (`delivery.nats`): time to publish a batch and have every message acknowledged.
+pub const NATS_PUBLISH_DURATION: &str = "amrelay_nats_publish_duration_seconds";
+/// NATS JetStream: 1 while connected to a NATS server.
+pub const NATS_CONNECTED: &str = "amrelay_nats_connected";
+/// NATS JetStream: notifications in the shared stream not yet delivered or dead-lettered (all replicas).
+pub const NATS_PENDING: &str = "amrelay_nats_pending_notifications";
+/// NATS JetStream: bytes in the shared stream.
+pub const NATS_STREAM_BYTES: &str = "amrelay_nats_stream_bytes";
+/// NATS JetStream: notifications taken over after another delivery of them was not acknowledged, by `receiver`.
+pub const NATS_REDELIVERED: &str = "amrelay_nats_redelivered_total";
+/// NATS JetStream: delivery partitions.
+pub const NATS_PARTITIONS: &str = "amrelay_nats_partitions";
+/// NATS JetStream: partitions whose notification this replica is delivering now.
+pub const NATS_PARTITIONS_OWNED: &str = "amrelay_nats_partitions_owned";
+/// NATS JetStream: failed operations, by `operation` (`publish`, `ack`, `dead_letter`, `pull`).
+pub const NATS_ERRORS: &str = "amrelay_nats_errors_total";
+
 /// Buckets for request and attempt durations: 0.5 ms to 30 s.
 const DURATION_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0];
@@ -170,4 +187,16 @@ fn describe() {
     describe_counter!(AUTH_FAILURES, "Requests refused for missing or wrong credentials, by reason.");
     describe_counter!(CONNECTION_ERRORS, "Inbound connections closed early, by reason.");
     describe_gauge!(CONNECTIONS_OPEN, "Inbound connections open now.");
+    describe_histogram!(
+        NATS_PUBLISH_DURATION,
+        Unit::Seconds,
+        "Time to publish a batch to JetStream, all acknowledged."
+    );
+    describe_gauge!(NATS_CONNECTED, "1 while connected to a NATS server.");
+    describe_gauge!(NATS_PENDING, "Notifications in the shared JetStream stream, not yet delivered.");
+    describe_gauge!(NATS_STREAM_BYTES, Unit::Bytes, "Bytes in the shared JetStream stream.");
+    describe_counter!(NATS_REDELIVERED, "Notifications taken over after an unacknowledged delivery.");
+    describe_gauge!(NATS_PARTITIONS, "Delivery partitions of the shared JetStream stream.");
+    describe_gauge!(NATS_PARTITIONS_OWNED, "Partitions whose notification this replica is delivering now.");
+    describe_counter!(NATS_ERRORS, "Failed JetStream operations, by operation.");
 }

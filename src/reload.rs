@@ -149,6 +149,9 @@ fn warn_about_restart_only_changes(previous: &Snapshot, config: &Config) {
         let now = if config.server.inbound.tls.is_some() { "TLS only" } else { "plain HTTP, without TLS" };
         tracing::warn!("server.tls_server_config changed: new connections are served with {now}");
     }
+    if config.delivery.nats != previous.delivery.nats {
+        tracing::warn!("delivery.nats changed; the new NATS settings take effect after a restart");
+    }
     if config.delivery.spool != previous.delivery.spool {
         tracing::warn!("delivery.spool changed; the new spool settings take effect after a restart");
     }

@@ -37,7 +37,8 @@ pub enum Destination<'s> {
 /// Evaluates the rules and encodes a payload for each receiver left with alerts; receivers left
 /// with none get an empty plan, so that their filtered alerts are counted on acceptance only.
 pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Destination<'s>) -> Vec<Planned<'s>> {
-    let dedup = snapshot.delivery.dedup_window.is_some();
+    // JetStream drops duplicates by this identity too (`Nats-Msg-Id`), across replicas.
+    let dedup = snapshot.delivery.dedup_window.is_some() || snapshot.delivery.nats.is_some();
     let receivers: &[ActiveReceiver] = match destination {
         Destination::All => &snapshot.receivers,
         Destination::Only(receiver) => std::slice::from_ref(receiver),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::Location;
 
 use super::{Issue, Secret};
-use crate::tls;
+use crate::tls::{self, PemSource};
 
 /// Secret, certificate and key files larger than this are refused (a typo naming a log file or
 /// `/dev/zero` must not exhaust memory).
@@ -149,5 +149,27 @@ pub(super) fn min_version(
             );
             None
         }
+    }
+}
+
+pub(super) fn pem_source(
+    issues: &mut Issues,
+    at: &Location,
+    field: &str,
+    key: &str,
+    inline: &Option<String>,
+    file: &Option<String>,
+) -> Option<Option<PemSource>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            issues.add(Some(at), format!("{field}.{key}"), format!("{key} and {key}_file are mutually exclusive"));
+            None
+        }
+        (Some(pem), None) => Some(Some(PemSource { name: format!("{field}.{key}"), bytes: pem.clone().into_bytes() })),
+        (None, Some(path)) => {
+            let bytes = issues.read_file(at, &format!("{field}.{key}_file"), path)?;
+            Some(Some(PemSource { name: issues.resolve(path).display().to_string(), bytes }))
+        }
+        (None, None) => Some(None),
     }
 }

@@ -10,6 +10,7 @@ pub mod duration;
 mod environment;
 pub mod http;
 mod issues;
+pub mod nats;
 mod raw;
 mod secret;
 pub mod security;
@@ -48,11 +49,22 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryConfig {
     /// `None`: memory only, a crash loses queued notifications.
-    pub spool: Option<crate::spool::SpoolConfig>,
+    pub spool: Option<SpoolConfig>,
+    /// `delivery.nats`: the shared JetStream queue (exclusive with `spool`).
+    pub nats: Option<nats::NatsConfig>,
     /// Identical notifications accepted again within this window are not delivered twice.
     pub dedup_window: Option<Duration>,
     /// Dead letters kept; the oldest go first.
     pub max_dead_letters: usize,
+}
+
+/// `delivery.spool`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    /// Share one commit between concurrent requests (on unless benchmarking).
+    pub group_commit: bool,
 }
 
 /// `server:`.

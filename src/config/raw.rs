@@ -43,6 +43,7 @@ pub struct RawDelivery {
     pub timeout: Option<Spanned<PromDuration>>,
     pub retry: Option<Spanned<RawRetry>>,
     pub spool: Option<Spanned<RawSpool>>,
+    pub nats: Option<Spanned<RawNats>>,
     pub dedup_window: Option<Spanned<PromDuration>>,
     pub max_dead_letters: Option<Spanned<usize>>,
 }
@@ -262,4 +263,22 @@ pub struct RawLimits {
 pub struct RawSigning {
     pub secret: Option<String>,
     pub secret_file: Option<String>,
+}
+
+/// `delivery.nats:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawNats {
+    pub urls: Vec<String>,
+    pub stream: Option<String>,
+    pub replicas: Option<usize>,
+    pub duplicate_window: Option<PromDuration>,
+    pub max_bytes: Option<u64>,
+    pub ack_wait: Option<PromDuration>,
+    pub partitions: Option<u32>,
+    pub credentials_file: Option<String>,
+    pub token_file: Option<String>,
+    pub user: Option<String>,
+    pub password_file: Option<String>,
+    pub tls_config: Option<RawTlsConfig>,
 }

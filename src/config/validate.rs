@@ -8,13 +8,13 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::{Location, Spanned};
 
-use super::issues::{Issues, min_version, secret};
+use super::issues::{Issues, min_version, pem_source, secret};
 use super::raw::{RawConfig, RawHttpConfig, RawReceiver, RawRetry, RawTlsConfig};
 use super::{
     Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, ServerConfig, TlsSettings, TlsSummary,
 };
 use crate::rule::{Condition, ParserMode, Rule, parse_matchers_in};
-use crate::tls::{self, ClientTlsOptions, PemSource};
+use crate::tls::{self, ClientTlsOptions};
 
 const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9098";
 const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
@@ -147,16 +147,24 @@ fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> Delive
         if max_bytes == 0 {
             issues.add(Some(at), "delivery.spool.max_bytes", "must be greater than 0");
         }
-        Some(crate::spool::SpoolConfig {
+        Some(super::SpoolConfig {
             path: issues.resolve(path),
             max_bytes,
             group_commit: spool.group_commit.unwrap_or(true),
         })
     });
+    let nats = raw.nats.as_ref().and_then(|nats| super::nats::nats_config(issues, nats));
+    if let (Some(_), Some(nats)) = (&raw.spool, &raw.nats) {
+        issues.add(
+            Some(&nats.referenced),
+            "delivery.nats",
+            "delivery.nats and delivery.spool are mutually exclusive: JetStream is the durable queue",
+        );
+    }
     let dedup_window = raw.dedup_window.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero());
     let max_dead_letters =
         positive(issues, raw.max_dead_letters.as_ref(), "delivery.max_dead_letters", DEFAULT_MAX_DEAD_LETTERS);
-    DeliveryConfig { spool, dedup_window, max_dead_letters }
+    DeliveryConfig { spool, nats, dedup_window, max_dead_letters }
 }
 
 fn is_host_port(text: &str) -> bool {
@@ -402,28 +410,6 @@ fn auth(
             let _ = at;
             Some(Auth::None)
         }
-    }
-}
-
-fn pem_source(
-    issues: &mut Issues,
-    at: &Location,
-    field: &str,
-    key: &str,
-    inline: &Option<String>,
-    file: &Option<String>,
-) -> Option<Option<PemSource>> {
-    match (inline, file) {
-        (Some(_), Some(_)) => {
-            issues.add(Some(at), format!("{field}.{key}"), format!("{key} and {key}_file are mutually exclusive"));
-            None
-        }
-        (Some(pem), None) => Some(Some(PemSource { name: format!("{field}.{key}"), bytes: pem.clone().into_bytes() })),
-        (None, Some(path)) => {
-            let bytes = issues.read_file(at, &format!("{field}.{key}_file"), path)?;
-            Some(Some(PemSource { name: issues.resolve(path).display().to_string(), bytes }))
-        }
-        (None, None) => Some(None),
     }
 }
 

@@ -18,7 +18,8 @@ pub fn healthy() -> HttpResponse {
 
 /// `GET /-/ready`: config loaded, listener up, not shutting down.
 pub fn ready(state: &AppState) -> HttpResponse {
-    if state.ready.load(Ordering::Relaxed) {
+    // With the shared queue (`delivery.nats`), not ready while NATS is unreachable.
+    if state.ready.load(Ordering::Relaxed) && state.reloader.spool().is_ready() {
         text(StatusCode::OK, "text/plain; charset=utf-8", "amrelay is Ready.\n")
     } else {
         text(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "amrelay is not ready.\n")
@@ -142,8 +143,34 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                     "healthy": state.reloader.spool().is_healthy(),
                     "bytes": state.reloader.spool().bytes(),
                 },
+                "backend": backend_status(state.reloader.spool()),
                 "receivers": receivers,
             }
         }),
     )
+}
+
+/// `backend` in the status: which durable queue holds accepted notifications, and its health.
+fn backend_status(spool: &crate::spool::Spool) -> serde_json::Value {
+    match spool.backend() {
+        Some(nats) => {
+            let config = nats.config();
+            json!({
+                "kind": "nats",
+                "healthy": nats.is_connected(),
+                "urls": config.redacted_urls(),
+                "stream": config.stream,
+                "replicas": config.replicas,
+                "partitions": config.partitions,
+                "partitions_owned": nats.owned(),
+                "pending": nats.pending(),
+                "bytes": nats.bytes(),
+                "max_bytes": config.max_bytes,
+                "auth": config.auth.kind(),
+                "tls": config.tls.is_some(),
+            })
+        }
+        None if spool.path().is_some() => json!({"kind": "redb", "healthy": spool.is_healthy()}),
+        None => json!({"kind": "memory", "healthy": true}),
+    }
 }

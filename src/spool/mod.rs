@@ -14,7 +14,8 @@
 
 #![allow(clippy::disallowed_types)] // The memory-mode dead letters: written by deliveries, off the request path.
 
-mod record;
+pub mod nats;
+pub mod record;
 mod writer;
 
 use std::collections::VecDeque;
@@ -33,14 +34,7 @@ use writer::{ATTEMPTS, DEAD, Op, PENDING, Writer};
 
 use crate::metrics as m;
 
-/// `delivery.spool`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpoolConfig {
-    pub path: PathBuf,
-    pub max_bytes: u64,
-    /// Share one commit between concurrent requests (on unless benchmarking).
-    pub group_commit: bool,
-}
+pub use crate::config::SpoolConfig;
 
 /// Why the spool could not take a batch.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -49,6 +43,9 @@ pub enum SpoolError {
     Full(u64),
     #[error("the spool cannot persist: {0}")]
     Io(String),
+    /// The shared queue (`delivery.nats`) did not take the batch: unreachable, or an error.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// A new record to append.
@@ -73,6 +70,8 @@ pub struct Spool {
     max_dead: usize,
     healthy: Arc<AtomicBool>,
     path: Option<PathBuf>,
+    /// `delivery.nats`: the shared JetStream queue takes every hook below.
+    shared: Option<Arc<nats::Backend>>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -98,7 +97,24 @@ impl Spool {
             max_dead,
             healthy: Arc::new(AtomicBool::new(true)),
             path: None,
+            shared: None,
         }
+    }
+
+    /// The shared JetStream queue of `delivery.nats` (see [`nats`]): acceptance publishes
+    /// to it, and delivery acknowledges there.
+    pub fn shared(backend: Arc<nats::Backend>, max_dead: usize) -> Spool {
+        Spool { shared: Some(backend), ..Spool::memory(max_dead) }
+    }
+
+    /// The shared queue, when `delivery.nats` is set.
+    pub fn backend(&self) -> Option<&Arc<nats::Backend>> {
+        self.shared.as_ref()
+    }
+
+    /// Whether batches can be taken now (the shared queue is reachable).
+    pub fn is_ready(&self) -> bool {
+        self.shared.as_ref().is_none_or(|b| b.is_connected())
     }
 
     /// Opens (or creates) the spool file and returns the notifications still pending, in
@@ -149,13 +165,14 @@ impl Spool {
             max_dead,
             healthy,
             path: Some(config.path.clone()),
+            shared: None,
         };
         Ok((spool, restored))
     }
 
     /// Whether accepted notifications survive a crash.
     pub fn is_persistent(&self) -> bool {
-        self.writer.is_some()
+        self.writer.is_some() || self.shared.is_some()
     }
 
     /// The spool file, if persistent.
@@ -201,6 +218,9 @@ impl Spool {
 
     /// The notification was delivered: forget it.
     pub fn delivered(&self, receiver: &Arc<str>, seq: u64, size: usize) {
+        if let Some(shared) = &self.shared {
+            return shared.delivered(seq);
+        }
         if self.writer.is_some() {
             self.bytes.fetch_sub(size as u64, Ordering::Relaxed);
             metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
@@ -210,13 +230,18 @@ impl Spool {
 
     /// Records how many attempts were made, so a restart resumes the retry budget.
     pub fn attempted(&self, receiver: &Arc<str>, seq: u64, attempts: u32) {
+        if let Some(shared) = &self.shared {
+            return shared.attempted(seq);
+        }
         self.send(Op::Attempted { receiver: receiver.clone(), seq, attempts });
     }
 
     /// Moves a notification to the dead letters.
     pub fn dead_letter(&self, receiver: &Arc<str>, seq: u64, mut header: Header, body: Bytes, info: DeadInfo) {
         header.dead = Some(info);
-        if self.writer.is_some() {
+        if let Some(shared) = &self.shared {
+            shared.dead_letter(receiver, seq, header, body);
+        } else if self.writer.is_some() {
             self.bytes.fetch_sub(body.len() as u64, Ordering::Relaxed);
             metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
             self.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) });
@@ -231,6 +256,9 @@ impl Spool {
 
     /// Puts back a dead letter taken for replay that could not be replayed.
     pub fn return_dead_letter(&self, stored: Stored) {
+        if let Some(shared) = &self.shared {
+            return shared.return_dead_letter(stored);
+        }
         if self.writer.is_some() {
             let receiver: Arc<str> = stored.receiver.as_str().into();
             self.send(Op::Dead { receiver, seq: stored.seq, record: record::encode(&stored.header, &stored.body) });
@@ -241,6 +269,9 @@ impl Spool {
 
     /// Every dead letter, oldest first (headers only).
     pub async fn dead_letters(&self) -> Result<Vec<(u64, Header)>, SpoolError> {
+        if let Some(shared) = &self.shared {
+            return shared.dead_letters().await;
+        }
         if self.writer.is_none() {
             let dead = self.memory_dead.lock().expect("dead letters");
             return Ok(dead.iter().map(|s| (s.seq, s.header.clone())).collect());
@@ -252,6 +283,9 @@ impl Spool {
 
     /// Removes and returns the dead letters of `receiver` (or all), oldest first, for replay.
     pub async fn take_dead_letters(&self, receiver: Option<&str>) -> Result<Vec<Stored>, SpoolError> {
+        if let Some(shared) = &self.shared {
+            return shared.take_dead_letters(receiver).await;
+        }
         if self.writer.is_none() {
             let mut dead = self.memory_dead.lock().expect("dead letters");
             let (taken, kept): (Vec<_>, Vec<_>) =
@@ -266,16 +300,25 @@ impl Spool {
 
     /// Whether the last write succeeded.
     pub fn is_healthy(&self) -> bool {
+        if let Some(shared) = &self.shared {
+            return shared.is_connected();
+        }
         self.healthy.load(Ordering::Relaxed)
     }
 
     /// Bytes of pending notifications.
     pub fn bytes(&self) -> u64 {
+        if let Some(shared) = &self.shared {
+            return shared.bytes();
+        }
         self.bytes.load(Ordering::Relaxed)
     }
 
     /// Makes every change durable and stops the writer (at shutdown).
     pub async fn close(&self) {
+        if let Some(shared) = &self.shared {
+            return shared.close().await;
+        }
         if self.writer.is_none() {
             return;
         }

@@ -2,7 +2,7 @@
 //! Prometheus around amrelay, promtool, amtool and kubectl on what deploy/ ships, the console
 //! in headless Chromium, and a disk that fills up (a tmpfs mount). Built and run only with
 //! `cargo test --features external-tests --test external`; `.ci/run` installs the Debian
-//! packages first (prometheus, prometheus-alertmanager, chromium, chromium-driver), and each
+//! packages first (prometheus, prometheus-alertmanager, chromium, chromium-driver, nats-server), and each
 //! test fails naming the package it misses. Everything else is in tests/it, which runs on a
 //! machine with only a Rust toolchain.
 
@@ -17,6 +17,7 @@ mod support;
 
 // Helpers only these tests use.
 mod browser;
+mod nats_cluster;
 mod programs;
 mod traffic;
 
@@ -24,4 +25,5 @@ mod console;
 mod deploy_checks;
 mod disk_full;
 mod fidelity;
+mod nats;
 mod real_programs;

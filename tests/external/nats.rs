@@ -1,0 +1,293 @@
+//! `delivery.nats`: amrelay replicas sharing one JetStream queue, against a real three-node
+//! JetStream cluster (Debian's `nats-server`) on loopback, replicas as real processes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::nats_cluster::{NatsCluster, Replica, wait_delivered};
+use crate::support::{Answer, Downstream, alert, batch, get};
+
+/// A config for the replicas: R3 stream, a short `ack_wait` so that take-overs fit a test.
+fn config(dir: &std::path::Path, cluster: &NatsCluster, downstream: &Downstream, replicas: usize) -> PathBuf {
+    config_with(dir, cluster, downstream, replicas, "2s")
+}
+
+fn config_with(
+    dir: &std::path::Path,
+    cluster: &NatsCluster,
+    downstream: &Downstream,
+    replicas: usize,
+    ack_wait: &str,
+) -> PathBuf {
+    let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let yaml = format!(
+        "delivery:
+  retry: {{initial_backoff: 100ms, max_backoff: 300ms, max_attempts: 1000, max_elapsed: 10m}}
+  nats:
+    urls: [{}]
+    replicas: {replicas}
+    partitions: 8
+    ack_wait: {ack_wait}
+receivers:
+  - name: sink
+    url: {}
+",
+        urls.join(", "),
+        downstream.url("/sink"),
+    );
+    let path = dir.join("amrelay.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Notification `n` of group `group`: a distinct alert, so it is not a duplicate.
+fn numbered(group: &str, n: usize) -> String {
+    batch(
+        &format!("{{}}:{{group=\"{group}\"}}"),
+        vec![alert("firing", json!({"alertname": "Numbered", "group": group, "n": n.to_string()}))],
+    )
+}
+
+/// The `(group, n)` of each delivery, in arrival order.
+fn delivered_numbers(downstream: &Downstream) -> Vec<(String, usize)> {
+    downstream.delivered().iter().map(|r| (r.labels("group")[0].clone(), r.labels("n")[0].parse().unwrap())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_deliver_each_notification_once_even_when_two_peers_post_it() {
+    let cluster = NatsCluster::start(3).await;
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(dir.path(), &cluster, &downstream, 3);
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::spawn(&file)).collect();
+
+    // Traffic spread over the replicas: 5 groups × 6 notifications, round robin.
+    let mut expected = HashSet::new();
+    for n in 0..6 {
+        for (g, group) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            let replica = &replicas[(n * 5 + g) % 3];
+            let reply = replica.post(&numbered(group, n)).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            expected.insert((group.to_owned(), n));
+        }
+    }
+    wait_delivered(&downstream, 30).await;
+    // The same notification posted to two replicas, as two Alertmanager peers do.
+    let twice = numbered("peers", 0);
+    assert_eq!(replicas[0].post(&twice).await.status, 200);
+    let second = replicas[1].post(&twice).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.json()["duplicates"], json!(["sink"]), "{}", second.text());
+    expected.insert(("peers".to_owned(), 0));
+    wait_delivered(&downstream, 31).await;
+    downstream.assert_stays_at(31, Duration::from_secs(3)).await;
+
+    let delivered = delivered_numbers(&downstream);
+    let unique: HashSet<_> = delivered.iter().cloned().collect();
+    assert_eq!(unique.len(), delivered.len(), "a notification was delivered twice: {delivered:?}");
+    assert_eq!(unique, expected);
+    // Within a group, acceptance order.
+    for group in ["a", "b", "c", "d", "e"] {
+        let order: Vec<usize> = delivered.iter().filter(|(g, _)| g == group).map(|(_, n)| *n).collect();
+        assert_eq!(order, (0..6).collect::<Vec<_>>(), "group {group}");
+    }
+    // Each replica's status shows the shared backend, healthy.
+    let status = get(&replicas[2].url("/api/v1/status")).await.json();
+    let backend = &status["data"]["backend"];
+    assert_eq!(backend["kind"], "nats");
+    assert_eq!(backend["healthy"], true);
+    assert_eq!(backend["replicas"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_delivery_leaves_everything_it_accepted_to_the_others_in_order() {
+    let cluster = NatsCluster::start(3).await;
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(dir.path(), &cluster, &downstream, 3);
+
+    // Only the first replica runs while the batches are accepted and the deliveries fail.
+    let mut first = Replica::spawn(&file);
+    for n in 0..4 {
+        for group in ["x", "y", "z"] {
+            let reply = first.post(&numbered(group, n)).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+    }
+    // It is retrying the head of each group's partition.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while downstream.received().len() < 6 {
+        assert!(std::time::Instant::now() < deadline, "the first replica never tried to deliver");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill();
+    let others: Vec<Replica> = (0..2).map(|_| Replica::spawn(&file)).collect();
+    // The others take over after ack_wait; they fail too for a while, then the downstream recovers.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    downstream.always(Answer::status(200));
+    wait_delivered(&downstream, 12).await;
+    downstream.assert_stays_at(downstream.received().len(), Duration::from_secs(3)).await;
+
+    let delivered = delivered_numbers(&downstream);
+    assert_eq!(delivered.len(), 12, "each notification once: {delivered:?}");
+    for group in ["x", "y", "z"] {
+        let order: Vec<usize> = delivered.iter().filter(|(g, _)| g == group).map(|(_, n)| *n).collect();
+        assert_eq!(order, vec![0, 1, 2, 3], "group {group} in acceptance order");
+    }
+    let redelivered: usize = others.iter().map(|r| r.log_text().matches("taking over a notification").count()).sum();
+    assert!(redelivered >= 1, "the survivors took over the killed replica's notifications");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acceptance_survives_a_nats_node_and_refuses_then_recovers_when_all_are_down() {
+    let mut cluster = NatsCluster::start(3).await;
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(dir.path(), &cluster, &downstream, 3);
+    let replica = Replica::spawn(&file);
+    replica.wait_ready(200).await;
+
+    // One node killed: acceptance goes on (a batch may be refused while a leader is elected;
+    // Alertmanager retries it, and so does the test).
+    cluster.kill(0);
+    for n in 0..10 {
+        replica.post_until_accepted(&numbered("one-down", n)).await;
+    }
+    wait_delivered(&downstream, 10).await;
+
+    // All nodes down: 503 with Retry-After, not ready.
+    cluster.kill(1);
+    cluster.kill(2);
+    replica.wait_ready(503).await;
+    let refused = replica.post(&numbered("all-down", 0)).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.headers.contains_key("retry-after"));
+
+    // Back by itself when NATS returns: ready, accepting, delivering.
+    for i in 0..3 {
+        cluster.restart(i);
+    }
+    // Not nats-server's /healthz: it waits for every consumer to catch up; amrelay's readiness
+    // is what Kubernetes (and this test) go by.
+    replica.wait_ready(200).await;
+    replica.post_until_accepted(&numbered("all-down", 0)).await;
+    replica.post_until_accepted(&numbered("all-down", 1)).await;
+    wait_delivered(&downstream, 12).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(downstream.received().len(), 12, "each once: {:?}", delivered_numbers(&downstream));
+    let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (group, n) in delivered_numbers(&downstream) {
+        by_group.entry(group).or_default().push(n);
+    }
+    assert_eq!(by_group["one-down"], (0..10).collect::<Vec<_>>());
+    assert_eq!(by_group["all-down"], vec![0, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_kept_in_jetstream_listed_and_replayed_by_any_replica() {
+    let cluster = NatsCluster::start(1).await;
+    let downstream = Downstream::start().await;
+    downstream.script([Answer::status(400)]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(dir.path(), &cluster, &downstream, 1);
+    let a = Replica::spawn(&file);
+    let b = Replica::spawn(&file);
+    assert_eq!(a.post(&numbered("dead", 0)).await.status, 200);
+    // Refused with 400: a dead letter, visible from the other replica.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let listed = get(&b.url("/api/v1/deadletters")).await.json();
+        if listed["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break listed;
+        }
+        assert!(std::time::Instant::now() < deadline, "no dead letter listed: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(listed["data"][0]["receiver"], "sink");
+    assert_eq!(listed["data"][0]["reason"], "non_retryable");
+    let key = downstream.received()[0].header("idempotency-key").unwrap().to_owned();
+
+    let replay = crate::support::send(
+        http::Request::post(b.url("/api/v1/deadletters/replay"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(replay.status, 200, "{}", replay.text());
+    let delivered = wait_delivered(&downstream, 1).await;
+    assert_eq!(delivered[0].header("idempotency-key"), Some(key.as_str()), "the replay keeps its Idempotency-Key");
+    let listed = get(&a.url("/api/v1/deadletters")).await.json();
+    assert_eq!(listed["data"], json!([]), "replayed dead letters leave the stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_shut_down_hands_its_notifications_back_at_once() {
+    let cluster = NatsCluster::start(1).await;
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(503));
+    let dir = tempfile::tempdir().unwrap();
+    // The default ack_wait: a take-over within it shows the notification was handed back.
+    let file = config_with(dir.path(), &cluster, &downstream, 1, "30s");
+    let mut first = Replica::spawn(&file);
+    assert_eq!(first.post(&numbered("handed-back", 0)).await.status, 200);
+    downstream.wait_for(1).await;
+    let other = Replica::spawn(&file);
+    first.terminate();
+    downstream.always(Answer::status(200));
+    let started = std::time::Instant::now();
+    wait_delivered(&downstream, 1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "taken over after {:?}, not at once:\n{}",
+        started.elapsed(),
+        other.log_text()
+    );
+    // The log reader thread has the last lines shortly after the exit.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(first.log_text().contains("handed back to JetStream"), "{}", first.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_added_by_a_reload_on_one_replica_first_is_delivered_once() {
+    let cluster = NatsCluster::start(1).await;
+    let downstream = Downstream::start().await;
+    let late = Downstream::start().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let file_a = config(dir_a.path(), &cluster, &downstream, 1);
+    let file_b = config(dir_b.path(), &cluster, &downstream, 1);
+    let a = Replica::spawn(&file_a);
+    let b = Replica::spawn(&file_b);
+    let with_late = |file: &PathBuf| {
+        let text = std::fs::read_to_string(file).unwrap();
+        std::fs::write(file, format!("{text}  - name: late\n    url: {}\n", late.url("/late"))).unwrap();
+    };
+    let reload = |replica: &Replica| {
+        let url = replica.url("/-/reload");
+        async move {
+            let reply = crate::support::send(
+                http::Request::post(url).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+    };
+    // Only replica a knows `late` yet: b hands what it pulls for it back.
+    with_late(&file_a);
+    reload(&a).await;
+    let reply = a.post(&numbered("late", 0)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    wait_delivered(&late, 1).await;
+    // Then b has it too.
+    with_late(&file_b);
+    reload(&b).await;
+    assert_eq!(b.post(&numbered("late", 1)).await.status, 200);
+    wait_delivered(&late, 2).await;
+    late.assert_stays_at(2, Duration::from_secs(2)).await;
+    assert_eq!(get(&a.url("/api/v1/deadletters")).await.json()["data"], json!([]));
+    let order: Vec<String> = late.delivered().iter().map(|r| r.labels("n")[0].clone()).collect();
+    assert_eq!(order, ["0", "1"]);
+}
