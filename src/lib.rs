@@ -53,6 +53,7 @@ pub mod server;
 pub mod signing;
 pub mod snapshot;
 pub mod spool;
+pub mod template;
 pub mod testmsg;
 pub mod tls;
 pub mod verified;
