@@ -11,6 +11,7 @@ mod environment;
 mod raw;
 mod secret;
 pub mod security;
+mod template;
 mod validate;
 
 use std::fmt;
@@ -25,6 +26,7 @@ use crate::rule::Rule;
 pub use environment::Environment;
 pub use secret::Secret;
 pub use security::{ClientAuthType, Inbound, InboundAuth, Limits, Proxy, ServerTls};
+pub use template::RateLimit;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -90,6 +92,10 @@ pub struct Endpoint {
     pub signing: Option<Secret>,
     /// HTTP CONNECT proxy to reach the receiver through.
     pub proxy: Option<Proxy>,
+    /// The receiver's compiled `payload`/`body`/`preset` (`None`: the v4 payload as is).
+    pub template: Option<std::sync::Arc<crate::template::Renderer>>,
+    /// `rate_limit:` — attempts wait for a token.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Outbound authentication, as Alertmanager's `http_config` sends it.
@@ -243,7 +249,7 @@ pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Co
         })?
     };
     let validated =
-        validate::validate(raw, &base_dir).map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
+        validate::validate(raw, &base_dir, text).map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
     Ok(Config {
         source: path.to_owned(),
         hash: fnv1a(text.as_bytes()),

@@ -44,12 +44,24 @@ pub(super) struct Issues {
     files: Vec<PathBuf>,
     /// Problems that do not make the config invalid (a secret file others can read).
     warnings: Vec<Issue>,
+    /// The file's text, to place template errors inside their strings.
+    text: String,
 }
 
 impl Issues {
     pub(super) fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
         let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
         self.list.push(Issue { position, field: field.into(), message: message.into() });
+    }
+
+    /// Records an error at a line and column worked out by the caller.
+    pub(super) fn add_at(&mut self, position: Option<(u64, u64)>, field: impl Into<String>, message: impl Into<String>) {
+        self.list.push(Issue { position, field: field.into(), message: message.into() });
+    }
+
+    /// The config file's text.
+    pub(super) fn text(&self) -> &str {
+        &self.text
     }
 
     /// Records a warning: the config stays valid.
@@ -97,9 +109,14 @@ impl Issues {
 }
 
 /// Validates the whole file.
-pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>> {
-    let mut issues =
-        Issues { list: Vec::new(), base_dir: base_dir.to_owned(), files: Vec::new(), warnings: Vec::new() };
+pub fn validate(raw: RawConfig, base_dir: &Path, text: &str) -> Result<Validated, Vec<Issue>> {
+    let mut issues = Issues {
+        list: Vec::new(),
+        base_dir: base_dir.to_owned(),
+        files: Vec::new(),
+        warnings: Vec::new(),
+        text: text.to_owned(),
+    };
 
     let listen_address = match &raw.server.listen_address {
         Some(spanned) => {
@@ -141,6 +158,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
     };
     let defaults = Defaults { queue_capacity, max_concurrency, timeout, retry };
     let process_delivery = delivery_config(&mut issues, delivery);
+    let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
     let mut names = HashSet::new();
     let mut receivers = Vec::new();
@@ -150,7 +168,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Validated, Vec<Issue>
         if !names.insert(spanned.value.name.clone()) {
             issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
-        if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults) {
+        if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults, &shared_templates) {
             receivers.push(receiver);
         }
     }
@@ -255,6 +273,7 @@ fn receiver(
     at: &Location,
     raw: &RawReceiver,
     defaults: &Defaults,
+    shared_templates: &super::template::Shared,
 ) -> Option<ReceiverConfig> {
     let before = issues.list.len();
     if !is_valid_receiver_name(&raw.name) {
@@ -309,10 +328,12 @@ fn receiver(
     let rule = rule(issues, field, raw);
     let signing = super::security::signing(issues, field, raw.signing.as_ref());
     let proxy = super::security::proxy(issues, field, raw.http_config.proxy_url.as_ref());
+    let templating = super::template::receiver(issues, field, raw, shared_templates);
 
     if issues.list.len() > before {
         return None;
     }
+    let templating = templating?;
     Some(ReceiverConfig {
         name: raw.name.clone(),
         enabled: raw.enabled,
@@ -324,13 +345,15 @@ fn receiver(
         endpoint: Endpoint {
             url: url?,
             headers,
-            auth: auth?,
+            auth: templating.auth.or(auth)?,
             timeout,
             retry,
             tls: tls?,
             enable_http2: raw.http_config.enable_http2,
             signing: signing?,
             proxy: proxy?,
+            template: templating.renderer,
+            rate_limit: templating.rate_limit,
         },
     })
 }

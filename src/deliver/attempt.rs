@@ -38,6 +38,10 @@ pub struct Target {
     pub client: HttpClient,
     /// HMAC key of `signing:`; each request then carries a signature and timestamp.
     pub signing: Option<ring::hmac::Key>,
+    /// The receiver's template: each notification is rendered once before its first attempt.
+    pub template: Option<std::sync::Arc<crate::template::Renderer>>,
+    /// `rate_limit:`, awaited before each attempt; the bucket survives reloads that keep it.
+    pub rate_limit: Option<std::sync::Arc<super::RateLimiter>>,
     /// TLS fingerprint, HTTP/2 flag and proxy: when they are unchanged a reload keeps the client.
     client_key: (u64, bool, u64),
 }
@@ -81,18 +85,35 @@ impl Target {
                 .as_ref()
                 .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.expose().as_bytes())),
             client_key,
+            template: endpoint.template.clone(),
+            rate_limit: endpoint.rate_limit.map(|limit| match previous.and_then(|p| p.rate_limit.as_ref()) {
+                Some(bucket) if bucket.limit == limit => bucket.clone(),
+                _ => std::sync::Arc::new(super::RateLimiter::new(limit)),
+            }),
         }
     }
 
     /// Sends `body` once, within the timeout, and classifies the answer.
     pub async fn send(&self, body: Bytes, idempotency_key: Option<&str>) -> Result<StatusCode, Failure> {
+        self.send_to(self.url.clone(), None, body, idempotency_key).await
+    }
+
+    /// Like [`send`](Self::send), to `url` and with `content_type` instead of the target's (a
+    /// rendered template's, see [`super::Prepared`]).
+    pub async fn send_to(
+        &self,
+        url: Uri,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+        idempotency_key: Option<&str>,
+    ) -> Result<StatusCode, Failure> {
         let signature = self.signing.as_ref().map(|key| crate::signing::sign(key, SystemTime::now(), &body));
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(self.url.clone())
-            .body(Full::new(body))
-            .expect("valid request parts");
+        let mut request =
+            Request::builder().method(Method::POST).uri(url).body(Full::new(body)).expect("valid request parts");
         *request.headers_mut() = self.headers.clone();
+        if let Some(content_type) = content_type {
+            request.headers_mut().insert(CONTENT_TYPE, content_type);
+        }
         self.authorizer.authorize(request.headers_mut()).await?;
         if let Some(signature) = signature {
             signature.insert_into(request.headers_mut());
