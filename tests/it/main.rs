@@ -27,6 +27,8 @@ mod payload;
 mod properties;
 mod reload;
 mod route_test;
+mod presets;
 mod scaling;
 mod secrets;
+mod templates;
 mod tls_auth;
