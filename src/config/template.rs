@@ -157,7 +157,11 @@ pub(super) fn shared(issues: &mut Issues, patterns: &[Spanned<String>]) -> Share
                 continue;
             };
             if shared.iter().any(|(n, _)| *n == name) {
-                issues.add(Some(at), field.clone(), format!("two template files are named {name:?}: names must be unique"));
+                issues.add(
+                    Some(at),
+                    field.clone(),
+                    format!("two template files are named {name:?}: names must be unique"),
+                );
                 continue;
             }
             shared.push((name, text));
@@ -247,7 +251,11 @@ pub(super) fn receiver(issues: &mut Issues, field: &str, raw: &RawReceiver, shar
     }
     if raw.payload.is_none() && raw.body.is_none() && preset.is_none() {
         if let Some(c) = &raw.content_type {
-            issues.add(Some(&c.referenced), format!("{field}.content_type"), "is only read with payload, body or preset");
+            issues.add(
+                Some(&c.referenced),
+                format!("{field}.content_type"),
+                "is only read with payload, body or preset",
+            );
         }
         return (issues.len() == before).then_some(Templating { renderer: None, rate_limit, auth });
     }
@@ -262,20 +270,17 @@ pub(super) fn receiver(issues: &mut Issues, field: &str, raw: &RawReceiver, shar
             issues.add(None, format!("templates: {name}:{line}:{column}"), e.message);
         }
     }
-    let mut spec = Spec {
-        body: None,
-        payload: None,
-        preset,
-        options,
-        content_type: content_type.clone(),
-        signing,
-    };
+    let mut spec = Spec { body: None, payload: None, preset, options, content_type: content_type.clone(), signing };
     // Where to point a render error found with the sample notification.
     let mut render_at: Option<(&Location, String)> = None;
     if let Some(preset) = preset
         && let Err(e) = builder.preset(preset)
     {
-        issues.add(None, format!("{field}.preset"), format!("the shipped {} preset does not compile: {}", preset.name(), e.message));
+        issues.add(
+            None,
+            format!("{field}.preset"),
+            format!("the shipped {} preset does not compile: {}", preset.name(), e.message),
+        );
     }
     if let Some(preset) = &raw.preset {
         render_at = Some((&preset.referenced, format!("{field}.preset")));
@@ -395,11 +400,8 @@ type PresetParts = (Vec<(String, OptionValue)>, Option<Auth>, Option<Secret>);
 fn preset_options(issues: &mut Issues, field: &str, raw: &RawReceiver, preset: Preset) -> Option<PresetParts> {
     let before = issues.len();
     let field = format!("{field}.preset_options");
-    let given: BTreeMap<&str, &Spanned<RawNode>> = raw
-        .preset_options
-        .as_ref()
-        .map(|o| o.value.iter().map(|(k, v)| (k.as_str(), v)).collect())
-        .unwrap_or_default();
+    let given: BTreeMap<&str, &Spanned<RawNode>> =
+        raw.preset_options.as_ref().map(|o| o.value.iter().map(|(k, v)| (k.as_str(), v)).collect()).unwrap_or_default();
     let at = raw.preset_options.as_ref().map(|o| &o.referenced).or(raw.preset.as_ref().map(|p| &p.referenced));
     let specs = preset.options();
     for (&name, value) in &given {
@@ -407,7 +409,8 @@ fn preset_options(issues: &mut Issues, field: &str, raw: &RawReceiver, preset: P
         if !known {
             let names: Vec<String> =
                 specs.iter().map(|s| if s.secret { format!("{}_file", s.name) } else { s.name.to_owned() }).collect();
-            let hint = if names.is_empty() { "it takes none".to_owned() } else { format!("it takes {}", names.join(", ")) };
+            let hint =
+                if names.is_empty() { "it takes none".to_owned() } else { format!("it takes {}", names.join(", ")) };
             issues.add(
                 Some(&value.referenced),
                 format!("{field}.{name}"),
@@ -434,7 +437,11 @@ fn preset_options(issues: &mut Issues, field: &str, raw: &RawReceiver, preset: P
             (Some(v), None) => match scalar(&v.value) {
                 Some(text) => text,
                 None => {
-                    issues.add(Some(&v.referenced), format!("{field}.{}", spec.name), "must be a string, number or boolean");
+                    issues.add(
+                        Some(&v.referenced),
+                        format!("{field}.{}", spec.name),
+                        "must be a string, number or boolean",
+                    );
                     continue;
                 }
             },
@@ -455,7 +462,11 @@ fn preset_options(issues: &mut Issues, field: &str, raw: &RawReceiver, preset: P
                     } else {
                         format!("preset_options.{}", spec.name)
                     };
-                    issues.add(at, format!("{field}.{}", spec.name), format!("the {} preset needs {how}", preset.name()));
+                    issues.add(
+                        at,
+                        format!("{field}.{}", spec.name),
+                        format!("the {} preset needs {how}", preset.name()),
+                    );
                 }
                 continue;
             }

@@ -55,7 +55,12 @@ impl Issues {
     }
 
     /// Records an error at a line and column worked out by the caller.
-    pub(super) fn add_at(&mut self, position: Option<(u64, u64)>, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add_at(
+        &mut self,
+        position: Option<(u64, u64)>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.list.push(Issue { position, field: field.into(), message: message.into() });
     }
 

@@ -142,7 +142,8 @@ pub async fn deliver(downstream: &Downstream, item: Outbound) {
             None => match Prepared::new(&target, &item.body) {
                 Ok(ready) => ready,
                 Err(e) => {
-                    let failure = Failure { kind: FailureKind::Other, retry_after: None, detail: format!("template: {e}") };
+                    let failure =
+                        Failure { kind: FailureKind::Other, retry_after: None, detail: format!("template: {e}") };
                     dead_letter(downstream, item, attempt, DeadLetterReason::Template, &failure);
                     return;
                 }

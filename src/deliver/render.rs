@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Uri};
 
 use super::Target;
-use crate::template::{Rendered, RenderError, Reveal};
+use crate::template::{RenderError, Rendered, Reveal};
 
 /// A notification ready for its attempts.
 #[derive(Debug)]

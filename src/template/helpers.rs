@@ -43,9 +43,9 @@ pub(super) fn to_value(json: &serde_json::Value) -> Value {
         },
         serde_json::Value::String(s) => Value::from(s.as_str()),
         serde_json::Value::Array(items) => Value::from(items.iter().map(to_value).collect::<Vec<_>>()),
-        serde_json::Value::Object(map) => {
-            Value::from(map.iter().map(|(k, v)| (k.as_str(), to_value(v))).collect::<std::collections::BTreeMap<_, _>>())
-        }
+        serde_json::Value::Object(map) => Value::from(
+            map.iter().map(|(k, v)| (k.as_str(), to_value(v))).collect::<std::collections::BTreeMap<_, _>>(),
+        ),
     }
 }
 
@@ -123,7 +123,11 @@ pub(super) fn humanize_duration(seconds: f64) -> String {
             return "0s".into();
         }
         let milliseconds = seconds * 1000.0;
-        return if milliseconds.abs() >= 1.0 { format!("{}ms", round4(milliseconds)) } else { format!("{}us", round4(milliseconds * 1000.0)) };
+        return if milliseconds.abs() >= 1.0 {
+            format!("{}ms", round4(milliseconds))
+        } else {
+            format!("{}us", round4(milliseconds * 1000.0))
+        };
     }
     let sign = if seconds < 0.0 { "-" } else { "" };
     let total = seconds.abs();
@@ -417,6 +421,7 @@ fn word_after(source: &str, from: usize) -> (usize, &str) {
     let rest = &source[from..];
     let skipped = rest.len() - rest.trim_start().len();
     let start = from + skipped;
-    let end = source[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(source.len(), |e| start + e);
+    let end =
+        source[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(source.len(), |e| start + e);
     (start, &source[start..end])
 }

@@ -174,9 +174,11 @@ impl Builder {
         let mut env = Environment::new();
         env.set_fuel(Some(FUEL));
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        env.set_auto_escape_callback(|name| {
-            if name.starts_with(JSON_PREFIX) { AutoEscape::Json } else { AutoEscape::None }
-        });
+        env.set_auto_escape_callback(
+            |name| {
+                if name.starts_with(JSON_PREFIX) { AutoEscape::Json } else { AutoEscape::None }
+            },
+        );
         helpers::register(&mut env);
         presets::register_common(&mut env);
         Builder { env, next: 0 }
@@ -230,7 +232,10 @@ impl Builder {
         for (offset, kind, word) in helpers::filter_and_test_names(source) {
             if !self.exists(kind, word) {
                 let what = if kind == helpers::Kind::Filter { "unknown filter" } else { "unknown test" };
-                return Err(CompileError { position: Some(line_column(source, offset)), message: format!("{what}: {word}") });
+                return Err(CompileError {
+                    position: Some(line_column(source, offset)),
+                    message: format!("{what}: {word}"),
+                });
             }
         }
         Ok(())
@@ -263,7 +268,10 @@ impl Builder {
                 .collect::<std::collections::BTreeMap<_, _>>(),
         );
         let options = Value::from(
-            spec.options.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+            spec.options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>(),
         );
         Renderer {
             env: self.env,
@@ -354,7 +362,8 @@ impl Renderer {
             }
         }
         if self.json {
-            serde_json::from_slice::<serde::de::IgnoredAny>(&out.out).map_err(|e| RenderError::NotJson(e.to_string()))?;
+            serde_json::from_slice::<serde::de::IgnoredAny>(&out.out)
+                .map_err(|e| RenderError::NotJson(e.to_string()))?;
         }
         let url_suffix = self.preset.as_ref().and_then(|p| p.url_suffix(&data));
         Ok(Rendered { body: Bytes::from(out.out), content_type: self.content_type.clone(), url_suffix })

@@ -51,7 +51,12 @@ pub(super) fn single_expression(source: &str) -> Option<String> {
 
 impl PayloadNode {
     /// Writes the node as JSON.
-    pub(super) fn render(&self, env: &Environment<'static>, context: &Value, out: &mut Bounded) -> Result<(), RenderError> {
+    pub(super) fn render(
+        &self,
+        env: &Environment<'static>,
+        context: &Value,
+        out: &mut Bounded,
+    ) -> Result<(), RenderError> {
         match self {
             PayloadNode::Map(entries) => {
                 put(out, b"{")?;

@@ -131,7 +131,8 @@ impl Preset {
             opt("entity"),
         ];
         const TELEGRAM: &[OptionSpec] = &[required("chat_id"), opt("message_thread_id"), opt("disable_notification")];
-        const DINGTALK: &[OptionSpec] = &[OptionSpec { name: "secret", required: false, secret: true, in_template: false }];
+        const DINGTALK: &[OptionSpec] =
+            &[OptionSpec { name: "secret", required: false, secret: true, in_template: false }];
         match self {
             Preset::Slack => SLACK,
             Preset::MsTeams | Preset::GoogleChat | Preset::Feishu | Preset::WeCom => &[],
@@ -204,7 +205,11 @@ fn dingtalk_signed(url: &Uri, secret: &Secret, now: SystemTime) -> Uri {
             // Drop a previous attempt's signature, keep the rest (DingTalk's access_token).
             let kept: Vec<&str> =
                 existing.split('&').filter(|p| !p.starts_with("timestamp=") && !p.starts_with("sign=")).collect();
-            if kept.is_empty() { format!("{}?{query}", url.path()) } else { format!("{}?{}&{query}", url.path(), kept.join("&")) }
+            if kept.is_empty() {
+                format!("{}?{query}", url.path())
+            } else {
+                format!("{}?{}&{query}", url.path(), kept.join("&"))
+            }
         }
         None => format!("{}?{query}", url.path()),
     };

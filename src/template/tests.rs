@@ -48,11 +48,13 @@ fn body(source: &str, content_type: &'static str) -> Result<Renderer, CompileErr
 
 fn render_json(renderer: &Renderer, n: &[u8]) -> Json {
     let rendered = renderer.render(n, Reveal::Send).unwrap();
-    serde_json::from_slice(&rendered.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&rendered.body)))
+    serde_json::from_slice(&rendered.body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&rendered.body)))
 }
 
 fn hostile() -> String {
-    let mut value = String::from("\"quoted\" back\\slash\nnewline {{ 7*7 }} {% raw %} <b>html</b> <!channel> @everyone ");
+    let mut value =
+        String::from("\"quoted\" back\\slash\nnewline {{ 7*7 }} {% raw %} <b>html</b> <!channel> @everyone ");
     while value.len() < 10_000 {
         value.push_str("ten kB of text ");
     }
@@ -71,7 +73,13 @@ fn every_preset_renders_the_sample_as_json() {
 fn presets_stay_valid_and_within_limits_with_hostile_values_and_many_alerts() {
     let value = hostile();
     let alerts: Vec<Json> = (0..300)
-        .map(|i| alert("firing", json!({"alertname": format!("A{i}"), "severity": value, "x": value}), json!({"summary": value})))
+        .map(|i| {
+            alert(
+                "firing",
+                json!({"alertname": format!("A{i}"), "severity": value, "x": value}),
+                json!({"summary": value}),
+            )
+        })
         .collect();
     let n = notification(alerts);
     for p in Preset::ALL {
@@ -104,7 +112,11 @@ fn presets_stay_valid_and_within_limits_with_hostile_values_and_many_alerts() {
 
 #[test]
 fn a_json_body_escapes_values_as_json() {
-    let renderer = body(r#"{"text": {{ commonLabels.alertname }}, "n": {{ alerts | length }}, "raw": {{ alerts | toJson }}}"#, "application/json").unwrap();
+    let renderer = body(
+        r#"{"text": {{ commonLabels.alertname }}, "n": {{ alerts | length }}, "raw": {{ alerts | toJson }}}"#,
+        "application/json",
+    )
+    .unwrap();
     let value = hostile();
     let out = render_json(&renderer, &notification(vec![alert("firing", json!({"a": value}), json!({}))]));
     assert_eq!(out["text"], "Disk");
@@ -114,7 +126,11 @@ fn a_json_body_escapes_values_as_json() {
 
 #[test]
 fn a_text_body_is_sent_as_written() {
-    let renderer = body("{{ status | upper }}: {% for a in alerts %}{{ a.labels.alertname }}{{ a.labels.missing }} {% endfor %}", "text/plain").unwrap();
+    let renderer = body(
+        "{{ status | upper }}: {% for a in alerts %}{{ a.labels.alertname }}{{ a.labels.missing }} {% endfor %}",
+        "text/plain",
+    )
+    .unwrap();
     let out = renderer.render(&sample_notification(), Reveal::Send).unwrap();
     assert_eq!(out.body, "FIRING: SampleDown SampleUp ");
     assert_eq!(out.content_type, "text/plain");
@@ -124,10 +140,19 @@ fn a_text_body_is_sent_as_written() {
 fn payload_leaves_insert_values_with_their_type() {
     let mut builder = Builder::new();
     let node = PayloadNode::Map(vec![
-        (Leaf::Text("alerts".into()), PayloadNode::Leaf(builder.leaf(".alerts", "{{ alerts | toJson }}", false).unwrap())),
+        (
+            Leaf::Text("alerts".into()),
+            PayloadNode::Leaf(builder.leaf(".alerts", "{{ alerts | toJson }}", false).unwrap()),
+        ),
         (Leaf::Text("cut".into()), PayloadNode::Leaf(builder.leaf(".cut", "{{ truncatedAlerts }}", false).unwrap())),
-        (Leaf::Text("text".into()), PayloadNode::Leaf(builder.leaf(".text", "{{ status }}: {{ commonLabels.alertname }}", false).unwrap())),
-        (Leaf::Text("missing".into()), PayloadNode::Leaf(builder.leaf(".missing", "{{ commonLabels.nope }}", false).unwrap())),
+        (
+            Leaf::Text("text".into()),
+            PayloadNode::Leaf(builder.leaf(".text", "{{ status }}: {{ commonLabels.alertname }}", false).unwrap()),
+        ),
+        (
+            Leaf::Text("missing".into()),
+            PayloadNode::Leaf(builder.leaf(".missing", "{{ commonLabels.nope }}", false).unwrap()),
+        ),
         (builder.leaf(".key", "{{ receiver }}", true).unwrap(), PayloadNode::Literal(json!(true))),
     ]);
     let renderer = builder.finish(Spec { payload: Some(node), ..spec() });
@@ -142,7 +167,9 @@ fn payload_leaves_insert_values_with_their_type() {
 
 #[test]
 fn a_template_that_loops_forever_runs_out_of_fuel() {
-    let renderer = body("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", "text/plain").unwrap();
+    let renderer =
+        body("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", "text/plain")
+            .unwrap();
     assert_eq!(renderer.render(&sample_notification(), Reveal::Send).unwrap_err(), RenderError::OutOfFuel);
 }
 
@@ -220,7 +247,8 @@ fn previews_hide_secrets() {
     let renderer = builder.finish(Spec { preset: Some(Preset::PagerDuty), options, ..spec() });
     let preview = renderer.render(&sample_notification(), Reveal::Preview).unwrap();
     assert!(!String::from_utf8_lossy(&preview.body).contains("R0UTING"));
-    let sent: Json = serde_json::from_slice(&renderer.render(&sample_notification(), Reveal::Send).unwrap().body).unwrap();
+    let sent: Json =
+        serde_json::from_slice(&renderer.render(&sample_notification(), Reveal::Send).unwrap().body).unwrap();
     assert_eq!(sent["routing_key"], "R0UTING");
     assert_eq!(sent["event_action"], "trigger");
     assert_eq!(sent["payload"]["severity"], "critical");
@@ -231,7 +259,11 @@ fn opsgenie_closes_a_resolved_group_by_alias() {
     let renderer = preset(Preset::Opsgenie);
     let resolved = notification(vec![alert("resolved", json!({"alertname": "Disk"}), json!({}))]);
     let out = renderer.render(&resolved, Reveal::Send).unwrap();
-    let url = renderer.attempt_url(&"https://api.opsgenie.com/v2/alerts".parse().unwrap(), &out, std::time::SystemTime::now());
+    let url = renderer.attempt_url(
+        &"https://api.opsgenie.com/v2/alerts".parse().unwrap(),
+        &out,
+        std::time::SystemTime::now(),
+    );
     let alias = super::helpers::sha256_hex("{}:{alertname=\"Disk\"}");
     assert_eq!(url.to_string(), format!("https://api.opsgenie.com/v2/alerts/{alias}/close?identifierType=alias"));
     let firing = render_json(&renderer, &notification(vec![alert("firing", json!({"alertname": "Disk"}), json!({}))]));
@@ -256,4 +288,3 @@ fn to_value_keeps_types() {
     let value = to_value(&json!({"a": [1, -2, 1.5, true, null, "s"]}));
     assert_eq!(value.get_attr("a").unwrap().len(), Some(6));
 }
-

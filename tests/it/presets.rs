@@ -175,7 +175,8 @@ async fn a_big_hostile_batch_is_cut_within_each_destinations_limit() {
     }
     let alerts = (0..300)
         .map(|i| {
-            let mut a = alert("firing", json!({"alertname": format!("Hostile{i}"), "severity": "critical", "x": hostile}));
+            let mut a =
+                alert("firing", json!({"alertname": format!("Hostile{i}"), "severity": "critical", "x": hostile}));
             a["annotations"] = json!({"summary": hostile});
             a
         })

@@ -263,13 +263,22 @@ fn check_config_reports_template_errors_with_positions() {
     .unwrap();
     let (ok, out) = check(&file);
     assert!(!ok, "{out}");
-    assert!(out.contains("bad.yml:6:19: receivers[0].body: template line 2, column 13: unknown filter: nosuchfilter"), "{out}");
+    assert!(
+        out.contains("bad.yml:6:19: receivers[0].body: template line 2, column 13: unknown filter: nosuchfilter"),
+        "{out}"
+    );
     assert!(out.contains("bad.yml:10:") && out.contains("receivers[1].payload.text: template line 1"), "{out}");
     assert!(out.contains("receivers[2].preset_options.routing_key: the pagerduty preset needs preset_options.routing_key_file (or routing_key)"), "{out}");
     assert!(out.contains("receivers[3].preset_options.chat: is not an option of the telegram preset"), "{out}");
-    assert!(out.contains("receivers[3].preset_options.chat_id: the telegram preset needs preset_options.chat_id"), "{out}");
+    assert!(
+        out.contains("receivers[3].preset_options.chat_id: the telegram preset needs preset_options.chat_id"),
+        "{out}"
+    );
     assert!(out.contains("receivers[4].preset: unknown preset \"nosuchpreset\""), "{out}");
-    assert!(out.contains("receivers[5].body: fails on a sample notification: the rendered body is not valid JSON"), "{out}");
+    assert!(
+        out.contains("receivers[5].body: fails on a sample notification: the rendered body is not valid JSON"),
+        "{out}"
+    );
 }
 
 /// route-test (CLI and API) shows the exact body each receiver would be sent, with its
