@@ -152,6 +152,8 @@ pub async fn deliver(downstream: &Downstream, item: Outbound) {
         if let Some(bucket) = &target.rate_limit {
             let wait = bucket.reserve();
             if !wait.is_zero() {
+                metrics::histogram!(m::RATE_LIMIT_WAIT, "receiver" => downstream.name.to_string())
+                    .record(wait.as_secs_f64());
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = downstream.stop.cancelled() => return,

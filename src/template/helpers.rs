@@ -358,11 +358,21 @@ pub(super) fn filter_and_test_names(source: &str) -> Vec<(usize, Kind, &str)> {
         let close = match &bytes[i..i + 2] {
             b"{{" => "}}",
             b"{%" => "%}",
+            b"{#" => {
+                // A comment: nothing in it is code.
+                i = source[i..].find("#}").map_or(bytes.len(), |e| i + e + 2);
+                continue;
+            }
             _ => {
                 i += 1;
                 continue;
             }
         };
+        if close == "%}" && is_raw_start(&source[i + 2..]) {
+            // `{% raw %}` … `{% endraw %}`: text, not code.
+            i = source[i..].find("endraw").map_or(bytes.len(), |e| i + e + 6);
+            continue;
+        }
         let start = i + 2;
         let mut j = start;
         let mut quote: Option<u8> = None;
@@ -411,6 +421,11 @@ pub(super) fn filter_and_test_names(source: &str) -> Vec<(usize, Kind, &str)> {
         i = j + 2;
     }
     found
+}
+
+fn is_raw_start(after_open: &str) -> bool {
+    let tag = after_open.trim_start_matches(['-', '+']).trim_start();
+    tag.starts_with("raw") && tag[3..].trim_start().trim_start_matches(['-', '+']).starts_with("%}")
 }
 
 fn is_word(c: u8) -> bool {

@@ -195,6 +195,7 @@ fn unknown_filters_and_syntax_errors_have_positions() {
     assert_eq!(error.position.map(|p| p.0), Some(3), "{}", error.message);
     assert!(error.message.starts_with("syntax error"), "{}", error.message);
     assert!(body("{{ 'a | b' }} {{ x | title }} {% if a is defined %}{% endif %}", "text/plain").is_ok());
+    assert!(body("{# {{ x | nope }} #}{% raw %}{{ x | nope }}{% endraw %}", "text/plain").is_ok());
 }
 
 #[test]
