@@ -57,6 +57,9 @@ pub struct ReceiverRoute {
     /// `template`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_error: Option<String>,
+    /// Whether the body comes from a template (a preset, `payload` or `body`).
+    #[serde(skip)]
+    pub templated: bool,
 }
 
 /// An alert a receiver would not get, and why.
@@ -95,6 +98,7 @@ fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRout
         body: None,
         content_type: None,
         body_error: None,
+        templated: config.endpoint.template.is_some(),
     };
     let mut taken = Vec::new();
     for (index, alert) in n.alerts.iter().enumerate() {
@@ -187,9 +191,18 @@ impl Explanation {
             }
             if let Some(body) = &receiver.body {
                 let content_type = receiver.content_type.as_deref().unwrap_or("");
-                let _ = writeln!(out, "  body ({content_type}, {} bytes):", body.len());
-                for line in body.lines() {
-                    let _ = writeln!(out, "    {line}");
+                if receiver.templated {
+                    let _ = writeln!(out, "  body ({content_type}, {} bytes):", body.len());
+                    for line in body.lines() {
+                        let _ = writeln!(out, "    {line}");
+                    }
+                } else {
+                    // One long line of JSON helps no one here; --json has it byte for byte.
+                    let _ = writeln!(
+                        out,
+                        "  body ({content_type}, {} bytes): the v4 payload of these alerts (--json shows it)",
+                        body.len()
+                    );
                 }
             }
         }

@@ -145,6 +145,7 @@ pub(super) fn shared(issues: &mut Issues, patterns: &[Spanned<String>]) -> Share
             }
         };
         let mut matched = 0;
+        let before = shared.len();
         for path in paths.flatten() {
             if !path.is_file() {
                 continue;
@@ -167,7 +168,15 @@ pub(super) fn shared(issues: &mut Issues, patterns: &[Spanned<String>]) -> Share
             shared.push((name, text));
         }
         if matched == 0 {
-            issues.add(Some(at), field, format!("{:?} matches no file", pattern.value));
+            issues.add(Some(at), field.clone(), format!("{:?} matches no file", pattern.value));
+        }
+        // Compiled here once, so that a mistake is reported once (receivers add them again).
+        let mut builder = Builder::new();
+        for (name, source) in &shared[before..] {
+            if let Err(e) = builder.shared(name, source) {
+                let place = e.position.map(|(line, column)| format!(":{line}:{column}")).unwrap_or_default();
+                issues.add(Some(at), field.clone(), format!("{name}{place}: {}", e.message));
+            }
         }
     }
     shared
@@ -265,10 +274,8 @@ pub(super) fn receiver(issues: &mut Issues, field: &str, raw: &RawReceiver, shar
 
     let mut builder = Builder::new();
     for (name, source) in shared {
-        if let Err(e) = builder.shared(name, source) {
-            let (line, column) = e.position.unwrap_or((0, 0));
-            issues.add(None, format!("templates: {name}:{line}:{column}"), e.message);
-        }
+        // A broken file was reported once, by `shared`.
+        let _ = builder.shared(name, source);
     }
     let mut spec = Spec { body: None, payload: None, preset, options, content_type: content_type.clone(), signing };
     // Where to point a render error found with the sample notification.
@@ -380,10 +387,8 @@ fn yaml_position(text: &str, at: &Location, line: usize, column: usize) -> Optio
             let indent = lines.get(yaml_line - 1).map_or(0, |l| l.len() - l.trim_start().len());
             (yaml_line, indent + column)
         }
-        quote @ ('"' | '\'') if line == 1 => {
-            let _ = quote;
-            (at.line() as usize, at.column() as usize + column)
-        }
+        // A quoted scalar: its text starts after the quote.
+        '"' | '\'' if line == 1 => (at.line() as usize, at.column() as usize + column),
         _ if line == 1 => (at.line() as usize, at.column() as usize + column - 1),
         _ => {
             let yaml_line = at.line() as usize + line - 1;

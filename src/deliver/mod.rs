@@ -139,7 +139,7 @@ pub async fn deliver(downstream: &Downstream, item: Outbound) {
         let target = downstream.target.load_full();
         let ready = match prepared.take() {
             Some(ready) => ready,
-            None => match Prepared::new(&target, &item.body) {
+            None => match Prepared::render(&target, &item.body).await {
                 Ok(ready) => ready,
                 Err(e) => {
                     let failure =

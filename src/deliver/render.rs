@@ -6,6 +6,7 @@
 //! applies to notifications already queued. A render error is final: retrying would render the
 //! same error, so the notification is dead-lettered with the reason `template`.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -37,6 +38,18 @@ impl Prepared {
                 })
             }
         }
+    }
+
+    /// Like [`new`](Self::new), with the rendering on a blocking thread: a template may run up
+    /// to its fuel limit, which must not hold up the runtime's other tasks.
+    pub async fn render(target: &Arc<Target>, payload: &Bytes) -> Result<Prepared, RenderError> {
+        if target.template.is_none() {
+            return Prepared::new(target, payload);
+        }
+        let (target, payload) = (target.clone(), payload.clone());
+        tokio::task::spawn_blocking(move || Prepared::new(&target, &payload))
+            .await
+            .unwrap_or_else(|e| Err(RenderError::Template(format!("render task failed: {e}"))))
     }
 
     /// The URL of this attempt: the target's, as the preset extends and signs it.

@@ -110,6 +110,24 @@ fn presets_stay_valid_and_within_limits_with_hostile_values_and_many_alerts() {
     }
 }
 
+// The fuel limit leaves room for big batches: every preset renders 2,000 alerts.
+#[test]
+fn presets_render_two_thousand_alerts_within_the_fuel_limit() {
+    let alerts: Vec<Json> = (0..2000)
+        .map(|i| {
+            alert(
+                if i % 3 == 0 { "resolved" } else { "firing" },
+                json!({"alertname": format!("A{i}"), "severity": "warning", "instance": format!("node-{i}:9100")}),
+                json!({"summary": "Disk almost full", "description": "x"}),
+            )
+        })
+        .collect();
+    let n = notification(alerts);
+    for p in Preset::ALL {
+        preset(p).render(&n, Reveal::Send).unwrap_or_else(|e| panic!("{}: {e}", p.name()));
+    }
+}
+
 #[test]
 fn a_json_body_escapes_values_as_json() {
     let renderer = body(

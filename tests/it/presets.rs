@@ -173,11 +173,14 @@ async fn a_big_hostile_batch_is_cut_within_each_destinations_limit() {
     while hostile.len() < 10_000 {
         hostile.push_str("0123456789");
     }
+    let short: String = hostile.chars().take(120).collect();
+    // Every alert hostile; the first ten with 10 kB of it (all 300 would make a 9 MB batch).
     let alerts = (0..300)
         .map(|i| {
+            let value = if i < 10 { hostile.as_str() } else { short.as_str() };
             let mut a =
-                alert("firing", json!({"alertname": format!("Hostile{i}"), "severity": "critical", "x": hostile}));
-            a["annotations"] = json!({"summary": hostile});
+                alert("firing", json!({"alertname": format!("Hostile{i}"), "severity": "critical", "x": value}));
+            a["annotations"] = json!({"summary": value});
             a
         })
         .collect();
