@@ -86,12 +86,30 @@ pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("__amrelay_value", value_json);
 }
 
+thread_local! {
+    /// Compiled patterns of `match`/`reReplaceAll`, per thread: templates use a handful of fixed
+    /// patterns, and compiling one costs far more than matching it.
+    static REGEXES: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> = Default::default();
+}
+
 fn regex(pattern: &str) -> Result<regex::Regex, Error> {
+    if let Some(found) = REGEXES.with(|cache| cache.borrow().get(pattern).cloned()) {
+        return Ok(found);
+    }
     // Bounded compile size: a pattern in a template cannot make the relay allocate without limit.
-    regex::RegexBuilder::new(pattern)
+    let compiled = regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("invalid regular expression: {e}")))
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("invalid regular expression: {e}")))?;
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        // Bounded: a template that builds patterns from label values cannot grow it forever.
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), compiled.clone());
+    });
+    Ok(compiled)
 }
 
 fn timestamp(value: &Value) -> Result<jiff::Timestamp, Error> {
@@ -264,6 +282,8 @@ fn fit(state: &mut State, items: Value, line: Value, budget: usize, kwargs: Kwar
     let items: Vec<Value> = items.try_iter()?.collect();
     let total = items.len();
     let mut out = String::new();
+    // What `out` measures, kept as it grows (measuring it again per line would be quadratic).
+    let mut used = 0;
     for (index, item) in items.into_iter().enumerate() {
         let text = line.call(state, &[item])?.to_string();
         let text = text.trim_end_matches('\n');
@@ -271,12 +291,13 @@ fn fit(state: &mut State, items: Value, line: Value, budget: usize, kwargs: Kwar
         // Room for this line and, if others follow, the "… and N more" line.
         let reserve = if rest > 0 { measure(&sep) + measure(&more(rest)) } else { 0 };
         let joiner = if out.is_empty() { 0 } else { measure(&sep) };
-        let used = measure(&out);
-        if used + joiner + measure(text) + reserve <= budget {
+        let size = measure(text);
+        if used + joiner + size + reserve <= budget {
             if joiner > 0 {
                 out.push_str(&sep);
             }
             out.push_str(text);
+            used += joiner + size;
             continue;
         }
         // This line does not fit whole: cut it if nothing was shown yet, then count the rest.
@@ -301,8 +322,9 @@ fn fit(state: &mut State, items: Value, line: Value, budget: usize, kwargs: Kwar
         }
         if !out.is_empty() && used + measure(&sep) + measure(&tail) <= budget {
             out.push_str(&sep);
+            used += measure(&sep);
         }
-        if measure(&out) + measure(&tail) <= budget {
+        if used + measure(&tail) <= budget {
             out.push_str(&tail);
         }
         return Ok(out);
