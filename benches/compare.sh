@@ -7,7 +7,8 @@
 #   5. the same with the spool on and group commit off,
 #   6. amrelay fanning out to 3 receivers,
 #   7. scenario 3 with a config reload every 100 ms,
-#   8. amrelay with its downstream down (queues fill up, then 503s): the memory bound.
+#   8. amrelay with its downstream down (queues fill up, then 503s): the memory bound,
+#   9. scenario 3 with the Slack preset (each notification rendered into Block Kit at delivery).
 # Every scenario loads with the same 10-alert batch (~5 KB) for DURATION seconds with wrk, then
 # waits (bounded) until every accepted alert has reached the downstream; a run where accepted and
 # delivered differ is reported as FAILED. Prints one table, then the ratios the targets use.
@@ -102,7 +103,8 @@ start_sink() {
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$SINK_PORT/count" >/dev/null && return; sleep 0.1; done
   echo "sink did not start" >&2; exit 1
 }
-sink_alerts() { curl -sf "http://127.0.0.1:$SINK_PORT/count" | cut -d' ' -f2; }
+# The sink's alert count (field 2), or its request count with COUNT_FIELD=1 (templated bodies carry no `alerts`).
+sink_alerts() { curl -sf "http://127.0.0.1:$SINK_PORT/count" | cut -d' ' -f"${COUNT_FIELD:-2}"; }
 
 wait_ready() {
   for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return; sleep 0.1; done
@@ -306,6 +308,14 @@ LUA
 fi
 # ---- end of the JetStream scenario ------------------------------------------------------------
 
+# --- Scenario 10 (issue 12, templates): scenario 3 with `preset: slack`. The sink counts
+# requests, one per accepted batch (a Slack body has no `alerts` to count).
+{ relay_config no true 1 "http://127.0.0.1:$SINK_PORT"; echo "    preset: slack"; } >"$work/relay-10.yml"
+start_relay "$work/relay-10.yml"
+COUNT_FIELD=1 run "10 amrelay, slack preset" "http://127.0.0.1:$RELAY_PORT/webhook" 1 "$relay_pid"
+stop_relay
+# --- end of scenario 10
+
 printf '\n| scenario | req/s | p50 ms | p99 ms | alerts delivered/s | accepted alerts | delivered alerts | peak RSS MB | |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---|\n'
 for name in "${order[@]}"; do
@@ -329,6 +339,9 @@ memory:
   idle RSS                          ${idle_rss} MB  (< 20)
   downstream down, queue 10000      peak ${down_rss} MB; accepted ${down_accepted} batches, refused ${down_refused} with 503
 REPORT
+# --- Scenario 9's ratio (issue 12, templates).
+echo "  slack preset / untemplated, req/s $(ratio "${rps[10 amrelay, slack preset]}" "${rps[3 amrelay, spool off]}")"
+# --- end of scenario 9's ratio
 for name in "${order[@]}"; do
   if [ "${verdict[$name]}" != ok ]; then echo "FAILED: $name lost alerts" >&2; exit 1; fi
 done

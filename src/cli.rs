@@ -97,11 +97,12 @@ pub fn check_config(files: &[PathBuf]) -> bool {
                 for receiver in &config.receivers {
                     let rule = &receiver.rule;
                     println!(
-                        "   - {}: {} ({} conditions, {} matchers{})",
+                        "   - {}: {} ({} conditions, {} matchers{}{})",
                         receiver.name,
                         receiver.endpoint.url,
                         rule.conditions.len(),
                         rule.matchers.len(),
+                        template_summary(&receiver.endpoint),
                         if receiver.enabled { "" } else { ", disabled" }
                     );
                 }
@@ -115,6 +116,23 @@ pub fn check_config(files: &[PathBuf]) -> bool {
         println!();
     }
     all_valid
+}
+
+/// How a receiver's body is made and paced, for check-config: `, preset slack (application/json),
+/// rate limit 1/s burst 3`.
+fn template_summary(endpoint: &config::Endpoint) -> String {
+    let mut out = String::new();
+    if let Some(renderer) = &endpoint.template {
+        let content_type = renderer.content_type().to_str().unwrap_or("");
+        match renderer.preset() {
+            Some(preset) => out.push_str(&format!(", preset {} ({content_type})", preset.name())),
+            None => out.push_str(&format!(", template ({content_type})")),
+        }
+    }
+    if let Some(limit) = endpoint.rate_limit {
+        out.push_str(&format!(", rate limit {}/s burst {}", limit.per_second, limit.burst));
+    }
+    out
 }
 
 /// `amrelay send-test`: prints the outcome as JSON; returns whether the receiver answered 2xx.

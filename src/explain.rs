@@ -46,6 +46,20 @@ pub struct ReceiverRoute {
     pub alerts: Vec<usize>,
     /// Every other alert, with why it is left out.
     pub left_out: Vec<LeftOut>,
+    /// The exact body it would be sent (rendered with its template; secrets a preset puts in
+    /// the body shown as `<secret>`), when it gets alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The Content-Type sent with `body`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Why the body could not be rendered (the notification would be dead-lettered, reason
+    /// `template`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_error: Option<String>,
+    /// Whether the body comes from a template (a preset, `payload` or `body`).
+    #[serde(skip)]
+    pub templated: bool,
 }
 
 /// An alert a receiver would not get, and why.
@@ -76,13 +90,23 @@ pub fn explain<'c>(receivers: impl IntoIterator<Item = &'c ReceiverConfig>, n: &
 }
 
 fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRoute {
-    let mut route =
-        ReceiverRoute { name: config.name.clone(), enabled: config.enabled, alerts: Vec::new(), left_out: Vec::new() };
+    let mut route = ReceiverRoute {
+        name: config.name.clone(),
+        enabled: config.enabled,
+        alerts: Vec::new(),
+        left_out: Vec::new(),
+        body: None,
+        content_type: None,
+        body_error: None,
+        templated: config.endpoint.template.is_some(),
+    };
+    let mut taken = Vec::new();
     for (index, alert) in n.alerts.iter().enumerate() {
         let left_out = |kind, reason| LeftOut { alert: index, kind, reason };
         if !config.enabled {
             route.left_out.push(left_out("disabled", "receiver disabled (enabled: false)".into()));
         } else if route::takes(config, alert) {
+            taken.push(index);
             if config.max_alerts != 0 && route.alerts.len() >= config.max_alerts {
                 let reason = format!("cut by max_alerts: {} (counted in truncatedAlerts)", config.max_alerts);
                 route.left_out.push(left_out("max_alerts", reason));
@@ -105,7 +129,30 @@ fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRout
             route.left_out.push(left_out(kind, reason));
         }
     }
+    if !taken.is_empty() {
+        body(config, n, &taken, &mut route);
+    }
     route
+}
+
+/// The body `plan` and delivery would send: the v4 payload of the taken alerts, rendered with
+/// the receiver's template.
+fn body(config: &ReceiverConfig, n: &Notification<'_>, taken: &[usize], route: &mut ReceiverRoute) {
+    let mut payload = Vec::new();
+    crate::payload::encode(n, taken, config.max_alerts, &mut payload);
+    match &config.endpoint.template {
+        None => {
+            route.body = Some(String::from_utf8_lossy(&payload).into_owned());
+            route.content_type = Some("application/json".into());
+        }
+        Some(renderer) => {
+            route.content_type = renderer.content_type().to_str().ok().map(str::to_owned);
+            match renderer.render(&payload, crate::template::Reveal::Preview) {
+                Ok(rendered) => route.body = Some(String::from_utf8_lossy(&rendered.body).into_owned()),
+                Err(e) => route.body_error = Some(e.to_string()),
+            }
+        }
+    }
 }
 
 /// What the alert had for `label`, as a rejection reason shows it.
@@ -138,6 +185,25 @@ impl Explanation {
             }
             for left in &receiver.left_out {
                 let _ = writeln!(out, "  - [{}] {}: {}", left.alert, alert_name(&self.alerts[left.alert]), left.reason);
+            }
+            if let Some(error) = &receiver.body_error {
+                let _ = writeln!(out, "  body: cannot be rendered, would be dead-lettered (template): {error}");
+            }
+            if let Some(body) = &receiver.body {
+                let content_type = receiver.content_type.as_deref().unwrap_or("");
+                if receiver.templated {
+                    let _ = writeln!(out, "  body ({content_type}, {} bytes):", body.len());
+                    for line in body.lines() {
+                        let _ = writeln!(out, "    {line}");
+                    }
+                } else {
+                    // One long line of JSON helps no one here; --json has it byte for byte.
+                    let _ = writeln!(
+                        out,
+                        "  body ({content_type}, {} bytes): the v4 payload of these alerts (--json shows it)",
+                        body.len()
+                    );
+                }
             }
         }
         let _ = writeln!(out);

@@ -18,7 +18,9 @@
 //!    concurrency.
 //! 6. [`deliver`] — one notification's attempts through the receiver's pooled client ([`tls`],
 //!    [`signing`], an authorizer per attempt), backoff and retries, and dead letters
-//!    ([`deadletters`] lists and replays them).
+//!    ([`deadletters`] lists and replays them). A receiver with a [`template`] (a `payload`,
+//!    `body` or preset) has each notification rendered once, before its first attempt, and its
+//!    attempts paced by its `rate_limit`.
 //!
 //! Beside the flow: [`config`] (parsing the YAML file with every error's position: pure, given
 //! its inputs), [`reload`] (file → validated config → new snapshot, swapped atomically; the
@@ -28,7 +30,7 @@
 //!
 //! Layers, each using only those below it: `app`/`cli` → `server`/`watch` → `reload` →
 //! `accept`/`deadletters` → `route`/`snapshot` → `queue` → `deliver` → `spool`/`tls`/`signing` →
-//! `config`/`rule`/`payload` → `fingerprint`/`metrics`. The request path takes no lock:
+//! `config`/`rule`/`payload`/`template` → `fingerprint`/`metrics`. The request path takes no lock:
 //! `clippy.toml` bans `std::sync::Mutex` and `RwLock`, and the few modules off the request path
 //! that use one say so with an explicit `allow`.
 #![forbid(unsafe_code)]
@@ -50,10 +52,12 @@ pub mod queue;
 pub mod reload;
 pub mod route;
 pub mod rule;
+pub mod secret;
 pub mod server;
 pub mod signing;
 pub mod snapshot;
 pub mod spool;
+pub mod template;
 pub mod testmsg;
 pub mod tls;
 pub mod verified;

@@ -21,7 +21,7 @@ pub struct TestOutcome {
     /// The downstream's status code, when it answered.
     pub status_code: Option<u16>,
     pub latency_seconds: f64,
-    /// `dns`, `connect`, `tls`, `timeout`, `http_status` or `other`, on failure.
+    /// `dns`, `connect`, `tls`, `timeout`, `http_status`, `template` or `other`, on failure.
     pub error_kind: Option<&'static str>,
     /// The precise error, with a snippet of the body for an HTTP status.
     pub error: Option<String>,
@@ -54,11 +54,26 @@ pub fn payload(receiver: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-/// Sends a test message to `receiver` through `target`.
+/// Sends a test message to `receiver` through `target`, rendered with its template (preset,
+/// `payload` or `body`) as a real notification would be.
 pub async fn send(target: &Target, receiver: &str) -> TestOutcome {
     let started = std::time::Instant::now();
     let id = format!("test-{:016x}", fastrand::u64(..));
-    let result = target.send(payload(receiver), Some(&id)).await;
+    let prepared = match crate::deliver::Prepared::new(target, &payload(receiver)) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            return TestOutcome {
+                receiver: receiver.into(),
+                delivered: false,
+                status_code: None,
+                latency_seconds: started.elapsed().as_secs_f64(),
+                error_kind: Some("template"),
+                error: Some(e.to_string()),
+            };
+        }
+    };
+    let url = prepared.url(target);
+    let result = target.send_to(url, prepared.content_type.clone(), prepared.body.clone(), Some(&id)).await;
     let latency_seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(status) => TestOutcome {

@@ -25,12 +25,29 @@ pub(super) struct Issues {
     pub(super) files: Vec<PathBuf>,
     /// Problems that do not make the config invalid (a secret file others can read).
     pub(super) warnings: Vec<Issue>,
+    /// The file's text, to place template errors inside their strings.
+    pub(super) text: String,
 }
 
 impl Issues {
     pub(super) fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
         let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
         self.list.push(Issue { position, field: field.into(), message: message.into() });
+    }
+
+    /// Records an error at a line and column worked out by the caller.
+    pub(super) fn add_at(
+        &mut self,
+        position: Option<(u64, u64)>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.list.push(Issue { position, field: field.into(), message: message.into() });
+    }
+
+    /// The config file's text.
+    pub(super) fn text(&self) -> &str {
+        &self.text
     }
 
     /// Records a warning: the config stays valid.

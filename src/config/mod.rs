@@ -12,8 +12,9 @@ pub mod http;
 mod issues;
 pub mod nats;
 mod raw;
-mod secret;
 pub mod security;
+mod template;
+mod template_raw;
 mod validate;
 
 use std::fmt;
@@ -25,9 +26,10 @@ use ::http::{HeaderName, HeaderValue, Uri};
 use crate::fingerprint::fnv1a;
 use crate::rule::Rule;
 
+pub use crate::secret::Secret;
 pub use environment::Environment;
-pub use secret::Secret;
 pub use security::{ClientAuthType, Inbound, InboundAuth, Limits, Proxy, ServerTls};
+pub use template::RateLimit;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -106,6 +108,10 @@ pub struct Endpoint {
     pub signing: Option<Secret>,
     /// HTTP CONNECT proxy to reach the receiver through.
     pub proxy: Option<Proxy>,
+    /// The receiver's compiled `payload`/`body`/`preset` (`None`: the v4 payload as is).
+    pub template: Option<std::sync::Arc<crate::template::Renderer>>,
+    /// `rate_limit:` — attempts wait for a token.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Outbound authentication, as Alertmanager's `http_config` sends it.
@@ -267,7 +273,7 @@ pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Co
             }],
         })?
     };
-    let validated = validate::validate(raw, &base_dir, environment)
+    let validated = validate::validate(raw, &base_dir, environment, text)
         .map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
     Ok(Config {
         source: path.to_owned(),

@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub server: RawServer,
     pub delivery: RawDelivery,
     pub receivers: Vec<Spanned<RawReceiver>>,
+    /// Files of shared template macros (globs, relative to the config file).
+    pub templates: Vec<Spanned<String>>,
 }
 
 /// `server:` — the inbound listener.
@@ -101,6 +103,19 @@ pub struct RawReceiver {
     pub matchers: Vec<Spanned<String>>,
     #[serde(default)]
     pub signing: Option<Spanned<RawSigning>>,
+    // Templates and rate limit: parsed and checked by `super::template`.
+    #[serde(default)]
+    pub payload: Option<Spanned<super::template_raw::RawNode>>,
+    #[serde(default)]
+    pub body: Option<Spanned<String>>,
+    #[serde(default)]
+    pub content_type: Option<Spanned<String>>,
+    #[serde(default)]
+    pub preset: Option<Spanned<String>>,
+    #[serde(default)]
+    pub preset_options: Option<Spanned<BTreeMap<String, Spanned<super::template_raw::RawNode>>>>,
+    #[serde(default)]
+    pub rate_limit: Option<Spanned<super::template_raw::RawRateLimit>>,
 }
 
 /// Every key of Alertmanager's `http_config`; [`super::http`] refuses, by name, the few amrelay

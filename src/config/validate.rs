@@ -38,9 +38,19 @@ const RESERVED_HEADERS: [&str; 9] = [
 ];
 
 /// Validates the whole file.
-pub fn validate(raw: RawConfig, base_dir: &Path, environment: &super::Environment) -> Result<Validated, Vec<Issue>> {
-    let mut issues =
-        Issues { list: Vec::new(), base_dir: base_dir.to_owned(), files: Vec::new(), warnings: Vec::new() };
+pub fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    environment: &super::Environment,
+    text: &str,
+) -> Result<Validated, Vec<Issue>> {
+    let mut issues = Issues {
+        list: Vec::new(),
+        base_dir: base_dir.to_owned(),
+        files: Vec::new(),
+        warnings: Vec::new(),
+        text: text.to_owned(),
+    };
 
     let listen_address = match &raw.server.listen_address {
         Some(spanned) => {
@@ -82,6 +92,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path, environment: &super::Environmen
     };
     let defaults = Defaults { queue_capacity, max_concurrency, timeout, retry };
     let process_delivery = delivery_config(&mut issues, delivery);
+    let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
     let mut names = HashSet::new();
     let mut receivers = Vec::new();
@@ -91,7 +102,9 @@ pub fn validate(raw: RawConfig, base_dir: &Path, environment: &super::Environmen
         if !names.insert(spanned.value.name.clone()) {
             issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
-        if let Some(receiver) = receiver(&mut issues, &field, at, &spanned.value, &defaults, environment) {
+        if let Some(receiver) =
+            receiver(&mut issues, &field, at, &spanned.value, &defaults, environment, &shared_templates)
+        {
             receivers.push(receiver);
         }
     }
@@ -205,6 +218,7 @@ fn receiver(
     raw: &RawReceiver,
     defaults: &Defaults,
     environment: &super::Environment,
+    shared_templates: &super::template::Shared,
 ) -> Option<ReceiverConfig> {
     let before = issues.list.len();
     if !is_valid_receiver_name(&raw.name) {
@@ -274,10 +288,12 @@ fn receiver(
         url.as_ref(),
         environment,
     );
+    let templating = super::template::receiver(issues, field, raw, shared_templates);
 
     if issues.list.len() > before {
         return None;
     }
+    let templating = templating?;
     Some(ReceiverConfig {
         name: raw.name.clone(),
         enabled: raw.enabled,
@@ -289,7 +305,7 @@ fn receiver(
         endpoint: Endpoint {
             url: url?,
             headers,
-            auth: auth?,
+            auth: templating.auth.or(auth)?,
             timeout,
             retry,
             tls: tls?,
@@ -297,6 +313,8 @@ fn receiver(
             follow_redirects: raw.http_config.follow_redirects,
             signing: signing?,
             proxy: proxy?,
+            template: templating.renderer,
+            rate_limit: templating.rate_limit,
         },
     })
 }

@@ -40,6 +40,10 @@ pub struct Target {
     pub signing: Option<ring::hmac::Key>,
     /// `follow_redirects`: re-send to a 307/308's `Location`, at most [`MAX_REDIRECTS`] times.
     pub follow_redirects: bool,
+    /// The receiver's template: each notification is rendered once before its first attempt.
+    pub template: Option<std::sync::Arc<crate::template::Renderer>>,
+    /// `rate_limit:`, awaited before each attempt; the bucket survives reloads that keep it.
+    pub rate_limit: Option<std::sync::Arc<super::RateLimiter>>,
     /// TLS fingerprint, HTTP/2 flag and proxy: when they are unchanged a reload keeps the client.
     client_key: (u64, bool, u64),
 }
@@ -84,6 +88,11 @@ impl Target {
                 .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.expose().as_bytes())),
             follow_redirects: endpoint.follow_redirects,
             client_key,
+            template: endpoint.template.clone(),
+            rate_limit: endpoint.rate_limit.map(|limit| match previous.and_then(|p| p.rate_limit.as_ref()) {
+                Some(bucket) if bucket.limit == limit => bucket.clone(),
+                _ => std::sync::Arc::new(super::RateLimiter::new(limit)),
+            }),
         }
     }
 
@@ -91,11 +100,24 @@ impl Target {
     /// `401` to an OAuth2 token is retried once with a fresh token, and with `follow_redirects`
     /// a 307/308 is followed (the same POST, the same body; credentials only to the same host).
     pub async fn send(&self, body: Bytes, idempotency_key: Option<&str>) -> Result<StatusCode, Failure> {
+        self.send_to(self.url.clone(), None, body, idempotency_key).await
+    }
+
+    /// Like [`send`](Self::send), to `url` and with `content_type` instead of the target's (a
+    /// rendered template's, see [`super::Prepared`]).
+    pub async fn send_to(
+        &self,
+        url: Uri,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+        idempotency_key: Option<&str>,
+    ) -> Result<StatusCode, Failure> {
         let signature = self
             .signing
             .as_ref()
             .map(|key| crate::signing::sign(key, SystemTime::now(), idempotency_key.unwrap_or(""), &body));
-        let mut url = self.url.clone();
+        let origin = url.clone();
+        let mut url = url;
         let (mut refreshed, mut redirects) = (false, 0);
         loop {
             let mut request = Request::builder()
@@ -104,8 +126,11 @@ impl Target {
                 .body(Full::new(body.clone()))
                 .expect("valid request parts");
             *request.headers_mut() = self.headers.clone();
+            if let Some(content_type) = &content_type {
+                request.headers_mut().insert(CONTENT_TYPE, content_type.clone());
+            }
             // As Go's client: credentials never follow a redirect to another host.
-            let same_host = url.authority() == self.url.authority();
+            let same_host = url.authority() == origin.authority();
             let used =
                 if same_host { self.authorizer.authorize(request.headers_mut()).await? } else { Used::default() };
             if let Some(signature) = &signature {

@@ -12,6 +12,8 @@ mod client;
 mod counts;
 mod downstream;
 pub mod oauth2;
+mod ratelimit;
+mod render;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,6 +26,8 @@ pub use backoff::{delay, parse_retry_after};
 pub use client::HttpClient;
 pub use counts::{CountsView, DeliveryCounts};
 pub use downstream::{DeliveryMetrics, DeliveryState, Downstream};
+pub use ratelimit::RateLimiter;
+pub use render::Prepared;
 
 use crate::metrics as m;
 use crate::spool::{Header, Stored, unix_ms};
@@ -35,17 +39,24 @@ pub enum DeadLetterReason {
     NonRetryable,
     MaxAttempts,
     MaxElapsed,
+    /// The receiver's template could not render it (fuel, a type error, the size limit).
+    Template,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 3] =
-        [DeadLetterReason::NonRetryable, DeadLetterReason::MaxAttempts, DeadLetterReason::MaxElapsed];
+    pub const ALL: [DeadLetterReason; 4] = [
+        DeadLetterReason::NonRetryable,
+        DeadLetterReason::MaxAttempts,
+        DeadLetterReason::MaxElapsed,
+        DeadLetterReason::Template,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DeadLetterReason::NonRetryable => "non_retryable",
             DeadLetterReason::MaxAttempts => "max_attempts",
             DeadLetterReason::MaxElapsed => "max_elapsed",
+            DeadLetterReason::Template => "template",
         }
     }
 }
@@ -120,13 +131,44 @@ impl Outbound {
 /// the spool for the next start.
 pub async fn deliver(downstream: &Downstream, item: Outbound) {
     let mut attempt: u32 = item.attempts;
+    // Rendered once, with the template current at the first attempt, and kept for the retries.
+    let mut prepared: Option<Prepared> = None;
     loop {
         if downstream.stop.is_cancelled() {
             return;
         }
-        attempt += 1;
         let target = downstream.target.load_full();
-        let (result, took) = attempt::timed(target.send(item.body.clone(), Some(&item.id))).await;
+        let ready = match prepared.take() {
+            Some(ready) => ready,
+            None => match Prepared::render(&target, &item.body).await {
+                Ok(ready) => ready,
+                Err(e) => {
+                    let failure = Failure {
+                        kind: FailureKind::Other,
+                        retry_after: None,
+                        detail: format!("template: {e}"),
+                        redirect: None,
+                    };
+                    dead_letter(downstream, item, attempt, DeadLetterReason::Template, &failure);
+                    return;
+                }
+            },
+        };
+        if let Some(bucket) = &target.rate_limit {
+            let wait = bucket.reserve();
+            if !wait.is_zero() {
+                metrics::histogram!(m::RATE_LIMIT_WAIT, "receiver" => downstream.name.to_string())
+                    .record(wait.as_secs_f64());
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = downstream.stop.cancelled() => return,
+                }
+            }
+        }
+        attempt += 1;
+        let send = target.send_to(ready.url(&target), ready.content_type.clone(), ready.body.clone(), Some(&item.id));
+        let (result, took) = attempt::timed(send).await;
+        prepared = Some(ready);
         downstream.metrics.attempt_duration.record(took.as_secs_f64());
         let failure = match result {
             Ok(status) => {

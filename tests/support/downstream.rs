@@ -49,6 +49,8 @@ impl Answer {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub path: String,
+    /// The query string, without `?` (empty when there is none).
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Value,
     /// The body exactly as received.
@@ -164,6 +166,7 @@ impl Downstream {
             let answer = state.script.pop_front().or_else(|| state.fallback.clone()).unwrap_or(Answer::status(200));
             state.received.push(Received {
                 path: parts.uri.path().to_owned(),
+                query: parts.uri.query().unwrap_or("").to_owned(),
                 headers: parts.headers,
                 body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                 raw_body: body.clone(),

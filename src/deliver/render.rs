@@ -1,0 +1,62 @@
+//! Turning a queued notification into what is sent: its receiver's template rendered once,
+//! before the first attempt, and kept for the retries.
+//!
+//! The queue and the spool hold the filtered version "4" payload; the template is the one of
+//! the receiver's current [`Target`] (rebuilt on reload), so a reload that changes a template
+//! applies to notifications already queued. A render error is final: retrying would render the
+//! same error, so the notification is dead-lettered with the reason `template`.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{HeaderValue, Uri};
+
+use super::Target;
+use crate::template::{RenderError, Rendered, Reveal};
+
+/// A notification ready for its attempts.
+#[derive(Debug)]
+pub struct Prepared {
+    pub body: Bytes,
+    /// `None`: the target's own (application/json).
+    pub content_type: Option<HeaderValue>,
+    rendered: Option<Rendered>,
+}
+
+impl Prepared {
+    /// Renders `payload` with the target's template, if it has one.
+    pub fn new(target: &Target, payload: &Bytes) -> Result<Prepared, RenderError> {
+        match &target.template {
+            None => Ok(Prepared { body: payload.clone(), content_type: None, rendered: None }),
+            Some(renderer) => {
+                let rendered = renderer.render(payload, Reveal::Send)?;
+                Ok(Prepared {
+                    body: rendered.body.clone(),
+                    content_type: Some(rendered.content_type.clone()),
+                    rendered: Some(rendered),
+                })
+            }
+        }
+    }
+
+    /// Like [`new`](Self::new), with the rendering on a blocking thread: a template may run up
+    /// to its fuel limit, which must not hold up the runtime's other tasks.
+    pub async fn render(target: &Arc<Target>, payload: &Bytes) -> Result<Prepared, RenderError> {
+        if target.template.is_none() {
+            return Prepared::new(target, payload);
+        }
+        let (target, payload) = (target.clone(), payload.clone());
+        tokio::task::spawn_blocking(move || Prepared::new(&target, &payload))
+            .await
+            .unwrap_or_else(|e| Err(RenderError::Template(format!("render task failed: {e}"))))
+    }
+
+    /// The URL of this attempt: the target's, as the preset extends and signs it.
+    pub fn url(&self, target: &Target) -> Uri {
+        match (&target.template, &self.rendered) {
+            (Some(renderer), Some(rendered)) => renderer.attempt_url(&target.url, rendered, SystemTime::now()),
+            _ => target.url.clone(),
+        }
+    }
+}

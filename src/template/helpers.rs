@@ -1,0 +1,464 @@
+//! The helpers Alertmanager's templates offer, in minijinja style, plus the few presets need.
+//!
+//! Alertmanager (Go templates)        →  amrelay (minijinja)
+//! `.Alerts.Firing` / `.Resolved`    →  `firing` / `resolved` (variables), `alerts | firing`
+//! `title`, `join`, `toUpper`, `toLower` → `title`, `join(", ")`, `toUpper`, `toLower`
+//! `match "re" s`                     →  `s | match("re")`, `s is match("re")`
+//! `reReplaceAll "re" "r" s`          →  `s | reReplaceAll("re", "r")`
+//! `safeUrl s`                        →  `s | safeUrl`
+//! `since t`, `humanizeDuration d`    →  `t | since` (seconds), `d | humanizeDuration`
+//! `t | tz "X" | date "layout"`       →  `t | date("%Y-%m-%d %H:%M", "Europe/Paris")` (strftime)
+//! `toJson`                           →  `toJson` (a JSON value, inserted as such)
+//!
+//! Added for chat messages that must stay within a size limit: `clip(n)` (at most n characters),
+//! `clipBytes(n)`, `fit(line_macro, budget)` (one line per item, cut with "… and N more" within
+//! the budget), `mrkdwn` (Slack's escaping), `sha256`. Nothing here reads a file or the network;
+//! time zones come from the tz database compiled into the binary.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+use std::time::SystemTime;
+
+use minijinja::value::Kwargs;
+use minijinja::{Environment, Error, ErrorKind, State, Value};
+
+/// Builds the template context: the notification's fields, `firing`, `resolved` and `options`.
+pub(super) fn context(data: &serde_json::Value, options: Value) -> Value {
+    let base = to_value(data);
+    let alerts = base.get_attr("alerts").unwrap_or_default();
+    let (firing, resolved) = split_by_status(&alerts);
+    minijinja::context! { firing => firing, resolved => resolved, options => options, ..base }
+}
+
+/// serde_json to minijinja without going through serde's serializer (a notification is converted
+/// once per render; this is the cheap way).
+pub(super) fn to_value(json: &serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Null => Value::from(()),
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Value::from(u),
+            (None, Some(i)) => Value::from(i),
+            _ => Value::from(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::from(s.as_str()),
+        serde_json::Value::Array(items) => Value::from(items.iter().map(to_value).collect::<Vec<_>>()),
+        serde_json::Value::Object(map) => Value::from(
+            map.iter().map(|(k, v)| (k.as_str(), to_value(v))).collect::<std::collections::BTreeMap<_, _>>(),
+        ),
+    }
+}
+
+fn split_by_status(alerts: &Value) -> (Vec<Value>, Vec<Value>) {
+    let (mut firing, mut resolved) = (Vec::new(), Vec::new());
+    if let Ok(items) = alerts.try_iter() {
+        for alert in items {
+            match alert.get_attr("status").ok().and_then(|s| s.as_str().map(str::to_owned)).as_deref() {
+                Some("resolved") => resolved.push(alert),
+                _ => firing.push(alert),
+            }
+        }
+    }
+    (firing, resolved)
+}
+
+/// Registers every helper.
+pub(super) fn register(env: &mut Environment<'static>) {
+    env.add_filter("firing", |alerts: Value| split_by_status(&alerts).0);
+    env.add_filter("resolved", |alerts: Value| split_by_status(&alerts).1);
+    env.add_filter("toUpper", |s: String| s.to_uppercase());
+    env.add_filter("toLower", |s: String| s.to_lowercase());
+    env.add_filter("match", |s: String, pattern: String| -> Result<bool, Error> { Ok(regex(&pattern)?.is_match(&s)) });
+    env.add_test("match", |s: String, pattern: String| -> Result<bool, Error> { Ok(regex(&pattern)?.is_match(&s)) });
+    env.add_filter("reReplaceAll", |s: String, pattern: String, replacement: String| -> Result<String, Error> {
+        Ok(regex(&pattern)?.replace_all(&s, replacement.as_str()).into_owned())
+    });
+    env.add_filter("safeUrl", |s: String| s);
+    env.add_filter("since", since);
+    env.add_filter("humanizeDuration", |seconds: f64| humanize_duration(seconds));
+    env.add_filter("date", date);
+    env.add_filter("toJson", to_json);
+    env.add_filter("clip", |s: String, n: usize| clip(&s, n));
+    env.add_filter("clipBytes", |s: String, n: usize| clip_bytes(&s, n).to_owned());
+    env.add_filter("mrkdwn", |s: String| mrkdwn(&s));
+    env.add_filter("sha256", |s: String| sha256_hex(&s));
+    env.add_filter("fit", fit);
+    env.add_filter("__amrelay_value", value_json);
+}
+
+thread_local! {
+    /// Compiled patterns of `match`/`reReplaceAll`, per thread: templates use a handful of fixed
+    /// patterns, and compiling one costs far more than matching it.
+    static REGEXES: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> = Default::default();
+}
+
+fn regex(pattern: &str) -> Result<regex::Regex, Error> {
+    if let Some(found) = REGEXES.with(|cache| cache.borrow().get(pattern).cloned()) {
+        return Ok(found);
+    }
+    // Bounded compile size: a pattern in a template cannot make the relay allocate without limit.
+    let compiled = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("invalid regular expression: {e}")))?;
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        // Bounded: a template that builds patterns from label values cannot grow it forever.
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), compiled.clone());
+    });
+    Ok(compiled)
+}
+
+fn timestamp(value: &Value) -> Result<jiff::Timestamp, Error> {
+    if let Some(text) = value.as_str() {
+        return text
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text:?} is not an RFC 3339 time: {e}")));
+    }
+    let seconds = f64::try_from(value.clone())
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "expected an RFC 3339 time or Unix seconds"))?;
+    jiff::Timestamp::from_millisecond((seconds * 1000.0) as i64)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+}
+
+/// Seconds from `time` to now, as Alertmanager's `since` (which returns a duration).
+fn since(time: Value) -> Result<f64, Error> {
+    let then = timestamp(&time)?;
+    let now = jiff::Timestamp::try_from(SystemTime::now()).unwrap_or(then);
+    Ok(now.duration_since(then).as_secs_f64())
+}
+
+/// Prometheus' `humanizeDuration`: `1d 2h 3m 4s`, `1.5s`, `250ms`.
+pub(super) fn humanize_duration(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        return format!("{seconds}");
+    }
+    if seconds.abs() < 1.0 {
+        if seconds == 0.0 {
+            return "0s".into();
+        }
+        let milliseconds = seconds * 1000.0;
+        return if milliseconds.abs() >= 1.0 {
+            format!("{}ms", round4(milliseconds))
+        } else {
+            format!("{}us", round4(milliseconds * 1000.0))
+        };
+    }
+    let sign = if seconds < 0.0 { "-" } else { "" };
+    let total = seconds.abs();
+    let whole = total as u64;
+    let (days, hours, minutes) = (whole / 86_400, whole / 3_600 % 24, whole / 60 % 60);
+    let secs = total - (whole - whole % 60) as f64;
+    let mut out = String::from(sign);
+    if days > 0 {
+        let _ = write!(out, "{days}d ");
+    }
+    if days > 0 || hours > 0 {
+        let _ = write!(out, "{hours}h ");
+    }
+    if days > 0 || hours > 0 || minutes > 0 {
+        let _ = write!(out, "{minutes}m ");
+        let _ = write!(out, "{}s", secs as u64);
+    } else {
+        let _ = write!(out, "{}s", round4(secs));
+    }
+    out
+}
+
+/// Four significant digits without trailing zeros, as Go's `%.4g`.
+fn round4(value: f64) -> String {
+    if value == 0.0 {
+        return "0".into();
+    }
+    let precision = (3 - value.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{value:.precision$}");
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
+}
+
+static TZDB: LazyLock<jiff::tz::TimeZoneDatabase> = LazyLock::new(jiff::tz::TimeZoneDatabase::bundled);
+
+/// `date(format="%Y-%m-%d %H:%M:%S %Z", tz="UTC")`: strftime in a time zone from the bundled
+/// database.
+fn date(time: Value, format: Option<String>, tz: Option<String>) -> Result<String, Error> {
+    let ts = timestamp(&time)?;
+    let zone = match tz.as_deref() {
+        None | Some("UTC") | Some("") => jiff::tz::TimeZone::UTC,
+        Some(name) => TZDB
+            .get(name)
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("unknown time zone {name:?}")))?,
+    };
+    let format = format.unwrap_or_else(|| "%Y-%m-%d %H:%M:%S %Z".into());
+    let mut out = String::new();
+    write!(out, "{}", ts.to_zoned_datetime(zone).strftime(&format))
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("invalid date format {format:?}")))?;
+    Ok(out)
+}
+
+/// `toJson`: the value as JSON text, marked safe so that a JSON body inserts it as a value
+/// rather than a string of JSON.
+fn to_json(value: Value) -> Result<Value, Error> {
+    let text = serde_json::to_string(&value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+    Ok(Value::from_safe_string(text))
+}
+
+/// The internal filter of single-expression `payload` leaves: the value as JSON, a missing
+/// value as `""`.
+fn value_json(value: Value) -> Result<Value, Error> {
+    if value.is_undefined() {
+        return Ok(Value::from_safe_string("\"\"".into()));
+    }
+    to_json(value)
+}
+
+/// At most `n` characters; a cut string ends with `…` (counted in the `n`).
+pub(super) fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_owned();
+    }
+    if n == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(n - 1).collect();
+    out.push('…');
+    out
+}
+
+/// At most `n` bytes, cut at a character boundary.
+pub(super) fn clip_bytes(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Slack's mrkdwn escaping: `&`, `<` and `>` as entities, so a label cannot ping `<!channel>`
+/// or forge a link.
+pub(super) fn mrkdwn(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(super) fn sha256_hex(s: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    digest.as_ref().iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// `items | fit(line, budget, unit="chars", sep="\n")`: `line(item)` for each item, joined,
+/// as many as fit in `budget` (characters, or bytes with `unit="bytes"`); the rest are counted
+/// in a last line "… and N more". The result never exceeds the budget.
+fn fit(state: &mut State, items: Value, line: Value, budget: usize, kwargs: Kwargs) -> Result<String, Error> {
+    let unit = match kwargs.get::<Option<String>>("unit")?.as_deref() {
+        None | Some("chars") => Unit::Chars,
+        Some("bytes") => Unit::Bytes,
+        Some("json") => Unit::Json,
+        Some(other) => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("unit must be chars, bytes or json, not {other:?}"),
+            ));
+        }
+    };
+    let sep: String = kwargs.get::<Option<String>>("sep")?.unwrap_or_else(|| "\n".into());
+    kwargs.assert_all_used()?;
+    let measure = |s: &str| unit.measure(s);
+    let items: Vec<Value> = items.try_iter()?.collect();
+    let total = items.len();
+    let mut out = String::new();
+    // What `out` measures, kept as it grows (measuring it again per line would be quadratic).
+    let mut used = 0;
+    for (index, item) in items.into_iter().enumerate() {
+        let text = line.call(state, &[item])?.to_string();
+        let text = text.trim_end_matches('\n');
+        let rest = total - index - 1;
+        // Room for this line and, if others follow, the "… and N more" line.
+        let reserve = if rest > 0 { measure(&sep) + measure(&more(rest)) } else { 0 };
+        let joiner = if out.is_empty() { 0 } else { measure(&sep) };
+        let size = measure(text);
+        if used + joiner + size + reserve <= budget {
+            if joiner > 0 {
+                out.push_str(&sep);
+            }
+            out.push_str(text);
+            used += joiner + size;
+            continue;
+        }
+        // This line does not fit whole: cut it if nothing was shown yet, then count the rest.
+        let cut_rest = total - index;
+        let tail = more(cut_rest);
+        if out.is_empty() {
+            let room = budget.saturating_sub(measure(&sep) + measure(&more(rest.max(1))));
+            let shown = match unit {
+                Unit::Chars => clip(text, room),
+                Unit::Bytes => clip_bytes(text, room).to_owned(),
+                // Escaping at most sextuples a byte (a control character as \u00XX).
+                Unit::Json => clip_bytes(text, room / 6).to_owned(),
+            };
+            if !shown.is_empty() {
+                out.push_str(&shown);
+                if rest > 0 {
+                    out.push_str(&sep);
+                    out.push_str(&more(rest));
+                }
+                return Ok(out);
+            }
+        }
+        if !out.is_empty() && used + measure(&sep) + measure(&tail) <= budget {
+            out.push_str(&sep);
+            used += measure(&sep);
+        }
+        if used + measure(&tail) <= budget {
+            out.push_str(&tail);
+        }
+        return Ok(out);
+    }
+    Ok(out)
+}
+
+/// What a `fit` budget counts: characters, UTF-8 bytes, or bytes once written as a JSON string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Chars,
+    Bytes,
+    Json,
+}
+
+impl Unit {
+    fn measure(self, s: &str) -> usize {
+        match self {
+            Unit::Chars => s.chars().count(),
+            Unit::Bytes => s.len(),
+            Unit::Json => s.len() + s.bytes().map(json_extra).sum::<usize>(),
+        }
+    }
+}
+
+/// Bytes JSON escaping adds to one byte (serde_json's escaping).
+fn json_extra(b: u8) -> usize {
+    match b {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+        0x00..=0x1f => 5,
+        _ => 0,
+    }
+}
+
+fn more(n: usize) -> String {
+    format!("… and {n} more")
+}
+
+/// Whether a name is used as a filter (`| name`) or a test (`is name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Filter,
+    Test,
+}
+
+/// The filters and tests a template uses, with their byte offsets: inside `{{ }}` and `{% %}`,
+/// outside string literals.
+pub(super) fn filter_and_test_names(source: &str) -> Vec<(usize, Kind, &str)> {
+    let mut found = Vec::new();
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        let close = match &bytes[i..i + 2] {
+            b"{{" => "}}",
+            b"{%" => "%}",
+            b"{#" => {
+                // A comment: nothing in it is code.
+                i = source[i..].find("#}").map_or(bytes.len(), |e| i + e + 2);
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if close == "%}" && is_raw_start(&source[i + 2..]) {
+            // `{% raw %}` … `{% endraw %}`: text, not code.
+            i = source[i..].find("endraw").map_or(bytes.len(), |e| i + e + 6);
+            continue;
+        }
+        let start = i + 2;
+        let mut j = start;
+        let mut quote: Option<u8> = None;
+        let mut after_is = false;
+        while j < bytes.len() {
+            let c = bytes[j];
+            if let Some(q) = quote {
+                if c == b'\\' {
+                    j += 2;
+                    continue;
+                }
+                if c == q {
+                    quote = None;
+                }
+                j += 1;
+                continue;
+            }
+            if source[j..].starts_with(close) {
+                break;
+            }
+            match c {
+                b'"' | b'\'' => quote = Some(c),
+                b'|' => {
+                    let (offset, word) = word_after(source, j + 1);
+                    if !word.is_empty() {
+                        found.push((offset, Kind::Filter, word));
+                    }
+                }
+                _ if c.is_ascii_alphabetic() && (j == 0 || !is_word(bytes[j - 1])) => {
+                    let (_, word) = word_after(source, j);
+                    if after_is && word != "not" {
+                        found.push((j, Kind::Test, word));
+                        after_is = false;
+                    } else if word == "is" {
+                        after_is = true;
+                    } else if word != "not" {
+                        after_is = false;
+                    }
+                    j += word.len();
+                    continue;
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        i = j + 2;
+    }
+    found
+}
+
+fn is_raw_start(after_open: &str) -> bool {
+    let tag = after_open.trim_start_matches(['-', '+']).trim_start();
+    tag.starts_with("raw") && tag[3..].trim_start().trim_start_matches(['-', '+']).starts_with("%}")
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn word_after(source: &str, from: usize) -> (usize, &str) {
+    let rest = &source[from..];
+    let skipped = rest.len() - rest.trim_start().len();
+    let start = from + skipped;
+    let end =
+        source[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(source.len(), |e| start + e);
+    (start, &source[start..end])
+}

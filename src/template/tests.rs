@@ -1,0 +1,309 @@
+use serde_json::{Value as Json, json};
+
+use super::helpers::{humanize_duration, to_value};
+use super::*;
+
+fn alert(status: &str, labels: Json, annotations: Json) -> Json {
+    json!({"status": status, "labels": labels, "annotations": annotations, "startsAt": "2026-01-01T00:00:00Z",
+           "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus/graph?g0.expr=up", "fingerprint": "f"})
+}
+
+fn notification(alerts: Vec<Json>) -> Vec<u8> {
+    let status = if alerts.iter().any(|a| a["status"] == "firing") { "firing" } else { "resolved" };
+    json!({"receiver": "team", "status": status, "alerts": alerts, "groupLabels": {"alertname": "Disk"},
+           "commonLabels": {"alertname": "Disk", "severity": "critical"}, "commonAnnotations": {},
+           "externalURL": "http://am:9093", "version": "4", "groupKey": "{}:{alertname=\"Disk\"}", "truncatedAlerts": 0})
+    .to_string()
+    .into_bytes()
+}
+
+fn options(pairs: &[(&str, &str)]) -> Vec<(String, OptionValue)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), OptionValue { value: v.to_string(), secret: false })).collect()
+}
+
+fn spec() -> Spec {
+    Spec {
+        body: None,
+        payload: None,
+        preset: None,
+        options: Vec::new(),
+        content_type: HeaderValue::from_static("application/json"),
+        signing: None,
+    }
+}
+
+fn preset(preset: Preset) -> Renderer {
+    let mut builder = Builder::new();
+    builder.preset(preset).unwrap();
+    let options = options(&[("chat_id", "-100123"), ("routing_key", "rk"), ("api_key", "k")]);
+    builder.finish(Spec { preset: Some(preset), options, ..spec() })
+}
+
+fn body(source: &str, content_type: &'static str) -> Result<Renderer, CompileError> {
+    let mut builder = Builder::new();
+    let json = is_json(&HeaderValue::from_static(content_type));
+    let name = builder.body(source, json)?;
+    Ok(builder.finish(Spec { body: Some(name), content_type: HeaderValue::from_static(content_type), ..spec() }))
+}
+
+fn render_json(renderer: &Renderer, n: &[u8]) -> Json {
+    let rendered = renderer.render(n, Reveal::Send).unwrap();
+    serde_json::from_slice(&rendered.body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&rendered.body)))
+}
+
+fn hostile() -> String {
+    let mut value =
+        String::from("\"quoted\" back\\slash\nnewline {{ 7*7 }} {% raw %} <b>html</b> <!channel> @everyone ");
+    while value.len() < 10_000 {
+        value.push_str("ten kB of text ");
+    }
+    value
+}
+
+#[test]
+fn every_preset_renders_the_sample_as_json() {
+    for p in Preset::ALL {
+        let out = render_json(&preset(p), &sample_notification());
+        assert!(out.is_object(), "{}: {out}", p.name());
+    }
+}
+
+#[test]
+fn presets_stay_valid_and_within_limits_with_hostile_values_and_many_alerts() {
+    let value = hostile();
+    let alerts: Vec<Json> = (0..300)
+        .map(|i| {
+            alert(
+                "firing",
+                json!({"alertname": format!("A{i}"), "severity": value, "x": value}),
+                json!({"summary": value}),
+            )
+        })
+        .collect();
+    let n = notification(alerts);
+    for p in Preset::ALL {
+        let out = render_json(&preset(p), &n);
+        let text = out.to_string();
+        assert!(text.contains("{{ 7*7 }}"), "{}: a label was interpreted as a template", p.name());
+        match p {
+            Preset::Discord => {
+                let content = out["content"].as_str().unwrap();
+                assert!(content.chars().count() <= 2000, "{}", content.chars().count());
+                assert!(content.contains("more"), "{content}");
+            }
+            Preset::Slack => {
+                assert!(out["blocks"][1]["text"]["text"].as_str().unwrap().chars().count() <= 3000);
+                assert!(out["blocks"][0]["text"]["text"].as_str().unwrap().chars().count() <= 150);
+                assert!(!text.contains("<!channel>"), "Slack markup escaped");
+            }
+            Preset::Telegram => assert!(out["text"].as_str().unwrap().chars().count() <= 4096),
+            Preset::WeCom => assert!(out["markdown"]["content"].as_str().unwrap().len() <= 4096),
+            Preset::MsTeams => assert!(serde_json::to_vec(&out).unwrap().len() <= 28 * 1024),
+            Preset::Feishu | Preset::DingTalk => {
+                assert!(serde_json::to_vec(&out).unwrap().len() <= 20 * 1000, "{}", p.name())
+            }
+            Preset::GoogleChat => assert!(out["text"].as_str().unwrap().chars().count() <= 4096),
+            Preset::PagerDuty => assert!(out["payload"]["summary"].as_str().unwrap().chars().count() <= 1024),
+            Preset::Opsgenie => assert!(out["message"].as_str().unwrap().chars().count() <= 130),
+        }
+    }
+}
+
+// The fuel limit leaves room for big batches: every preset renders 2,000 alerts.
+#[test]
+fn presets_render_two_thousand_alerts_within_the_fuel_limit() {
+    let alerts: Vec<Json> = (0..2000)
+        .map(|i| {
+            alert(
+                if i % 3 == 0 { "resolved" } else { "firing" },
+                json!({"alertname": format!("A{i}"), "severity": "warning", "instance": format!("node-{i}:9100")}),
+                json!({"summary": "Disk almost full", "description": "x"}),
+            )
+        })
+        .collect();
+    let n = notification(alerts);
+    for p in Preset::ALL {
+        preset(p).render(&n, Reveal::Send).unwrap_or_else(|e| panic!("{}: {e}", p.name()));
+    }
+}
+
+#[test]
+fn a_json_body_escapes_values_as_json() {
+    let renderer = body(
+        r#"{"text": {{ commonLabels.alertname }}, "n": {{ alerts | length }}, "raw": {{ alerts | toJson }}}"#,
+        "application/json",
+    )
+    .unwrap();
+    let value = hostile();
+    let out = render_json(&renderer, &notification(vec![alert("firing", json!({"a": value}), json!({}))]));
+    assert_eq!(out["text"], "Disk");
+    assert_eq!(out["n"], 1);
+    assert_eq!(out["raw"][0]["labels"]["a"], value.as_str());
+}
+
+#[test]
+fn a_text_body_is_sent_as_written() {
+    let renderer = body(
+        "{{ status | upper }}: {% for a in alerts %}{{ a.labels.alertname }}{{ a.labels.missing }} {% endfor %}",
+        "text/plain",
+    )
+    .unwrap();
+    let out = renderer.render(&sample_notification(), Reveal::Send).unwrap();
+    assert_eq!(out.body, "FIRING: SampleDown SampleUp ");
+    assert_eq!(out.content_type, "text/plain");
+}
+
+#[test]
+fn payload_leaves_insert_values_with_their_type() {
+    let mut builder = Builder::new();
+    let node = PayloadNode::Map(vec![
+        (
+            Leaf::Text("alerts".into()),
+            PayloadNode::Leaf(builder.leaf(".alerts", "{{ alerts | toJson }}", false).unwrap()),
+        ),
+        (Leaf::Text("cut".into()), PayloadNode::Leaf(builder.leaf(".cut", "{{ truncatedAlerts }}", false).unwrap())),
+        (
+            Leaf::Text("text".into()),
+            PayloadNode::Leaf(builder.leaf(".text", "{{ status }}: {{ commonLabels.alertname }}", false).unwrap()),
+        ),
+        (
+            Leaf::Text("missing".into()),
+            PayloadNode::Leaf(builder.leaf(".missing", "{{ commonLabels.nope }}", false).unwrap()),
+        ),
+        (builder.leaf(".key", "{{ receiver }}", true).unwrap(), PayloadNode::Literal(json!(true))),
+    ]);
+    let renderer = builder.finish(Spec { payload: Some(node), ..spec() });
+    let value = hostile();
+    let out = render_json(&renderer, &notification(vec![alert("firing", json!({"alertname": value}), json!({}))]));
+    assert_eq!(out["alerts"][0]["labels"]["alertname"], value.as_str());
+    assert_eq!(out["cut"], 0);
+    assert_eq!(out["text"], "firing: Disk");
+    assert_eq!(out["missing"], "");
+    assert_eq!(out["team"], true);
+}
+
+#[test]
+fn a_template_that_loops_forever_runs_out_of_fuel() {
+    let renderer =
+        body("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", "text/plain")
+            .unwrap();
+    assert_eq!(renderer.render(&sample_notification(), Reveal::Send).unwrap_err(), RenderError::OutOfFuel);
+}
+
+#[test]
+fn fifty_megabytes_are_cut_off() {
+    let renderer = body("{{ 'x' * 50000000 }}", "text/plain").unwrap();
+    assert_eq!(renderer.render(&sample_notification(), Reveal::Send).unwrap_err(), RenderError::TooLarge);
+}
+
+#[test]
+fn a_json_content_type_requires_json() {
+    let renderer = body("not json {{ status }}", "application/json").unwrap();
+    assert!(matches!(renderer.render(&sample_notification(), Reveal::Send), Err(RenderError::NotJson(_))));
+}
+
+#[test]
+fn unknown_filters_and_syntax_errors_have_positions() {
+    let error = body("line one\n{{ status | nosuchfilter }}", "text/plain").unwrap_err();
+    assert_eq!((error.position, error.message.as_str()), (Some((2, 13)), "unknown filter: nosuchfilter"));
+    let error = body("{% if x is nosuchtest %}{% endif %}", "text/plain").unwrap_err();
+    assert_eq!(error.message, "unknown test: nosuchtest");
+    let error = body("ok\n\n{{ status ", "text/plain").unwrap_err();
+    assert_eq!(error.position.map(|p| p.0), Some(3), "{}", error.message);
+    assert!(error.message.starts_with("syntax error"), "{}", error.message);
+    assert!(body("{{ 'a | b' }} {{ x | title }} {% if a is defined %}{% endif %}", "text/plain").is_ok());
+    assert!(body("{# {{ x | nope }} #}{% raw %}{{ x | nope }}{% endraw %}", "text/plain").is_ok());
+}
+
+#[test]
+fn alertmanager_helpers_work() {
+    let renderer = body(
+        concat!(
+            "{{ firing | length }}/{{ resolved | length }}/{{ alerts | resolved | length }}|",
+            "{{ 'disk full' | title }}|{{ ['a', 'b'] | join(',') }}|{{ 'node-1:9100' | match('^node') }}|",
+            "{{ 'node-1:9100' | reReplaceAll(':[0-9]+$', '') }}|{{ 3661 | humanizeDuration }}|",
+            "{{ '2026-01-01T12:00:00Z' | date('%H:%M', 'Europe/Paris') }}|{{ 'x' is match('x') }}|",
+            "{{ 'http://a/?b=c' | safeUrl }}|{{ 'x' | toUpper }}|{{ alerts[0].startsAt | since > 0 }}",
+        ),
+        "text/plain",
+    )
+    .unwrap();
+    let out = renderer.render(&sample_notification(), Reveal::Send).unwrap();
+    assert_eq!(out.body, "1/1/1|Disk Full|a,b|True|node-1|1h 1m 1s|13:00|True|http://a/?b=c|X|True");
+}
+
+// Prometheus' own table for humanizeDuration (template/template_test.go).
+#[test]
+fn humanize_duration_matches_prometheus() {
+    let cases = [
+        (0.0, "0s"),
+        (1.0, "1s"),
+        (60.0, "1m 0s"),
+        (3600.0, "1h 0m 0s"),
+        (86400.0, "1d 0h 0m 0s"),
+        (86400.0 + 3600.0, "1d 1h 0m 0s"),
+        (-(3600.0 * 24.0) - 3600.0 - 60.0 - 1.0, "-1d 1h 1m 1s"),
+        (899.99, "14m 59s"),
+        (0.1, "100ms"),
+        (0.0001, "100us"),
+        (0.12345, "123.5ms"),
+        (60.1, "1m 0s"),
+        (60.5, "1m 0s"),
+        (1.2345, "1.234s"),
+        (12.345, "12.35s"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(humanize_duration(input), expected, "{input}");
+    }
+}
+
+#[test]
+fn previews_hide_secrets() {
+    let mut builder = Builder::new();
+    builder.preset(Preset::PagerDuty).unwrap();
+    let options = vec![("routing_key".to_owned(), OptionValue { value: "R0UTING".into(), secret: true })];
+    let renderer = builder.finish(Spec { preset: Some(Preset::PagerDuty), options, ..spec() });
+    let preview = renderer.render(&sample_notification(), Reveal::Preview).unwrap();
+    assert!(!String::from_utf8_lossy(&preview.body).contains("R0UTING"));
+    let sent: Json =
+        serde_json::from_slice(&renderer.render(&sample_notification(), Reveal::Send).unwrap().body).unwrap();
+    assert_eq!(sent["routing_key"], "R0UTING");
+    assert_eq!(sent["event_action"], "trigger");
+    assert_eq!(sent["payload"]["severity"], "critical");
+}
+
+#[test]
+fn opsgenie_closes_a_resolved_group_by_alias() {
+    let renderer = preset(Preset::Opsgenie);
+    let resolved = notification(vec![alert("resolved", json!({"alertname": "Disk"}), json!({}))]);
+    let out = renderer.render(&resolved, Reveal::Send).unwrap();
+    let url = renderer.attempt_url(
+        &"https://api.opsgenie.com/v2/alerts".parse().unwrap(),
+        &out,
+        std::time::SystemTime::now(),
+    );
+    let alias = super::helpers::sha256_hex("{}:{alertname=\"Disk\"}");
+    assert_eq!(url.to_string(), format!("https://api.opsgenie.com/v2/alerts/{alias}/close?identifierType=alias"));
+    let firing = render_json(&renderer, &notification(vec![alert("firing", json!({"alertname": "Disk"}), json!({}))]));
+    assert_eq!(firing["alias"], alias.as_str());
+    assert_eq!(firing["priority"], "P1");
+}
+
+// DingTalk's documented example: sign = base64(HmacSHA256(secret, timestamp + "\n" + secret)).
+#[test]
+fn dingtalk_signs_each_attempt() {
+    let sign = presets::dingtalk_sign("SEC000", 1_577_262_236_757);
+    let expected = {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"SEC000");
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, b"1577262236757\nSEC000").as_ref())
+    };
+    assert_eq!(sign, expected);
+}
+
+#[test]
+fn to_value_keeps_types() {
+    let value = to_value(&json!({"a": [1, -2, 1.5, true, null, "s"]}));
+    assert_eq!(value.get_attr("a").unwrap().len(), Some(6));
+}
