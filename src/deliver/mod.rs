@@ -114,10 +114,17 @@ impl Outbound {
     }
 }
 
+/// Told the outcome and round-trip time of every attempt: how the queue's adaptive concurrency
+/// learns what the downstream takes, without delivery knowing of queues.
+pub trait AttemptObserver: Send + Sync {
+    /// One attempt took `rtt` and ended in `failure`, or in a 2xx when `None`.
+    fn attempted(&self, rtt: Duration, failure: Option<&Failure>);
+}
+
 /// Delivers `item`, retrying as its receiver's policy allows, until it is delivered or
-/// dead-lettered. At shutdown it returns after the current attempt, leaving the notification in
-/// the spool for the next start.
-pub async fn deliver(downstream: &Downstream, item: Outbound) {
+/// dead-lettered, telling `observer` of every attempt. At shutdown it returns after the current
+/// attempt, leaving the notification in the spool for the next start.
+pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn AttemptObserver) {
     let mut attempt: u32 = item.attempts;
     loop {
         if downstream.stop.is_cancelled() {
@@ -127,6 +134,7 @@ pub async fn deliver(downstream: &Downstream, item: Outbound) {
         let target = downstream.target.load_full();
         let (result, took) = attempt::timed(target.send(item.body.clone(), Some(&item.id))).await;
         downstream.metrics.attempt_duration.record(took.as_secs_f64());
+        observer.attempted(took, result.as_ref().err());
         let failure = match result {
             Ok(status) => {
                 debug_assert_eq!(status_class(status), "2xx");
