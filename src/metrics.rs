@@ -149,7 +149,10 @@ fn describe() {
     describe_histogram!(DELIVERY_LATENCY, Unit::Seconds, "Time from acceptance to successful delivery.");
     describe_gauge!(QUEUE_DEPTH, "Notifications accepted and not yet delivered or dead-lettered.");
     describe_gauge!(QUEUE_CAPACITY, "The most notifications a receiver's queue holds.");
-    describe_gauge!(DELIVERY_CONCURRENCY, "Deliveries a receiver may have in flight now: the adaptive limit or the pinned number.");
+    describe_gauge!(
+        DELIVERY_CONCURRENCY,
+        "Deliveries a receiver may have in flight now: the adaptive limit or the pinned number."
+    );
     describe_gauge!(CONFIG_LAST_RELOAD_SUCCESSFUL, "Whether the last configuration reload attempt was successful.");
     describe_gauge!(
         CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,

@@ -10,7 +10,8 @@ use serde_saphyr::{Location, Spanned};
 
 use super::raw::{RawConcurrency, RawConfig, RawHttpConfig, RawReceiver, RawRetry, RawTlsConfig};
 use super::{
-    Auth, Concurrency, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings, TlsSummary,
+    Auth, Concurrency, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, Secret, ServerConfig, TlsSettings,
+    TlsSummary,
 };
 use crate::rule::{Condition, Rule, parse_matchers};
 use crate::tls::{self, ClientTlsOptions, PemSource};

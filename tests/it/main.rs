@@ -15,6 +15,7 @@ mod process;
 mod tls_client;
 
 mod check_config;
+mod concurrency;
 mod conditions;
 mod console;
 mod delivery;

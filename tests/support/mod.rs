@@ -9,10 +9,12 @@
 //! - [`payloads`]: webhook payloads as Alertmanager sends them;
 //! - [`downstream`]: recording downstream receivers that fail on demand;
 //! - [`pki`]: a CA with server and client certificates, generated per test;
-//! - [`spool`]: configs and batches for the spool's durability tests.
+//! - [`spool`]: configs and batches for the spool's durability tests;
+//! - [`capacity`]: a downstream of limited capacity that counts the concurrency it is offered.
 
 use std::time::Duration;
 
+pub mod capacity;
 pub mod client;
 pub mod downstream;
 pub mod payloads;
@@ -20,6 +22,7 @@ pub mod pki;
 pub mod relay;
 pub mod spool;
 
+pub use capacity::*;
 pub use client::*;
 pub use downstream::*;
 pub use payloads::*;
