@@ -149,7 +149,6 @@ relay_config() { # $1: spool yes/no, $2: group commit, $3: receivers (1 or 3), $
 server: {listen_address: 127.0.0.1:$RELAY_PORT}
 delivery:
   queue_capacity: ${QUEUE_CAPACITY:-1000000}
-  max_concurrency: 64
 $spool
 receivers:
 $receivers

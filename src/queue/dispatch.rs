@@ -171,3 +171,34 @@ pub async fn run(
     }
     tracing::debug!(receiver = %downstream.name, "pipeline drained and stopped");
 }
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+
+    use super::*;
+
+    fn failure(kind: FailureKind) -> Failure {
+        Failure { kind, retry_after: None, detail: String::new() }
+    }
+
+    #[test]
+    fn refusals_timeouts_and_transport_errors_are_back_pressure() {
+        assert_eq!(signal(None), Signal::Answered);
+        for code in [408, 429, 500, 502, 503, 504] {
+            let status = FailureKind::Status(StatusCode::from_u16(code).unwrap());
+            assert_eq!(signal(Some(&failure(status))), Signal::BackPressure, "{code}");
+        }
+        for kind in [FailureKind::Timeout, FailureKind::Connect, FailureKind::Dns, FailureKind::Tls] {
+            assert_eq!(signal(Some(&failure(kind))), Signal::BackPressure, "{kind:?}");
+        }
+        // About the request or the credentials, not the downstream's load.
+        for kind in [
+            FailureKind::Status(StatusCode::BAD_REQUEST),
+            FailureKind::Status(StatusCode::NOT_FOUND),
+            FailureKind::Auth,
+        ] {
+            assert_eq!(signal(Some(&failure(kind))), Signal::Answered, "{kind:?}");
+        }
+    }
+}
