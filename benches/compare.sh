@@ -22,7 +22,8 @@
 # test (nginx or amrelay) and the downstream share CPU $SUT_CPU, so every scenario gets the same
 # single core and wrk never competes with it. On a 2-core machine that is the only fair split.
 #
-# Usage: benches/compare.sh            (DURATION=10 ROUNDS=2 CONNECTIONS=32 LOAD_CPU=0 SUT_CPU=1)
+# Usage: benches/compare.sh            (DURATION=10 ROUNDS=2 CONNECTIONS=32 LOAD_CPU=0 SUT_CPU=1;
+#                                       SKIP_AM2AM=1 leaves the am2am peer out)
 # Takes about (8 + 3 * ROUNDS) * DURATION seconds after the build, plus am2am's first install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +56,7 @@ RELAY=$TARGET/release/amrelay
 SINK=$TARGET/release/examples/bench_sink
 PEERS=${PEERS_DIR:-$TARGET/compare-peers}
 AM2AM=$PEERS/bin/am2am
-if [ ! -x "$AM2AM" ]; then
+if [ -z "${SKIP_AM2AM:-}" ] && [ ! -x "$AM2AM" ]; then
   echo "installing am2am 0.1.10 into $PEERS" >&2
   CARGO_TARGET_DIR="$PEERS/build" cargo install am2am --version 0.1.10 --locked --root "$PEERS" >&2
 fi
@@ -299,6 +300,7 @@ receivers:
 YAML
 declare -A d_requests d_refused d_delivered d_duration d_p99 d_rss d_verdict
 peers=("nginx proxy_pass" "am2am 0.1.10" "amrelay, defaults")
+[ -z "${SKIP_AM2AM:-}" ] || peers=("nginx proxy_pass" "amrelay, defaults")
 for peer in "${peers[@]}"; do
   d_requests[$peer]=0; d_refused[$peer]=0; d_delivered[$peer]=0; d_duration[$peer]=0; d_p99[$peer]=0; d_rss[$peer]=0
   d_verdict[$peer]=ok
@@ -338,12 +340,14 @@ for round in $(seq "$ROUNDS"); do
   kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
 
   # am2am forwards the alerts array to ALERTMANAGER_URL; logging at warn, as amrelay here.
+  if [ -z "${SKIP_AM2AM:-}" ]; then
   ALERTMANAGER_URL="http://127.0.0.1:$SINK2_PORT/api/v2/alerts" SERVER_ADDRESS="127.0.0.1:$AM2AM_PORT" \
     ENABLE_LABEL_ROUTING=false RUST_LOG=warn taskset -c "$SUT_CPU" "$AM2AM" >>"$work/am2am.log" 2>&1 &
   am2am_pid=$!; pids+=($am2am_pid)
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$AM2AM_PORT/" && break; sleep 0.1; done
   run9 "am2am 0.1.10" "http://127.0.0.1:$AM2AM_PORT/api/v2/alerts" "$am2am_pid"
   kill "$am2am_pid"; wait "$am2am_pid" 2>/dev/null || true
+  fi
 
   start_relay "$work/relay-9.yml"
   [ "$round" = 1 ] && idle_rss_defaults=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$relay_pid/status")
@@ -393,7 +397,7 @@ cat <<REPORT9
 
 defaults, 1,000 groupKeys (target):
   amrelay / nginx, delivered batches/s   $(ratio "$(rate9 "amrelay, defaults")" "$(rate9 "nginx proxy_pass")")  (>= 1.0)
-  amrelay / am2am, delivered batches/s   $(ratio "$(rate9 "amrelay, defaults")" "$(rate9 "am2am 0.1.10")")  (>= 1.0)
+  amrelay / am2am, delivered batches/s   $([ -n "${SKIP_AM2AM:-}" ] && echo "not run (SKIP_AM2AM)" || ratio "$(rate9 "amrelay, defaults")" "$(rate9 "am2am 0.1.10")")  (>= 1.0)
   amrelay / nginx, p99 ingest latency    $(ratio "${d_p99[amrelay, defaults]}" "${d_p99[nginx proxy_pass]}")  (<= 1.0)
   amrelay refusals (503)                 ${d_refused[amrelay, defaults]}  (0 while the downstream keeps up)
   amrelay idle RSS                       ${idle_rss_defaults} MB  (< 20)
