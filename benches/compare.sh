@@ -7,8 +7,15 @@
 #   5. the same with the spool on and group commit off,
 #   6. amrelay fanning out to 3 receivers,
 #   7. scenario 3 with a config reload every 100 ms,
-#   8. amrelay with its downstream down (queues fill up, then 503s): the memory bound,
-#   9. scenario 3 with the Slack preset (each notification rendered into Block Kit at delivery).
+#   8. amrelay with its downstream down (queues fill up, then 503s): the memory bound.
+#   9. At the shipped defaults (a receiver with only a name and a URL), 1,000 rotating groupKeys:
+#      nginx proxy_pass, the naive Rust peer am2am 0.1.10 (axum + reqwest + serde_json::Value,
+#      installed from crates.io into target/compare-peers) and amrelay, alternated for ROUNDS
+#      rounds. Here the system under test is alone on $SUT_CPU and wrk and the downstream share
+#      $LOAD_CPU, as a downstream across a network does not compete with the relay. Counted at the
+#      downstream: delivered batches/s; counted at wrk: refusals (503s) and p99 ingest latency.
+#   9a/9b. the redb spool beside the shared NATS JetStream queue (one local nats-server, R1).
+#   10. scenario 3 with the Slack preset (each notification rendered into Block Kit at delivery).
 # Every scenario loads with the same 10-alert batch (~5 KB) for DURATION seconds with wrk, then
 # waits (bounded) until every accepted alert has reached the downstream; a run where accepted and
 # delivered differ is reported as FAILED. Prints one table, then the ratios the targets use.
@@ -17,17 +24,22 @@
 # test (nginx or amrelay) and the downstream share CPU $SUT_CPU, so every scenario gets the same
 # single core and wrk never competes with it. On a 2-core machine that is the only fair split.
 #
-# Usage: benches/compare.sh            (DURATION=10 CONNECTIONS=32 LOAD_CPU=0 SUT_CPU=1)
+# Usage: benches/compare.sh            (DURATION=10 ROUNDS=2 CONNECTIONS=32 LOAD_CPU=0 SUT_CPU=1;
+#                                       SKIP_AM2AM=1 leaves the am2am peer out)
+# Takes about (8 + 3 * ROUNDS) * DURATION seconds after the build, plus am2am's first install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 LOAD_CPU=${LOAD_CPU:-0}
 SUT_CPU=${SUT_CPU:-1}
 SINK_PORT=19100
 PROXY_PORT=19101
 RELAY_PORT=19102
+SINK2_PORT=19103
+AM2AM_PORT=19104
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -41,10 +53,18 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --bin amrelay --example bench_sink >&2
-RELAY=target/release/amrelay
-SINK=target/release/examples/bench_sink
+TARGET=${CARGO_TARGET_DIR:-target}
+RELAY=$TARGET/release/amrelay
+SINK=$TARGET/release/examples/bench_sink
+PEERS=${PEERS_DIR:-$TARGET/compare-peers}
+AM2AM=$PEERS/bin/am2am
+if [ -z "${SKIP_AM2AM:-}" ] && [ ! -x "$AM2AM" ]; then
+  echo "installing am2am 0.1.10 into $PEERS" >&2
+  CARGO_TARGET_DIR="$PEERS/build" cargo install am2am --version 0.1.10 --locked --root "$PEERS" >&2
+fi
 
-work=$(mktemp -d -p "$PWD/target" compare.XXXXXX) # on the real disk, for the spool's fsync
+mkdir -p "$TARGET"
+work=$(mktemp -d -p "$TARGET" compare.XXXXXX) # on the real disk, for the spool's fsync
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -97,6 +117,10 @@ done = function(summary, latency, requests)
 end
 LUA
 
+# The same with 1,000 groupKeys in rotation, as an alert storm spreads over groups.
+sed -e 's/for i = 0, 63 do/for i = 0, 999 do/' -e 's/bodies\[n % 64\]/bodies[n % 1000]/' "$work/post.lua" >"$work/post-1000.lua"
+grep -q 'n % 1000' "$work/post-1000.lua" || { echo "post-1000.lua not rewritten" >&2; exit 1; }
+
 start_sink() {
   taskset -c "$SUT_CPU" "$SINK" "127.0.0.1:$SINK_PORT" &
   pids+=($!)
@@ -129,7 +153,6 @@ relay_config() { # $1: spool yes/no, $2: group commit, $3: receivers (1 or 3), $
 server: {listen_address: 127.0.0.1:$RELAY_PORT}
 delivery:
   queue_capacity: ${QUEUE_CAPACITY:-1000000}
-  max_concurrency: 64
 $spool
 receivers:
 $receivers
@@ -265,6 +288,77 @@ down_accepted=$(( requests - non2xx ))
 down_refused=$non2xx
 stop_relay
 
+
+# 9. Shipped defaults, 1,000 rotating groupKeys: nginx, am2am and amrelay alternated.
+taskset -c "$LOAD_CPU" "$SINK" "127.0.0.1:$SINK2_PORT" &
+pids+=($!)
+wait_ready "http://127.0.0.1:$SINK2_PORT/count"
+sink2_requests() { curl -sf "http://127.0.0.1:$SINK2_PORT/count" | cut -d' ' -f1; }
+sed -e "s/127.0.0.1:$SINK_PORT/127.0.0.1:$SINK2_PORT/" "$work/nginx.conf" >"$work/nginx-9.conf"
+cat >"$work/relay-9.yml" <<YAML
+server: {listen_address: 127.0.0.1:$RELAY_PORT}
+receivers:
+  - name: downstream
+    url: http://127.0.0.1:$SINK2_PORT/webhook
+YAML
+declare -A d_requests d_refused d_delivered d_duration d_p99 d_rss d_verdict
+peers=("nginx proxy_pass" "am2am 0.1.10" "amrelay, defaults")
+[ -z "${SKIP_AM2AM:-}" ] || peers=("nginx proxy_pass" "amrelay, defaults")
+for peer in "${peers[@]}"; do
+  d_requests[$peer]=0; d_refused[$peer]=0; d_delivered[$peer]=0; d_duration[$peer]=0; d_p99[$peer]=0; d_rss[$peer]=0
+  d_verdict[$peer]=ok
+done
+# run9 PEER URL PID: one round of one peer; batches are counted at the downstream.
+run9() {
+  local peer=$1 url=$2 pid=$3 before after_run final out
+  before=$(sink2_requests)
+  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$work/post-1000.lua" "$url" | grep '^RESULT')
+  after_run=$(sink2_requests)
+  eval "$(echo "$out" | sed 's/^RESULT //')"
+  local accepted=$(( requests - non2xx ))
+  final=$(( $(sink2_requests) - before ))
+  for _ in $(seq 600); do
+    [ "$final" -ge "$accepted" ] && break
+    sleep 0.1
+    final=$(( $(sink2_requests) - before ))
+  done
+  if [ "$final" -lt "$accepted" ] || [ "$final" -gt $(( accepted + CONNECTIONS )) ] || [ "$socket_errors" -gt 0 ]; then
+    d_verdict[$peer]=FAILED
+  fi
+  d_requests[$peer]=$(( ${d_requests[$peer]} + requests ))
+  d_refused[$peer]=$(( ${d_refused[$peer]} + non2xx ))
+  d_delivered[$peer]=$(( ${d_delivered[$peer]} + after_run - before ))
+  d_duration[$peer]=$(( ${d_duration[$peer]} + duration_us ))
+  d_p99[$peer]=$(awk -v a="${d_p99[$peer]}" -v b="$p99_us" 'BEGIN { print (b > a ? b : a) }')
+  local hwm
+  hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+  d_rss[$peer]=$(awk -v a="${d_rss[$peer]}" -v b="$hwm" 'BEGIN { print (b > a ? b : a) }')
+  echo "$peer, round $round: $requests requests, $non2xx refused, $(( after_run - before )) delivered during the run, $final in all (socket errors $socket_errors)" >&2
+}
+for round in $(seq "$ROUNDS"); do
+  taskset -c "$SUT_CPU" "$NGINX" -c "$work/nginx-9.conf" -p "$work" -g 'daemon off;' &
+  nginx_pid=$!; pids+=($nginx_pid)
+  wait_ready "http://127.0.0.1:$PROXY_PORT/count"
+  run9 "nginx proxy_pass" "http://127.0.0.1:$PROXY_PORT/webhook" "$nginx_pid"
+  kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true
+
+  # am2am forwards the alerts array to ALERTMANAGER_URL; logging at warn, as amrelay here.
+  if [ -z "${SKIP_AM2AM:-}" ]; then
+  ALERTMANAGER_URL="http://127.0.0.1:$SINK2_PORT/api/v2/alerts" SERVER_ADDRESS="127.0.0.1:$AM2AM_PORT" \
+    ENABLE_LABEL_ROUTING=false RUST_LOG=warn taskset -c "$SUT_CPU" "$AM2AM" >>"$work/am2am.log" 2>&1 &
+  am2am_pid=$!; pids+=($am2am_pid)
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$AM2AM_PORT/" && break; sleep 0.1; done
+  run9 "am2am 0.1.10" "http://127.0.0.1:$AM2AM_PORT/api/v2/alerts" "$am2am_pid"
+  kill "$am2am_pid"; wait "$am2am_pid" 2>/dev/null || true
+  fi
+
+  start_relay "$work/relay-9.yml"
+  [ "$round" = 1 ] && idle_rss_defaults=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$relay_pid/status")
+  run9 "amrelay, defaults" "http://127.0.0.1:$RELAY_PORT/webhook" "$relay_pid"
+  concurrency_seen=$(curl -sf "http://127.0.0.1:$RELAY_PORT/metrics" | awk '/^amrelay_delivery_concurrency/ { print $2 }')
+  stop_relay
+done
+
 # ---- JetStream scenario (issue 17; a separate block) ------------------------------------------
 # 9a/9b: the spool (as 4) and the shared NATS JetStream queue (delivery.nats, one local
 # nats-server, R1, on the system-under-test core too), same run, same load. Every request gets
@@ -339,9 +433,35 @@ memory:
   idle RSS                          ${idle_rss} MB  (< 20)
   downstream down, queue 10000      peak ${down_rss} MB; accepted ${down_accepted} batches, refused ${down_refused} with 503
 REPORT
-# --- Scenario 9's ratio (issue 12, templates).
+# --- Scenario 10's ratio (issue 12, templates).
 echo "  slack preset / untemplated, req/s $(ratio "${rps[10 amrelay, slack preset]}" "${rps[3 amrelay, spool off]}")"
-# --- end of scenario 9's ratio
+# --- end of scenario 10's ratio
 for name in "${order[@]}"; do
   if [ "${verdict[$name]}" != ok ]; then echo "FAILED: $name lost alerts" >&2; exit 1; fi
+done
+
+printf '\n| defaults, 1,000 groupKeys (%s rounds of %ss) | requests/s | refused (503) | delivered batches/s | p99 ms (worst round) | peak RSS MB | |\n' "$ROUNDS" "$DURATION"
+printf '|---|---:|---:|---:|---:|---:|---|\n'
+for peer in "${peers[@]}"; do
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$peer" \
+    "$(awk -v r="${d_requests[$peer]}" -v d="${d_duration[$peer]}" 'BEGIN { printf "%.0f", r / (d / 1e6) }')" \
+    "${d_refused[$peer]}" \
+    "$(awk -v r="${d_delivered[$peer]}" -v d="${d_duration[$peer]}" 'BEGIN { printf "%.0f", r / (d / 1e6) }')" \
+    "$(awk -v v="${d_p99[$peer]}" 'BEGIN { printf "%.2f", v / 1000 }')" \
+    "$(awk -v v="${d_rss[$peer]}" 'BEGIN { printf "%.1f", v / 1024 }')" "${d_verdict[$peer]}"
+done
+rate9() { awk -v r="${d_delivered[$1]}" -v d="${d_duration[$1]}" 'BEGIN { print r / (d / 1e6) }'; }
+cat <<REPORT9
+
+defaults, 1,000 groupKeys (target):
+  amrelay / nginx, delivered batches/s   $(ratio "$(rate9 "amrelay, defaults")" "$(rate9 "nginx proxy_pass")")  (>= 1.0)
+  amrelay / am2am, delivered batches/s   $([ -n "${SKIP_AM2AM:-}" ] && echo "not run (SKIP_AM2AM)" || ratio "$(rate9 "amrelay, defaults")" "$(rate9 "am2am 0.1.10")")  (>= 1.0)
+  amrelay / nginx, p99 ingest latency    $(ratio "${d_p99[amrelay, defaults]}" "${d_p99[nginx proxy_pass]}")  (<= 1.0)
+  amrelay refusals (503)                 ${d_refused[amrelay, defaults]}  (0 while the downstream keeps up)
+  amrelay idle RSS                       ${idle_rss_defaults} MB  (< 20)
+  amrelay peak RSS under load            $(awk -v v="${d_rss[amrelay, defaults]}" 'BEGIN { printf "%.1f", v / 1024 }') MB  (< 50)
+  amrelay_delivery_concurrency at the end of the last round: ${concurrency_seen:-?}
+REPORT9
+for peer in "${peers[@]}"; do
+  if [ "${d_verdict[$peer]}" != ok ]; then echo "FAILED: $peer lost batches or had socket errors" >&2; exit 1; fi
 done

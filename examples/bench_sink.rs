@@ -1,5 +1,6 @@
 //! A downstream for `benches/compare.sh`: answers 200 to every POST and counts requests and the
-//! alerts in their bodies; `GET /count` returns `requests alerts`.
+//! alerts in their bodies (a webhook batch, or a bare array of alerts as `am2am` forwards them);
+//! `GET /count` returns `requests alerts`.
 //!
 //! Usage: `bench_sink 127.0.0.1:19100`
 
@@ -15,8 +16,18 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
-struct Batch {
-    alerts: Vec<serde::de::IgnoredAny>,
+#[serde(untagged)]
+enum Posted {
+    Batch { alerts: Vec<serde::de::IgnoredAny> },
+    Alerts(Vec<serde::de::IgnoredAny>),
+}
+
+impl Posted {
+    fn alerts(&self) -> usize {
+        match self {
+            Posted::Batch { alerts } | Posted::Alerts(alerts) => alerts.len(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -47,7 +58,7 @@ async fn main() {
                         return Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))));
                     }
                     let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                    let alerts = serde_json::from_slice::<Batch>(&body).map(|b| b.alerts.len()).unwrap_or(0);
+                    let alerts = serde_json::from_slice::<Posted>(&body).map(|b| b.alerts()).unwrap_or(0);
                     counts.requests.fetch_add(1, Ordering::Relaxed);
                     counts.alerts.fetch_add(alerts as u64, Ordering::Relaxed);
                     Ok(Response::new(Full::new(Bytes::new())))

@@ -37,6 +37,8 @@ pub const RATE_LIMIT_WAIT: &str = "amrelay_rate_limit_wait_duration_seconds";
 pub const QUEUE_DEPTH: &str = "amrelay_queue_depth";
 /// The most notifications a receiver's queue holds, by `receiver`.
 pub const QUEUE_CAPACITY: &str = "amrelay_queue_capacity";
+/// Deliveries a receiver may have in flight now (the adaptive limit or the pinned number), by `receiver`.
+pub const DELIVERY_CONCURRENCY: &str = "amrelay_delivery_concurrency";
 /// 1 when the last config reload succeeded.
 pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "amrelay_config_last_reload_successful";
 /// When the config was last loaded successfully.
@@ -167,6 +169,10 @@ fn describe() {
     describe_histogram!(DELIVERY_LATENCY, Unit::Seconds, "Time from acceptance to successful delivery.");
     describe_gauge!(QUEUE_DEPTH, "Notifications accepted and not yet delivered or dead-lettered.");
     describe_gauge!(QUEUE_CAPACITY, "The most notifications a receiver's queue holds.");
+    describe_gauge!(
+        DELIVERY_CONCURRENCY,
+        "Deliveries a receiver may have in flight now: the adaptive limit or the pinned number."
+    );
     describe_gauge!(CONFIG_LAST_RELOAD_SUCCESSFUL, "Whether the last configuration reload attempt was successful.");
     describe_gauge!(
         CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP,

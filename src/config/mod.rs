@@ -88,8 +88,18 @@ pub struct ReceiverConfig {
     pub max_alerts: usize,
     pub rule: Rule,
     pub queue_capacity: usize,
-    pub max_concurrency: usize,
+    pub max_concurrency: Concurrency,
     pub endpoint: Endpoint,
+}
+
+/// `max_concurrency:` — how many deliveries a receiver may have in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// `adaptive` (the default): follows the downstream, between 1 and `ceiling`
+    /// (`adaptive_concurrency_ceiling`).
+    Adaptive { ceiling: usize },
+    /// A number: exactly this many.
+    Fixed(usize),
 }
 
 /// Where and how a receiver's notifications are sent.

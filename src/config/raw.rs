@@ -41,7 +41,8 @@ pub struct RawServer {
 #[serde(deny_unknown_fields, default)]
 pub struct RawDelivery {
     pub queue_capacity: Option<Spanned<usize>>,
-    pub max_concurrency: Option<Spanned<usize>>,
+    pub max_concurrency: Option<Spanned<RawConcurrency>>,
+    pub adaptive_concurrency_ceiling: Option<Spanned<usize>>,
     pub timeout: Option<Spanned<PromDuration>>,
     pub retry: Option<Spanned<RawRetry>>,
     pub spool: Option<Spanned<RawSpool>>,
@@ -92,7 +93,9 @@ pub struct RawReceiver {
     #[serde(default)]
     pub queue_capacity: Option<usize>,
     #[serde(default)]
-    pub max_concurrency: Option<usize>,
+    pub max_concurrency: Option<RawConcurrency>,
+    #[serde(default)]
+    pub adaptive_concurrency_ceiling: Option<usize>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
@@ -296,4 +299,38 @@ pub struct RawNats {
     pub user: Option<String>,
     pub password_file: Option<String>,
     pub tls_config: Option<RawTlsConfig>,
+}
+
+/// `max_concurrency:` as written: `adaptive` or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawConcurrency {
+    Adaptive,
+    Fixed(usize),
+}
+
+impl<'de> Deserialize<'de> for RawConcurrency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawConcurrency;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`adaptive` or a number of deliveries in flight")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawConcurrency, E> {
+                usize::try_from(v).map(RawConcurrency::Fixed).map_err(|_| E::custom("too large"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawConcurrency, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom("must be `adaptive` or a number greater than 0"))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawConcurrency, E> {
+                match v {
+                    "adaptive" => Ok(RawConcurrency::Adaptive),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }

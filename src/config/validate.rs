@@ -9,9 +9,10 @@ use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::{Location, Spanned};
 
 use super::issues::{Issues, min_version, pem_source, secret};
-use super::raw::{RawConfig, RawHttpConfig, RawReceiver, RawRetry, RawTlsConfig};
+use super::raw::{RawConcurrency, RawConfig, RawHttpConfig, RawReceiver, RawRetry, RawTlsConfig};
 use super::{
-    Auth, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, ServerConfig, TlsSettings, TlsSummary,
+    Auth, Concurrency, DeliveryConfig, Endpoint, Issue, ReceiverConfig, RetryPolicy, ServerConfig, TlsSettings,
+    TlsSummary,
 };
 use crate::rule::{Condition, ParserMode, Rule, parse_matchers_in};
 use crate::tls::{self, ClientTlsOptions};
@@ -19,7 +20,8 @@ use crate::tls::{self, ClientTlsOptions};
 const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9098";
 const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
-const DEFAULT_MAX_CONCURRENCY: usize = 8;
+/// The ceiling of adaptive concurrency when none is set (Vector's is 200).
+const DEFAULT_ADAPTIVE_CONCURRENCY_CEILING: usize = 256;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 const DEFAULT_MAX_DEAD_LETTERS: usize = 1000;
@@ -76,8 +78,16 @@ pub fn validate(
     let delivery = &raw.delivery;
     let queue_capacity =
         positive(&mut issues, delivery.queue_capacity.as_ref(), "delivery.queue_capacity", DEFAULT_QUEUE_CAPACITY);
-    let max_concurrency =
-        positive(&mut issues, delivery.max_concurrency.as_ref(), "delivery.max_concurrency", DEFAULT_MAX_CONCURRENCY);
+    let ceiling = positive(
+        &mut issues,
+        delivery.adaptive_concurrency_ceiling.as_ref(),
+        "delivery.adaptive_concurrency_ceiling",
+        DEFAULT_ADAPTIVE_CONCURRENCY_CEILING,
+    );
+    let max_concurrency = match &delivery.max_concurrency {
+        Some(v) => concurrency(&mut issues, Some(&v.referenced), "delivery.max_concurrency", v.value, ceiling),
+        None => Concurrency::Adaptive { ceiling },
+    };
     let timeout = match &delivery.timeout {
         Some(t) if t.value.0.is_zero() => {
             issues.add(Some(&t.referenced), "delivery.timeout", "must be greater than 0");
@@ -128,7 +138,7 @@ pub struct Validated {
 
 struct Defaults {
     queue_capacity: usize,
-    max_concurrency: usize,
+    max_concurrency: Concurrency,
     timeout: Duration,
     retry: RetryPolicy,
 }
@@ -146,6 +156,24 @@ fn positive<T: Copy + Default + PartialEq>(
         }
         Some(v) => v.value,
         None => default,
+    }
+}
+
+/// `max_concurrency`: `adaptive` within `ceiling`, or a number greater than 0.
+fn concurrency(
+    issues: &mut Issues,
+    at: Option<&Location>,
+    field: &str,
+    value: RawConcurrency,
+    ceiling: usize,
+) -> Concurrency {
+    match value {
+        RawConcurrency::Adaptive => Concurrency::Adaptive { ceiling },
+        RawConcurrency::Fixed(0) => {
+            issues.add(at, field, "must be `adaptive` or a number greater than 0");
+            Concurrency::Adaptive { ceiling }
+        }
+        RawConcurrency::Fixed(n) => Concurrency::Fixed(n),
     }
 }
 
@@ -260,12 +288,25 @@ fn receiver(
         None => defaults.retry,
     };
     let queue_capacity = raw.queue_capacity.unwrap_or(defaults.queue_capacity);
-    let max_concurrency = raw.max_concurrency.unwrap_or(defaults.max_concurrency);
-    for (value, name) in [(queue_capacity, "queue_capacity"), (max_concurrency, "max_concurrency")] {
-        if value == 0 {
-            issues.add(Some(at), format!("{field}.{name}"), "must be greater than 0");
-        }
+    if queue_capacity == 0 {
+        issues.add(Some(at), format!("{field}.queue_capacity"), "must be greater than 0");
     }
+    if raw.adaptive_concurrency_ceiling == Some(0) {
+        issues.add(Some(at), format!("{field}.adaptive_concurrency_ceiling"), "must be greater than 0");
+    }
+    let ceiling = match (raw.adaptive_concurrency_ceiling, defaults.max_concurrency) {
+        (Some(c), _) if c > 0 => c,
+        (_, Concurrency::Adaptive { ceiling }) => ceiling,
+        (_, Concurrency::Fixed(_)) => DEFAULT_ADAPTIVE_CONCURRENCY_CEILING,
+    };
+    let max_concurrency = match raw.max_concurrency {
+        Some(value) => concurrency(issues, Some(at), &format!("{field}.max_concurrency"), value, ceiling),
+        // A ceiling bounds an inherited adaptive limit; a pinned number stays pinned.
+        None => match defaults.max_concurrency {
+            Concurrency::Adaptive { .. } => Concurrency::Adaptive { ceiling },
+            fixed => fixed,
+        },
+    };
 
     let http = &raw.http_config;
     let mut headers = headers(issues, field, at, raw);
@@ -499,4 +540,53 @@ fn rule(issues: &mut Issues, field: &str, raw: &RawReceiver) -> Rule {
         }
     }
     rule
+}
+
+#[cfg(test)]
+mod concurrency_tests {
+    use std::path::Path;
+
+    use crate::config::{Concurrency, Environment, from_str};
+
+    fn parse(text: &str) -> Result<Vec<Concurrency>, String> {
+        from_str(text, Path::new("/nonexistent/amrelay.yml"), &Environment::empty())
+            .map(|c| c.receivers.iter().map(|r| r.max_concurrency).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn adaptive_is_the_default_and_a_number_pins_it() {
+        let receivers = "receivers:\n  - {name: a, url: http://127.0.0.1:1/}\n  - {name: b, url: http://127.0.0.1:1/, max_concurrency: 3}\n  - {name: c, url: http://127.0.0.1:1/, adaptive_concurrency_ceiling: 32}\n";
+        assert_eq!(
+            parse(receivers).unwrap(),
+            [Concurrency::Adaptive { ceiling: 256 }, Concurrency::Fixed(3), Concurrency::Adaptive { ceiling: 32 }]
+        );
+        let pinned = format!("delivery: {{max_concurrency: 8}}\n{receivers}");
+        assert_eq!(
+            parse(&pinned).unwrap(),
+            // A ceiling bounds the adaptive limit only; a pinned number stays pinned.
+            [Concurrency::Fixed(8), Concurrency::Fixed(3), Concurrency::Fixed(8)]
+        );
+        let ceiling = format!("delivery: {{max_concurrency: adaptive, adaptive_concurrency_ceiling: 64}}\n{receivers}");
+        assert_eq!(
+            parse(&ceiling).unwrap(),
+            [Concurrency::Adaptive { ceiling: 64 }, Concurrency::Fixed(3), Concurrency::Adaptive { ceiling: 32 }]
+        );
+    }
+
+    #[test]
+    fn a_bad_max_concurrency_is_an_error_naming_the_field() {
+        for (text, field) in [
+            ("delivery: {max_concurrency: 0}\nreceivers: []\n", "delivery.max_concurrency"),
+            ("delivery: {max_concurrency: fast}\nreceivers: []\n", "adaptive"),
+            ("delivery: {adaptive_concurrency_ceiling: 0}\nreceivers: []\n", "delivery.adaptive_concurrency_ceiling"),
+            (
+                "receivers:\n  - {name: a, url: http://127.0.0.1:1/, max_concurrency: 0}\n",
+                "receivers[0].max_concurrency",
+            ),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(field), "{text}: {error}");
+        }
+    }
 }

@@ -126,10 +126,17 @@ impl Outbound {
     }
 }
 
+/// Told the outcome and round-trip time of every attempt: how the queue's adaptive concurrency
+/// learns what the downstream takes, without delivery knowing of queues.
+pub trait AttemptObserver: Send + Sync {
+    /// One attempt took `rtt` and ended in `failure`, or in a 2xx when `None`.
+    fn attempted(&self, rtt: Duration, failure: Option<&Failure>);
+}
+
 /// Delivers `item`, retrying as its receiver's policy allows, until it is delivered or
-/// dead-lettered. At shutdown it returns after the current attempt, leaving the notification in
-/// the spool for the next start.
-pub async fn deliver(downstream: &Downstream, item: Outbound) {
+/// dead-lettered, telling `observer` of every attempt. At shutdown it returns after the current
+/// attempt, leaving the notification in the spool for the next start.
+pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn AttemptObserver) {
     let mut attempt: u32 = item.attempts;
     // Rendered once, with the template current at the first attempt, and kept for the retries.
     let mut prepared: Option<Prepared> = None;
@@ -170,6 +177,7 @@ pub async fn deliver(downstream: &Downstream, item: Outbound) {
         let (result, took) = attempt::timed(send).await;
         prepared = Some(ready);
         downstream.metrics.attempt_duration.record(took.as_secs_f64());
+        observer.attempted(took, result.as_ref().err());
         let failure = match result {
             Ok(status) => {
                 debug_assert_eq!(status_class(status), "2xx");

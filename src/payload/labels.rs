@@ -132,13 +132,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
                 while let Some(pair) = map.next_entry::<Str<'de>, Str<'de>>()? {
                     pairs.push(pair);
                 }
-                // A repeated name is refused rather than resolved: JSON parsers disagree on which
-                // value wins, and a downstream must not see another label than amrelay matched.
-                pairs.sort_by(|a: &(Str, Str), b| a.0.cmp(&b.0));
-                if let Some(pair) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-                    return Err(de::Error::custom(format_args!("duplicate label name {:?}", pair[0].0.as_str())));
+                // Alertmanager (Go) writes map keys sorted: then one comparison per pair both
+                // checks the order and finds repeated names, and the vector is kept as it is.
+                if !pairs.is_sorted_by(|a: &(Str, Str), b| a.0 < b.0) {
+                    pairs.sort_by(|a: &(Str, Str), b| a.0.cmp(&b.0));
+                    // A repeated name is refused rather than resolved: JSON parsers disagree on
+                    // which value wins, and a downstream must not see another label than amrelay
+                    // matched.
+                    if let Some(pair) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+                        return Err(de::Error::custom(format_args!("duplicate label name {:?}", pair[0].0.as_str())));
+                    }
                 }
-                Ok(LabelSet::from_pairs(pairs))
+                Ok(LabelSet { pairs, slots: Box::default() })
             }
         }
         deserializer.deserialize_map(SetVisitor)

@@ -12,6 +12,7 @@
 //! [`Pipeline::push`]ed. A failed reservation drops the slots already taken, so a 503 leaves no
 //! trace at any receiver.
 
+pub mod concurrency;
 mod dispatch;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::ReceiverConfig;
+use crate::config::{Concurrency, ReceiverConfig};
 use crate::deliver::{Downstream, Outbound, Target};
 use crate::metrics as m;
 use crate::spool::Spool;
@@ -58,6 +59,8 @@ pub struct QueueMetrics {
     pub deduplicated: Counter,
     pub depth: Gauge,
     pub capacity: Gauge,
+    /// Deliveries allowed in flight now: the adaptive limit, or the pinned number.
+    pub concurrency: Gauge,
 }
 
 impl QueueMetrics {
@@ -70,6 +73,7 @@ impl QueueMetrics {
             deduplicated: metrics::counter!(m::NOTIFICATIONS_DEDUPLICATED, &labels),
             depth: metrics::gauge!(m::QUEUE_DEPTH, &labels),
             capacity: metrics::gauge!(m::QUEUE_CAPACITY, &labels),
+            concurrency: metrics::gauge!(m::DELIVERY_CONCURRENCY, &labels),
         }
     }
 }
@@ -80,8 +84,29 @@ pub struct QueueCounters {
     pub metrics: QueueMetrics,
     /// Notifications accepted and not yet finished.
     depth: AtomicUsize,
-    /// Deliveries in flight at most (`max_concurrency`), reloadable.
-    max_concurrency: AtomicUsize,
+    /// `max_concurrency` as configured, reloadable: the pinned number, or 0 for adaptive.
+    pinned: AtomicUsize,
+    /// `adaptive_concurrency_ceiling`, reloadable.
+    ceiling: AtomicUsize,
+}
+
+impl QueueCounters {
+    fn set_concurrency(&self, mode: Concurrency) {
+        let (pinned, ceiling) = match mode {
+            Concurrency::Fixed(n) => (n, 0),
+            Concurrency::Adaptive { ceiling } => (0, ceiling),
+        };
+        self.ceiling.store(ceiling, Ordering::Relaxed);
+        self.pinned.store(pinned, Ordering::Relaxed);
+    }
+
+    /// The concurrency setting the dispatcher follows.
+    fn concurrency(&self) -> Concurrency {
+        match self.pinned.load(Ordering::Relaxed) {
+            0 => Concurrency::Adaptive { ceiling: self.ceiling.load(Ordering::Relaxed) },
+            n => Concurrency::Fixed(n),
+        }
+    }
 }
 
 /// A receiver's queue: held by config snapshots; its dispatcher runs until the last one is gone.
@@ -120,8 +145,10 @@ impl Pipeline {
         let counters = Arc::new(QueueCounters {
             metrics: QueueMetrics::new(&config.name),
             depth: AtomicUsize::new(0),
-            max_concurrency: AtomicUsize::new(config.max_concurrency),
+            pinned: AtomicUsize::new(0),
+            ceiling: AtomicUsize::new(0),
         });
+        counters.set_concurrency(config.max_concurrency);
         counters.metrics.capacity.set(config.queue_capacity as f64);
         counters.metrics.depth.set(0.0);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -136,10 +163,10 @@ impl Pipeline {
     }
 
     /// Applies a reloaded receiver config: new target, concurrency and capacity. Queued
-    /// notifications stay and use the new target.
+    /// notifications stay and use the new target; an adaptive limit keeps what it learned.
     pub fn update(&self, config: &ReceiverConfig, target: Target) {
         self.downstream.target.store(Arc::new(target));
-        self.counters.max_concurrency.store(config.max_concurrency, Ordering::Relaxed);
+        self.counters.set_concurrency(config.max_concurrency);
         let old = self.capacity.swap(config.queue_capacity, Ordering::Relaxed);
         if config.queue_capacity > old {
             self.permits.add_permits(config.queue_capacity - old);

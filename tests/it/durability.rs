@@ -81,7 +81,9 @@ async fn outage_then_recovery_delivers_everything() {
         assert_eq!(relay.post("/webhook", numbered(&format!("G{}", n % 5), n)).await.status, 200);
     }
     tokio::time::sleep(Duration::from_millis(1500)).await; // 15+ retry intervals
-    assert!(downstream.received().len() >= 5 * 10, "retries continued during the outage");
+    // Retries continue, but adaptive concurrency sends a refusing downstream one request at a
+    // time, so not every group retries at once.
+    assert!(downstream.received().len() >= 10, "retries continued during the outage");
     downstream.always(Answer::status(200));
     let deadline = std::time::Instant::now() + crate::support::WAIT;
     while downstream.delivered().len() < 20 {

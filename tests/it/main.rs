@@ -16,6 +16,7 @@ mod tls_client;
 
 mod browser;
 mod check_config;
+mod concurrency;
 mod conditions;
 mod connections;
 mod console;

@@ -11,9 +11,11 @@
 //! - [`pki`]: a CA with server and client certificates, generated per test;
 //! - [`spool`]: configs and batches for the spool's durability tests;
 //! - [`token_endpoint`]: a local OAuth2 token endpoint that records and answers as scripted.
+//! - [`capacity`]: a downstream of limited capacity that counts the concurrency it is offered.
 
 use std::time::Duration;
 
+pub mod capacity;
 pub mod client;
 pub mod downstream;
 pub mod payloads;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Instructions and allocations per batch, ingest and delivery together, at the shipped defaults:
+# amrelay (release build) runs under valgrind — callgrind for instruction counts, which repeat
+# from run to run unlike times on a shared machine, then dhat for allocations — while wrk posts
+# the ~6 KB 10-alert batch of benches/compare.sh over 1,000 rotating groupKeys to it and
+# examples/bench_sink.rs counts what arrives. The same run without load is subtracted, so the
+# figures are per batch, startup excluded.
+#
+# Usage: benches/profile.sh        (DURATION=20 CONNECTIONS=4; needs valgrind, wrk, python3)
+# Leaves callgrind.out.load in $OUT (default target/profile) for callgrind_annotate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-20}
+CONNECTIONS=${CONNECTIONS:-4}
+SINK_PORT=19110
+RELAY_PORT=19111
+TARGET=${CARGO_TARGET_DIR:-target}
+OUT=${OUT:-$TARGET/profile}
+mkdir -p "$OUT"
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin amrelay --example bench_sink >&2
+RELAY=$TARGET/release/amrelay
+SINK=$TARGET/release/examples/bench_sink
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$SINK" "127.0.0.1:$SINK_PORT" & pids+=($!)
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$SINK_PORT/count" >/dev/null && break; sleep 0.1; done
+cat >"$OUT/relay.yml" <<YAML
+server: {listen_address: 127.0.0.1:$RELAY_PORT}
+receivers:
+  - name: downstream
+    url: http://127.0.0.1:$SINK_PORT/webhook
+YAML
+
+# The batch and the wrk script of compare.sh, with 1,000 groupKeys.
+python3 - "$OUT/batch.json" <<'PY'
+import json, sys
+def alert(i):
+    return {"status": "resolved" if i % 7 == 3 else "firing",
+            "labels": {"alertname": "KubePodCrashLooping", "cluster": "prod-eu-1", "container": "api",
+                       "instance": f"10.0.{i // 250}.{i % 250}:8080", "job": "kube-state-metrics",
+                       "namespace": "kube-system" if i % 3 == 0 else "shop", "pod": f"api-{i}",
+                       "prometheus": "monitoring/k8s", "severity": "critical" if i % 2 == 0 else "warning",
+                       "team": "checkout"},
+            "annotations": {"description": f"Pod shop/api-{i} (api) is in waiting state (reason: \"CrashLoopBackOff\").",
+                            "summary": "Pod is crash looping."},
+            "startsAt": "2026-11-29T04:36:08.439Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
+            "fingerprint": "%016x" % (i * 7919)}
+batch = {"receiver": "amrelay", "status": "firing", "alerts": [alert(i) for i in range(10)],
+         "groupLabels": {"alertname": "KubePodCrashLooping"}, "commonLabels": {}, "commonAnnotations": {},
+         "externalURL": "http://alertmanager.example:9093", "version": "4",
+         "groupKey": "GROUPKEY", "truncatedAlerts": 0}
+open(sys.argv[1], "w").write(json.dumps(batch, separators=(",", ":")))
+PY
+cat >"$OUT/post.lua" <<LUA
+local f = io.open("$OUT/batch.json"); local template = f:read("*a"); f:close()
+local bodies = {}
+for i = 0, 999 do
+  bodies[i] = template:gsub("GROUPKEY", '{}:{alertname=\\\\"KubePodCrashLooping\\\\",shard=\\\\"' .. i .. '\\\\"}')
+end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[n % 1000])
+end
+LUA
+
+# profile TOOL NAME LOAD(yes/no): runs amrelay under valgrind; prints the batches delivered.
+profile() {
+  local tool=$1 name=$2 load=$3 before after pid
+  before=$(curl -sf "http://127.0.0.1:$SINK_PORT/count" | cut -d' ' -f1)
+  local args=(--tool="$tool")
+  if [ "$tool" = callgrind ]; then args+=(--callgrind-out-file="$OUT/callgrind.out.$name"); fi
+  if [ "$tool" = dhat ]; then args+=(--dhat-out-file="$OUT/dhat.out.$name"); fi
+  valgrind "${args[@]}" "$RELAY" --config.file="$OUT/relay.yml" --log.level=warn 2>"$OUT/$tool.$name.log" &
+  pid=$!; pids+=($pid)
+  for _ in $(seq 600); do curl -sf "http://127.0.0.1:$RELAY_PORT/-/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+  if [ "$load" = yes ]; then
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s -s "$OUT/post.lua" "http://127.0.0.1:$RELAY_PORT/webhook" >"$OUT/wrk.$tool.log"
+    # Let delivery finish what was accepted before stopping.
+    sleep 3
+  fi
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  after=$(curl -sf "http://127.0.0.1:$SINK_PORT/count" | cut -d' ' -f1)
+  echo $(( after - before ))
+}
+instructions() { grep -m1 '^summary:\|^totals:' "$OUT/callgrind.out.$1" | awk '{ print $2 }'; }
+blocks() { grep -m1 'Total:' "$OUT/dhat.$1.log" | sed -E 's/.* in ([0-9,]+) blocks.*/\1/' | tr -d ,; }
+
+profile callgrind idle no >/dev/null
+batches=$(profile callgrind load yes)
+profile dhat idle no >/dev/null
+dhat_batches=$(profile dhat load yes)
+ir_idle=$(instructions idle); ir_load=$(instructions load)
+blocks_idle=$(blocks idle); blocks_load=$(blocks load)
+echo "callgrind: $batches batches delivered; $(( (ir_load - ir_idle) / batches )) instructions per batch (ingest + delivery)"
+echo "dhat: $dhat_batches batches delivered; $(( (blocks_load - blocks_idle) / dhat_batches )) allocations per batch"
+echo "top functions (inclusive):"
+callgrind_annotate --inclusive=yes "$OUT/callgrind.out.load" 2>/dev/null | sed -n '1,60p' | grep -E '^\s*[0-9,]+ \(' | head -40
