@@ -273,6 +273,7 @@ pub struct RawLimits {
     pub max_connections_per_client: Option<usize>,
     pub max_alerts_per_batch: Option<usize>,
     pub max_json_depth: Option<usize>,
+    pub max_labels_per_alert: Option<usize>,
 }
 
 /// `receivers[].signing:` — the HMAC key, inline or from a file.

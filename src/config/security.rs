@@ -34,6 +34,10 @@ const MAX_BCRYPT_COST: u32 = 12;
 const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 const DEFAULT_MAX_ALERTS_PER_BATCH: usize = 10_000;
 const DEFAULT_MAX_JSON_DEPTH: usize = 32;
+/// Real alerts carry tens of labels (a kube-prometheus alert with every target label has about
+/// 20); 256 leaves room for generous relabelling while keeping one alert's label set, and the
+/// rules' work on it, small.
+const DEFAULT_MAX_LABELS_PER_ALERT: usize = 256;
 /// Reachable without credentials unless `open_endpoints` says otherwise: the probes only.
 const DEFAULT_OPEN_ENDPOINTS: [&str; 2] = ["/-/healthy", "/-/ready"];
 
@@ -107,6 +111,8 @@ pub struct Limits {
     /// Connections from one client address beyond this are closed right after accept.
     pub max_connections_per_client: usize,
     pub max_alerts_per_batch: usize,
+    /// Labels (and, separately, annotations) one alert may carry.
+    pub max_labels_per_alert: usize,
     /// Deepest nesting of JSON arrays and objects in a webhook body.
     pub max_json_depth: usize,
 }
@@ -119,6 +125,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             max_alerts_per_batch: DEFAULT_MAX_ALERTS_PER_BATCH,
+            max_labels_per_alert: DEFAULT_MAX_LABELS_PER_ALERT,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
         }
     }
@@ -201,6 +208,7 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
             (raw.max_connections_per_client, "max_connections_per_client", &mut limits.max_connections_per_client),
             (raw.max_alerts_per_batch, "max_alerts_per_batch", &mut limits.max_alerts_per_batch),
             (raw.max_json_depth, "max_json_depth", &mut limits.max_json_depth),
+            (raw.max_labels_per_alert, "max_labels_per_alert", &mut limits.max_labels_per_alert),
         ] {
             match value {
                 Some(0) => issues.add(Some(at), format!("server.limits.{name}"), "must be greater than 0"),

@@ -41,13 +41,85 @@ pub struct Alert<'a> {
     pub annotations: LabelSet<'a>,
 }
 
-#[derive(Deserialize)]
+/// The fields of an alert routing reads; the others are only checked for smuggled spellings.
 struct AlertFields<'a> {
     status: Status,
-    #[serde(borrow)]
     labels: LabelSet<'a>,
-    #[serde(borrow, default)]
     annotations: LabelSet<'a>,
+}
+
+/// The fields of a version "4" notification and of one of its alerts, as Alertmanager spells them.
+const TOP_LEVEL_FIELDS: [&str; 10] = [
+    "receiver",
+    "status",
+    "alerts",
+    "groupLabels",
+    "commonLabels",
+    "commonAnnotations",
+    "externalURL",
+    "version",
+    "groupKey",
+    "truncatedAlerts",
+];
+const ALERT_FIELDS: [&str; 7] =
+    ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"];
+
+/// The known field that `key` spells differently, as Go's `encoding/json` would match it: ASCII
+/// case folded, plus the two non-ASCII letters whose simple case folding reaches an ASCII one
+/// (`ſ` → `s`, the Kelvin sign `K` → `k`). Such a key is refused: amrelay would pass it on
+/// untouched beside the field it filtered, and a Go downstream would read either.
+fn smuggled<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let folded = |c: char| match c {
+        '\u{17f}' => 's',
+        '\u{212a}' => 'k',
+        c => c.to_ascii_lowercase(),
+    };
+    known
+        .iter()
+        .copied()
+        .find(|name| *name != key && key.chars().map(folded).eq(name.chars().map(|c| c.to_ascii_lowercase())))
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for AlertFields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = AlertFields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an alert object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut status, mut labels, mut annotations) = (None, None, None);
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    let duplicate = || A::Error::custom(format_args!("duplicate field `{}`", key.as_str()));
+                    match key.as_str() {
+                        "status" if status.is_some() => return Err(duplicate()),
+                        "status" => status = Some(map.next_value::<Status>()?),
+                        "labels" if labels.is_some() => return Err(duplicate()),
+                        "labels" => labels = Some(map.next_value::<LabelSet<'de>>()?),
+                        "annotations" if annotations.is_some() => return Err(duplicate()),
+                        "annotations" => annotations = Some(map.next_value::<LabelSet<'de>>()?),
+                        other => {
+                            if let Some(known) = smuggled(other, &ALERT_FIELDS) {
+                                return Err(A::Error::custom(format_args!(
+                                    "field `{other}` differs from `{known}` only by case: refused, as Go decoders \
+                                     would read it as `{known}`"
+                                )));
+                            }
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AlertFields {
+                    status: status.ok_or_else(|| A::Error::missing_field("status"))?,
+                    labels: labels.ok_or_else(|| A::Error::missing_field("labels"))?,
+                    annotations: annotations.unwrap_or_default(),
+                })
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
 }
 
 /// A decoded webhook notification, borrowing from the request body.
@@ -158,7 +230,13 @@ impl<'a> TopLevel<'a> {
                 once(&mut self.common_annotations_seen, duplicate)?;
                 cursor.value::<IgnoredAny>().map(drop)
             }
-            _ => {
+            other => {
+                if let Some(known) = smuggled(other, &TOP_LEVEL_FIELDS) {
+                    return Err(DecodeError::Json(format!(
+                        "field `{other}` differs from `{known}` only by case: refused, as Go decoders would read \
+                         it as `{known}`"
+                    )));
+                }
                 if self.extras.iter().any(|(k, _)| *k == key) {
                     return Err(duplicate());
                 }
@@ -419,6 +497,14 @@ mod tests {
             (br#"{"version":"4","alerts":[],}"#, "key must be a string"),
             (br#"{"version":"4" "alerts":[]}"#, "expected `,` or `}`"),
             (br#"{"version":"4","alerts":["#, "EOF"),
+            (br#"{"version":"4","alerts":[],"Alerts":[]}"#, "`Alerts` differs from `alerts` only by case"),
+            (br#"{"version":"4","alerts":[],"GROUPKEY":"x"}"#, "differs from `groupKey`"),
+            ("{\"version\":\"4\",\"alerts\":[],\"\u{17f}tatus\":\"firing\"}".as_bytes(), "differs from `status`"),
+            (br#"{"version":"4","alerts":[{"status":"firing","labels":{},"Labels":{}}]}"#, "alerts[0]: field `Labels`"),
+            (br#"{"version":"4","alerts":[{"status":"firing","labels":{},"STATUS":"resolved"}]}"#, "`STATUS`"),
+            (br#"{"version":"4","alerts":[{"status":"firing","labels":{},"fingerPrint":"1"}]}"#, "`fingerprint`"),
+            (br#"{"version":"4","alerts":[{"status":"firing","labels":{},"labels":{}}]}"#, "duplicate field"),
+            (br#"{"version":"4","alerts":[{"labels":{}}]}"#, "missing field `status`"),
             (br#""#, "EOF"),
         ];
         for (body, expected) in cases {

@@ -47,11 +47,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LabelSet<'a> {
     pairs: Vec<(Str<'a>, Str<'a>)>,
-    /// For each slot of a `LabelIndex`: the position of that label in `pairs`, or `NONE`.
-    slots: Box<[u16]>,
+    /// For each slot of a `LabelIndex`: the position of that label in `pairs`, `NONE`, or
+    /// `BY_NAME` for a position too large to store (then the lookup goes by name, never wrongly
+    /// "absent": an absent label satisfies `NotIn`/`!=`, so misreading one lets alerts through).
+    slots: Box<[u32]>,
 }
 
-const NONE: u16 = u16::MAX;
+const NONE: u32 = u32::MAX;
+const BY_NAME: u32 = u32::MAX - 1;
 
 impl<'a> LabelSet<'a> {
     /// Builds a set from pairs in any order.
@@ -77,8 +80,8 @@ impl<'a> LabelSet<'a> {
             .names()
             .iter()
             .map(|name| match self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
-                Ok(position) if position < NONE as usize => position as u16,
-                _ => NONE,
+                Ok(position) => u32::try_from(position).ok().filter(|&p| p < BY_NAME).unwrap_or(BY_NAME),
+                Err(_) => NONE,
             })
             .collect();
     }
@@ -113,8 +116,8 @@ impl Labels for LabelSet<'_> {
     fn get_slot(&self, slot: u32, name: &str) -> Option<&str> {
         match self.slots.get(slot as usize) {
             Some(&NONE) => None,
+            Some(&BY_NAME) | None => self.get(name),
             Some(&position) => Some(self.pairs[position as usize].1.as_str()).filter(|v| !v.is_empty()),
-            None => self.get(name),
         }
     }
 }
@@ -181,6 +184,20 @@ mod tests {
         assert_eq!(set.get_slot(a, "a"), Some("1"));
         assert_eq!(set.get_slot(c, "c"), None, "empty counts as absent");
         assert_eq!(set.get_slot(missing, "zz"), None);
+    }
+
+    /// Regression: slots were `u16`, so a label at position 65,535 or beyond read as absent and
+    /// `severity NotIn [critical]` let a critical alert through.
+    #[test]
+    fn a_label_beyond_position_65535_is_found_by_slot() {
+        let mut index = LabelIndex::default();
+        let severity = index.intern("severity");
+        let mut pairs: Vec<_> =
+            (0..70_000).map(|i| (Str(format!("a{i:05}").into()), Str(Cow::Borrowed("x")))).collect();
+        pairs.push((Str(Cow::Borrowed("severity")), Str(Cow::Borrowed("critical"))));
+        let mut set = LabelSet::from_pairs(pairs);
+        set.index(&index);
+        assert_eq!(set.get_slot(severity, "severity"), Some("critical"));
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub fn page() -> HttpResponse {
 pub async fn route_test(snapshot: &Snapshot, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
     check_content_type(&request)?;
     let body = read_body(request, snapshot.server.max_request_bytes).await?;
+    // The same limits as /webhook: the explanation grows with alerts × receivers.
+    super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
     let explanation = crate::explain::explain(snapshot.receivers.iter().map(|r| &r.config), &notification);
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": explanation})))
 }

@@ -1,9 +1,10 @@
-//! `server.limits` on the request path: JSON nesting and alerts per batch. (Body size, header
+//! `server.limits` on the request path: JSON nesting, alerts per batch and labels per alert. (Body size, header
 //! and idle timeouts and the connection count are enforced by the listener and `webhook`.)
 
 use super::response::ApiError;
 use crate::config::Limits;
 use crate::metrics as m;
+use crate::payload::Notification;
 
 /// Refuses a body nested deeper than `max_json_depth`, before it is decoded.
 pub fn check_body(body: &[u8], limits: &Limits) -> Result<(), ApiError> {
@@ -17,11 +18,25 @@ pub fn check_body(body: &[u8], limits: &Limits) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuses a batch of more than `max_alerts_per_batch` alerts.
-pub fn check_batch(alerts: usize, limits: &Limits) -> Result<(), ApiError> {
-    if alerts > limits.max_alerts_per_batch {
+/// Refuses a batch of more than `max_alerts_per_batch` alerts, or with an alert carrying more
+/// than `max_labels_per_alert` labels or annotations.
+pub fn check_batch(notification: &Notification, limits: &Limits) -> Result<(), ApiError> {
+    if notification.alerts.len() > limits.max_alerts_per_batch {
         metrics::counter!(m::BATCHES_REJECTED, "reason" => "too_many_alerts").increment(1);
         return Err(ApiError::TooManyAlerts(limits.max_alerts_per_batch));
+    }
+    let max = limits.max_labels_per_alert;
+    let over = notification.alerts.iter().enumerate().find_map(|(index, alert)| {
+        [("labels", alert.labels.len()), ("annotations", alert.annotations.len())]
+            .into_iter()
+            .find(|&(_, count)| count > max)
+            .map(|(what, count)| (index, what, count))
+    });
+    if let Some((index, what, count)) = over {
+        metrics::counter!(m::BATCHES_REJECTED, "reason" => "too_many_labels").increment(1);
+        return Err(ApiError::BadRequest(format!(
+            "alerts[{index}] has {count} {what}, more than server.limits.max_labels_per_alert ({max})"
+        )));
     }
     Ok(())
 }

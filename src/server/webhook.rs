@@ -41,7 +41,7 @@ pub async fn handle(
         reject(StatusCode::BAD_REQUEST);
         ApiError::BadRequest(e.to_string())
     })?;
-    super::limits::check_batch(notification.alerts.len(), &snapshot.server.inbound.limits)?;
+    super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
     state.http_metrics.alerts_received.increment(notification.alerts.len() as u64);
 
     let plans = route::plan(snapshot, &notification, destination);

@@ -122,8 +122,9 @@ impl Spool {
     /// record that does not decode is dropped; both with an error log.
     pub fn open(config: &SpoolConfig, max_dead: usize) -> Result<(Spool, Vec<Stored>), String> {
         if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            private_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
+        private_file(&config.path).map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?;
         let db = match open_database(&config.path) {
             Ok(db) => db,
             Err(OpenError::Other(e)) => return Err(format!("cannot open spool {}: {e}", config.path.display())),
@@ -133,6 +134,8 @@ impl Spool {
                     "spool file is unreadable; moving it aside and starting an empty spool");
                 std::fs::rename(&config.path, &aside)
                     .map_err(|e| format!("cannot move {} aside: {e}", config.path.display()))?;
+                private_file(&config.path)
+                    .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?;
                 Database::create(&config.path)
                     .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?
             }
@@ -337,6 +340,35 @@ impl Spool {
 enum OpenError {
     Corrupt(String),
     Other(String),
+}
+
+/// Creates the spool's folder, and any missing parent, readable by this user only (0700): the
+/// spool holds alert bodies and downstream error snippets. An existing folder is left as it is.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the spool file 0600 before redb opens it (redb would create it 0644 under the usual
+/// umask), and takes group and world access away from an existing one.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens the database, telling a corrupt file (moved aside by the caller) from other errors

@@ -141,6 +141,7 @@ impl Writer {
 
     fn database(&mut self) -> Result<&Database, String> {
         if self.db.is_none() {
+            super::private_file(&self.path).map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
             let db =
                 Database::create(&self.path).map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
             tracing::info!(path = %self.path.display(), "spool reopened");

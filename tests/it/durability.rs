@@ -288,3 +288,20 @@ async fn dedup_window_drops_ha_duplicates() {
     downstream.assert_stays_at(2, Duration::from_millis(200)).await;
     relay.wait_metric(r#"amrelay_notifications_deduplicated_total{receiver="dedup"}"#, 1.0).await;
 }
+
+/// Regression: the spool file and the folder created for it were world-readable (0644/0755),
+/// though they hold alert bodies and downstream error snippets.
+#[cfg(unix)]
+#[tokio::test]
+async fn spool_file_and_folder_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("new").join("spool");
+    let relay = TestRelay::start(&spool_config(&folder, &downstream.url("/"), "")).await;
+    assert_eq!(post_json(&relay.url("/webhook"), numbered("Private", 1)).await.status, 200);
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&folder.join("spool.redb")), 0o600);
+    assert_eq!(mode(&folder), 0o700);
+    assert_eq!(mode(&dir.path().join("new")), 0o700);
+}

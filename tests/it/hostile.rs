@@ -217,3 +217,57 @@ async fn connection_limit_and_idle_timeout() {
     }
     assert!(relay.metric(r#"amrelay_connection_errors_total{reason="max_connections"}"#).await.unwrap_or(0.0) >= 1.0);
 }
+
+fn alert_with_labels(count: usize, last: (&str, &str)) -> String {
+    let mut labels: Vec<String> = (0..count).map(|i| format!(r#""a{i:05}":"x""#)).collect();
+    labels.push(format!(r#""{}":"{}""#, last.0, last.1));
+    format!(r#"{{"version":"4","groupKey":"g","alerts":[{{"status":"firing","labels":{{{}}}}}]}}"#, labels.join(","))
+}
+
+/// Regression: a label beyond position 65,535 read as absent, so `severity NotIn [critical]` let
+/// a critical alert with 70,000 labels through; and an alert's label count had no limit.
+#[tokio::test]
+async fn labels_per_alert_are_capped_and_never_misread() {
+    let downstream = Downstream::start().await;
+    let yaml = format!(
+        "server:\n  limits: {{max_labels_per_alert: 80000}}\nreceivers:\n  - name: not-critical\n    url: {}\n    \
+         conditions: [{{label: severity, operator: NotIn, values: [critical]}}]\n",
+        downstream.url("/sink")
+    );
+    let relay = TestRelay::start(&yaml).await;
+    let reply = relay.post("/webhook", alert_with_labels(70_000, ("severity", "critical"))).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["receivers"], serde_json::json!({}), "the critical alert was routed: {}", reply.text());
+    let reply = relay.post("/webhook", alert_with_labels(70_000, ("severity", "warning"))).await;
+    assert_eq!(reply.json()["receivers"]["not-critical"], 1, "{}", reply.text());
+
+    // At the default (256), one label too many is a 400 that says which alert and which limit.
+    let relay = TestRelay::start(&relay_yaml(&downstream, "  limits: {}\n")).await;
+    let reply = relay.post("/webhook", alert_with_labels(256, ("severity", "warning"))).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("server.limits.max_labels_per_alert (256)"), "{}", reply.text());
+    let reply = relay.post("/webhook", alert_with_labels(255, ("severity", "warning"))).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // The recorder is shared by the tests of this binary: at least this refusal was counted.
+    assert!(relay.metric(r#"amrelay_batches_rejected_total{reason="too_many_labels"}"#).await.unwrap_or(0.0) >= 1.0);
+}
+
+/// Regression: a key differing from a known field only by case (`"Alerts"`, `"Labels"`) was
+/// passed on beside the filtered field, and Go decoders match keys case-insensitively.
+#[tokio::test]
+async fn keys_differing_only_by_case_are_refused() {
+    let downstream = Downstream::start().await;
+    let relay = TestRelay::start(&relay_yaml(&downstream, CONFIG_LIMITS)).await;
+    let smuggled = [
+        r#"{"version":"4","groupKey":"g","alerts":[],"Alerts":[{"status":"firing","labels":{"a":"b"}}]}"#,
+        r#"{"version":"4","groupKey":"g","alerts":[{"status":"firing","labels":{"a":"b"},"Labels":{"x":"y"}}]}"#,
+        r#"{"version":"4","groupKey":"g","alerts":[{"status":"firing","labels":{"a":"b"},"STATUS":"resolved"}]}"#,
+        "{\"version\":\"4\",\"groupKey\":\"g\",\"alerts\":[],\"\u{17f}tatus\":\"firing\"}",
+    ];
+    for body in smuggled {
+        let reply = relay.post("/webhook", body.to_owned()).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        assert!(reply.text().contains("only by case"), "{body}: {}", reply.text());
+    }
+    assert!(downstream.received().is_empty());
+}

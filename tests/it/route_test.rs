@@ -371,3 +371,26 @@ async fn readme_route_test_example_is_true() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), shown, "the README's route-test output differs");
 }
+
+/// Regression: `/api/v1/route-test` skipped the depth, alerts-per-batch and labels-per-alert
+/// limits `/webhook` applies, and built an alerts × receivers explanation of any size.
+#[tokio::test]
+async fn route_test_endpoint_applies_the_webhook_limits() {
+    let relay = TestRelay::start(&format!(
+        "server:\n  limits: {{max_alerts_per_batch: 3, max_json_depth: 8}}\n{}",
+        config(|name| format!("http://127.0.0.1:9/{name}"))
+    ))
+    .await;
+    let many = batch("{}:{}", (0..4).map(|i| alert("firing", json!({"n": i.to_string()}))).collect());
+    let reply = relay.post("/api/v1/route-test", many).await;
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    let deep = format!(r#"{{"version":"4","alerts":[],"x":{}{}}}"#, "[".repeat(20), "]".repeat(20));
+    let reply = relay.post("/api/v1/route-test", deep).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("max_json_depth"), "{}", reply.text());
+    let labels: serde_json::Map<String, Value> = (0..300).map(|i| (format!("l{i}"), json!("x"))).collect();
+    let reply = relay.post("/api/v1/route-test", batch("{}:{}", vec![alert("firing", Value::Object(labels))])).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.text().contains("max_labels_per_alert"), "{}", reply.text());
+    assert_eq!(relay.post("/api/v1/route-test", payload()).await.status, 200);
+}
