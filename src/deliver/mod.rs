@@ -14,6 +14,7 @@ mod downstream;
 pub mod oauth2;
 mod ratelimit;
 mod render;
+mod threads;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,6 +29,7 @@ pub use counts::{CountsView, DeliveryCounts};
 pub use downstream::{DeliveryMetrics, DeliveryState, Downstream};
 pub use ratelimit::RateLimiter;
 pub use render::Prepared;
+pub use threads::{ThreadEntry, Threads};
 
 use crate::metrics as m;
 use crate::spool::{Header, Stored, unix_ms};
