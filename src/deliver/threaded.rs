@@ -125,7 +125,10 @@ mod tests {
         let post = with_query(&url, Some(&append_query(url.query(), "wait=true")));
         assert_eq!(post.to_string(), "https://discord.com/api/webhooks/1/tok?thread_id=9&wait=true");
         let edit = crate::template::presets::join(&url, "/messages/77");
-        assert_eq!(with_query(&edit, url.query()).to_string(), "https://discord.com/api/webhooks/1/tok/messages/77?thread_id=9");
+        assert_eq!(
+            with_query(&edit, url.query()).to_string(),
+            "https://discord.com/api/webhooks/1/tok/messages/77?thread_id=9"
+        );
     }
 
     #[test]

@@ -69,7 +69,13 @@ impl Threads {
     }
 
     /// The group's message, unless it expired.
-    pub async fn get(&self, receiver: &Arc<str>, spool: &Spool, group_key: &str, expire: Duration) -> Option<ThreadEntry> {
+    pub async fn get(
+        &self,
+        receiver: &Arc<str>,
+        spool: &Spool,
+        group_key: &str,
+        expire: Duration,
+    ) -> Option<ThreadEntry> {
         self.loaded(receiver, spool).await;
         let now = unix_ms(SystemTime::now());
         let guard = self.map.lock().expect("threads lock");
@@ -105,8 +111,7 @@ impl Threads {
                     evicted.push(key);
                 }
                 while map.len() > max_groups {
-                    let Some(oldest) = map.iter().min_by_key(|(_, e)| e.updated_unix_ms).map(|(k, _)| k.clone())
-                    else {
+                    let Some(oldest) = map.iter().min_by_key(|(_, e)| e.updated_unix_ms).map(|(k, _)| k.clone()) else {
                         break;
                     };
                     map.remove(&oldest);

@@ -218,7 +218,12 @@ impl Spool {
 
     /// Remembers (`Some`) or forgets (`None`) a group's thread entry, durably; a memory-only
     /// spool keeps nothing (the caller's memory is the store).
-    pub async fn set_thread(&self, receiver: &Arc<str>, group_key: &Arc<str>, entry: Option<Vec<u8>>) -> Result<(), String> {
+    pub async fn set_thread(
+        &self,
+        receiver: &Arc<str>,
+        group_key: &Arc<str>,
+        entry: Option<Vec<u8>>,
+    ) -> Result<(), String> {
         if self.writer.is_none() {
             return Ok(());
         }

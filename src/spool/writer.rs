@@ -138,8 +138,9 @@ impl Writer {
                     stopped = Some(done);
                 }
             }
-            let durable =
-                batch.iter().any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. } | Op::Thread { .. }));
+            let durable = batch
+                .iter()
+                .any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. } | Op::Thread { .. }));
             match self.apply(batch, durable) {
                 Ok(()) => dirty = !durable,
                 Err(()) => dirty = true,
@@ -259,9 +260,7 @@ impl Writer {
                         },
                         Op::ListThreads { receiver, .. } => {
                             let mut list = Vec::new();
-                            let range = threads
-                                .range((&**receiver, "")..)
-                                .map_err(|e| e.to_string())?;
+                            let range = threads.range((&**receiver, "")..).map_err(|e| e.to_string())?;
                             for entry in range {
                                 let (key, value) = entry.map_err(|e| e.to_string())?;
                                 let (owner, group_key) = key.value();

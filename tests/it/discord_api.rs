@@ -56,7 +56,8 @@ impl FakeDiscord {
                 let server = server.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| server.clone().answer(request));
-                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                    let _ =
+                        auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });

@@ -7,13 +7,14 @@ use serde_json::json;
 use crate::discord_api::{FakeDiscord, WEBHOOK};
 use crate::support::{TestRelay, alert, batch, get};
 
-fn config(dir: &std::path::Path, url: &str) -> String {
+/// Each test names its receiver apart: the metrics registry is shared by the whole test binary.
+fn config(dir: &std::path::Path, url: &str, name: &str) -> String {
     format!(
         "delivery:
   retry: {{max_attempts: 3, initial_backoff: 20ms, max_backoff: 50ms}}
   spool: {{path: {}/spool.redb}}
 receivers:
-  - name: discord
+  - name: {name}
     url: {url}
     preset: discord
     thread: {{mode: update, expire: 7d, max_groups: 1000}}
@@ -26,9 +27,9 @@ fn firing(names: &[&str]) -> Vec<serde_json::Value> {
     names.iter().map(|n| alert("firing", json!({"alertname": n, "severity": "critical"}))).collect()
 }
 
-async fn start(discord: &FakeDiscord) -> TestRelay {
+async fn start(discord: &FakeDiscord, name: &str) -> TestRelay {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = config(dir.path(), &discord.webhook_url());
+    let yaml = config(dir.path(), &discord.webhook_url(), name);
     TestRelay::start_in(dir, &yaml).await
 }
 
@@ -36,7 +37,7 @@ async fn start(discord: &FakeDiscord) -> TestRelay {
 #[tokio::test]
 async fn a_group_is_one_message_updated_as_it_changes() {
     let discord = FakeDiscord::start().await;
-    let relay = start(&discord).await;
+    let relay = start(&discord, "discord").await;
     assert_eq!(relay.post("/webhook", batch("{}:{alertname=\"Disk\"}", firing(&["DiskFull"]))).await.status, 200);
     let calls = discord.wait_calls(1).await;
     assert_eq!((calls[0].method.clone(), calls[0].query.as_str(), calls[0].status), (Method::POST, "wait=true", 200));
@@ -81,7 +82,7 @@ async fn a_group_is_one_message_updated_as_it_changes() {
 #[tokio::test]
 async fn a_deleted_message_is_posted_anew() {
     let discord = FakeDiscord::start().await;
-    let relay = start(&discord).await;
+    let relay = start(&discord, "discord-deleted").await;
     let group = "{}:{alertname=\"Net\"}";
     relay.post("/webhook", batch(group, firing(&["NetDown"]))).await;
     discord.wait_calls(1).await;
@@ -100,7 +101,10 @@ async fn a_deleted_message_is_posted_anew() {
     assert_eq!(calls[3].path, format!("{WEBHOOK}/messages/{second}"));
     assert_eq!(calls[3].status, 200);
     assert_eq!(discord.messages().len(), 1);
-    assert_eq!(relay.metric(r#"amrelay_thread_updates_total{receiver="discord",outcome="reposted"}"#).await, Some(1.0));
+    assert_eq!(
+        relay.metric(r#"amrelay_thread_updates_total{receiver="discord-deleted",outcome="reposted"}"#).await,
+        Some(1.0)
+    );
 }
 
 /// The group's message is in the spool: after a restart, the group's next notification edits
@@ -108,7 +112,7 @@ async fn a_deleted_message_is_posted_anew() {
 #[tokio::test]
 async fn thread_state_survives_a_restart_on_the_same_spool() {
     let discord = FakeDiscord::start().await;
-    let mut relay = start(&discord).await;
+    let mut relay = start(&discord, "discord-restart").await;
     let group = "{}:{alertname=\"Mem\"}";
     relay.post("/webhook", batch(group, firing(&["MemHigh"]))).await;
     discord.wait_calls(1).await;
@@ -116,7 +120,7 @@ async fn thread_state_survives_a_restart_on_the_same_spool() {
     relay.relay.take().unwrap().shutdown().await;
 
     let dir = relay.dir;
-    let yaml = config(dir.path(), &discord.webhook_url());
+    let yaml = config(dir.path(), &discord.webhook_url(), "discord-restart");
     let relay = TestRelay::start_in(dir, &yaml).await;
     relay.post("/webhook", batch(group, vec![alert("resolved", json!({"alertname": "MemHigh"}))])).await;
     let calls = discord.wait_calls(2).await;
