@@ -33,6 +33,11 @@ pub const DELIVERY_ATTEMPT_DURATION: &str = "amrelay_delivery_attempt_duration_s
 pub const DELIVERY_LATENCY: &str = "amrelay_delivery_latency_seconds";
 /// How long notifications waited for a `rate_limit` token (those that waited), by `receiver`.
 pub const RATE_LIMIT_WAIT: &str = "amrelay_rate_limit_wait_duration_seconds";
+/// `thread:` sends, by `receiver` and `outcome` (`posted`, `updated`, `reposted` after the
+/// message was deleted, `unreferenced` when the answer named no message, `failed`).
+pub const THREAD_UPDATES: &str = "amrelay_thread_updates_total";
+/// Alert groups whose message is remembered, by `receiver`.
+pub const THREADS: &str = "amrelay_threads";
 /// Notifications accepted and not yet delivered or dead-lettered, by `receiver`.
 pub const QUEUE_DEPTH: &str = "amrelay_queue_depth";
 /// The most notifications a receiver's queue holds, by `receiver`.
@@ -164,6 +169,8 @@ fn describe() {
     describe_counter!(NOTIFICATIONS_DELIVERED, "Notifications delivered with a 2xx answer.");
     describe_counter!(NOTIFICATIONS_DEAD_LETTERED, "Notifications given up on, by reason.");
     describe_counter!(DELIVERY_ATTEMPTS, "Delivery attempts, by outcome (status class or error kind).");
+    describe_counter!(THREAD_UPDATES, "Threaded sends (one message per alert group), by outcome.");
+    describe_gauge!(THREADS, "Alert groups whose message is remembered for thread:.");
     describe_histogram!(RATE_LIMIT_WAIT, Unit::Seconds, "Time a notification waited for a rate_limit token.");
     describe_histogram!(DELIVERY_ATTEMPT_DURATION, Unit::Seconds, "Duration of one delivery attempt.");
     describe_histogram!(DELIVERY_LATENCY, Unit::Seconds, "Time from acceptance to successful delivery.");

@@ -15,6 +15,7 @@ mod raw;
 pub mod security;
 mod template;
 mod template_raw;
+pub mod thread;
 mod validate;
 
 use std::fmt;
@@ -122,6 +123,8 @@ pub struct Endpoint {
     pub template: Option<std::sync::Arc<crate::template::Renderer>>,
     /// `rate_limit:` — attempts wait for a token.
     pub rate_limit: Option<RateLimit>,
+    /// `thread:` — one message per alert group, updated (or replied to).
+    pub thread: Option<thread::ThreadSpec>,
 }
 
 /// Outbound authentication, as Alertmanager's `http_config` sends it.

@@ -119,6 +119,9 @@ pub struct RawReceiver {
     pub preset_options: Option<Spanned<BTreeMap<String, Spanned<super::template_raw::RawNode>>>>,
     #[serde(default)]
     pub rate_limit: Option<Spanned<super::template_raw::RawRateLimit>>,
+    /// `thread:`: checked by `super::thread`.
+    #[serde(default)]
+    pub thread: Option<Spanned<super::thread::RawThread>>,
 }
 
 /// Every key of Alertmanager's `http_config`; [`super::http`] refuses, by name, the few amrelay

@@ -330,6 +330,10 @@ fn receiver(
         environment,
     );
     let templating = super::template::receiver(issues, field, raw, shared_templates);
+    let thread = raw.thread.as_ref().map(|t| {
+        let preset = raw.preset.as_ref().and_then(|p| crate::template::Preset::parse(&p.value));
+        super::thread::check(issues, field, t, preset)
+    });
 
     if issues.list.len() > before {
         return None;
@@ -356,6 +360,7 @@ fn receiver(
             proxy: proxy?,
             template: templating.renderer,
             rate_limit: templating.rate_limit,
+            thread: thread.flatten(),
         },
     })
 }

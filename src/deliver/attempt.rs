@@ -44,6 +44,8 @@ pub struct Target {
     pub template: Option<std::sync::Arc<crate::template::Renderer>>,
     /// `rate_limit:`, awaited before each attempt; the bucket survives reloads that keep it.
     pub rate_limit: Option<std::sync::Arc<super::RateLimiter>>,
+    /// `thread:` — one message per alert group (see [`super::threads`]).
+    pub thread: Option<crate::config::thread::ThreadSpec>,
     /// TLS fingerprint, HTTP/2 flag and proxy: when they are unchanged a reload keeps the client.
     client_key: (u64, bool, u64),
 }
@@ -89,6 +91,7 @@ impl Target {
             follow_redirects: endpoint.follow_redirects,
             client_key,
             template: endpoint.template.clone(),
+            thread: endpoint.thread,
             rate_limit: endpoint.rate_limit.map(|limit| match previous.and_then(|p| p.rate_limit.as_ref()) {
                 Some(bucket) if bucket.limit == limit => bucket.clone(),
                 _ => std::sync::Arc::new(super::RateLimiter::new(limit)),
@@ -112,6 +115,20 @@ impl Target {
         body: Bytes,
         idempotency_key: Option<&str>,
     ) -> Result<StatusCode, Failure> {
+        self.request(Method::POST, url, content_type, body, idempotency_key, false).await.map(|(status, _)| status)
+    }
+
+    /// Like [`send_to`](Self::send_to), with `method`; with `answer`, a 2xx answer's body is read
+    /// (at most 64 KiB; a longer one gives `None`) and returned.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: Uri,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+        idempotency_key: Option<&str>,
+        answer: bool,
+    ) -> Result<(StatusCode, Option<Bytes>), Failure> {
         let signature = self
             .signing
             .as_ref()
@@ -121,7 +138,7 @@ impl Target {
         let (mut refreshed, mut redirects) = (false, 0);
         loop {
             let mut request = Request::builder()
-                .method(Method::POST)
+                .method(method.clone())
                 .uri(url.clone())
                 .body(Full::new(body.clone()))
                 .expect("valid request parts");
@@ -139,7 +156,7 @@ impl Target {
             if let Some(key) = idempotency_key.and_then(|k| HeaderValue::from_str(k).ok()) {
                 request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
             }
-            match self.exchange(request).await {
+            match self.exchange(request, answer).await {
                 Err(f)
                     if f.kind == FailureKind::Status(StatusCode::UNAUTHORIZED)
                         && !refreshed
@@ -160,7 +177,11 @@ impl Target {
         }
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<StatusCode, Failure> {
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        answer: bool,
+    ) -> Result<(StatusCode, Option<Bytes>), Failure> {
         let url = request.uri().clone();
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| Failure::from_client_error(&e))?;
@@ -174,8 +195,12 @@ impl Target {
                 _ => None,
             };
             if status.is_success() {
+                if answer {
+                    let body = Limited::new(response.into_body(), DRAIN_BYTES).collect().await.ok();
+                    return Ok((status, body.map(|b| b.to_bytes())));
+                }
                 drain(response.into_body()).await;
-                return Ok(status);
+                return Ok((status, None));
             }
             let retry_after =
                 response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);

@@ -81,6 +81,8 @@ pub struct Downstream {
     pub spool: Arc<Spool>,
     /// Cancelled at shutdown: deliveries stop after their current attempt.
     pub stop: CancellationToken,
+    /// Each alert group's message, for `thread:`.
+    pub threads: super::Threads,
 }
 
 impl Downstream {
@@ -93,6 +95,7 @@ impl Downstream {
             state: Mutex::new(DeliveryState::default()),
             spool,
             stop,
+            threads: super::Threads::default(),
         }
     }
 

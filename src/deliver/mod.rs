@@ -14,6 +14,8 @@ mod downstream;
 pub mod oauth2;
 mod ratelimit;
 mod render;
+mod threaded;
+mod threads;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,6 +30,7 @@ pub use counts::{CountsView, DeliveryCounts};
 pub use downstream::{DeliveryMetrics, DeliveryState, Downstream};
 pub use ratelimit::RateLimiter;
 pub use render::Prepared;
+pub use threads::{ThreadEntry, Threads};
 
 use crate::metrics as m;
 use crate::spool::{Header, Stored, unix_ms};
@@ -173,8 +176,25 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
             }
         }
         attempt += 1;
-        let send = target.send_to(ready.url(&target), ready.content_type.clone(), ready.body.clone(), Some(&item.id));
-        let (result, took) = attempt::timed(send).await;
+        let url = ready.url(&target);
+        let (result, took) = match target.thread {
+            Some(spec) => {
+                let send = threaded::send(
+                    downstream,
+                    &target,
+                    spec,
+                    url,
+                    ready.content_type.clone(),
+                    ready.body.clone(),
+                    &item,
+                );
+                attempt::timed(send).await
+            }
+            None => {
+                let send = target.send_to(url, ready.content_type.clone(), ready.body.clone(), Some(&item.id));
+                attempt::timed(send).await
+            }
+        };
         prepared = Some(ready);
         downstream.metrics.attempt_duration.record(took.as_secs_f64());
         observer.attempted(took, result.as_ref().err());

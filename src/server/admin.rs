@@ -80,6 +80,40 @@ pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) 
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
 }
 
+/// `GET /api/v1/threads?receiver=NAME`: the receiver's remembered alert groups and their
+/// messages, newest first (`thread:`).
+pub async fn threads(snapshot: &Snapshot, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let name = query
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes()).find(|(key, _)| key == "receiver").map(|(_, value)| value.into_owned())
+        })
+        .ok_or_else(|| ApiError::BadRequest("name the receiver: ?receiver=NAME".into()))?;
+    let receiver = snapshot.receiver(&name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?;
+    let downstream = receiver.pipeline.downstream();
+    let spec = downstream.target.load().thread;
+    let list = downstream.threads.list(&downstream.name, &downstream.spool).await;
+    let threads: Vec<Value> = list
+        .iter()
+        .map(|(group_key, entry)| {
+            json!({
+                "group_key": &**group_key,
+                "message_id": entry.message_id,
+                "updated_at": entry.updated_unix_ms as f64 / 1000.0,
+            })
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({"status": "success", "data": {
+            "receiver": name,
+            "mode": spec.map(|s| s.mode.as_str()),
+            "expire": spec.map(|s| crate::config::duration::format(s.expire)),
+            "max_groups": spec.map(|s| s.max_groups),
+            "threads": threads,
+        }}),
+    ))
+}
+
 fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }

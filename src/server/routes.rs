@@ -62,6 +62,11 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
             let query = request.uri().query().map(str::to_owned);
             ("deadletters", admin::replay(&state, &snapshot, query.as_deref()).await)
         }
+        ("/api/v1/threads", &Method::GET) => {
+            let query = request.uri().query().map(str::to_owned);
+            ("threads", admin::threads(&snapshot, query.as_deref()).await)
+        }
+        ("/api/v1/threads", _) => ("threads", Err(ApiError::MethodNotAllowed("GET"))),
         (p, &Method::POST) if test_target(p).is_some() => {
             ("test", admin::test_receiver(&snapshot, test_target(p).unwrap_or_default()).await)
         }

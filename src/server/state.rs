@@ -12,7 +12,7 @@ use crate::metrics as m;
 use crate::reload::Reloader;
 
 /// Every handler label of `amrelay_http_requests_total`.
-const HANDLERS: [&str; 12] = [
+const HANDLERS: [&str; 13] = [
     "webhook",
     "metrics",
     "healthy",
@@ -21,6 +21,7 @@ const HANDLERS: [&str; 12] = [
     "status",
     "test",
     "deadletters",
+    "threads",
     "console",
     "route_test",
     "cross_site",

@@ -219,6 +219,32 @@ impl Spool {
         result
     }
 
+    /// Remembers (`Some`) or forgets (`None`) a group's thread entry, durably; a memory-only
+    /// spool keeps nothing (the caller's memory is the store).
+    pub async fn set_thread(
+        &self,
+        receiver: &Arc<str>,
+        group_key: &Arc<str>,
+        entry: Option<Vec<u8>>,
+    ) -> Result<(), String> {
+        if self.writer.is_none() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::Thread { receiver: receiver.clone(), group_key: group_key.clone(), entry, reply });
+        answer.await.unwrap_or_else(|_| Err("the spool writer stopped".into()))
+    }
+
+    /// A receiver's remembered thread entries: (groupKey, entry).
+    pub async fn list_threads(&self, receiver: &Arc<str>) -> Result<Vec<(String, Vec<u8>)>, String> {
+        if self.writer.is_none() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::ListThreads { receiver: receiver.clone(), reply });
+        answer.await.unwrap_or_else(|_| Err("the spool writer stopped".into()))
+    }
+
     /// The notification was delivered: forget it.
     pub fn delivered(&self, receiver: &Arc<str>, seq: u64, size: usize) {
         if let Some(shared) = &self.shared {

@@ -33,6 +33,9 @@ pub const ATTEMPTS: TableDefinition<(&str, u64), u32> = TableDefinition::new("at
 /// Dead letters: sequence → record with `dead` set.
 pub const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 
+/// Thread state: (receiver, groupKey) → the group's message, see `crate::deliver::Threads`.
+pub const THREADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("threads");
+
 /// How often non-durable changes are made durable when nothing else commits.
 const IDLE_FLUSH: Duration = Duration::from_secs(1);
 /// Operations applied in one transaction at most.
@@ -76,6 +79,18 @@ pub enum Op {
     },
     Flush {
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Remembers (`Some`) or forgets (`None`) a group's message; durable before the reply.
+    Thread {
+        receiver: Arc<str>,
+        group_key: Arc<str>,
+        entry: Option<Vec<u8>>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Every remembered group's message of a receiver.
+    ListThreads {
+        receiver: Arc<str>,
+        reply: oneshot::Sender<Result<Vec<(String, Vec<u8>)>, String>>,
     },
     /// Makes everything durable, closes the database and answers once the file is closed.
     Stop {
@@ -123,8 +138,9 @@ impl Writer {
                     stopped = Some(done);
                 }
             }
-            let durable =
-                batch.iter().any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. }));
+            let durable = batch
+                .iter()
+                .any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. } | Op::Thread { .. }));
             match self.apply(batch, durable) {
                 Ok(()) => dirty = !durable,
                 Err(()) => dirty = true,
@@ -157,6 +173,7 @@ impl Writer {
         let mut seqs: Vec<Vec<u64>> = Vec::new();
         let mut dead_lists: Vec<Vec<(u64, Header)>> = Vec::new();
         let mut taken: Vec<Vec<Stored>> = Vec::new();
+        let mut thread_lists: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
         let result = (|| -> Result<(), String> {
             let mut next_seq = self.next_seq;
             let dead_limit = self.dead_limit;
@@ -168,6 +185,7 @@ impl Writer {
                 let mut pending = txn.open_table(PENDING).map_err(|e| e.to_string())?;
                 let mut attempts = txn.open_table(ATTEMPTS).map_err(|e| e.to_string())?;
                 let mut dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
+                let mut threads = txn.open_table(THREADS).map_err(|e| e.to_string())?;
                 for op in &batch {
                     match op {
                         Op::Append { records, .. } => {
@@ -231,6 +249,29 @@ impl Writer {
                             }
                             taken.push(chosen);
                         }
+                        Op::Thread { receiver, group_key, entry, .. } => match entry {
+                            Some(entry) => {
+                                threads
+                                    .insert((&**receiver, &**group_key), entry.as_slice())
+                                    .map_err(|e| e.to_string())?;
+                            }
+                            None => {
+                                threads.remove((&**receiver, &**group_key)).map_err(|e| e.to_string())?;
+                            }
+                        },
+                        Op::ListThreads { receiver, .. } => {
+                            let mut list = Vec::new();
+                            let range = threads.range((&**receiver, "")..).map_err(|e| e.to_string())?;
+                            for entry in range {
+                                let (key, value) = entry.map_err(|e| e.to_string())?;
+                                let (owner, group_key) = key.value();
+                                if owner != &**receiver {
+                                    break;
+                                }
+                                list.push((group_key.to_owned(), value.value().to_vec()));
+                            }
+                            thread_lists.push(list);
+                        }
                         Op::Flush { .. } | Op::Stop { .. } => {}
                     }
                 }
@@ -261,6 +302,7 @@ impl Writer {
             }
         }
         let (mut seqs, mut dead_lists, mut taken) = (seqs.into_iter(), dead_lists.into_iter(), taken.into_iter());
+        let mut thread_lists = thread_lists.into_iter();
         for op in batch {
             match op {
                 Op::Append { reply, .. } => {
@@ -272,8 +314,11 @@ impl Writer {
                 Op::TakeDead { reply, .. } => {
                     let _ = reply.send(result.clone().map(|()| taken.next().unwrap_or_default()));
                 }
-                Op::Flush { reply } => {
+                Op::Flush { reply } | Op::Thread { reply, .. } => {
                     let _ = reply.send(result.clone());
+                }
+                Op::ListThreads { reply, .. } => {
+                    let _ = reply.send(result.clone().map(|()| thread_lists.next().unwrap_or_default()));
                 }
                 Op::Remove { .. } | Op::Attempted { .. } | Op::Dead { .. } | Op::Stop { .. } => {}
             }

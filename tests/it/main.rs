@@ -11,6 +11,7 @@ mod support;
 
 // Helpers only these tests use.
 mod credentials;
+mod discord_api;
 mod process;
 mod tls_client;
 
@@ -37,4 +38,5 @@ mod route_test;
 mod scaling;
 mod secrets;
 mod templates;
+mod threads;
 mod tls_auth;
