@@ -132,7 +132,7 @@ impl Threads {
         let guard = self.map.lock().expect("threads lock");
         let mut list: Vec<_> =
             guard.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-        list.sort_by(|a, b| b.1.updated_unix_ms.cmp(&a.1.updated_unix_ms));
+        list.sort_by_key(|(_, e)| std::cmp::Reverse(e.updated_unix_ms));
         list
     }
 

@@ -50,6 +50,9 @@ pub struct Stored {
     pub body: Bytes,
 }
 
+/// A receiver's thread entries: (groupKey, encoded entry).
+pub type ThreadList = Vec<(String, Vec<u8>)>;
+
 /// A change or a query for the writer thread.
 pub enum Op {
     Append {
@@ -90,7 +93,7 @@ pub enum Op {
     /// Every remembered group's message of a receiver.
     ListThreads {
         receiver: Arc<str>,
-        reply: oneshot::Sender<Result<Vec<(String, Vec<u8>)>, String>>,
+        reply: oneshot::Sender<Result<ThreadList, String>>,
     },
     /// Makes everything durable, closes the database and answers once the file is closed.
     Stop {
