@@ -11,8 +11,9 @@
 //! `toJson`                           →  `toJson` (a JSON value, inserted as such)
 //!
 //! Added for chat messages that must stay within a size limit: `clip(n)` (at most n characters),
-//! `clipBytes(n)`, `fit(line_macro, budget)` (one line per item, cut with "… and N more" within
-//! the budget), `mrkdwn` (Slack's escaping), `sha256`. Nothing here reads a file or the network;
+//! `clipBytes(n)`, `fit(line, budget)` (one line per item, cut with "… and N more" within
+//! the budget; `line` is a macro, or the name of a line the presets use, written in Rust:
+//! `"line"`, `"slack"`, `"teams"`, `"discord"`), `mrkdwn` (Slack's escaping), `sha256`. Nothing here reads a file or the network;
 //! time zones come from the tz database compiled into the binary.
 
 use std::fmt::Write as _;
@@ -22,31 +23,17 @@ use std::time::SystemTime;
 use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 
+/// The notification as templates see it: its JSON parsed straight into minijinja values (no
+/// `serde_json::Value` in between; this is done once per render).
+pub(super) fn parse(notification: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice(notification)
+}
+
 /// Builds the template context: the notification's fields, `firing`, `resolved` and `options`.
-pub(super) fn context(data: &serde_json::Value, options: Value) -> Value {
-    let base = to_value(data);
+pub(super) fn context(base: Value, options: Value) -> Value {
     let alerts = base.get_attr("alerts").unwrap_or_default();
     let (firing, resolved) = split_by_status(&alerts);
     minijinja::context! { firing => firing, resolved => resolved, options => options, ..base }
-}
-
-/// serde_json to minijinja without going through serde's serializer (a notification is converted
-/// once per render; this is the cheap way).
-pub(super) fn to_value(json: &serde_json::Value) -> Value {
-    match json {
-        serde_json::Value::Null => Value::from(()),
-        serde_json::Value::Bool(b) => Value::from(*b),
-        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => Value::from(u),
-            (None, Some(i)) => Value::from(i),
-            _ => Value::from(n.as_f64().unwrap_or(0.0)),
-        },
-        serde_json::Value::String(s) => Value::from(s.as_str()),
-        serde_json::Value::Array(items) => Value::from(items.iter().map(to_value).collect::<Vec<_>>()),
-        serde_json::Value::Object(map) => Value::from(
-            map.iter().map(|(k, v)| (k.as_str(), to_value(v))).collect::<std::collections::BTreeMap<_, _>>(),
-        ),
-    }
 }
 
 fn split_by_status(alerts: &Value) -> (Vec<Value>, Vec<Value>) {
@@ -278,19 +265,37 @@ fn fit(state: &mut State, items: Value, line: Value, budget: usize, kwargs: Kwar
     };
     let sep: String = kwargs.get::<Option<String>>("sep")?.unwrap_or_else(|| "\n".into());
     kwargs.assert_all_used()?;
+    // A built-in style (`"line"`, `"slack"`, …) is written in Rust: a macro call per alert is
+    // most of what a preset would cost otherwise.
+    let style = match line.as_str() {
+        Some(name) => Some(LineStyle::parse(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("fit: unknown line style {name:?} (line, slack, teams, discord, or a macro)"),
+            )
+        })?),
+        None => None,
+    };
     let measure = |s: &str| unit.measure(s);
     let items: Vec<Value> = items.try_iter()?.collect();
     let total = items.len();
     let mut out = String::new();
     // What `out` measures, kept as it grows (measuring it again per line would be quadratic).
     let mut used = 0;
+    let (sep_size, mut text) = (measure(&sep), String::new());
     for (index, item) in items.into_iter().enumerate() {
-        let text = line.call(state, &[item])?.to_string();
+        match style {
+            Some(style) => {
+                text.clear();
+                style.write(&item, &mut text);
+            }
+            None => text = line.call(state, &[item])?.to_string(),
+        }
         let text = text.trim_end_matches('\n');
         let rest = total - index - 1;
         // Room for this line and, if others follow, the "… and N more" line.
-        let reserve = if rest > 0 { measure(&sep) + measure(&more(rest)) } else { 0 };
-        let joiner = if out.is_empty() { 0 } else { measure(&sep) };
+        let reserve = if rest > 0 { sep_size + more_size(unit, rest) } else { 0 };
+        let joiner = if out.is_empty() { 0 } else { sep_size };
         let size = measure(text);
         if used + joiner + size + reserve <= budget {
             if joiner > 0 {
@@ -361,6 +366,130 @@ fn json_extra(b: u8) -> usize {
 
 fn more(n: usize) -> String {
     format!("… and {n} more")
+}
+
+/// What `more(n)` measures, without building it: "… and " and " more" are ASCII but for `…`
+/// (1 character, 3 bytes, no JSON escaping), plus the digits of `n`.
+fn more_size(unit: Unit, n: usize) -> usize {
+    let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let fixed = match unit {
+        Unit::Chars => "… and  more".chars().count(),
+        Unit::Bytes | Unit::Json => "… and  more".len(),
+    };
+    fixed + digits
+}
+
+/// The one-line summaries of an alert the presets use, written in Rust (the same text as the
+/// `line` macro of `amrelay/common.j2` and the presets' former per-destination macros):
+/// `fit("line", …)`, `fit("slack", …)`, `fit("teams", …)`, `fit("discord", …)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineStyle {
+    /// `FIRING name [severity]: summary url`
+    Plain,
+    /// Slack mrkdwn: `:red_circle: *name* `severity` summary <url|source>`
+    Slack,
+    /// Teams markdown: `🔴 **name** (severity): summary [source](url)`
+    Teams,
+    /// Discord markdown: `🔴 **name** `severity` summary <url>`
+    Discord,
+}
+
+impl LineStyle {
+    fn parse(name: &str) -> Option<LineStyle> {
+        match name {
+            "line" => Some(LineStyle::Plain),
+            "slack" => Some(LineStyle::Slack),
+            "teams" => Some(LineStyle::Teams),
+            "discord" => Some(LineStyle::Discord),
+            _ => None,
+        }
+    }
+
+    fn write(self, alert: &Value, out: &mut String) {
+        let firing = attr(alert, "status").as_str() == Some("firing");
+        let labels = attr(alert, "labels");
+        let name = truthy(attr(&labels, "alertname")).unwrap_or_else(|| "(no alertname)".into());
+        let name = clip(&name, 100);
+        let severity = truthy(attr(&labels, "severity")).map(|s| clip(&s, 30));
+        let annotations = attr(alert, "annotations");
+        let summary = ["summary", "description", "message"]
+            .into_iter()
+            .find_map(|key| truthy(attr(&annotations, key)))
+            .map(|s| clip(&s, 300));
+        let source = truthy(attr(alert, "generatorURL"));
+        match self {
+            LineStyle::Plain => {
+                out.push_str(if firing { "FIRING " } else { "RESOLVED " });
+                out.push_str(&name);
+                if let Some(severity) = severity {
+                    let _ = write!(out, " [{severity}]");
+                }
+                if let Some(summary) = summary {
+                    let _ = write!(out, ": {summary}");
+                }
+                if let Some(source) = source {
+                    let _ = write!(out, " {}", clip(&source, 400));
+                }
+            }
+            LineStyle::Slack => {
+                out.push_str(if firing { ":red_circle: *" } else { ":large_green_circle: *" });
+                out.push_str(&mrkdwn(&name));
+                out.push('*');
+                if let Some(severity) = severity {
+                    let _ = write!(out, " `{}`", mrkdwn(&severity));
+                }
+                if let Some(summary) = summary {
+                    let _ = write!(out, " {}", mrkdwn(&summary));
+                }
+                if let Some(source) = source {
+                    let _ = write!(out, " <{}|source>", mrkdwn(&clip(&source, 400)).replace('|', "%7C"));
+                }
+            }
+            LineStyle::Teams => {
+                out.push_str(if firing { "🔴 **" } else { "🟢 **" });
+                out.push_str(&name);
+                out.push_str("**");
+                if let Some(severity) = severity {
+                    let _ = write!(out, " ({severity})");
+                }
+                if let Some(summary) = summary {
+                    let _ = write!(out, ": {summary}");
+                }
+                if let Some(source) = source {
+                    let _ = write!(out, " [source]({})", clip(&source, 400).replace(')', "%29"));
+                }
+            }
+            LineStyle::Discord => {
+                out.push_str(if firing { "🔴 **" } else { "🟢 **" });
+                out.push_str(&name);
+                out.push_str("**");
+                if let Some(severity) = severity {
+                    let _ = write!(out, " `{}`", severity.replace('`', "'"));
+                }
+                if let Some(summary) = summary {
+                    let _ = write!(out, " {summary}");
+                }
+                if let Some(source) = source {
+                    let _ = write!(out, " <{}>", clip(&source, 300));
+                }
+            }
+        }
+    }
+}
+
+fn attr(value: &Value, name: &str) -> Value {
+    value.get_attr(name).unwrap_or_default()
+}
+
+/// The value as templates print it, when it is true in a condition (`x or "default"`).
+fn truthy(value: Value) -> Option<String> {
+    if !value.is_true() {
+        return None;
+    }
+    Some(match value.as_str() {
+        Some(s) => s.to_owned(),
+        None => value.to_string(),
+    })
 }
 
 /// Whether a name is used as a filter (`| name`) or a test (`is name`).

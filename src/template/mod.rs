@@ -343,13 +343,12 @@ impl Renderer {
 
     /// Renders `notification` (the v4 payload amrelay would forward to this receiver).
     pub fn render(&self, notification: &[u8], reveal: Reveal) -> Result<Rendered, RenderError> {
-        let data: serde_json::Value =
-            serde_json::from_slice(notification).map_err(|e| RenderError::Notification(e.to_string()))?;
-        if !data.is_object() {
+        let data = helpers::parse(notification).map_err(|e| RenderError::Notification(e.to_string()))?;
+        if data.kind() != minijinja::value::ValueKind::Map {
             return Err(RenderError::Notification("not an object".into()));
         }
         let options = if reveal == Reveal::Send { &self.options } else { &self.options_preview };
-        let context = helpers::context(&data, options.clone());
+        let context = helpers::context(data.clone(), options.clone());
         let mut out = Bounded { out: Vec::with_capacity(notification.len() / 2 + 512) };
         match &self.body {
             Body::Template(name) => self.render_template(name, &context, &mut out)?,

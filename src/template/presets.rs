@@ -161,12 +161,13 @@ pub(super) struct Runtime {
 impl Runtime {
     /// Opsgenie: a resolved group closes the alert by its alias, at
     /// `{url}/{alias}/close?identifierType=alias`; the suffix to add to the receiver's URL.
-    pub fn url_suffix(&self, data: &serde_json::Value) -> Option<String> {
-        if self.preset != Preset::Opsgenie || data.get("status").and_then(|s| s.as_str()) != Some("resolved") {
+    pub fn url_suffix(&self, data: &minijinja::Value) -> Option<String> {
+        let field = |name: &str| data.get_attr(name).ok().and_then(|v| v.as_str().map(str::to_owned));
+        if self.preset != Preset::Opsgenie || field("status").as_deref() != Some("resolved") {
             return None;
         }
-        let group_key = data.get("groupKey").and_then(|g| g.as_str()).unwrap_or("");
-        Some(format!("/{}/close?identifierType=alias", super::helpers::sha256_hex(group_key)))
+        let group_key = field("groupKey").unwrap_or_default();
+        Some(format!("/{}/close?identifierType=alias", super::helpers::sha256_hex(&group_key)))
     }
 
     /// DingTalk: `timestamp` (ms) and `sign` = base64(HMAC-SHA256(secret, timestamp + "\n" +

@@ -1,6 +1,6 @@
 use serde_json::{Value as Json, json};
 
-use super::helpers::{humanize_duration, to_value};
+use super::helpers::{humanize_duration, parse};
 use super::*;
 
 fn alert(status: &str, labels: Json, annotations: Json) -> Json {
@@ -303,7 +303,64 @@ fn dingtalk_signs_each_attempt() {
 }
 
 #[test]
-fn to_value_keeps_types() {
-    let value = to_value(&json!({"a": [1, -2, 1.5, true, null, "s"]}));
-    assert_eq!(value.get_attr("a").unwrap().len(), Some(6));
+fn parse_keeps_types() {
+    let value = parse(br#"{"a": [1, -2, 1.5, true, null, "s", 18446744073709551615]}"#).unwrap();
+    let a = value.get_attr("a").unwrap();
+    assert_eq!(a.len(), Some(7));
+    let rendered: Vec<String> = a.try_iter().unwrap().map(|v| v.to_string()).collect();
+    assert_eq!(rendered, ["1", "-2", "1.5", "True", "None", "s", "18446744073709551615"]);
+    assert_eq!(a.get_item(&minijinja::Value::from(5)).unwrap().kind(), minijinja::value::ValueKind::String);
+}
+
+/// The macros the presets used before their lines were written in Rust, kept here as the
+/// reference text of each `fit` style.
+const REFERENCE_MACROS: &str = r#"{%- from "amrelay/common.j2" import summary -%}
+{%- macro slack_line(a) -%}
+{{ ":red_circle:" if a.status == "firing" else ":large_green_circle:" }} *{{ (a.labels.alertname or "(no alertname)") | clip(100) | mrkdwn }}*{% if a.labels.severity %} `{{ a.labels.severity | clip(30) | mrkdwn }}`{% endif %}{% set s = summary(a) %}{% if s %} {{ s | clip(300) | mrkdwn }}{% endif %}{% if a.generatorURL %} <{{ a.generatorURL | clip(400) | mrkdwn | replace("|", "%7C") }}|source>{% endif %}
+{%- endmacro -%}
+{%- macro teams_line(a) -%}
+{{ "🔴" if a.status == "firing" else "🟢" }} **{{ (a.labels.alertname or "(no alertname)") | clip(100) }}**{% if a.labels.severity %} ({{ a.labels.severity | clip(30) }}){% endif %}{% set s = summary(a) %}{% if s %}: {{ s | clip(300) }}{% endif %}{% if a.generatorURL %} [source]({{ a.generatorURL | clip(400) | replace(")", "%29") }}){% endif %}
+{%- endmacro -%}
+{%- macro discord_line(a) -%}
+{{ "🔴" if a.status == "firing" else "🟢" }} **{{ (a.labels.alertname or "(no alertname)") | clip(100) }}**{% if a.labels.severity %} `{{ a.labels.severity | clip(30) | replace("`", "'") }}`{% endif %}{% set s = summary(a) %}{% if s %} {{ s | clip(300) }}{% endif %}{% if a.generatorURL %} <{{ a.generatorURL | clip(300) }}>{% endif %}
+{%- endmacro -%}"#;
+
+#[test]
+fn rust_line_styles_write_what_the_macros_wrote() {
+    let long = "x|<>)`&".repeat(80);
+    let mut alerts = vec![
+        alert("firing", json!({"alertname": hostile(), "severity": hostile()}), json!({"summary": hostile()})),
+        alert("resolved", json!({"alertname": long, "severity": long}), json!({"description": long})),
+        alert("firing", json!({}), json!({})),
+        alert("firing", json!({"alertname": "", "severity": ""}), json!({"summary": "", "message": "m)|`"})),
+        json!({"status": "firing"}),
+        json!({"labels": {"alertname": "NoStatus"}, "generatorURL": format!("http://g/{long}")}),
+    ];
+    alerts.push(alert("firing", json!({"alertname": "Ünïcödé 🔥"}), json!({"summary": "ok"})));
+    let n = notification(alerts);
+    for (style, mac) in
+        [("line", "line"), ("slack", "slack_line"), ("teams", "teams_line"), ("discord", "discord_line")]
+    {
+        for (unit, budget) in [("chars", 100_000), ("bytes", 100_000), ("json", 100_000), ("chars", 700), ("json", 90)]
+        {
+            let source = format!(
+                "{REFERENCE_MACROS}{{%- from \"amrelay/common.j2\" import line -%}}\
+                 {{{{ alerts | fit({mac}, {budget}, unit=\"{unit}\") }}}}\n---\n\
+                 {{{{ alerts | fit(\"{style}\", {budget}, unit=\"{unit}\") }}}}"
+            );
+            let rendered = body(&source, "text/plain").unwrap().render(&n, Reveal::Send).unwrap();
+            let text = String::from_utf8(rendered.body.to_vec()).unwrap();
+            let (by_macro, in_rust) = text.split_once("\n---\n").unwrap();
+            assert_eq!(in_rust, by_macro, "style {style}, {unit} {budget}");
+            assert!(!in_rust.is_empty());
+        }
+    }
+}
+
+#[test]
+fn fit_refuses_an_unknown_line_style() {
+    let n = notification(vec![alert("firing", json!({"alertname": "A"}), json!({}))]);
+    let error =
+        body("{{ alerts | fit(\"nosuch\", 100) }}", "text/plain").unwrap().render(&n, Reveal::Send).unwrap_err();
+    assert!(error.to_string().contains("unknown line style"), "{error}");
 }
