@@ -2,12 +2,9 @@
 //! endpoint, `http_headers`, proxies from the environment, redirects, a CA that replaces the
 //! system roots, and `check-config` naming what amrelay does not support.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use crate::process::{RelayProcess, check_config_with_env};
@@ -268,48 +265,13 @@ async fn a_private_ca_no_longer_trusts_a_publicly_signed_downstream() {
     }
 }
 
-/// A CONNECT proxy that sends every tunnel to 127.0.0.1 (whatever host was asked for), and
-/// records the CONNECT lines and their headers.
-async fn loopback_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let record = record.clone();
-            tokio::spawn(async move {
-                let mut client = BufReader::new(stream);
-                let mut head = String::new();
-                loop {
-                    let mut line = String::new();
-                    client.read_line(&mut line).await.ok()?;
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                    head.push_str(&line);
-                }
-                record.lock().unwrap().push(head.clone());
-                let target = head.split_whitespace().nth(1)?;
-                let port = target.rsplit_once(':')?.1;
-                let mut upstream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.ok()?;
-                client.get_mut().write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.ok()?;
-                let mut client = client.into_inner();
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                Some(())
-            });
-        }
-    });
-    (addr, seen)
-}
-
 /// `proxy_from_environment`: `HTTP_PROXY` from the relay's environment carries a receiver
 /// through the proxy (with `proxy_connect_header`), and — as Go decides — a loopback receiver
 /// and one `NO_PROXY` names go direct.
 #[tokio::test]
 async fn proxy_from_environment_uses_the_proxy_variables_as_go_does() {
     let downstream = Downstream::start().await;
-    let (proxy, seen) = loopback_proxy().await;
+    let (proxy, seen) = crate::connect_proxy::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("amrelay.yml");
     let port = downstream.addr.port();

@@ -10,6 +10,7 @@
 mod support;
 
 // Helpers only these tests use.
+mod connect_proxy;
 mod credentials;
 mod discord_api;
 mod process;

@@ -1,13 +1,8 @@
 //! Secret hygiene and outbound protections: `${VAR}` expansion, payload signing, proxies,
 //! world-readable secret files, and no secret in Debug output, the status API, metrics or logs.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 use crate::credentials::{TEST_SECRETS, all_process_logs, assert_no_secret_in, basic, bcrypt_hash, request_with};
 use crate::process::{RelayProcess, check_config_with_env};
@@ -91,50 +86,12 @@ async fn signed_notifications_verify_with_the_documented_scheme() {
     assert_eq!(unsigned.header("x-amrelay-signature"), None);
 }
 
-/// A minimal HTTP CONNECT proxy: records each CONNECT line and Proxy-Authorization, then tunnels.
-async fn connect_proxy() -> (SocketAddr, Arc<Mutex<Vec<(String, Option<String>)>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let record = record.clone();
-            tokio::spawn(async move {
-                let mut client = BufReader::new(stream);
-                let mut request_line = String::new();
-                client.read_line(&mut request_line).await.ok()?;
-                let mut auth = None;
-                loop {
-                    let mut line = String::new();
-                    client.read_line(&mut line).await.ok()?;
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("proxy-authorization:") {
-                        let _ = value;
-                        auth = Some(line["proxy-authorization:".len()..].trim().to_owned());
-                    }
-                }
-                let target = request_line.split_whitespace().nth(1)?.to_owned();
-                record.lock().unwrap().push((request_line.trim().to_owned(), auth));
-                let mut upstream = tokio::net::TcpStream::connect(&target).await.ok()?;
-                client.get_mut().write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.ok()?;
-                let mut client = client.into_inner();
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                Some(())
-            });
-        }
-    });
-    (addr, seen)
-}
-
 /// `proxy_url` sends the notification through the proxy's CONNECT tunnel, with the URL's
 /// credentials as `Proxy-Authorization`; the status API shows the proxy without them.
 #[tokio::test]
 async fn proxy_url_tunnels_through_an_http_connect_proxy() {
     let downstream = Downstream::start().await;
-    let (proxy, seen) = connect_proxy().await;
+    let (proxy, seen) = crate::connect_proxy::start().await;
     let yaml = format!(
         "receivers:\n  - name: proxied\n    url: {}\n    http_config:\n      proxy_url: http://relay:pr0xy-passw0rd%21@{proxy}\n",
         downstream.url("/through-proxy")
@@ -144,8 +101,9 @@ async fn proxy_url_tunnels_through_an_http_connect_proxy() {
     assert_eq!(downstream.wait_for(1).await[0].path, "/through-proxy");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, format!("CONNECT {} HTTP/1.1", downstream.addr));
-    assert_eq!(seen[0].1.as_deref(), Some(basic("relay", "pr0xy-passw0rd!").as_str()));
+    assert_eq!(seen[0].lines().next(), Some(format!("CONNECT {} HTTP/1.1", downstream.addr).as_str()));
+    let authorization = crate::connect_proxy::header(&seen[0], "proxy-authorization");
+    assert_eq!(authorization, Some(basic("relay", "pr0xy-passw0rd!").as_str()));
     let status = get(&relay.url("/api/v1/status")).await;
     assert_eq!(status.json()["data"]["receivers"][0]["proxy_url"], format!("http://{proxy}/"));
     assert_no_secret_in(&status.text());
