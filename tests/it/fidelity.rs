@@ -9,16 +9,11 @@ const GROUP: &str = include_str!("../fixtures/alertmanager-0.25/truncation-group
 const MAX2: &str = include_str!("../fixtures/alertmanager-0.25/truncation-max-alerts-2.json");
 const EMPTY_ANNOTATION: &str = include_str!("../fixtures/alertmanager-0.25/empty-annotation.json");
 
+/// What Alertmanager computes, and the groupKey.
 fn fields(payload: &Value) -> Value {
-    json!({
-        "status": payload["status"],
-        "alerts": payload["alerts"],
-        "commonLabels": payload["commonLabels"],
-        "commonAnnotations": payload["commonAnnotations"],
-        "truncatedAlerts": payload["truncatedAlerts"],
-        "groupLabels": payload["groupLabels"],
-        "groupKey": payload["groupKey"],
-    })
+    let mut fields = crate::support::computed_fields(payload);
+    fields["groupKey"] = payload["groupKey"].clone();
+    fields
 }
 
 /// Regression: `max_alerts` now truncates before status and common fields are computed, so

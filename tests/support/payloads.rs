@@ -24,3 +24,16 @@ pub fn batch(group_key: &str, alerts: Vec<Value>) -> String {
     })
     .to_string()
 }
+
+/// The fields Alertmanager computes for a notification (status, alerts, the common and group
+/// labels, truncation), to compare amrelay's payload with Alertmanager's own.
+pub fn computed_fields(payload: &Value) -> Value {
+    serde_json::json!({
+        "status": payload["status"],
+        "alerts": payload["alerts"],
+        "commonLabels": payload["commonLabels"],
+        "commonAnnotations": payload["commonAnnotations"],
+        "truncatedAlerts": payload["truncatedAlerts"],
+        "groupLabels": payload["groupLabels"],
+    })
+}
