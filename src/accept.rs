@@ -82,9 +82,30 @@ pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_
             None => return Err(Refused::QueueFull(offer.pipeline.downstream().name.to_string())),
         }
     }
+    let (taken, claimed) = deduplicate(&offers, dedup);
+    let (offers, slots): (Vec<_>, Vec<_>) =
+        offers.into_iter().zip(slots).zip(&taken).filter(|(_, t)| **t == Taken::Queued).map(|(pair, _)| pair).unzip();
+    let seqs = match persist(&offers, spool).await {
+        Ok(seqs) => seqs,
+        Err(e) => {
+            release(dedup, claimed);
+            return Err(e.into());
+        }
+    };
+    for ((offer, slot), seq) in offers.into_iter().zip(slots).zip(seqs) {
+        let mut outbound = offer.outbound;
+        outbound.seq = seq;
+        offer.pipeline.push(Queued { outbound, slot });
+    }
+    Ok(taken)
+}
+
+/// Claims each offer's dedup key: which offers are duplicates of one accepted within the window
+/// (counted), and the keys claimed, to [`release`] if the batch is then refused.
+fn deduplicate(offers: &[Offer<'_>], dedup: DedupWindow<'_>) -> (Vec<Taken>, Vec<u64>) {
     let mut taken = Vec::with_capacity(offers.len());
     let mut claimed = Vec::new();
-    for offer in &offers {
+    for offer in offers {
         let fresh = match (dedup, offer.dedup_key) {
             (Some((seen, window)), Some(key)) => {
                 let fresh = seen.claim(key, window);
@@ -99,23 +120,14 @@ pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_
         };
         taken.push(if fresh { Taken::Queued } else { Taken::Duplicate });
     }
-    let (offers, slots): (Vec<_>, Vec<_>) =
-        offers.into_iter().zip(slots).zip(&taken).filter(|(_, t)| **t == Taken::Queued).map(|(pair, _)| pair).unzip();
-    let seqs = match persist(&offers, spool).await {
-        Ok(seqs) => seqs,
-        Err(e) => {
-            if let Some((seen, _)) = dedup {
-                seen.release(claimed);
-            }
-            return Err(e.into());
-        }
-    };
-    for ((offer, slot), seq) in offers.into_iter().zip(slots).zip(seqs) {
-        let mut outbound = offer.outbound;
-        outbound.seq = seq;
-        offer.pipeline.push(Queued { outbound, slot });
+    (taken, claimed)
+}
+
+/// Gives up the claims of a refused batch, so Alertmanager's retry is not taken for a duplicate.
+fn release(dedup: DedupWindow<'_>, claimed: Vec<u64>) {
+    if let Some((seen, _)) = dedup {
+        seen.release(claimed);
     }
-    Ok(taken)
 }
 
 /// Publishes every offer to the shared queue; all are stored, or the batch is refused.
@@ -124,44 +136,34 @@ async fn accept_shared(
     backend: &crate::spool::nats::Backend,
     dedup: DedupWindow<'_>,
 ) -> Result<Vec<Taken>, Refused> {
-    let mut taken = Vec::with_capacity(offers.len());
-    let mut claimed = Vec::new();
-    let mut batch = Vec::with_capacity(offers.len());
-    let mut published_index = Vec::with_capacity(offers.len());
-    for (index, offer) in offers.iter().enumerate() {
-        if let (Some((seen, window)), Some(key)) = (dedup, offer.dedup_key) {
-            if !seen.claim(key, window) {
-                offer.pipeline.metrics().deduplicated.increment(1);
-                taken.push(Taken::Duplicate);
-                continue;
+    let (mut taken, claimed) = deduplicate(&offers, dedup);
+    let published_index: Vec<usize> = (0..offers.len()).filter(|&i| taken[i] == Taken::Queued).collect();
+    let batch: Vec<_> = published_index
+        .iter()
+        .map(|&index| {
+            let offer = &offers[index];
+            let receiver = offer.pipeline.downstream().name.clone();
+            let msg_id = match offer.dedup_key {
+                // The same notification from another Alertmanager peer, at any replica, has this id.
+                Some(key) => format!("{receiver}-{key:016x}"),
+                // A replayed dead letter: always new (it keeps its Idempotency-Key, `outbound.id`).
+                None => format!("{}-{}", offer.outbound.id, crate::queue::next_id()),
+            };
+            crate::spool::nats::Publication {
+                receiver,
+                header: offer.outbound.header(),
+                body: offer.outbound.body.clone(),
+                msg_id,
             }
-            claimed.push(key);
-        }
-        taken.push(Taken::Queued);
-        published_index.push(index);
-        let receiver = offer.pipeline.downstream().name.clone();
-        let msg_id = match offer.dedup_key {
-            // The same notification from another Alertmanager peer, at any replica, has this id.
-            Some(key) => format!("{receiver}-{key:016x}"),
-            // A replayed dead letter: always new (it keeps its Idempotency-Key, `outbound.id`).
-            None => format!("{}-{}", offer.outbound.id, crate::queue::next_id()),
-        };
-        batch.push(crate::spool::nats::Publication {
-            receiver,
-            header: offer.outbound.header(),
-            body: offer.outbound.body.clone(),
-            msg_id,
-        });
-    }
+        })
+        .collect();
     if batch.is_empty() {
         return Ok(taken);
     }
     let published = match backend.publish(batch).await {
         Ok(published) => published,
         Err(e) => {
-            if let Some((seen, _)) = dedup {
-                seen.release(claimed);
-            }
+            release(dedup, claimed);
             return Err(e.into());
         }
     };
