@@ -389,4 +389,19 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
     }
+
+    /// The README's default for `max_connections_per_client`: a quarter of `max_connections`, at
+    /// most 256, at least 1; an explicit value stands.
+    #[test]
+    fn the_per_client_connection_limit_follows_max_connections() {
+        let limits = |yaml: &str| {
+            let path = std::path::Path::new("/nonexistent/amrelay.yml");
+            crate::config::from_str(yaml, path, &crate::config::Environment::empty()).unwrap().server.inbound.limits
+        };
+        assert_eq!(limits("receivers: []\n").max_connections_per_client, 256);
+        assert_eq!(limits("server:\n  limits: {max_connections: 100}\n").max_connections_per_client, 25);
+        assert_eq!(limits("server:\n  limits: {max_connections: 2}\n").max_connections_per_client, 1);
+        let explicit = "server:\n  limits: {max_connections: 100, max_connections_per_client: 90}\n";
+        assert_eq!(limits(explicit).max_connections_per_client, 90);
+    }
 }
