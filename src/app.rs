@@ -97,8 +97,14 @@ impl Relay {
         let listener = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
         let local_addr = listener.local_addr()?;
         let http_metrics = crate::server::HttpMetrics::new();
-        let state =
-            Arc::new(AppState { http_metrics, reloader, metrics, ready: false.into(), started_at: SystemTime::now() });
+        let state = Arc::new(AppState {
+            http_metrics,
+            reloader,
+            metrics,
+            ready: false.into(),
+            started_at: SystemTime::now(),
+            password_checks: Default::default(),
+        });
         let stop_serving = CancellationToken::new();
         let server = tokio::spawn(server::serve(
             listener,

@@ -30,10 +30,22 @@ const VERIFICATION_WAIT: std::time::Duration = std::time::Duration::from_secs(2)
 /// as a hit (10 is what `htpasswd -B` and Prometheus' docs use).
 const DUMMY_COST: u32 = 10;
 
+/// The server's bcrypt verification slots. One per server, not per process, so that relays
+/// sharing a process (the test suites run dozens) do not take each other's slots.
+#[derive(Debug)]
+pub struct PasswordChecks(Semaphore);
+
+impl Default for PasswordChecks {
+    fn default() -> Self {
+        Self(Semaphore::new(CONCURRENT_VERIFICATIONS))
+    }
+}
+
 /// Lets the request in, or says why not: `Unauthorized` carries the challenges to send.
 pub async fn authorize(
     inbound: &Inbound,
     verified: &Verified,
+    checks: &PasswordChecks,
     path: &str,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
@@ -51,7 +63,7 @@ pub async fn authorize(
     let value = value.as_bytes();
     let accepted = match value.iter().position(|&b| b == b' ') {
         Some(space) if value[..space].eq_ignore_ascii_case(b"basic") => {
-            basic(auth, verified, &value[space + 1..]).await?
+            basic(auth, verified, checks, &value[space + 1..]).await?
         }
         Some(space) if value[..space].eq_ignore_ascii_case(b"bearer") => bearer(auth, &value[space + 1..]),
         _ => false,
@@ -68,7 +80,12 @@ fn bearer(auth: &InboundAuth, token: &[u8]) -> bool {
 }
 
 /// Verifies basic credentials; `Err` (503) when no verification slot frees up in time.
-async fn basic(auth: &InboundAuth, verified: &Verified, encoded: &[u8]) -> Result<bool, ApiError> {
+async fn basic(
+    auth: &InboundAuth,
+    verified: &Verified,
+    checks: &PasswordChecks,
+    encoded: &[u8],
+) -> Result<bool, ApiError> {
     if auth.basic_users.is_empty() {
         return Ok(false);
     }
@@ -88,7 +105,7 @@ async fn basic(auth: &InboundAuth, verified: &Verified, encoded: &[u8]) -> Resul
     if known.is_some() && verified.contains(&key) {
         return Ok(true);
     }
-    let _permit = match tokio::time::timeout(VERIFICATION_WAIT, limiter().acquire()).await {
+    let _permit = match tokio::time::timeout(VERIFICATION_WAIT, checks.0.acquire()).await {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) => return Ok(false),
         Err(_) => {
@@ -126,11 +143,6 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-fn limiter() -> &'static Semaphore {
-    static LIMITER: Semaphore = Semaphore::const_new(CONCURRENT_VERIFICATIONS);
-    &LIMITER
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,23 +178,36 @@ mod tests {
     async fn basic_users_and_bearer_tokens() {
         let inbound = inbound(&[("am", "pass:word")], Some("tok3n"));
         let verified = Verified::default();
-        assert!(authorize(&inbound, &verified, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
+        let checks = PasswordChecks::default();
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
         // Twice: the second time from the cache.
-        assert!(authorize(&inbound, &verified, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
-        assert!(authorize(&inbound, &verified, "/webhook", &basic_header("am", "wrong")).await.is_err());
-        assert!(authorize(&inbound, &verified, "/webhook", &basic_header("nobody", "pass:word")).await.is_err());
-        assert!(authorize(&inbound, &verified, "/webhook", &with("Bearer tok3n")).await.is_ok());
-        assert!(authorize(&inbound, &verified, "/webhook", &with("bearer tok3n")).await.is_ok());
-        assert!(authorize(&inbound, &verified, "/webhook", &with("Bearer tok3")).await.is_err());
-        assert!(authorize(&inbound, &verified, "/webhook", &with("Bearer tok3n-and-more")).await.is_err());
-        assert!(authorize(&inbound, &verified, "/webhook", &with("Basic !!!")).await.is_err());
-        assert!(authorize(&inbound, &verified, "/webhook", &with("Token tok3n")).await.is_err());
-        assert!(authorize(&inbound, &verified, "/webhook", &HeaderMap::new()).await.is_err());
-        assert!(authorize(&inbound, &verified, "/-/healthy", &HeaderMap::new()).await.is_ok());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "wrong")).await.is_err());
+        assert!(
+            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("nobody", "pass:word")).await.is_err()
+        );
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n")).await.is_ok());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("bearer tok3n")).await.is_ok());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3")).await.is_err());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n-and-more")).await.is_err());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Basic !!!")).await.is_err());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Token tok3n")).await.is_err());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &HeaderMap::new()).await.is_err());
+        assert!(authorize(&inbound, &verified, &checks, "/-/healthy", &HeaderMap::new()).await.is_ok());
     }
 
     #[tokio::test]
     async fn no_credentials_configured_lets_everything_in() {
-        assert!(authorize(&Inbound::default(), &Verified::default(), "/webhook", &HeaderMap::new()).await.is_ok());
+        assert!(
+            authorize(
+                &Inbound::default(),
+                &Verified::default(),
+                &PasswordChecks::default(),
+                "/webhook",
+                &HeaderMap::new()
+            )
+            .await
+            .is_ok()
+        );
     }
 }

@@ -32,7 +32,14 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         return Ok(response);
     }
     let snapshot = state.reloader.snapshot();
-    let auth = super::auth::authorize(&snapshot.server.inbound, &snapshot.verified, &path, request.headers()).await;
+    let auth = super::auth::authorize(
+        &snapshot.server.inbound,
+        &snapshot.verified,
+        &state.password_checks,
+        &path,
+        request.headers(),
+    )
+    .await;
     if let Err(refused) = auth {
         let mut response = refused.into_response();
         super::browser::harden(&mut response);

@@ -83,4 +83,6 @@ pub struct AppState {
     /// False until the listener is up, and again once shutdown begins.
     pub ready: AtomicBool,
     pub started_at: SystemTime,
+    /// Slots for bcrypt verifications of inbound basic auth.
+    pub password_checks: super::auth::PasswordChecks,
 }
