@@ -32,7 +32,8 @@ pub struct RateLimit {
 pub(super) struct Templating {
     pub renderer: Option<Arc<Renderer>>,
     pub rate_limit: Option<RateLimit>,
-    /// Opsgenie's `GenieKey` authorization, from `preset_options.api_key_file`.
+    /// Opsgenie's `GenieKey` authorization, from `preset_options.api_key_file`; Slack's Web API
+    /// bot token, from `preset_options.token_file`.
     pub auth: Option<Auth>,
 }
 
@@ -389,6 +390,9 @@ fn preset_options(issues: &mut Issues, field: &str, raw: &RawReceiver, preset: P
         match (preset, spec.name) {
             (Preset::Opsgenie, "api_key") => {
                 auth = Some(Auth::Authorization { scheme: "GenieKey".into(), credentials: Secret::new(value.as_str()) })
+            }
+            (Preset::Slack, "token") => {
+                auth = Some(Auth::Authorization { scheme: "Bearer".into(), credentials: Secret::new(value.as_str()) })
             }
             (Preset::DingTalk, "secret") => signing = Some(Secret::new(value.as_str())),
             _ => {}

@@ -1,10 +1,12 @@
 //! `receivers[].thread:` — one chat message per alert group, updated in place or replied to.
 //!
-//! Checked against the receiver's preset: only a destination whose API hands back a message
-//! reference can thread. This version threads Discord webhooks (`mode: update`); the others say
-//! why they cannot, by name, in `check-config`.
+//! Checked against the receiver's preset and URL: only a destination whose API hands back a
+//! message reference (or, for Google Chat, takes a thread key) can thread. The others say why
+//! they cannot, by name, in `check-config`.
 
 use std::time::Duration;
+
+use http::Uri;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -31,10 +33,24 @@ impl ThreadMode {
     }
 }
 
+/// The API a threaded receiver speaks, from its preset and URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// A Discord webhook (`POST ?wait=true`, `PATCH …/messages/{id}`).
+    Discord,
+    /// Slack's Web API (`chat.postMessage`, `chat.update`, `thread_ts`) with a bot token.
+    Slack,
+    /// Telegram's Bot API (`sendMessage`, `editMessageText`, `reply_parameters`).
+    Telegram,
+    /// A Google Chat incoming webhook (`threadKey`, `requestId`).
+    GoogleChat,
+}
+
 /// A receiver's validated `thread:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadSpec {
     pub mode: ThreadMode,
+    pub destination: Destination,
     /// A group's message is forgotten this long after it was last posted or updated.
     pub expire: Duration,
     /// At most this many groups remembered; past it the least recently used is forgotten.
@@ -55,12 +71,14 @@ pub struct RawThread {
     pub max_groups: Option<usize>,
 }
 
-/// Checks `thread:` against the receiver's preset; `None` with an issue added when it cannot work.
+/// Checks `thread:` against the receiver's preset and URL; `None` with an issue added when it
+/// cannot work.
 pub(super) fn check(
     issues: &mut Issues,
     field: &str,
     raw: &Spanned<RawThread>,
     preset: Option<Preset>,
+    url: Option<&Uri>,
 ) -> Option<ThreadSpec> {
     let (at, value) = (&raw.referenced, &raw.value);
     let field = format!("{field}.thread");
@@ -81,30 +99,42 @@ pub(super) fn check(
     if max_groups == 0 {
         issues.add(Some(at), format!("{field}.max_groups"), "must be at least 1");
     }
-    if let Some(mode) = mode
-        && let Err(why) = supported(preset, mode)
-    {
-        issues.add(Some(at), field.clone(), why);
+    let mut destination = None;
+    if let Some(mode) = mode {
+        match supported(preset, mode, url.map_or("", Uri::path)) {
+            Ok(found) => destination = Some(found),
+            Err(why) => issues.add(Some(at), field.clone(), why),
+        }
     }
-    (issues.len() == before).then_some(ThreadSpec { mode: mode?, expire, max_groups })
+    (issues.len() == before).then_some(ThreadSpec { mode: mode?, destination: destination?, expire, max_groups })
 }
 
-/// Whether the preset's destination can thread in `mode`, and why not.
-pub fn supported(preset: Option<Preset>, mode: ThreadMode) -> Result<(), String> {
+/// Whether the preset's destination, at a URL with `path`, can thread in `mode`, and why not.
+pub fn supported(preset: Option<Preset>, mode: ThreadMode, path: &str) -> Result<Destination, String> {
+    let method = path.rsplit('/').next().unwrap_or("");
     match (preset, mode) {
-        (Some(Preset::Discord), ThreadMode::Update) => Ok(()),
-        (Some(Preset::Discord), ThreadMode::Reply) => Err(
-            "Discord webhooks cannot reply to a message (a webhook message has no message_reference): use mode: update"
-                .into(),
-        ),
-        (Some(Preset::Slack), _) => Err("Slack incoming webhooks return no message reference, so they cannot \
-             update or thread: threading needs Slack's Web API, not yet supported"
+        (Some(Preset::Discord), _) => Ok(Destination::Discord),
+        (Some(Preset::Slack), _) if method == "chat.postMessage" => Ok(Destination::Slack),
+        (Some(Preset::Slack), _) => Err("Slack incoming webhooks answer `ok` with no message reference, so they \
+             cannot update or thread: use Slack's Web API, url https://slack.com/api/chat.postMessage with \
+             preset_options.token_file and preset_options.channel"
             .into()),
-        (Some(p @ (Preset::Telegram | Preset::GoogleChat)), _) => {
-            Err(format!("threading with the {} preset is not supported yet (only discord)", p.name()))
+        (Some(Preset::Telegram), _) if method == "sendMessage" => Ok(Destination::Telegram),
+        (Some(Preset::Telegram), _) => {
+            Err("the telegram preset threads through the Bot API's sendMessage: the url must end in /sendMessage"
+                .into())
         }
+        (Some(Preset::GoogleChat), ThreadMode::Reply) => Ok(Destination::GoogleChat),
+        (Some(Preset::GoogleChat), ThreadMode::Update) => Err("a Google Chat incoming webhook cannot edit its \
+             messages (that needs a Chat app's credentials): use mode: reply, which keeps a group in one thread"
+            .into()),
+        (Some(p @ (Preset::PagerDuty | Preset::Opsgenie)), _) => Err(format!(
+            "the {} preset needs no thread: its {} already ties a group's notifications to one incident",
+            p.name(),
+            if p == Preset::PagerDuty { "dedup_key" } else { "alias" }
+        )),
         (Some(p), _) => Err(format!("the {} preset's destination has no message to update or reply to", p.name())),
-        (None, _) => Err("needs a preset whose destination can thread (discord)".into()),
+        (None, _) => Err("needs a preset whose destination can thread (discord, slack, telegram, googlechat)".into()),
     }
 }
 
@@ -113,10 +143,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn discord_updates_and_slack_webhooks_cannot_thread() {
-        assert!(supported(Some(Preset::Discord), ThreadMode::Update).is_ok());
-        assert!(supported(Some(Preset::Discord), ThreadMode::Reply).unwrap_err().contains("use mode: update"));
-        assert!(supported(Some(Preset::Slack), ThreadMode::Update).unwrap_err().contains("incoming webhooks"));
-        assert!(supported(None, ThreadMode::Update).is_err());
+    fn each_destination_threads_where_its_api_allows() {
+        use ThreadMode::{Reply, Update};
+        let discord = "/api/webhooks/1/t";
+        assert_eq!(supported(Some(Preset::Discord), Update, discord), Ok(Destination::Discord));
+        assert_eq!(supported(Some(Preset::Discord), Reply, discord), Ok(Destination::Discord));
+        assert_eq!(supported(Some(Preset::Slack), Update, "/api/chat.postMessage"), Ok(Destination::Slack));
+        assert_eq!(supported(Some(Preset::Slack), Reply, "/api/chat.postMessage"), Ok(Destination::Slack));
+        let webhook = supported(Some(Preset::Slack), Update, "/services/T0/B0/x").unwrap_err();
+        assert!(webhook.contains("incoming webhooks"), "{webhook}");
+        assert_eq!(supported(Some(Preset::Telegram), Update, "/bot1:x/sendMessage"), Ok(Destination::Telegram));
+        assert!(supported(Some(Preset::Telegram), Reply, "/bot1:x/sendPhoto").is_err());
+        assert_eq!(supported(Some(Preset::GoogleChat), Reply, "/v1/spaces/S/messages"), Ok(Destination::GoogleChat));
+        assert!(supported(Some(Preset::GoogleChat), Update, "/v1/spaces/S/messages").unwrap_err().contains("reply"));
+        assert!(supported(Some(Preset::PagerDuty), Update, "/v2/enqueue").unwrap_err().contains("dedup_key"));
+        assert!(supported(None, Update, "/").is_err());
     }
 }

@@ -332,8 +332,13 @@ fn receiver(
     let templating = super::template::receiver(issues, field, raw, shared_templates);
     let thread = raw.thread.as_ref().map(|t| {
         let preset = raw.preset.as_ref().and_then(|p| crate::template::Preset::parse(&p.value));
-        super::thread::check(issues, field, t, preset)
+        super::thread::check(issues, field, t, preset, url.as_ref())
     });
+    if let Some(Some(spec)) = &thread
+        && spec.destination == super::thread::Destination::Slack
+    {
+        slack_web_api(issues, field, at, raw, templating.as_ref().is_some_and(|t| t.auth.is_some()), auth.as_ref());
+    }
 
     if issues.list.len() > before {
         return None;
@@ -363,6 +368,28 @@ fn receiver(
             thread: thread.flatten(),
         },
     })
+}
+
+/// Slack's Web API needs a bot token and a channel; without either every post is refused.
+fn slack_web_api(
+    issues: &mut Issues,
+    field: &str,
+    at: &Location,
+    raw: &RawReceiver,
+    token_option: bool,
+    auth: Option<&Auth>,
+) {
+    if !token_option && matches!(auth, Some(Auth::None)) {
+        issues.add(
+            Some(at),
+            format!("{field}.preset_options.token_file"),
+            "Slack's Web API needs a bot token: preset_options.token_file (or http_config.authorization)",
+        );
+    }
+    let has_channel = raw.preset_options.as_ref().is_some_and(|o| o.value.contains_key("channel"));
+    if !has_channel {
+        issues.add(Some(at), format!("{field}.preset_options.channel"), "Slack's Web API needs the channel to post to");
+    }
 }
 
 fn headers(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Vec<(HeaderName, HeaderValue)> {

@@ -103,20 +103,7 @@ impl Threads {
             map.insert(group_key.clone(), entry);
             let mut evicted = Vec::new();
             if map.len() > max_groups {
-                let cutoff = unix_ms(SystemTime::now()).saturating_sub(expire.as_millis() as u64);
-                let expired: Vec<Arc<str>> =
-                    map.iter().filter(|(_, e)| e.updated_unix_ms <= cutoff).map(|(k, _)| k.clone()).collect();
-                for key in expired {
-                    map.remove(&key);
-                    evicted.push(key);
-                }
-                while map.len() > max_groups {
-                    let Some(oldest) = map.iter().min_by_key(|(_, e)| e.updated_unix_ms).map(|(k, _)| k.clone()) else {
-                        break;
-                    };
-                    map.remove(&oldest);
-                    evicted.push(oldest);
-                }
+                evicted = evict(map, max_groups, expire, group_key);
             }
             evicted
         };
@@ -146,6 +133,35 @@ impl Threads {
     }
 }
 
+/// Forgets every expired group and, if still over `max_groups`, the least recently used ones
+/// down to `max_groups` less a 64th: a full store pays one pass over its groups per 64th of
+/// new ones, not one per new group. `newest`, just remembered, is kept. Returns the forgotten keys.
+fn evict(
+    map: &mut HashMap<Arc<str>, ThreadEntry>,
+    max_groups: usize,
+    expire: Duration,
+    newest: &Arc<str>,
+) -> Vec<Arc<str>> {
+    let cutoff = unix_ms(SystemTime::now()).saturating_sub(expire.as_millis() as u64);
+    let mut evicted: Vec<Arc<str>> =
+        map.iter().filter(|(_, e)| e.updated_unix_ms <= cutoff).map(|(k, _)| k.clone()).collect();
+    for key in &evicted {
+        map.remove(key);
+    }
+    if map.len() > max_groups {
+        let keep = max_groups - max_groups / 64;
+        let drop = map.len() - keep;
+        let mut by_age: Vec<(u64, Arc<str>)> =
+            map.iter().filter(|(k, _)| *k != newest).map(|(k, e)| (e.updated_unix_ms, k.clone())).collect();
+        by_age.select_nth_unstable_by_key(drop - 1, |(time, _)| *time);
+        for (_, key) in by_age.into_iter().take(drop) {
+            map.remove(&key);
+            evicted.push(key);
+        }
+    }
+    evicted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +177,22 @@ mod tests {
         assert_eq!(threads.len(), 2);
         assert!(threads.get(&receiver, &spool, "a", week).await.is_none());
         assert_eq!(threads.get(&receiver, &spool, "c", week).await.unwrap().message_id, "m2");
+    }
+
+    #[tokio::test]
+    async fn ten_thousand_groups_stay_within_max_groups() {
+        let (threads, spool, receiver) = (Threads::default(), Spool::memory(10), Arc::<str>::from("r"));
+        let week = Duration::from_secs(7 * 86400);
+        for i in 0..10_000 {
+            threads
+                .remember(&receiver, &spool, &Arc::from(format!("g{i}")), format!("m{i}"), 1000, week)
+                .await
+                .unwrap();
+            assert!(threads.len() <= 1000, "{} groups after {i}", threads.len());
+        }
+        assert!(threads.len() > 1000 - 1000 / 64 - 1, "{}", threads.len());
+        // The newest group is always kept.
+        assert_eq!(threads.get(&receiver, &spool, "g9999", week).await.unwrap().message_id, "m9999");
     }
 
     #[tokio::test]

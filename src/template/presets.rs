@@ -114,7 +114,14 @@ impl Preset {
 
     /// The options it reads.
     pub fn options(self) -> &'static [OptionSpec] {
-        const SLACK: &[OptionSpec] = &[opt("channel"), opt("username"), opt("icon_emoji"), opt("icon_url")];
+        const SLACK: &[OptionSpec] = &[
+            opt("channel"),
+            opt("username"),
+            opt("icon_emoji"),
+            opt("icon_url"),
+            // The Web API's bot token (`chat.postMessage`), sent as `Authorization: Bearer`.
+            OptionSpec { name: "token", required: false, secret: true, in_template: false },
+        ];
         const DISCORD: &[OptionSpec] = &[opt("username"), opt("avatar_url")];
         const PAGERDUTY: &[OptionSpec] = &[
             OptionSpec { name: "routing_key", required: true, secret: true, in_template: true },

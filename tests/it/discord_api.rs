@@ -2,7 +2,8 @@
 //! https://discord.com/developers/docs/resources/webhook: `POST /api/webhooks/{id}/{token}`
 //! answers 204 without `wait`, or 200 with the created message object when `?wait=true`;
 //! `PATCH …/messages/{message_id}` edits that message (200 with the message object) or answers
-//! 404 `{"code": 10008, "message": "Unknown Message"}` when it was deleted.
+//! 404 `{"code": 10008, "message": "Unknown Message"}` when it was deleted; `GET` on the webhook
+//! URL answers the webhook object (with its `guild_id` and `channel_id`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -108,6 +109,7 @@ impl FakeDiscord {
             let mut state = self.state.lock().unwrap();
             let edit = path.strip_prefix(&format!("{WEBHOOK}/messages/")).map(str::to_owned);
             let (status, answer) = match (&parts.method, edit) {
+                (&Method::GET, None) if path == WEBHOOK => (200, webhook()),
                 (&Method::POST, None) if path == WEBHOOK && !content.is_empty() => {
                     state.next_id += 1;
                     let id = state.next_id.to_string();
@@ -132,6 +134,11 @@ impl FakeDiscord {
         response.headers_mut().insert("content-type", "application/json".parse().unwrap());
         Ok(response)
     }
+}
+
+fn webhook() -> Value {
+    json!({"id": "1189", "type": 1, "guild_id": "900", "channel_id": "1100", "name": "amrelay",
+           "application_id": null, "token": "t0ken"})
 }
 
 fn message(id: &str, content: &str) -> Value {

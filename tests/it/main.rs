@@ -10,6 +10,7 @@
 mod support;
 
 // Helpers only these tests use.
+mod chat_apis;
 mod connect_proxy;
 mod credentials;
 mod discord_api;
@@ -40,4 +41,5 @@ mod scaling;
 mod secrets;
 mod templates;
 mod threads;
+mod threads_apis;
 mod tls_auth;

@@ -9,6 +9,10 @@ use crate::support::{TestRelay, alert, batch, get};
 
 /// Each test names its receiver apart: the metrics registry is shared by the whole test binary.
 fn config(dir: &std::path::Path, url: &str, name: &str) -> String {
+    config_with_mode(dir, url, name, "update")
+}
+
+fn config_with_mode(dir: &std::path::Path, url: &str, name: &str, mode: &str) -> String {
     format!(
         "delivery:
   retry: {{max_attempts: 3, initial_backoff: 20ms, max_backoff: 50ms}}
@@ -17,7 +21,7 @@ receivers:
   - name: {name}
     url: {url}
     preset: discord
-    thread: {{mode: update, expire: 7d, max_groups: 1000}}
+    thread: {{mode: {mode}, expire: 7d, max_groups: 1000}}
 ",
         dir.display()
     )
@@ -127,4 +131,28 @@ async fn thread_state_survives_a_restart_on_the_same_spool() {
     assert_eq!((calls[1].method.clone(), calls[1].status), (Method::PATCH, 200), "{calls:?}");
     assert_eq!(calls[1].path, format!("{WEBHOOK}/messages/{id}"));
     assert_eq!(discord.messages().len(), 1);
+}
+
+/// `mode: reply`: a webhook cannot reply, so each later notification is a new message that
+/// starts with the jump link of the group's first message.
+#[tokio::test]
+async fn discord_reply_links_the_groups_first_message() {
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config_with_mode(dir.path(), &discord.webhook_url(), "discord-reply", "reply");
+    let relay = TestRelay::start_in(dir, &yaml).await;
+    let group = "{}:{alertname=\"Disk\"}";
+    relay.post("/webhook", batch(group, firing(&["DiskFull"]))).await;
+    let calls = discord.wait_calls(2).await;
+    assert_eq!((calls[1].method.clone(), calls[1].path.as_str()), (Method::GET, WEBHOOK), "the guild is read once");
+    let first = discord.messages().keys().next().cloned().unwrap();
+
+    relay.post("/webhook", batch(group, vec![alert("resolved", json!({"alertname": "DiskFull"}))])).await;
+    let calls = discord.wait_calls(3).await;
+    assert_eq!((calls[2].method.clone(), calls[2].query.as_str()), (Method::POST, "wait=true"));
+    let messages = discord.messages();
+    assert_eq!(messages.len(), 2);
+    let reply = messages.iter().find(|(id, _)| **id != first).map(|(_, content)| content.clone()).unwrap();
+    assert!(reply.starts_with(&format!("↪ https://discord.com/channels/900/1100/{first}\n")), "{reply}");
+    relay.wait_metric(r#"amrelay_thread_updates_total{receiver="discord-reply",outcome="replied"}"#, 1.0).await;
 }
