@@ -21,5 +21,18 @@ fn main() {
     {
         println!("cargo:rustc-env=AMRELAY_REVISION={}", revision.trim());
     }
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // A path that does not exist makes cargo run this script on every build: in a git worktree
+    // `.git` is a file, so ask git where HEAD lives.
+    let head = Command::new("git")
+        .args(["rev-parse", "--git-path", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|path| path.trim().to_owned())
+        .filter(|path| std::path::Path::new(path).exists());
+    match head {
+        Some(head) => println!("cargo:rerun-if-changed={head}"),
+        None => println!("cargo:rerun-if-changed=build.rs"),
+    }
 }

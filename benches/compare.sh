@@ -25,7 +25,8 @@
 # single core and wrk never competes with it. On a 2-core machine that is the only fair split.
 #
 # Usage: benches/compare.sh            (DURATION=10 ROUNDS=2 CONNECTIONS=32 LOAD_CPU=0 SUT_CPU=1;
-#                                       SKIP_AM2AM=1 leaves the am2am peer out)
+#                                       SKIP_AM2AM=1 leaves the am2am peer out; NO_BUILD=1 uses the
+#                                       release binaries already built)
 # Takes about (8 + 3 * ROUNDS) * DURATION seconds after the build, plus am2am's first install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,7 +53,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --bin amrelay --example bench_sink >&2
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin amrelay --example bench_sink >&2
 TARGET=${CARGO_TARGET_DIR:-target}
 RELAY=$TARGET/release/amrelay
 SINK=$TARGET/release/examples/bench_sink
@@ -132,7 +133,9 @@ sink_alerts() { curl -sf "http://127.0.0.1:$SINK_PORT/count" | cut -d' ' -f"${CO
 
 wait_ready() {
   for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "not ready: $1" >&2; exit 1
+  echo "not ready: $1" >&2
+  tail -n 20 "$work/relay.log" "$work/nats.log" 2>/dev/null >&2
+  exit 1
 }
 
 relay_config() { # $1: spool yes/no, $2: group commit, $3: receivers (1 or 3), $4: downstream URL base
@@ -388,9 +391,10 @@ LUA
   mv "$work/post.lua" "$work/post.lua.repeat"; cp "$work/post-unique.lua" "$work/post.lua"
   run "9a amrelay, spool on (unique bodies)" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
   stop_relay
-  taskset -c "$SUT_CPU" "$NATS_SERVER" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$work/nats" >"$work/nats.log" 2>&1 &
+  NATS_MONITOR_PORT=19104
+  taskset -c "$SUT_CPU" "$NATS_SERVER" -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$work/nats" >"$work/nats.log" 2>&1 &
   nats_pid=$!; pids+=($nats_pid)
-  sleep 1
+  wait_ready "http://127.0.0.1:$NATS_MONITOR_PORT/healthz?js-enabled-only=true"
   relay_config no true 1 "http://127.0.0.1:$SINK_PORT" | sed "s|^receivers:|  nats: {urls: [nats://127.0.0.1:$NATS_PORT], replicas: 1}\nreceivers:|" >"$work/relay-9b.yml"
   start_relay "$work/relay-9b.yml"
   run "9b amrelay, NATS JetStream R1" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
