@@ -134,7 +134,7 @@ sink_alerts() { curl -sf "http://127.0.0.1:$SINK_PORT/count" | cut -d' ' -f"${CO
 wait_ready() {
   for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return; sleep 0.1; done
   echo "not ready: $1" >&2
-  tail -n 20 "$work/relay.log" "$work/nats.log" 2>/dev/null >&2
+  tail -n 20 "$work/relay.log" "$work/nats.log" >&2 2>/dev/null
   exit 1
 }
 
@@ -371,7 +371,7 @@ done
 nats_ratio="not measured (no nats-server)"
 if command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; then
   NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
-  NATS_PORT=19103
+  NATS_PORT=19105 # 19103 is scenario 9's sink, still running
   cat >"$work/post-unique.lua" <<LUA
 local f = io.open("$work/batch.json"); local template = f:read("*a"); f:close()
 local bodies = {}
@@ -391,7 +391,7 @@ LUA
   mv "$work/post.lua" "$work/post.lua.repeat"; cp "$work/post-unique.lua" "$work/post.lua"
   run "9a amrelay, spool on (unique bodies)" "http://127.0.0.1:$RELAY_PORT/webhook" 5 "$relay_pid"
   stop_relay
-  NATS_MONITOR_PORT=19104
+  NATS_MONITOR_PORT=19106
   taskset -c "$SUT_CPU" "$NATS_SERVER" -js -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -sd "$work/nats" >"$work/nats.log" 2>&1 &
   nats_pid=$!; pids+=($nats_pid)
   wait_ready "http://127.0.0.1:$NATS_MONITOR_PORT/healthz?js-enabled-only=true"
