@@ -83,6 +83,37 @@ async fn tls_listener_refuses_missing_and_foreign_client_certificates() {
     assert!(refused.unwrap_or(0.0) >= 2.0, "{scrape}");
 }
 
+/// A refused client certificate is logged, with the peer and the reason, once per 10 s however
+/// many follow (each is still counted), so a scanner cannot flood the log.
+#[tokio::test]
+async fn refused_client_certificates_are_logged_rate_limited() {
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    Pki::create(dir.path(), "inbound");
+    let ca = dir.path().join("ca.pem");
+    let config = dir.path().join("amrelay.yml");
+    let yaml = tls_config(&downstream, ", client_ca_file: ca.pem, client_auth_type: RequireAndVerifyClientCert");
+    std::fs::write(&config, yaml).unwrap();
+    let relay = crate::process::RelayProcess::spawn(&config, &[]);
+    for _ in 0..3 {
+        let refused = tls_request(relay.addr, tls_client(&ca, None), "GET", "/-/healthy", &[], "").await;
+        assert!(refused.is_err(), "served without a client certificate: {refused:?}");
+    }
+    let deadline = Instant::now() + WAIT;
+    while !relay.logs().contains("client certificate refused") {
+        assert!(Instant::now() < deadline, "no log line:\n{}", relay.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let valid = tls_client(&ca, Some((&dir.path().join("client.pem"), &dir.path().join("client-key.pem"))));
+    let scrape = tls_request(relay.addr, valid, "GET", "/metrics", &[], "").await.unwrap().reply.text();
+    let counted = metric_in(&scrape, r#"amrelay_connection_errors_total{reason="client_certificate"}"#);
+    assert_eq!(counted, Some(3.0), "{scrape}");
+    let logs = relay.logs();
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("client certificate refused")).collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    assert!(lines[0].contains("peer=127.0.0.1:") && lines[0].contains("level=warn"), "{}", lines[0]);
+}
+
 /// cert-manager renews the certificate by replacing the files: the next handshake presents the
 /// new certificate, without a restart.
 #[tokio::test]
