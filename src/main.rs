@@ -23,7 +23,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let success = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     match &cli.command {
-        Some(Command::CheckConfig { files }) => Ok(success(check_config(files))),
+        Some(Command::CheckConfig { files }) => Ok(success(check_config(files, cli.console_file.as_deref()))),
         Some(Command::SendTest { receiver }) => {
             let runtime = tokio::runtime::Runtime::new()?;
             Ok(success(runtime.block_on(send_test(&cli.config_file, receiver))))
@@ -48,6 +48,7 @@ async fn serve(cli: Cli) -> anyhow::Result<ExitCode> {
         listen_address: cli.listen_address,
         shutdown_timeout: cli.shutdown_timeout,
         watch_config: cli.watch_config,
+        console_file: cli.console_file,
         ..Options::new(cli.config_file)
     };
     let relay = Relay::start(options).await?;

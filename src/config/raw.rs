@@ -23,6 +23,13 @@ pub struct RawConfig {
     pub templates: Vec<Spanned<String>>,
 }
 
+/// The console file (`--config.console-file`): receivers only, of the same schema.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConsoleFile {
+    pub receivers: Vec<Spanned<RawReceiver>>,
+}
+
 /// `server:` — the inbound listener.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -46,13 +46,7 @@ pub fn validate(
     environment: &super::Environment,
     text: &str,
 ) -> Result<Validated, Vec<Issue>> {
-    let mut issues = Issues {
-        list: Vec::new(),
-        base_dir: base_dir.to_owned(),
-        files: Vec::new(),
-        warnings: Vec::new(),
-        text: text.to_owned(),
-    };
+    let mut issues = Issues::new(base_dir, text);
 
     let listen_address = match &raw.server.listen_address {
         Some(spanned) => {
@@ -104,27 +98,46 @@ pub fn validate(
     let process_delivery = delivery_config(&mut issues, delivery);
     let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
+    let defaults = ReceiverDefaults { defaults, templates: shared_templates };
+    let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
+
+    if issues.list.is_empty() {
+        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
+        Ok(Validated {
+            server,
+            delivery: process_delivery,
+            receivers,
+            defaults,
+            files: issues.files,
+            warnings: issues.warnings,
+        })
+    } else {
+        Err(issues.list)
+    }
+}
+
+/// Validates a `receivers:` list (of the config file or the console file), names unique in it.
+pub(super) fn receivers(
+    issues: &mut Issues,
+    raw: &[Spanned<RawReceiver>],
+    defaults: &ReceiverDefaults,
+    environment: &super::Environment,
+) -> Vec<ReceiverConfig> {
     let mut names = HashSet::new();
     let mut receivers = Vec::new();
-    for (index, spanned) in raw.receivers.iter().enumerate() {
+    for (index, spanned) in raw.iter().enumerate() {
         let field = format!("receivers[{index}]");
         let at = &spanned.referenced;
         if !names.insert(spanned.value.name.clone()) {
             issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
         if let Some(receiver) =
-            receiver(&mut issues, &field, at, &spanned.value, &defaults, environment, &shared_templates)
+            receiver(issues, &field, at, &spanned.value, &defaults.defaults, environment, &defaults.templates)
         {
             receivers.push(receiver);
         }
     }
-
-    if issues.list.is_empty() {
-        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
-        Ok(Validated { server, delivery: process_delivery, receivers, files: issues.files, warnings: issues.warnings })
-    } else {
-        Err(issues.list)
-    }
+    receivers
 }
 
 /// The validated parts of a config file.
@@ -132,10 +145,35 @@ pub struct Validated {
     pub server: ServerConfig,
     pub delivery: DeliveryConfig,
     pub receivers: Vec<ReceiverConfig>,
+    pub defaults: ReceiverDefaults,
     pub files: Vec<PathBuf>,
     pub warnings: Vec<Issue>,
 }
 
+/// What the config file's `delivery:` and `templates:` give every receiver, the console file's
+/// included: its receivers are checked against the same defaults.
+#[derive(Debug, Clone)]
+pub struct ReceiverDefaults {
+    defaults: Defaults,
+    templates: super::template::Shared,
+}
+
+impl Default for ReceiverDefaults {
+    fn default() -> Self {
+        let ceiling = DEFAULT_ADAPTIVE_CONCURRENCY_CEILING;
+        ReceiverDefaults {
+            defaults: Defaults {
+                queue_capacity: DEFAULT_QUEUE_CAPACITY,
+                max_concurrency: Concurrency::Adaptive { ceiling },
+                timeout: DEFAULT_TIMEOUT,
+                retry: RetryPolicy::default(),
+            },
+            templates: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 struct Defaults {
     queue_capacity: usize,
     max_concurrency: Concurrency,

@@ -119,7 +119,7 @@ fn unix_seconds(time: SystemTime) -> f64 {
 }
 
 /// `GET /api/v1/status`: version, config and each receiver's state. No secrets: URLs are shown
-/// without credentials (the config refuses them in URLs), auth only by kind.
+/// redacted (scheme, host, `***`), auth only by kind.
 pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
     let reload = state.reloader.status();
     let config_text = super::console::loaded_config_text(snapshot);
@@ -134,7 +134,8 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
             json!({
                 "name": config.name,
                 "enabled": config.enabled,
-                "url": config.endpoint.url.to_string(),
+                "url": crate::redact::url(&config.endpoint.url),
+                "source": r.source,
                 "auth": config.endpoint.auth.kind(),
                 "insecure_skip_verify": config.endpoint.tls.insecure_skip_verify,
                 "signing": config.endpoint.signing.is_some(),
@@ -152,7 +153,10 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                 "failed_attempts": counts.failed_attempts,
                 "dead_lettered": counts.dead_lettered,
                 "recent": counts.recent,
-                "enabled_line": config_text.as_deref().and_then(|text| super::console::enabled_line(text, &config.name, config.enabled)),
+                "enabled_line": match r.source {
+                    crate::snapshot::Source::File => config_text.as_deref().and_then(|text| super::console::enabled_line(text, &config.name, config.enabled)),
+                    crate::snapshot::Source::Console => None,
+                },
             })
         })
         .collect();
@@ -177,11 +181,31 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                     "healthy": state.reloader.spool().is_healthy(),
                     "bytes": state.reloader.spool().bytes(),
                 },
+                "console": console_status(snapshot),
                 "backend": backend_status(state.reloader.spool()),
                 "receivers": receivers,
             }
         }),
     )
+}
+
+/// `console` in the status: the console file, whether receivers can be edited (and why not), the
+/// hash and modification time of what runs, and its error when the file on disk is broken.
+fn console_status(snapshot: &Snapshot) -> Value {
+    let console = &snapshot.console;
+    json!({
+        "file": console.file.path().map(|p| p.display().to_string()),
+        "editable": console.file.editing_off().is_none(),
+        "editing_off_reason": console.file.editing_off(),
+        "hash": console.hash.map(|h| format!("{h:012x}")),
+        "last_change": console.changed_at.map(unix_seconds),
+        "error": console.error,
+        "conflicts": console.conflicts.iter().map(|c| json!({
+            "field": c.field,
+            "line": c.position.map(|p| p.0),
+            "message": c.message,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// `backend` in the status: which durable queue holds accepted notifications, and its health.
