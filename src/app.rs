@@ -116,6 +116,8 @@ impl Relay {
             ready: false.into(),
             started_at: SystemTime::now(),
             password_checks: Default::default(),
+            console_edits: Default::default(),
+            tests_in_flight: Default::default(),
         });
         let stop_serving = CancellationToken::new();
         let server = tokio::spawn(server::serve(

@@ -45,16 +45,11 @@ pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// `POST /api/v1/receivers/{name}/test`: a test message, sent now, outside the queue. 200 when the
 /// downstream answered 2xx, 502 otherwise; the body says what happened either way.
-pub async fn test_receiver(snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
+/// At most one test message per receiver is in flight: a second one is answered 429.
+pub async fn test_receiver(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
     let receiver = snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?;
     let target = receiver.pipeline.downstream().target.load_full();
-    let outcome = crate::testmsg::send(&target, name).await;
-    match &outcome.error {
-        None => tracing::info!(receiver = name, status = outcome.status_code, "test message delivered"),
-        Some(error) => tracing::warn!(receiver = name, error = %error, "test message failed"),
-    }
-    let status = if outcome.delivered { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
-    Ok(json(status, &json!({"status": if outcome.delivered { "success" } else { "error" }, "data": outcome})))
+    super::receivers_api::send_test(state, name, &target).await
 }
 
 /// `GET /api/v1/deadletters`.

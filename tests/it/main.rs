@@ -22,6 +22,7 @@ mod concurrency;
 mod conditions;
 mod connections;
 mod console;
+mod console_receivers;
 mod delivery;
 mod durability;
 mod fidelity;
