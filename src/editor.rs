@@ -115,6 +115,14 @@ pub fn redact(definition: &Value) -> (Value, Vec<String>) {
             }
         }
     }
+    if let Some(Value::Object(options)) = shown.get_mut("preset_options") {
+        for (name, value) in options.iter_mut() {
+            if is_secret_option(name) && value.as_str().is_some_and(|s| !s.is_empty()) {
+                *value = Value::String(String::new());
+                set.push(format!("preset_options.{name}"));
+            }
+        }
+    }
     if let Some(url) = shown.get_mut("url")
         && let Some(text) = url.as_str()
     {
@@ -158,6 +166,18 @@ pub fn keep_blank_secrets(edited: &mut Value, stored: &Value) {
                         *secret = old.clone();
                     }
                 }
+            }
+        }
+    }
+    if let (Some(Value::Object(options)), Some(Value::Object(kept))) =
+        (edited.get_mut("preset_options"), stored.get("preset_options"))
+    {
+        for (name, value) in options.iter_mut() {
+            if is_secret_option(name)
+                && value.as_str() == Some("")
+                && let Some(old) = kept.get(name)
+            {
+                *value = old.clone();
             }
         }
     }
@@ -274,6 +294,12 @@ pub fn probe(file: ConsoleFile) -> ConsoleFile {
             ConsoleFile::ReadOnly(path.clone(), why)
         }
     }
+}
+
+/// A preset option that holds a secret inline (`api_key`, `bot_token`, `secret`; not the
+/// `…_file` form, which only names a file).
+fn is_secret_option(name: &str) -> bool {
+    !name.ends_with("_file") && ["key", "token", "secret", "password"].iter().any(|word| name.contains(word))
 }
 
 fn pointer<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
