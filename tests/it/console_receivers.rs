@@ -340,3 +340,101 @@ async fn without_a_spool_editing_is_off_and_says_why() {
     assert_eq!(put.status, 409);
     assert!(put.text().contains("editing in the console is off"), "{}", put.text());
 }
+
+/// A page on another site cannot make a logged-in browser change receivers.
+#[tokio::test]
+async fn cross_site_edits_are_refused() {
+    let downstream = Downstream::start().await;
+    let relay = TestRelay::start(&spooled_config(&downstream.url("/file"))).await;
+    let reply = call(
+        "PUT",
+        &relay.url("/api/v1/receivers/evil"),
+        Some(json!({"url": "http://127.0.0.1:1/"})),
+        &[("sec-fetch-site", "cross-site")],
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    let reply = call(
+        "POST",
+        &relay.url("/api/v1/receiver-test"),
+        Some(json!({"name": "x", "url": "http://127.0.0.1:1/"})),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    assert!(!relay.dir.path().join("console-receivers.yml").exists());
+}
+
+/// As a process: `--config.console-file` turns editing on without a spool (creating its
+/// folder); each change is logged once with who made it, what and which fields, never a secret
+/// (every log line is checked when the process ends); `check-config` validates both files,
+/// shows URLs redacted, and fails on a name defined in both.
+#[tokio::test]
+async fn the_flag_the_audit_log_and_check_config_both_files() {
+    use crate::credentials::{basic, bcrypt_hash};
+    use crate::process::RelayProcess;
+
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amrelay.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  basic_auth_users:\n    alice: \"{}\"\nreceivers:\n  - name: from-file\n    url: {}\n",
+            bcrypt_hash("wonderland"),
+            downstream.url("/file")
+        ),
+    )
+    .unwrap();
+    let console = dir.path().join("console/receivers.yml");
+    let flag = format!("--config.console-file={}", console.display());
+    let relay = RelayProcess::spawn(&config, &[&flag]);
+    let alice = basic("alice", "wonderland");
+    let hook = downstream.url("/hooks/T0/custom-header-ap1-key");
+    let reply = call(
+        "PUT",
+        &relay.url("/api/v1/receivers/team-a"),
+        Some(definition(&hook, "s3cret-token")),
+        &[("authorization", &alice)],
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert!(!reply.text().contains("custom-header-ap1-key"), "{}", reply.text());
+    let deadline = std::time::Instant::now() + crate::support::WAIT;
+    let audit = loop {
+        let logs = relay.logs();
+        let lines: Vec<String> = logs.lines().filter(|l| l.contains("console change")).map(str::to_owned).collect();
+        if !lines.is_empty() {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "no audit line in\n{logs}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    for part in
+        ["user=alice", "action=create", "receiver=team-a", "fields=conditions,http_config,name,send_resolved,url"]
+    {
+        assert!(audit[0].contains(part), "{part} in {}", audit[0]);
+    }
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+        .args(["check-config", &flag])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(stdout.matches("SUCCESS").count(), 2, "{stdout}");
+    assert!(stdout.contains("1 console receivers") && stdout.contains("/hooks/***"), "{stdout}");
+    assert!(!stdout.contains("custom-header-ap1-key"), "{stdout}");
+
+    std::fs::write(&console, format!("receivers:\n  - name: from-file\n    url: {hook}\n")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+        .args(["check-config", &flag])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("receivers[0].name") && stdout.contains("also defined in"), "{stdout}");
+}
