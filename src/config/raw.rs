@@ -86,7 +86,12 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct RawReceiver {
     pub name: String,
-    pub url: Spanned<String>,
+    /// Exactly one of `url` and `url_file` (a file holding the URL, as Alertmanager's
+    /// `webhook_config.url_file`: the URL often carries a token).
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub url_file: Option<Spanned<String>>,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default = "yes")]

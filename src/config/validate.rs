@@ -294,29 +294,7 @@ fn receiver(
             format!("{:?} is not a valid receiver name: use letters, digits, '_', '-' and '.', starting with a letter or digit", raw.name),
         );
     }
-    let url = match raw.url.value.parse::<Uri>() {
-        Ok(url) if url.authority().is_some_and(|a| a.as_str().contains('@')) => {
-            issues.add(
-                Some(&raw.url.referenced),
-                format!("{field}.url"),
-                "must not contain credentials: use http_config.basic_auth",
-            );
-            None
-        }
-        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => Some(url),
-        Ok(_) => {
-            issues.add(
-                Some(&raw.url.referenced),
-                format!("{field}.url"),
-                "must be an absolute http:// or https:// URL",
-            );
-            None
-        }
-        Err(e) => {
-            issues.add(Some(&raw.url.referenced), format!("{field}.url"), format!("invalid URL: {e}"));
-            None
-        }
-    };
+    let url = receiver_url(issues, field, at, raw);
     let timeout = raw.timeout.map_or(defaults.timeout, |d| d.0);
     if timeout.is_zero() {
         issues.add(Some(at), format!("{field}.timeout"), "must be greater than 0");
@@ -401,6 +379,42 @@ fn receiver(
             thread: thread.flatten(),
         },
     })
+}
+
+/// `url`, or the URL read from `url_file` (watched like every secret file); never both. A
+/// mistake in a URL read from a file is reported without its text: it may carry a token.
+fn receiver_url(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Option<Uri> {
+    let (text, at, key) = match (&raw.url, &raw.url_file) {
+        (Some(url), None) => (url.value.clone(), &url.referenced, "url"),
+        (None, Some(file)) => {
+            let text = issues.read_secret(&file.referenced, &format!("{field}.url_file"), &file.value)?;
+            (text.expose().to_owned(), &file.referenced, "url_file")
+        }
+        (Some(url), Some(_)) => {
+            issues.add(Some(&url.referenced), format!("{field}.url"), "url and url_file are mutually exclusive");
+            return None;
+        }
+        (None, None) => {
+            issues.add(Some(at), format!("{field}.url"), "one of url or url_file is required");
+            return None;
+        }
+    };
+    let field = format!("{field}.{key}");
+    match text.parse::<Uri>() {
+        Ok(url) if url.authority().is_some_and(|a| a.as_str().contains('@')) => {
+            issues.add(Some(at), field, "must not contain credentials: use http_config.basic_auth");
+            None
+        }
+        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => Some(url),
+        Ok(_) => {
+            issues.add(Some(at), field, "must be an absolute http:// or https:// URL");
+            None
+        }
+        Err(e) => {
+            issues.add(Some(at), field, format!("invalid URL: {e}"));
+            None
+        }
+    }
 }
 
 fn headers(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Vec<(HeaderName, HeaderValue)> {

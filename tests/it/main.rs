@@ -42,3 +42,4 @@ mod secrets;
 mod templates;
 mod threads;
 mod tls_auth;
+mod url_file;
