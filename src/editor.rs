@@ -132,7 +132,40 @@ pub fn redact(definition: &Value) -> (Value, Vec<String>) {
 }
 
 /// Where an edit leaves a secret blank (or the URL as [`redact`] showed it), the stored value.
-pub fn keep_blank_secrets(edited: &mut Value, stored: &Value) {
+///
+/// A stored secret is kept only for the destination it was given for: when the edit points the
+/// receiver at another host, each stored secret left blank is an error asking for it again, so
+/// that no one can send a secret they cannot read to a host of their choosing.
+pub fn keep_blank_secrets(edited: &mut Value, stored: &Value) -> Result<(), Vec<FieldError>> {
+    if let (Some(url), Some(kept)) =
+        (edited.get("url").and_then(Value::as_str), stored.get("url").and_then(Value::as_str))
+        && (url.is_empty() || url == crate::redact::url_text(kept))
+    {
+        edited["url"] = Value::String(kept.to_owned());
+    }
+    let host = |v: &Value| {
+        let url = v.get("url").and_then(Value::as_str)?.parse::<http::Uri>().ok()?;
+        Some(url.authority()?.as_str().to_ascii_lowercase())
+    };
+    let moved = host(edited) != host(stored) || edited.get("url_file") != stored.get("url_file");
+    let before = edited.clone();
+    fill_blank_secrets(edited, stored);
+    let kept = changed_fields(Some(&before), Some(edited));
+    if moved && !kept.is_empty() {
+        return Err(kept
+            .into_iter()
+            .map(|field| FieldError {
+                field,
+                message: "the receiver now points at another host: enter this secret again (a stored secret is \
+                          kept only for the host it was given for)"
+                    .into(),
+            })
+            .collect());
+    }
+    Ok(())
+}
+
+fn fill_blank_secrets(edited: &mut Value, stored: &Value) {
     for path in SECRET_FIELDS {
         let blank = pointer_mut(edited, path).is_some_and(|v| v.as_str() == Some(""));
         if blank
@@ -180,12 +213,6 @@ pub fn keep_blank_secrets(edited: &mut Value, stored: &Value) {
                 *value = old.clone();
             }
         }
-    }
-    if let (Some(url), Some(kept)) =
-        (edited.get("url").and_then(Value::as_str), stored.get("url").and_then(Value::as_str))
-        && (url.is_empty() || url == crate::redact::url_text(kept))
-    {
-        edited["url"] = Value::String(kept.to_owned());
     }
 }
 
@@ -348,13 +375,19 @@ mod tests {
         assert_eq!(set, ["http_config.authorization.credentials", "headers.X-Api-Key"]);
         // The form sends back what it was shown: every secret is kept.
         let mut edited = shown.clone();
-        keep_blank_secrets(&mut edited, &stored);
+        keep_blank_secrets(&mut edited, &stored).unwrap();
         assert_eq!(edited, stored);
         // A secret typed in replaces the stored one.
-        let mut edited = shown;
+        let mut edited = shown.clone();
         edited["http_config"]["authorization"]["credentials"] = json!("new");
-        keep_blank_secrets(&mut edited, &stored);
+        keep_blank_secrets(&mut edited, &stored).unwrap();
         assert_eq!(edited["http_config"]["authorization"]["credentials"], "new");
+        // Another host: stored secrets are not sent there unless typed again.
+        let mut edited = shown;
+        edited["url"] = json!("https://elsewhere.example/hook");
+        let errors = keep_blank_secrets(&mut edited, &stored).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["headers.X-Api-Key", "http_config.authorization.credentials"]);
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub async fn put(
     let existing = document.find(name).map(|(index, d)| (index, d.clone()));
     check_preconditions(&headers, existing.as_ref().map(|(_, d)| d), name)?;
     if let Some((_, stored)) = &existing {
-        editor::keep_blank_secrets(&mut definition, stored);
+        editor::keep_blank_secrets(&mut definition, stored).map_err(ApiError::Invalid)?;
     }
     let index = match &existing {
         Some((index, _)) => {
@@ -196,7 +196,7 @@ pub async fn test_unsaved(
     if let Ok((document, _)) = read_document(file)
         && let Some((_, stored)) = document.find(&name)
     {
-        editor::keep_blank_secrets(&mut definition, stored);
+        editor::keep_blank_secrets(&mut definition, stored).map_err(ApiError::Invalid)?;
     }
     if snapshot.receiver(&name).is_some_and(|r| r.source == Source::File) {
         // Its name is taken: test the definition under a name no file receiver has.

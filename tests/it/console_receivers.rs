@@ -149,8 +149,15 @@ async fn create_replace_toggle_and_delete_a_console_receiver() {
     assert_eq!(received[1].labels("alertname"), ["D"]);
     assert_eq!(received[1].header("authorization"), Some("Bearer s3cr3t-t0ken"), "a blank secret keeps the stored one");
 
-    // Disable: kept in the file, delivers nothing.
+    // Pointing it at another host: the stored token is not sent there unless typed again.
     let current = etag(&replaced);
+    let mut moved = replaced.json()["data"]["receiver"]["definition"].clone();
+    moved["url"] = json!("http://localhost:1/elsewhere");
+    let refused = call("PUT", &url, Some(moved), &[("if-match", &current)]).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["errors"][0]["field"], "http_config.authorization.credentials");
+
+    // Disable: kept in the file, delivers nothing.
     let off = call("POST", &format!("{url}/enabled"), Some(json!({"enabled": false})), &[("if-match", &current)]).await;
     assert_eq!(off.status, 200, "{}", off.text());
     assert_eq!(off.json()["data"]["receiver"]["enabled"], false);
