@@ -100,6 +100,10 @@ impl Relay {
             }
             other => tracing::info!(reason = other.editing_off().unwrap_or_default(), "console editing off"),
         }
+        for action in ["create", "replace", "delete", "enable", "disable"] {
+            // Registered at zero, so that a dashboard's increase() sees the first change.
+            metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
+        }
         let reloader =
             Reloader::start_with_console(&options.config_file, config, console_file, Runtime::new(Arc::new(spool)))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -135,8 +135,15 @@ receivers:
         click(&client, "#f-enabled").await;
         click(&client, "#f-ok").await;
         wait_text(&client, r#"tr[data-receiver="team-payments"]"#, |t| t.contains("disabled")).await;
-        assert_eq!(post_json(&webhook, body).await.status, 200);
+        assert_eq!(post_json(&webhook, body.clone()).await.status, 200);
         seen.assert_stays_at(2, Duration::from_millis(500)).await;
+
+        // The card's Enable button switches it back on (POST …/enabled): deliveries resume.
+        wait_text(&client, r#".enable-btn[data-receiver="team-payments"]"#, |t| t == "Enable").await;
+        click(&client, r#".enable-btn[data-receiver="team-payments"]"#).await;
+        wait_text(&client, "#editor-note", |t| t == "team-payments enabled: applied.").await;
+        assert_eq!(post_json(&webhook, body).await.status, 200);
+        assert_eq!(seen.wait_for(3).await[2].labels("alertname"), ["Checkout"]);
     })
     .await;
     assert!(relay.dir.path().join("console-receivers.yml").exists());
