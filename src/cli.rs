@@ -183,9 +183,27 @@ fn template_summary(endpoint: &config::Endpoint) -> String {
     out
 }
 
+/// Loads the config file and, when `console_file` is given, adds the console file's receivers
+/// as the relay does (a name in both: the config file's is used).
+fn load_merged(
+    config_file: &std::path::Path,
+    console_file: Option<&std::path::Path>,
+) -> Result<config::Config, String> {
+    let mut config = config::load(config_file, &config::Environment::from_process()).map_err(|e| e.to_string())?;
+    if let Some(console_file) = console_file.filter(|p| !p.as_os_str().is_empty()) {
+        let console = config::load_console(console_file, &config).map_err(|e| e.to_string())?;
+        for conflict in &console.conflicts {
+            eprintln!("{}: {}: {}", console_file.display(), conflict.field, conflict.message);
+        }
+        config.receivers.extend(console.receivers);
+    }
+    Ok(config)
+}
+
 /// `amrelay send-test`: prints the outcome as JSON; returns whether the receiver answered 2xx.
-pub async fn send_test(config_file: &std::path::Path, receiver: &str) -> bool {
-    let config = match config::load(config_file, &config::Environment::from_process()) {
+/// With `console_file`, its receivers can be tested too.
+pub async fn send_test(config_file: &std::path::Path, console_file: Option<&std::path::Path>, receiver: &str) -> bool {
+    let config = match load_merged(config_file, console_file) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
@@ -213,6 +231,8 @@ pub async fn send_test(config_file: &std::path::Path, receiver: &str) -> bool {
 #[derive(Debug)]
 pub struct RouteTestArgs<'a> {
     pub config_file: &'a std::path::Path,
+    /// `--config.console-file`: its receivers are routed too.
+    pub console_file: Option<&'a std::path::Path>,
     pub payload: Option<&'a std::path::Path>,
     pub alerts: &'a [String],
     pub expect: Option<&'a [String]>,
@@ -222,7 +242,7 @@ pub struct RouteTestArgs<'a> {
 /// `amrelay route-test`: prints the explanation; returns the exit status (0 ok, 1 the receivers
 /// differ from `--expect`, 2 an invalid config or payload).
 pub fn route_test(args: &RouteTestArgs<'_>) -> u8 {
-    let mut config = match config::load(args.config_file, &config::Environment::from_process()) {
+    let mut config = match load_merged(args.config_file, args.console_file) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");

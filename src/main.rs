@@ -26,11 +26,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::CheckConfig { files }) => Ok(success(check_config(files, cli.console_file.as_deref()))),
         Some(Command::SendTest { receiver }) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            Ok(success(runtime.block_on(send_test(&cli.config_file, receiver))))
+            Ok(success(runtime.block_on(send_test(&cli.config_file, cli.console_file.as_deref(), receiver))))
         }
         Some(Command::RouteTest { payload, alerts, expect, json }) => {
             let args = RouteTestArgs {
                 config_file: &cli.config_file,
+                console_file: cli.console_file.as_deref(),
                 payload: payload.as_deref(),
                 alerts,
                 expect: expect.as_deref(),

@@ -375,7 +375,7 @@ async fn cross_site_edits_are_refused() {
 /// As a process: `--config.console-file` turns editing on without a spool (creating its
 /// folder); each change is logged once with who made it, what and which fields, never a secret
 /// (every log line is checked when the process ends); `check-config` validates both files,
-/// shows URLs redacted, and fails on a name defined in both.
+/// shows URLs redacted, and fails on a name defined in both; `route-test` routes through both.
 #[tokio::test]
 async fn the_flag_the_audit_log_and_check_config_both_files() {
     use crate::credentials::{basic, bcrypt_hash};
@@ -434,6 +434,15 @@ async fn the_flag_the_audit_log_and_check_config_both_files() {
     assert_eq!(stdout.matches("SUCCESS").count(), 2, "{stdout}");
     assert!(stdout.contains("1 console receivers") && stdout.contains("/hooks/***"), "{stdout}");
     assert!(!stdout.contains("custom-header-ap1-key"), "{stdout}");
+
+    // route-test routes through the console file's receivers too.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+        .arg(format!("--config.file={}", config.display()))
+        .args([&flag, "route-test", "--alert", "alertname=A,severity=critical,team=db", "--expect", "from-file,team-a"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
 
     std::fs::write(&console, format!("receivers:\n  - name: from-file\n    url: {hook}\n")).unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
