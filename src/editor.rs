@@ -309,6 +309,7 @@ pub fn probe(file: ConsoleFile) -> ConsoleFile {
         Some(folder) if !folder.as_os_str().is_empty() => folder.to_owned(),
         _ => std::path::PathBuf::from("."),
     };
+    remove_leftovers(path);
     let writable = std::fs::create_dir_all(&folder).and_then(|()| {
         let probe = folder.join(format!(".amrelay-probe.{}", std::process::id()));
         std::fs::File::create(&probe)?;
@@ -327,6 +328,26 @@ pub fn probe(file: ConsoleFile) -> ConsoleFile {
 /// `…_file` form, which only names a file).
 fn is_secret_option(name: &str) -> bool {
     !name.ends_with("_file") && ["key", "token", "secret", "password"].iter().any(|word| name.contains(word))
+}
+
+/// Removes temporary files a write interrupted by a crash left beside the console file (the
+/// file itself is whole: the rename never happened).
+fn remove_leftovers(path: &Path) {
+    let (Some(folder), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if file_name.starts_with(&prefix) && file_name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn pointer<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {

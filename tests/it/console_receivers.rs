@@ -454,3 +454,51 @@ async fn the_flag_the_audit_log_and_check_config_both_files() {
     assert!(!output.status.success(), "{stdout}");
     assert!(stdout.contains("receivers[0].name") && stdout.contains("also defined in"), "{stdout}");
 }
+
+/// `kill -9` while the console writes its file, at several moments: the file is always whole
+/// (one of the definitions written, never a mix or a truncation), the relay starts again with
+/// it, and the temporary files of interrupted writes are cleared.
+#[tokio::test]
+async fn the_console_file_survives_kill_9_mid_write() {
+    use crate::process::RelayProcess;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amrelay.yml");
+    std::fs::write(&config, "receivers: []\n").unwrap();
+    let console = dir.path().join("console-receivers.yml");
+    let flag = format!("--config.console-file={}", console.display());
+    for round in 0..4u64 {
+        let relay = RelayProcess::spawn(&config, &[&flag]);
+        let url = relay.url("/api/v1/receivers/churn");
+        let writer = tokio::spawn(async move {
+            for n in 0.. {
+                let mut edit = definition(&format!("http://127.0.0.1:1/hook-{n}"), "t");
+                edit["max_alerts"] = json!(n);
+                let _ = tokio::time::timeout(Duration::from_secs(2), call("PUT", &url, Some(edit), &[])).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(60 + 45 * round)).await;
+        let mut relay = relay;
+        relay.child.kill().unwrap();
+        let _ = relay.child.wait();
+        writer.abort();
+        drop(relay);
+        let text = std::fs::read_to_string(&console).unwrap_or_default();
+        let check = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+            .args(["check-config", &flag])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "round {round}: {}\n{text}", String::from_utf8_lossy(&check.stdout));
+    }
+    // Started again: the last complete file runs, and no temporary file is left.
+    let relay = RelayProcess::spawn(&config, &[&flag]);
+    let list = get(&relay.url("/api/v1/receivers")).await.json();
+    assert_eq!(list["data"]["receivers"][0]["name"], "churn", "{list}");
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
