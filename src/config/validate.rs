@@ -158,21 +158,6 @@ pub struct ReceiverDefaults {
     templates: super::template::Shared,
 }
 
-impl Default for ReceiverDefaults {
-    fn default() -> Self {
-        let ceiling = DEFAULT_ADAPTIVE_CONCURRENCY_CEILING;
-        ReceiverDefaults {
-            defaults: Defaults {
-                queue_capacity: DEFAULT_QUEUE_CAPACITY,
-                max_concurrency: Concurrency::Adaptive { ceiling },
-                timeout: DEFAULT_TIMEOUT,
-                retry: RetryPolicy::default(),
-            },
-            templates: Vec::new(),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Defaults {
     queue_capacity: usize,
