@@ -34,6 +34,8 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// Reload when the config file (or a file it names) changes on disk.
     pub watch_config: bool,
+    /// `--config.console-file`: `None` for the default (beside the spool), an empty path for off.
+    pub console_file: Option<PathBuf>,
 }
 
 impl Options {
@@ -44,6 +46,7 @@ impl Options {
             listen_address: None,
             shutdown_timeout: Duration::from_secs(30),
             watch_config: true,
+            console_file: None,
         }
     }
 }
@@ -89,8 +92,21 @@ impl Relay {
                 (Spool::memory(config.delivery.max_dead_letters), Vec::new())
             }
         };
-        let reloader = Reloader::start(&options.config_file, config, Runtime::new(Arc::new(spool)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let console_file =
+            crate::editor::probe(crate::config::console_file(options.console_file.as_deref(), &config.delivery));
+        match &console_file {
+            crate::config::ConsoleFile::At(path) => {
+                tracing::info!(file = %path.display(), "receivers can be edited in the console")
+            }
+            other => tracing::info!(reason = other.editing_off().unwrap_or_default(), "console editing off"),
+        }
+        for action in ["create", "replace", "delete", "enable", "disable"] {
+            // Registered at zero, so that a dashboard's increase() sees the first change.
+            metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
+        }
+        let reloader =
+            Reloader::start_with_console(&options.config_file, config, console_file, Runtime::new(Arc::new(spool)))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         restore(&reloader, restored);
         let address =
             options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());
@@ -104,6 +120,8 @@ impl Relay {
             ready: false.into(),
             started_at: SystemTime::now(),
             password_checks: Default::default(),
+            console_edits: Default::default(),
+            tests_in_flight: Default::default(),
         });
         let stop_serving = CancellationToken::new();
         let server = tokio::spawn(server::serve(

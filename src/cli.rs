@@ -16,6 +16,12 @@ pub struct Cli {
     #[arg(long = "config.file", value_name = "FILE", default_value = "config/amrelay.yml", global = true)]
     pub config_file: PathBuf,
 
+    /// The file of receivers managed in the console (same `receivers:` schema). Default:
+    /// `console-receivers.yml` beside `delivery.spool.path`; without a spool, editing is off.
+    /// `''` turns editing off. With `check-config`, this file is validated too.
+    #[arg(long = "config.console-file", value_name = "FILE", global = true)]
+    pub console_file: Option<PathBuf>,
+
     /// Address to listen on; overrides `server.listen_address` (default 0.0.0.0:9098).
     #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
     pub listen_address: Option<String>,
@@ -78,12 +84,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     config::duration::parse(text)
 }
 
-/// `amrelay check-config`: prints a summary per file; returns whether all were valid.
-pub fn check_config(files: &[PathBuf]) -> bool {
+/// `amrelay check-config`: prints a summary per file; returns whether all were valid. With a
+/// `console_file`, it is validated against the first file, as the relay merges them.
+pub fn check_config(files: &[PathBuf], console_file: Option<&std::path::Path>) -> bool {
     let mut all_valid = true;
-    for file in files {
+    for (index, file) in files.iter().enumerate() {
         match config::load(file, &config::Environment::from_process()) {
             Ok(config) => {
+                if index == 0
+                    && let Some(console_file) = console_file.filter(|p| !p.as_os_str().is_empty())
+                {
+                    all_valid &= check_console(console_file, &config);
+                }
                 let enabled = config.receivers.iter().filter(|r| r.enabled).count();
                 println!("Checking '{}'  SUCCESS", file.display());
                 if !config.warnings.is_empty() {
@@ -99,7 +111,7 @@ pub fn check_config(files: &[PathBuf]) -> bool {
                     println!(
                         "   - {}: {} ({} conditions, {} matchers{}{})",
                         receiver.name,
-                        receiver.endpoint.url,
+                        crate::redact::url(&receiver.endpoint.url),
                         rule.conditions.len(),
                         rule.matchers.len(),
                         template_summary(&receiver.endpoint),
@@ -116,6 +128,42 @@ pub fn check_config(files: &[PathBuf]) -> bool {
         println!();
     }
     all_valid
+}
+
+/// Validates the console file against the config it is merged with; prints as for a config file.
+fn check_console(file: &std::path::Path, main: &config::Config) -> bool {
+    let valid = match config::load_console(file, main) {
+        Ok(console) => {
+            let enabled = console.receivers.iter().filter(|r| r.enabled).count();
+            println!("Checking '{}'  SUCCESS", file.display());
+            let skipped = config::ConfigError { file: file.to_owned(), issues: console.conflicts.clone() };
+            if !console.conflicts.is_empty() {
+                for line in skipped.to_string().lines() {
+                    println!("ERROR: {line}");
+                }
+            }
+            println!("Found:");
+            println!(" - {} console receivers ({enabled} enabled)", console.receivers.len());
+            for receiver in &console.receivers {
+                println!(
+                    "   - {}: {} ({} conditions, {} matchers{})",
+                    receiver.name,
+                    crate::redact::url(&receiver.endpoint.url),
+                    receiver.rule.conditions.len(),
+                    receiver.rule.matchers.len(),
+                    if receiver.enabled { "" } else { ", disabled" }
+                );
+            }
+            console.conflicts.is_empty()
+        }
+        Err(error) => {
+            println!("Checking '{}'  FAILED:", file.display());
+            println!("{error}");
+            false
+        }
+    };
+    println!();
+    valid
 }
 
 /// How a receiver's body is made and paced, for check-config: `, preset slack (application/json),
@@ -135,9 +183,27 @@ fn template_summary(endpoint: &config::Endpoint) -> String {
     out
 }
 
+/// Loads the config file and, when `console_file` is given, adds the console file's receivers
+/// as the relay does (a name in both: the config file's is used).
+fn load_merged(
+    config_file: &std::path::Path,
+    console_file: Option<&std::path::Path>,
+) -> Result<config::Config, String> {
+    let mut config = config::load(config_file, &config::Environment::from_process()).map_err(|e| e.to_string())?;
+    if let Some(console_file) = console_file.filter(|p| !p.as_os_str().is_empty()) {
+        let console = config::load_console(console_file, &config).map_err(|e| e.to_string())?;
+        for conflict in &console.conflicts {
+            eprintln!("{}: {}: {}", console_file.display(), conflict.field, conflict.message);
+        }
+        config.receivers.extend(console.receivers);
+    }
+    Ok(config)
+}
+
 /// `amrelay send-test`: prints the outcome as JSON; returns whether the receiver answered 2xx.
-pub async fn send_test(config_file: &std::path::Path, receiver: &str) -> bool {
-    let config = match config::load(config_file, &config::Environment::from_process()) {
+/// With `console_file`, its receivers can be tested too.
+pub async fn send_test(config_file: &std::path::Path, console_file: Option<&std::path::Path>, receiver: &str) -> bool {
+    let config = match load_merged(config_file, console_file) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
@@ -165,6 +231,8 @@ pub async fn send_test(config_file: &std::path::Path, receiver: &str) -> bool {
 #[derive(Debug)]
 pub struct RouteTestArgs<'a> {
     pub config_file: &'a std::path::Path,
+    /// `--config.console-file`: its receivers are routed too.
+    pub console_file: Option<&'a std::path::Path>,
     pub payload: Option<&'a std::path::Path>,
     pub alerts: &'a [String],
     pub expect: Option<&'a [String]>,
@@ -174,7 +242,7 @@ pub struct RouteTestArgs<'a> {
 /// `amrelay route-test`: prints the explanation; returns the exit status (0 ok, 1 the receivers
 /// differ from `--expect`, 2 an invalid config or payload).
 pub fn route_test(args: &RouteTestArgs<'_>) -> u8 {
-    let mut config = match config::load(args.config_file, &config::Environment::from_process()) {
+    let mut config = match load_merged(args.config_file, args.console_file) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");

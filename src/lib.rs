@@ -23,12 +23,15 @@
 //!    attempts paced by its `rate_limit`.
 //!
 //! Beside the flow: [`config`] (parsing the YAML file with every error's position: pure, given
-//! its inputs), [`reload`] (file → validated config → new snapshot, swapped atomically; the
-//! file watcher in [`watch`], SIGHUP and `/-/reload` all go through it), [`metrics`] (every
+//! its inputs; the console file of receivers edited in the console is validated by the same
+//! code), [`reload`] (config file and console file → validated config → new snapshot, swapped
+//! atomically; the file watcher in [`watch`], SIGHUP and `/-/reload` all go through it),
+//! [`editor`] (the console file as a document: secrets kept out of answers, atomic writes),
+//! [`redact`] (URLs as amrelay shows them), [`metrics`] (every
 //! metric name), [`testmsg`] and [`explain`] (test messages and route explanations for
 //! operators), [`app`] (build, run, drain), [`cli`] and [`logging`].
 //!
-//! Layers, each using only those below it: `app`/`cli` → `server`/`watch` → `reload` →
+//! Layers, each using only those below it: `app`/`cli` → `server`/`watch` → `editor` → `reload` →
 //! `accept`/`deadletters` → `route`/`snapshot` → `queue` → `deliver` → `spool`/`tls`/`signing` →
 //! `config`/`rule`/`payload`/`template` → `fingerprint`/`metrics`. The request path takes no lock:
 //! `clippy.toml` bans `std::sync::Mutex` and `RwLock`, and the few modules off the request path
@@ -42,6 +45,7 @@ pub mod config;
 pub mod deadletters;
 pub mod dedup;
 pub mod deliver;
+pub mod editor;
 pub mod explain;
 pub mod fingerprint;
 pub mod logging;
@@ -49,6 +53,7 @@ pub mod metrics;
 pub mod payload;
 pub mod pull;
 pub mod queue;
+pub mod redact;
 pub mod reload;
 pub mod route;
 pub mod rule;

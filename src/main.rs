@@ -23,14 +23,15 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let success = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     match &cli.command {
-        Some(Command::CheckConfig { files }) => Ok(success(check_config(files))),
+        Some(Command::CheckConfig { files }) => Ok(success(check_config(files, cli.console_file.as_deref()))),
         Some(Command::SendTest { receiver }) => {
             let runtime = tokio::runtime::Runtime::new()?;
-            Ok(success(runtime.block_on(send_test(&cli.config_file, receiver))))
+            Ok(success(runtime.block_on(send_test(&cli.config_file, cli.console_file.as_deref(), receiver))))
         }
         Some(Command::RouteTest { payload, alerts, expect, json }) => {
             let args = RouteTestArgs {
                 config_file: &cli.config_file,
+                console_file: cli.console_file.as_deref(),
                 payload: payload.as_deref(),
                 alerts,
                 expect: expect.as_deref(),
@@ -48,6 +49,7 @@ async fn serve(cli: Cli) -> anyhow::Result<ExitCode> {
         listen_address: cli.listen_address,
         shutdown_timeout: cli.shutdown_timeout,
         watch_config: cli.watch_config,
+        console_file: cli.console_file,
         ..Options::new(cli.config_file)
     };
     let relay = Relay::start(options).await?;

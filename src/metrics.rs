@@ -52,6 +52,9 @@ pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: &str = "amrelay_config_last_relo
 pub const CONFIG_HASH: &str = "amrelay_config_hash";
 /// Reload attempts, by `result`.
 pub const CONFIG_RELOADS: &str = "amrelay_config_reloads_total";
+/// Receiver changes made in the console, by `source` (`console`) and `action` (`create`,
+/// `replace`, `delete`, `enable`, `disable`).
+pub const CONFIG_CHANGES: &str = "amrelay_config_changes_total";
 /// Always 1, labelled with `version`, `revision` and `rustc`.
 pub const BUILD_INFO: &str = "amrelay_build_info";
 /// Receivers configured with `insecure_skip_verify: true`.
@@ -160,6 +163,7 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_REQUESTS, "HTTP requests served, by handler and status code.");
+    describe_counter!(CONFIG_CHANGES, "Receiver changes made in the console, by source and action.");
     describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "Time to answer an HTTP request, by handler.");
     describe_counter!(ALERTS_RECEIVED, "Alerts received in webhook batches.");
     describe_counter!(BATCHES_REJECTED, "Webhook batches refused, by reason.");

@@ -5,6 +5,10 @@
 //! is stored. Reloads are serialized by the reloader's lock, which is off the request path:
 //! requests only `load` the snapshot.
 //!
+//! The console file (`--config.console-file`) is loaded with the config file, validated against
+//! it, and merged into the same snapshot. A console file that is broken on disk does not stop a
+//! reload: the last good console text is validated again and kept running, with the error shown.
+//!
 //! The reloader owns what outlives snapshots: each receiver's [`Pipeline`] (kept by name, so its
 //! queue and connection pool survive a reload) and the shared [`Runtime`] (spool, shutdown signals).
 #![allow(clippy::disallowed_types)] // The registry is touched only by reloads, one at a time.
@@ -16,13 +20,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, ConsoleFile};
 use crate::dedup::Dedup;
 use crate::deliver::Target;
 use crate::metrics as m;
 use crate::queue::{Pipeline, Runtime};
 use crate::rule::LabelIndex;
-use crate::snapshot::{ActiveReceiver, Snapshot};
+use crate::snapshot::{ActiveReceiver, ConsoleState, Snapshot, Source};
 use crate::spool::Spool;
 use crate::tls::ClientConfigs;
 
@@ -39,12 +43,15 @@ struct Registry {
     pipelines: HashMap<String, Arc<Pipeline>>,
     /// Outbound TLS configs with the system roots, kept across reloads.
     client_configs: ClientConfigs,
+    /// The text of the last console file that was valid, kept running when the file breaks.
+    console_good: Option<String>,
 }
 
 /// Owns the pipelines and swaps snapshots.
 #[derive(Debug)]
 pub struct Reloader {
     path: PathBuf,
+    console_file: ConsoleFile,
     current: ArcSwap<Snapshot>,
     registry: Mutex<Registry>,
     status: ArcSwap<ReloadStatus>,
@@ -57,14 +64,33 @@ impl Reloader {
     /// Starts the pipelines of a loaded config (the first load). Fails only if a receiver's TLS
     /// config cannot be built with the system's CA store.
     pub fn start(path: &Path, config: Config, runtime: Runtime) -> Result<Reloader, ConfigError> {
+        let off = ConsoleFile::Off("no console file".into());
+        Reloader::start_with_console(path, config, off, runtime)
+    }
+
+    /// Like [`Reloader::start`], with the console file's receivers merged in (a broken console
+    /// file is logged and shown; the config file's receivers start regardless).
+    pub fn start_with_console(
+        path: &Path,
+        mut config: Config,
+        console_file: ConsoleFile,
+        runtime: Runtime,
+    ) -> Result<Reloader, ConfigError> {
         let mut registry = Registry::default();
-        let snapshot = build_snapshot(config, &mut registry, &runtime)?;
+        let console = merge_console(&console_file, &mut config, &mut registry);
+        let snapshot = build_snapshot(config, console, &mut registry, &runtime)?;
         record_success(&snapshot);
+        if let Some(error) = &snapshot.console.error {
+            record_result(false);
+            tracing::error!(file = %console_file.path().unwrap_or(Path::new("")).display(), error = %error.replace('\n', "; "), "console file invalid; its receivers are not running");
+        }
+        let last_error = snapshot.console.error.clone();
         Ok(Reloader {
+            console_file,
             path: path.to_owned(),
             current: ArcSwap::from_pointee(snapshot),
             registry: Mutex::new(registry),
-            status: ArcSwap::from_pointee(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error: None }),
+            status: ArcSwap::from_pointee(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error }),
             runtime,
             dedup: Dedup::default(),
         })
@@ -78,6 +104,11 @@ impl Reloader {
     /// The config file path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where console-managed receivers are kept, or why there are none.
+    pub fn console_file(&self) -> &ConsoleFile {
+        &self.console_file
     }
 
     /// The last reload attempt's outcome.
@@ -108,21 +139,36 @@ impl Reloader {
         // The process environment is read here, at the edge: parsing only gets it as an argument.
         let result = config::load(&self.path, &config::Environment::from_process());
         let attempted = Some(SystemTime::now());
-        let config = match result {
+        let mut config = match result {
             Ok(config) => config,
             Err(e) => return Err(self.failed(attempted, e)),
         };
         let previous = self.current.load();
         warn_about_restart_only_changes(&previous, &config);
         let unchanged = config.hash == previous.hash;
-        let snapshot = match build_snapshot(config, &mut registry, &self.runtime) {
+        let console_good = registry.console_good.clone();
+        let console = merge_console(&self.console_file, &mut config, &mut registry);
+        let snapshot = match build_snapshot(config, console, &mut registry, &self.runtime) {
             Ok(snapshot) => snapshot,
-            Err(e) => return Err(self.failed(attempted, e)),
+            Err(e) => {
+                registry.console_good = console_good;
+                return Err(self.failed(attempted, e));
+            }
         };
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
         record_success(&snapshot);
-        self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: None }));
+        let console_error = snapshot.console.error.clone();
         self.current.store(Arc::new(snapshot));
+        if let Some(error) = console_error {
+            // The config file's receivers are current; the console file's last good ones run.
+            let file = self.console_file.path().unwrap_or(Path::new("")).to_owned();
+            let e = ConfigError {
+                file,
+                issues: vec![config::Issue { position: None, field: String::new(), message: error }],
+            };
+            return Err(self.failed(attempted, e));
+        }
+        self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: None }));
         Ok(())
     }
 
@@ -157,11 +203,76 @@ fn warn_about_restart_only_changes(previous: &Snapshot, config: &Config) {
     }
 }
 
+/// Loads the console file and adds its receivers to `config`; a broken file keeps the last good
+/// text's receivers (validated again against this config), with the error recorded.
+fn merge_console(file: &ConsoleFile, config: &mut Config, registry: &mut Registry) -> ConsoleState {
+    let Some(path) = file.path() else {
+        return ConsoleState { file: file.clone(), ..ConsoleState::off("") };
+    };
+    let changed_at = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let fail = |message: String| ConfigError {
+        file: path.to_owned(),
+        issues: vec![config::Issue { position: None, field: String::new(), message }],
+    };
+    let (disk_hash, text) = match std::fs::read(path) {
+        Ok(bytes) => (
+            crate::fingerprint::fnv1a(&bytes),
+            String::from_utf8(bytes).map_err(|_| fail("file is not valid UTF-8".into())),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (u64::MAX, Ok(String::new())),
+        Err(e) => (u64::MAX, Err(fail(format!("cannot read file: {e}")))),
+    };
+    let loaded = text.and_then(|text| config::console_from_str(&text, path, config).map(|c| (c, text)));
+    let (console, error) = match loaded {
+        Ok((console, text)) => {
+            registry.console_good = Some(text);
+            (Some(console), None)
+        }
+        Err(e) => {
+            let kept =
+                registry.console_good.as_deref().and_then(|good| config::console_from_str(good, path, config).ok());
+            let error = if kept.is_some() {
+                format!("{e}\n(the console file's last good receivers keep running)")
+            } else {
+                e.to_string()
+            };
+            (kept, Some(error))
+        }
+    };
+    let mut state = ConsoleState {
+        file: file.clone(),
+        hash: console.as_ref().map(|c| c.hash),
+        disk_hash,
+        changed_at,
+        error,
+        conflicts: Vec::new(),
+    };
+    if let Some(console) = console {
+        for conflict in &console.conflicts {
+            tracing::error!(file = %path.display(), field = %conflict.field, problem = %conflict.message, "console receiver skipped");
+        }
+        for warning in &console.warnings {
+            tracing::warn!(file = %path.display(), field = %warning.field, problem = %warning.message, "console file warning");
+        }
+        state.conflicts = console.conflicts;
+        config.referenced_files.extend(console.referenced_files);
+        config.console_receivers = console.receivers.len();
+        config.receivers.extend(console.receivers);
+    }
+    state
+}
+
 /// Builds a snapshot, reusing the pipeline of every receiver whose name is unchanged and starting
 /// pipelines for new ones. Pipelines of removed receivers are dropped from the registry; they drain
 /// once the last snapshot holding them is gone. Every receiver's TLS config is built first, so an
 /// error changes nothing.
-fn build_snapshot(config: Config, registry: &mut Registry, runtime: &Runtime) -> Result<Snapshot, ConfigError> {
+fn build_snapshot(
+    config: Config,
+    console: ConsoleState,
+    registry: &mut Registry,
+    runtime: &Runtime,
+) -> Result<Snapshot, ConfigError> {
+    let first_console = config.receivers.len() - config.console_receivers;
     let mut tls = Vec::with_capacity(config.receivers.len());
     let mut issues = Vec::new();
     for (index, receiver) in config.receivers.iter().enumerate() {
@@ -183,7 +294,7 @@ fn build_snapshot(config: Config, registry: &mut Registry, runtime: &Runtime) ->
     let mut insecure = 0;
     log_warnings(&config);
     let mut label_index = LabelIndex::default();
-    for (mut receiver, client_config) in config.receivers.into_iter().zip(tls) {
+    for (index, (mut receiver, client_config)) in config.receivers.into_iter().zip(tls).enumerate() {
         receiver.rule.intern(&mut label_index);
         if receiver.endpoint.tls.insecure_skip_verify {
             insecure += 1;
@@ -199,7 +310,8 @@ fn build_snapshot(config: Config, registry: &mut Registry, runtime: &Runtime) ->
             None => Pipeline::start(&receiver, Target::new(&receiver.endpoint, None, &client_config), runtime),
         };
         next.insert(receiver.name.clone(), pipeline.clone());
-        receivers.push(ActiveReceiver { config: receiver, pipeline });
+        let source = if index < first_console { Source::File } else { Source::Console };
+        receivers.push(ActiveReceiver { config: receiver, pipeline, source });
     }
     for name in pipelines.keys() {
         tracing::info!(receiver = %name, "receiver removed; its queued notifications are still delivered");
@@ -216,6 +328,7 @@ fn build_snapshot(config: Config, registry: &mut Registry, runtime: &Runtime) ->
         label_index,
         referenced_files: config.referenced_files,
         verified: Default::default(),
+        console,
     })
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::config::{DeliveryConfig, ReceiverConfig, ServerConfig};
+use crate::config::{ConsoleFile, DeliveryConfig, Issue, ReceiverConfig, ServerConfig};
 use crate::queue::Pipeline;
 use crate::rule::LabelIndex;
 use crate::verified::Verified;
@@ -20,6 +20,46 @@ use crate::verified::Verified;
 pub struct ActiveReceiver {
     pub config: ReceiverConfig,
     pub pipeline: Arc<Pipeline>,
+    /// Which file defines it.
+    pub source: Source,
+}
+
+/// Where a receiver is defined: the config file (read-only in the console) or the console file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    File,
+    Console,
+}
+
+/// The console file (`--config.console-file`) as this snapshot loaded it.
+#[derive(Debug, Clone)]
+pub struct ConsoleState {
+    pub file: ConsoleFile,
+    /// Hash of the console receivers running (the last good file's, when the file is broken).
+    pub hash: Option<u64>,
+    /// Hash of the bytes on disk when loaded (`u64::MAX`: no file), for the watcher.
+    pub disk_hash: u64,
+    /// When the file was last modified.
+    pub changed_at: Option<SystemTime>,
+    /// Why the file on disk is not what runs: the last good console receivers are kept.
+    pub error: Option<String>,
+    /// Console receivers skipped because the config file defines the same name.
+    pub conflicts: Vec<Issue>,
+}
+
+impl ConsoleState {
+    /// No console file.
+    pub fn off(why: &str) -> ConsoleState {
+        ConsoleState {
+            file: ConsoleFile::Off(why.into()),
+            hash: None,
+            disk_hash: u64::MAX,
+            changed_at: None,
+            error: None,
+            conflicts: Vec::new(),
+        }
+    }
 }
 
 /// A loaded configuration with its receivers' pipelines.
@@ -37,6 +77,8 @@ pub struct Snapshot {
     pub referenced_files: Vec<PathBuf>,
     /// Sender credentials verified under this config.
     pub verified: Verified,
+    /// The console file and its receivers' state.
+    pub console: ConsoleState,
 }
 
 impl Snapshot {

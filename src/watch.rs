@@ -1,4 +1,5 @@
-//! Reloading when the config file, or a secret or TLS file it names, changes on disk.
+//! Reloading when the config file, the console file, or a secret or TLS file they name, changes
+//! on disk.
 //!
 //! Editors and Kubernetes replace files rather than write them: vim saves by rename, `mv` puts a
 //! new inode in place, and a ConfigMap volume swaps its `..data` symlink to a new timestamped
@@ -40,7 +41,7 @@ pub fn start(state: Arc<AppState>) -> notify::Result<JoinHandle<()>> {
     let snapshot = state.reloader.snapshot();
     folders.arm(&snapshot);
     // Taken now, from what was loaded: a change made before the task first runs is still seen.
-    let loaded = fingerprint(&snapshot, snapshot.hash);
+    let loaded = fingerprint(&snapshot, snapshot.hash, snapshot.console.disk_hash);
     Ok(tokio::spawn(run(state, folders, rx, loaded)))
 }
 
@@ -52,7 +53,8 @@ struct Folders {
 impl Folders {
     /// Watches the folder of the config file and of every file it names (new ones only).
     fn arm(&mut self, snapshot: &Snapshot) {
-        let files = std::iter::once(&snapshot.source).chain(&snapshot.referenced_files);
+        let console = snapshot.console.file.path().map(Path::to_owned);
+        let files = std::iter::once(&snapshot.source).chain(&snapshot.referenced_files).chain(console.as_ref());
         for file in files {
             let folder = match file.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -87,7 +89,8 @@ async fn run(state: Arc<AppState>, mut folders: Folders, mut events: mpsc::Unbou
             () = tokio::time::sleep(POLL) => {}
         }
         let snapshot = state.reloader.snapshot();
-        let current = fingerprint(&snapshot, read_hash(&snapshot.source));
+        let console_hash = snapshot.console.file.path().map_or(u64::MAX, read_hash);
+        let current = fingerprint(&snapshot, read_hash(&snapshot.source), console_hash);
         if current == last {
             continue;
         }
@@ -99,7 +102,7 @@ async fn run(state: Arc<AppState>, mut folders: Folders, mut events: mpsc::Unbou
             folders.arm(&state.reloader.snapshot());
             // The new config may name other files: compare against what was actually loaded.
             let snapshot = state.reloader.snapshot();
-            last = fingerprint(&snapshot, snapshot.hash);
+            last = fingerprint(&snapshot, snapshot.hash, snapshot.console.disk_hash);
         }
     }
 }
@@ -112,10 +115,12 @@ async fn settle(events: &mut mpsc::UnboundedReceiver<()>) {
     {}
 }
 
-/// A hash of the config file's bytes (`config_hash`: as loaded, or as on disk now) and of every
-/// file it names, as on disk now (missing files hash as such).
-fn fingerprint(snapshot: &Snapshot, config_hash: u64) -> u64 {
+/// A hash of the config file's bytes (`config_hash`: as loaded, or as on disk now), of the
+/// console file's (likewise) and of every file they name, as on disk now (missing files hash as
+/// such).
+fn fingerprint(snapshot: &Snapshot, config_hash: u64, console_hash: u64) -> u64 {
     let mut all = config_hash.to_le_bytes().to_vec();
+    all.extend_from_slice(&console_hash.to_le_bytes());
     for file in &snapshot.referenced_files {
         all.extend_from_slice(&read_hash(file).to_le_bytes());
     }

@@ -30,6 +30,17 @@ pub(super) struct Issues {
 }
 
 impl Issues {
+    /// No issues yet, for a file in `base_dir` with this text.
+    pub(super) fn new(base_dir: &Path, text: &str) -> Issues {
+        Issues {
+            list: Vec::new(),
+            base_dir: base_dir.to_owned(),
+            files: Vec::new(),
+            warnings: Vec::new(),
+            text: text.to_owned(),
+        }
+    }
+
     pub(super) fn add(&mut self, at: Option<&Location>, field: impl Into<String>, message: impl Into<String>) {
         let position = at.filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
         self.list.push(Issue { position, field: field.into(), message: message.into() });

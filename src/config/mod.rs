@@ -6,6 +6,7 @@
 //! problem found is reported at once, each with its file, line and field, so one `check-config`
 //! run shows all mistakes.
 
+mod console;
 pub mod duration;
 mod environment;
 pub mod http;
@@ -28,9 +29,11 @@ use crate::fingerprint::fnv1a;
 use crate::rule::Rule;
 
 pub use crate::secret::Secret;
+pub use console::{ConsoleConfig, ConsoleFile, DEFAULT_CONSOLE_FILE, console_file, console_from_str, load_console};
 pub use environment::Environment;
 pub use security::{ClientAuthType, Inbound, InboundAuth, Limits, Proxy, ServerTls};
 pub use template::RateLimit;
+pub use validate::ReceiverDefaults;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -46,6 +49,11 @@ pub struct Config {
     pub referenced_files: Vec<PathBuf>,
     /// Problems that do not make the config invalid, such as a secret file others can read.
     pub warnings: Vec<Issue>,
+    /// Defaults and shared templates its `delivery:` and `templates:` give every receiver: the
+    /// console file's receivers are validated with them too.
+    pub receiver_defaults: ReceiverDefaults,
+    /// How many of `receivers`, at the end, come from the console file (merged by the reloader).
+    pub console_receivers: usize,
 }
 
 /// The process-wide parts of `delivery:` (the rest are receiver defaults).
@@ -277,14 +285,7 @@ pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Co
     let raw: raw::RawConfig = if text.trim().is_empty() {
         raw::RawConfig::default()
     } else {
-        serde_saphyr::from_str_with_options(text, parse_options(environment)).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            issues: vec![Issue {
-                position: e.location().map(|l| (l.line(), l.column())),
-                field: String::new(),
-                message: strip_position(&e.without_snippet().to_string()),
-            }],
-        })?
+        serde_saphyr::from_str_with_options(text, parse_options(environment)).map_err(|e| parse_error(path, &e))?
     };
     let validated = validate::validate(raw, &base_dir, environment, text)
         .map_err(|issues| ConfigError { file: path.to_owned(), issues })?;
@@ -296,7 +297,21 @@ pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Co
         receivers: validated.receivers,
         referenced_files: validated.files,
         warnings: validated.warnings,
+        receiver_defaults: validated.defaults,
+        console_receivers: 0,
     })
+}
+
+/// A YAML or schema error as the one issue of a file.
+fn parse_error(path: &Path, e: &serde_saphyr::Error) -> ConfigError {
+    ConfigError {
+        file: path.to_owned(),
+        issues: vec![Issue {
+            position: e.location().map(|l| (l.line(), l.column())),
+            field: String::new(),
+            message: strip_position(&e.without_snippet().to_string()),
+        }],
+    }
 }
 
 /// `${VAR}` in a plain (unquoted) scalar is the environment variable's value; an unset variable

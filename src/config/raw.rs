@@ -23,6 +23,13 @@ pub struct RawConfig {
     pub templates: Vec<Spanned<String>>,
 }
 
+/// The console file (`--config.console-file`): receivers only, of the same schema.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConsoleFile {
+    pub receivers: Vec<Spanned<RawReceiver>>,
+}
+
 /// `server:` — the inbound listener.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -79,7 +86,12 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct RawReceiver {
     pub name: String,
-    pub url: Spanned<String>,
+    /// Exactly one of `url` and `url_file` (a file holding the URL, as Alertmanager's
+    /// `webhook_config.url_file`: the URL often carries a token).
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub url_file: Option<Spanned<String>>,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default = "yes")]

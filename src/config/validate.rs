@@ -46,13 +46,7 @@ pub fn validate(
     environment: &super::Environment,
     text: &str,
 ) -> Result<Validated, Vec<Issue>> {
-    let mut issues = Issues {
-        list: Vec::new(),
-        base_dir: base_dir.to_owned(),
-        files: Vec::new(),
-        warnings: Vec::new(),
-        text: text.to_owned(),
-    };
+    let mut issues = Issues::new(base_dir, text);
 
     let listen_address = match &raw.server.listen_address {
         Some(spanned) => {
@@ -104,27 +98,46 @@ pub fn validate(
     let process_delivery = delivery_config(&mut issues, delivery);
     let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
+    let defaults = ReceiverDefaults { defaults, templates: shared_templates };
+    let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
+
+    if issues.list.is_empty() {
+        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
+        Ok(Validated {
+            server,
+            delivery: process_delivery,
+            receivers,
+            defaults,
+            files: issues.files,
+            warnings: issues.warnings,
+        })
+    } else {
+        Err(issues.list)
+    }
+}
+
+/// Validates a `receivers:` list (of the config file or the console file), names unique in it.
+pub(super) fn receivers(
+    issues: &mut Issues,
+    raw: &[Spanned<RawReceiver>],
+    defaults: &ReceiverDefaults,
+    environment: &super::Environment,
+) -> Vec<ReceiverConfig> {
     let mut names = HashSet::new();
     let mut receivers = Vec::new();
-    for (index, spanned) in raw.receivers.iter().enumerate() {
+    for (index, spanned) in raw.iter().enumerate() {
         let field = format!("receivers[{index}]");
         let at = &spanned.referenced;
         if !names.insert(spanned.value.name.clone()) {
             issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
         if let Some(receiver) =
-            receiver(&mut issues, &field, at, &spanned.value, &defaults, environment, &shared_templates)
+            receiver(issues, &field, at, &spanned.value, &defaults.defaults, environment, &defaults.templates)
         {
             receivers.push(receiver);
         }
     }
-
-    if issues.list.is_empty() {
-        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
-        Ok(Validated { server, delivery: process_delivery, receivers, files: issues.files, warnings: issues.warnings })
-    } else {
-        Err(issues.list)
-    }
+    receivers
 }
 
 /// The validated parts of a config file.
@@ -132,10 +145,20 @@ pub struct Validated {
     pub server: ServerConfig,
     pub delivery: DeliveryConfig,
     pub receivers: Vec<ReceiverConfig>,
+    pub defaults: ReceiverDefaults,
     pub files: Vec<PathBuf>,
     pub warnings: Vec<Issue>,
 }
 
+/// What the config file's `delivery:` and `templates:` give every receiver, the console file's
+/// included: its receivers are checked against the same defaults.
+#[derive(Debug, Clone)]
+pub struct ReceiverDefaults {
+    defaults: Defaults,
+    templates: super::template::Shared,
+}
+
+#[derive(Debug, Clone)]
 struct Defaults {
     queue_capacity: usize,
     max_concurrency: Concurrency,
@@ -256,29 +279,7 @@ fn receiver(
             format!("{:?} is not a valid receiver name: use letters, digits, '_', '-' and '.', starting with a letter or digit", raw.name),
         );
     }
-    let url = match raw.url.value.parse::<Uri>() {
-        Ok(url) if url.authority().is_some_and(|a| a.as_str().contains('@')) => {
-            issues.add(
-                Some(&raw.url.referenced),
-                format!("{field}.url"),
-                "must not contain credentials: use http_config.basic_auth",
-            );
-            None
-        }
-        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => Some(url),
-        Ok(_) => {
-            issues.add(
-                Some(&raw.url.referenced),
-                format!("{field}.url"),
-                "must be an absolute http:// or https:// URL",
-            );
-            None
-        }
-        Err(e) => {
-            issues.add(Some(&raw.url.referenced), format!("{field}.url"), format!("invalid URL: {e}"));
-            None
-        }
-    };
+    let url = receiver_url(issues, field, at, raw);
     let timeout = raw.timeout.map_or(defaults.timeout, |d| d.0);
     if timeout.is_zero() {
         issues.add(Some(at), format!("{field}.timeout"), "must be greater than 0");
@@ -389,6 +390,42 @@ fn slack_web_api(
     let has_channel = raw.preset_options.as_ref().is_some_and(|o| o.value.contains_key("channel"));
     if !has_channel {
         issues.add(Some(at), format!("{field}.preset_options.channel"), "Slack's Web API needs the channel to post to");
+    }
+}
+
+/// `url`, or the URL read from `url_file` (watched like every secret file); never both. A
+/// mistake in a URL read from a file is reported without its text: it may carry a token.
+fn receiver_url(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Option<Uri> {
+    let (text, at, key) = match (&raw.url, &raw.url_file) {
+        (Some(url), None) => (url.value.clone(), &url.referenced, "url"),
+        (None, Some(file)) => {
+            let text = issues.read_secret(&file.referenced, &format!("{field}.url_file"), &file.value)?;
+            (text.expose().to_owned(), &file.referenced, "url_file")
+        }
+        (Some(url), Some(_)) => {
+            issues.add(Some(&url.referenced), format!("{field}.url"), "url and url_file are mutually exclusive");
+            return None;
+        }
+        (None, None) => {
+            issues.add(Some(at), format!("{field}.url"), "one of url or url_file is required");
+            return None;
+        }
+    };
+    let field = format!("{field}.{key}");
+    match text.parse::<Uri>() {
+        Ok(url) if url.authority().is_some_and(|a| a.as_str().contains('@')) => {
+            issues.add(Some(at), field, "must not contain credentials: use http_config.basic_auth");
+            None
+        }
+        Ok(url) if matches!(url.scheme_str(), Some("http" | "https")) && url.host().is_some() => Some(url),
+        Ok(_) => {
+            issues.add(Some(at), field, "must be an absolute http:// or https:// URL");
+            None
+        }
+        Err(e) => {
+            issues.add(Some(at), field, format!("invalid URL: {e}"));
+            None
+        }
     }
 }
 

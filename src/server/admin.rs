@@ -45,16 +45,11 @@ pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// `POST /api/v1/receivers/{name}/test`: a test message, sent now, outside the queue. 200 when the
 /// downstream answered 2xx, 502 otherwise; the body says what happened either way.
-pub async fn test_receiver(snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
+/// At most one test message per receiver is in flight: a second one is answered 429.
+pub async fn test_receiver(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
     let receiver = snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?;
     let target = receiver.pipeline.downstream().target.load_full();
-    let outcome = crate::testmsg::send(&target, name).await;
-    match &outcome.error {
-        None => tracing::info!(receiver = name, status = outcome.status_code, "test message delivered"),
-        Some(error) => tracing::warn!(receiver = name, error = %error, "test message failed"),
-    }
-    let status = if outcome.delivered { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
-    Ok(json(status, &json!({"status": if outcome.delivered { "success" } else { "error" }, "data": outcome})))
+    super::receivers_api::send_test(state, name, &target).await
 }
 
 /// `GET /api/v1/deadletters`.
@@ -119,7 +114,7 @@ fn unix_seconds(time: SystemTime) -> f64 {
 }
 
 /// `GET /api/v1/status`: version, config and each receiver's state. No secrets: URLs are shown
-/// without credentials (the config refuses them in URLs), auth only by kind.
+/// redacted (scheme, host, `***`), auth only by kind.
 pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
     let reload = state.reloader.status();
     let config_text = super::console::loaded_config_text(snapshot);
@@ -134,7 +129,8 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
             json!({
                 "name": config.name,
                 "enabled": config.enabled,
-                "url": config.endpoint.url.to_string(),
+                "url": crate::redact::url(&config.endpoint.url),
+                "source": r.source,
                 "auth": config.endpoint.auth.kind(),
                 "insecure_skip_verify": config.endpoint.tls.insecure_skip_verify,
                 "signing": config.endpoint.signing.is_some(),
@@ -152,7 +148,10 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                 "failed_attempts": counts.failed_attempts,
                 "dead_lettered": counts.dead_lettered,
                 "recent": counts.recent,
-                "enabled_line": config_text.as_deref().and_then(|text| super::console::enabled_line(text, &config.name, config.enabled)),
+                "enabled_line": match r.source {
+                    crate::snapshot::Source::File => config_text.as_deref().and_then(|text| super::console::enabled_line(text, &config.name, config.enabled)),
+                    crate::snapshot::Source::Console => None,
+                },
             })
         })
         .collect();
@@ -177,11 +176,31 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                     "healthy": state.reloader.spool().is_healthy(),
                     "bytes": state.reloader.spool().bytes(),
                 },
+                "console": console_status(snapshot),
                 "backend": backend_status(state.reloader.spool()),
                 "receivers": receivers,
             }
         }),
     )
+}
+
+/// `console` in the status: the console file, whether receivers can be edited (and why not), the
+/// hash and modification time of what runs, and its error when the file on disk is broken.
+fn console_status(snapshot: &Snapshot) -> Value {
+    let console = &snapshot.console;
+    json!({
+        "file": console.file.path().map(|p| p.display().to_string()),
+        "editable": console.file.editing_off().is_none(),
+        "editing_off_reason": console.file.editing_off(),
+        "hash": console.hash.map(|h| format!("{h:012x}")),
+        "last_change": console.changed_at.map(unix_seconds),
+        "error": console.error,
+        "conflicts": console.conflicts.iter().map(|c| json!({
+            "field": c.field,
+            "line": c.position.map(|p| p.0),
+            "message": c.message,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// `backend` in the status: which durable queue holds accepted notifications, and its health.

@@ -2,10 +2,11 @@
 //!
 //! The console is one self-contained page embedded in the binary (`console.html`: HTML, CSS and
 //! a little JavaScript; no CDN, no build step). It only reads and calls the documented JSON
-//! endpoints — `/api/v1/status`, `/api/v1/deadletters`, the test-message, replay and route-test
-//! endpoints — so whatever it shows, a script can get the same way. Enabling or disabling a
-//! receiver stays a config change: the status API points at the line of the file to edit
-//! ([`enabled_line`]).
+//! endpoints — `/api/v1/status`, `/api/v1/deadletters`, the test-message, replay, route-test and
+//! receivers endpoints — so whatever it shows, a script can get the same way. Receivers of the
+//! config file stay read-only: enabling or disabling one is a config change, and the status API
+//! points at the line of the file to edit ([`enabled_line`]). Receivers kept in the console file
+//! are edited with the page's form, through `super::receivers_api`.
 
 use http::header::CACHE_CONTROL;
 use http::{HeaderValue, Request, StatusCode};

@@ -12,6 +12,7 @@ mod browser;
 mod conn;
 mod console;
 mod limits;
+mod receivers_api;
 mod response;
 mod routes;
 mod state;

@@ -39,6 +39,17 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// The server's state does not allow it (a receiver defined in the config file, editing off).
+    #[error("{0}")]
+    Conflict(String),
+    /// `If-Match` / `If-None-Match` does not hold: someone else changed it first.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// A definition with mistakes, field by field, as `check-config` reports them.
+    #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<crate::editor::FieldError>),
 }
 
 impl ApiError {
@@ -55,6 +66,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -64,7 +79,11 @@ impl ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::warn!(error = %self, "internal error");
         }
-        let mut response = json(status, &serde_json::json!({"status": "error", "error": self.to_string()}));
+        let mut body = serde_json::json!({"status": "error", "error": self.to_string()});
+        if let ApiError::Invalid(errors) = &self {
+            body["errors"] = serde_json::to_value(errors).unwrap_or_default();
+        }
+        let mut response = json(status, &body);
         match self {
             ApiError::Unavailable(_) => {
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));

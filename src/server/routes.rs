@@ -10,6 +10,7 @@ use std::time::Instant;
 use http::{Method, Request};
 use hyper::body::Incoming;
 
+use super::receivers_api::{self, Route};
 use super::response::{ApiError, HttpResponse};
 use super::state::AppState;
 use super::{admin, console, webhook};
@@ -75,7 +76,29 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         }
         ("/api/v1/threads", _) => ("threads", Err(ApiError::MethodNotAllowed("GET"))),
         (p, &Method::POST) if test_target(p).is_some() => {
-            ("test", admin::test_receiver(&snapshot, test_target(p).unwrap_or_default()).await)
+            ("test", admin::test_receiver(&state, &snapshot, test_target(p).unwrap_or_default()).await)
+        }
+        ("/api/v1/receiver-test", &Method::POST) => {
+            ("receiver_test", receivers_api::test_unsaved(&state, &snapshot, request).await)
+        }
+        ("/api/v1/receiver-test", _) => ("receiver_test", Err(ApiError::MethodNotAllowed("POST"))),
+        (p, _) if receivers_api::route(p).is_some() => {
+            let result = match (receivers_api::route(p), &method) {
+                (Some(Route::List), &Method::GET) => receivers_api::list(&state, &snapshot),
+                (Some(Route::List), _) => Err(ApiError::MethodNotAllowed("GET")),
+                (Some(Route::One(name)), &Method::GET) => receivers_api::get(&state, &snapshot, name),
+                (Some(Route::One(name)), &Method::PUT) => receivers_api::put(&state, &snapshot, name, request).await,
+                (Some(Route::One(name)), &Method::DELETE) => {
+                    let headers = request.headers().clone();
+                    receivers_api::delete(&state, &snapshot, name, &headers).await
+                }
+                (Some(Route::One(_)), _) => Err(ApiError::MethodNotAllowed("GET, PUT, DELETE")),
+                (Some(Route::Enabled(name)), &Method::POST) => {
+                    receivers_api::set_enabled(&state, &snapshot, name, request).await
+                }
+                _ => Err(ApiError::MethodNotAllowed("POST")),
+            };
+            ("receivers", result)
         }
         ("/metrics" | "/-/healthy" | "/-/ready" | "/api/v1/status", _) => {
             ("other", Err(ApiError::MethodNotAllowed("GET")))

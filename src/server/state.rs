@@ -12,7 +12,9 @@ use crate::metrics as m;
 use crate::reload::Reloader;
 
 /// Every handler label of `amrelay_http_requests_total`.
-const HANDLERS: [&str; 13] = [
+const HANDLERS: [&str; 15] = [
+    "receivers",
+    "receiver_test",
     "webhook",
     "metrics",
     "healthy",
@@ -28,7 +30,7 @@ const HANDLERS: [&str; 13] = [
     "other",
 ];
 /// Status codes whose series are registered up front.
-const CODES: [u16; 12] = [200, 400, 401, 403, 404, 405, 408, 413, 415, 500, 502, 503];
+const CODES: [u16; 16] = [200, 201, 400, 401, 403, 404, 405, 408, 409, 412, 413, 415, 429, 500, 502, 503];
 
 /// Request metrics registered once, so answering a request does no registry lookup.
 #[derive(Debug)]
@@ -85,4 +87,8 @@ pub struct AppState {
     pub started_at: SystemTime,
     /// Slots for bcrypt verifications of inbound basic auth.
     pub password_checks: super::auth::PasswordChecks,
+    /// Console edits, one at a time (off the request path: only the receivers API takes it).
+    pub console_edits: tokio::sync::Mutex<()>,
+    /// Receivers with a test message in flight: at most one each.
+    pub tests_in_flight: papaya::HashSet<String>,
 }

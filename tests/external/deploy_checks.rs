@@ -399,6 +399,41 @@ fn kustomize_renders_every_base_and_overlay() {
     }
 }
 
+/// Receivers edited in the console: the StatefulSet keeps the console file on each replica's
+/// spool volume (written by the pod's user, kept across restarts); the plain Deployment has no
+/// writable volume and no console file, so editing is off there (the README says how to turn it
+/// on).
+#[test]
+fn the_console_file_lives_on_the_statefulsets_spool_volume() {
+    let statefulset = render(&deploy().join("kubernetes/overlays/statefulset"));
+    let stateful = workload(&statefulset);
+    let container = &stateful["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+    let console = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--config.console-file="))
+        .unwrap_or_else(|| panic!("the StatefulSet names its console file: {args:?}"));
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| console.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+        .unwrap_or_else(|| panic!("{console} is on no mounted volume"));
+    assert_ne!(mount["readOnly"], true, "the console file's volume is writable");
+    let claims = stateful["spec"]["volumeClaimTemplates"].as_array().unwrap();
+    assert!(
+        claims.iter().any(|c| c["metadata"]["name"] == mount["name"]),
+        "{console} is on a volume claimed per replica, as the spool is"
+    );
+
+    let base = render(&deploy().join("kubernetes/base"));
+    let container = &workload(&base)["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"].to_string();
+    assert!(!args.contains("--config.console-file"), "{args}");
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().all(|m| m["readOnly"] == true), "the Deployment has no writable volume: {mounts:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // amrelay configs
 

@@ -22,6 +22,7 @@ mod programs;
 mod traffic;
 
 mod console;
+mod console_form;
 mod deploy_checks;
 mod disk_full;
 mod fidelity;

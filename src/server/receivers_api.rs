@@ -1,0 +1,497 @@
+//! Receivers managed in the console, over JSON: list both sources, create or replace, delete,
+//! enable or disable a console receiver, and send a test message with an unsaved definition.
+//!
+//! - `GET /api/v1/receivers` and `GET /api/v1/receivers/{name}`: every receiver with its
+//!   `source` (`file` or `console`); console ones with their definition, secrets blanked and the
+//!   URL redacted, and an `etag`.
+//! - `PUT /api/v1/receivers/{name}`: a definition shaped like the YAML. Checked by the same code
+//!   as the config file (400 with `errors: [{field, message}]`, nothing written), secrets left
+//!   blank keep their stored values, written atomically, then reloaded; the answer says how the
+//!   reload went.
+//! - `DELETE /api/v1/receivers/{name}`, `POST /api/v1/receivers/{name}/enabled {"enabled": b}`.
+//! - `POST /api/v1/receiver-test`: a test message through an unsaved definition.
+//!
+//! Edits are serialized, and `If-Match` (the `etag`) or `If-None-Match: *` makes a stale edit a
+//! 412 instead of a lost one. Receivers of the config file are read-only here (409, naming the
+//! line to edit). Every change is logged once (who, receiver, the names of the fields changed,
+//! never values) and counted in `amrelay_config_changes_total{source="console",action}`.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use http::header::{AUTHORIZATION, ETAG, IF_MATCH, IF_NONE_MATCH};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use super::body::{check_content_type, read_body};
+use super::response::{ApiError, HttpResponse, json};
+use super::state::AppState;
+use crate::config::{self, ConsoleFile};
+use crate::editor::{self, Document, FieldError};
+use crate::snapshot::{Snapshot, Source};
+
+/// Definitions are small: a larger body is a mistake.
+const MAX_DEFINITION_BYTES: usize = 256 * 1024;
+
+/// What a request asks of `/api/v1/receivers/…`.
+pub enum Route<'p> {
+    List,
+    One(&'p str),
+    Enabled(&'p str),
+}
+
+/// Parses the path of the receivers API (the `/test` suffix is routed elsewhere).
+pub fn route(path: &str) -> Option<Route<'_>> {
+    if path == "/api/v1/receivers" {
+        return Some(Route::List);
+    }
+    let rest = path.strip_prefix("/api/v1/receivers/")?;
+    match rest.split_once('/') {
+        None if !rest.is_empty() => Some(Route::One(rest)),
+        Some((name, "enabled")) if !name.is_empty() => Some(Route::Enabled(name)),
+        _ => None,
+    }
+}
+
+/// `GET /api/v1/receivers`.
+pub fn list(state: &AppState, snapshot: &Snapshot) -> Result<HttpResponse, ApiError> {
+    let file = state.reloader.console_file();
+    let (document, text) = read_document(file).unwrap_or_default();
+    let mut items: Vec<Value> = snapshot
+        .receivers
+        .iter()
+        .filter(|r| r.source == Source::File)
+        .map(|r| file_item(snapshot, &r.config.name))
+        .collect();
+    for definition in &document.receivers {
+        let name = definition.get("name").and_then(Value::as_str).unwrap_or_default();
+        items.push(console_item(snapshot, name, definition));
+    }
+    let mut response = json(
+        StatusCode::OK,
+        &json!({"status": "success", "data": {
+            "console_file": file.path().map(|p| p.display().to_string()),
+            "editable": file.editing_off().is_none(),
+            "editing_off_reason": file.editing_off(),
+            "receivers": items,
+        }}),
+    );
+    set_etag(&mut response, &format!("\"{:016x}\"", crate::fingerprint::fnv1a(text.as_bytes())));
+    Ok(response)
+}
+
+/// `GET /api/v1/receivers/{name}`.
+pub fn get(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
+    if let Some(r) = snapshot.receiver(name).filter(|r| r.source == Source::File) {
+        return Ok(json(StatusCode::OK, &json!({"status": "success", "data": file_item(snapshot, &r.config.name)})));
+    }
+    let (document, _) = read_document(state.reloader.console_file())?;
+    let (_, definition) = document.find(name).ok_or_else(|| unknown(name))?;
+    let mut response =
+        json(StatusCode::OK, &json!({"status": "success", "data": console_item(snapshot, name, definition)}));
+    set_etag(&mut response, &editor::etag(definition));
+    Ok(response)
+}
+
+/// `PUT /api/v1/receivers/{name}`: creates or replaces a console receiver.
+pub async fn put(
+    state: &Arc<AppState>,
+    snapshot: &Snapshot,
+    name: &str,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
+    let (headers, mut definition) = read_definition(request, Some(name)).await?;
+    let path = editable(state, snapshot, name)?;
+    let _edit = state.console_edits.lock().await;
+    let (mut document, _) = read_document(state.reloader.console_file())?;
+    let existing = document.find(name).map(|(index, d)| (index, d.clone()));
+    check_preconditions(&headers, existing.as_ref().map(|(_, d)| d), name)?;
+    if let Some((_, stored)) = &existing {
+        editor::keep_blank_secrets(&mut definition, stored).map_err(ApiError::Invalid)?;
+    }
+    let index = match &existing {
+        Some((index, _)) => {
+            document.receivers[*index] = definition.clone();
+            *index
+        }
+        None => {
+            document.receivers.push(definition.clone());
+            document.receivers.len() - 1
+        }
+    };
+    let action = if existing.is_some() { "replace" } else { "create" };
+    let before = existing.as_ref().map(|(_, d)| d);
+    let reload = save(state, &path, &document, Some(index)).await?;
+    audit(snapshot, &headers, action, name, editor::changed_fields(before, Some(&definition)));
+    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    Ok(changed(status, state, name, Some(&definition), reload))
+}
+
+/// `DELETE /api/v1/receivers/{name}`.
+pub async fn delete(
+    state: &Arc<AppState>,
+    snapshot: &Snapshot,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<HttpResponse, ApiError> {
+    let path = editable(state, snapshot, name)?;
+    let _edit = state.console_edits.lock().await;
+    let (mut document, _) = read_document(state.reloader.console_file())?;
+    let (index, stored) = document.find(name).map(|(i, d)| (i, d.clone())).ok_or_else(|| unknown(name))?;
+    check_preconditions(headers, Some(&stored), name)?;
+    document.receivers.remove(index);
+    let reload = save(state, &path, &document, None).await?;
+    audit(snapshot, headers, "delete", name, Vec::new());
+    Ok(changed(StatusCode::OK, state, name, None, reload))
+}
+
+/// `POST /api/v1/receivers/{name}/enabled` with `{"enabled": bool}`.
+pub async fn set_enabled(
+    state: &Arc<AppState>,
+    snapshot: &Snapshot,
+    name: &str,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
+    check_content_type(&request)?;
+    let headers = request.headers().clone();
+    let body = read_body(request, MAX_DEFINITION_BYTES).await?;
+    let enabled = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("enabled").and_then(Value::as_bool))
+        .ok_or_else(|| {
+        ApiError::Invalid(vec![FieldError {
+            field: "enabled".into(),
+            message: "send {\"enabled\": true|false}".into(),
+        }])
+    })?;
+    let path = editable(state, snapshot, name)?;
+    let _edit = state.console_edits.lock().await;
+    let (mut document, _) = read_document(state.reloader.console_file())?;
+    let (index, stored) = document.find(name).map(|(i, d)| (i, d.clone())).ok_or_else(|| unknown(name))?;
+    check_preconditions(&headers, Some(&stored), name)?;
+    let was = stored.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+    if was == enabled {
+        return Ok(changed(StatusCode::OK, state, name, Some(&stored), Ok(())));
+    }
+    document.receivers[index]["enabled"] = Value::Bool(enabled);
+    let definition = document.receivers[index].clone();
+    let reload = save(state, &path, &document, Some(index)).await?;
+    let action = if enabled { "enable" } else { "disable" };
+    audit(snapshot, &headers, action, name, vec!["enabled".into()]);
+    Ok(changed(StatusCode::OK, state, name, Some(&definition), reload))
+}
+
+/// `POST /api/v1/receiver-test`: a test message through a definition that is not saved (the
+/// PUT body's shape). Blank secrets are those of the stored console receiver of that name.
+pub async fn test_unsaved(
+    state: &Arc<AppState>,
+    snapshot: &Snapshot,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, mut definition) = read_definition(request, None).await?;
+    let name = definition.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let file = state.reloader.console_file();
+    let path = file.path().map(ToOwned::to_owned).unwrap_or_else(|| "console-receivers.yml".into());
+    if let Ok((document, _)) = read_document(file)
+        && let Some((_, stored)) = document.find(&name)
+    {
+        editor::keep_blank_secrets(&mut definition, stored).map_err(ApiError::Invalid)?;
+    }
+    if snapshot.receiver(&name).is_some_and(|r| r.source == Source::File) {
+        // Its name is taken: test the definition under a name no file receiver has.
+        definition["name"] = Value::String(format!("{name}.unsaved"));
+    }
+    let document = Document { receivers: vec![definition] };
+    let receiver = validate(state, &path, &document, Some(0)).await?.receivers.pop().ok_or_else(|| {
+        ApiError::Invalid(vec![FieldError { field: "name".into(), message: "is used by the config file".into() }])
+    })?;
+    let client_config = crate::tls::ClientConfigs::new()
+        .get(&receiver.endpoint.tls.client)
+        .map_err(|e| ApiError::Invalid(vec![FieldError { field: "http_config.tls_config".into(), message: e }]))?;
+    let target = crate::deliver::Target::new(&receiver.endpoint, None, &client_config);
+    send_test(state, &name, &target).await
+}
+
+/// Sends one test message to `name`, at most one at a time per receiver name.
+pub async fn send_test(
+    state: &AppState,
+    name: &str,
+    target: &crate::deliver::Target,
+) -> Result<HttpResponse, ApiError> {
+    let _in_flight = InFlight::claim(state, name)?;
+    let outcome = crate::testmsg::send(target, name).await;
+    match &outcome.error {
+        None => tracing::info!(receiver = name, status = outcome.status_code, "test message delivered"),
+        Some(error) => tracing::warn!(receiver = name, error = %error, "test message failed"),
+    }
+    let status = if outcome.delivered { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
+    Ok(json(status, &json!({"status": if outcome.delivered { "success" } else { "error" }, "data": outcome})))
+}
+
+/// A receiver's test message in flight; released when dropped.
+struct InFlight<'s> {
+    state: &'s AppState,
+    name: String,
+}
+
+impl<'s> InFlight<'s> {
+    fn claim(state: &'s AppState, name: &str) -> Result<InFlight<'s>, ApiError> {
+        if !state.tests_in_flight.pin().insert(name.to_owned()) {
+            return Err(ApiError::TooManyRequests(format!(
+                "a test message to {name:?} is already in flight: wait for its outcome"
+            )));
+        }
+        Ok(InFlight { state, name: name.to_owned() })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.state.tests_in_flight.pin().remove(&self.name);
+    }
+}
+
+/// The console file's path when `name` may be edited there; 409 naming the reason otherwise.
+fn editable(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<std::path::PathBuf, ApiError> {
+    if let Some(receiver) = snapshot.receiver(name).filter(|r| r.source == Source::File) {
+        let file = snapshot.source.display();
+        let at = super::console::loaded_config_text(snapshot)
+            .and_then(|text| super::console::enabled_line(&text, name, receiver.config.enabled))
+            .map(|line| format!(" (line {})", line.line))
+            .unwrap_or_default();
+        return Err(ApiError::Conflict(format!(
+            "receiver {name:?} is defined in the config file {file}{at}: it is read-only here, edit the file"
+        )));
+    }
+    let file = state.reloader.console_file();
+    match (file, file.editing_off()) {
+        (ConsoleFile::At(path), None) => Ok(path.clone()),
+        (_, why) => Err(ApiError::Conflict(why.unwrap_or("editing in the console is off").to_owned())),
+    }
+}
+
+/// The console file as a document, and its text; a broken file is a 409 (fix it by hand first:
+/// an edit must not overwrite what someone wrote).
+fn read_document(file: &ConsoleFile) -> Result<(Document, String), ApiError> {
+    let Some(path) = file.path() else {
+        return Ok((Document::default(), String::new()));
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ApiError::Internal(format!("cannot read {}: {e}", path.display()))),
+    };
+    let document = Document::parse(&text).map_err(|e| {
+        ApiError::Conflict(format!("the console file {} is broken ({e}): fix it by hand first", path.display()))
+    })?;
+    Ok((document, text))
+}
+
+/// Reads a JSON definition; the path's name, when given, is the receiver's name.
+async fn read_definition(request: Request<Incoming>, name: Option<&str>) -> Result<(HeaderMap, Value), ApiError> {
+    check_content_type(&request)?;
+    let headers = request.headers().clone();
+    let body = read_body(request, MAX_DEFINITION_BYTES).await?;
+    let mut definition: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    let Some(object) = definition.as_object_mut() else {
+        return Err(ApiError::BadRequest("send the receiver as a JSON object, shaped like its YAML".into()));
+    };
+    // Keys with null values are keys not given, as in YAML.
+    object.retain(|_, v| !v.is_null());
+    match (name, object.get("name")) {
+        (Some(name), None) => {
+            object.insert("name".into(), Value::String(name.into()));
+        }
+        (Some(name), Some(given)) if given.as_str() != Some(name) => {
+            return Err(ApiError::Invalid(vec![FieldError {
+                field: "name".into(),
+                message: format!("must be {name:?}, the name in the path (renaming is a new receiver)"),
+            }]));
+        }
+        (None, None) => {
+            return Err(ApiError::Invalid(vec![FieldError { field: "name".into(), message: "is required".into() }]));
+        }
+        _ => {}
+    }
+    Ok((headers, definition))
+}
+
+/// 412 unless `If-Match` names the stored definition's etag (or `*` and it exists), or
+/// `If-None-Match: *` and it does not exist. No header: no condition.
+fn check_preconditions(headers: &HeaderMap, stored: Option<&Value>, name: &str) -> Result<(), ApiError> {
+    let current = stored.map(editor::etag);
+    if let Some(wanted) = headers.get(IF_MATCH).and_then(|v| v.to_str().ok()) {
+        let matches = match &current {
+            None => false,
+            Some(current) => wanted.split(',').map(str::trim).any(|tag| tag == "*" || tag == current),
+        };
+        if !matches {
+            return Err(ApiError::PreconditionFailed(match current {
+                None => format!("receiver {name:?} no longer exists"),
+                Some(_) => {
+                    format!("receiver {name:?} was changed by someone else since you loaded it: reload and edit again")
+                }
+            }));
+        }
+    }
+    if headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() == "*") && current.is_some() {
+        return Err(ApiError::PreconditionFailed(format!("receiver {name:?} already exists")));
+    }
+    Ok(())
+}
+
+/// Validates the document against the config file on disk, writes it atomically and reloads.
+/// `index`: the receiver edited, whose errors are answered field by field.
+async fn save(
+    state: &Arc<AppState>,
+    path: &std::path::Path,
+    document: &Document,
+    index: Option<usize>,
+) -> Result<Result<(), String>, ApiError> {
+    validate(state, path, document, index).await?;
+    let text = document.render();
+    let write_path = path.to_owned();
+    let reload_state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        editor::write_atomically(&write_path, &text)
+            .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", write_path.display())))?;
+        Ok(reload_state.reloader.reload().map_err(|e| e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("save task failed: {e}")))?
+}
+
+/// Checks a console document exactly as a reload will: against the config file as it is now.
+async fn validate(
+    state: &Arc<AppState>,
+    path: &std::path::Path,
+    document: &Document,
+    index: Option<usize>,
+) -> Result<config::ConsoleConfig, ApiError> {
+    let text = document.render();
+    let main_path = state.reloader.path().to_owned();
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let main = config::load(&main_path, &config::Environment::from_process()).map_err(|e| {
+            ApiError::Conflict(format!("the config file is invalid, so nothing can be checked against it: {e}"))
+        })?;
+        let console = config::console_from_str(&text, &path, &main).map_err(|e| match index {
+            Some(index) => ApiError::Invalid(editor::field_errors(&e, index, &text)),
+            None => ApiError::Conflict(format!("the console file would be invalid: {e}")),
+        })?;
+        if let Some(conflict) = console.conflicts.first() {
+            return Err(ApiError::Conflict(conflict.message.clone()));
+        }
+        Ok(console)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))?
+}
+
+/// The answer to a change: the definition as shown, its etag, and the reload's outcome.
+fn changed(
+    status: StatusCode,
+    state: &AppState,
+    name: &str,
+    definition: Option<&Value>,
+    reload: Result<(), String>,
+) -> HttpResponse {
+    let snapshot = state.reloader.snapshot();
+    let data = match definition {
+        Some(definition) => console_item(&snapshot, name, definition),
+        None => json!({"name": name, "deleted": true}),
+    };
+    let mut response = json(
+        status,
+        &json!({"status": "success", "data": {
+            "receiver": data,
+            "reload": {"successful": reload.is_ok(), "error": reload.err()},
+        }}),
+    );
+    if let Some(definition) = definition {
+        set_etag(&mut response, &editor::etag(definition));
+    }
+    response
+}
+
+/// A receiver of the config file, as the list shows it: read-only, with where to edit it.
+fn file_item(snapshot: &Snapshot, name: &str) -> Value {
+    let Some(receiver) = snapshot.receiver(name) else {
+        return json!({"name": name, "source": Source::File});
+    };
+    let config = &receiver.config;
+    let line = super::console::loaded_config_text(snapshot)
+        .and_then(|text| super::console::enabled_line(&text, name, config.enabled));
+    json!({
+        "name": name,
+        "source": Source::File,
+        "enabled": config.enabled,
+        "running": true,
+        "url": crate::redact::url(&config.endpoint.url),
+        "auth": config.endpoint.auth.kind(),
+        "file": snapshot.source.display().to_string(),
+        "enabled_line": line,
+    })
+}
+
+/// A console receiver as stored, secrets blanked, with its etag and whether it runs.
+fn console_item(snapshot: &Snapshot, name: &str, definition: &Value) -> Value {
+    let (shown, secrets_set) = editor::redact(definition);
+    let running = snapshot.receiver(name).is_some_and(|r| r.source == Source::Console);
+    let conflict = snapshot
+        .console
+        .conflicts
+        .iter()
+        .find(|c| c.message.starts_with(&format!("{name:?} ")))
+        .map(|c| json!({"field": c.field, "message": c.message}));
+    json!({
+        "name": name,
+        "source": Source::Console,
+        "enabled": definition.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        "running": running,
+        "etag": editor::etag(definition),
+        "definition": shown,
+        "secrets_set": secrets_set,
+        "error": conflict,
+    })
+}
+
+/// Logs a change once and counts it: who, what, which fields — never a value.
+fn audit(snapshot: &Snapshot, headers: &HeaderMap, action: &'static str, receiver: &str, fields: Vec<String>) {
+    let who = who(snapshot, headers);
+    tracing::info!(audit = true, user = %who, action, receiver, fields = %fields.join(","), "console change");
+    metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(1);
+}
+
+/// The authenticated user: the basic-auth name, `bearer` for the bearer token, or `anonymous`
+/// when the server asks for no credentials (then a name sent is not verified, and not used).
+fn who(snapshot: &Snapshot, headers: &HeaderMap) -> String {
+    if !snapshot.server.inbound.auth.is_enabled() {
+        return "anonymous".into();
+    }
+    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return "anonymous".into();
+    };
+    match value.split_once(' ') {
+        Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .and_then(|pair| pair.split_once(':').map(|(user, _)| user.to_owned()))
+            .unwrap_or_else(|| "anonymous".into()),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => "bearer".into(),
+        _ => "anonymous".into(),
+    }
+}
+
+fn unknown(name: &str) -> ApiError {
+    ApiError::NotFound(format!("no console receiver named {name:?}"))
+}
+
+fn set_etag(response: &mut HttpResponse, etag: &str) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(ETAG, value);
+    }
+}
