@@ -148,6 +148,13 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                 "failed_attempts": counts.failed_attempts,
                 "dead_lettered": counts.dead_lettered,
                 "recent": counts.recent,
+                // Groups remembered so far (after a start: from the receiver's first threaded
+                // notification on, when the spool's table is read).
+                "thread": config.endpoint.thread.map(|t| json!({
+                    "mode": t.mode.as_str(),
+                    "groups": downstream.threads.len(),
+                    "max_groups": t.max_groups,
+                })),
                 "enabled_line": match r.source {
                     crate::snapshot::Source::File => config_text.as_deref().and_then(|text| super::console::enabled_line(text, &config.name, config.enabled)),
                     crate::snapshot::Source::Console => None,

@@ -79,6 +79,10 @@ async fn a_group_is_one_message_updated_as_it_changes() {
     assert_eq!(listed["data"]["threads"].as_array().unwrap().len(), 2, "{listed}");
     assert!(listed["data"]["threads"].as_array().unwrap().iter().any(|t| t["message_id"] == id.as_str()), "{listed}");
     assert_eq!(get(&relay.url("/api/v1/threads?receiver=nope")).await.status, 404);
+    // The status (and the console's receiver card) counts the groups threaded.
+    let status = get(&relay.url("/api/v1/status")).await.json();
+    let card = status["data"]["receivers"].as_array().unwrap().iter().find(|r| r["name"] == "discord").unwrap().clone();
+    assert_eq!(card["thread"], json!({"mode": "update", "groups": 2, "max_groups": 1000}), "{card}");
 }
 
 /// A message deleted in the channel (PATCH answers 404 Unknown Message) is posted anew, and the
