@@ -91,6 +91,8 @@ impl Relay {
         };
         let reloader = Reloader::start(&options.config_file, config, Runtime::new(Arc::new(spool)))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // The byte budget's limit (issue 15); each webhook request applies a reloaded one.
+        reloader.spool().budget().set_limit(reloader.snapshot().server.inbound.limits.max_memory_bytes);
         restore(&reloader, restored);
         let address =
             options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());

@@ -22,7 +22,7 @@
 //!    `body` or preset) has each notification rendered once, before its first attempt, and its
 //!    attempts paced by its `rate_limit`.
 //!
-//! Beside the flow: [`config`] (parsing the YAML file with every error's position: pure, given
+//! Beside the flow: [`memory`] (the byte budgets: what is held for callers, bounded), [`config`] (parsing the YAML file with every error's position: pure, given
 //! its inputs), [`reload`] (file → validated config → new snapshot, swapped atomically; the
 //! file watcher in [`watch`], SIGHUP and `/-/reload` all go through it), [`metrics`] (every
 //! metric name), [`testmsg`] and [`explain`] (test messages and route explanations for
@@ -45,6 +45,7 @@ pub mod deliver;
 pub mod explain;
 pub mod fingerprint;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod payload;
 pub mod pull;

@@ -29,7 +29,7 @@ use crate::rule::Rule;
 
 pub use crate::secret::Secret;
 pub use environment::Environment;
-pub use security::{ClientAuthType, Inbound, InboundAuth, Limits, Proxy, ServerTls};
+pub use security::{ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls};
 pub use template::RateLimit;
 
 /// The validated configuration.
@@ -66,6 +66,9 @@ pub struct DeliveryConfig {
 pub struct SpoolConfig {
     pub path: PathBuf,
     pub max_bytes: u64,
+    /// Bodies of queued notifications kept in memory at most (the rest are read back from the
+    /// file when their turn comes): see [`crate::memory`].
+    pub memory_window_bytes: u64,
     /// Share one commit between concurrent requests (on unless benchmarking).
     pub group_commit: bool,
 }

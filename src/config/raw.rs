@@ -57,6 +57,7 @@ pub struct RawDelivery {
 pub struct RawSpool {
     pub path: Option<String>,
     pub max_bytes: Option<u64>,
+    pub memory_window_bytes: Option<u64>,
     pub group_commit: Option<bool>,
 }
 
@@ -277,6 +278,7 @@ pub struct RawLimits {
     pub max_alerts_per_batch: Option<usize>,
     pub max_json_depth: Option<usize>,
     pub max_labels_per_alert: Option<usize>,
+    pub max_memory_bytes: Option<u64>,
 }
 
 /// `receivers[].signing:` — the HMAC key, inline or from a file.

@@ -24,6 +24,9 @@ const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 const DEFAULT_ADAPTIVE_CONCURRENCY_CEILING: usize = 256;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+/// A quarter of the default `server.limits.max_memory_bytes`: the rest of the budget is left to
+/// bodies being read and bodies in delivery.
+pub const DEFAULT_SPOOL_MEMORY_WINDOW_BYTES: u64 = 32 * 1024 * 1024;
 const DEFAULT_MAX_DEAD_LETTERS: usize = 1000;
 
 /// Headers a user may not set through `headers:`, because amrelay owns them.
@@ -74,6 +77,17 @@ pub fn validate(
         DEFAULT_MAX_REQUEST_BYTES,
     );
     let inbound = super::security::inbound(&mut issues, &raw.server);
+    if inbound.limits.max_memory_bytes < max_request_bytes {
+        let at = raw.server.limits.as_ref().map(|l| &l.referenced);
+        issues.add(
+            at,
+            "server.limits.max_memory_bytes",
+            format!(
+                "must be at least server.max_request_bytes ({max_request_bytes}): no batch could ever be read \
+                 within the budget"
+            ),
+        );
+    }
 
     let delivery = &raw.delivery;
     let queue_capacity =
@@ -188,9 +202,14 @@ fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> Delive
         if max_bytes == 0 {
             issues.add(Some(at), "delivery.spool.max_bytes", "must be greater than 0");
         }
+        let memory_window_bytes = spool.memory_window_bytes.unwrap_or(DEFAULT_SPOOL_MEMORY_WINDOW_BYTES);
+        if memory_window_bytes == 0 {
+            issues.add(Some(at), "delivery.spool.memory_window_bytes", "must be greater than 0");
+        }
         Some(super::SpoolConfig {
             path: issues.resolve(path),
             max_bytes,
+            memory_window_bytes,
             group_commit: spool.group_commit.unwrap_or(true),
         })
     });

@@ -24,17 +24,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
 pub use record::{DeadInfo, Header};
 pub use writer::Stored;
 use writer::{ATTEMPTS, DEAD, Op, PENDING, Writer};
 
+use crate::memory::{Budget, Charge};
 use crate::metrics as m;
 
 pub use crate::config::SpoolConfig;
+
+/// redb's page cache (its default is 1 GiB, four times the shipped pod's memory limit). Appends
+/// and removals touch the newest and oldest pages only; reading a body back is one lookup.
+pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why the spool could not take a batch.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -63,7 +69,11 @@ pub struct NewRecord {
 pub struct Spool {
     /// `None` in memory mode. `Op::Stop` ends the writer thread.
     writer: Option<mpsc::Sender<Op>>,
-    memory_dead: Mutex<VecDeque<Stored>>,
+    /// The writer's open database, for reads that need not pass through it (`None` in memory
+    /// mode, and while the writer reopens the file).
+    readers: Arc<ArcSwapOption<Database>>,
+    /// Memory-mode dead letters, each with its body's charge to the process budget.
+    memory_dead: Mutex<VecDeque<(Stored, Charge)>>,
     next_memory_seq: AtomicU64,
     bytes: AtomicU64,
     max_bytes: u64,
@@ -72,6 +82,10 @@ pub struct Spool {
     path: Option<PathBuf>,
     /// `delivery.nats`: the shared JetStream queue takes every hook below.
     shared: Option<Arc<nats::Backend>>,
+    /// `server.limits.max_memory_bytes` (see [`crate::memory`]).
+    budget: Arc<Budget>,
+    /// `delivery.spool.memory_window_bytes`: only with a spool file.
+    window: Option<Arc<Budget>>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -90,6 +104,7 @@ impl Spool {
     pub fn memory(max_dead: usize) -> Spool {
         Spool {
             writer: None,
+            readers: Arc::new(ArcSwapOption::empty()),
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
             bytes: AtomicU64::new(0),
@@ -98,6 +113,8 @@ impl Spool {
             healthy: Arc::new(AtomicBool::new(true)),
             path: None,
             shared: None,
+            budget: Budget::process(),
+            window: None,
         }
     }
 
@@ -136,17 +153,21 @@ impl Spool {
                     .map_err(|e| format!("cannot move {} aside: {e}", config.path.display()))?;
                 private_file(&config.path)
                     .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?;
-                Database::create(&config.path)
+                Database::builder()
+                    .set_cache_size(CACHE_BYTES)
+                    .create(&config.path)
                     .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?
             }
         };
-        let (restored, next_seq) = restore(&db)?;
-        let bytes: u64 = restored.iter().map(|s| s.body.len() as u64).sum();
+        let (restored, next_seq, bytes) = restore(&db, config.memory_window_bytes)?;
+        let db = Arc::new(db);
+        let readers = Arc::new(ArcSwapOption::from(Some(db.clone())));
         let healthy = Arc::new(AtomicBool::new(true));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             path: config.path.clone(),
-            db: Some(db),
+            db: Some(db.clone()),
+            readers: readers.clone(),
             next_seq,
             group_commit: config.group_commit,
             dead_limit: max_dead,
@@ -161,6 +182,7 @@ impl Spool {
         metrics::gauge!(m::SPOOL_BYTES).set(bytes as f64);
         let spool = Spool {
             writer: Some(tx),
+            readers,
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
             bytes: AtomicU64::new(bytes),
@@ -169,8 +191,38 @@ impl Spool {
             healthy,
             path: Some(config.path.clone()),
             shared: None,
+            budget: Budget::process(),
+            window: Some(Budget::new(m::SPOOL_MEMORY_WINDOW_BYTES, config.memory_window_bytes)),
         };
         Ok((spool, restored))
+    }
+
+    /// The process byte budget (`server.limits.max_memory_bytes`).
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// The window of spooled bodies kept in memory; `None` without a spool file (memory mode
+    /// and the shared queue keep every queued body in memory, under the process budget).
+    pub fn window(&self) -> Option<&Arc<Budget>> {
+        self.window.as_ref()
+    }
+
+    /// Reads back the body of a pending notification kept only on disk (see [`crate::memory`]),
+    /// in a read transaction of its own: it waits for no commit of the writer thread.
+    pub async fn load(&self, receiver: &Arc<str>, seq: u64) -> Result<Bytes, String> {
+        let (receiver, readers) = (receiver.clone(), self.readers.clone());
+        let read = move || -> Result<Bytes, String> {
+            let db = readers.load_full().ok_or("the spool is being reopened")?;
+            let txn = db.begin_read().map_err(|e| e.to_string())?;
+            let pending = txn.open_table(PENDING).map_err(|e| e.to_string())?;
+            let value = pending.get((&*receiver, seq)).map_err(|e| e.to_string())?;
+            let value = value.ok_or_else(|| format!("notification {seq} of {receiver} is not in the spool"))?;
+            record::decode(value.value())
+                .map(|(_, body)| body)
+                .ok_or_else(|| format!("notification {seq} of {receiver} is corrupt in the spool"))
+        };
+        tokio::task::spawn_blocking(read).await.unwrap_or_else(|e| Err(e.to_string()))
     }
 
     /// Whether accepted notifications survive a crash.
@@ -265,7 +317,8 @@ impl Spool {
         self.send(Op::Attempted { receiver: receiver.clone(), seq, attempts });
     }
 
-    /// Moves a notification to the dead letters.
+    /// Moves a notification to the dead letters. An empty `body` (a restored notification whose
+    /// body stayed on disk) is taken from the spool file.
     pub fn dead_letter(&self, receiver: &Arc<str>, seq: u64, mut header: Header, body: Bytes, info: DeadInfo) {
         header.dead = Some(info);
         if let Some(shared) = &self.shared {
@@ -275,8 +328,9 @@ impl Spool {
             metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
             self.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) });
         } else {
+            let charge = self.budget.charge(body.len() as u64);
             let mut dead = self.memory_dead.lock().expect("dead letters");
-            dead.push_back(Stored { receiver: receiver.to_string(), seq, header, body });
+            dead.push_back((Stored { receiver: receiver.to_string(), seq, header, body }, charge));
             while dead.len() > self.max_dead {
                 dead.pop_front();
             }
@@ -292,7 +346,8 @@ impl Spool {
             let receiver: Arc<str> = stored.receiver.as_str().into();
             self.send(Op::Dead { receiver, seq: stored.seq, record: record::encode(&stored.header, &stored.body) });
         } else {
-            self.memory_dead.lock().expect("dead letters").push_back(stored);
+            let charge = self.budget.charge(stored.body.len() as u64);
+            self.memory_dead.lock().expect("dead letters").push_back((stored, charge));
         }
     }
 
@@ -303,7 +358,7 @@ impl Spool {
         }
         if self.writer.is_none() {
             let dead = self.memory_dead.lock().expect("dead letters");
-            return Ok(dead.iter().map(|s| (s.seq, s.header.clone())).collect());
+            return Ok(dead.iter().map(|(s, _)| (s.seq, s.header.clone())).collect());
         }
         let (reply, answer) = oneshot::channel();
         self.send(Op::ListDead { reply });
@@ -318,9 +373,9 @@ impl Spool {
         if self.writer.is_none() {
             let mut dead = self.memory_dead.lock().expect("dead letters");
             let (taken, kept): (Vec<_>, Vec<_>) =
-                dead.drain(..).partition(|s| receiver.is_none_or(|r| r == s.receiver));
+                dead.drain(..).partition(|(s, _)| receiver.is_none_or(|r| r == s.receiver));
             dead.extend(kept);
-            return Ok(taken);
+            return Ok(taken.into_iter().map(|(s, _)| s).collect());
         }
         let (reply, answer) = oneshot::channel();
         self.send(Op::TakeDead { receiver: receiver.map(str::to_owned), reply });
@@ -403,7 +458,7 @@ pub(crate) fn private_file(path: &Path) -> std::io::Result<()> {
 fn open_database(path: &Path) -> Result<Database, OpenError> {
     use redb::{DatabaseError, StorageError};
     let path = path.to_owned();
-    match std::panic::catch_unwind(move || Database::create(&path)) {
+    match std::panic::catch_unwind(move || Database::builder().set_cache_size(CACHE_BYTES).create(&path)) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(DatabaseError::Storage(StorageError::Corrupted(e)))) => Err(OpenError::Corrupt(e)),
         Ok(Err(DatabaseError::Storage(StorageError::Io(e)))) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -421,9 +476,12 @@ fn aside_name(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads every pending record; drops corrupt ones. Returns them and the next free sequence.
-fn restore(db: &Database) -> Result<(Vec<Stored>, u64), String> {
+/// Reads every pending record's header; drops corrupt ones. Bodies are kept, in acceptance order,
+/// while they fit in `window` bytes; the others are left empty (on disk, read back for delivery).
+/// Returns the records, the next free sequence and the bytes pending.
+fn restore(db: &Database, window: u64) -> Result<(Vec<Stored>, u64, u64), String> {
     let mut restored = Vec::new();
+    let mut bytes = 0;
     let mut corrupt: Vec<(String, u64)> = Vec::new();
     let mut next_seq = 1;
     let txn = db.begin_write().map_err(|e| format!("spool: {e}"))?;
@@ -438,12 +496,13 @@ fn restore(db: &Database) -> Result<(Vec<Stored>, u64), String> {
             };
             let (receiver, seq) = key.value();
             next_seq = next_seq.max(seq + 1);
-            match record::decode(value.value()) {
+            match record::decode_header(value.value()) {
                 Some((mut header, body)) => {
                     if let Ok(Some(count)) = attempts.get((receiver, seq)) {
                         header.attempts = count.value();
                     }
-                    restored.push(Stored { receiver: receiver.to_owned(), seq, header, body });
+                    bytes += body.len() as u64;
+                    restored.push((receiver.to_owned(), seq, header, body.len()));
                 }
                 None => {
                     tracing::error!(receiver, seq, "spool: corrupt record skipped");
@@ -463,11 +522,36 @@ fn restore(db: &Database) -> Result<(Vec<Stored>, u64), String> {
     }
     txn.commit().map_err(|e| format!("spool: {e}"))?;
     // Acceptance order across receivers: sequence numbers are global.
-    restored.sort_by_key(|s| s.seq);
+    restored.sort_by_key(|&(_, seq, _, _)| seq);
+    // The oldest go first, so their bodies are the ones worth having at hand.
+    let read = db.begin_read().map_err(|e| format!("spool: {e}"))?;
+    let pending = read.open_table(PENDING).map_err(|e| format!("spool: {e}"))?;
+    let mut room = window;
+    let mut in_memory = 0;
+    let restored: Vec<Stored> = restored
+        .into_iter()
+        .map(|(receiver, seq, header, length)| {
+            let mut body = Bytes::new();
+            if length as u64 <= room
+                && let Ok(Some(value)) = pending.get((receiver.as_str(), seq))
+                && let Some((_, kept)) = record::decode(value.value())
+            {
+                room -= length as u64;
+                in_memory += 1;
+                body = kept;
+            }
+            Stored { receiver, seq, header, body }
+        })
+        .collect();
     if !restored.is_empty() {
-        tracing::info!(notifications = restored.len(), "restored pending notifications from the spool");
+        tracing::info!(
+            notifications = restored.len(),
+            bodies_in_memory = in_memory,
+            bytes,
+            "restored pending notifications from the spool"
+        );
     }
-    Ok((restored, next_seq))
+    Ok((restored, next_seq, bytes))
 }
 
 #[cfg(test)]
@@ -490,7 +574,7 @@ mod tests {
     }
 
     fn config(dir: &Path, max_bytes: u64) -> SpoolConfig {
-        SpoolConfig { path: dir.join("spool.redb"), max_bytes, group_commit: true }
+        SpoolConfig { path: dir.join("spool.redb"), max_bytes, memory_window_bytes: 1 << 20, group_commit: true }
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::oneshot;
@@ -103,7 +104,10 @@ pub enum Op {
 
 pub struct Writer {
     pub path: PathBuf,
-    pub db: Option<Database>,
+    pub db: Option<Arc<Database>>,
+    /// The open database, shared with readers ([`super::Spool::load`] and the dead-letter
+    /// listing), which read in their own transactions without passing through this thread.
+    pub readers: Arc<ArcSwapOption<Database>>,
     pub next_seq: u64,
     pub group_commit: bool,
     pub dead_limit: usize,
@@ -152,7 +156,7 @@ impl Writer {
         if dirty {
             let _ = self.apply(Vec::new(), true);
         }
-        self.db = None;
+        self.close();
         if let Some(done) = stopped {
             let _ = done.send(());
         }
@@ -161,12 +165,22 @@ impl Writer {
     fn database(&mut self) -> Result<&Database, String> {
         if self.db.is_none() {
             super::private_file(&self.path).map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
-            let db =
-                Database::create(&self.path).map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
+            let db = Database::builder()
+                .set_cache_size(super::CACHE_BYTES)
+                .create(&self.path)
+                .map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
             tracing::info!(path = %self.path.display(), "spool reopened");
+            let db = Arc::new(db);
+            self.readers.store(Some(db.clone()));
             self.db = Some(db);
         }
         Ok(self.db.as_ref().expect("just opened"))
+    }
+
+    /// Closes the database (to be reopened by the next operation): readers let go of it too.
+    fn close(&mut self) {
+        self.readers.store(None);
+        self.db = None;
     }
 
     /// Applies a batch in one transaction; answers every caller.
@@ -210,9 +224,18 @@ impl Writer {
                             }
                         }
                         Op::Dead { receiver, seq, record } => {
-                            pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            let was = pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
                             attempts.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
-                            dead.insert(*seq, record.as_slice()).map_err(|e| e.to_string())?;
+                            // An empty body stayed on disk: it is the pending record's.
+                            let full = match record::header_only(record) {
+                                Some((header, 0)) => {
+                                    let body = was.as_ref().and_then(|v| record::decode(v.value())).map(|(_, b)| b);
+                                    Some(record::encode(&header, &body.unwrap_or_default()))
+                                }
+                                _ => None,
+                            };
+                            drop(was);
+                            dead.insert(*seq, full.as_deref().unwrap_or(record)).map_err(|e| e.to_string())?;
                             while dead.len().map_err(|e| e.to_string())? > dead_limit as u64 {
                                 let oldest = dead.first().map_err(|e| e.to_string())?.map(|(k, _)| k.value());
                                 match oldest {
@@ -301,7 +324,7 @@ impl Writer {
                 metrics::gauge!(m::SPOOL_HEALTHY).set(0.0);
                 metrics::counter!(m::SPOOL_ERRORS).increment(1);
                 // redb refuses further writes after an I/O error: reopen on the next operation.
-                self.db = None;
+                self.close();
             }
         }
         let (mut seqs, mut dead_lists, mut taken) = (seqs.into_iter(), dead_lists.into_iter(), taken.into_iter());

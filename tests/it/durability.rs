@@ -149,8 +149,16 @@ async fn corrupt_spool_file_and_record_are_survived() {
 
     // A good record and a corrupt one, in a real spool file.
     {
-        let (spool, _) =
-            Spool::open(&SpoolConfig { path: spool_path.clone(), max_bytes: 1 << 20, group_commit: true }, 10).unwrap();
+        let (spool, _) = Spool::open(
+            &SpoolConfig {
+                path: spool_path.clone(),
+                max_bytes: 1 << 20,
+                memory_window_bytes: 1 << 20,
+                group_commit: true,
+            },
+            10,
+        )
+        .unwrap();
         let header = Header {
             group_key: "g".into(),
             id: "good-one".into(),
