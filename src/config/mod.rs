@@ -31,6 +31,7 @@ pub use crate::secret::Secret;
 pub use environment::Environment;
 pub use security::{ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls};
 pub use template::RateLimit;
+pub use validate::DEFAULT_MAX_DEAD_LETTER_BYTES;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ pub struct DeliveryConfig {
     pub dedup_window: Option<Duration>,
     /// Dead letters kept; the oldest go first.
     pub max_dead_letters: usize,
+    /// Dead letters' body bytes kept; the oldest go first.
+    pub max_dead_letter_bytes: u64,
 }
 
 /// `delivery.spool`.

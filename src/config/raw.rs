@@ -49,6 +49,7 @@ pub struct RawDelivery {
     pub nats: Option<Spanned<RawNats>>,
     pub dedup_window: Option<Spanned<PromDuration>>,
     pub max_dead_letters: Option<Spanned<usize>>,
+    pub max_dead_letter_bytes: Option<Spanned<u64>>,
 }
 
 /// `delivery.spool:` — where accepted notifications are kept until delivered.

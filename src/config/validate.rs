@@ -28,6 +28,9 @@ const DEFAULT_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 /// bodies being read and bodies in delivery.
 pub const DEFAULT_SPOOL_MEMORY_WINDOW_BYTES: u64 = 32 * 1024 * 1024;
 const DEFAULT_MAX_DEAD_LETTERS: usize = 1000;
+/// Dead letters' body bytes kept at most (the oldest go first): an eighth of a GiB-sized spool,
+/// and half the default byte budget when they are kept in memory.
+pub const DEFAULT_MAX_DEAD_LETTER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Headers a user may not set through `headers:`, because amrelay owns them.
 const RESERVED_HEADERS: [&str; 9] = [
@@ -224,7 +227,13 @@ fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> Delive
     let dedup_window = raw.dedup_window.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero());
     let max_dead_letters =
         positive(issues, raw.max_dead_letters.as_ref(), "delivery.max_dead_letters", DEFAULT_MAX_DEAD_LETTERS);
-    DeliveryConfig { spool, nats, dedup_window, max_dead_letters }
+    let max_dead_letter_bytes = positive(
+        issues,
+        raw.max_dead_letter_bytes.as_ref(),
+        "delivery.max_dead_letter_bytes",
+        DEFAULT_MAX_DEAD_LETTER_BYTES,
+    );
+    DeliveryConfig { spool, nats, dedup_window, max_dead_letters, max_dead_letter_bytes }
 }
 
 fn is_host_port(text: &str) -> bool {

@@ -54,6 +54,53 @@ pub enum SpoolError {
     Unavailable(String),
 }
 
+/// Dead letters kept, and their body bytes, against `delivery.max_dead_letters` and
+/// `delivery.max_dead_letter_bytes`: shared by the spool and its writer thread.
+#[derive(Debug)]
+pub struct DeadTotals {
+    count: AtomicU64,
+    bytes: AtomicU64,
+    max_bytes: AtomicU64,
+}
+
+impl DeadTotals {
+    fn new() -> Arc<DeadTotals> {
+        Arc::new(DeadTotals {
+            count: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            max_bytes: AtomicU64::new(crate::config::DEFAULT_MAX_DEAD_LETTER_BYTES),
+        })
+    }
+
+    /// Records the totals now (after a change).
+    pub(crate) fn set(&self, count: u64, bytes: u64) {
+        self.count.store(count, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        metrics::gauge!(m::DEAD_LETTERS).set(count as f64);
+        metrics::gauge!(m::DEAD_LETTER_BYTES).set(bytes as f64);
+    }
+
+    /// `delivery.max_dead_letter_bytes`.
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// One dead letter as listed: its header and body size, not its body.
+#[derive(Debug, Clone)]
+pub struct DeadEntry {
+    pub seq: u64,
+    pub header: Header,
+    pub bytes: usize,
+}
+
+/// A page of dead letters, oldest first; `next_after` continues it.
+#[derive(Debug, Default)]
+pub struct DeadPage {
+    pub entries: Vec<DeadEntry>,
+    pub next_after: Option<u64>,
+}
+
 /// A new record to append.
 #[derive(Debug)]
 pub struct NewRecord {
@@ -75,6 +122,7 @@ pub struct Spool {
     /// Memory-mode dead letters, each with its body's charge to the process budget.
     memory_dead: Mutex<VecDeque<(Stored, Charge)>>,
     next_memory_seq: AtomicU64,
+    dead: Arc<DeadTotals>,
     bytes: AtomicU64,
     max_bytes: u64,
     max_dead: usize,
@@ -107,6 +155,7 @@ impl Spool {
             readers: Arc::new(ArcSwapOption::empty()),
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
+            dead: DeadTotals::new(),
             bytes: AtomicU64::new(0),
             max_bytes: u64::MAX,
             max_dead,
@@ -160,6 +209,9 @@ impl Spool {
             }
         };
         let (restored, next_seq, bytes) = restore(&db, config.memory_window_bytes)?;
+        let dead = DeadTotals::new();
+        let (count, dead_bytes) = dead_totals(&db)?;
+        dead.set(count, dead_bytes);
         let db = Arc::new(db);
         let readers = Arc::new(ArcSwapOption::from(Some(db.clone())));
         let healthy = Arc::new(AtomicBool::new(true));
@@ -171,6 +223,7 @@ impl Spool {
             next_seq,
             group_commit: config.group_commit,
             dead_limit: max_dead,
+            dead: dead.clone(),
             healthy: healthy.clone(),
         };
         std::thread::Builder::new()
@@ -185,6 +238,7 @@ impl Spool {
             readers,
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
+            dead,
             bytes: AtomicU64::new(bytes),
             max_bytes: config.max_bytes,
             max_dead,
@@ -328,12 +382,7 @@ impl Spool {
             metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
             self.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) });
         } else {
-            let charge = self.budget.charge(body.len() as u64);
-            let mut dead = self.memory_dead.lock().expect("dead letters");
-            dead.push_back((Stored { receiver: receiver.to_string(), seq, header, body }, charge));
-            while dead.len() > self.max_dead {
-                dead.pop_front();
-            }
+            self.keep_in_memory(Stored { receiver: receiver.to_string(), seq, header, body });
         }
     }
 
@@ -346,23 +395,125 @@ impl Spool {
             let receiver: Arc<str> = stored.receiver.as_str().into();
             self.send(Op::Dead { receiver, seq: stored.seq, record: record::encode(&stored.header, &stored.body) });
         } else {
-            let charge = self.budget.charge(stored.body.len() as u64);
-            self.memory_dead.lock().expect("dead letters").push_back((stored, charge));
+            self.keep_in_memory(stored);
         }
     }
 
-    /// Every dead letter, oldest first (headers only).
-    pub async fn dead_letters(&self) -> Result<Vec<(u64, Header)>, SpoolError> {
+    /// A memory-mode dead letter, charged to the byte budget; the oldest go beyond
+    /// `max_dead_letters` or `max_dead_letter_bytes`.
+    fn keep_in_memory(&self, stored: Stored) {
+        let charge = self.budget.charge(stored.body.len() as u64);
+        let mut dead = self.memory_dead.lock().expect("dead letters");
+        dead.push_back((stored, charge));
+        let mut bytes: u64 = dead.iter().map(|(s, _)| s.body.len() as u64).sum();
+        while dead.len() > self.max_dead || bytes > self.dead.max_bytes() && dead.len() > 1 {
+            if let Some((oldest, _)) = dead.pop_front() {
+                bytes -= oldest.body.len() as u64;
+                tracing::warn!(
+                    limit = self.max_dead,
+                    max_bytes = self.dead.max_bytes(),
+                    "dead-letter limit reached; the oldest dead letter was dropped"
+                );
+            }
+        }
+        self.dead.set(dead.len() as u64, bytes);
+    }
+
+    /// Applies `delivery.max_dead_letter_bytes` (from the next dead letter on).
+    pub fn set_max_dead_letter_bytes(&self, max_bytes: u64) {
+        self.dead.max_bytes.store(max_bytes, Ordering::Relaxed);
+    }
+
+    /// Dead letters kept and their body bytes (the shared queue's are not counted here).
+    pub fn dead_letter_totals(&self) -> (u64, u64) {
+        if self.writer.is_none() && self.shared.is_none() {
+            let dead = self.memory_dead.lock().expect("dead letters");
+            return (dead.len() as u64, dead.iter().map(|(s, _)| s.body.len() as u64).sum());
+        }
+        (self.dead.count.load(Ordering::Relaxed), self.dead.bytes.load(Ordering::Relaxed))
+    }
+
+    /// Up to `limit` dead letters after sequence `after`, oldest first, of `receiver` (or all):
+    /// headers and sizes only. With a spool file, read in a transaction of its own, apart from
+    /// the writer thread, and without reading a body.
+    pub async fn dead_letter_page(
+        &self,
+        after: u64,
+        limit: usize,
+        receiver: Option<&str>,
+    ) -> Result<DeadPage, SpoolError> {
+        let wanted = |owner: &str| receiver.is_none_or(|r| r == owner);
+        let owner = |header: &Header| header.dead.as_ref().map(|d| d.receiver.clone()).unwrap_or_default();
+        let entries: Vec<DeadEntry> = if let Some(shared) = &self.shared {
+            shared
+                .dead_letters()
+                .await?
+                .into_iter()
+                .filter(|(seq, header, _)| *seq > after && wanted(&owner(header)))
+                .take(limit + 1)
+                .map(|(seq, header, bytes)| DeadEntry { seq, header, bytes })
+                .collect()
+        } else if self.writer.is_none() {
+            let dead = self.memory_dead.lock().expect("dead letters");
+            dead.iter()
+                .filter(|(s, _)| s.seq > after && wanted(&s.receiver))
+                .take(limit + 1)
+                .map(|(s, _)| DeadEntry { seq: s.seq, header: s.header.clone(), bytes: s.body.len() })
+                .collect()
+        } else {
+            let readers = self.readers.clone();
+            let receiver = receiver.map(str::to_owned);
+            let read = move || -> Result<Vec<DeadEntry>, String> {
+                let db = readers.load_full().ok_or("the spool is being reopened")?;
+                let txn = db.begin_read().map_err(|e| e.to_string())?;
+                let dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
+                let mut entries = Vec::new();
+                for entry in dead.range(after.saturating_add(1)..).map_err(|e| e.to_string())? {
+                    let (key, value) = entry.map_err(|e| e.to_string())?;
+                    let Some((header, bytes)) = record::header_only(value.value()) else { continue };
+                    if receiver.as_deref().is_none_or(|r| header.dead.as_ref().is_some_and(|d| d.receiver == r)) {
+                        entries.push(DeadEntry { seq: key.value(), header, bytes });
+                        if entries.len() > limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(entries)
+            };
+            tokio::task::spawn_blocking(read)
+                .await
+                .map_err(|e| SpoolError::Io(e.to_string()))?
+                .map_err(SpoolError::Io)?
+        };
+        let mut entries = entries;
+        let next_after = (entries.len() > limit).then(|| {
+            entries.truncate(limit);
+            entries.last().map_or(after, |e| e.seq)
+        });
+        Ok(DeadPage { entries, next_after })
+    }
+
+    /// One dead letter, body included; `None` if there is none with this sequence.
+    pub async fn dead_letter_body(&self, seq: u64) -> Result<Option<Stored>, SpoolError> {
         if let Some(shared) = &self.shared {
-            return shared.dead_letters().await;
+            return shared.dead_letter_body(seq).await;
         }
         if self.writer.is_none() {
             let dead = self.memory_dead.lock().expect("dead letters");
-            return Ok(dead.iter().map(|(s, _)| (s.seq, s.header.clone())).collect());
+            return Ok(dead.iter().find(|(s, _)| s.seq == seq).map(|(s, _)| s.clone()));
         }
-        let (reply, answer) = oneshot::channel();
-        self.send(Op::ListDead { reply });
-        answer.await.map_err(|_| SpoolError::Io("the spool writer stopped".into()))?.map_err(SpoolError::Io)
+        let readers = self.readers.clone();
+        let read = move || -> Result<Option<Stored>, String> {
+            let db = readers.load_full().ok_or("the spool is being reopened")?;
+            let txn = db.begin_read().map_err(|e| e.to_string())?;
+            let dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
+            let Some(value) = dead.get(seq).map_err(|e| e.to_string())? else { return Ok(None) };
+            Ok(record::decode(value.value()).map(|(header, body)| {
+                let receiver = header.dead.as_ref().map(|d| d.receiver.clone()).unwrap_or_default();
+                Stored { receiver, seq, header, body }
+            }))
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| SpoolError::Io(e.to_string()))?.map_err(SpoolError::Io)
     }
 
     /// Removes and returns the dead letters of `receiver` (or all), oldest first, for replay.
@@ -474,6 +625,23 @@ fn aside_name(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".corrupt-{}", unix_ms(SystemTime::now())));
     PathBuf::from(name)
+}
+
+/// Counts the dead letters and their body bytes (headers only), at open.
+fn dead_totals(db: &Database) -> Result<(u64, u64), String> {
+    let txn = db.begin_read().map_err(|e| format!("spool: {e}"))?;
+    let dead = match txn.open_table(DEAD) {
+        Ok(dead) => dead,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
+        Err(e) => return Err(format!("spool: {e}")),
+    };
+    let (mut count, mut bytes) = (0, 0);
+    for entry in dead.iter().map_err(|e| format!("spool: {e}"))? {
+        let Ok((_, value)) = entry else { continue };
+        count += 1;
+        bytes += record::header_only(value.value()).map_or(0, |(_, length)| length as u64);
+    }
+    Ok((count, bytes))
 }
 
 /// Reads every pending record's header; drops corrupt ones. Bodies are kept, in acceptance order,
@@ -622,11 +790,13 @@ mod tests {
                 .unwrap();
             spool.dead_letter(&receiver, seq[0], header(&format!("d{n}")), body.clone(), info());
         }
-        let dead = spool.dead_letters().await.unwrap();
-        assert_eq!(dead.iter().map(|(_, h)| h.group_key.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
+        let dead = spool.dead_letter_page(0, 10, None).await.unwrap().entries;
+        assert_eq!(dead.iter().map(|e| e.header.group_key.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
+        assert_eq!(spool.dead_letter_totals(), (2, 2 * body.len() as u64));
         let taken = spool.take_dead_letters(Some("r")).await.unwrap();
         assert_eq!(taken.len(), 2);
-        assert!(spool.dead_letters().await.unwrap().is_empty());
+        assert!(spool.dead_letter_page(0, 10, None).await.unwrap().entries.is_empty());
+        assert_eq!(spool.dead_letter_totals(), (0, 0));
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::record::{self, Header};
@@ -74,9 +74,6 @@ pub enum Op {
         seq: u64,
         record: Vec<u8>,
     },
-    ListDead {
-        reply: oneshot::Sender<Result<Vec<(u64, Header)>, String>>,
-    },
     TakeDead {
         receiver: Option<String>,
         reply: oneshot::Sender<Result<Vec<Stored>, String>>,
@@ -111,7 +108,14 @@ pub struct Writer {
     pub next_seq: u64,
     pub group_commit: bool,
     pub dead_limit: usize,
+    /// Dead letters and their body bytes, kept up to date for the listing and the gauges.
+    pub dead: Arc<super::DeadTotals>,
     pub healthy: Arc<AtomicBool>,
+}
+
+/// A stored record's body length, from its header alone.
+fn body_length(record: &[u8]) -> u64 {
+    record::header_only(record).map_or(0, |(_, length)| length as u64)
 }
 
 impl Writer {
@@ -188,12 +192,14 @@ impl Writer {
         let started = Instant::now();
         let operations = batch.len();
         let mut seqs: Vec<Vec<u64>> = Vec::new();
-        let mut dead_lists: Vec<Vec<(u64, Header)>> = Vec::new();
         let mut taken: Vec<Vec<Stored>> = Vec::new();
         let mut thread_lists: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
         let result = (|| -> Result<(), String> {
             let mut next_seq = self.next_seq;
             let dead_limit = self.dead_limit;
+            let dead_max_bytes = self.dead.max_bytes();
+            let (mut dead_count, mut dead_bytes) =
+                (self.dead.count.load(Ordering::Relaxed), self.dead.bytes.load(Ordering::Relaxed));
             let db = self.database()?;
             let mut txn = db.begin_write().map_err(|e| e.to_string())?;
             txn.set_durability(if durable { Durability::Immediate } else { Durability::None })
@@ -235,12 +241,29 @@ impl Writer {
                                 _ => None,
                             };
                             drop(was);
-                            dead.insert(*seq, full.as_deref().unwrap_or(record)).map_err(|e| e.to_string())?;
-                            while dead.len().map_err(|e| e.to_string())? > dead_limit as u64 {
+                            let stored = full.as_deref().unwrap_or(record);
+                            let replaced = dead
+                                .insert(*seq, stored)
+                                .map_err(|e| e.to_string())?
+                                .map(|old| body_length(old.value()));
+                            if let Some(length) = replaced {
+                                dead_count = dead_count.saturating_sub(1);
+                                dead_bytes = dead_bytes.saturating_sub(length);
+                            }
+                            dead_count += 1;
+                            dead_bytes += body_length(stored);
+                            while dead_count > dead_limit as u64 || dead_bytes > dead_max_bytes && dead_count > 1 {
                                 let oldest = dead.first().map_err(|e| e.to_string())?.map(|(k, _)| k.value());
                                 match oldest {
                                     Some(key) => {
-                                        dead.remove(key).map_err(|e| e.to_string())?;
+                                        let removed = dead
+                                            .remove(key)
+                                            .map_err(|e| e.to_string())?
+                                            .map(|old| body_length(old.value()));
+                                        if let Some(length) = removed {
+                                            dead_count = dead_count.saturating_sub(1);
+                                            dead_bytes = dead_bytes.saturating_sub(length);
+                                        }
                                         tracing::warn!(
                                             limit = dead_limit,
                                             "dead-letter limit reached; the oldest dead letter was dropped"
@@ -249,16 +272,6 @@ impl Writer {
                                     None => break,
                                 }
                             }
-                        }
-                        Op::ListDead { .. } => {
-                            let mut list = Vec::new();
-                            for entry in dead.iter().map_err(|e| e.to_string())? {
-                                let (key, value) = entry.map_err(|e| e.to_string())?;
-                                if let Some((header, _)) = record::decode(value.value()) {
-                                    list.push((key.value(), header));
-                                }
-                            }
-                            dead_lists.push(list);
                         }
                         Op::TakeDead { receiver, .. } => {
                             let mut chosen = Vec::new();
@@ -272,6 +285,8 @@ impl Writer {
                             }
                             for stored in &chosen {
                                 dead.remove(stored.seq).map_err(|e| e.to_string())?;
+                                dead_count = dead_count.saturating_sub(1);
+                                dead_bytes = dead_bytes.saturating_sub(stored.body.len() as u64);
                             }
                             taken.push(chosen);
                         }
@@ -304,6 +319,7 @@ impl Writer {
             }
             txn.commit().map_err(|e| e.to_string())?;
             self.next_seq = next_seq;
+            self.dead.set(dead_count, dead_bytes);
             Ok(())
         })();
 
@@ -327,15 +343,12 @@ impl Writer {
                 self.close();
             }
         }
-        let (mut seqs, mut dead_lists, mut taken) = (seqs.into_iter(), dead_lists.into_iter(), taken.into_iter());
+        let (mut seqs, mut taken) = (seqs.into_iter(), taken.into_iter());
         let mut thread_lists = thread_lists.into_iter();
         for op in batch {
             match op {
                 Op::Append { reply, .. } => {
                     let _ = reply.send(result.clone().map(|()| seqs.next().unwrap_or_default()));
-                }
-                Op::ListDead { reply } => {
-                    let _ = reply.send(result.clone().map(|()| dead_lists.next().unwrap_or_default()));
                 }
                 Op::TakeDead { reply, .. } => {
                     let _ = reply.send(result.clone().map(|()| taken.next().unwrap_or_default()));

@@ -147,3 +147,90 @@ async fn a_spool_larger_than_its_memory_window_restores_and_drains_within_it() {
     relay.wait_metric(window_used, 0.0).await;
     assert!(metric(&relay, window_peak).await <= window as f64, "the window was never exceeded");
 }
+
+/// Every dead letter across pages of `/api/v1/deadletters`, and the last answer's totals.
+async fn all_dead_letters(url: &str, limit: usize) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut after = 0;
+    let mut all = Vec::new();
+    loop {
+        let page = get(&format!("{url}/api/v1/deadletters?limit={limit}&after={after}")).await.json();
+        let data = page["data"].as_array().unwrap().clone();
+        assert!(data.len() <= limit, "{page}");
+        all.extend(data);
+        match page["next_after"].as_u64() {
+            Some(next) => after = next,
+            None => return (all, page),
+        }
+    }
+}
+
+/// Regression (issue 15): dead-letter bodies were counted against no limit (a 570 MB spool
+/// reported bytes=0), and listing them copied and re-parsed every body in the spool's writer
+/// thread. Now the listing is paged headers with each body's size and the totals, a body is
+/// fetched alone, and `max_dead_letter_bytes` drops the oldest; with a spool file or without.
+#[tokio::test]
+async fn dead_letters_are_listed_in_pages_without_bodies_and_bounded_in_bytes() {
+    for spooled in [true, false] {
+        let downstream = Downstream::start().await;
+        downstream.always(Answer::status(400));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("amrelay.yml");
+        let max_bytes = 30_000;
+        let mut yaml = spool_config(dir.path(), &downstream.url("/"), "")
+            .replace("delivery:\n", &format!("delivery:\n  max_dead_letter_bytes: {max_bytes}\n"));
+        if !spooled {
+            yaml = yaml.lines().filter(|l| !l.contains("spool:")).collect::<Vec<_>>().join("\n") + "\n";
+        }
+        std::fs::write(&path, yaml).unwrap();
+        let mut relay = RelayProcess::spawn(&path, &[]);
+        for n in 10..22 {
+            let reply = post_json(&relay.url("/webhook"), padded(&format!("G{n}"), n, 4000)).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+        let deadline = Instant::now() + WAIT;
+        let (letters, totals) = loop {
+            let (letters, totals) = all_dead_letters(&relay.url(""), 2).await;
+            if letters.iter().any(|l| l["groupKey"].as_str().unwrap().contains("G21")) {
+                // The last one is in: read again, now that nothing changes between pages.
+                break all_dead_letters(&relay.url(""), 2).await;
+            }
+            drop(totals);
+            assert!(Instant::now() < deadline, "the last dead letter never showed\n{}", relay.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let sizes: Vec<u64> = letters.iter().map(|l| l["bytes"].as_u64().unwrap()).collect();
+        let kept = letters.len();
+        assert!((2..12).contains(&kept), "{kept} kept of 12 (spooled: {spooled})");
+        assert_eq!(totals["total"], kept as u64);
+        assert_eq!(totals["bytes"], sizes.iter().sum::<u64>());
+        assert!(sizes.iter().sum::<u64>() <= max_bytes, "{sizes:?}");
+        assert!(letters.iter().all(|l| l.get("body").is_none()), "no bodies in the listing");
+        let seqs: Vec<u64> = letters.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+        assert!(seqs.is_sorted(), "oldest first across pages: {seqs:?}");
+        // The newest were kept.
+        assert!(letters.last().unwrap()["groupKey"].as_str().unwrap().contains("G21"));
+        assert_eq!(metric(&relay, "amrelay_dead_letters").await, kept as f64);
+        assert_eq!(metric(&relay, "amrelay_dead_letter_bytes").await, sizes.iter().sum::<u64>() as f64);
+
+        let first = &letters[0];
+        let body = get(&relay.url(&format!("/api/v1/deadletters/body?seq={}", first["seq"]))).await;
+        assert_eq!(body.status, 200);
+        assert_eq!(body.body.len() as u64, first["bytes"].as_u64().unwrap());
+        let payload = body.json();
+        assert_eq!(payload["groupKey"], first["groupKey"]);
+        assert_eq!(get(&relay.url("/api/v1/deadletters/body?seq=999999")).await.status, 404);
+        let other = get(&relay.url("/api/v1/deadletters?receiver=nobody")).await.json();
+        assert_eq!(other["data"].as_array().unwrap().len(), 0);
+
+        if spooled {
+            // The totals are counted again from the file at start.
+            relay.signal("KILL");
+            relay.wait_exit().await;
+            let relay = RelayProcess::spawn(&path, &[]);
+            let (again, totals) = all_dead_letters(&relay.url(""), 1000).await;
+            assert_eq!(again.len(), kept);
+            assert_eq!(totals["bytes"], sizes.iter().sum::<u64>());
+            assert_eq!(metric(&relay, "amrelay_dead_letter_bytes").await, sizes.iter().sum::<u64>() as f64);
+        }
+    }
+}
