@@ -31,6 +31,7 @@ use crate::dedup::Dedup;
 use crate::deliver::Outbound;
 use crate::memory::{Charge, Held};
 use crate::queue::{Pipeline, Queued};
+use crate::route::DedupKey;
 use crate::spool::{NewRecord, Spool, SpoolError, Stored};
 
 /// One notification offered to one receiver.
@@ -39,7 +40,7 @@ pub struct Offer<'a> {
     pub pipeline: &'a Pipeline,
     pub outbound: Outbound,
     /// Identity for `delivery.dedup_window`; `None` when it does not apply.
-    pub dedup_key: Option<u64>,
+    pub dedup_key: Option<crate::route::DedupKey>,
 }
 
 /// Why a batch was refused; nothing was queued anywhere.
@@ -140,7 +141,7 @@ fn keep_or_leave_on_disk(spool: &Spool, outbound: &mut Outbound, budget: Charge)
 
 /// Claims each offer's dedup key: which offers are duplicates of one accepted within the window
 /// (counted), and the keys claimed, to [`release`] if the batch is then refused.
-fn deduplicate(offers: &[Offer<'_>], dedup: DedupWindow<'_>) -> (Vec<Taken>, Vec<u64>) {
+fn deduplicate(offers: &[Offer<'_>], dedup: DedupWindow<'_>) -> (Vec<Taken>, Vec<DedupKey>) {
     let mut taken = Vec::with_capacity(offers.len());
     let mut claimed = Vec::new();
     for offer in offers {
@@ -162,7 +163,7 @@ fn deduplicate(offers: &[Offer<'_>], dedup: DedupWindow<'_>) -> (Vec<Taken>, Vec
 }
 
 /// Gives up the claims of a refused batch, so Alertmanager's retry is not taken for a duplicate.
-fn release(dedup: DedupWindow<'_>, claimed: Vec<u64>) {
+fn release(dedup: DedupWindow<'_>, claimed: Vec<DedupKey>) {
     if let Some((seen, _)) = dedup {
         seen.release(claimed);
     }
@@ -183,7 +184,7 @@ async fn accept_shared(
             let receiver = offer.pipeline.downstream().name.clone();
             let msg_id = match offer.dedup_key {
                 // The same notification from another Alertmanager peer, at any replica, has this id.
-                Some(key) => format!("{receiver}-{key:016x}"),
+                Some(key) => format!("{receiver}-{key:032x}"),
                 // A replayed dead letter: always new (it keeps its Idempotency-Key, `outbound.id`).
                 None => format!("{}-{}", offer.outbound.id, crate::queue::next_id()),
             };

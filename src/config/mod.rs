@@ -58,6 +58,9 @@ pub struct DeliveryConfig {
     pub nats: Option<nats::NatsConfig>,
     /// Identical notifications accepted again within this window are not delivered twice.
     pub dedup_window: Option<Duration>,
+    /// `delivery.dedup_key_file`: the key of the dedup identity (the same on every replica);
+    /// `None`: the documented fixed key (see [`crate::route`]).
+    pub dedup_key: Option<crate::secret::Secret>,
     /// Dead letters kept; the oldest go first.
     pub max_dead_letters: usize,
     /// Dead letters' body bytes kept; the oldest go first.

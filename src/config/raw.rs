@@ -48,6 +48,7 @@ pub struct RawDelivery {
     pub spool: Option<Spanned<RawSpool>>,
     pub nats: Option<Spanned<RawNats>>,
     pub dedup_window: Option<Spanned<PromDuration>>,
+    pub dedup_key_file: Option<Spanned<String>>,
     pub max_dead_letters: Option<Spanned<usize>>,
     pub max_dead_letter_bytes: Option<Spanned<u64>>,
 }

@@ -233,7 +233,20 @@ fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> Delive
         "delivery.max_dead_letter_bytes",
         DEFAULT_MAX_DEAD_LETTER_BYTES,
     );
-    DeliveryConfig { spool, nats, dedup_window, max_dead_letters, max_dead_letter_bytes }
+    let dedup_key = raw.dedup_key_file.as_ref().and_then(|file| {
+        let field = "delivery.dedup_key_file";
+        let key = issues.read_secret(&file.referenced, field, &file.value)?;
+        if key.expose().len() < 16 {
+            issues.add(
+                Some(&file.referenced),
+                field,
+                "the key must be at least 16 characters (e.g. `openssl rand -hex 32`)",
+            );
+            return None;
+        }
+        Some(key)
+    });
+    DeliveryConfig { spool, nats, dedup_window, dedup_key, max_dead_letters, max_dead_letter_bytes }
 }
 
 fn is_host_port(text: &str) -> bool {
