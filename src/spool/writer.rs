@@ -122,6 +122,7 @@ impl Writer {
     /// Runs until `Op::Stop` or every sender is gone, then makes everything durable.
     pub fn run(mut self, ops: Receiver<Op>) {
         let mut dirty = false;
+        let mut last_durable = Instant::now();
         let mut stopped = None;
         while stopped.is_none() {
             let first = match ops.recv_timeout(IDLE_FLUSH) {
@@ -129,6 +130,7 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {
                     if dirty {
                         dirty = self.apply(Vec::new(), true).is_err();
+                        last_durable = Instant::now();
                     }
                     continue;
                 }
@@ -149,11 +151,20 @@ impl Writer {
                     stopped = Some(done);
                 }
             }
+            // A steady stream of removals (a backlog draining) never leaves the thread idle: make
+            // them durable at least once per IDLE_FLUSH all the same, as promised above, which
+            // also lets redb reclaim the pages they free.
             let durable = batch
                 .iter()
-                .any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. } | Op::Thread { .. }));
+                .any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. } | Op::Thread { .. }))
+                || dirty && last_durable.elapsed() >= IDLE_FLUSH;
             match self.apply(batch, durable) {
-                Ok(()) => dirty = !durable,
+                Ok(()) => {
+                    dirty = !durable;
+                    if durable {
+                        last_durable = Instant::now();
+                    }
+                }
                 Err(()) => dirty = true,
             }
         }
