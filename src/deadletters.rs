@@ -91,7 +91,12 @@ pub struct Replayed {
 /// through the same acceptance as a new notification (queue place, spool, push).
 pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) -> Result<Replayed, SpoolError> {
     let mut outcome = Replayed::default();
-    for stored in spool.take_dead_letters(receiver).await? {
+    let taken = spool.take_dead_letters(receiver).await?;
+    // Held in memory until each is offered (at most `max_dead_letter_bytes`): counted while
+    // waiting, and given back just before acceptance charges it again as a queued body.
+    let held: Vec<_> = taken.iter().map(|s| spool.budget().charge(s.body.len() as u64)).collect();
+    for (stored, waiting) in taken.into_iter().zip(held) {
+        drop(waiting);
         let Some(active) = snapshot.receiver(&stored.receiver) else {
             outcome.skipped += 1;
             spool.return_dead_letter(stored);
