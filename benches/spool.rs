@@ -38,7 +38,7 @@ async fn burst(spool: &Arc<Spool>, body: &Bytes, concurrency: usize) {
 }
 
 fn open(dir: &Path, name: &str, group_commit: bool) -> Arc<Spool> {
-    let config = SpoolConfig { path: dir.join(name), max_bytes: u64::MAX, group_commit };
+    let config = SpoolConfig { path: dir.join(name), max_bytes: u64::MAX, memory_window_bytes: u64::MAX, group_commit };
     Arc::new(Spool::open(&config, 10).unwrap().0)
 }
 

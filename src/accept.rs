@@ -3,15 +3,18 @@
 //! A batch from `/webhook`, a replayed dead letter and a notification restored from the spool all
 //! come in here, so the guarantees are written once:
 //!
-//! 1. **Reserve** a place in every receiver's queue first (lock-free, never waits). One full queue
-//!    refuses the whole batch, and the places already reserved are given back: all receivers take
+//! 1. **Reserve** a place in every receiver's queue first (lock-free, never waits), and each
+//!    body's bytes in the process budget ([`crate::memory`]). One full queue, or a spent budget,
+//!    refuses the whole batch, and what was already reserved is given back: all receivers take
 //!    the batch, or none does, and a 503 leaves no trace.
 //! 2. **Deduplicate** (`delivery.dedup_window`): a notification identical to one accepted within
 //!    the window is dropped and reported; its claim is released if the batch is then refused, so
 //!    Alertmanager's retry is not mistaken for a duplicate.
 //! 3. **Spool**: with a spool, every notification of the batch is on disk in one commit before
 //!    anything is queued.
-//! 4. **Push** to each receiver's dispatcher.
+//! 4. **Push** to each receiver's dispatcher. With a spool file, a body is kept in memory only
+//!    while it fits in the spool's window; otherwise the queue holds its header and the body is
+//!    read back from the file when its turn comes.
 //!
 //! Notifications restored at start skip 2 and 3 (they were accepted before the restart) and may
 //! exceed a queue's capacity.
@@ -26,7 +29,9 @@ use std::time::Duration;
 
 use crate::dedup::Dedup;
 use crate::deliver::Outbound;
+use crate::memory::{Charge, Held};
 use crate::queue::{Pipeline, Queued};
+use crate::route::DedupKey;
 use crate::spool::{NewRecord, Spool, SpoolError, Stored};
 
 /// One notification offered to one receiver.
@@ -35,7 +40,7 @@ pub struct Offer<'a> {
     pub pipeline: &'a Pipeline,
     pub outbound: Outbound,
     /// Identity for `delivery.dedup_window`; `None` when it does not apply.
-    pub dedup_key: Option<u64>,
+    pub dedup_key: Option<crate::route::DedupKey>,
 }
 
 /// Why a batch was refused; nothing was queued anywhere.
@@ -43,6 +48,8 @@ pub struct Offer<'a> {
 pub enum Refused {
     #[error("the queue of receiver {0:?} is full")]
     QueueFull(String),
+    #[error("the memory budget is spent (server.limits.max_memory_bytes = {0})")]
+    Memory(u64),
     #[error(transparent)]
     Spool(#[from] SpoolError),
 }
@@ -52,6 +59,7 @@ impl Refused {
     pub fn reason(&self) -> &'static str {
         match self {
             Refused::QueueFull(_) => "queue_full",
+            Refused::Memory(_) => "memory",
             Refused::Spool(SpoolError::Full(_)) => "spool_full",
             Refused::Spool(SpoolError::Io(_)) => "spool_error",
             Refused::Spool(SpoolError::Unavailable(_)) => "backend_unavailable",
@@ -82,9 +90,23 @@ pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_
             None => return Err(Refused::QueueFull(offer.pipeline.downstream().name.to_string())),
         }
     }
+    let budget = spool.budget();
+    let mut charges = Vec::with_capacity(offers.len());
+    for offer in &offers {
+        match budget.try_charge(offer.outbound.body.len() as u64) {
+            Some(charge) => charges.push(charge),
+            // Dropping `slots` and `charges` gives back everything reserved so far.
+            None => return Err(Refused::Memory(budget.limit())),
+        }
+    }
     let (taken, claimed) = deduplicate(&offers, dedup);
-    let (offers, slots): (Vec<_>, Vec<_>) =
-        offers.into_iter().zip(slots).zip(&taken).filter(|(_, t)| **t == Taken::Queued).map(|(pair, _)| pair).unzip();
+    let (offers, held): (Vec<_>, Vec<_>) = offers
+        .into_iter()
+        .zip(slots.into_iter().zip(charges))
+        .zip(&taken)
+        .filter(|(_, t)| **t == Taken::Queued)
+        .map(|(pair, _)| pair)
+        .unzip();
     let seqs = match persist(&offers, spool).await {
         Ok(seqs) => seqs,
         Err(e) => {
@@ -92,17 +114,34 @@ pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_
             return Err(e.into());
         }
     };
-    for ((offer, slot), seq) in offers.into_iter().zip(slots).zip(seqs) {
+    for ((offer, (slot, charge)), seq) in offers.into_iter().zip(held).zip(seqs) {
         let mut outbound = offer.outbound;
         outbound.seq = seq;
-        offer.pipeline.push(Queued { outbound, slot });
+        let memory = keep_or_leave_on_disk(spool, &mut outbound, charge);
+        offer.pipeline.push(Queued { outbound, slot, memory });
     }
     Ok(taken)
 }
 
+/// With a spool file, keeps a queued body in memory while it fits in the window, and otherwise
+/// leaves it on disk only (dropping it here, and its charge); without one, keeps it.
+fn keep_or_leave_on_disk(spool: &Spool, outbound: &mut Outbound, budget: Charge) -> Held {
+    let Some(window) = spool.window() else {
+        return Held { budget, window: Charge::none() };
+    };
+    match window.try_charge(outbound.body.len() as u64) {
+        Some(window) => Held { budget, window },
+        None => {
+            outbound.body = bytes::Bytes::new();
+            outbound.on_disk = true;
+            Held::default()
+        }
+    }
+}
+
 /// Claims each offer's dedup key: which offers are duplicates of one accepted within the window
 /// (counted), and the keys claimed, to [`release`] if the batch is then refused.
-fn deduplicate(offers: &[Offer<'_>], dedup: DedupWindow<'_>) -> (Vec<Taken>, Vec<u64>) {
+fn deduplicate(offers: &[Offer<'_>], dedup: DedupWindow<'_>) -> (Vec<Taken>, Vec<DedupKey>) {
     let mut taken = Vec::with_capacity(offers.len());
     let mut claimed = Vec::new();
     for offer in offers {
@@ -124,7 +163,7 @@ fn deduplicate(offers: &[Offer<'_>], dedup: DedupWindow<'_>) -> (Vec<Taken>, Vec
 }
 
 /// Gives up the claims of a refused batch, so Alertmanager's retry is not taken for a duplicate.
-fn release(dedup: DedupWindow<'_>, claimed: Vec<u64>) {
+fn release(dedup: DedupWindow<'_>, claimed: Vec<DedupKey>) {
     if let Some((seen, _)) = dedup {
         seen.release(claimed);
     }
@@ -145,7 +184,7 @@ async fn accept_shared(
             let receiver = offer.pipeline.downstream().name.clone();
             let msg_id = match offer.dedup_key {
                 // The same notification from another Alertmanager peer, at any replica, has this id.
-                Some(key) => format!("{receiver}-{key:016x}"),
+                Some(key) => format!("{receiver}-{key:032x}"),
                 // A replayed dead letter: always new (it keeps its Idempotency-Key, `outbound.id`).
                 None => format!("{}-{}", offer.outbound.id, crate::queue::next_id()),
             };
@@ -196,8 +235,18 @@ async fn persist(offers: &[Offer<'_>], spool: &Spool) -> Result<Vec<u64>, SpoolE
 }
 
 /// Hands a notification restored from the spool back to its receiver: it was accepted before the
-/// restart, so it is neither deduplicated nor written again, and is taken even above capacity.
+/// restart, so it is neither deduplicated nor written again, and is taken even above capacity
+/// and above the memory budget. A body that stayed on disk (empty) is read back for delivery; one
+/// pulled from the shared queue has no local copy and is kept.
 pub fn restore(pipeline: &Pipeline, stored: Stored) {
     let slot = pipeline.reserve_restored();
-    pipeline.push(Queued { outbound: Outbound::restored(stored), slot });
+    let spool = &pipeline.downstream().spool;
+    let mut outbound = Outbound::restored(stored);
+    let memory = if outbound.on_disk {
+        Held::default()
+    } else {
+        let budget = spool.budget().charge(outbound.body.len() as u64);
+        keep_or_leave_on_disk(spool, &mut outbound, budget)
+    };
+    pipeline.push(Queued { outbound, slot, memory });
 }

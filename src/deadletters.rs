@@ -12,7 +12,7 @@ use crate::deliver::Outbound;
 use crate::snapshot::Snapshot;
 use crate::spool::{Spool, SpoolError, Stored};
 
-/// A dead letter as the API shows it: no body, no secrets.
+/// A dead letter as the API lists it: its header and body size, no body, no secrets.
 #[derive(Debug, Serialize)]
 pub struct DeadLetterView {
     pub seq: u64,
@@ -26,34 +26,57 @@ pub struct DeadLetterView {
     pub last_error: String,
     /// When it was dead-lettered, seconds since the Unix epoch.
     pub time: f64,
+    /// The body's size: fetch it with `GET /api/v1/deadletters/body?seq=…`.
+    pub bytes: usize,
 }
 
-/// Every dead letter, oldest first.
-pub async fn list(spool: &Spool) -> Result<Vec<DeadLetterView>, SpoolError> {
-    Ok(spool
-        .dead_letters()
-        .await?
-        .into_iter()
-        .map(|(seq, header)| {
-            let dead = header.dead.unwrap_or_else(|| crate::spool::DeadInfo {
-                receiver: String::new(),
-                reason: String::new(),
-                error: String::new(),
-                at_unix_ms: 0,
-            });
-            DeadLetterView {
-                seq,
-                receiver: dead.receiver,
-                group_key: header.group_key,
-                id: header.id,
-                alerts: header.alerts,
-                attempts: header.attempts,
-                reason: dead.reason,
-                last_error: dead.error,
-                time: dead.at_unix_ms as f64 / 1000.0,
-            }
-        })
-        .collect())
+/// The most dead letters one page lists (and the default).
+pub const MAX_PAGE: usize = 1000;
+
+/// A page of the listing: headers, totals, and where the next page starts.
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub data: Vec<DeadLetterView>,
+    /// Dead letters kept, and their body bytes (all receivers; not counted with `delivery.nats`).
+    pub total: u64,
+    pub bytes: u64,
+    /// Pass as `after=` for the next page; `null` on the last one.
+    pub next_after: Option<u64>,
+}
+
+/// Up to `limit` (at most [`MAX_PAGE`]) dead letters after sequence `after`, oldest first, of
+/// `receiver` (or all), without their bodies.
+pub async fn list(spool: &Spool, after: u64, limit: usize, receiver: Option<&str>) -> Result<Listing, SpoolError> {
+    let page = spool.dead_letter_page(after, limit.clamp(1, MAX_PAGE), receiver).await?;
+    let data = page.entries.into_iter().map(|entry| view(entry.seq, entry.header, entry.bytes)).collect();
+    let (total, bytes) = spool.dead_letter_totals();
+    Ok(Listing { data, total, bytes, next_after: page.next_after })
+}
+
+fn view(seq: u64, header: crate::spool::Header, bytes: usize) -> DeadLetterView {
+    let dead = header.dead.unwrap_or_else(|| crate::spool::DeadInfo {
+        receiver: String::new(),
+        reason: String::new(),
+        error: String::new(),
+        at_unix_ms: 0,
+    });
+    DeadLetterView {
+        seq,
+        receiver: dead.receiver,
+        group_key: header.group_key,
+        id: header.id,
+        alerts: header.alerts,
+        attempts: header.attempts,
+        reason: dead.reason,
+        last_error: dead.error,
+        time: dead.at_unix_ms as f64 / 1000.0,
+        bytes,
+    }
+}
+
+/// One dead letter's body, as it was to be sent; `None` if there is no such dead letter.
+pub async fn body(spool: &Spool, seq: u64) -> Result<Option<bytes::Bytes>, SpoolError> {
+    Ok(spool.dead_letter_body(seq).await?.map(|stored| stored.body))
 }
 
 /// What a replay did.
@@ -68,7 +91,12 @@ pub struct Replayed {
 /// through the same acceptance as a new notification (queue place, spool, push).
 pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) -> Result<Replayed, SpoolError> {
     let mut outcome = Replayed::default();
-    for stored in spool.take_dead_letters(receiver).await? {
+    let taken = spool.take_dead_letters(receiver).await?;
+    // Held in memory until each is offered (at most `max_dead_letter_bytes`): counted while
+    // waiting, and given back just before acceptance charges it again as a queued body.
+    let held: Vec<_> = taken.iter().map(|s| spool.budget().charge(s.body.len() as u64)).collect();
+    for (stored, waiting) in taken.into_iter().zip(held) {
+        drop(waiting);
         let Some(active) = snapshot.receiver(&stored.receiver) else {
             outcome.skipped += 1;
             spool.return_dead_letter(stored);

@@ -14,10 +14,14 @@ use std::time::{Duration, Instant};
 
 use papaya::{Compute, Operation};
 
+/// The identity of a notification, for the window and JetStream's `Nats-Msg-Id`: 128 bits of
+/// HMAC-SHA256 (see [`crate::route::dedup_key`]).
+pub type DedupKey = u128;
+
 /// Notifications seen recently, by key, with when they were claimed.
 #[derive(Debug)]
 pub struct Dedup {
-    keys: papaya::HashMap<u64, Instant>,
+    keys: papaya::HashMap<DedupKey, Instant>,
     /// The process-relative millisecond of the last prune; one request at a time wins it.
     last_prune_ms: AtomicU64,
     epoch: Instant,
@@ -34,7 +38,7 @@ impl Dedup {
     /// claimed within `window` (a duplicate). Check and claim are one atomic step, so two peers'
     /// copies arriving at the same instant cannot both pass. A claim for a batch that is then
     /// refused must be [`Dedup::release`]d, or Alertmanager's retry would be taken for a duplicate.
-    pub fn claim(&self, key: u64, window: Duration) -> bool {
+    pub fn claim(&self, key: DedupKey, window: Duration) -> bool {
         let now = Instant::now();
         self.prune(now, window);
         let keys = self.keys.pin();
@@ -46,7 +50,7 @@ impl Dedup {
     }
 
     /// Gives up claims of a refused batch.
-    pub fn release(&self, keys: impl IntoIterator<Item = u64>) {
+    pub fn release(&self, keys: impl IntoIterator<Item = DedupKey>) {
         let map = self.keys.pin();
         for key in keys {
             map.remove(&key);

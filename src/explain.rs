@@ -6,6 +6,11 @@
 //! is worked out afterwards, from the same parts (`send_resolved`, then
 //! [`Rule::first_rejection`](crate::rule::Rule::first_rejection)). Nothing is queued or delivered
 //! and no metric moves.
+//!
+//! An explanation is bounded whatever the batch (issue 15: 180,000 alerts and 6 receivers made a
+//! 128 MB answer): each list shows at most [`MAX_ITEMS`] entries and a body at most
+//! [`MAX_BODY_BYTES`], and every cut says how many entries (or bytes) it left out, so the
+//! verdicts stay exact while the answer stays small.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,11 +22,19 @@ use crate::payload::{Notification, Status};
 use crate::route;
 use crate::rule::{Clause, Labels, MatchOp, parse_matchers};
 
+/// The most entries an explanation shows in each list: the alerts, and each receiver's alerts
+/// and alerts left out. The rest are counted (`…_omitted`).
+pub const MAX_ITEMS: usize = 1000;
+/// The largest body an explanation shows; a larger one is left out, its size given.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// The routing of one batch.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
-    /// The batch's alerts, numbered from 0 as in the payload.
+    /// The batch's alerts, numbered from 0 as in the payload (the first [`MAX_ITEMS`]).
     pub alerts: Vec<AlertView>,
+    /// Alerts of the batch not shown in `alerts`.
+    pub alerts_omitted: usize,
     /// Every configured receiver, in config order.
     pub receivers: Vec<ReceiverRoute>,
     /// The receivers that would get a notification (at least one alert), in config order.
@@ -42,10 +55,15 @@ pub struct AlertView {
 pub struct ReceiverRoute {
     pub name: String,
     pub enabled: bool,
-    /// The alerts it would be sent (indexes into [`Explanation::alerts`]), in payload order.
+    /// The alerts it would be sent (indexes into the batch), in payload order (the first
+    /// [`MAX_ITEMS`]).
     pub alerts: Vec<usize>,
-    /// Every other alert, with why it is left out.
+    /// Alerts it would be sent beyond those listed in `alerts`.
+    pub alerts_omitted: usize,
+    /// Every other alert, with why it is left out (the first [`MAX_ITEMS`]).
     pub left_out: Vec<LeftOut>,
+    /// Alerts left out beyond those listed in `left_out`.
+    pub left_out_omitted: usize,
     /// The exact body it would be sent (rendered with its template; secrets a preset puts in
     /// the body shown as `<secret>`), when it gets alerts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +75,9 @@ pub struct ReceiverRoute {
     /// `template`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_error: Option<String>,
+    /// The size of a body larger than [`MAX_BODY_BYTES`], which is then not shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_omitted_bytes: Option<usize>,
     /// Whether the body comes from a template (a preset, `payload` or `body`).
     #[serde(skip)]
     pub templated: bool,
@@ -78,6 +99,7 @@ pub fn explain<'c>(receivers: impl IntoIterator<Item = &'c ReceiverConfig>, n: &
         .alerts
         .iter()
         .enumerate()
+        .take(MAX_ITEMS)
         .map(|(index, alert)| AlertView {
             index,
             status: alert.status.as_str(),
@@ -86,7 +108,8 @@ pub fn explain<'c>(receivers: impl IntoIterator<Item = &'c ReceiverConfig>, n: &
         .collect();
     let receivers: Vec<ReceiverRoute> = receivers.into_iter().map(|config| receiver_route(config, n)).collect();
     let receiving = receivers.iter().filter(|r| !r.alerts.is_empty()).map(|r| r.name.clone()).collect();
-    Explanation { alerts, receivers, receiving }
+    let alerts_omitted = n.alerts.len().saturating_sub(MAX_ITEMS);
+    Explanation { alerts, alerts_omitted, receivers, receiving }
 }
 
 fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRoute {
@@ -94,24 +117,41 @@ fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRout
         name: config.name.clone(),
         enabled: config.enabled,
         alerts: Vec::new(),
+        alerts_omitted: 0,
         left_out: Vec::new(),
+        left_out_omitted: 0,
         body: None,
         content_type: None,
         body_error: None,
+        body_omitted_bytes: None,
         templated: config.endpoint.template.is_some(),
     };
     let mut taken = Vec::new();
+    let mut sent = 0;
     for (index, alert) in n.alerts.iter().enumerate() {
         let left_out = |kind, reason| LeftOut { alert: index, kind, reason };
-        if !config.enabled {
+        let full = route.left_out.len() >= MAX_ITEMS;
+        if full && !(config.enabled && route::takes(config, alert)) {
+            // Counted, not described: the reason would be built only to be thrown away.
+            route.left_out_omitted += 1;
+        } else if !config.enabled {
             route.left_out.push(left_out("disabled", "receiver disabled (enabled: false)".into()));
         } else if route::takes(config, alert) {
             taken.push(index);
-            if config.max_alerts != 0 && route.alerts.len() >= config.max_alerts {
-                let reason = format!("cut by max_alerts: {} (counted in truncatedAlerts)", config.max_alerts);
-                route.left_out.push(left_out("max_alerts", reason));
+            if config.max_alerts != 0 && sent >= config.max_alerts {
+                if full {
+                    route.left_out_omitted += 1;
+                } else {
+                    let reason = format!("cut by max_alerts: {} (counted in truncatedAlerts)", config.max_alerts);
+                    route.left_out.push(left_out("max_alerts", reason));
+                }
             } else {
-                route.alerts.push(index);
+                sent += 1;
+                if route.alerts.len() < MAX_ITEMS {
+                    route.alerts.push(index);
+                } else {
+                    route.alerts_omitted += 1;
+                }
             }
         } else if !config.send_resolved && alert.status == Status::Resolved {
             route.left_out.push(left_out("resolved", "resolved and send_resolved is false".into()));
@@ -140,15 +180,22 @@ fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRout
 fn body(config: &ReceiverConfig, n: &Notification<'_>, taken: &[usize], route: &mut ReceiverRoute) {
     let mut payload = Vec::new();
     crate::payload::encode(n, taken, config.max_alerts, &mut payload);
+    let shown = |route: &mut ReceiverRoute, body: &[u8]| {
+        if body.len() > MAX_BODY_BYTES {
+            route.body_omitted_bytes = Some(body.len());
+        } else {
+            route.body = Some(String::from_utf8_lossy(body).into_owned());
+        }
+    };
     match &config.endpoint.template {
         None => {
-            route.body = Some(String::from_utf8_lossy(&payload).into_owned());
+            shown(route, &payload);
             route.content_type = Some("application/json".into());
         }
         Some(renderer) => {
             route.content_type = renderer.content_type().to_str().ok().map(str::to_owned);
             match renderer.render(&payload, crate::template::Reveal::Preview) {
-                Ok(rendered) => route.body = Some(String::from_utf8_lossy(&rendered.body).into_owned()),
+                Ok(rendered) => shown(route, &rendered.body),
                 Err(e) => route.body_error = Some(e.to_string()),
             }
         }
@@ -168,23 +215,37 @@ impl Explanation {
     /// gets and `-` with the reason for each it does not.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "{} alert(s):", self.alerts.len());
+        let total = self.alerts.len() + self.alerts_omitted;
+        let _ = writeln!(out, "{total} alert(s):");
         for alert in &self.alerts {
             let _ = writeln!(out, "  [{}] {:<8} {}", alert.index, alert.status, label_text(&alert.labels));
+        }
+        if self.alerts_omitted > 0 {
+            let _ = writeln!(out, "  … {} more not shown", self.alerts_omitted);
         }
         for receiver in &self.receivers {
             let _ = writeln!(out);
             let state = if receiver.enabled { "" } else { " (disabled)" };
-            let gets = match receiver.alerts.len() {
+            let gets = match receiver.alerts.len() + receiver.alerts_omitted {
                 0 => "gets nothing".to_owned(),
-                k => format!("gets {k} of {}", self.alerts.len()),
+                k => format!("gets {k} of {total}"),
             };
             let _ = writeln!(out, "{}{state}: {gets}", receiver.name);
             for &index in &receiver.alerts {
-                let _ = writeln!(out, "  + [{index}] {}", alert_name(&self.alerts[index]));
+                let _ = writeln!(out, "  + [{index}] {}", alert_name(self.alerts.get(index)));
+            }
+            if receiver.alerts_omitted > 0 {
+                let _ = writeln!(out, "  + … {} more not shown", receiver.alerts_omitted);
             }
             for left in &receiver.left_out {
-                let _ = writeln!(out, "  - [{}] {}: {}", left.alert, alert_name(&self.alerts[left.alert]), left.reason);
+                let _ =
+                    writeln!(out, "  - [{}] {}: {}", left.alert, alert_name(self.alerts.get(left.alert)), left.reason);
+            }
+            if receiver.left_out_omitted > 0 {
+                let _ = writeln!(out, "  - … {} more not shown", receiver.left_out_omitted);
+            }
+            if let Some(bytes) = receiver.body_omitted_bytes {
+                let _ = writeln!(out, "  body: {bytes} bytes, over the {MAX_BODY_BYTES} shown at most");
             }
             if let Some(error) = &receiver.body_error {
                 let _ = writeln!(out, "  body: cannot be rendered, would be dead-lettered (template): {error}");
@@ -218,8 +279,11 @@ fn label_text(labels: &BTreeMap<String, String>) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
-fn alert_name(alert: &AlertView) -> &str {
-    alert.labels.get("alertname").map_or("(no alertname)", String::as_str)
+fn alert_name(alert: Option<&AlertView>) -> &str {
+    match alert {
+        Some(alert) => alert.labels.get("alertname").map_or("(no alertname)", String::as_str),
+        None => "(not shown)",
+    }
 }
 
 /// A version "4" payload of firing alerts, each given by its labels in matcher syntax
@@ -304,6 +368,40 @@ receivers:
         assert!(text.contains("off (disabled): gets nothing"), "{text}");
         assert!(text.contains("  + [0] KubeA"), "{text}");
         assert!(text.ends_with("receivers: crit,kube\n"), "{text}");
+    }
+
+    /// Regression (issue 15): 180,000 alerts and 6 receivers made a 128 MB explanation. Every
+    /// list is now cut at MAX_ITEMS and a body at MAX_BODY_BYTES, each cut counted, and the
+    /// counts still add up to the batch.
+    #[test]
+    fn a_huge_batch_gives_a_bounded_explanation_that_counts_what_it_leaves_out() {
+        let count = MAX_ITEMS * 3 + 7;
+        let specs: Vec<String> = (0..count)
+            .map(|i| {
+                let severity = if i % 2 == 0 { "critical" } else { "info" };
+                format!("alertname=Kube{i},severity={severity},pad={}", "p".repeat(100))
+            })
+            .collect();
+        let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+        let e = explanation(&specs, &[]);
+        assert_eq!(e.alerts.len(), MAX_ITEMS);
+        assert_eq!(e.alerts.len() + e.alerts_omitted, count);
+        let [crit, kube, off] = &e.receivers[..] else { panic!("three receivers") };
+        for receiver in [crit, kube, off] {
+            assert!(receiver.alerts.len() <= MAX_ITEMS && receiver.left_out.len() <= MAX_ITEMS);
+            let accounted =
+                receiver.alerts.len() + receiver.alerts_omitted + receiver.left_out.len() + receiver.left_out_omitted;
+            assert_eq!(accounted, count, "{}: every alert is listed or counted", receiver.name);
+        }
+        assert_eq!(crit.alerts.len() + crit.alerts_omitted, count.div_ceil(2), "every critical alert");
+        assert!(crit.body.is_none() && crit.body_omitted_bytes.unwrap() > MAX_BODY_BYTES);
+        assert_eq!((kube.alerts.len(), kube.alerts_omitted), (1, 0), "max_alerts: 1");
+        assert!(kube.body.is_some(), "a small body is shown");
+        let json = serde_json::to_vec(&e).unwrap();
+        assert!(json.len() < 2 * 1024 * 1024, "{} bytes", json.len());
+        let text = e.to_text();
+        assert!(text.contains(&format!("… {} more not shown", e.alerts_omitted)), "{}", &text[..500]);
+        assert!(text.contains(&format!("crit: gets {} of {count}", count.div_ceil(2))));
     }
 
     #[test]

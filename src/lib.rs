@@ -22,18 +22,18 @@
 //!    `body` or preset) has each notification rendered once, before its first attempt, and its
 //!    attempts paced by its `rate_limit`.
 //!
-//! Beside the flow: [`config`] (parsing the YAML file with every error's position: pure, given
-//! its inputs; the console file of receivers edited in the console is validated by the same
-//! code), [`reload`] (config file and console file → validated config → new snapshot, swapped
-//! atomically; the file watcher in [`watch`], SIGHUP and `/-/reload` all go through it),
-//! [`editor`] (the console file as a document: secrets kept out of answers, atomic writes),
-//! [`redact`] (URLs as amrelay shows them), [`metrics`] (every
-//! metric name), [`testmsg`] and [`explain`] (test messages and route explanations for
+//! Beside the flow: [`memory`] (the byte budgets: what is held for callers, bounded), [`config`]
+//! (parsing the YAML file with every error's position: pure, given its inputs; the console file
+//! of receivers edited in the console is validated by the same code), [`reload`] (config file
+//! and console file → validated config → new snapshot, swapped atomically; the file watcher in
+//! [`watch`], SIGHUP and `/-/reload` all go through it), [`editor`] (the console file as a
+//! document: secrets kept out of answers, atomic writes), [`redact`] (URLs as amrelay shows
+//! them), [`metrics`] (every metric name), [`testmsg`] and [`explain`] (test messages and route explanations for
 //! operators), [`app`] (build, run, drain), [`cli`] and [`logging`].
 //!
 //! Layers, each using only those below it: `app`/`cli` → `server`/`watch` → `editor` → `reload` →
 //! `accept`/`deadletters` → `route`/`snapshot` → `queue` → `deliver` → `spool`/`tls`/`signing` →
-//! `config`/`rule`/`payload`/`template` → `fingerprint`/`metrics`. The request path takes no lock:
+//! `config`/`rule`/`payload`/`template` → `fingerprint`/`metrics`/`memory`. The request path takes no lock:
 //! `clippy.toml` bans `std::sync::Mutex` and `RwLock`, and the few modules off the request path
 //! that use one say so with an explicit `allow`.
 #![forbid(unsafe_code)]
@@ -49,6 +49,7 @@ pub mod editor;
 pub mod explain;
 pub mod fingerprint;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod payload;
 pub mod pull;

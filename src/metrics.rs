@@ -66,6 +66,15 @@ pub const CONNECTION_ERRORS: &str = "amrelay_connection_errors_total";
 /// Inbound connections open now.
 pub const CONNECTIONS_OPEN: &str = "amrelay_connections_open";
 
+/// `server.limits.max_memory_bytes`: bytes held for callers, by `state` (`used`, `limit`, `peak`).
+pub const MEMORY_BUDGET_BYTES: &str = "amrelay_memory_budget_bytes";
+/// `delivery.spool.memory_window_bytes`: spooled bodies held in memory, by `state` (`used`,
+/// `limit`, `peak`).
+pub const SPOOL_MEMORY_WINDOW_BYTES: &str = "amrelay_spool_memory_window_bytes";
+/// Dead letters kept (spool file or memory).
+pub const DEAD_LETTERS: &str = "amrelay_dead_letters";
+/// Body bytes of the dead letters kept, against `delivery.max_dead_letter_bytes`.
+pub const DEAD_LETTER_BYTES: &str = "amrelay_dead_letter_bytes";
 /// Bytes of pending notifications in the spool.
 pub const SPOOL_BYTES: &str = "amrelay_spool_bytes";
 /// `delivery.spool.max_bytes`.

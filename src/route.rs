@@ -6,6 +6,9 @@
 //! takes the plans into the receivers' queues.
 
 use bytes::Bytes;
+use ring::hmac;
+
+pub use crate::dedup::DedupKey;
 
 use crate::config::ReceiverConfig;
 use crate::payload::{Alert, Notification, Status, encode};
@@ -22,7 +25,7 @@ pub struct Planned<'s> {
     pub matched: usize,
     pub filtered: usize,
     /// Identity for `delivery.dedup_window` (`None` when deduplication is off).
-    pub dedup_key: Option<u64>,
+    pub dedup_key: Option<DedupKey>,
 }
 
 /// Which receivers a batch is for.
@@ -39,6 +42,7 @@ pub enum Destination<'s> {
 pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Destination<'s>) -> Vec<Planned<'s>> {
     // JetStream drops duplicates by this identity too (`Nats-Msg-Id`), across replicas.
     let dedup = snapshot.delivery.dedup_window.is_some() || snapshot.delivery.nats.is_some();
+    let key = dedup.then(|| identity_key(snapshot.delivery.dedup_key.as_ref()));
     let receivers: &[ActiveReceiver] = match destination {
         Destination::All => &snapshot.receivers,
         Destination::Only(receiver) => std::slice::from_ref(receiver),
@@ -77,7 +81,7 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
             alerts,
             matched: matched.len(),
             filtered: n.alerts.len() - matched.len(),
-            dedup_key: dedup.then(|| dedup_key(&config.name, n, &matched)),
+            dedup_key: key.as_ref().map(|key| dedup_key(key, &config.name, n, &matched)),
         });
     }
     plans
@@ -90,23 +94,101 @@ pub fn takes(config: &ReceiverConfig, alert: &Alert<'_>) -> bool {
     (config.send_resolved || alert.status == Status::Firing) && config.rule.matches(&alert.labels)
 }
 
+/// The fixed key used without `delivery.dedup_key_file`: public, so the identity is stable
+/// across replicas and versions with no setup, and still collision-resistant (see [`dedup_key`]).
+const FIXED_IDENTITY_KEY: &[u8] = b"amrelay dedup identity v1";
+
+/// The HMAC key of the dedup identity: `delivery.dedup_key_file`, else the fixed key.
+pub fn identity_key(configured: Option<&crate::secret::Secret>) -> hmac::Key {
+    let key = configured.map_or(FIXED_IDENTITY_KEY, |secret| secret.expose().as_bytes());
+    hmac::Key::new(hmac::HMAC_SHA256, key)
+}
+
 /// Identity of a receiver's notification for deduplication: receiver, groupKey, and each
-/// forwarded alert's labels and status, in order.
-fn dedup_key(receiver: &str, n: &Notification<'_>, matched: &[usize]) -> u64 {
-    let mut bytes = Vec::with_capacity(256);
-    bytes.extend_from_slice(receiver.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(n.group_key.as_str().as_bytes());
+/// forwarded alert's status and labels, in order.
+///
+/// Every field is length-prefixed, so no two different notifications encode alike (a label value
+/// holding a separator byte cannot shift a boundary), and the encoding is hashed with
+/// HMAC-SHA256 truncated to 128 bits: crafting two payloads with one identity — to have a real
+/// alert dropped as the "duplicate" of a crafted one — takes about 2^64 work even with the fixed
+/// key, and with a secret key (`delivery.dedup_key_file`) cannot even be attempted offline. (It
+/// was a 64-bit FNV-1a of separator-joined fields: collisions took seconds to compute.)
+pub fn dedup_key(key: &hmac::Key, receiver: &str, n: &Notification<'_>, matched: &[usize]) -> DedupKey {
+    fn field(context: &mut hmac::Context, bytes: &[u8]) {
+        context.update(&(bytes.len() as u64).to_le_bytes());
+        context.update(bytes);
+    }
+    let mut context = hmac::Context::with_key(key);
+    field(&mut context, receiver.as_bytes());
+    field(&mut context, n.group_key.as_str().as_bytes());
+    // Tags delimit the variable-length lists: 1 before each alert and label, 0 after each list.
     for &i in matched {
         let alert = &n.alerts[i];
-        bytes.push(1);
-        bytes.extend_from_slice(alert.status.as_str().as_bytes());
+        context.update(&[1]);
+        field(&mut context, alert.status.as_str().as_bytes());
         for (name, value) in alert.labels.pairs() {
-            bytes.push(2);
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.push(3);
-            bytes.extend_from_slice(value.as_bytes());
+            context.update(&[1]);
+            field(&mut context, name.as_bytes());
+            field(&mut context, value.as_bytes());
         }
+        context.update(&[0]);
     }
-    crate::fingerprint::fnv1a(&bytes)
+    context.update(&[0]);
+    let tag = context.sign();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&tag.as_ref()[..16]);
+    u128::from_be_bytes(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::decode;
+    use crate::secret::Secret;
+
+    fn body(labels: &[(&str, &str)]) -> Vec<u8> {
+        let labels: serde_json::Map<_, _> = labels.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect();
+        serde_json::json!({"version": "4", "groupKey": "{}:{}", "status": "firing", "receiver": "r",
+            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+            "alerts": [{"status": "firing", "labels": labels, "annotations": {}}]})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn id(key: &hmac::Key, labels: &[(&str, &str)]) -> DedupKey {
+        let body = body(labels);
+        let n = decode(&body).unwrap();
+        dedup_key(key, "r", &n, &[0])
+    }
+
+    /// Regression (issue 15): the identity joined fields with separator bytes and hashed them with
+    /// 64-bit FNV-1a, so a label value carrying a separator made two different alerts one
+    /// identity, and the second was dropped as a duplicate.
+    #[test]
+    fn fields_cannot_be_shifted_into_each_other() {
+        let key = identity_key(None);
+        let real = id(&key, &[("a", "x"), ("b", "y")]);
+        assert_ne!(real, id(&key, &[("a", "x\u{2}b\u{3}y")]));
+        assert_ne!(real, id(&key, &[("a", "x\u{3}"), ("b", "y")]));
+        assert_ne!(id(&key, &[("ab", "")]), id(&key, &[("a", "b")]));
+    }
+
+    /// The identity is also JetStream's `Nats-Msg-Id`: every replica, and every version, must
+    /// compute the same one from the same key, so the fixed derivation is pinned here.
+    #[test]
+    fn the_identity_is_stable_and_keyed() {
+        let fixed = identity_key(None);
+        let labels = [("alertname", "DiskFull"), ("severity", "critical")];
+        assert_eq!(id(&fixed, &labels), id(&identity_key(None), &labels));
+        assert_eq!(format!("{:032x}", id(&fixed, &labels)), PINNED);
+        let configured = Secret::new("0123456789abcdef0123456789abcdef");
+        let keyed = identity_key(Some(&configured));
+        assert_eq!(id(&keyed, &labels), id(&identity_key(Some(&configured)), &labels), "same key, same id");
+        assert_ne!(id(&keyed, &labels), id(&fixed, &labels), "another key, another id");
+    }
+
+    /// Computed independently (Python's `hmac` over the documented encoding): receiver, groupKey,
+    /// then per alert and label a 1 tag, each field as a u64 LE length and its bytes, 0 after
+    /// each list.
+    const PINNED: &str = "d71a4b14d8a9c7b84da4b92f5beee067";
 }

@@ -31,8 +31,9 @@ use crate::rule::Rule;
 pub use crate::secret::Secret;
 pub use console::{ConsoleConfig, ConsoleFile, DEFAULT_CONSOLE_FILE, console_file, console_from_str, load_console};
 pub use environment::Environment;
-pub use security::{ClientAuthType, Inbound, InboundAuth, Limits, Proxy, ServerTls};
+pub use security::{ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls};
 pub use template::RateLimit;
+pub use validate::DEFAULT_MAX_DEAD_LETTER_BYTES;
 pub use validate::ReceiverDefaults;
 
 /// The validated configuration.
@@ -65,8 +66,13 @@ pub struct DeliveryConfig {
     pub nats: Option<nats::NatsConfig>,
     /// Identical notifications accepted again within this window are not delivered twice.
     pub dedup_window: Option<Duration>,
+    /// `delivery.dedup_key_file`: the key of the dedup identity (the same on every replica);
+    /// `None`: the documented fixed key (see [`crate::route`]).
+    pub dedup_key: Option<crate::secret::Secret>,
     /// Dead letters kept; the oldest go first.
     pub max_dead_letters: usize,
+    /// Dead letters' body bytes kept; the oldest go first.
+    pub max_dead_letter_bytes: u64,
 }
 
 /// `delivery.spool`.
@@ -74,6 +80,9 @@ pub struct DeliveryConfig {
 pub struct SpoolConfig {
     pub path: PathBuf,
     pub max_bytes: u64,
+    /// Bodies of queued notifications kept in memory at most (the rest are read back from the
+    /// file when their turn comes): see [`crate::memory`].
+    pub memory_window_bytes: u64,
     /// Share one commit between concurrent requests (on unless benchmarking).
     pub group_commit: bool,
 }

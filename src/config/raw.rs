@@ -55,7 +55,9 @@ pub struct RawDelivery {
     pub spool: Option<Spanned<RawSpool>>,
     pub nats: Option<Spanned<RawNats>>,
     pub dedup_window: Option<Spanned<PromDuration>>,
+    pub dedup_key_file: Option<Spanned<String>>,
     pub max_dead_letters: Option<Spanned<usize>>,
+    pub max_dead_letter_bytes: Option<Spanned<u64>>,
 }
 
 /// `delivery.spool:` — where accepted notifications are kept until delivered.
@@ -64,6 +66,7 @@ pub struct RawDelivery {
 pub struct RawSpool {
     pub path: Option<String>,
     pub max_bytes: Option<u64>,
+    pub memory_window_bytes: Option<u64>,
     pub group_commit: Option<bool>,
 }
 
@@ -289,6 +292,7 @@ pub struct RawLimits {
     pub max_alerts_per_batch: Option<usize>,
     pub max_json_depth: Option<usize>,
     pub max_labels_per_alert: Option<usize>,
+    pub max_memory_bytes: Option<u64>,
 }
 
 /// `receivers[].signing:` — the HMAC key, inline or from a file.

@@ -38,6 +38,10 @@ const DEFAULT_MAX_JSON_DEPTH: usize = 32;
 /// 20); 256 leaves room for generous relabelling while keeping one alert's label set, and the
 /// rules' work on it, small.
 const DEFAULT_MAX_LABELS_PER_ALERT: usize = 256;
+/// Half the shipped Deployment's memory limit (256Mi): the other half is the process itself
+/// (runtime, TLS, caches, allocator slack) and the transient structures of decoding a body,
+/// which are not counted. See the README's memory formula.
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
 /// Reachable without credentials unless `open_endpoints` says otherwise: the probes only.
 const DEFAULT_OPEN_ENDPOINTS: [&str; 2] = ["/-/healthy", "/-/ready"];
 
@@ -115,6 +119,9 @@ pub struct Limits {
     pub max_labels_per_alert: usize,
     /// Deepest nesting of JSON arrays and objects in a webhook body.
     pub max_json_depth: usize,
+    /// The byte budget for what is held in memory on callers' behalf (bodies being read,
+    /// queued notifications, dead letters, dead-letter pages): see [`crate::memory`].
+    pub max_memory_bytes: u64,
 }
 
 impl Default for Limits {
@@ -127,6 +134,7 @@ impl Default for Limits {
             max_alerts_per_batch: DEFAULT_MAX_ALERTS_PER_BATCH,
             max_labels_per_alert: DEFAULT_MAX_LABELS_PER_ALERT,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
         }
     }
 }
@@ -215,6 +223,11 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
                 Some(n) => *slot = n,
                 None => {}
             }
+        }
+        match raw.max_memory_bytes {
+            Some(0) => issues.add(Some(at), "server.limits.max_memory_bytes", "must be greater than 0"),
+            Some(n) => limits.max_memory_bytes = n,
+            None => {}
         }
         if raw.max_connections_per_client.is_none() {
             // Follows a lowered max_connections unless set.

@@ -24,7 +24,13 @@ const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 const DEFAULT_ADAPTIVE_CONCURRENCY_CEILING: usize = 256;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+/// A quarter of the default `server.limits.max_memory_bytes`: the rest of the budget is left to
+/// bodies being read and bodies in delivery.
+pub const DEFAULT_SPOOL_MEMORY_WINDOW_BYTES: u64 = 32 * 1024 * 1024;
 const DEFAULT_MAX_DEAD_LETTERS: usize = 1000;
+/// Dead letters' body bytes kept at most (the oldest go first): an eighth of a GiB-sized spool,
+/// and half the default byte budget when they are kept in memory.
+pub const DEFAULT_MAX_DEAD_LETTER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Headers a user may not set through `headers:`, because amrelay owns them.
 const RESERVED_HEADERS: [&str; 9] = [
@@ -68,6 +74,17 @@ pub fn validate(
         DEFAULT_MAX_REQUEST_BYTES,
     );
     let inbound = super::security::inbound(&mut issues, &raw.server);
+    if inbound.limits.max_memory_bytes < max_request_bytes {
+        let at = raw.server.limits.as_ref().map(|l| &l.referenced);
+        issues.add(
+            at,
+            "server.limits.max_memory_bytes",
+            format!(
+                "must be at least server.max_request_bytes ({max_request_bytes}): no batch could ever be read \
+                 within the budget"
+            ),
+        );
+    }
 
     let delivery = &raw.delivery;
     let queue_capacity =
@@ -211,9 +228,14 @@ fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> Delive
         if max_bytes == 0 {
             issues.add(Some(at), "delivery.spool.max_bytes", "must be greater than 0");
         }
+        let memory_window_bytes = spool.memory_window_bytes.unwrap_or(DEFAULT_SPOOL_MEMORY_WINDOW_BYTES);
+        if memory_window_bytes == 0 {
+            issues.add(Some(at), "delivery.spool.memory_window_bytes", "must be greater than 0");
+        }
         Some(super::SpoolConfig {
             path: issues.resolve(path),
             max_bytes,
+            memory_window_bytes,
             group_commit: spool.group_commit.unwrap_or(true),
         })
     });
@@ -228,7 +250,26 @@ fn delivery_config(issues: &mut Issues, raw: &super::raw::RawDelivery) -> Delive
     let dedup_window = raw.dedup_window.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero());
     let max_dead_letters =
         positive(issues, raw.max_dead_letters.as_ref(), "delivery.max_dead_letters", DEFAULT_MAX_DEAD_LETTERS);
-    DeliveryConfig { spool, nats, dedup_window, max_dead_letters }
+    let max_dead_letter_bytes = positive(
+        issues,
+        raw.max_dead_letter_bytes.as_ref(),
+        "delivery.max_dead_letter_bytes",
+        DEFAULT_MAX_DEAD_LETTER_BYTES,
+    );
+    let dedup_key = raw.dedup_key_file.as_ref().and_then(|file| {
+        let field = "delivery.dedup_key_file";
+        let key = issues.read_secret(&file.referenced, field, &file.value)?;
+        if key.expose().len() < 16 {
+            issues.add(
+                Some(&file.referenced),
+                field,
+                "the key must be at least 16 characters (e.g. `openssl rand -hex 32`)",
+            );
+            return None;
+        }
+        Some(key)
+    });
+    DeliveryConfig { spool, nats, dedup_window, dedup_key, max_dead_letters, max_dead_letter_bytes }
 }
 
 fn is_host_port(text: &str) -> bool {

@@ -79,6 +79,8 @@ pub struct Outbound {
     pub accepted_unix_ms: u64,
     /// Attempts already made (before a restart).
     pub attempts: u32,
+    /// The body is only in the spool file (`body` is empty): it is read back before delivery.
+    pub on_disk: bool,
 }
 
 impl Outbound {
@@ -93,12 +95,15 @@ impl Outbound {
             accepted_at: Instant::now(),
             accepted_unix_ms: unix_ms(SystemTime::now()),
             attempts: 0,
+            on_disk: false,
         }
     }
 
-    /// A notification read back from the spool, with its age and the attempts already made.
+    /// A notification read back from the spool, with its age and the attempts already made. An
+    /// empty body stayed on disk.
     pub fn restored(stored: Stored) -> Outbound {
         let age = Duration::from_millis(unix_ms(SystemTime::now()).saturating_sub(stored.header.accepted_unix_ms));
+        let on_disk = stored.body.is_empty();
         Outbound {
             id: stored.header.id,
             seq: stored.seq,
@@ -108,6 +113,7 @@ impl Outbound {
             accepted_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
             accepted_unix_ms: stored.header.accepted_unix_ms,
             attempts: stored.header.attempts,
+            on_disk,
         }
     }
 

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::concurrency::{Controller, Signal};
 use super::{QueueCounters, Queued};
-use crate::deliver::{self, AttemptObserver, Downstream, Failure, FailureKind};
+use crate::deliver::{self, AttemptObserver, Downstream, Failure, FailureKind, Outbound};
+use crate::memory::Charge;
 
 /// The most notifications taken from the queue in one wake-up.
 const RECEIVE_BATCH: usize = 256;
@@ -66,6 +67,28 @@ fn take(groups: &mut HashMap<Arc<str>, VecDeque<Queued>>, ready: &mut VecDeque<Q
         None => {
             groups.insert(item.outbound.group_key.clone(), VecDeque::new());
             ready.push_back(item);
+        }
+    }
+}
+
+/// Reads back a body that stayed on disk, charging it to the process budget for its delivery. A
+/// body that cannot be read is not delivered now: it stays pending in the spool for the next
+/// start (logged), rather than being sent empty or dropped.
+async fn read_back(downstream: &Downstream, mut outbound: Outbound) -> Option<(Outbound, Charge)> {
+    if !outbound.on_disk {
+        return Some((outbound, Charge::none()));
+    }
+    match downstream.spool.load(&downstream.name, outbound.seq).await {
+        Ok(body) => {
+            let charge = downstream.spool.budget().charge(body.len() as u64);
+            outbound.body = body;
+            outbound.on_disk = false;
+            Some((outbound, charge))
+        }
+        Err(error) => {
+            tracing::error!(receiver = %downstream.name, group_key = %outbound.group_key, seq = outbound.seq,
+                error = %error, "cannot read a queued notification back from the spool; it stays there for the next start");
+            None
         }
     }
 }
@@ -114,15 +137,19 @@ pub async fn run(
                 controller.reached_limit();
                 break;
             }
-            let Some(Queued { outbound, slot }) = ready.pop_front() else { break };
+            let Some(Queued { outbound, slot, mut memory }) = ready.pop_front() else { break };
             running += 1;
+            // The window bounds bodies waiting in queues; in delivery, the process budget counts it.
+            memory.window = Charge::none();
             let guard = DoneGuard { group: Some(outbound.group_key.clone()), events: events_tx.clone() };
             let (downstream, observer) = (downstream.clone(), observer.clone());
             tokio::spawn(async move {
                 let _guard = guard;
-                deliver::deliver(&downstream, outbound, &*observer).await;
+                if let Some((outbound, _loaded)) = read_back(&downstream, outbound).await {
+                    deliver::deliver(&downstream, outbound, &*observer).await;
+                }
                 // The place in the queue is freed only once the notification is finished.
-                drop(slot);
+                drop((slot, memory));
             });
         }
         if (stopping || !open && ready.is_empty()) && running == 0 {

@@ -33,6 +33,8 @@ use crate::spool::Spool;
 pub struct Queued {
     pub outbound: Outbound,
     pub slot: Slot,
+    /// The body's charges to the byte budgets, given back once it is finished.
+    pub memory: crate::memory::Held,
 }
 
 /// A reserved place in a receiver's queue; dropping it frees the place.

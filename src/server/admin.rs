@@ -52,11 +52,44 @@ pub async fn test_receiver(state: &AppState, snapshot: &Snapshot, name: &str) ->
     super::receivers_api::send_test(state, name, &target).await
 }
 
-/// `GET /api/v1/deadletters`.
-pub async fn dead_letters(state: &AppState) -> Result<HttpResponse, ApiError> {
-    let list =
-        crate::deadletters::list(state.reloader.spool()).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(json(StatusCode::OK, &json!({"status": "success", "data": list})))
+/// `GET /api/v1/deadletters[?limit=N&after=SEQ&receiver=NAME]`: a page of headers, no bodies.
+pub async fn dead_letters(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let (mut after, mut limit, mut receiver) = (0, crate::deadletters::MAX_PAGE, None);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let number =
+            || value.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("{key}={value:?} is not a number")));
+        match &*key {
+            "after" => after = number()?,
+            "limit" => limit = number()? as usize,
+            "receiver" => receiver = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let listing = crate::deadletters::list(state.reloader.spool(), after, limit, receiver.as_deref())
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({"status": "success", "data": listing.data, "total": listing.total, "bytes": listing.bytes,
+                "next_after": listing.next_after}),
+    ))
+}
+
+/// `GET /api/v1/deadletters/body?seq=SEQ`: one dead letter's body, as it was to be sent, held
+/// against the byte budget while it is served.
+pub async fn dead_letter_body(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let seq = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "seq")
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::BadRequest("give the dead letter as ?seq=N".into()))?;
+    let spool = state.reloader.spool();
+    let body = crate::deadletters::body(spool, seq)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no dead letter {seq}")))?;
+    let _held =
+        spool.budget().try_charge(body.len() as u64).ok_or_else(|| ApiError::MemoryBudget(spool.budget().limit()))?;
+    Ok(super::response::text(StatusCode::OK, "application/json", body))
 }
 
 /// `POST /api/v1/deadletters/replay[?receiver=NAME]`.

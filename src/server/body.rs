@@ -1,6 +1,9 @@
 //! Reading a request body within its limits, and checking that it is JSON.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use http::Request;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -8,6 +11,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::response::ApiError;
+use crate::memory::{Budget, Charge};
 
 /// A body must arrive within this time once the headers are in.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,6 +29,55 @@ pub(super) fn check_content_type(request: &Request<Incoming>) -> Result<(), ApiE
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(text.to_owned()))
+    }
+}
+
+/// Reads the body within `limit` bytes, as [`read_body`], and within the process byte budget:
+/// the declared length is charged before reading, an undeclared one as it arrives. A spent budget
+/// answers `503` (with `Retry-After`) and stops reading. The charge is held until the caller is
+/// done with the body.
+pub(super) async fn read_body_charged(
+    request: Request<Incoming>,
+    limit: usize,
+    budget: &Arc<Budget>,
+) -> Result<(Bytes, Charge), ApiError> {
+    let declared =
+        request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let mut charge = Charge::empty(budget);
+    let spent = || ApiError::MemoryBudget(budget.limit());
+    if let Some(length) = declared
+        && !charge.try_grow(length)
+    {
+        return Err(spent());
+    }
+    let read = async {
+        let mut body = request.into_body();
+        let mut buffer = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+            let Ok(data) = frame.into_data() else { continue };
+            let total = buffer.len() + data.len();
+            if total > limit {
+                return Err(ApiError::TooLarge(limit));
+            }
+            if total > buffer.capacity() {
+                // Grown by doubling (within `limit`), and charged for its whole capacity.
+                let capacity = total.max(buffer.capacity().saturating_mul(2).min(limit));
+                if !charge.try_grow((capacity as u64).saturating_sub(charge.bytes())) {
+                    return Err(spent());
+                }
+                buffer.reserve_exact(capacity - buffer.len());
+            }
+            buffer.extend_from_slice(&data);
+        }
+        Ok(Bytes::from(buffer))
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Err(_) => Err(ApiError::BodyTimeout),
+        Ok(result) => result.map(|body| (body, charge)),
     }
 }
 

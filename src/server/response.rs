@@ -37,6 +37,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}; retry later")]
     Unavailable(String),
+    #[error("the memory budget is spent (server.limits.max_memory_bytes = {0}); retry later")]
+    MemoryBudget(u64),
     #[error("{0}")]
     Internal(String),
     /// The server's state does not allow it (a receiver defined in the config file, editing off).
@@ -64,7 +66,7 @@ impl ApiError {
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::MemoryBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -85,7 +87,7 @@ impl ApiError {
         }
         let mut response = json(status, &body);
         match self {
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::MemoryBudget(_) => {
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             ApiError::MethodNotAllowed(allow) => {

@@ -65,7 +65,14 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         ("/api/v1/route-test", &Method::POST) => ("route_test", console::route_test(&snapshot, request).await),
         ("/", _) => ("console", Err(ApiError::MethodNotAllowed("GET"))),
         ("/api/v1/route-test", _) => ("route_test", Err(ApiError::MethodNotAllowed("POST"))),
-        ("/api/v1/deadletters", &Method::GET) => ("deadletters", admin::dead_letters(&state).await),
+        ("/api/v1/deadletters", &Method::GET) => {
+            let query = request.uri().query().map(str::to_owned);
+            ("deadletters", admin::dead_letters(&state, query.as_deref()).await)
+        }
+        ("/api/v1/deadletters/body", &Method::GET) => {
+            let query = request.uri().query().map(str::to_owned);
+            ("deadletters", admin::dead_letter_body(&state, query.as_deref()).await)
+        }
         ("/api/v1/deadletters/replay", &Method::POST) => {
             let query = request.uri().query().map(str::to_owned);
             ("deadletters", admin::replay(&state, &snapshot, query.as_deref()).await)

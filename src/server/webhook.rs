@@ -10,7 +10,7 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::body::{check_content_type, read_body};
+use super::body::{check_content_type, read_body_charged};
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
 use crate::accept::{self, Offer, Taken};
@@ -33,12 +33,16 @@ pub async fn handle(
             snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?,
         ),
     };
-    check_content_type(&request).inspect_err(|e| reject(e.status()))?;
+    check_content_type(&request).inspect_err(reject)?;
     let limit = snapshot.server.max_request_bytes;
-    let body = read_body(request, limit).await.inspect_err(|e| reject(e.status()))?;
+    let budget = state.reloader.spool().budget();
+    budget.set_limit(snapshot.server.inbound.limits.max_memory_bytes);
+    state.reloader.spool().set_max_dead_letter_bytes(snapshot.delivery.max_dead_letter_bytes);
+    // Held until the batch is queued or refused: the body is borrowed by the decoded alerts.
+    let (body, _read) = read_body_charged(request, limit, budget).await.inspect_err(reject)?;
     super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| {
-        reject(StatusCode::BAD_REQUEST);
+        metrics::counter!(m::BATCHES_REJECTED, "reason" => "decode").increment(1);
         ApiError::BadRequest(e.to_string())
     })?;
     super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
@@ -87,8 +91,13 @@ pub async fn handle(
     Ok(json(StatusCode::OK, &summary))
 }
 
-fn reject(status: StatusCode) {
-    let reason = match status {
+fn reject(error: &ApiError) {
+    if let ApiError::MemoryBudget(_) = error {
+        metrics::counter!(m::BATCHES_REJECTED, "reason" => "memory").increment(1);
+        tracing::warn!(error = %error, "batch refused with 503");
+        return;
+    }
+    let reason = match error.status() {
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::REQUEST_TIMEOUT => "body_timeout",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "content_type",

@@ -24,17 +24,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
 pub use record::{DeadInfo, Header};
 pub use writer::Stored;
 use writer::{ATTEMPTS, DEAD, Op, PENDING, Writer};
 
+use crate::memory::{Budget, Charge};
 use crate::metrics as m;
 
 pub use crate::config::SpoolConfig;
+
+/// redb's page cache (its default is 1 GiB, four times the shipped pod's memory limit). Appends
+/// and removals touch the newest and oldest pages only; reading a body back is one lookup.
+pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why the spool could not take a batch.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,6 +52,53 @@ pub enum SpoolError {
     /// The shared queue (`delivery.nats`) did not take the batch: unreachable, or an error.
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// Dead letters kept, and their body bytes, against `delivery.max_dead_letters` and
+/// `delivery.max_dead_letter_bytes`: shared by the spool and its writer thread.
+#[derive(Debug)]
+pub struct DeadTotals {
+    count: AtomicU64,
+    bytes: AtomicU64,
+    max_bytes: AtomicU64,
+}
+
+impl DeadTotals {
+    fn new() -> Arc<DeadTotals> {
+        Arc::new(DeadTotals {
+            count: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            max_bytes: AtomicU64::new(crate::config::DEFAULT_MAX_DEAD_LETTER_BYTES),
+        })
+    }
+
+    /// Records the totals now (after a change).
+    pub(crate) fn set(&self, count: u64, bytes: u64) {
+        self.count.store(count, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+        metrics::gauge!(m::DEAD_LETTERS).set(count as f64);
+        metrics::gauge!(m::DEAD_LETTER_BYTES).set(bytes as f64);
+    }
+
+    /// `delivery.max_dead_letter_bytes`.
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// One dead letter as listed: its header and body size, not its body.
+#[derive(Debug, Clone)]
+pub struct DeadEntry {
+    pub seq: u64,
+    pub header: Header,
+    pub bytes: usize,
+}
+
+/// A page of dead letters, oldest first; `next_after` continues it.
+#[derive(Debug, Default)]
+pub struct DeadPage {
+    pub entries: Vec<DeadEntry>,
+    pub next_after: Option<u64>,
 }
 
 /// A new record to append.
@@ -63,8 +116,13 @@ pub struct NewRecord {
 pub struct Spool {
     /// `None` in memory mode. `Op::Stop` ends the writer thread.
     writer: Option<mpsc::Sender<Op>>,
-    memory_dead: Mutex<VecDeque<Stored>>,
+    /// The writer's open database, for reads that need not pass through it (`None` in memory
+    /// mode, and while the writer reopens the file).
+    readers: Arc<ArcSwapOption<Database>>,
+    /// Memory-mode dead letters, each with its body's charge to the process budget.
+    memory_dead: Mutex<VecDeque<(Stored, Charge)>>,
     next_memory_seq: AtomicU64,
+    dead: Arc<DeadTotals>,
     bytes: AtomicU64,
     max_bytes: u64,
     max_dead: usize,
@@ -72,6 +130,10 @@ pub struct Spool {
     path: Option<PathBuf>,
     /// `delivery.nats`: the shared JetStream queue takes every hook below.
     shared: Option<Arc<nats::Backend>>,
+    /// `server.limits.max_memory_bytes` (see [`crate::memory`]).
+    budget: Arc<Budget>,
+    /// `delivery.spool.memory_window_bytes`: only with a spool file.
+    window: Option<Arc<Budget>>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -90,14 +152,18 @@ impl Spool {
     pub fn memory(max_dead: usize) -> Spool {
         Spool {
             writer: None,
+            readers: Arc::new(ArcSwapOption::empty()),
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
+            dead: DeadTotals::new(),
             bytes: AtomicU64::new(0),
             max_bytes: u64::MAX,
             max_dead,
             healthy: Arc::new(AtomicBool::new(true)),
             path: None,
             shared: None,
+            budget: Budget::process(),
+            window: None,
         }
     }
 
@@ -136,20 +202,28 @@ impl Spool {
                     .map_err(|e| format!("cannot move {} aside: {e}", config.path.display()))?;
                 private_file(&config.path)
                     .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?;
-                Database::create(&config.path)
+                Database::builder()
+                    .set_cache_size(CACHE_BYTES)
+                    .create(&config.path)
                     .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?
             }
         };
-        let (restored, next_seq) = restore(&db)?;
-        let bytes: u64 = restored.iter().map(|s| s.body.len() as u64).sum();
+        let (restored, next_seq, bytes) = restore(&db, config.memory_window_bytes)?;
+        let dead = DeadTotals::new();
+        let (count, dead_bytes) = dead_totals(&db)?;
+        dead.set(count, dead_bytes);
+        let db = Arc::new(db);
+        let readers = Arc::new(ArcSwapOption::from(Some(db.clone())));
         let healthy = Arc::new(AtomicBool::new(true));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             path: config.path.clone(),
-            db: Some(db),
+            db: Some(db.clone()),
+            readers: readers.clone(),
             next_seq,
             group_commit: config.group_commit,
             dead_limit: max_dead,
+            dead: dead.clone(),
             healthy: healthy.clone(),
         };
         std::thread::Builder::new()
@@ -161,16 +235,48 @@ impl Spool {
         metrics::gauge!(m::SPOOL_BYTES).set(bytes as f64);
         let spool = Spool {
             writer: Some(tx),
+            readers,
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
+            dead,
             bytes: AtomicU64::new(bytes),
             max_bytes: config.max_bytes,
             max_dead,
             healthy,
             path: Some(config.path.clone()),
             shared: None,
+            budget: Budget::process(),
+            window: Some(Budget::new(m::SPOOL_MEMORY_WINDOW_BYTES, config.memory_window_bytes)),
         };
         Ok((spool, restored))
+    }
+
+    /// The process byte budget (`server.limits.max_memory_bytes`).
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// The window of spooled bodies kept in memory; `None` without a spool file (memory mode
+    /// and the shared queue keep every queued body in memory, under the process budget).
+    pub fn window(&self) -> Option<&Arc<Budget>> {
+        self.window.as_ref()
+    }
+
+    /// Reads back the body of a pending notification kept only on disk (see [`crate::memory`]),
+    /// in a read transaction of its own: it waits for no commit of the writer thread.
+    pub async fn load(&self, receiver: &Arc<str>, seq: u64) -> Result<Bytes, String> {
+        let (receiver, readers) = (receiver.clone(), self.readers.clone());
+        let read = move || -> Result<Bytes, String> {
+            let db = readers.load_full().ok_or("the spool is being reopened")?;
+            let txn = db.begin_read().map_err(|e| e.to_string())?;
+            let pending = txn.open_table(PENDING).map_err(|e| e.to_string())?;
+            let value = pending.get((&*receiver, seq)).map_err(|e| e.to_string())?;
+            let value = value.ok_or_else(|| format!("notification {seq} of {receiver} is not in the spool"))?;
+            record::decode(value.value())
+                .map(|(_, body)| body)
+                .ok_or_else(|| format!("notification {seq} of {receiver} is corrupt in the spool"))
+        };
+        tokio::task::spawn_blocking(read).await.unwrap_or_else(|e| Err(e.to_string()))
     }
 
     /// Whether accepted notifications survive a crash.
@@ -265,7 +371,8 @@ impl Spool {
         self.send(Op::Attempted { receiver: receiver.clone(), seq, attempts });
     }
 
-    /// Moves a notification to the dead letters.
+    /// Moves a notification to the dead letters. An empty `body` (a restored notification whose
+    /// body stayed on disk) is taken from the spool file.
     pub fn dead_letter(&self, receiver: &Arc<str>, seq: u64, mut header: Header, body: Bytes, info: DeadInfo) {
         header.dead = Some(info);
         if let Some(shared) = &self.shared {
@@ -275,11 +382,7 @@ impl Spool {
             metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
             self.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) });
         } else {
-            let mut dead = self.memory_dead.lock().expect("dead letters");
-            dead.push_back(Stored { receiver: receiver.to_string(), seq, header, body });
-            while dead.len() > self.max_dead {
-                dead.pop_front();
-            }
+            self.keep_in_memory(Stored { receiver: receiver.to_string(), seq, header, body });
         }
     }
 
@@ -292,22 +395,125 @@ impl Spool {
             let receiver: Arc<str> = stored.receiver.as_str().into();
             self.send(Op::Dead { receiver, seq: stored.seq, record: record::encode(&stored.header, &stored.body) });
         } else {
-            self.memory_dead.lock().expect("dead letters").push_back(stored);
+            self.keep_in_memory(stored);
         }
     }
 
-    /// Every dead letter, oldest first (headers only).
-    pub async fn dead_letters(&self) -> Result<Vec<(u64, Header)>, SpoolError> {
+    /// A memory-mode dead letter, charged to the byte budget; the oldest go beyond
+    /// `max_dead_letters` or `max_dead_letter_bytes`.
+    fn keep_in_memory(&self, stored: Stored) {
+        let charge = self.budget.charge(stored.body.len() as u64);
+        let mut dead = self.memory_dead.lock().expect("dead letters");
+        dead.push_back((stored, charge));
+        let mut bytes: u64 = dead.iter().map(|(s, _)| s.body.len() as u64).sum();
+        while dead.len() > self.max_dead || bytes > self.dead.max_bytes() && dead.len() > 1 {
+            if let Some((oldest, _)) = dead.pop_front() {
+                bytes -= oldest.body.len() as u64;
+                tracing::warn!(
+                    limit = self.max_dead,
+                    max_bytes = self.dead.max_bytes(),
+                    "dead-letter limit reached; the oldest dead letter was dropped"
+                );
+            }
+        }
+        self.dead.set(dead.len() as u64, bytes);
+    }
+
+    /// Applies `delivery.max_dead_letter_bytes` (from the next dead letter on).
+    pub fn set_max_dead_letter_bytes(&self, max_bytes: u64) {
+        self.dead.max_bytes.store(max_bytes, Ordering::Relaxed);
+    }
+
+    /// Dead letters kept and their body bytes (the shared queue's are not counted here).
+    pub fn dead_letter_totals(&self) -> (u64, u64) {
+        if self.writer.is_none() && self.shared.is_none() {
+            let dead = self.memory_dead.lock().expect("dead letters");
+            return (dead.len() as u64, dead.iter().map(|(s, _)| s.body.len() as u64).sum());
+        }
+        (self.dead.count.load(Ordering::Relaxed), self.dead.bytes.load(Ordering::Relaxed))
+    }
+
+    /// Up to `limit` dead letters after sequence `after`, oldest first, of `receiver` (or all):
+    /// headers and sizes only. With a spool file, read in a transaction of its own, apart from
+    /// the writer thread, and without reading a body.
+    pub async fn dead_letter_page(
+        &self,
+        after: u64,
+        limit: usize,
+        receiver: Option<&str>,
+    ) -> Result<DeadPage, SpoolError> {
+        let wanted = |owner: &str| receiver.is_none_or(|r| r == owner);
+        let owner = |header: &Header| header.dead.as_ref().map(|d| d.receiver.clone()).unwrap_or_default();
+        let entries: Vec<DeadEntry> = if let Some(shared) = &self.shared {
+            shared
+                .dead_letters()
+                .await?
+                .into_iter()
+                .filter(|(seq, header, _)| *seq > after && wanted(&owner(header)))
+                .take(limit + 1)
+                .map(|(seq, header, bytes)| DeadEntry { seq, header, bytes })
+                .collect()
+        } else if self.writer.is_none() {
+            let dead = self.memory_dead.lock().expect("dead letters");
+            dead.iter()
+                .filter(|(s, _)| s.seq > after && wanted(&s.receiver))
+                .take(limit + 1)
+                .map(|(s, _)| DeadEntry { seq: s.seq, header: s.header.clone(), bytes: s.body.len() })
+                .collect()
+        } else {
+            let readers = self.readers.clone();
+            let receiver = receiver.map(str::to_owned);
+            let read = move || -> Result<Vec<DeadEntry>, String> {
+                let db = readers.load_full().ok_or("the spool is being reopened")?;
+                let txn = db.begin_read().map_err(|e| e.to_string())?;
+                let dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
+                let mut entries = Vec::new();
+                for entry in dead.range(after.saturating_add(1)..).map_err(|e| e.to_string())? {
+                    let (key, value) = entry.map_err(|e| e.to_string())?;
+                    let Some((header, bytes)) = record::header_only(value.value()) else { continue };
+                    if receiver.as_deref().is_none_or(|r| header.dead.as_ref().is_some_and(|d| d.receiver == r)) {
+                        entries.push(DeadEntry { seq: key.value(), header, bytes });
+                        if entries.len() > limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(entries)
+            };
+            tokio::task::spawn_blocking(read)
+                .await
+                .map_err(|e| SpoolError::Io(e.to_string()))?
+                .map_err(SpoolError::Io)?
+        };
+        let mut entries = entries;
+        let next_after = (entries.len() > limit).then(|| {
+            entries.truncate(limit);
+            entries.last().map_or(after, |e| e.seq)
+        });
+        Ok(DeadPage { entries, next_after })
+    }
+
+    /// One dead letter, body included; `None` if there is none with this sequence.
+    pub async fn dead_letter_body(&self, seq: u64) -> Result<Option<Stored>, SpoolError> {
         if let Some(shared) = &self.shared {
-            return shared.dead_letters().await;
+            return shared.dead_letter_body(seq).await;
         }
         if self.writer.is_none() {
             let dead = self.memory_dead.lock().expect("dead letters");
-            return Ok(dead.iter().map(|s| (s.seq, s.header.clone())).collect());
+            return Ok(dead.iter().find(|(s, _)| s.seq == seq).map(|(s, _)| s.clone()));
         }
-        let (reply, answer) = oneshot::channel();
-        self.send(Op::ListDead { reply });
-        answer.await.map_err(|_| SpoolError::Io("the spool writer stopped".into()))?.map_err(SpoolError::Io)
+        let readers = self.readers.clone();
+        let read = move || -> Result<Option<Stored>, String> {
+            let db = readers.load_full().ok_or("the spool is being reopened")?;
+            let txn = db.begin_read().map_err(|e| e.to_string())?;
+            let dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
+            let Some(value) = dead.get(seq).map_err(|e| e.to_string())? else { return Ok(None) };
+            Ok(record::decode(value.value()).map(|(header, body)| {
+                let receiver = header.dead.as_ref().map(|d| d.receiver.clone()).unwrap_or_default();
+                Stored { receiver, seq, header, body }
+            }))
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| SpoolError::Io(e.to_string()))?.map_err(SpoolError::Io)
     }
 
     /// Removes and returns the dead letters of `receiver` (or all), oldest first, for replay.
@@ -318,9 +524,9 @@ impl Spool {
         if self.writer.is_none() {
             let mut dead = self.memory_dead.lock().expect("dead letters");
             let (taken, kept): (Vec<_>, Vec<_>) =
-                dead.drain(..).partition(|s| receiver.is_none_or(|r| r == s.receiver));
+                dead.drain(..).partition(|(s, _)| receiver.is_none_or(|r| r == s.receiver));
             dead.extend(kept);
-            return Ok(taken);
+            return Ok(taken.into_iter().map(|(s, _)| s).collect());
         }
         let (reply, answer) = oneshot::channel();
         self.send(Op::TakeDead { receiver: receiver.map(str::to_owned), reply });
@@ -403,7 +609,7 @@ pub(crate) fn private_file(path: &Path) -> std::io::Result<()> {
 fn open_database(path: &Path) -> Result<Database, OpenError> {
     use redb::{DatabaseError, StorageError};
     let path = path.to_owned();
-    match std::panic::catch_unwind(move || Database::create(&path)) {
+    match std::panic::catch_unwind(move || Database::builder().set_cache_size(CACHE_BYTES).create(&path)) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(DatabaseError::Storage(StorageError::Corrupted(e)))) => Err(OpenError::Corrupt(e)),
         Ok(Err(DatabaseError::Storage(StorageError::Io(e)))) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -421,9 +627,29 @@ fn aside_name(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads every pending record; drops corrupt ones. Returns them and the next free sequence.
-fn restore(db: &Database) -> Result<(Vec<Stored>, u64), String> {
+/// Counts the dead letters and their body bytes (headers only), at open.
+fn dead_totals(db: &Database) -> Result<(u64, u64), String> {
+    let txn = db.begin_read().map_err(|e| format!("spool: {e}"))?;
+    let dead = match txn.open_table(DEAD) {
+        Ok(dead) => dead,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
+        Err(e) => return Err(format!("spool: {e}")),
+    };
+    let (mut count, mut bytes) = (0, 0);
+    for entry in dead.iter().map_err(|e| format!("spool: {e}"))? {
+        let Ok((_, value)) = entry else { continue };
+        count += 1;
+        bytes += record::header_only(value.value()).map_or(0, |(_, length)| length as u64);
+    }
+    Ok((count, bytes))
+}
+
+/// Reads every pending record's header; drops corrupt ones. Bodies are kept, in acceptance order,
+/// while they fit in `window` bytes; the others are left empty (on disk, read back for delivery).
+/// Returns the records, the next free sequence and the bytes pending.
+fn restore(db: &Database, window: u64) -> Result<(Vec<Stored>, u64, u64), String> {
     let mut restored = Vec::new();
+    let mut bytes = 0;
     let mut corrupt: Vec<(String, u64)> = Vec::new();
     let mut next_seq = 1;
     let txn = db.begin_write().map_err(|e| format!("spool: {e}"))?;
@@ -438,12 +664,13 @@ fn restore(db: &Database) -> Result<(Vec<Stored>, u64), String> {
             };
             let (receiver, seq) = key.value();
             next_seq = next_seq.max(seq + 1);
-            match record::decode(value.value()) {
+            match record::decode_header(value.value()) {
                 Some((mut header, body)) => {
                     if let Ok(Some(count)) = attempts.get((receiver, seq)) {
                         header.attempts = count.value();
                     }
-                    restored.push(Stored { receiver: receiver.to_owned(), seq, header, body });
+                    bytes += body.len() as u64;
+                    restored.push((receiver.to_owned(), seq, header, body.len()));
                 }
                 None => {
                     tracing::error!(receiver, seq, "spool: corrupt record skipped");
@@ -463,11 +690,36 @@ fn restore(db: &Database) -> Result<(Vec<Stored>, u64), String> {
     }
     txn.commit().map_err(|e| format!("spool: {e}"))?;
     // Acceptance order across receivers: sequence numbers are global.
-    restored.sort_by_key(|s| s.seq);
+    restored.sort_by_key(|&(_, seq, _, _)| seq);
+    // The oldest go first, so their bodies are the ones worth having at hand.
+    let read = db.begin_read().map_err(|e| format!("spool: {e}"))?;
+    let pending = read.open_table(PENDING).map_err(|e| format!("spool: {e}"))?;
+    let mut room = window;
+    let mut in_memory = 0;
+    let restored: Vec<Stored> = restored
+        .into_iter()
+        .map(|(receiver, seq, header, length)| {
+            let mut body = Bytes::new();
+            if length as u64 <= room
+                && let Ok(Some(value)) = pending.get((receiver.as_str(), seq))
+                && let Some((_, kept)) = record::decode(value.value())
+            {
+                room -= length as u64;
+                in_memory += 1;
+                body = kept;
+            }
+            Stored { receiver, seq, header, body }
+        })
+        .collect();
     if !restored.is_empty() {
-        tracing::info!(notifications = restored.len(), "restored pending notifications from the spool");
+        tracing::info!(
+            notifications = restored.len(),
+            bodies_in_memory = in_memory,
+            bytes,
+            "restored pending notifications from the spool"
+        );
     }
-    Ok((restored, next_seq))
+    Ok((restored, next_seq, bytes))
 }
 
 #[cfg(test)]
@@ -490,7 +742,7 @@ mod tests {
     }
 
     fn config(dir: &Path, max_bytes: u64) -> SpoolConfig {
-        SpoolConfig { path: dir.join("spool.redb"), max_bytes, group_commit: true }
+        SpoolConfig { path: dir.join("spool.redb"), max_bytes, memory_window_bytes: 1 << 20, group_commit: true }
     }
 
     #[tokio::test]
@@ -538,11 +790,13 @@ mod tests {
                 .unwrap();
             spool.dead_letter(&receiver, seq[0], header(&format!("d{n}")), body.clone(), info());
         }
-        let dead = spool.dead_letters().await.unwrap();
-        assert_eq!(dead.iter().map(|(_, h)| h.group_key.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
+        let dead = spool.dead_letter_page(0, 10, None).await.unwrap().entries;
+        assert_eq!(dead.iter().map(|e| e.header.group_key.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
+        assert_eq!(spool.dead_letter_totals(), (2, 2 * body.len() as u64));
         let taken = spool.take_dead_letters(Some("r")).await.unwrap();
         assert_eq!(taken.len(), 2);
-        assert!(spool.dead_letters().await.unwrap().is_empty());
+        assert!(spool.dead_letter_page(0, 10, None).await.unwrap().entries.is_empty());
+        assert_eq!(spool.dead_letter_totals(), (0, 0));
     }
 
     #[tokio::test]

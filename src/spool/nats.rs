@@ -479,8 +479,13 @@ impl Backend {
     }
 
     /// Every dead letter, oldest first (headers only).
-    pub async fn dead_letters(&self) -> Result<Vec<(u64, Header)>, SpoolError> {
-        Ok(self.read_dead().await?.into_iter().map(|s| (s.seq, s.header)).collect())
+    pub async fn dead_letters(&self) -> Result<Vec<(u64, Header, usize)>, SpoolError> {
+        Ok(self.read_dead().await?.into_iter().map(|s| (s.seq, s.header, s.body.len())).collect())
+    }
+
+    /// One dead letter's header and body.
+    pub async fn dead_letter_body(&self, seq: u64) -> Result<Option<Stored>, SpoolError> {
+        Ok(self.read_dead().await?.into_iter().find(|s| s.seq == seq))
     }
 
     /// Removes and returns the dead letters of `receiver` (or all). A dead letter another replica

@@ -51,8 +51,20 @@ pub fn encode(header: &Header, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decodes a record; `None` if it is corrupt.
-pub fn decode(bytes: &[u8]) -> Option<(Header, Bytes)> {
+/// Decodes a record's header and checks its body without copying it; `None` if it is corrupt.
+pub fn decode_header(bytes: &[u8]) -> Option<(Header, &[u8])> {
+    let (header, body) = split(bytes)?;
+    // The body is the JSON we encoded; a torn or flipped one must not be sent.
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).ok()?;
+    Some((header, body))
+}
+
+/// Decodes a record's header alone, without reading the body: for listing dead letters.
+pub fn header_only(bytes: &[u8]) -> Option<(Header, usize)> {
+    split(bytes).map(|(header, body)| (header, body.len()))
+}
+
+fn split(bytes: &[u8]) -> Option<(Header, &[u8])> {
     let (&version, rest) = bytes.split_first()?;
     if version != VERSION || rest.len() < 4 {
         return None;
@@ -63,9 +75,12 @@ pub fn decode(bytes: &[u8]) -> Option<(Header, Bytes)> {
         return None;
     }
     let header: Header = serde_json::from_slice(&rest[..length]).ok()?;
-    let body = &rest[length..];
-    // The body is the JSON we encoded; a torn or flipped one must not be sent.
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).ok()?;
+    Some((header, &rest[length..]))
+}
+
+/// Decodes a record; `None` if it is corrupt.
+pub fn decode(bytes: &[u8]) -> Option<(Header, Bytes)> {
+    let (header, body) = decode_header(bytes)?;
     Some((header, Bytes::copy_from_slice(body)))
 }
 

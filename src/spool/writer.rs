@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::record::{self, Header};
@@ -73,9 +74,6 @@ pub enum Op {
         seq: u64,
         record: Vec<u8>,
     },
-    ListDead {
-        reply: oneshot::Sender<Result<Vec<(u64, Header)>, String>>,
-    },
     TakeDead {
         receiver: Option<String>,
         reply: oneshot::Sender<Result<Vec<Stored>, String>>,
@@ -103,17 +101,28 @@ pub enum Op {
 
 pub struct Writer {
     pub path: PathBuf,
-    pub db: Option<Database>,
+    pub db: Option<Arc<Database>>,
+    /// The open database, shared with readers ([`super::Spool::load`] and the dead-letter
+    /// listing), which read in their own transactions without passing through this thread.
+    pub readers: Arc<ArcSwapOption<Database>>,
     pub next_seq: u64,
     pub group_commit: bool,
     pub dead_limit: usize,
+    /// Dead letters and their body bytes, kept up to date for the listing and the gauges.
+    pub dead: Arc<super::DeadTotals>,
     pub healthy: Arc<AtomicBool>,
+}
+
+/// A stored record's body length, from its header alone.
+fn body_length(record: &[u8]) -> u64 {
+    record::header_only(record).map_or(0, |(_, length)| length as u64)
 }
 
 impl Writer {
     /// Runs until `Op::Stop` or every sender is gone, then makes everything durable.
     pub fn run(mut self, ops: Receiver<Op>) {
         let mut dirty = false;
+        let mut last_durable = Instant::now();
         let mut stopped = None;
         while stopped.is_none() {
             let first = match ops.recv_timeout(IDLE_FLUSH) {
@@ -121,6 +130,7 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {
                     if dirty {
                         dirty = self.apply(Vec::new(), true).is_err();
+                        last_durable = Instant::now();
                     }
                     continue;
                 }
@@ -141,18 +151,27 @@ impl Writer {
                     stopped = Some(done);
                 }
             }
+            // A steady stream of removals (a backlog draining) never leaves the thread idle: make
+            // them durable at least once per IDLE_FLUSH all the same, as promised above, which
+            // also lets redb reclaim the pages they free.
             let durable = batch
                 .iter()
-                .any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. } | Op::Thread { .. }));
+                .any(|op| matches!(op, Op::Append { .. } | Op::Flush { .. } | Op::TakeDead { .. } | Op::Thread { .. }))
+                || dirty && last_durable.elapsed() >= IDLE_FLUSH;
             match self.apply(batch, durable) {
-                Ok(()) => dirty = !durable,
+                Ok(()) => {
+                    dirty = !durable;
+                    if durable {
+                        last_durable = Instant::now();
+                    }
+                }
                 Err(()) => dirty = true,
             }
         }
         if dirty {
             let _ = self.apply(Vec::new(), true);
         }
-        self.db = None;
+        self.close();
         if let Some(done) = stopped {
             let _ = done.send(());
         }
@@ -161,12 +180,22 @@ impl Writer {
     fn database(&mut self) -> Result<&Database, String> {
         if self.db.is_none() {
             super::private_file(&self.path).map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
-            let db =
-                Database::create(&self.path).map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
+            let db = Database::builder()
+                .set_cache_size(super::CACHE_BYTES)
+                .create(&self.path)
+                .map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
             tracing::info!(path = %self.path.display(), "spool reopened");
+            let db = Arc::new(db);
+            self.readers.store(Some(db.clone()));
             self.db = Some(db);
         }
         Ok(self.db.as_ref().expect("just opened"))
+    }
+
+    /// Closes the database (to be reopened by the next operation): readers let go of it too.
+    fn close(&mut self) {
+        self.readers.store(None);
+        self.db = None;
     }
 
     /// Applies a batch in one transaction; answers every caller.
@@ -174,12 +203,14 @@ impl Writer {
         let started = Instant::now();
         let operations = batch.len();
         let mut seqs: Vec<Vec<u64>> = Vec::new();
-        let mut dead_lists: Vec<Vec<(u64, Header)>> = Vec::new();
         let mut taken: Vec<Vec<Stored>> = Vec::new();
         let mut thread_lists: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
         let result = (|| -> Result<(), String> {
             let mut next_seq = self.next_seq;
             let dead_limit = self.dead_limit;
+            let dead_max_bytes = self.dead.max_bytes();
+            let (mut dead_count, mut dead_bytes) =
+                (self.dead.count.load(Ordering::Relaxed), self.dead.bytes.load(Ordering::Relaxed));
             let db = self.database()?;
             let mut txn = db.begin_write().map_err(|e| e.to_string())?;
             txn.set_durability(if durable { Durability::Immediate } else { Durability::None })
@@ -210,14 +241,40 @@ impl Writer {
                             }
                         }
                         Op::Dead { receiver, seq, record } => {
-                            pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            let was = pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
                             attempts.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
-                            dead.insert(*seq, record.as_slice()).map_err(|e| e.to_string())?;
-                            while dead.len().map_err(|e| e.to_string())? > dead_limit as u64 {
+                            // An empty body stayed on disk: it is the pending record's.
+                            let full = match record::header_only(record) {
+                                Some((header, 0)) => {
+                                    let body = was.as_ref().and_then(|v| record::decode(v.value())).map(|(_, b)| b);
+                                    Some(record::encode(&header, &body.unwrap_or_default()))
+                                }
+                                _ => None,
+                            };
+                            drop(was);
+                            let stored = full.as_deref().unwrap_or(record);
+                            let replaced = dead
+                                .insert(*seq, stored)
+                                .map_err(|e| e.to_string())?
+                                .map(|old| body_length(old.value()));
+                            if let Some(length) = replaced {
+                                dead_count = dead_count.saturating_sub(1);
+                                dead_bytes = dead_bytes.saturating_sub(length);
+                            }
+                            dead_count += 1;
+                            dead_bytes += body_length(stored);
+                            while dead_count > dead_limit as u64 || dead_bytes > dead_max_bytes && dead_count > 1 {
                                 let oldest = dead.first().map_err(|e| e.to_string())?.map(|(k, _)| k.value());
                                 match oldest {
                                     Some(key) => {
-                                        dead.remove(key).map_err(|e| e.to_string())?;
+                                        let removed = dead
+                                            .remove(key)
+                                            .map_err(|e| e.to_string())?
+                                            .map(|old| body_length(old.value()));
+                                        if let Some(length) = removed {
+                                            dead_count = dead_count.saturating_sub(1);
+                                            dead_bytes = dead_bytes.saturating_sub(length);
+                                        }
                                         tracing::warn!(
                                             limit = dead_limit,
                                             "dead-letter limit reached; the oldest dead letter was dropped"
@@ -226,16 +283,6 @@ impl Writer {
                                     None => break,
                                 }
                             }
-                        }
-                        Op::ListDead { .. } => {
-                            let mut list = Vec::new();
-                            for entry in dead.iter().map_err(|e| e.to_string())? {
-                                let (key, value) = entry.map_err(|e| e.to_string())?;
-                                if let Some((header, _)) = record::decode(value.value()) {
-                                    list.push((key.value(), header));
-                                }
-                            }
-                            dead_lists.push(list);
                         }
                         Op::TakeDead { receiver, .. } => {
                             let mut chosen = Vec::new();
@@ -249,6 +296,8 @@ impl Writer {
                             }
                             for stored in &chosen {
                                 dead.remove(stored.seq).map_err(|e| e.to_string())?;
+                                dead_count = dead_count.saturating_sub(1);
+                                dead_bytes = dead_bytes.saturating_sub(stored.body.len() as u64);
                             }
                             taken.push(chosen);
                         }
@@ -281,6 +330,7 @@ impl Writer {
             }
             txn.commit().map_err(|e| e.to_string())?;
             self.next_seq = next_seq;
+            self.dead.set(dead_count, dead_bytes);
             Ok(())
         })();
 
@@ -301,18 +351,15 @@ impl Writer {
                 metrics::gauge!(m::SPOOL_HEALTHY).set(0.0);
                 metrics::counter!(m::SPOOL_ERRORS).increment(1);
                 // redb refuses further writes after an I/O error: reopen on the next operation.
-                self.db = None;
+                self.close();
             }
         }
-        let (mut seqs, mut dead_lists, mut taken) = (seqs.into_iter(), dead_lists.into_iter(), taken.into_iter());
+        let (mut seqs, mut taken) = (seqs.into_iter(), taken.into_iter());
         let mut thread_lists = thread_lists.into_iter();
         for op in batch {
             match op {
                 Op::Append { reply, .. } => {
                     let _ = reply.send(result.clone().map(|()| seqs.next().unwrap_or_default()));
-                }
-                Op::ListDead { reply } => {
-                    let _ = reply.send(result.clone().map(|()| dead_lists.next().unwrap_or_default()));
                 }
                 Op::TakeDead { reply, .. } => {
                     let _ = reply.send(result.clone().map(|()| taken.next().unwrap_or_default()));

@@ -149,8 +149,16 @@ async fn corrupt_spool_file_and_record_are_survived() {
 
     // A good record and a corrupt one, in a real spool file.
     {
-        let (spool, _) =
-            Spool::open(&SpoolConfig { path: spool_path.clone(), max_bytes: 1 << 20, group_commit: true }, 10).unwrap();
+        let (spool, _) = Spool::open(
+            &SpoolConfig {
+                path: spool_path.clone(),
+                max_bytes: 1 << 20,
+                memory_window_bytes: 1 << 20,
+                group_commit: true,
+            },
+            10,
+        )
+        .unwrap();
         let header = Header {
             group_key: "g".into(),
             id: "good-one".into(),
@@ -304,4 +312,32 @@ async fn spool_file_and_folder_are_private() {
     assert_eq!(mode(&folder.join("spool.redb")), 0o600);
     assert_eq!(mode(&folder), 0o700);
     assert_eq!(mode(&dir.path().join("new")), 0o700);
+}
+
+/// `delivery.dedup_key_file` keys the dedup identity (issue 15): duplicates are still dropped
+/// with it, and a key too short to be a key is refused at load, naming the field.
+#[tokio::test]
+async fn dedup_key_file_keys_the_identity_and_a_short_key_is_refused() {
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dedup-key");
+    std::fs::write(&key, "c0ffee0123456789c0ffee0123456789\n").unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let yaml = spool_config(dir.path(), &downstream.url("/"), "")
+        .replace("delivery:\n", &format!("delivery:\n  dedup_window: 1m\n  dedup_key_file: {}\n", key.display()));
+    let relay = TestRelay::start(&yaml).await;
+    assert_eq!(relay.post("/webhook", numbered("K", 1)).await.status, 200);
+    let again = relay.post("/webhook", numbered("K", 1)).await;
+    assert_eq!(again.json()["duplicates"], json!(["durable"]), "{}", again.text());
+    downstream.wait_for(1).await;
+    downstream.assert_stays_at(1, Duration::from_millis(200)).await;
+
+    std::fs::write(&key, "abc123\n").unwrap();
+    let path = dir.path().join("weak.yml");
+    std::fs::write(&path, &yaml).unwrap();
+    let (ok, output) = crate::process::check_config_with_env(&path, &[]);
+    assert!(!ok, "{output}");
+    assert!(output.contains("delivery.dedup_key_file") && output.contains("at least 16"), "{output}");
+    assert!(!output.contains("abc123"), "the key itself is never shown: {output}");
 }

@@ -32,6 +32,7 @@ mod http_config;
 mod inbound;
 mod ingest;
 mod matchers;
+mod memory;
 mod operator;
 mod payload;
 mod presets;

@@ -394,3 +394,25 @@ async fn route_test_endpoint_applies_the_webhook_limits() {
     assert!(reply.text().contains("max_labels_per_alert"), "{}", reply.text());
     assert_eq!(relay.post("/api/v1/route-test", payload()).await.status, 200);
 }
+
+/// Regression (issue 15): a batch of 180,000 alerts made a 128 MB route-test answer. Over HTTP
+/// too, the explanation of a large batch is cut at 1000 entries per list and says how many it
+/// left out.
+#[tokio::test]
+async fn a_large_batch_gets_a_bounded_explanation_with_counts() {
+    let relay = TestRelay::start(&config(|name| format!("http://127.0.0.1:9/{name}"))).await;
+    let alerts = (0..5000)
+        .map(|i| alert("firing", json!({"alertname": format!("A{i}"), "severity": "critical", "pad": "p".repeat(200)})))
+        .collect();
+    let reply = relay.post("/api/v1/route-test", batch("{}:{}", alerts)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.body.len() < 4 * 1024 * 1024, "{} bytes", reply.body.len());
+    let data = &reply.json()["data"];
+    assert_eq!(data["alerts"].as_array().unwrap().len(), 1000);
+    assert_eq!(data["alerts_omitted"], 4000);
+    for receiver in data["receivers"].as_array().unwrap() {
+        let listed = receiver["alerts"].as_array().unwrap().len() + receiver["left_out"].as_array().unwrap().len();
+        let omitted = receiver["alerts_omitted"].as_u64().unwrap() + receiver["left_out_omitted"].as_u64().unwrap();
+        assert_eq!(listed as u64 + omitted, 5000, "{}", receiver["name"]);
+    }
+}
