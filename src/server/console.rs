@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::json;
 
-use super::body::{check_content_type, read_body};
+use super::body::{check_content_type, read_body_charged};
 use super::response::{ApiError, HttpResponse, json, text};
 use crate::payload::decode_with;
 use crate::snapshot::Snapshot;
@@ -35,10 +35,15 @@ pub fn page() -> HttpResponse {
 /// `POST /api/v1/route-test`: which receiver would get which alert of a v4 payload, and why the
 /// others would not. The body is checked and decoded exactly as `/webhook` does it (size,
 /// content type, [`decode_with`] the snapshot's label index), but nothing is queued, delivered
-/// or counted.
-pub async fn route_test(snapshot: &Snapshot, request: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+/// or counted. The body is charged to the process byte budget while it is explained, as a
+/// webhook's is.
+pub async fn route_test(
+    snapshot: &Snapshot,
+    budget: &std::sync::Arc<crate::memory::Budget>,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
     check_content_type(&request)?;
-    let body = read_body(request, snapshot.server.max_request_bytes).await?;
+    let (body, _charge) = read_body_charged(request, snapshot.server.max_request_bytes, budget).await?;
     // The same limits as /webhook: the explanation grows with alerts × receivers.
     super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
