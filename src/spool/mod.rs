@@ -549,6 +549,17 @@ impl Spool {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Commits every change sent to the writer so far: after it, readers apart from the writer
+    /// (the dead-letter listing) see them.
+    async fn flush(&self) -> Result<(), String> {
+        if self.writer.is_none() || self.shared.is_some() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Op::Flush { reply });
+        answer.await.unwrap_or_else(|_| Err("the spool writer stopped".into()))
+    }
+
     /// Makes every change durable and stops the writer (at shutdown).
     pub async fn close(&self) {
         if let Some(shared) = &self.shared {
@@ -557,9 +568,7 @@ impl Spool {
         if self.writer.is_none() {
             return;
         }
-        let (reply, answer) = oneshot::channel();
-        self.send(Op::Flush { reply });
-        if let Ok(Err(e)) = answer.await {
+        if let Err(e) = self.flush().await {
             tracing::error!(error = %e, "final spool flush failed; pending notifications stay as last committed");
         }
         // The writer thread ends at `Stop`, closing the database file, and says when it has.
@@ -790,6 +799,8 @@ mod tests {
                 .unwrap();
             spool.dead_letter(&receiver, seq[0], header(&format!("d{n}")), body.clone(), info());
         }
+        // Dead letters reach the file through the writer; the listing reads beside it.
+        spool.flush().await.unwrap();
         let dead = spool.dead_letter_page(0, 10, None).await.unwrap().entries;
         assert_eq!(dead.iter().map(|e| e.header.group_key.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
         assert_eq!(spool.dead_letter_totals(), (2, 2 * body.len() as u64));
