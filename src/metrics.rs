@@ -175,6 +175,18 @@ fn describe() {
     describe_counter!(CONFIG_CHANGES, "Receiver changes made in the console, by source and action.");
     describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "Time to answer an HTTP request, by handler.");
     describe_counter!(ALERTS_RECEIVED, "Alerts received in webhook batches.");
+    describe_gauge!(
+        MEMORY_BUDGET_BYTES,
+        Unit::Bytes,
+        "The process byte budget (server.limits.max_memory_bytes): used, limit and peak."
+    );
+    describe_gauge!(
+        SPOOL_MEMORY_WINDOW_BYTES,
+        Unit::Bytes,
+        "Spooled notification bodies held in memory (delivery.spool.memory_window_bytes): used, limit and peak."
+    );
+    describe_gauge!(DEAD_LETTERS, "Dead letters kept.");
+    describe_gauge!(DEAD_LETTER_BYTES, Unit::Bytes, "Body bytes of the dead letters kept.");
     describe_counter!(BATCHES_REJECTED, "Webhook batches refused, by reason.");
     describe_counter!(ALERTS_MATCHED, "Alerts a receiver's conditions accepted.");
     describe_counter!(ALERTS_FILTERED, "Alerts a receiver's conditions left out.");
