@@ -84,7 +84,7 @@ impl TokenSource {
             Ok(tls) => client::build(&config.tls, &tls, false, timeout, config.proxy.as_ref()),
             Err(e) => {
                 // Only the system CA store can fail here; every fetch will then report it.
-                tracing::warn!(token_url = %config.token_url, error = %e, "oauth2 token endpoint TLS");
+                tracing::warn!(token_url = %crate::redact::url(&config.token_url), error = %e, "oauth2 token endpoint TLS");
                 let empty = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
                     .with_safe_default_protocol_versions()
                     .expect("default TLS versions")
@@ -224,7 +224,7 @@ fn failure(c: &OAuth2Config, detail: String) -> Failure {
     Failure {
         kind: FailureKind::Auth,
         retry_after: None,
-        detail: format!("token endpoint {}: {detail}", c.token_url),
+        detail: format!("token endpoint {}: {detail}", crate::redact::url(&c.token_url)),
         redirect: None,
     }
 }
