@@ -158,7 +158,9 @@ async fn hostile_requests_are_refused_and_the_relay_keeps_serving() {
     assert!(matches!(status_of(&answer), None | Some(400..=499)), "{}", &answer[..answer.len().min(200)]);
 
     let slow = tokio::time::timeout(WAIT, slowloris).await.expect("slowloris finished").unwrap();
-    assert!(slow < Duration::from_secs(5), "slowloris held its connection for {slow:?}");
+    // Closed by the 1 s header timeout; the margin is for a loaded machine (this ran beside the
+    // hostile bodies above), still short of the 10 s a never-closed connection would take.
+    assert!(slow < Duration::from_secs(8), "slowloris held its connection for {slow:?}");
 
     // Nothing hostile was delivered; a normal batch still is.
     assert!(downstream.received().is_empty(), "{:?}", downstream.received());
