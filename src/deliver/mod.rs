@@ -196,6 +196,10 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
                 );
                 attempt::timed(send).await
             }
+            None if threaded::answers_in_body(&target, &url) => {
+                let send = threaded::send_checked(&target, url, ready.content_type.clone(), ready.body.clone(), &item);
+                attempt::timed(send).await
+            }
             None => {
                 let send = target.send_to(url, ready.content_type.clone(), ready.body.clone(), Some(&item.id));
                 attempt::timed(send).await

@@ -300,3 +300,30 @@ fn thread_mistakes_are_named() {
             .to_string();
     assert!(error.contains("channel"), "{error}");
 }
+
+/// Without `thread:` too, Slack's Web API is read for its `ok`: a refusal in an HTTP 200 is a
+/// failed delivery (dead-lettered at once when retrying cannot help), an `ok: true` a delivery.
+#[tokio::test]
+async fn slack_web_api_refusals_are_failures_without_thread_too() {
+    let slack = FakeChat::start(Api::Slack).await;
+    let dir = tempfile::tempdir().unwrap();
+    let receivers = format!(
+        "{}{}",
+        receiver(&slack, "slack-plain", "update", "7d").replace("    thread: {mode: update, expire: 7d}\n", ""),
+        receiver(&slack, "slack-plain-nochan", "update", "7d")
+            .replace("    thread: {mode: update, expire: 7d}\n", "")
+            .replace("channel: \"#ops\", ", "")
+    );
+    let yaml = config(dir.path(), &receivers);
+    let relay = TestRelay::start_in(dir, &yaml).await;
+    relay.post("/webhook", batch(GROUP, firing(&["DiskFull"]))).await;
+    slack.wait_calls(2).await;
+    relay.wait_metric(r#"amrelay_notifications_delivered_total{receiver="slack-plain"}"#, 1.0).await;
+    relay
+        .wait_metric(
+            r#"amrelay_notifications_dead_lettered_total{receiver="slack-plain-nochan",reason="non_retryable"}"#,
+            1.0,
+        )
+        .await;
+    assert_eq!(slack.messages().len(), 1);
+}

@@ -116,6 +116,35 @@ pub(super) async fn send(
     Ok(status)
 }
 
+/// Whether the receiver's destination says "refused" in a 2xx answer's body: Slack's Web API
+/// (`preset: slack` at `…/chat.postMessage`) answers HTTP 200 with `{"ok": false, …}`.
+pub(super) fn answers_in_body(target: &Target, url: &Uri) -> bool {
+    target.template.as_ref().and_then(|t| t.preset()) == Some(crate::template::Preset::Slack)
+        && url.path().ends_with("/chat.postMessage")
+}
+
+/// One attempt of a receiver without `thread:` whose destination [`answers_in_body`]: the
+/// answer is read, and Slack's `ok: false` is a failure (retried or not by its error), never a
+/// delivery.
+pub(super) async fn send_checked(
+    target: &Target,
+    url: Uri,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+    item: &Outbound,
+) -> Result<StatusCode, Failure> {
+    match exchange(target, Destination::Slack, Call::post(url, body), content_type, item).await {
+        (status, Verdict::Done(_)) => Ok(status),
+        (_, Verdict::Failed(failure)) => Err(failure),
+        (_, Verdict::Gone) => Err(Failure {
+            kind: FailureKind::Status(StatusCode::NOT_FOUND),
+            retry_after: None,
+            detail: "Slack answered that the thread does not exist".into(),
+            redirect: None,
+        }),
+    }
+}
+
 /// The request that posts a group's first message, and the reference when it is known before
 /// the answer (Google Chat's thread key).
 fn first_post(spec: ThreadSpec, url: &Uri, body: &Bytes, item: &Outbound) -> (Call, Option<String>) {
