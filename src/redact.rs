@@ -14,13 +14,19 @@ pub fn url(uri: &Uri) -> String {
     let first_segment = uri.path().trim_start_matches('/').split('/').next().unwrap_or("");
     match (uri.path(), uri.query()) {
         ("" | "/", None) => format!("{scheme}://{host}/"),
-        // The first path segment names the API (`/services`, `/api`), rarely a secret; beyond
-        // it, everything is hidden.
-        _ if !first_segment.is_empty() && uri.path().len() > first_segment.len() + 1 => {
+        // The first path segment names the API (`/services`, `/api`) and is shown when it looks
+        // like a word; one with digits or punctuation (Telegram's `/bot<TOKEN>`) may be the
+        // secret itself. Beyond it, everything is hidden.
+        _ if looks_like_a_word(first_segment) && uri.path().len() > first_segment.len() + 1 => {
             format!("{scheme}://{host}/{first_segment}/***")
         }
         _ => format!("{scheme}://{host}/***"),
     }
+}
+
+/// A path segment shown as it is: a short run of letters (`services`, `api`, `hooks`).
+fn looks_like_a_word(segment: &str) -> bool {
+    !segment.is_empty() && segment.len() <= 16 && segment.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// Like [`url`], for text that may not parse: what does not parse is hidden entirely.
@@ -45,6 +51,10 @@ mod tests {
             ("http://127.0.0.1:9000/", "http://127.0.0.1:9000/"),
             ("http://127.0.0.1:9000/?token=s3cret", "http://127.0.0.1:9000/***"),
             ("https://user:pw@example.com/x", "https://example.com/***"),
+            // Telegram's token is the first segment.
+            ("https://api.telegram.org/bot123456:AAF-s3cret/sendMessage", "https://api.telegram.org/***"),
+            ("https://chat.googleapis.com/v1/spaces/AAA/messages?key=k&token=t", "https://chat.googleapis.com/***"),
+            ("https://example.com/abcdefghijklmnopqrstuvwxyz/x", "https://example.com/***"),
         ] {
             assert_eq!(url_text(given), shown, "{given}");
         }
