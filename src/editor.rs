@@ -23,14 +23,25 @@ use crate::config::{ConfigError, ConsoleFile};
 use crate::fingerprint::fnv1a;
 
 /// Secret fields of a receiver definition, as key paths.
-const SECRET_FIELDS: [&[&str]; 7] = [
+const SECRET_FIELDS: [&[&str]; 9] = [
     &["http_config", "basic_auth", "password"],
     &["http_config", "authorization", "credentials"],
     &["http_config", "bearer_token"],
     &["http_config", "oauth2", "client_secret"],
     &["http_config", "tls_config", "key"],
+    &["http_config", "oauth2", "tls_config", "key"],
     &["signing", "secret"],
     &["http_config", "proxy_url"],
+    &["http_config", "oauth2", "proxy_url"],
+];
+
+/// Maps whose every value is a secret (header values, proxy CONNECT headers, OAuth2 endpoint
+/// parameters): each value is blanked in answers and kept when an edit leaves it blank.
+const SECRET_MAPS: [&[&str]; 4] = [
+    &["headers"],
+    &["http_config", "proxy_connect_header"],
+    &["http_config", "oauth2", "proxy_connect_header"],
+    &["http_config", "oauth2", "endpoint_params"],
 ];
 
 /// The first line of a file the console writes.
@@ -101,10 +112,12 @@ pub fn redact(definition: &Value) -> (Value, Vec<String>) {
             set.push(path.join("."));
         }
     }
-    if let Some(Value::Object(headers)) = shown.get_mut("headers") {
-        for (name, value) in headers.iter_mut() {
-            *value = Value::String(String::new());
-            set.push(format!("headers.{name}"));
+    for path in SECRET_MAPS {
+        if let Some(Value::Object(map)) = pointer_mut(&mut shown, path) {
+            for (name, value) in map.iter_mut() {
+                *value = Value::String(String::new());
+                set.push(format!("{}.{name}", path.join(".")));
+            }
         }
     }
     if let Some(Value::Object(headers)) = shown.pointer_mut("/http_config/http_headers") {
@@ -143,26 +156,50 @@ pub fn keep_blank_secrets(edited: &mut Value, stored: &Value) -> Result<(), Vec<
     {
         edited["url"] = Value::String(kept.to_owned());
     }
-    let host = |v: &Value| {
-        let url = v.get("url").and_then(Value::as_str)?.parse::<http::Uri>().ok()?;
-        Some(url.authority()?.as_str().to_ascii_lowercase())
-    };
-    let moved = host(edited) != host(stored) || edited.get("url_file") != stored.get("url_file");
     let before = edited.clone();
     fill_blank_secrets(edited, stored);
+    let moved = destination(edited) != destination(stored);
     let kept = changed_fields(Some(&before), Some(edited));
     if moved && !kept.is_empty() {
         return Err(kept
             .into_iter()
             .map(|field| FieldError {
                 field,
-                message: "the receiver now points at another host: enter this secret again (a stored secret is \
-                          kept only for the host it was given for)"
+                message: "the receiver now sends elsewhere (another host or scheme, token endpoint, proxy, CA or \
+                          TLS verification): enter this secret again (a stored secret is kept only for where it was \
+                          given for)"
                     .into(),
             })
             .collect());
     }
     Ok(())
+}
+
+/// Where a receiver's secrets go: the scheme and host of its URL (or its `url_file`) and of its
+/// OAuth2 token endpoint, its proxies, and what its TLS trusts. A stored secret is refilled
+/// only while all of these stay as they were: a new host, plain `http`, a proxy, a CA or
+/// skipping verification could each hand it to someone else.
+fn destination(definition: &Value) -> Value {
+    let origin = |at: &str| {
+        let url = definition.pointer(at).and_then(Value::as_str)?.parse::<http::Uri>().ok()?;
+        Some(format!("{}://{}", url.scheme_str().unwrap_or(""), url.authority()?.as_str().to_ascii_lowercase()))
+    };
+    let at = |pointer: &str| definition.pointer(pointer).cloned().unwrap_or(Value::Null);
+    let skip = |pointer: &str| definition.pointer(pointer).and_then(Value::as_bool).unwrap_or(false);
+    serde_json::json!([
+        origin("/url"),
+        at("/url_file"),
+        origin("/http_config/oauth2/token_url"),
+        at("/http_config/proxy_url"),
+        at("/http_config/oauth2/proxy_url"),
+        at("/http_config/proxy_from_environment"),
+        skip("/http_config/tls_config/insecure_skip_verify"),
+        skip("/http_config/oauth2/tls_config/insecure_skip_verify"),
+        at("/http_config/tls_config/ca"),
+        at("/http_config/tls_config/ca_file"),
+        at("/http_config/oauth2/tls_config/ca"),
+        at("/http_config/oauth2/tls_config/ca_file"),
+    ])
 }
 
 fn fill_blank_secrets(edited: &mut Value, stored: &Value) {
@@ -175,14 +212,16 @@ fn fill_blank_secrets(edited: &mut Value, stored: &Value) {
             *value = kept.clone();
         }
     }
-    if let (Some(Value::Object(headers)), Some(Value::Object(kept))) =
-        (edited.get_mut("headers"), stored.get("headers"))
-    {
-        for (name, value) in headers.iter_mut() {
-            if value.as_str() == Some("")
-                && let Some(old) = kept.get(name)
-            {
-                *value = old.clone();
+    for path in SECRET_MAPS {
+        if let Some(Value::Object(kept)) = pointer(stored, path).cloned()
+            && let Some(Value::Object(map)) = pointer_mut(edited, path)
+        {
+            for (name, value) in map.iter_mut() {
+                if value.as_str() == Some("")
+                    && let Some(old) = kept.get(name)
+                {
+                    *value = old.clone();
+                }
             }
         }
     }
@@ -409,6 +448,38 @@ mod tests {
         let errors = keep_blank_secrets(&mut edited, &stored).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["headers.X-Api-Key", "http_config.authorization.credentials"]);
+    }
+
+    /// Regression (review): the guard looked at the URL's host alone, so a stored token could be
+    /// sent in clear, through a proxy, past a new CA or to a new token endpoint.
+    #[test]
+    fn stored_secrets_are_kept_only_while_they_go_where_they_went() {
+        let stored = definition();
+        let (shown, _) = redact(&stored);
+        let elsewhere: [(&str, Value); 5] = [
+            ("/url", json!("http://hooks.slack.com/services/T000/B000/XXXX")),
+            ("/http_config/proxy_url", json!("http://proxy.attacker.example:3128")),
+            ("/http_config/tls_config", json!({"insecure_skip_verify": true})),
+            ("/http_config/tls_config", json!({"ca": "-----BEGIN CERTIFICATE-----"})),
+            ("/http_config/oauth2", json!({"client_id": "a", "token_url": "https://attacker.example/token"})),
+        ];
+        for (at, value) in elsewhere {
+            let mut edited = shown.clone();
+            let (parent, key) = at.rsplit_once('/').unwrap();
+            let parent = if parent.is_empty() { &mut edited } else { edited.pointer_mut(parent).unwrap() };
+            parent[key] = value.clone();
+            let errors = keep_blank_secrets(&mut edited, &stored).expect_err(at);
+            assert!(errors.iter().any(|e| e.field == "http_config.authorization.credentials"), "{at} {value}");
+        }
+        // Every value of a secret map is blanked and kept.
+        let mut stored = definition();
+        stored["http_config"]["proxy_connect_header"] = json!({"Proxy-Authorization": ["Basic czNjcmV0"]});
+        stored["http_config"]["proxy_url"] = json!("http://proxy.example:3128");
+        let (shown, _) = redact(&stored);
+        assert!(!shown.to_string().contains("czNjcmV0"), "{shown}");
+        let mut edited = shown.clone();
+        keep_blank_secrets(&mut edited, &stored).unwrap();
+        assert_eq!(edited, stored);
     }
 
     #[test]
