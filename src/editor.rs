@@ -20,7 +20,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, ConsoleFile};
-use crate::fingerprint::fnv1a;
 
 /// Secret fields of a receiver definition, as key paths.
 const SECRET_FIELDS: [&[&str]; 9] = [
@@ -78,13 +77,16 @@ impl Document {
     }
 
     /// The YAML text of the file.
-    pub fn render(&self) -> String {
+    /// The file's text. A document that cannot be written is an error, never an empty file
+    /// (which would validate as "no receivers" and erase them all).
+    pub fn render(&self) -> Result<String, String> {
         #[derive(Serialize)]
         struct File<'a> {
             receivers: &'a [Value],
         }
-        let body = serde_saphyr::to_string(&File { receivers: &self.receivers }).unwrap_or_default();
-        format!("{HEADER}{body}")
+        let body = serde_saphyr::to_string(&File { receivers: &self.receivers })
+            .map_err(|e| format!("cannot write the console file's YAML: {e}"))?;
+        Ok(format!("{HEADER}{body}"))
     }
 
     /// The position and definition of the receiver `name`.
@@ -96,7 +98,20 @@ impl Document {
 /// The entity tag of a stored definition: changes whenever any of it, secrets included, does.
 pub fn etag(definition: &Value) -> String {
     // serde_json's maps are sorted: the same definition always gives the same bytes.
-    format!("\"{:016x}\"", fnv1a(&serde_json::to_vec(definition).unwrap_or_default()))
+    etag_of(&serde_json::to_vec(definition).unwrap_or_default())
+}
+
+/// An entity tag of `bytes`: HMAC-SHA256 under a key made once per process, so that a tag over
+/// text holding secrets cannot be used to test guesses of them offline.
+pub fn etag_of(bytes: &[u8]) -> String {
+    static KEY: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let rng = ring::rand::SystemRandom::new();
+        ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng).expect("the system's random source works")
+    });
+    let tag = ring::hmac::sign(key, bytes);
+    let hex: String = tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
 }
 
 /// A definition fit to show: secrets blanked, header values blanked, the URL redacted. Also
@@ -417,7 +432,7 @@ mod tests {
     fn a_document_survives_rendering() {
         let document =
             Document { receivers: vec![definition(), json!({"name": "b", "url": "http://x/", "enabled": false})] };
-        let again = Document::parse(&document.render()).unwrap();
+        let again = Document::parse(&document.render().unwrap()).unwrap();
         assert_eq!(again.receivers, document.receivers);
         assert!(Document::parse("receivers: [{url: x}]").is_err());
         assert!(Document::parse("").unwrap().receivers.is_empty());

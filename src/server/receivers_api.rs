@@ -77,7 +77,7 @@ pub fn list(state: &AppState, snapshot: &Snapshot) -> Result<HttpResponse, ApiEr
             "receivers": items,
         }}),
     );
-    set_etag(&mut response, &format!("\"{:016x}\"", crate::fingerprint::fnv1a(text.as_bytes())));
+    set_etag(&mut response, &editor::etag_of(text.as_bytes()));
     Ok(response)
 }
 
@@ -351,7 +351,7 @@ async fn save(
     index: Option<usize>,
 ) -> Result<Result<(), String>, ApiError> {
     validate(state, path, document, index).await?;
-    let text = document.render();
+    let text = document.render().map_err(ApiError::Internal)?;
     let write_path = path.to_owned();
     let reload_state = state.clone();
     tokio::task::spawn_blocking(move || {
@@ -370,7 +370,7 @@ async fn validate(
     document: &Document,
     index: Option<usize>,
 ) -> Result<config::ConsoleConfig, ApiError> {
-    let text = document.render();
+    let text = document.render().map_err(ApiError::Internal)?;
     let main_path = state.reloader.path().to_owned();
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
