@@ -104,7 +104,7 @@ pub async fn put(
     let (headers, mut definition) = read_definition(request, Some(name)).await?;
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
-    let (mut document, _) = read_document(state.reloader.console_file())?;
+    let (mut document, on_disk) = read_document(state.reloader.console_file())?;
     let existing = document.find(name).map(|(index, d)| (index, d.clone()));
     check_preconditions(&headers, existing.as_ref().map(|(_, d)| d), name)?;
     if let Some((_, stored)) = &existing {
@@ -122,7 +122,7 @@ pub async fn put(
     };
     let action = if existing.is_some() { "replace" } else { "create" };
     let before = existing.as_ref().map(|(_, d)| d);
-    let reload = save(state, &path, &document, Some(index)).await?;
+    let reload = save(state, &path, &document, &on_disk, Some(index)).await?;
     audit(snapshot, &headers, action, name, editor::changed_fields(before, Some(&definition)));
     let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     Ok(changed(status, state, name, Some(&definition), reload))
@@ -137,11 +137,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
-    let (mut document, _) = read_document(state.reloader.console_file())?;
+    let (mut document, on_disk) = read_document(state.reloader.console_file())?;
     let (index, stored) = document.find(name).map(|(i, d)| (i, d.clone())).ok_or_else(|| unknown(name))?;
     check_preconditions(headers, Some(&stored), name)?;
     document.receivers.remove(index);
-    let reload = save(state, &path, &document, None).await?;
+    let reload = save(state, &path, &document, &on_disk, None).await?;
     audit(snapshot, headers, "delete", name, Vec::new());
     Ok(changed(StatusCode::OK, state, name, None, reload))
 }
@@ -167,7 +167,7 @@ pub async fn set_enabled(
     })?;
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
-    let (mut document, _) = read_document(state.reloader.console_file())?;
+    let (mut document, on_disk) = read_document(state.reloader.console_file())?;
     let (index, stored) = document.find(name).map(|(i, d)| (i, d.clone())).ok_or_else(|| unknown(name))?;
     check_preconditions(&headers, Some(&stored), name)?;
     let was = stored.get("enabled").and_then(Value::as_bool).unwrap_or(true);
@@ -176,7 +176,7 @@ pub async fn set_enabled(
     }
     document.receivers[index]["enabled"] = Value::Bool(enabled);
     let definition = document.receivers[index].clone();
-    let reload = save(state, &path, &document, Some(index)).await?;
+    let reload = save(state, &path, &document, &on_disk, Some(index)).await?;
     let action = if enabled { "enable" } else { "disable" };
     audit(snapshot, &headers, action, name, vec!["enabled".into()]);
     Ok(changed(StatusCode::OK, state, name, Some(&definition), reload))
@@ -343,18 +343,33 @@ fn check_preconditions(headers: &HeaderMap, stored: Option<&Value>, name: &str) 
 }
 
 /// Validates the document against the config file on disk, writes it atomically and reloads.
-/// `index`: the receiver edited, whose errors are answered field by field.
+/// `index`: the receiver edited, whose errors are answered field by field. `on_disk`: the file's
+/// text the edit started from; a file changed since (a hand edit: API edits are serialized) is
+/// not overwritten.
 async fn save(
     state: &Arc<AppState>,
     path: &std::path::Path,
     document: &Document,
+    on_disk: &str,
     index: Option<usize>,
 ) -> Result<Result<(), String>, ApiError> {
     validate(state, path, document, index).await?;
     let text = document.render().map_err(ApiError::Internal)?;
     let write_path = path.to_owned();
     let reload_state = state.clone();
+    let on_disk = on_disk.to_owned();
     tokio::task::spawn_blocking(move || {
+        let now = match std::fs::read_to_string(&write_path) {
+            Ok(now) => now,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(ApiError::Internal(format!("cannot read {}: {e}", write_path.display()))),
+        };
+        if now != on_disk {
+            return Err(ApiError::Conflict(format!(
+                "{} changed on disk while this edit was being made (edited by hand?): nothing was written; reload and try again",
+                write_path.display()
+            )));
+        }
         editor::write_atomically(&write_path, &text)
             .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", write_path.display())))?;
         Ok(reload_state.reloader.reload().map_err(|e| e.to_string()))
