@@ -399,12 +399,15 @@ impl Spool {
         }
     }
 
-    /// A memory-mode dead letter, charged to the byte budget; the oldest go beyond
+    /// A memory-mode dead letter, charged to the byte budget; the oldest (lowest sequence) go beyond
     /// `max_dead_letters` or `max_dead_letter_bytes`.
     fn keep_in_memory(&self, stored: Stored) {
         let charge = self.budget.charge(stored.body.len() as u64);
         let mut dead = self.memory_dead.lock().expect("dead letters");
-        dead.push_back((stored, charge));
+        // Kept in sequence order, as the spool file's table is: deliveries end out of order,
+        // and the listing pages by sequence (`after`).
+        let at = dead.partition_point(|(kept, _)| kept.seq < stored.seq);
+        dead.insert(at, (stored, charge));
         let mut bytes: u64 = dead.iter().map(|(s, _)| s.body.len() as u64).sum();
         while dead.len() > self.max_dead || bytes > self.dead.max_bytes() && dead.len() > 1 {
             if let Some((oldest, _)) = dead.pop_front() {

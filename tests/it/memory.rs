@@ -190,11 +190,12 @@ async fn dead_letters_are_listed_in_pages_without_bodies_and_bounded_in_bytes() 
         let deadline = Instant::now() + WAIT;
         let (letters, totals) = loop {
             let (letters, totals) = all_dead_letters(&relay.url(""), 2).await;
-            if letters.iter().any(|l| l["groupKey"].as_str().unwrap().contains("G21")) {
-                // The last one is in: read again, now that nothing changes between pages.
-                break all_dead_letters(&relay.url(""), 2).await;
+            // The listing reads committed dead letters beside the spool's writer, whose totals
+            // move when it takes an operation: wait until the last one is in and both agree.
+            let last_in = letters.iter().any(|l| l["groupKey"].as_str().unwrap().contains("G21"));
+            if last_in && totals["total"] == letters.len() as u64 {
+                break (letters, totals);
             }
-            drop(totals);
             assert!(Instant::now() < deadline, "the last dead letter never showed\n{}", relay.logs());
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
