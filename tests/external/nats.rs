@@ -158,6 +158,9 @@ async fn acceptance_survives_a_nats_node_and_refuses_then_recovers_when_all_are_
         replica.post_until_accepted(&numbered("one-down", n)).await;
     }
     wait_delivered(&downstream, 10).await;
+    // Delivery is at least once: a notification delivered but not yet acknowledged when every
+    // node goes down is delivered again after. Wait for the acknowledgements (the stream empty).
+    replica.wait_metric("amrelay_nats_pending_notifications", 0.0).await;
 
     // All nodes down: 503 with Retry-After, not ready.
     cluster.kill(1);

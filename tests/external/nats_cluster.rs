@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::programs::{ChildGuard, debian_program, free_port, try_get};
-use crate::support::{Downstream, Reply, get, post_json};
+use crate::support::{Downstream, Reply, get, metric_in, post_json};
 
 /// Every wait on the cluster (elections, take-overs, reconnects) is bounded by this.
 pub const CLUSTER_WAIT: Duration = Duration::from_secs(60);
@@ -174,6 +174,19 @@ impl Replica {
         let deadline = Instant::now() + CLUSTER_WAIT;
         while get(&self.url("/-/ready")).await.status != status {
             assert!(Instant::now() < deadline, "/-/ready never answered {status}:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the series (e.g. `amrelay_nats_pending_notifications`) reads `value`.
+    pub async fn wait_metric(&self, series: &str, value: f64) {
+        let deadline = Instant::now() + CLUSTER_WAIT;
+        loop {
+            let scrape = get(&self.url("/metrics")).await.text();
+            if metric_in(&scrape, series) == Some(value) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{series} never read {value}:\n{scrape}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
