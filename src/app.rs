@@ -107,9 +107,6 @@ impl Relay {
         let reloader =
             Reloader::start_with_console(&options.config_file, config, console_file, Runtime::new(Arc::new(spool)))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-        // The byte budget's limit (issue 15); each webhook request applies a reloaded one.
-        reloader.spool().budget().set_limit(reloader.snapshot().server.inbound.limits.max_memory_bytes);
-        reloader.spool().set_max_dead_letter_bytes(reloader.snapshot().delivery.max_dead_letter_bytes);
         restore(&reloader, restored);
         let address =
             options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());

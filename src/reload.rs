@@ -80,6 +80,7 @@ impl Reloader {
         let console = merge_console(&console_file, &mut config, &mut registry);
         let snapshot = build_snapshot(config, console, &mut registry, &runtime)?;
         record_success(&snapshot);
+        apply_byte_limits(&runtime.spool, &snapshot);
         if let Some(error) = &snapshot.console.error {
             record_result(false);
             tracing::error!(file = %console_file.path().unwrap_or(Path::new("")).display(), error = %error.replace('\n', "; "), "console file invalid; its receivers are not running");
@@ -157,6 +158,7 @@ impl Reloader {
         };
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
         record_success(&snapshot);
+        apply_byte_limits(&self.runtime.spool, &snapshot);
         let console_error = snapshot.console.error.clone();
         self.current.store(Arc::new(snapshot));
         if let Some(error) = console_error {
@@ -352,4 +354,12 @@ fn record_success(snapshot: &Snapshot) {
     let now = snapshot.loaded_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     metrics::gauge!(m::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP).set(now);
     metrics::gauge!(m::CONFIG_HASH).set(snapshot.hash as f64);
+}
+
+/// The byte bounds a snapshot sets for what the spool holds: the process budget
+/// (`server.limits.max_memory_bytes`) and the dead letters' (`delivery.max_dead_letter_bytes`).
+/// Applied when a config becomes current, not per request.
+fn apply_byte_limits(spool: &Spool, snapshot: &Snapshot) {
+    spool.budget().set_limit(snapshot.server.inbound.limits.max_memory_bytes);
+    spool.set_max_dead_letter_bytes(snapshot.delivery.max_dead_letter_bytes);
 }

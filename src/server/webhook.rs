@@ -36,8 +36,6 @@ pub async fn handle(
     check_content_type(&request).inspect_err(reject)?;
     let limit = snapshot.server.max_request_bytes;
     let budget = state.reloader.spool().budget();
-    budget.set_limit(snapshot.server.inbound.limits.max_memory_bytes);
-    state.reloader.spool().set_max_dead_letter_bytes(snapshot.delivery.max_dead_letter_bytes);
     // Held until the batch is queued or refused: the body is borrowed by the decoded alerts.
     let (body, _read) = read_body_charged(request, limit, budget).await.inspect_err(reject)?;
     super::limits::check_body(&body, &snapshot.server.inbound.limits)?;

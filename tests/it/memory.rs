@@ -235,3 +235,24 @@ async fn dead_letters_are_listed_in_pages_without_bodies_and_bounded_in_bytes() 
         }
     }
 }
+
+/// The byte limits follow a reload (they are applied when a config becomes current, not on
+/// each request), before any webhook arrives.
+#[tokio::test]
+async fn the_byte_limits_follow_a_reload() {
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amrelay.yml");
+    let yaml = |limit: u64| {
+        format!(
+            "server:\n  max_request_bytes: 65536\n  limits: {{max_memory_bytes: {limit}}}\nreceivers:\n  - name: r\n    url: {}\n",
+            downstream.url("/")
+        )
+    };
+    std::fs::write(&path, yaml(1_000_000)).unwrap();
+    let relay = RelayProcess::spawn(&path, &[]);
+    relay.wait_metric(r#"amrelay_memory_budget_bytes{state="limit"}"#, 1_000_000.0).await;
+    std::fs::write(&path, yaml(2_000_000)).unwrap();
+    relay.signal("HUP");
+    relay.wait_metric(r#"amrelay_memory_budget_bytes{state="limit"}"#, 2_000_000.0).await;
+}
