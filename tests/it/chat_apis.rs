@@ -8,18 +8,16 @@
 //!   `messageReplyOption`, and `requestId` (a repeated one answers the message already made).
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+
+use crate::support::serve::{json_response, serve_on, wait_for_calls};
 
 pub const SLACK_TOKEN: &str = "xoxb-fake-b0t-t0ken";
 pub const TELEGRAM_BOT: &str = "/bot123456:FAKE-t0ken";
@@ -79,16 +77,7 @@ impl FakeChat {
             state: Arc::new(Mutex::new(State { next_id: 100, ..State::default() })),
         };
         let server = fake.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| server.clone().answer(request));
-                    let _ =
-                        auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        });
+        serve_on(listener, move |request| server.clone().answer(request));
         fake
     }
 
@@ -119,39 +108,27 @@ impl FakeChat {
 
     /// Waits until `count` requests were answered.
     pub async fn wait_calls(&self, count: usize) -> Vec<Call> {
-        let deadline = tokio::time::Instant::now() + crate::support::WAIT;
-        loop {
-            let calls = self.calls();
-            if calls.len() >= count {
-                return calls;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "expected {count} calls, got {calls:#?}");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        wait_for_calls(count, || self.calls()).await
     }
 
-    async fn answer(self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    async fn answer(self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
         let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let path = parts.uri.path().to_owned();
         let query = parts.uri.query().unwrap_or("").to_owned();
         let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (status, answer, method) = {
+        let (status, answer) = {
             let mut state = self.state.lock().unwrap();
             let (status, answer, method) = match self.api {
                 Api::Slack => slack(&mut state, &path, &body, authorization.as_deref()),
                 Api::Telegram => telegram(&mut state, &path, &body),
                 Api::GoogleChat => google_chat(&mut state, &path, &query, &body),
             };
-            state.calls.push(Call { method: method.clone(), query, body, authorization, status });
-            (status, answer, method)
+            state.calls.push(Call { method, query, body, authorization, status });
+            (status, answer)
         };
-        let _ = method;
-        let mut response = Response::new(Full::new(Bytes::from(answer.to_string())));
-        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-        response.headers_mut().insert("content-type", "application/json".parse().unwrap());
-        Ok(response)
+        json_response(status, &answer)
     }
 }
 

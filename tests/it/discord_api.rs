@@ -6,18 +6,16 @@
 //! URL answers the webhook object (with its `guild_id` and `channel_id`).
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+
+use crate::support::serve::{json_response, serve_on, wait_for_calls};
 
 pub const WEBHOOK: &str = "/api/webhooks/1189/t0ken";
 
@@ -52,16 +50,7 @@ impl FakeDiscord {
             state: Arc::new(Mutex::new(State { next_id: 1_300_000_000_000_000_000, ..State::default() })),
         };
         let server = fake.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| server.clone().answer(request));
-                    let _ =
-                        auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        });
+        serve_on(listener, move |request| server.clone().answer(request));
         fake
     }
 
@@ -84,18 +73,10 @@ impl FakeDiscord {
 
     /// Waits until `count` requests were answered.
     pub async fn wait_calls(&self, count: usize) -> Vec<Call> {
-        let deadline = tokio::time::Instant::now() + crate::support::WAIT;
-        loop {
-            let calls = self.calls();
-            if calls.len() >= count {
-                return calls;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "expected {count} calls, got {calls:?}");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        wait_for_calls(count, || self.calls()).await
     }
 
-    async fn answer(self, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    async fn answer(self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
         let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let content = serde_json::from_slice::<Value>(&body)
@@ -128,11 +109,7 @@ impl FakeDiscord {
             state.calls.push(Call { method: parts.method.clone(), path, query, status });
             (status, answer)
         };
-        let body = if answer.is_null() { Bytes::new() } else { Bytes::from(answer.to_string()) };
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-        response.headers_mut().insert("content-type", "application/json".parse().unwrap());
-        Ok(response)
+        json_response(status, &answer)
     }
 }
 

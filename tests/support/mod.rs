@@ -11,7 +11,8 @@
 //! - [`pki`]: a CA with server and client certificates, generated per test;
 //! - [`spool`]: configs and batches for the spool's durability tests;
 //! - [`token_endpoint`]: a local OAuth2 token endpoint that records and answers as scripted.
-//! - [`capacity`]: a downstream of limited capacity that counts the concurrency it is offered.
+//! - [`capacity`]: a downstream of limited capacity that counts the concurrency it is offered;
+//! - [`serve`]: a local server for fakes of outside APIs (Discord, Slack, Telegram, OAuth2).
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub mod downstream;
 pub mod payloads;
 pub mod pki;
 pub mod relay;
+pub mod serve;
 pub mod spool;
 pub mod token_endpoint;
 

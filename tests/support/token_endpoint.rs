@@ -4,7 +4,6 @@
 //! go first; `stop` makes it refuse connections, as a down endpoint does.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -12,9 +11,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 /// One token request as the endpoint saw it.
@@ -59,16 +55,7 @@ impl TokenEndpoint {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State { expires_in, ..State::default() }));
         let shared = state.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(state.clone(), request));
-                    let _ =
-                        auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        });
+        let server = super::serve::serve_on(listener, move |request| answer(shared.clone(), request));
         TokenEndpoint { addr, state, server: Arc::new(server) }
     }
 
@@ -91,7 +78,7 @@ impl TokenEndpoint {
     }
 }
 
-async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -117,5 +104,5 @@ async fn answer(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Result<
     response.headers_mut().insert("content-type", "application/json".parse().unwrap());
     // No kept-alive connection: a stopped endpoint is really gone.
     response.headers_mut().insert("connection", "close".parse().unwrap());
-    Ok(response)
+    response
 }
