@@ -3,7 +3,6 @@
 //! as real processes pointed at it, so that a replica can be killed with `kill -9`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::programs::{ChildGuard, debian_program, free_port, try_get};
@@ -109,38 +108,15 @@ impl NatsCluster {
 pub struct Replica {
     child: std::process::Child,
     pub addr: std::net::SocketAddr,
-    pub log: Arc<Mutex<Vec<String>>>,
+    pub log: crate::support::binary::Log,
 }
 
 impl Replica {
     pub fn spawn(config: &Path) -> Replica {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg("--web.listen-address=127.0.0.1:0")
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("amrelay binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("amrelay started")
-                    && let Some(start) = line.find(" address=")
-                {
-                    let address = line[start + 9..].split(' ').next().unwrap_or("").to_owned();
-                    let _ = tx.send(address);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(CLUSTER_WAIT)
-            .unwrap_or_else(|_| panic!("amrelay did not start: {:#?}", log.lock().unwrap()));
-        Replica { child, addr: addr.parse().unwrap(), log }
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"));
+        command.arg(format!("--config.file={}", config.display())).arg("--web.listen-address=127.0.0.1:0");
+        let (child, addr, log) = crate::support::binary::start_amrelay(command, CLUSTER_WAIT);
+        Replica { child, addr, log }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -4,10 +4,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::credentials::{all_process_logs, assert_no_secret_in};
+use crate::support::binary::{Log, start_amrelay};
 use crate::support::{WAIT, wait_for_metric};
 
 /// `amrelay` running as a child process on an ephemeral port; killed when dropped.
@@ -15,7 +15,7 @@ pub struct RelayProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
     /// Every log line so far (stderr), shared with the reader thread.
-    pub log: Arc<Mutex<Vec<String>>>,
+    pub log: Log,
 }
 
 impl RelayProcess {
@@ -26,31 +26,15 @@ impl RelayProcess {
 
     /// Like `spawn`, with extra environment variables.
     pub fn spawn_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> RelayProcess {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"));
+        command
             .envs(env.iter().copied())
             .arg(format!("--config.file={}", config.display()))
             .arg("--web.listen-address=127.0.0.1:0")
-            .args(args)
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("amrelay binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
+            .args(args);
+        let (child, addr, log) = start_amrelay(command, WAIT);
         all_process_logs().lock().unwrap().push(log.clone());
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.contains("amrelay started").then(|| field(&line, "address")).flatten() {
-                    let _ = tx.send(address);
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx.recv_timeout(WAIT).unwrap_or_else(|_| panic!("amrelay did not start: {:?}", log.lock().unwrap()));
-        RelayProcess { child, addr: addr.parse().unwrap(), log }
+        RelayProcess { child, addr, log }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -99,12 +83,6 @@ impl Drop for RelayProcess {
             assert_no_secret_in(&self.logs());
         }
     }
-}
-
-/// The value of `key=` in a logfmt line.
-fn field(line: &str, key: &str) -> Option<String> {
-    let start = line.find(&format!(" {key}="))? + key.len() + 2;
-    Some(line[start..].split(' ').next()?.trim_matches('"').to_owned())
 }
 
 /// Runs `amrelay check-config FILE` with `env`; returns (success, stdout).

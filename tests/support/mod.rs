@@ -5,6 +5,7 @@
 //! programs, a browser, a relay after traffic).
 //!
 //! - [`relay`]: a relay inside the test process on 127.0.0.1:0, and its metrics;
+//! - [`binary`]: the real binary as a child process, its log lines and its address;
 //! - [`client`]: a small HTTP client that reads whole answers;
 //! - [`payloads`]: webhook payloads as Alertmanager sends them;
 //! - [`downstream`]: recording downstream receivers that fail on demand;
@@ -16,6 +17,7 @@
 
 use std::time::Duration;
 
+pub mod binary;
 pub mod capacity;
 pub mod client;
 pub mod downstream;
