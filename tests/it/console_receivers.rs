@@ -424,13 +424,8 @@ async fn the_flag_the_audit_log_and_check_config_both_files() {
         assert!(audit[0].contains(part), "{part} in {}", audit[0]);
     }
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
-        .args(["check-config", &flag])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+    let (ok, stdout) = crate::process::check_config_with(&config, &[], &[&flag]);
+    assert!(ok, "{stdout}");
     assert_eq!(stdout.matches("SUCCESS").count(), 2, "{stdout}");
     assert!(stdout.contains("1 console receivers") && stdout.contains("/hooks/***"), "{stdout}");
     assert!(!stdout.contains("custom-header-ap1-key"), "{stdout}");
@@ -445,13 +440,8 @@ async fn the_flag_the_audit_log_and_check_config_both_files() {
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
 
     std::fs::write(&console, format!("receivers:\n  - name: from-file\n    url: {hook}\n")).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
-        .args(["check-config", &flag])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "{stdout}");
+    let (ok, stdout) = crate::process::check_config_with(&config, &[], &[&flag]);
+    assert!(!ok, "{stdout}");
     assert!(stdout.contains("receivers[0].name") && stdout.contains("also defined in"), "{stdout}");
 }
 
@@ -484,12 +474,8 @@ async fn the_console_file_survives_kill_9_mid_write() {
         writer.abort();
         drop(relay);
         let text = std::fs::read_to_string(&console).unwrap_or_default();
-        let check = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
-            .args(["check-config", &flag])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(check.status.success(), "round {round}: {}\n{text}", String::from_utf8_lossy(&check.stdout));
+        let (ok, stdout) = crate::process::check_config_with(&config, &[], &[&flag]);
+        assert!(ok, "round {round}: {stdout}\n{text}");
     }
     // Started again: the last complete file runs, and no temporary file is left.
     let relay = RelayProcess::spawn(&config, &[&flag]);

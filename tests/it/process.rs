@@ -87,9 +87,15 @@ impl Drop for RelayProcess {
 
 /// Runs `amrelay check-config FILE` with `env`; returns (success, stdout).
 pub fn check_config_with_env(file: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    check_config_with(file, env, &[])
+}
+
+/// Runs `amrelay check-config FLAGS… FILE` with `env`; returns (success, stdout).
+pub fn check_config_with(file: &Path, env: &[(&str, &str)], flags: &[&str]) -> (bool, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
         .envs(env.iter().copied())
         .arg("check-config")
+        .args(flags)
         .arg(file)
         .output()
         .unwrap();
