@@ -56,6 +56,15 @@ fn resolved(names: &[&str]) -> Vec<serde_json::Value> {
     names.iter().map(|n| alert("resolved", json!({"alertname": n, "severity": "critical"}))).collect()
 }
 
+/// `mode: reply` after [`incident`]: the group's first message and two replies under it.
+fn assert_one_message_and_two_replies(fake: &FakeChat) {
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    let first = messages.iter().find(|(_, m)| m.thread.is_none()).map(|(id, _)| id.clone()).unwrap();
+    let replies = messages.values().filter(|m| m.thread.as_deref() == Some(first.as_str())).count();
+    assert_eq!(replies, 2, "{messages:#?}");
+}
+
 /// Posts firing → more alerts → resolved for one group, each after the previous arrived.
 async fn incident(relay: &TestRelay, fake: &FakeChat) {
     let steps = [firing(&["DiskFull"]), firing(&["DiskFull", "DiskSlow"]), resolved(&["DiskFull", "DiskSlow"])];
@@ -90,11 +99,7 @@ async fn slack_reply_threads_under_the_first_message() {
     let slack = FakeChat::start(Api::Slack).await;
     let relay = start(&slack, "slack-reply", "reply").await;
     incident(&relay, &slack).await;
-    let messages = slack.messages();
-    assert_eq!(messages.len(), 3, "{messages:#?}");
-    let first = messages.iter().find(|(_, m)| m.thread.is_none()).map(|(ts, _)| ts.clone()).unwrap();
-    let replies: Vec<_> = messages.values().filter(|m| m.thread.as_deref() == Some(first.as_str())).collect();
-    assert_eq!(replies.len(), 2, "{messages:#?}");
+    assert_one_message_and_two_replies(&slack);
     assert!(slack.calls().iter().all(|c| c.method == "chat.postMessage"));
     relay.wait_metric(r#"amrelay_thread_updates_total{receiver="slack-reply",outcome="replied"}"#, 2.0).await;
 }
@@ -145,10 +150,7 @@ async fn telegram_reply_uses_reply_parameters() {
     let telegram = FakeChat::start(Api::Telegram).await;
     let relay = start(&telegram, "telegram-reply", "reply").await;
     incident(&relay, &telegram).await;
-    let messages = telegram.messages();
-    assert_eq!(messages.len(), 3);
-    let first = messages.iter().find(|(_, m)| m.thread.is_none()).map(|(id, _)| id.clone()).unwrap();
-    assert_eq!(messages.values().filter(|m| m.thread.as_deref() == Some(first.as_str())).count(), 2);
+    assert_one_message_and_two_replies(&telegram);
 }
 
 /// A group silent longer than `expire` starts a new conversation.
