@@ -107,10 +107,12 @@ impl Threads {
             }
             evicted
         };
-        for key in &evicted {
-            spool.set_thread(receiver, key, None).await?;
-        }
-        spool.set_thread(receiver, group_key, Some(encoded)).await
+        // Sent together, so the writer commits them in one transaction (one fsync), not one per
+        // forgotten group: an eviction forgets a 64th of `max_groups` at once.
+        let forgotten = futures_util::future::join_all(evicted.iter().map(|key| spool.set_thread(receiver, key, None)));
+        let (forgotten, remembered) = tokio::join!(forgotten, spool.set_thread(receiver, group_key, Some(encoded)));
+        forgotten.into_iter().collect::<Result<(), String>>()?;
+        remembered
     }
 
     /// Every remembered group, newest first, for the threads API.
@@ -193,6 +195,29 @@ mod tests {
         assert!(threads.len() > 1000 - 1000 / 64 - 1, "{}", threads.len());
         // The newest group is always kept.
         assert_eq!(threads.get(&receiver, &spool, "g9999", week).await.unwrap().message_id, "m9999");
+    }
+
+    /// With a spool file, the groups forgotten by an eviction are forgotten on disk too: a
+    /// restart reads back at most `max_groups`.
+    #[tokio::test]
+    async fn evictions_reach_the_spool_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::SpoolConfig {
+            path: dir.path().join("spool.redb"),
+            max_bytes: 1 << 20,
+            memory_window_bytes: 1 << 20,
+            group_commit: true,
+        };
+        let (spool, _) = Spool::open(&config, 10).unwrap();
+        let (threads, receiver) = (Threads::default(), Arc::<str>::from("r"));
+        let week = Duration::from_secs(7 * 86400);
+        for i in 0..300 {
+            threads.remember(&receiver, &spool, &Arc::from(format!("g{i}")), format!("m{i}"), 128, week).await.unwrap();
+        }
+        let on_disk = spool.list_threads(&receiver).await.unwrap();
+        assert_eq!(on_disk.len(), threads.len(), "the file holds what memory holds");
+        assert!(on_disk.len() <= 128, "{}", on_disk.len());
+        assert!(on_disk.iter().any(|(group, _)| group == "g299"));
     }
 
     #[tokio::test]
