@@ -15,6 +15,9 @@ pub const HTTP_REQUEST_DURATION: &str = "amrelay_http_request_duration_seconds";
 pub const ALERTS_RECEIVED: &str = "amrelay_alerts_received_total";
 /// Batches refused, by `reason` (`decode`, `too_large`, `queue_full`, …).
 pub const BATCHES_REJECTED: &str = "amrelay_batches_rejected_total";
+/// How long accepted batches' answers waited for a receiver's backlog to come down (pacing;
+/// only answers that waited).
+pub const WEBHOOK_PACING_WAIT: &str = "amrelay_webhook_pacing_wait_duration_seconds";
 /// Alerts a receiver's rule accepted, by `receiver`.
 pub const ALERTS_MATCHED: &str = "amrelay_receiver_alerts_matched_total";
 /// Alerts a receiver's rule (or `send_resolved: false`) left out, by `receiver`.
@@ -196,6 +199,11 @@ fn describe() {
     describe_counter!(DELIVERY_ATTEMPTS, "Delivery attempts, by outcome (status class or error kind).");
     describe_counter!(THREAD_UPDATES, "Threaded sends (one message per alert group), by outcome.");
     describe_gauge!(THREADS, "Alert groups whose message is remembered for thread:.");
+    describe_histogram!(
+        WEBHOOK_PACING_WAIT,
+        Unit::Seconds,
+        "Time an accepted batch's answer waited for a receiver's backlog to come down (pacing)."
+    );
     describe_histogram!(RATE_LIMIT_WAIT, Unit::Seconds, "Time a notification waited for a rate_limit token.");
     describe_histogram!(DELIVERY_ATTEMPT_DURATION, Unit::Seconds, "Duration of one delivery attempt.");
     describe_histogram!(DELIVERY_LATENCY, Unit::Seconds, "Time from acceptance to successful delivery.");

@@ -11,15 +11,24 @@
 //! lock-free, never waits); only when every reservation succeeded are the notifications
 //! [`Pipeline::push`]ed. A failed reservation drops the slots already taken, so a 503 leaves no
 //! trace at any receiver.
+//!
+//! **Pacing.** Once accepted, a batch's answer waits (at most [`PACE_MAX_WAIT`]) while a receiver
+//! it went to holds more than a tenth of its `queue_capacity`. amrelay answers before it
+//! delivers, so a sender that posts as fast as it is answered (Alertmanager flushing many groups,
+//! a load generator) could otherwise outrun delivery on a busy CPU and keep a backlog — memory —
+//! that only a full queue's 503 would stop. Waiting a little gives the CPU to delivery, so
+//! acceptance settles at the pace of delivery, as a proxy's does; the wait is far below
+//! Alertmanager's notification deadline (at least 10 s), and nothing is refused for it.
 
 pub mod concurrency;
 mod dispatch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use metrics::{Counter, Gauge};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -47,8 +56,31 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let depth = self.counters.depth.fetch_sub(1, Ordering::Relaxed) - 1;
-        self.counters.metrics.depth.set(depth as f64);
+        let counters = &self.counters;
+        // SeqCst, with the waiter's side in `Pipeline::pace`: either it sees the new depth, or
+        // this sees it waiting.
+        let depth = counters.depth.fetch_sub(1, Ordering::SeqCst) - 1;
+        counters.metrics.depth.set(depth as f64);
+        if counters.pace_waiters.load(Ordering::SeqCst) > 0 && depth <= counters.pace_above.load(Ordering::Relaxed) {
+            counters.paced.notify_waiters();
+        }
+    }
+}
+
+/// The longest a webhook answer waits for its receivers' queues (see the module docs).
+pub const PACE_MAX_WAIT: Duration = Duration::from_millis(250);
+
+/// The depth above which answers are paced: a tenth of the capacity.
+fn pace_above(queue_capacity: usize) -> usize {
+    queue_capacity.div_ceil(10)
+}
+
+/// Counts a pacing waiter while it waits.
+struct PaceWaiter<'a>(&'a AtomicUsize);
+
+impl Drop for PaceWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -90,6 +122,11 @@ pub struct QueueCounters {
     pinned: AtomicUsize,
     /// `adaptive_concurrency_ceiling`, reloadable.
     ceiling: AtomicUsize,
+    /// Answers wait while `depth` is above this ([`pace_above`] of the capacity).
+    pace_above: AtomicUsize,
+    /// Answers waiting now; a finished notification wakes them only when there are some.
+    pace_waiters: AtomicUsize,
+    paced: Notify,
 }
 
 impl QueueCounters {
@@ -149,6 +186,9 @@ impl Pipeline {
             depth: AtomicUsize::new(0),
             pinned: AtomicUsize::new(0),
             ceiling: AtomicUsize::new(0),
+            pace_above: AtomicUsize::new(pace_above(config.queue_capacity)),
+            pace_waiters: AtomicUsize::new(0),
+            paced: Notify::new(),
         });
         counters.set_concurrency(config.max_concurrency);
         counters.metrics.capacity.set(config.queue_capacity as f64);
@@ -169,6 +209,7 @@ impl Pipeline {
     pub fn update(&self, config: &ReceiverConfig, target: Target) {
         self.downstream.target.store(Arc::new(target));
         self.counters.set_concurrency(config.max_concurrency);
+        self.counters.pace_above.store(pace_above(config.queue_capacity), Ordering::Relaxed);
         let old = self.capacity.swap(config.queue_capacity, Ordering::Relaxed);
         if config.queue_capacity > old {
             self.permits.add_permits(config.queue_capacity - old);
@@ -201,7 +242,7 @@ impl Pipeline {
     }
 
     fn slot(&self, permit: Option<OwnedSemaphorePermit>) -> Slot {
-        let depth = self.counters.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        let depth = self.counters.depth.fetch_add(1, Ordering::SeqCst) + 1;
         self.counters.metrics.depth.set(depth as f64);
         Slot { _permit: permit, counters: self.counters.clone() }
     }
@@ -213,6 +254,26 @@ impl Pipeline {
             // Only after shutdown began (the dispatcher stopped taking work); otherwise a bug.
             tracing::error!(receiver = %self.downstream.name, group_key = %item.outbound.group_key,
                 "the dispatcher is gone; the notification stays in the spool, if any, for the next start");
+        }
+    }
+
+    /// Waits until this receiver's queue is at or below a tenth of its capacity, or `deadline`
+    /// (see the module docs); returns at once, `false`, when it already is.
+    pub async fn pace(&self, deadline: tokio::time::Instant) -> bool {
+        let counters = &self.counters;
+        let calm = || counters.depth.load(Ordering::SeqCst) <= counters.pace_above.load(Ordering::Relaxed);
+        if calm() {
+            return false;
+        }
+        counters.pace_waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiter = PaceWaiter(&counters.pace_waiters);
+        loop {
+            let notified = counters.paced.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if calm() || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return true;
+            }
         }
     }
 

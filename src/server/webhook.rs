@@ -17,7 +17,7 @@ use crate::accept::{self, Offer, Taken};
 use crate::deliver::Outbound;
 use crate::metrics as m;
 use crate::payload::decode_with;
-use crate::queue::next_id;
+use crate::queue::{PACE_MAX_WAIT, Pipeline, next_id};
 use crate::route::{self, Destination};
 use crate::snapshot::Snapshot;
 
@@ -27,6 +27,32 @@ pub async fn handle(
     request: Request<Incoming>,
     receiver: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
+    // The body is released before the answer is paced.
+    let (answer, queued) = accept_batch(state, snapshot, request, receiver).await?;
+    pace(&queued).await;
+    Ok(answer)
+}
+
+/// Waits while a receiver the batch went to has a backlog (see [`crate::queue`]'s pacing).
+async fn pace(queued: &[&Pipeline]) {
+    let start = tokio::time::Instant::now();
+    let deadline = start + PACE_MAX_WAIT;
+    let mut waited = false;
+    for pipeline in queued {
+        waited |= pipeline.pace(deadline).await;
+    }
+    if waited {
+        metrics::histogram!(m::WEBHOOK_PACING_WAIT).record(start.elapsed().as_secs_f64());
+    }
+}
+
+/// Reads, decodes, routes and accepts one batch; the answer and the pipelines it was queued in.
+async fn accept_batch<'s>(
+    state: &AppState,
+    snapshot: &'s Snapshot,
+    request: Request<Incoming>,
+    receiver: Option<&str>,
+) -> Result<(HttpResponse, Vec<&'s Pipeline>), ApiError> {
     let destination = match receiver {
         None => Destination::All,
         Some(name) => Destination::Only(
@@ -67,10 +93,12 @@ pub async fn handle(
     })?;
     let mut receivers = serde_json::Map::new();
     let mut duplicates = Vec::new();
+    let mut queued = Vec::with_capacity(plans.len());
     for (plan, taken) in plans.iter().zip(taken) {
         let name = plan.receiver.config.name.as_str();
         match taken {
             Taken::Queued => {
+                queued.push(&*plan.receiver.pipeline);
                 let metrics = plan.receiver.pipeline.metrics();
                 metrics.matched.increment(plan.matched as u64);
                 metrics.filtered.increment(plan.filtered as u64);
@@ -86,7 +114,7 @@ pub async fn handle(
     if !duplicates.is_empty() {
         summary["duplicates"] = json!(duplicates);
     }
-    Ok(json(StatusCode::OK, &summary))
+    Ok((json(StatusCode::OK, &summary), queued))
 }
 
 fn reject(error: &ApiError) {

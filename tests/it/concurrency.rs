@@ -87,3 +87,39 @@ async fn the_limit_is_exported_and_refusals_cut_it_to_one() {
         .expect("the limit falls to 1");
     assert_eq!(relay.metric(r#"amrelay_delivery_concurrency{receiver="fixed"}"#).await, Some(7.0));
 }
+
+/// Pacing: an accepted batch's answer waits while its receiver holds more than a tenth of its
+/// queue, so a sender posting as fast as it is answered cannot outrun delivery into a backlog.
+/// The wait ends when deliveries bring the queue down, and after 250 ms at most; nothing is
+/// refused for it.
+#[tokio::test]
+async fn answers_wait_while_the_queue_is_over_a_tenth_and_no_longer_than_the_deadline() {
+    const WAITED: &str = "amrelay_webhook_pacing_wait_duration_seconds";
+    // Deliveries take 2 s: the queue (capacity 20, paced above 2) does not come down meanwhile.
+    let stalled = Downstream::start().await;
+    stalled.always(Answer::status(200).delayed(Duration::from_secs(2)));
+    let relay = TestRelay::start(&config("stalled", &stalled.url("/"), "    queue_capacity: 20\n")).await;
+    for g in 0..2 {
+        assert_eq!(relay.post("/webhook", numbered(&format!("g{g}"), 0)).await.status, 200);
+    }
+    assert_eq!(relay.metric(&format!("{WAITED}_count")).await, None, "nothing waited at depth 2 of 20");
+    let started = std::time::Instant::now();
+    assert_eq!(relay.post("/webhook", numbered("g2", 0)).await.status, 200);
+    let waited = started.elapsed();
+    assert!(waited >= amrelay::queue::PACE_MAX_WAIT, "the third answer came after {waited:?}");
+    assert_eq!(relay.metric(&format!("{WAITED}_count")).await, Some(1.0));
+    stalled.wait_for(3).await;
+
+    // A downstream that keeps up: answers wait only until deliveries finish, not the deadline.
+    let fast = Downstream::start().await;
+    let relay = TestRelay::start(&config("fast", &fast.url("/"), "    queue_capacity: 100\n")).await;
+    post_spread(&relay, 60).await;
+    fast.wait_for(60).await;
+    let paced = relay.metric(&format!("{WAITED}_count")).await.unwrap_or(0.0);
+    let sum = relay.metric(&format!("{WAITED}_sum")).await.unwrap_or(0.0);
+    assert!(paced > 0.0, "60 posts at once over a queue paced above 10 should wait");
+    assert!(
+        sum < paced * amrelay::queue::PACE_MAX_WAIT.as_secs_f64(),
+        "every paced answer waited the full deadline ({paced} answers, {sum} s): deliveries do not wake them"
+    );
+}
