@@ -27,7 +27,7 @@
 # Usage: benches/compare.sh            (DURATION=10 ROUNDS=2 CONNECTIONS=32 LOAD_CPU=0 SUT_CPU=1;
 #                                       SKIP_AM2AM=1 leaves the am2am peer out; NO_BUILD=1 uses the
 #                                       release binaries already built)
-# Takes about (8 + 3 * ROUNDS) * DURATION seconds after the build, plus am2am's first install.
+# Takes about (8 + 3 * ROUNDS) * DURATION + 20 seconds after the build, plus am2am's first install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,7 +65,7 @@ if [ -z "${SKIP_AM2AM:-}" ] && [ ! -x "$AM2AM" ]; then
 fi
 
 mkdir -p "$TARGET"
-work=$(mktemp -d -p "$TARGET" compare.XXXXXX) # on the real disk, for the spool's fsync
+work=$(realpath "$(mktemp -d -p "$TARGET" compare.XXXXXX)") # on the real disk, for the spool's fsync; absolute, for nginx -p
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -281,10 +281,12 @@ wait "$reloader" || true
 reloads=$(cat "$work/reloads")
 stop_relay
 
-# 8. Downstream down: queues fill up (capacity 10000), then 503s; memory stays bounded.
+# 8. Downstream down: queues fill up (capacity 10000), then 503s; memory stays bounded. Past a
+# tenth of the capacity each answer is paced (250 ms), so this one takes 256 connections and 20 s
+# to fill the queue.
 QUEUE_CAPACITY=10000 relay_config no true 1 "http://127.0.0.1:9" >"$work/relay-8.yml"
 start_relay "$work/relay-8.yml"
-out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$work/post.lua" "http://127.0.0.1:$RELAY_PORT/webhook" | grep '^RESULT')
+out=$(taskset -c "$LOAD_CPU" wrk -t1 -c256 -d"${DOWN_DURATION:-20}s" --timeout 10s -s "$work/post.lua" "http://127.0.0.1:$RELAY_PORT/webhook" | grep '^RESULT')
 eval "$(echo "$out" | sed 's/^RESULT //')"
 down_rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$relay_pid/status")
 down_accepted=$(( requests - non2xx ))
