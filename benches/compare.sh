@@ -30,6 +30,7 @@
 # Takes about (8 + 3 * ROUNDS) * DURATION + 20 seconds after the build, plus am2am's first install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/load.sh
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
@@ -74,53 +75,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The batch: 10 alerts like Alertmanager's (benches/common.rs), half of them critical.
-python3 - "$work/batch.json" <<'PY'
-import json, sys
-def alert(i):
-    return {"status": "resolved" if i % 7 == 3 else "firing",
-            "labels": {"alertname": "KubePodCrashLooping", "cluster": "prod-eu-1", "container": "api",
-                       "instance": f"10.0.{i // 250}.{i % 250}:8080", "job": "kube-state-metrics",
-                       "namespace": "kube-system" if i % 3 == 0 else "shop", "pod": f"api-{i}",
-                       "prometheus": "monitoring/k8s", "severity": "critical" if i % 2 == 0 else "warning",
-                       "team": "checkout"},
-            "annotations": {"description": f"Pod shop/api-{i} (api) is in waiting state (reason: \"CrashLoopBackOff\").",
-                            "summary": "Pod is crash looping."},
-            "startsAt": "2026-11-29T04:36:08.439Z", "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
-            "fingerprint": "%016x" % (i * 7919)}
-batch = {"receiver": "amrelay", "status": "firing", "alerts": [alert(i) for i in range(10)],
-         "groupLabels": {"alertname": "KubePodCrashLooping"}, "commonLabels": {}, "commonAnnotations": {},
-         "externalURL": "http://alertmanager.example:9093", "version": "4",
-         "groupKey": "GROUPKEY", "truncatedAlerts": 0}
-open(sys.argv[1], "w").write(json.dumps(batch, separators=(",", ":")))
-PY
+# The batch and the wrk scripts (benches/load.sh): 64 groupKeys, and 1,000 in rotation as an alert
+# storm spreads over groups.
+write_batch "$work/batch.json"
 echo "batch: $(wc -c <"$work/batch.json") bytes, 10 alerts" >&2
-
-# wrk: POST the batch with one of 64 groupKeys per request (Alertmanager spreads alerts over
-# groups; one groupKey would serialize delivery by design), and print machine-readable results.
-cat >"$work/post.lua" <<LUA
-local f = io.open("$work/batch.json"); local template = f:read("*a"); f:close()
-local bodies = {}
-for i = 0, 63 do
-  bodies[i] = template:gsub("GROUPKEY", '{}:{alertname=\\\\"KubePodCrashLooping\\\\",shard=\\\\"' .. i .. '\\\\"}')
-end
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[n % 64])
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT requests=%d socket_errors=%d non2xx=%d duration_us=%d p50_us=%d p99_us=%d\n",
-    summary.requests, e.connect + e.read + e.write + e.timeout, e.status, summary.duration,
-    latency:percentile(50), latency:percentile(99)))
-end
-LUA
-
-# The same with 1,000 groupKeys in rotation, as an alert storm spreads over groups.
-sed -e 's/for i = 0, 63 do/for i = 0, 999 do/' -e 's/bodies\[n % 64\]/bodies[n % 1000]/' "$work/post.lua" >"$work/post-1000.lua"
-grep -q 'n % 1000' "$work/post-1000.lua" || { echo "post-1000.lua not rewritten" >&2; exit 1; }
+write_post_lua "$work/post.lua" "$work/batch.json" 64
+write_post_lua "$work/post-1000.lua" "$work/batch.json" 1000
 
 start_sink() {
   taskset -c "$SUT_CPU" "$SINK" "127.0.0.1:$SINK_PORT" &
@@ -374,20 +334,7 @@ nats_ratio="not measured (no nats-server)"
 if command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; then
   NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
   NATS_PORT=19105 # 19103 is scenario 9's sink, still running
-  cat >"$work/post-unique.lua" <<LUA
-local f = io.open("$work/batch.json"); local template = f:read("*a"); f:close()
-local bodies = {}
-for i = 0, 63 do
-  bodies[i] = template:gsub("GROUPKEY", '{}:{alertname=\\\\"KubePodCrashLooping\\\\",shard=\\\\"' .. i .. '\\\\"}')
-end
-local n = 0
-request = function()
-  n = n + 1
-  local body = bodies[n % 64]:gsub('"cluster":', '"seq":"' .. n .. '","cluster":')
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
-LUA
-  sed -n '/^done = function/,/^end$/p' "$work/post.lua" >>"$work/post-unique.lua"
+  write_post_lua "$work/post-unique.lua" "$work/batch.json" 64 unique
   relay_config yes true 1 "http://127.0.0.1:$SINK_PORT" >"$work/relay-9a.yml"
   start_relay "$work/relay-9a.yml"
   mv "$work/post.lua" "$work/post.lua.repeat"; cp "$work/post-unique.lua" "$work/post.lua"

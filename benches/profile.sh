@@ -10,6 +10,7 @@
 # Leaves callgrind.out.load in $OUT (default target/profile) for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/load.sh
 DURATION=${DURATION:-20}
 CONNECTIONS=${CONNECTIONS:-4}
 SINK_PORT=19110
@@ -34,39 +35,9 @@ receivers:
     url: http://127.0.0.1:$SINK_PORT/webhook
 YAML
 
-# The batch and the wrk script of compare.sh, with 1,000 groupKeys.
-python3 - "$OUT/batch.json" <<'PY'
-import json, sys
-def alert(i):
-    return {"status": "resolved" if i % 7 == 3 else "firing",
-            "labels": {"alertname": "KubePodCrashLooping", "cluster": "prod-eu-1", "container": "api",
-                       "instance": f"10.0.{i // 250}.{i % 250}:8080", "job": "kube-state-metrics",
-                       "namespace": "kube-system" if i % 3 == 0 else "shop", "pod": f"api-{i}",
-                       "prometheus": "monitoring/k8s", "severity": "critical" if i % 2 == 0 else "warning",
-                       "team": "checkout"},
-            "annotations": {"description": f"Pod shop/api-{i} (api) is in waiting state (reason: \"CrashLoopBackOff\").",
-                            "summary": "Pod is crash looping."},
-            "startsAt": "2026-11-29T04:36:08.439Z", "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
-            "fingerprint": "%016x" % (i * 7919)}
-batch = {"receiver": "amrelay", "status": "firing", "alerts": [alert(i) for i in range(10)],
-         "groupLabels": {"alertname": "KubePodCrashLooping"}, "commonLabels": {}, "commonAnnotations": {},
-         "externalURL": "http://alertmanager.example:9093", "version": "4",
-         "groupKey": "GROUPKEY", "truncatedAlerts": 0}
-open(sys.argv[1], "w").write(json.dumps(batch, separators=(",", ":")))
-PY
-cat >"$OUT/post.lua" <<LUA
-local f = io.open("$OUT/batch.json"); local template = f:read("*a"); f:close()
-local bodies = {}
-for i = 0, 999 do
-  bodies[i] = template:gsub("GROUPKEY", '{}:{alertname=\\\\"KubePodCrashLooping\\\\",shard=\\\\"' .. i .. '\\\\"}')
-end
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[n % 1000])
-end
-LUA
+# The batch and the wrk script of compare.sh (benches/load.sh), with 1,000 groupKeys.
+write_batch "$OUT/batch.json"
+write_post_lua "$OUT/post.lua" "$OUT/batch.json" 1000
 
 # profile TOOL NAME LOAD(yes/no): runs amrelay under valgrind; prints the batches delivered.
 profile() {
