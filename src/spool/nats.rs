@@ -598,7 +598,7 @@ impl Backend {
             };
             if !batch.taken.is_empty() && held + body.len() > max_bytes {
                 // Not taken: the next batch starts with it.
-                batch.next = Some(ReplayCursor { after: seq - 1, until: Some(until) });
+                batch.next = Some(ReplayCursor { after: seq.saturating_sub(1), until: Some(until) });
                 return Ok(batch);
             }
             from = seq.saturating_add(1);
