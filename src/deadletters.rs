@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::accept::{self, Offer};
 use crate::deliver::Outbound;
 use crate::snapshot::Snapshot;
-use crate::spool::{Spool, SpoolError, Stored};
+use crate::spool::{ReplayCursor, Spool, SpoolError, Stored};
 
 /// A dead letter as the API lists it: its header and body size, no body, no secrets.
 #[derive(Debug, Serialize)]
@@ -37,7 +37,8 @@ pub const MAX_PAGE: usize = 1000;
 #[derive(Debug, Serialize)]
 pub struct Listing {
     pub data: Vec<DeadLetterView>,
-    /// Dead letters kept, and their body bytes (all receivers; not counted with `delivery.nats`).
+    /// Dead letters kept, and their body bytes (all receivers; with `delivery.nats`, the bytes
+    /// JetStream stores for them, headers included).
     pub total: u64,
     pub bytes: u64,
     /// Pass as `after=` for the next page; `null` on the last one.
@@ -49,7 +50,10 @@ pub struct Listing {
 pub async fn list(spool: &Spool, after: u64, limit: usize, receiver: Option<&str>) -> Result<Listing, SpoolError> {
     let page = spool.dead_letter_page(after, limit.clamp(1, MAX_PAGE), receiver).await?;
     let data = page.entries.into_iter().map(|entry| view(entry.seq, entry.header, entry.bytes)).collect();
-    let (total, bytes) = spool.dead_letter_totals();
+    let (total, bytes) = match spool.backend() {
+        Some(shared) => shared.dead_letter_totals().await?,
+        None => spool.dead_letter_totals(),
+    };
     Ok(Listing { data, total, bytes, next_after: page.next_after })
 }
 
@@ -91,9 +95,30 @@ pub struct Replayed {
 /// through the same acceptance as a new notification (queue place, spool, push).
 pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) -> Result<Replayed, SpoolError> {
     let mut outcome = Replayed::default();
-    let taken = spool.take_dead_letters(receiver).await?;
-    // Held in memory until each is offered (at most `max_dead_letter_bytes`): counted while
-    // waiting, and given back just before acceptance charges it again as a queued body.
+    let mut cursor = ReplayCursor::default();
+    loop {
+        let batch = spool.take_dead_letters(receiver, cursor).await?;
+        let bytes: usize = batch.taken.iter().map(|s| s.body.len()).sum();
+        tracing::info!(
+            dead_letters = batch.taken.len(),
+            bytes,
+            more = batch.next.is_some(),
+            "dead letters taken for replay"
+        );
+        replay_batch(spool, snapshot, batch.taken, &mut outcome).await;
+        match batch.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    Ok(outcome)
+}
+
+/// Offers one batch of taken dead letters (all of them for a spool file or memory mode, at most
+/// `REPLAY_BATCH_BYTES` of bodies for the shared queue).
+async fn replay_batch(spool: &Spool, snapshot: &Snapshot, taken: Vec<Stored>, outcome: &mut Replayed) {
+    // Held in memory until each is offered: counted while waiting, and given back just before
+    // acceptance charges it again as a queued body.
     let held: Vec<_> = taken.iter().map(|s| spool.budget().charge(s.body.len() as u64)).collect();
     for (stored, waiting) in taken.into_iter().zip(held) {
         drop(waiting);
@@ -119,5 +144,4 @@ pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) 
             }
         }
     }
-    Ok(outcome)
 }

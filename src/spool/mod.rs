@@ -101,6 +101,22 @@ pub struct DeadPage {
     pub next_after: Option<u64>,
 }
 
+/// Where a replay in batches stands: continue after sequence `after`, up to `until` (for the
+/// shared queue, its dead-letter stream's last sequence when the replay began, so dead letters a
+/// replay puts back are not taken again by the same replay). The default starts a replay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayCursor {
+    pub after: u64,
+    pub until: Option<u64>,
+}
+
+/// Dead letters taken for replay, and where the next batch starts (`None`: none left).
+#[derive(Debug, Default)]
+pub struct DeadBatch {
+    pub taken: Vec<Stored>,
+    pub next: Option<ReplayCursor>,
+}
+
 /// A new record to append.
 #[derive(Debug)]
 pub struct NewRecord {
@@ -446,16 +462,8 @@ impl Spool {
         receiver: Option<&str>,
     ) -> Result<DeadPage, SpoolError> {
         let wanted = |owner: &str| receiver.is_none_or(|r| r == owner);
-        let owner = |header: &Header| header.dead.as_ref().map(|d| d.receiver.clone()).unwrap_or_default();
         let entries: Vec<DeadEntry> = if let Some(shared) = &self.shared {
-            shared
-                .dead_letters()
-                .await?
-                .into_iter()
-                .filter(|(seq, header, _)| *seq > after && wanted(&owner(header)))
-                .take(limit + 1)
-                .map(|(seq, header, bytes)| DeadEntry { seq, header, bytes })
-                .collect()
+            shared.dead_letter_page(after, limit, receiver).await?
         } else if self.writer.is_none() {
             let dead = self.memory_dead.lock().expect("dead letters");
             dead.iter()
@@ -519,21 +527,31 @@ impl Spool {
         tokio::task::spawn_blocking(read).await.map_err(|e| SpoolError::Io(e.to_string()))?.map_err(SpoolError::Io)
     }
 
-    /// Removes and returns the dead letters of `receiver` (or all), oldest first, for replay.
-    pub async fn take_dead_letters(&self, receiver: Option<&str>) -> Result<Vec<Stored>, SpoolError> {
+    /// Removes and returns the next batch of dead letters of `receiver` (or all), oldest first,
+    /// for replay; start with `ReplayCursor::default()` and continue with `next` until it is
+    /// `None`. The shared queue gives batches of at most [`nats::REPLAY_BATCH_BYTES`] of bodies
+    /// (or one dead letter); the spool file and memory mode give all of them at once, which
+    /// `delivery.max_dead_letter_bytes` bounds already.
+    pub async fn take_dead_letters(
+        &self,
+        receiver: Option<&str>,
+        cursor: ReplayCursor,
+    ) -> Result<DeadBatch, SpoolError> {
         if let Some(shared) = &self.shared {
-            return shared.take_dead_letters(receiver).await;
+            return shared.take_dead_letters(receiver, cursor, nats::REPLAY_BATCH_BYTES).await;
         }
         if self.writer.is_none() {
             let mut dead = self.memory_dead.lock().expect("dead letters");
             let (taken, kept): (Vec<_>, Vec<_>) =
                 dead.drain(..).partition(|(s, _)| receiver.is_none_or(|r| r == s.receiver));
             dead.extend(kept);
-            return Ok(taken.into_iter().map(|(s, _)| s).collect());
+            return Ok(DeadBatch { taken: taken.into_iter().map(|(s, _)| s).collect(), next: None });
         }
         let (reply, answer) = oneshot::channel();
         self.send(Op::TakeDead { receiver: receiver.map(str::to_owned), reply });
-        answer.await.map_err(|_| SpoolError::Io("the spool writer stopped".into()))?.map_err(SpoolError::Io)
+        let taken =
+            answer.await.map_err(|_| SpoolError::Io("the spool writer stopped".into()))?.map_err(SpoolError::Io)?;
+        Ok(DeadBatch { taken, next: None })
     }
 
     /// Whether the last write succeeded.
@@ -807,7 +825,7 @@ mod tests {
         let dead = spool.dead_letter_page(0, 10, None).await.unwrap().entries;
         assert_eq!(dead.iter().map(|e| e.header.group_key.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
         assert_eq!(spool.dead_letter_totals(), (2, 2 * body.len() as u64));
-        let taken = spool.take_dead_letters(Some("r")).await.unwrap();
+        let taken = spool.take_dead_letters(Some("r"), ReplayCursor::default()).await.unwrap().taken;
         assert_eq!(taken.len(), 2);
         assert!(spool.dead_letter_page(0, 10, None).await.unwrap().entries.is_empty());
         assert_eq!(spool.dead_letter_totals(), (0, 0));

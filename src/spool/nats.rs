@@ -20,19 +20,33 @@
 //! and is acknowledged when it is delivered or dead-lettered. While a delivery with retries runs,
 //! an in-progress ack every `ack_wait / 3` keeps it; a replica killed mid-delivery stops sending
 //! those, and after `ack_wait` the server hands the notification to another replica.
+//!
+//! **Dead letters** stay in JetStream, not in this process: the listing reads one message at a
+//! time by stream sequence (a page holds its `limit` headers and the one message being decoded),
+//! a body is one `get` by sequence, and a replay takes them in batches of at most
+//! [`REPLAY_BATCH_BYTES`] of bodies (or one dead letter, whatever its size), charged to the
+//! process memory budget while they wait for acceptance. What dead letters cost this replica's
+//! memory at once is therefore `limit × header + one message` for a listing, one body for a body
+//! request, and `max(REPLAY_BATCH_BYTES, largest dead letter)` for a replay — whatever the stream
+//! holds (`delivery.max_dead_letters` of them).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, AckKind, Message, message::PublishMessage, stream};
+use async_nats::jetstream::message::{PublishMessage, StreamMessage};
+use async_nats::jetstream::{self, AckKind, Message, stream};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::record;
-use super::{Header, SpoolError, Stored};
+use super::{DeadBatch, DeadEntry, Header, ReplayCursor, SpoolError, Stored};
 use crate::config::nats::{NatsAuth, NatsConfig};
 use crate::metrics as m;
+
+/// The most body bytes one replay batch takes from the dead-letter stream (at least one dead
+/// letter, whatever its size): what a replay holds at once.
+pub const REPLAY_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// The header naming a message's receiver.
 pub const RECEIVER_HEADER: &str = "Amrelay-Receiver";
@@ -99,6 +113,15 @@ impl std::fmt::Debug for Backend {
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+fn dead_unavailable(e: impl std::fmt::Display) -> SpoolError {
+    SpoolError::Unavailable(format!("JetStream dead letters: {e}"))
+}
+
+/// The receiver a stored message names (`Amrelay-Receiver`).
+fn receiver_of(message: &StreamMessage) -> String {
+    message.headers.get(RECEIVER_HEADER).map(|v| v.as_str().to_owned()).unwrap_or_default()
 }
 
 /// The subject of a partition.
@@ -453,59 +476,141 @@ impl Backend {
         });
     }
 
-    /// Every dead letter in the stream, oldest first: (stream sequence, receiver, header, body).
-    async fn read_dead(&self) -> Result<Vec<Stored>, SpoolError> {
-        let unavailable = |e: String| SpoolError::Unavailable(format!("JetStream dead letters: {e}"));
-        let mut stream = self.js.get_stream(&self.dead_stream).await.map_err(|e| unavailable(e.to_string()))?;
-        let state = stream.info().await.map_err(|e| unavailable(e.to_string()))?.state.clone();
-        let mut out = Vec::new();
-        if state.messages == 0 {
-            return Ok(out);
+    /// The dead-letter stream and its last sequence now (0 when it never held one): a listing or
+    /// a replay stops there, so dead letters stored meanwhile (a replay's returns among them)
+    /// wait for the next one.
+    async fn dead_stream(&self) -> Result<(stream::Stream, u64), SpoolError> {
+        let stream = self.js.get_stream(&self.dead_stream).await.map_err(dead_unavailable)?;
+        let last = stream.cached_info().state.last_sequence;
+        Ok((stream, last))
+    }
+
+    /// The dead letters in the stream and the bytes it stores for them (records and headers).
+    pub async fn dead_letter_totals(&self) -> Result<(u64, u64), SpoolError> {
+        let stream = self.js.get_stream(&self.dead_stream).await.map_err(dead_unavailable)?;
+        let state = &stream.cached_info().state;
+        Ok((state.messages, state.bytes))
+    }
+
+    /// The first dead letter at sequence `from` or after, one request (the server skips deleted
+    /// sequences); `None` past the end.
+    async fn next_dead(&self, stream: &stream::Stream, from: u64) -> Result<Option<StreamMessage>, SpoolError> {
+        match stream.get_first_raw_message_by_subject(self.dead_subject(), from).await {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(dead_unavailable(e)),
         }
-        for seq in state.first_sequence..=state.last_sequence {
-            let message = match stream.get_raw_message(seq).await {
-                Ok(message) => message,
-                // Deleted (replayed) or aged out since the count was read.
-                Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => continue,
-                Err(e) => return Err(unavailable(e.to_string())),
+    }
+
+    fn dead_subject(&self) -> String {
+        format!("{}.dead", self.config.stream)
+    }
+
+    /// Up to `limit + 1` dead letters after sequence `after`, oldest first, of `receiver` (or
+    /// all), headers and body sizes only ([`Spool::dead_letter_page`](super::Spool::dead_letter_page)
+    /// keeps `limit` and says where the next page starts). Read one message at a time, from
+    /// `after + 1` to the stream's last sequence when the page began: what it holds is the page's
+    /// headers plus the one message being decoded, never the bodies of the others.
+    pub async fn dead_letter_page(
+        &self,
+        after: u64,
+        limit: usize,
+        receiver: Option<&str>,
+    ) -> Result<Vec<DeadEntry>, SpoolError> {
+        let (stream, last) = self.dead_stream().await?;
+        let mut entries = Vec::new();
+        let mut from = after.saturating_add(1);
+        while from <= last && entries.len() <= limit {
+            let Some(message) = self.next_dead(&stream, from).await? else { break };
+            let seq = message.sequence;
+            if seq > last {
+                break;
+            }
+            from = seq.saturating_add(1);
+            let Some((header, bytes)) = record::header_only(&message.payload) else {
+                tracing::error!(seq, "JetStream dead letter does not decode; skipped");
+                continue;
             };
-            let receiver = message.headers.get(RECEIVER_HEADER).map(|v| v.as_str().to_owned()).unwrap_or_default();
-            match record::decode(&message.payload) {
-                Some((header, body)) => out.push(Stored { receiver, seq, header, body }),
-                None => tracing::error!(seq, "JetStream dead letter does not decode; skipped"),
+            let owner = header.dead.as_ref().map_or("", |d| d.receiver.as_str());
+            if receiver.is_none_or(|r| r == owner) {
+                entries.push(DeadEntry { seq, header, bytes });
             }
         }
-        Ok(out)
+        Ok(entries)
     }
 
-    /// Every dead letter, oldest first (headers only).
-    pub async fn dead_letters(&self) -> Result<Vec<(u64, Header, usize)>, SpoolError> {
-        Ok(self.read_dead().await?.into_iter().map(|s| (s.seq, s.header, s.body.len())).collect())
-    }
-
-    /// One dead letter's header and body.
+    /// One dead letter's header and body, fetched by its sequence (one request); `None` if there
+    /// is none (replayed, or dropped beyond `max_dead_letters`).
     pub async fn dead_letter_body(&self, seq: u64) -> Result<Option<Stored>, SpoolError> {
-        Ok(self.read_dead().await?.into_iter().find(|s| s.seq == seq))
+        let stream = self.js.get_stream_no_info(&self.dead_stream).await.map_err(dead_unavailable)?;
+        let message = match stream.get_raw_message(seq).await {
+            Ok(message) => message,
+            Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(dead_unavailable(e)),
+        };
+        let receiver = receiver_of(&message);
+        match record::decode(&message.payload) {
+            Some((header, body)) => Ok(Some(Stored { receiver, seq, header, body })),
+            None => {
+                tracing::error!(seq, "JetStream dead letter does not decode");
+                Ok(None)
+            }
+        }
     }
 
-    /// Removes and returns the dead letters of `receiver` (or all). A dead letter another replica
-    /// removed first (a concurrent replay) is left to it.
-    pub async fn take_dead_letters(&self, receiver: Option<&str>) -> Result<Vec<Stored>, SpoolError> {
-        let stream = self
-            .js
-            .get_stream(&self.dead_stream)
-            .await
-            .map_err(|e| SpoolError::Unavailable(format!("JetStream dead letters: {e}")))?;
-        let mut taken = Vec::new();
-        for stored in self.read_dead().await? {
-            if receiver.is_some_and(|r| r != stored.receiver) {
+    /// Removes and returns the next batch of dead letters of `receiver` (or all) for replay,
+    /// oldest first, from `cursor.after + 1` to the stream's last sequence when the replay began:
+    /// at most `max_bytes` of bodies (or one dead letter, whatever its size), so a replay holds
+    /// `max(max_bytes, one body)` at once, never the whole stream. `next` continues it; `None`
+    /// when it reached the end (or JetStream failed after this batch was taken: what was taken
+    /// is replayed, the rest stays). A dead letter another replica removed first (a concurrent
+    /// replay) is left to it.
+    pub async fn take_dead_letters(
+        &self,
+        receiver: Option<&str>,
+        cursor: ReplayCursor,
+        max_bytes: usize,
+    ) -> Result<DeadBatch, SpoolError> {
+        let (stream, last) = self.dead_stream().await?;
+        let until = cursor.until.unwrap_or(last);
+        let mut batch = DeadBatch::default();
+        let mut held = 0usize;
+        let mut from = cursor.after.saturating_add(1);
+        while from <= until {
+            let message = match self.next_dead(&stream, from).await {
+                Ok(Some(message)) if message.sequence <= until => message,
+                Ok(_) => break,
+                Err(e) if batch.taken.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::error!(error = %e, "replaying JetStream dead letters stopped; the others stay dead letters");
+                    return Ok(batch);
+                }
+            };
+            let seq = message.sequence;
+            if receiver.is_some_and(|r| r != receiver_of(&message)) {
+                from = seq.saturating_add(1);
                 continue;
             }
-            if let Ok(true) = stream.delete_message(stored.seq).await {
-                taken.push(stored);
+            let Some((header, body)) = record::decode(&message.payload) else {
+                tracing::error!(seq, "JetStream dead letter does not decode; left in the stream");
+                from = seq.saturating_add(1);
+                continue;
+            };
+            if !batch.taken.is_empty() && held + body.len() > max_bytes {
+                // Not taken: the next batch starts with it.
+                batch.next = Some(ReplayCursor { after: seq.saturating_sub(1), until: Some(until) });
+                return Ok(batch);
+            }
+            from = seq.saturating_add(1);
+            // Taken only if this replica removed it; otherwise another replica is replaying it.
+            if let Ok(true) = stream.delete_message(seq).await {
+                held += body.len();
+                let receiver = receiver_of(&message);
+                drop(message);
+                batch.taken.push(Stored { receiver, seq, header, body });
             }
         }
-        Ok(taken)
+        Ok(batch)
     }
 
     /// Keeps every held message ours while its delivery runs, and refreshes the stream gauges.

@@ -227,6 +227,129 @@ async fn dead_letters_are_kept_in_jetstream_listed_and_replayed_by_any_replica()
     assert_eq!(listed["data"], json!([]), "replayed dead letters leave the stream");
 }
 
+/// The `(n, body)` of notification `n` of group `group` carrying an annotation of `pad` bytes.
+fn padded(group: &str, n: usize, pad: usize) -> String {
+    let mut a = alert("firing", json!({"alertname": "Numbered", "group": group, "n": n.to_string()}));
+    a["annotations"]["padding"] = json!("x".repeat(pad));
+    batch(&format!("{{}}:{{group=\"{group}\"}}"), vec![a])
+}
+
+/// Every dead letter listed by `replica`, following `next_after` with pages of `limit`: the
+/// pages, each a list of sequences.
+async fn dead_letter_pages(replica: &Replica, limit: usize) -> Vec<Vec<u64>> {
+    let mut pages = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let query = match after {
+            Some(after) => format!("/api/v1/deadletters?limit={limit}&after={after}"),
+            None => format!("/api/v1/deadletters?limit={limit}"),
+        };
+        let listed = get(&replica.url(&query)).await.json();
+        let seqs: Vec<u64> = listed["data"].as_array().unwrap().iter().map(|d| d["seq"].as_u64().unwrap()).collect();
+        assert!(seqs.len() <= limit, "a page holds at most limit={limit}: {listed}");
+        pages.push(seqs);
+        match listed["next_after"].as_u64() {
+            Some(next) => {
+                assert_eq!(Some(next), pages.last().unwrap().last().copied(), "next_after is the page's last seq");
+                after = Some(next);
+            }
+            None => break,
+        }
+        assert!(pages.len() <= 10, "the pages never end: {pages:?}");
+    }
+    pages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_dead_letters_are_paged_by_sequence_fetched_by_seq_and_replayed_in_batches() {
+    let cluster = NatsCluster::start(1).await;
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(400));
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(dir.path(), &cluster, &downstream, 1);
+    let a = Replica::spawn(&file);
+    let b = Replica::spawn(&file);
+    // Five dead letters of about 0.9 MB each (under nats-server's default 1 MiB max_payload), so
+    // that a replay, in batches of at most 4 MiB of bodies, takes two batches.
+    for n in 0..5 {
+        let reply = a.post(&padded("paged", n, 450 * 1024)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let all = loop {
+        let listed = get(&b.url("/api/v1/deadletters")).await.json();
+        let all: Vec<u64> = listed["data"].as_array().unwrap().iter().map(|d| d["seq"].as_u64().unwrap()).collect();
+        if all.len() == 5 {
+            assert_eq!(listed["next_after"], serde_json::Value::Null, "one page holds all five");
+            assert_eq!(listed["total"], 5, "the dead-letter stream's count: {listed}");
+            assert!(listed["bytes"].as_u64().unwrap() > 5 * 900_000, "the stream's bytes: {listed}");
+            break all;
+        }
+        assert!(std::time::Instant::now() < deadline, "not five dead letters: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "oldest first, by stream sequence: {all:?}");
+
+    // Pages of two, from either replica: 2 + 2 + 1, chained by next_after, no duplicate, no gap.
+    for replica in [&a, &b] {
+        let pages = dead_letter_pages(replica, 2).await;
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1], "{pages:?}");
+        assert_eq!(pages.concat(), all, "the pages chain to exactly the full listing");
+    }
+    // A page after the last sequence is empty and ends the listing.
+    let past = get(&a.url(&format!("/api/v1/deadletters?limit=2&after={}", all[4]))).await.json();
+    assert_eq!(past["data"], json!([]));
+    assert_eq!(past["next_after"], serde_json::Value::Null);
+    // A receiver filter pages the same way.
+    let filtered = get(&a.url("/api/v1/deadletters?limit=3&receiver=sink")).await.json();
+    assert_eq!(filtered["data"].as_array().unwrap().len(), 3);
+    assert_eq!(filtered["next_after"].as_u64(), Some(all[2]));
+    let none = get(&a.url("/api/v1/deadletters?receiver=elsewhere")).await.json();
+    assert_eq!(none["data"], json!([]));
+
+    // One body, fetched by its sequence: exactly what the downstream was sent for it.
+    let mut seen = HashSet::new();
+    for (seq, listed_bytes) in all.iter().zip(
+        get(&b.url("/api/v1/deadletters")).await.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["bytes"].as_u64().unwrap()),
+    ) {
+        let body = get(&b.url(&format!("/api/v1/deadletters/body?seq={seq}"))).await;
+        assert_eq!(body.status, 200, "{}", body.text());
+        assert_eq!(body.body.len() as u64, listed_bytes, "the listing's size is the body's");
+        let n = body.json()["alerts"][0]["labels"]["n"].as_str().unwrap().to_owned();
+        let sent = downstream.received().into_iter().find(|r| r.labels("n") == vec![n.clone()]).unwrap();
+        assert_eq!(body.body, sent.raw_body, "dead letter {seq} (n={n}) is the body as it was sent");
+        assert!(seen.insert(n), "two sequences, one notification");
+    }
+    assert_eq!(seen.len(), 5);
+    let missing = get(&a.url(&format!("/api/v1/deadletters/body?seq={}", all[4] + 1000))).await;
+    assert_eq!(missing.status, 404, "{}", missing.text());
+
+    // Replay: every dead letter once, across batches, from either replica; the stream is empty.
+    downstream.always(Answer::status(200));
+    let before = downstream.received().len();
+    let replay = crate::support::send(
+        http::Request::post(a.url("/api/v1/deadletters/replay"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(replay.status, 200, "{}", replay.text());
+    assert_eq!(replay.json()["data"]["replayed"], 5, "{}", replay.text());
+    let delivered = wait_delivered(&downstream, 5).await;
+    let mut numbers: Vec<usize> = delivered.iter().map(|r| r.labels("n")[0].parse().unwrap()).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, vec![0, 1, 2, 3, 4], "each dead letter replayed exactly once");
+    downstream.assert_stays_at(before + 5, Duration::from_secs(1)).await;
+    assert_eq!(dead_letter_pages(&b, 2).await, vec![Vec::<u64>::new()], "replayed dead letters leave the stream");
+    let log = a.log_text();
+    let batches: Vec<&str> = log.lines().filter(|l| l.contains("dead letters taken for replay")).collect();
+    assert_eq!(batches.len(), 2, "4.6 MB of dead letters are taken in two batches of at most 4 MiB: {batches:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_shut_down_hands_its_notifications_back_at_once() {
     let cluster = NatsCluster::start(1).await;

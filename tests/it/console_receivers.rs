@@ -335,6 +335,64 @@ async fn a_broken_hand_edited_console_file_keeps_the_last_good_receivers() {
     assert_eq!(std::fs::read_to_string(&console_file).unwrap(), "receivers: [\n");
 }
 
+/// A hand edit on disk after the console loaded a receiver: a PUT carrying the `ETag` read before
+/// it answers 412 saying the receiver changed, writes nothing (the hand-edited file stays byte
+/// for byte, and its receivers are the ones running); once reloaded, the next edit keeps what was
+/// written by hand to the other receivers.
+#[tokio::test]
+async fn a_hand_edit_on_disk_is_not_overwritten_by_an_edit_loaded_before_it() {
+    let downstream = Downstream::start().await;
+    let relay = TestRelay::start(&spooled_config(&downstream.url("/file"))).await;
+    let console_file = relay.dir.path().join("console-receivers.yml");
+    let url = relay.url("/api/v1/receivers/team-a");
+    let created = call("PUT", &url, Some(definition(&downstream.url("/team-a"), "t0ken")), &[]).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let loaded = etag(&created);
+
+    // By hand, with an editor: team-a now goes elsewhere, and a second receiver is added.
+    let by_hand = format!(
+        "# edited by hand\nreceivers:\n  - name: team-a\n    url: {}\n  - name: hand-made\n    url: {}\n",
+        downstream.url("/by-hand"),
+        downstream.url("/hand-made")
+    );
+    std::fs::write(&console_file, &by_hand).unwrap();
+    let reload = relay.post("/-/reload", "").await;
+    assert_eq!(reload.status, 200, "{}", reload.text());
+
+    // The form still holds what it loaded before the hand edit.
+    let stale =
+        call("PUT", &url, Some(definition(&downstream.url("/from-form"), "t0ken")), &[("if-match", &loaded)]).await;
+    assert_eq!(stale.status, 412, "{}", stale.text());
+    let message = stale.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("team-a") && message.contains("changed") && message.contains("reload"),
+        "the answer says what happened and what to do: {message}"
+    );
+    assert_eq!(std::fs::read_to_string(&console_file).unwrap(), by_hand, "nothing written over the hand edit");
+    // What runs is the hand edit.
+    assert_eq!(relay.post("/webhook", firing(json!({"alertname": "H", "severity": "critical"}))).await.status, 200);
+    let mut paths: Vec<String> = downstream.wait_for(2).await.into_iter().map(|r| r.path).collect();
+    paths.sort();
+    assert_eq!(paths, vec!["/by-hand", "/hand-made"]);
+    downstream.assert_stays_at(2, Duration::from_millis(300)).await;
+
+    // Reloaded in the form (a fresh ETag), the edit goes through and keeps the hand-made receiver.
+    let current = call("GET", &url, None, &[]).await;
+    assert_eq!(current.status, 200, "{}", current.text());
+    let fresh = etag(&current);
+    assert_ne!(fresh, loaded, "the hand edit changed the receiver's ETag");
+    let saved =
+        call("PUT", &url, Some(definition(&downstream.url("/from-form"), "t0ken")), &[("if-match", &fresh)]).await;
+    assert_eq!(saved.status, 200, "{}", saved.text());
+    let text = std::fs::read_to_string(&console_file).unwrap();
+    assert!(text.contains("name: hand-made") && text.contains("/hand-made"), "{text}");
+    assert!(text.contains("/from-form") && !text.contains("/by-hand"), "{text}");
+    let listed = get(&relay.url("/api/v1/receivers")).await.json();
+    let names: Vec<&str> =
+        listed["data"]["receivers"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+    assert!(names.contains(&"hand-made") && names.contains(&"team-a"), "{listed}");
+}
+
 /// Without a spool and without `--config.console-file`, editing is off and says why.
 #[tokio::test]
 async fn without_a_spool_editing_is_off_and_says_why() {
