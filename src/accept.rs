@@ -63,6 +63,7 @@ impl Refused {
             Refused::Spool(SpoolError::Full(_)) => "spool_full",
             Refused::Spool(SpoolError::Io(_)) => "spool_error",
             Refused::Spool(SpoolError::Unavailable(_)) => "backend_unavailable",
+            Refused::Spool(SpoolError::TooLarge { .. }) => "too_large",
         }
     }
 }

@@ -77,6 +77,7 @@ impl Relay {
                 let backend = crate::spool::nats::Backend::connect(nats, config.delivery.max_dead_letters)
                     .await
                     .map_err(anyhow::Error::msg)?;
+                backend.warn_if_smaller_than(config.server.max_request_bytes);
                 (Spool::shared(backend, config.delivery.max_dead_letters), Vec::new())
             }
             (Some(spool_config), None) => {

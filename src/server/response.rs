@@ -33,6 +33,10 @@ pub enum ApiError {
     BodyTimeout,
     #[error("request body exceeds server.max_request_bytes ({0} bytes)")]
     TooLarge(usize),
+    /// Within `max_request_bytes`, but larger than where it must be stored can take (the NATS
+    /// server's `max_payload`): retrying cannot help.
+    #[error("{0}")]
+    NotStorable(String),
     #[error("unsupported content type {0:?}: send application/json")]
     UnsupportedMediaType(String),
     #[error("{0}; retry later")]
@@ -64,7 +68,7 @@ impl ApiError {
             ApiError::TooManyAlerts(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::NotStorable(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::MemoryBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

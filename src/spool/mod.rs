@@ -52,6 +52,13 @@ pub enum SpoolError {
     /// The shared queue (`delivery.nats`) did not take the batch: unreachable, or an error.
     #[error("{0}")]
     Unavailable(String),
+    /// A notification larger than the NATS server takes in one message (`max_payload`): no
+    /// retry can store it, so it is refused as too large rather than as unavailable.
+    #[error(
+        "a notification of {size} bytes (with its record header) exceeds the NATS server's max_payload ({max} bytes): \
+         raise max_payload in nats-server's configuration (at most 64 MiB) or lower server.max_request_bytes"
+    )]
+    TooLarge { size: usize, max: usize },
 }
 
 /// Dead letters kept, and their body bytes, against `delivery.max_dead_letters` and

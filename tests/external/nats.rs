@@ -417,3 +417,30 @@ async fn a_receiver_added_by_a_reload_on_one_replica_first_is_delivered_once() {
     let order: Vec<String> = late.delivered().iter().map(|r| r.labels("n")[0].clone()).collect();
     assert_eq!(order, ["0", "1"]);
 }
+
+/// A notification larger than the NATS server's `max_payload` (1 MiB by default, below the
+/// default `server.max_request_bytes` of 8 MiB) cannot be stored by any retry: it is refused
+/// with 413 saying what to raise, counted as `too_large`, nothing of its batch is published, and
+/// the start-up log warned about the gap. Smaller notifications keep flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_over_the_servers_max_payload_is_refused_as_too_large_not_unavailable() {
+    let cluster = NatsCluster::start(1).await;
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::spawn(&config(dir.path(), &cluster, &downstream, 1));
+    replica.wait_ready(200).await;
+    let log = replica.log_text();
+    assert!(log.contains("max_payload is below server.max_request_bytes"), "no start-up warning:\n{log}");
+
+    let refused = replica.post(&padded("big", 0, 1_200_000)).await;
+    assert_eq!(refused.status, 413, "{}", refused.text());
+    assert!(refused.headers.get("retry-after").is_none(), "413 is final: no Retry-After");
+    let error = refused.json()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("max_payload (1048576 bytes)") && error.contains("raise max_payload"), "{error}");
+    replica.wait_metric(r#"amrelay_batches_rejected_total{reason="too_large"}"#, 1.0).await;
+    replica.wait_metric("amrelay_nats_pending_notifications", 0.0).await;
+
+    assert_eq!(replica.post(&padded("small", 0, 100_000)).await.status, 200);
+    let delivered = wait_delivered(&downstream, 1).await;
+    assert_eq!(delivered[0].labels("group"), ["small"]);
+}
