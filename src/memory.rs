@@ -20,6 +20,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use metrics::Gauge;
 
 use crate::metrics as m;
@@ -160,6 +161,24 @@ impl Drop for Charge {
     }
 }
 
+impl Charge {
+    /// `bytes` holding this charge until its last copy is dropped: an answer's body keeps its
+    /// charge while hyper writes it out, not only while the handler builds it.
+    pub fn hold_with(self, bytes: Bytes) -> Bytes {
+        /// The owner of the answer's bytes.
+        struct Charged {
+            bytes: Bytes,
+            _charge: Charge,
+        }
+        impl AsRef<[u8]> for Charged {
+            fn as_ref(&self) -> &[u8] {
+                &self.bytes
+            }
+        }
+        Bytes::from_owner(Charged { bytes, _charge: self })
+    }
+}
+
 /// What a queued notification holds: its body's share of the process budget and, for a spooled
 /// body kept in memory, of the spool's window.
 #[derive(Debug, Default)]
@@ -188,6 +207,19 @@ mod tests {
         drop((b, growing));
         assert_eq!(budget.used(), 0);
         assert_eq!(budget.peak(), 100);
+    }
+
+    #[test]
+    fn bytes_holding_a_charge_give_it_back_with_their_last_copy() {
+        let budget = Budget::new("amrelay_test_budget_bytes", 100);
+        let body = budget.try_charge(60).unwrap().hold_with(Bytes::from(vec![7u8; 60]));
+        let copy = body.clone();
+        assert_eq!(budget.used(), 60);
+        drop(body);
+        assert_eq!(budget.used(), 60, "a copy still holds it");
+        assert_eq!(&copy[..], &[7u8; 60][..]);
+        drop(copy);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

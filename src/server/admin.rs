@@ -87,9 +87,10 @@ pub async fn dead_letter_body(state: &AppState, query: Option<&str>) -> Result<H
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {seq}")))?;
-    let _held =
+    let held =
         spool.budget().try_charge(body.len() as u64).ok_or_else(|| ApiError::MemoryBudget(spool.budget().limit()))?;
-    Ok(super::response::text(StatusCode::OK, "application/json", body))
+    // Charged until hyper has written it out.
+    Ok(super::response::text(StatusCode::OK, "application/json", held.hold_with(body)))
 }
 
 /// `POST /api/v1/deadletters/replay[?receiver=NAME]`.

@@ -214,8 +214,16 @@ async fn dead_letters_are_listed_in_pages_without_bodies_and_bounded_in_bytes() 
         assert_eq!(metric(&relay, "amrelay_dead_letter_bytes").await, sizes.iter().sum::<u64>() as f64);
 
         let first = &letters[0];
+        let used = r#"amrelay_memory_budget_bytes{state="used"}"#;
+        let before = metric(&relay, used).await;
         let body = get(&relay.url(&format!("/api/v1/deadletters/body?seq={}", first["seq"]))).await;
         assert_eq!(body.status, 200);
+        // Charged while served, given back once written out (hyper drops it just after the write).
+        let deadline = Instant::now() + WAIT;
+        while metric(&relay, used).await != before {
+            assert!(Instant::now() < deadline, "the served body's charge was never given back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert_eq!(body.body.len() as u64, first["bytes"].as_u64().unwrap());
         let payload = body.json();
         assert_eq!(payload["groupKey"], first["groupKey"]);
