@@ -806,6 +806,7 @@ async fn dashboard_and_alerts_query_only_real_metrics() {
         "amrelay_notifications_dead_lettered_total",
         "amrelay_config_reloads_total",
         "amrelay_spool_bytes",
+        "amrelay_webhook_pacing_wait_duration_seconds_count",
     ] {
         assert!(used.contains(needed), "the dashboard shows {needed}");
     }
