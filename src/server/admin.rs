@@ -65,9 +65,7 @@ pub async fn dead_letters(state: &AppState, query: Option<&str>) -> Result<HttpR
             _ => {}
         }
     }
-    let listing = crate::deadletters::list(state.reloader.spool(), after, limit, receiver.as_deref())
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let listing = crate::deadletters::list(state.reloader.spool(), after, limit, receiver.as_deref()).await?;
     Ok(json(
         StatusCode::OK,
         &json!({"status": "success", "data": listing.data, "total": listing.total, "bytes": listing.bytes,
@@ -84,8 +82,7 @@ pub async fn dead_letter_body(state: &AppState, query: Option<&str>) -> Result<H
         .ok_or_else(|| ApiError::BadRequest("give the dead letter as ?seq=N".into()))?;
     let spool = state.reloader.spool();
     let body = crate::deadletters::body(spool, seq)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {seq}")))?;
     let held =
         spool.budget().try_charge(body.len() as u64).ok_or_else(|| ApiError::MemoryBudget(spool.budget().limit()))?;
@@ -103,9 +100,7 @@ pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) 
     {
         return Err(ApiError::NotFound(format!("unknown receiver {name:?}")));
     }
-    let outcome = crate::deadletters::replay(state.reloader.spool(), snapshot, receiver.as_deref())
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let outcome = crate::deadletters::replay(state.reloader.spool(), snapshot, receiver.as_deref()).await?;
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
 }
 

@@ -58,6 +58,26 @@ pub enum ApiError {
     Invalid(Vec<crate::editor::FieldError>),
 }
 
+/// A batch the acceptance path refused: too large to store (413, final), else 503 to retry.
+impl From<crate::accept::Refused> for ApiError {
+    fn from(refused: crate::accept::Refused) -> ApiError {
+        match refused {
+            crate::accept::Refused::Spool(e) => e.into(),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// What the spool or the shared queue could not do: 413 for what no retry can store, else 503.
+impl From<crate::spool::SpoolError> for ApiError {
+    fn from(error: crate::spool::SpoolError) -> ApiError {
+        match error {
+            crate::spool::SpoolError::TooLarge { .. } => ApiError::NotStorable(error.to_string()),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {

@@ -20,7 +20,6 @@ use crate::payload::decode_with;
 use crate::queue::{PACE_MAX_WAIT, Pipeline, next_id};
 use crate::route::{self, Destination};
 use crate::snapshot::Snapshot;
-use crate::spool::SpoolError;
 
 pub async fn handle(
     state: &AppState,
@@ -89,12 +88,9 @@ async fn accept_batch<'s>(
     let dedup = snapshot.delivery.dedup_window.map(|window| (reloader.dedup(), window));
     let taken = accept::accept(offers, reloader.spool(), dedup).await.map_err(|e| {
         metrics::counter!(m::BATCHES_REJECTED, "reason" => e.reason()).increment(1);
-        if let accept::Refused::Spool(SpoolError::TooLarge { .. }) = e {
-            tracing::warn!(group_key = %notification.group_key.as_str(), error = %e, "batch refused with 413");
-            return ApiError::NotStorable(e.to_string());
-        }
-        tracing::warn!(group_key = %notification.group_key.as_str(), error = %e, "batch refused with 503");
-        ApiError::Unavailable(e.to_string())
+        let error = ApiError::from(e);
+        tracing::warn!(group_key = %notification.group_key.as_str(), %error, status = error.status().as_u16(), "batch refused");
+        error
     })?;
     let mut receivers = serde_json::Map::new();
     let mut duplicates = Vec::new();
