@@ -257,12 +257,17 @@ impl Pipeline {
         }
     }
 
+    /// Whether this receiver's queue holds more than a tenth of its capacity: answers wait for it
+    /// (see the module docs).
+    pub fn is_backlogged(&self) -> bool {
+        self.counters.depth.load(Ordering::SeqCst) > self.counters.pace_above.load(Ordering::Relaxed)
+    }
+
     /// Waits until this receiver's queue is at or below a tenth of its capacity, or `deadline`
     /// (see the module docs); returns at once, `false`, when it already is.
     pub async fn pace(&self, deadline: tokio::time::Instant) -> bool {
         let counters = &self.counters;
-        let calm = || counters.depth.load(Ordering::SeqCst) <= counters.pace_above.load(Ordering::Relaxed);
-        if calm() {
+        if !self.is_backlogged() {
             return false;
         }
         counters.pace_waiters.fetch_add(1, Ordering::SeqCst);
@@ -271,7 +276,7 @@ impl Pipeline {
             let notified = counters.paced.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if calm() || tokio::time::timeout_at(deadline, notified).await.is_err() {
+            if !self.is_backlogged() || tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return true;
             }
         }

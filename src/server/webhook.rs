@@ -28,17 +28,20 @@ pub async fn handle(
     receiver: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     // The body is released before the answer is paced.
-    let (answer, queued) = accept_batch(state, snapshot, request, receiver).await?;
-    pace(&queued).await;
+    let (answer, backlogged) = accept_batch(state, snapshot, request, receiver).await?;
+    pace(&backlogged).await;
     Ok(answer)
 }
 
 /// Waits while a receiver the batch went to has a backlog (see [`crate::queue`]'s pacing).
-async fn pace(queued: &[&Pipeline]) {
+async fn pace(backlogged: &[&Pipeline]) {
+    if backlogged.is_empty() {
+        return;
+    }
     let start = tokio::time::Instant::now();
     let deadline = start + PACE_MAX_WAIT;
     let mut waited = false;
-    for pipeline in queued {
+    for pipeline in backlogged {
         waited |= pipeline.pace(deadline).await;
     }
     if waited {
@@ -46,7 +49,8 @@ async fn pace(queued: &[&Pipeline]) {
     }
 }
 
-/// Reads, decodes, routes and accepts one batch; the answer and the pipelines it was queued in.
+/// Reads, decodes, routes and accepts one batch; the answer and the pipelines it was queued in
+/// that have a backlog.
 async fn accept_batch<'s>(
     state: &AppState,
     snapshot: &'s Snapshot,
@@ -94,12 +98,15 @@ async fn accept_batch<'s>(
     })?;
     let mut receivers = serde_json::Map::new();
     let mut duplicates = Vec::new();
-    let mut queued = Vec::with_capacity(plans.len());
+    // Only the receivers with a backlog now: the common case allocates nothing.
+    let mut backlogged = Vec::new();
     for (plan, taken) in plans.iter().zip(taken) {
         let name = plan.receiver.config.name.as_str();
         match taken {
             Taken::Queued => {
-                queued.push(&*plan.receiver.pipeline);
+                if plan.receiver.pipeline.is_backlogged() {
+                    backlogged.push(&*plan.receiver.pipeline);
+                }
                 let metrics = plan.receiver.pipeline.metrics();
                 metrics.matched.increment(plan.matched as u64);
                 metrics.filtered.increment(plan.filtered as u64);
@@ -115,7 +122,7 @@ async fn accept_batch<'s>(
     if !duplicates.is_empty() {
         summary["duplicates"] = json!(duplicates);
     }
-    Ok((json(StatusCode::OK, &summary), queued))
+    Ok((json(StatusCode::OK, &summary), backlogged))
 }
 
 fn reject(error: &ApiError) {
