@@ -320,6 +320,10 @@ fn build_snapshot(
     }
     *pipelines = next;
     metrics::gauge!(m::TLS_INSECURE_RECEIVERS).set(insecure as f64);
+    // JetStream drops duplicates by this identity too (`Nats-Msg-Id`), across replicas.
+    let delivery = &config.delivery;
+    let dedup_identity = (delivery.dedup_window.is_some() || delivery.nats.is_some())
+        .then(|| crate::route::identity_key(delivery.dedup_key.as_ref()));
     Ok(Snapshot {
         source: config.source,
         hash: config.hash,
@@ -328,6 +332,7 @@ fn build_snapshot(
         delivery: config.delivery,
         receivers,
         label_index,
+        dedup_identity,
         referenced_files: config.referenced_files,
         verified: Default::default(),
         console,

@@ -40,9 +40,6 @@ pub enum Destination<'s> {
 /// Evaluates the rules and encodes a payload for each receiver left with alerts; receivers left
 /// with none get an empty plan, so that their filtered alerts are counted on acceptance only.
 pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Destination<'s>) -> Vec<Planned<'s>> {
-    // JetStream drops duplicates by this identity too (`Nats-Msg-Id`), across replicas.
-    let dedup = snapshot.delivery.dedup_window.is_some() || snapshot.delivery.nats.is_some();
-    let key = dedup.then(|| identity_key(snapshot.delivery.dedup_key.as_ref()));
     let receivers: &[ActiveReceiver] = match destination {
         Destination::All => &snapshot.receivers,
         Destination::Only(receiver) => std::slice::from_ref(receiver),
@@ -81,7 +78,7 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Desti
             alerts,
             matched: matched.len(),
             filtered: n.alerts.len() - matched.len(),
-            dedup_key: key.as_ref().map(|key| dedup_key(key, &config.name, n, &matched)),
+            dedup_key: snapshot.dedup_identity.as_ref().map(|key| dedup_key(key, &config.name, n, &matched)),
         });
     }
     plans
@@ -98,7 +95,8 @@ pub fn takes(config: &ReceiverConfig, alert: &Alert<'_>) -> bool {
 /// across replicas and versions with no setup, and still collision-resistant (see [`dedup_key`]).
 const FIXED_IDENTITY_KEY: &[u8] = b"amrelay dedup identity v1";
 
-/// The HMAC key of the dedup identity: `delivery.dedup_key_file`, else the fixed key.
+/// The HMAC key of the dedup identity: `delivery.dedup_key_file`, else the fixed key. Built once
+/// per config ([`Snapshot::dedup_identity`]), not per request.
 pub fn identity_key(configured: Option<&crate::secret::Secret>) -> hmac::Key {
     let key = configured.map_or(FIXED_IDENTITY_KEY, |secret| secret.expose().as_bytes());
     hmac::Key::new(hmac::HMAC_SHA256, key)

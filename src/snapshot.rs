@@ -73,6 +73,9 @@ pub struct Snapshot {
     pub receivers: Vec<ActiveReceiver>,
     /// Every label name the receivers' rules read: alerts are decoded against it.
     pub label_index: LabelIndex,
+    /// The HMAC key of the dedup identity, built once per config; `None` when neither
+    /// `delivery.dedup_window` nor `delivery.nats` asks for the identity.
+    pub dedup_identity: Option<ring::hmac::Key>,
     /// Secret and TLS files the config names: a change to one reloads the config.
     pub referenced_files: Vec<PathBuf>,
     /// Sender credentials verified under this config.
