@@ -135,6 +135,22 @@ impl Charge {
         self.bytes
     }
 
+    /// `bytes` holding this charge until its last copy is dropped: an answer's body keeps its
+    /// charge while hyper writes it out, not only while the handler builds it.
+    pub fn hold_with(self, bytes: Bytes) -> Bytes {
+        /// The owner of the answer's bytes.
+        struct Charged {
+            bytes: Bytes,
+            _charge: Charge,
+        }
+        impl AsRef<[u8]> for Charged {
+            fn as_ref(&self) -> &[u8] {
+                &self.bytes
+            }
+        }
+        Bytes::from_owner(Charged { bytes, _charge: self })
+    }
+
     /// Takes `more` bytes if they fit under the limit; false leaves the charge as it was.
     pub fn try_grow(&mut self, more: u64) -> bool {
         let Some(budget) = &self.budget else { return more == 0 };
@@ -158,24 +174,6 @@ impl Drop for Charge {
         if let Some(budget) = &self.budget {
             budget.give_back(self.bytes);
         }
-    }
-}
-
-impl Charge {
-    /// `bytes` holding this charge until its last copy is dropped: an answer's body keeps its
-    /// charge while hyper writes it out, not only while the handler builds it.
-    pub fn hold_with(self, bytes: Bytes) -> Bytes {
-        /// The owner of the answer's bytes.
-        struct Charged {
-            bytes: Bytes,
-            _charge: Charge,
-        }
-        impl AsRef<[u8]> for Charged {
-            fn as_ref(&self) -> &[u8] {
-                &self.bytes
-            }
-        }
-        Bytes::from_owner(Charged { bytes, _charge: self })
     }
 }
 
