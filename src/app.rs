@@ -122,8 +122,14 @@ impl Relay {
             started_at: SystemTime::now(),
             password_checks: Default::default(),
             console_edits: Default::default(),
+            listener: server::Listener { local_addr },
             tests_in_flight: Default::default(),
         });
+        if let Some(warning) =
+            crate::config::exposure_warning(&local_addr.to_string(), &state.reloader.snapshot().server.inbound)
+        {
+            tracing::warn!("{warning}");
+        }
         let stop_serving = CancellationToken::new();
         let server = tokio::spawn(server::serve(
             listener,

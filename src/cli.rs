@@ -22,7 +22,7 @@ pub struct Cli {
     #[arg(long = "config.console-file", value_name = "FILE", global = true)]
     pub console_file: Option<PathBuf>,
 
-    /// Address to listen on; overrides `server.listen_address` (default 0.0.0.0:9098).
+    /// Address to listen on; overrides `server.listen_address` (default 127.0.0.1:9098).
     #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
     pub listen_address: Option<String>,
 
@@ -98,8 +98,12 @@ pub fn check_config(files: &[PathBuf], console_file: Option<&std::path::Path>) -
                 }
                 let enabled = config.receivers.iter().filter(|r| r.enabled).count();
                 println!("Checking '{}'  SUCCESS", file.display());
-                if !config.warnings.is_empty() {
-                    let warnings = config::ConfigError { file: file.clone(), issues: config.warnings.clone() };
+                let mut warnings = config.warnings.clone();
+                if let Some(exposure) = config::exposure_warning(&config.server.listen_address, &config.server.inbound) {
+                    warnings.push(config::Issue { position: None, field: "server.listen_address".into(), message: exposure });
+                }
+                if !warnings.is_empty() {
+                    let warnings = config::ConfigError { file: file.clone(), issues: warnings };
                     for line in warnings.to_string().lines() {
                         println!("WARNING: {line}");
                     }

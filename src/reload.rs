@@ -209,7 +209,7 @@ fn warn_about_restart_only_changes(previous: &Snapshot, config: &Config) {
 /// text's receivers (validated again against this config), with the error recorded.
 fn merge_console(file: &ConsoleFile, config: &mut Config, registry: &mut Registry) -> ConsoleState {
     let Some(path) = file.path() else {
-        return ConsoleState { file: file.clone(), ..ConsoleState::off("") };
+        return ConsoleState { file: file.clone(), max_receivers: config.console.max_receivers, ..ConsoleState::off("") };
     };
     let changed_at = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let fail = |message: String| ConfigError {
@@ -248,6 +248,7 @@ fn merge_console(file: &ConsoleFile, config: &mut Config, registry: &mut Registr
         changed_at,
         error,
         conflicts: Vec::new(),
+        max_receivers: config.console.max_receivers,
     };
     if let Some(console) = console {
         for conflict in &console.conflicts {

@@ -46,6 +46,8 @@ pub struct ConsoleState {
     pub error: Option<String>,
     /// Console receivers skipped because the config file defines the same name.
     pub conflicts: Vec<Issue>,
+    /// `console.max_receivers`: how many the console may create.
+    pub max_receivers: usize,
 }
 
 impl ConsoleState {
@@ -58,6 +60,7 @@ impl ConsoleState {
             changed_at: None,
             error: None,
             conflicts: Vec::new(),
+            max_receivers: crate::config::ConsolePolicy::default().max_receivers,
         }
     }
 }

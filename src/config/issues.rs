@@ -27,6 +27,9 @@ pub(super) struct Issues {
     pub(super) warnings: Vec<Issue>,
     /// The file's text, to place template errors inside their strings.
     pub(super) text: String,
+    /// `Some`: files may be read only under these (canonical) folders, and the message that
+    /// refuses any other; `None`: any file (the config file, written by the operator).
+    readable: Option<(Vec<PathBuf>, &'static str)>,
 }
 
 impl Issues {
@@ -38,6 +41,27 @@ impl Issues {
             files: Vec::new(),
             warnings: Vec::new(),
             text: text.to_owned(),
+            readable: None,
+        }
+    }
+
+    /// Refuses, with `why`, every file read outside `dirs` (canonical folders): what the console
+    /// validates may make the relay read nothing else, whatever key names the file.
+    pub(super) fn reading_only_under(mut self, dirs: Vec<PathBuf>, why: &'static str) -> Issues {
+        self.readable = Some((dirs, why));
+        self
+    }
+
+    /// Whether `full` may be read: always for the config file; for the console, only a file
+    /// whose real path (links resolved) lies under an allowed folder.
+    fn may_read(&self, full: &Path) -> Result<(), String> {
+        let Some((dirs, why)) = &self.readable else {
+            return Ok(());
+        };
+        let real = full.canonicalize().ok();
+        match real {
+            Some(real) if dirs.iter().any(|dir| real.starts_with(dir)) => Ok(()),
+            _ => Err((*why).to_owned()),
         }
     }
 
@@ -72,8 +96,14 @@ impl Issues {
         self.list.len()
     }
 
+    /// Reads a file the config names, recording it for the watcher; an issue when it cannot be
+    /// read or may not be (see [`Issues::reading_only_under`]).
     pub(super) fn read_file(&mut self, at: &Location, field: &str, path: &str) -> Option<Vec<u8>> {
         let full = self.resolve(path);
+        if let Err(why) = self.may_read(&full) {
+            self.add(Some(at), field, why);
+            return None;
+        }
         self.files.push(full.clone());
         match read_bounded(&full) {
             Ok(bytes) => Some(bytes),
@@ -86,7 +116,9 @@ impl Issues {
 
     /// Reads a secret from a file, trimming surrounding white space as Prometheus does.
     pub(super) fn read_secret(&mut self, at: &Location, field: &str, path: &str) -> Option<Secret> {
-        if let Some(warning) = readable_by_others(&self.resolve(path)) {
+        if self.may_read(&self.resolve(path)).is_ok()
+            && let Some(warning) = readable_by_others(&self.resolve(path))
+        {
             self.warn(Some(at), field, warning);
         }
         let bytes = self.read_file(at, field, path)?;

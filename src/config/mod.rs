@@ -29,9 +29,14 @@ use crate::fingerprint::fnv1a;
 use crate::rule::Rule;
 
 pub use crate::secret::Secret;
-pub use console::{ConsoleConfig, ConsoleFile, DEFAULT_CONSOLE_FILE, console_file, console_from_str, load_console};
+pub use console::{
+    ConsoleConfig, ConsoleFile, ConsolePolicy, DEFAULT_CONSOLE_FILE, console_file, console_from_str, load_console,
+};
 pub use environment::Environment;
-pub use security::{ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls};
+pub use security::{
+    ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls, exposure_warning,
+    is_loopback_address,
+};
 pub use template::RateLimit;
 pub use validate::DEFAULT_MAX_DEAD_LETTER_BYTES;
 pub use validate::ReceiverDefaults;
@@ -55,6 +60,8 @@ pub struct Config {
     pub receiver_defaults: ReceiverDefaults,
     /// How many of `receivers`, at the end, come from the console file (merged by the reloader).
     pub console_receivers: usize,
+    /// `console:`: the folders console receivers may read files from, and how many there may be.
+    pub console: ConsolePolicy,
 }
 
 /// The process-wide parts of `delivery:` (the rest are receiver defaults).
@@ -308,6 +315,7 @@ pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Co
         warnings: validated.warnings,
         receiver_defaults: validated.defaults,
         console_receivers: 0,
+        console: validated.console,
     })
 }
 

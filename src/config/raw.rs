@@ -21,6 +21,19 @@ pub struct RawConfig {
     pub receivers: Vec<Spanned<RawReceiver>>,
     /// Files of shared template macros (globs, relative to the config file).
     pub templates: Vec<Spanned<String>>,
+    /// `console:` — what receivers edited in the console may do.
+    pub console: Option<Spanned<RawConsole>>,
+}
+
+/// `console:` — limits on receivers edited in the console.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConsole {
+    /// Folders whose files a console receiver may name (`ca_file`, `password_file` …); none by
+    /// default, so a console receiver reads no file on the relay.
+    pub allowed_file_dirs: Vec<String>,
+    /// Receivers the console file may hold.
+    pub max_receivers: Option<usize>,
 }
 
 /// The console file (`--config.console-file`): receivers only, of the same schema.
@@ -41,6 +54,9 @@ pub struct RawServer {
     pub authorization: Option<Spanned<RawAuthorization>>,
     pub open_endpoints: Option<Spanned<Vec<String>>>,
     pub limits: Option<Spanned<RawLimits>>,
+    /// Host names (besides the listen address, IP literals and `localhost`) that browsers may use
+    /// to reach the console and the admin API.
+    pub external_hosts: Option<Spanned<Vec<String>>>,
 }
 
 /// `delivery:` — defaults for every receiver's queue, timeout and retry policy.

@@ -54,6 +54,9 @@ pub struct Inbound {
     /// Paths served without credentials when `auth` is enabled.
     pub open_endpoints: Vec<String>,
     pub limits: Limits,
+    /// `server.external_hosts`: host names (lowercase, without port) a browser may reach the
+    /// console and admin API by, besides IP literals, `localhost` and the listen address.
+    pub external_hosts: Vec<String>,
 }
 
 impl Default for Inbound {
@@ -63,6 +66,7 @@ impl Default for Inbound {
             auth: InboundAuth::default(),
             open_endpoints: DEFAULT_OPEN_ENDPOINTS.map(String::from).to_vec(),
             limits: Limits::default(),
+            external_hosts: Vec::new(),
         }
     }
 }
@@ -101,6 +105,38 @@ impl InboundAuth {
     pub fn is_enabled(&self) -> bool {
         !self.basic_users.is_empty() || self.bearer.is_some()
     }
+}
+
+impl Inbound {
+    /// Whether every caller must prove who it is: credentials, or a client certificate the
+    /// listener requires and verifies.
+    pub fn authenticates(&self) -> bool {
+        self.auth.is_enabled()
+            || self.tls.as_ref().is_some_and(|tls| tls.client_auth == ClientAuthType::RequireAndVerifyClientCert)
+    }
+}
+
+/// The warning for a listener that other hosts can reach while nothing authenticates, or `None`.
+/// Shown by `check-config` (for the configured address) and at start (for the bound one).
+pub fn exposure_warning(listen_address: &str, inbound: &Inbound) -> Option<String> {
+    if inbound.authenticates() || is_loopback_address(listen_address) {
+        return None;
+    }
+    Some(format!(
+        "{listen_address} is reachable from other hosts and no inbound credentials are configured: anyone who \
+         can reach it can post alerts, and the console and admin API answer 403 until server.basic_auth_users \
+         or server.authorization is set (or the listener is 127.0.0.1)"
+    ))
+}
+
+/// Whether `host:port` names only loopback addresses (`127.0.0.0/8`, `::1`, `localhost`).
+pub fn is_loopback_address(listen_address: &str) -> bool {
+    let host = match listen_address.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => listen_address,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `server.limits`.
@@ -249,12 +285,36 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
             );
         }
     }
+    if let Some(hosts) = &raw.external_hosts {
+        for (index, host) in hosts.value.iter().enumerate() {
+            match external_host(host) {
+                Some(host) => inbound.external_hosts.push(host),
+                None => issues.add(
+                    Some(&hosts.referenced),
+                    format!("server.external_hosts[{index}]"),
+                    format!("{host:?} is not a host name (write it as a browser's Host header has it: name[:port])"),
+                ),
+            }
+        }
+    }
     if inbound.auth.is_enabled() && inbound.tls.is_none() {
         let at =
             raw.basic_auth_users.as_ref().map(|s| &s.referenced).or(raw.authorization.as_ref().map(|s| &s.referenced));
         issues.warn(at, "server", "credentials are accepted over plain HTTP: set tls_server_config");
     }
     inbound
+}
+
+/// A `server.external_hosts` entry as compared with a request's `Host`: lowercase, without port.
+fn external_host(written: &str) -> Option<String> {
+    let host = match written.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() && !host.contains(':') => host,
+        _ => written,
+    };
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    valid.then(|| host.to_ascii_lowercase())
 }
 
 fn bearer(issues: &mut Issues, at: &serde_saphyr::Location, raw: &RawAuthorization) -> Option<Secret> {

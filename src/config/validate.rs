@@ -17,7 +17,8 @@ use super::{
 use crate::rule::{Condition, ParserMode, Rule, parse_matchers_in};
 use crate::tls::{self, ClientTlsOptions};
 
-const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9098";
+/// Loopback: nothing is reachable from other hosts until the config says so.
+const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9098";
 const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 /// The ceiling of adaptive concurrency when none is set (Vector's is 200).
@@ -117,6 +118,7 @@ pub fn validate(
 
     let defaults = ReceiverDefaults { defaults, templates: shared_templates };
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
+    let console = super::console::policy(&mut issues, raw.console.as_ref());
 
     if issues.list.is_empty() {
         let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
@@ -125,6 +127,7 @@ pub fn validate(
             delivery: process_delivery,
             receivers,
             defaults,
+            console,
             files: issues.files,
             warnings: issues.warnings,
         })
@@ -163,6 +166,7 @@ pub struct Validated {
     pub delivery: DeliveryConfig,
     pub receivers: Vec<ReceiverConfig>,
     pub defaults: ReceiverDefaults,
+    pub console: super::ConsolePolicy,
     pub files: Vec<PathBuf>,
     pub warnings: Vec<Issue>,
 }

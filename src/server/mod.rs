@@ -11,6 +11,7 @@ mod body;
 mod browser;
 mod conn;
 mod console;
+mod exposure;
 mod limits;
 mod receivers_api;
 mod response;
@@ -28,6 +29,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+pub use exposure::Listener;
 pub use state::{AppState, HttpMetrics};
 
 use crate::config::Limits;

@@ -116,6 +116,13 @@ pub async fn put(
             *index
         }
         None => {
+            let most = snapshot.console.max_receivers;
+            if document.receivers.len() >= most {
+                return Err(ApiError::Conflict(format!(
+                    "the console holds {} receivers, its limit (console.max_receivers: {most}): delete one first",
+                    document.receivers.len()
+                )));
+            }
             document.receivers.push(definition.clone());
             document.receivers.len() - 1
         }

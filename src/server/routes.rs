@@ -33,6 +33,15 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         return Ok(response);
     }
     let snapshot = state.reloader.snapshot();
+    let authority = request.uri().authority().map(|a| a.as_str());
+    if let Err(refused) =
+        super::exposure::guard(&state.listener, &snapshot.server.inbound, &path, request.headers(), authority)
+    {
+        let mut response = refused.into_response();
+        super::browser::harden(&mut response);
+        state.http_metrics.record("exposure", response.status(), started.elapsed().as_secs_f64());
+        return Ok(response);
+    }
     let auth = super::auth::authorize(
         &snapshot.server.inbound,
         &snapshot.verified,

@@ -12,7 +12,7 @@ use crate::metrics as m;
 use crate::reload::Reloader;
 
 /// Every handler label of `amrelay_http_requests_total`.
-const HANDLERS: [&str; 15] = [
+const HANDLERS: [&str; 16] = [
     "receivers",
     "receiver_test",
     "webhook",
@@ -27,6 +27,7 @@ const HANDLERS: [&str; 15] = [
     "console",
     "route_test",
     "cross_site",
+    "exposure",
     "other",
 ];
 /// Status codes whose series are registered up front.
@@ -89,6 +90,8 @@ pub struct AppState {
     pub password_checks: super::auth::PasswordChecks,
     /// Console edits, one at a time (off the request path: only the receivers API takes it).
     pub console_edits: tokio::sync::Mutex<()>,
+    /// The bound listener: whether other hosts can reach the admin side.
+    pub listener: super::exposure::Listener,
     /// Receivers with a test message in flight: at most one each.
     pub tests_in_flight: papaya::HashSet<String>,
 }
