@@ -99,8 +99,13 @@ pub fn check_config(files: &[PathBuf], console_file: Option<&std::path::Path>) -
                 let enabled = config.receivers.iter().filter(|r| r.enabled).count();
                 println!("Checking '{}'  SUCCESS", file.display());
                 let mut warnings = config.warnings.clone();
-                if let Some(exposure) = config::exposure_warning(&config.server.listen_address, &config.server.inbound) {
-                    warnings.push(config::Issue { position: None, field: "server.listen_address".into(), message: exposure });
+                if let Some(exposure) = config::exposure_warning(&config.server.listen_address, &config.server.inbound)
+                {
+                    warnings.push(config::Issue {
+                        position: None,
+                        field: "server.listen_address".into(),
+                        message: exposure,
+                    });
                 }
                 if !warnings.is_empty() {
                     let warnings = config::ConfigError { file: file.clone(), issues: warnings };

@@ -209,7 +209,11 @@ fn warn_about_restart_only_changes(previous: &Snapshot, config: &Config) {
 /// text's receivers (validated again against this config), with the error recorded.
 fn merge_console(file: &ConsoleFile, config: &mut Config, registry: &mut Registry) -> ConsoleState {
     let Some(path) = file.path() else {
-        return ConsoleState { file: file.clone(), max_receivers: config.console.max_receivers, ..ConsoleState::off("") };
+        return ConsoleState {
+            file: file.clone(),
+            max_receivers: config.console.max_receivers,
+            ..ConsoleState::off("")
+        };
     };
     let changed_at = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let fail = |message: String| ConfigError {

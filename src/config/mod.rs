@@ -7,6 +7,7 @@
 //! run shows all mistakes.
 
 mod console;
+mod console_policy;
 pub mod duration;
 mod environment;
 pub mod http;
@@ -29,9 +30,8 @@ use crate::fingerprint::fnv1a;
 use crate::rule::Rule;
 
 pub use crate::secret::Secret;
-pub use console::{
-    ConsoleConfig, ConsoleFile, ConsolePolicy, DEFAULT_CONSOLE_FILE, console_file, console_from_str, load_console,
-};
+pub use console::{ConsoleConfig, ConsoleFile, DEFAULT_CONSOLE_FILE, console_file, console_from_str, load_console};
+pub use console_policy::ConsolePolicy;
 pub use environment::Environment;
 pub use security::{
     ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls, exposure_warning,

@@ -118,7 +118,7 @@ pub fn validate(
 
     let defaults = ReceiverDefaults { defaults, templates: shared_templates };
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
-    let console = super::console::policy(&mut issues, raw.console.as_ref());
+    let console = super::console_policy::policy(&mut issues, raw.console.as_ref());
 
     if issues.list.is_empty() {
         let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };

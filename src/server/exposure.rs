@@ -38,13 +38,17 @@ impl Listener {
 
 /// Whether `path` belongs to the admin side (see the module documentation).
 pub fn is_admin(path: &str) -> bool {
-    !(path == "/webhook"
-        || path.starts_with("/webhook/")
-        || matches!(path, "/metrics" | "/-/healthy" | "/-/ready"))
+    !(path == "/webhook" || path.starts_with("/webhook/") || matches!(path, "/metrics" | "/-/healthy" | "/-/ready"))
 }
 
 /// Lets an admin request through, or says why not; other requests always pass.
-pub fn guard(listener: &Listener, inbound: &Inbound, path: &str, headers: &HeaderMap, authority: Option<&str>) -> Result<(), ApiError> {
+pub fn guard(
+    listener: &Listener,
+    inbound: &Inbound,
+    path: &str,
+    headers: &HeaderMap,
+    authority: Option<&str>,
+) -> Result<(), ApiError> {
     if !is_admin(path) {
         return Ok(());
     }
@@ -128,7 +132,8 @@ mod tests {
         for path in ["/webhook", "/webhook/team-a", "/metrics", "/-/healthy", "/-/ready"] {
             assert!(!is_admin(path), "{path}");
         }
-        for path in ["/", "/api/v1/status", "/api/v1/receivers/x", "/api/v1/deadletters/body", "/-/reload", "/webhookx"] {
+        for path in ["/", "/api/v1/status", "/api/v1/receivers/x", "/api/v1/deadletters/body", "/-/reload", "/webhookx"]
+        {
             assert!(is_admin(path), "{path}");
         }
     }
@@ -143,7 +148,9 @@ mod tests {
         assert!(matches!(&refused, ApiError::Forbidden(why) if why.contains("server.basic_auth_users")), "{refused:?}");
         assert!(guard(&open, &none, "/webhook", &host("10.1.2.3:9098"), None).is_ok());
         assert!(guard(&open, &with_token(), "/api/v1/receivers/x", &host("10.1.2.3:9098"), None).is_ok());
-        assert!(guard(&listener("127.0.0.1:9098"), &none, "/api/v1/receivers/x", &host("127.0.0.1:9098"), None).is_ok());
+        assert!(
+            guard(&listener("127.0.0.1:9098"), &none, "/api/v1/receivers/x", &host("127.0.0.1:9098"), None).is_ok()
+        );
         assert!(guard(&listener("[::1]:9098"), &none, "/", &host("[::1]:9098"), None).is_ok());
     }
 
@@ -152,12 +159,26 @@ mod tests {
     #[test]
     fn a_browser_host_name_must_be_one_the_relay_answers_to() {
         let local = listener("127.0.0.1:9098");
-        let mut inbound = Inbound::default();
-        inbound.external_hosts = vec!["amrelay.example.com".into()];
-        for allowed in ["127.0.0.1:9098", "localhost:9098", "LOCALHOST", "console.localhost:1", "[::1]:9098", "10.0.0.7", "amrelay.example.com", "AMRELAY.example.com.:443"] {
+        let inbound = Inbound { external_hosts: vec!["amrelay.example.com".into()], ..Inbound::default() };
+        for allowed in [
+            "127.0.0.1:9098",
+            "localhost:9098",
+            "LOCALHOST",
+            "console.localhost:1",
+            "[::1]:9098",
+            "10.0.0.7",
+            "amrelay.example.com",
+            "AMRELAY.example.com.:443",
+        ] {
             assert!(guard(&local, &inbound, "/api/v1/status", &host(allowed), None).is_ok(), "{allowed}");
         }
-        for refused in ["attacker.example:9098", "attacker.example", "localhost.attacker.example", "amrelay.example.com.attacker.example", ""] {
+        for refused in [
+            "attacker.example:9098",
+            "attacker.example",
+            "localhost.attacker.example",
+            "amrelay.example.com.attacker.example",
+            "",
+        ] {
             assert!(guard(&local, &inbound, "/api/v1/status", &host(refused), None).is_err(), "{refused}");
         }
         // Probes and Alertmanager call by any name.

@@ -26,6 +26,7 @@ mod console;
 mod console_receivers;
 mod delivery;
 mod durability;
+mod exposure;
 mod fidelity;
 mod hostile;
 mod http_config;

@@ -27,15 +27,22 @@ impl TestRelay {
 
     /// Like `start`, in a folder that already holds other files (secrets, certificates).
     pub async fn start_in(dir: tempfile::TempDir, yaml: &str) -> TestRelay {
+        Self::start_listening(dir, yaml, "127.0.0.1:0").await
+    }
+
+    /// Like `start_in`, listening on `address` (say `0.0.0.0:0`, which tests still reach over
+    /// 127.0.0.1).
+    pub async fn start_listening(dir: tempfile::TempDir, yaml: &str, address: &str) -> TestRelay {
         let config_file = dir.path().join("amrelay.yml");
         std::fs::write(&config_file, yaml).unwrap();
         let options = Options {
-            listen_address: Some("127.0.0.1:0".into()),
+            listen_address: Some(address.into()),
             shutdown_timeout: Duration::from_secs(5),
             ..Options::new(config_file)
         };
         let relay = Relay::start(options).await.expect("relay starts");
-        let addr = relay.local_addr();
+        let bound = relay.local_addr();
+        let addr = std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port());
         TestRelay { relay: Some(relay), addr, dir }
     }
 
