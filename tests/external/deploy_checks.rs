@@ -227,15 +227,22 @@ fn object_files(object: &Value) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// The Secret the operator creates with deploy/kubernetes/create-inbound-secret.sh: not part of
+/// any rendering, so that no token is ever committed.
+const INBOUND_SECRET: &str = "amrelay-inbound";
+
 /// Writes the config folder as amrelay's pod sees it at /etc/amrelay into `dir`; returns the
 /// config file's path in it.
 fn lay_out_config_folder(documents: &[Value], dir: &Path) -> PathBuf {
     let workload = workload(documents);
     for (kind, source) in config_sources(workload) {
         let name = source["name"].as_str().unwrap();
-        let object = find(documents, kind, name)
-            .unwrap_or_else(|| panic!("the config volume needs {kind} {name}, not rendered"));
-        let files = object_files(object);
+        let files = match find(documents, kind, name) {
+            Some(object) => object_files(object),
+            // Created once per cluster by the documented script, with a random token.
+            None if name == INBOUND_SECRET => vec![("webhook-token".to_owned(), b"generated-token".to_vec())],
+            None => panic!("the config volume needs {kind} {name}, not rendered"),
+        };
         let placed: Vec<(String, Vec<u8>)> = match source["items"].as_array() {
             Some(items) => items
                 .iter()
@@ -491,10 +498,51 @@ fn every_file_under_deploy_is_checked() {
                 None => false,
             }
         } else {
-            relative == "deploy/Dockerfile" || (relative.starts_with("deploy/grafana/") && relative.ends_with(".json"))
+            relative == "deploy/Dockerfile"
+                || relative == "deploy/kubernetes/create-inbound-secret.sh"
+                || (relative.starts_with("deploy/grafana/") && relative.ends_with(".json"))
         };
         assert!(covered, "{relative} is checked by nothing in tests/external/deploy_checks.rs");
     }
+}
+
+/// The inbound Secret's script creates `amrelay-inbound` with a fresh random 256-bit token in
+/// the given namespace, and leaves an existing one alone. `kubectl` is a stand-in on PATH that
+/// records its arguments (no cluster here).
+#[test]
+fn the_inbound_secret_script_generates_a_random_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let fake = dir.path().join("kubectl");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n[ \"$3\" = get ] && [ -e {}/exists ] && exit 0\n[ \"$3\" = get ] && exit 1\nexit 0\n", calls.display(), dir.path().display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = deploy().join("kubernetes/create-inbound-secret.sh");
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let tokens: Vec<String> = (0..2)
+        .map(|_| {
+            std::fs::remove_file(&calls).ok();
+            let done = run(Command::new("sh").arg(&script).arg("team-ns").env("PATH", &path));
+            assert!(done.success, "{}", done.output);
+            let recorded = std::fs::read_to_string(&calls).unwrap();
+            let create = recorded.lines().find(|l| l.contains("create secret generic amrelay-inbound")).unwrap();
+            assert!(create.starts_with("-n team-ns "), "{create}");
+            create.split("--from-literal=webhook-token=").nth(1).unwrap().trim().to_owned()
+        })
+        .collect();
+    for token in &tokens {
+        assert_eq!(token.len(), 64, "{token}");
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    }
+    assert_ne!(tokens[0], tokens[1], "each run draws a new token");
+    std::fs::write(dir.path().join("exists"), "").unwrap();
+    std::fs::remove_file(&calls).ok();
+    let kept = run(Command::new("sh").arg(&script).env("PATH", &path));
+    assert!(kept.success, "{}", kept.output);
+    assert!(!std::fs::read_to_string(&calls).unwrap().contains("create"), "an existing Secret is kept");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,7 +587,15 @@ fn alertmanager_configs_pass_amtool() {
     assert_eq!(resource["apiVersion"], "monitoring.coreos.com/v1alpha1");
     assert_eq!(resource["kind"], "AlertmanagerConfig");
     assert_eq!(snake_case_keys(&resource["spec"]["route"]), example["route"]);
-    assert_eq!(snake_case_keys(&resource["spec"]["receivers"]), example["receivers"]);
+    // Both send the token of the Secret amrelay-inbound, each in its own way (a mounted file,
+    // a Secret reference); everything else is the same.
+    let mut from_resource = snake_case_keys(&resource["spec"]["receivers"]);
+    let mut from_file = example["receivers"].clone();
+    let credentials = from_resource[0]["webhook_configs"][0]["http_config"]["authorization"].take();
+    let credentials_file = from_file[0]["webhook_configs"][0]["http_config"]["authorization"].take();
+    assert_eq!(credentials["credentials"], json!({"name": "amrelay-inbound", "key": "webhook-token"}));
+    assert!(credentials_file["credentials_file"].as_str().unwrap().ends_with("/amrelay-inbound/webhook-token"));
+    assert_eq!(from_resource, from_file);
 
     let base = render(&deploy().join("kubernetes/base"));
     let service = find(&base, "Service", "amrelay").unwrap();
@@ -913,7 +969,8 @@ fn readme_snippets_are_checked() {
             std::fs::create_dir_all(overlay.join("secrets")).unwrap();
             std::fs::write(overlay.join("kustomization.yaml"), &block).unwrap();
             std::fs::copy(deploy().join("kubernetes/base/amrelay.yml"), overlay.join("amrelay.yml")).unwrap();
-            for secret in ["ops-chat-password", "incidents-token"] {
+            // webhook-token: a placeholder for the local check; in the cluster it is amrelay-inbound's.
+            for secret in ["ops-chat-password", "incidents-token", "webhook-token"] {
                 std::fs::write(overlay.join("secrets").join(secret), "s3cret\n").unwrap();
             }
             let local = check_config(&overlay.join("amrelay.yml"));
