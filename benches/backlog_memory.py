@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peak RSS of amrelay with a backlog (README, "Memory" and "Performance"): N webhook batches of
+"""Peak RSS of amrelay with a backlog (docs/delivery.md "Memory", docs/performance.md): N webhook batches of
 ~3 KB queued into a spool while the downstream is down, kill -9, restart, then the downstream
 comes up and the backlog drains. Reports VmHWM/VmRSS from /proc/PID/status at each step and the
 byte-budget gauges. Loopback only, every wait bounded.

@@ -19,7 +19,7 @@ use super::security::Proxy;
 use super::{Secret, TlsSettings};
 
 /// The keys of `http_config` (and its `tls_config`/`basic_auth`/`authorization`) that Prometheus
-/// defines and amrelay refuses, with why. Read by [`unsupported`] and the README.
+/// defines and amrelay refuses, with why. Read by [`unsupported`] and docs/configuration.md.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("basic_auth.username_ref", "secret-manager references are not supported; use username or username_file"),
     ("basic_auth.password_ref", "secret-manager references are not supported; use password or password_file"),

@@ -184,7 +184,7 @@ impl Default for RawHttpConfig {
             bearer_token: None,
             bearer_token_file: None,
             tls_config: RawTlsConfig::default(),
-            // Alertmanager follows redirects by default; amrelay does not (see the README).
+            // Alertmanager follows redirects by default; amrelay does not (see docs/security.md).
             follow_redirects: false,
             enable_http2: true,
             proxy_url: None,

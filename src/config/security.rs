@@ -40,7 +40,7 @@ const DEFAULT_MAX_JSON_DEPTH: usize = 32;
 const DEFAULT_MAX_LABELS_PER_ALERT: usize = 256;
 /// Half the shipped Deployment's memory limit (256Mi): the other half is the process itself
 /// (runtime, TLS, caches, allocator slack) and the transient structures of decoding a body,
-/// which are not counted. See the README's memory formula.
+/// which are not counted. See the memory formula in docs/delivery.md.
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
 /// Reachable without credentials unless `open_endpoints` says otherwise: the probes only.
 const DEFAULT_OPEN_ENDPOINTS: [&str; 2] = ["/-/healthy", "/-/ready"];
@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(percent_decode("%zz"), "%zz");
     }
 
-    /// The README's default for `max_connections_per_client`: a quarter of `max_connections`, at
+    /// The documented default for `max_connections_per_client`: a quarter of `max_connections`, at
     /// most 256, at least 1; an explicit value stands.
     #[test]
     fn the_per_client_connection_limit_follows_max_connections() {

@@ -2,7 +2,7 @@
 //! and `chromium-driver`), filled like a user fills KubeSphere's: name, URL, bearer token, two
 //! conditions with values on two lines; Send Test Message, OK, then a batch routed by those
 //! conditions, and the Enabled toggle stopping deliveries. With `AMRELAY_SCREENSHOT_DIR=docs`,
-//! saves the form's screenshot as docs/console-form.png, which the README shows.
+//! saves the form's screenshot as docs/console-form.png, which docs/console.md shows.
 
 use std::time::Duration;
 

@@ -295,7 +295,7 @@ scrape_configs:
     assert!(value >= 3.0, "{received:?}");
 }
 
-/// Alertmanager → amrelay over HTTPS with basic auth, as the README's Security section shows it:
+/// Alertmanager → amrelay over HTTPS with basic auth, as docs/security.md shows it:
 /// Alertmanager verifies amrelay's certificate with the CA and authenticates with its
 /// `http_config`; a webhook_config with the wrong password is refused and delivers nothing.
 #[tokio::test]
