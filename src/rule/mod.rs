@@ -6,13 +6,13 @@
 
 mod condition;
 mod matcher;
+mod parse;
 mod parse_classic;
 mod parse_utf8;
 
 pub use condition::{Condition, ConditionError, Operator};
-pub use matcher::{
-    MatchOp, MatchType, Matcher, Parsed, ParserMode, parse_matcher_in, parse_matchers, parse_matchers_in,
-};
+pub use matcher::{MatchOp, MatchType, Matcher};
+pub use parse::{Parsed, ParserMode, parse_matcher_in, parse_matchers, parse_matchers_in};
 
 /// Read access to an alert's labels.
 pub trait Labels {
