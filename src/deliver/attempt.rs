@@ -8,14 +8,17 @@ use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::uri::Scheme;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::backoff::parse_retry_after;
 use super::client::{self, HttpClient};
 use super::{Authorizer, Used};
-use crate::config::{Endpoint, RetryPolicy};
+use crate::config::security::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::config::{Auth, Endpoint, Proxy, RetryPolicy};
+use crate::redact::Scrubber;
 
 /// How much of an error answer's body is kept for the log line.
 const BODY_SNIPPET_BYTES: usize = 256;
@@ -46,6 +49,10 @@ pub struct Target {
     pub rate_limit: Option<std::sync::Arc<super::RateLimiter>>,
     /// `thread:` — one message per alert group (see [`super::threads`]).
     pub thread: Option<crate::config::thread::ThreadSpec>,
+    /// Every secret value of the receiver's definition, scrubbed from what its downstream answers
+    /// before that text reaches a [`Failure`]'s detail (so status, dead letters, logs and test
+    /// answers alike).
+    pub scrubber: crate::redact::Scrubber,
     /// TLS fingerprint, HTTP/2 flag and proxy: when they are unchanged a reload keeps the client.
     client_key: (u64, bool, u64),
 }
@@ -89,6 +96,7 @@ impl Target {
                 .as_ref()
                 .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.expose().as_bytes())),
             follow_redirects: endpoint.follow_redirects,
+            scrubber: scrubber(endpoint),
             client_key,
             template: endpoint.template.clone(),
             thread: endpoint.thread,
@@ -101,7 +109,7 @@ impl Target {
 
     /// Sends `body` once, within the timeout, and classifies the answer. Within the attempt, a
     /// `401` to an OAuth2 token is retried once with a fresh token, and with `follow_redirects`
-    /// a 307/308 is followed (the same POST, the same body; credentials only to the same host).
+    /// a 307/308 is followed (the same POST, the same body) under the rules of [`Hop`].
     pub async fn send(&self, body: Bytes, idempotency_key: Option<&str>) -> Result<StatusCode, Failure> {
         self.send_to(self.url.clone(), None, body, idempotency_key).await
     }
@@ -133,7 +141,7 @@ impl Target {
             .signing
             .as_ref()
             .map(|key| crate::signing::sign(key, SystemTime::now(), idempotency_key.unwrap_or(""), &body));
-        let origin = url.clone();
+        let first = Origin::of(&url);
         let mut url = url;
         let (mut refreshed, mut redirects) = (false, 0);
         loop {
@@ -142,21 +150,28 @@ impl Target {
                 .uri(url.clone())
                 .body(Full::new(body.clone()))
                 .expect("valid request parts");
+            let hop = if Origin::of(&url) == first { Hop::SameOrigin } else { Hop::OtherOrigin };
             *request.headers_mut() = self.headers.clone();
             if let Some(content_type) = &content_type {
                 request.headers_mut().insert(CONTENT_TYPE, content_type.clone());
             }
-            // As Go's client: credentials never follow a redirect to another host.
-            let same_host = url.authority() == origin.authority();
-            let used =
-                if same_host { self.authorizer.authorize(request.headers_mut()).await? } else { Used::default() };
-            if let Some(signature) = &signature {
-                signature.clone().insert_into(request.headers_mut());
-            }
+            let used = match hop {
+                Hop::SameOrigin => {
+                    let used = self.authorizer.authorize(request.headers_mut()).await?;
+                    if let Some(signature) = &signature {
+                        signature.clone().insert_into(request.headers_mut());
+                    }
+                    used
+                }
+                Hop::OtherOrigin => {
+                    strip_secrets(request.headers_mut());
+                    Used::default()
+                }
+            };
             if let Some(key) = idempotency_key.and_then(|k| HeaderValue::from_str(k).ok()) {
                 request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
             }
-            match self.exchange(request, answer).await {
+            match self.exchange(request, answer, used.secret()).await {
                 Err(f)
                     if f.kind == FailureKind::Status(StatusCode::UNAUTHORIZED)
                         && !refreshed
@@ -164,23 +179,37 @@ impl Target {
                 {
                     refreshed = true;
                 }
-                Err(Failure { redirect: Some(location), .. }) if self.follow_redirects && redirects < MAX_REDIRECTS => {
+                Err(Failure { redirect: Some(location), kind, retry_after, detail }) if self.follow_redirects => {
+                    // Never from TLS to plain text: the body (and, to the same host, the
+                    // credentials) would cross the network readable. Final, as any redirect
+                    // that is not followed: a 3xx is not retried.
+                    let stop = if url.scheme() == Some(&Scheme::HTTPS) && location.scheme() != Some(&Scheme::HTTPS) {
+                        Some("not followed: a redirect from https to http would send the notification in clear".into())
+                    } else if redirects >= MAX_REDIRECTS {
+                        Some(format!("stopped after {MAX_REDIRECTS} redirects"))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = stop {
+                        return Err(Failure { kind, retry_after, detail: format!("{detail} ({why})"), redirect: None });
+                    }
                     redirects += 1;
                     url = *location;
-                }
-                Err(Failure { redirect: Some(_), kind, retry_after, detail }) if self.follow_redirects => {
-                    let detail = format!("{detail} (stopped after {MAX_REDIRECTS} redirects)");
-                    return Err(Failure { kind, retry_after, detail, redirect: None });
                 }
                 result => return result,
             }
         }
     }
 
+    /// One request and its answer. An error answer's body is read (at most 64 KiB), scrubbed of
+    /// the receiver's secrets and of `token` (the OAuth2 token this request carried), and only
+    /// then cut to a snippet for the failure's detail: every consumer of the detail gets the
+    /// scrubbed text, and no secret survives half cut at the snippet's end.
     async fn exchange(
         &self,
         request: Request<Full<Bytes>>,
         answer: bool,
+        token: Option<&str>,
     ) -> Result<(StatusCode, Option<Bytes>), Failure> {
         let url = request.uri().clone();
         let exchange = async {
@@ -205,7 +234,11 @@ impl Target {
             let retry_after =
                 response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
             let snippet = match Limited::new(response.into_body(), 64 * 1024).collect().await {
-                Ok(body) => snippet(&body.to_bytes()),
+                Ok(body) => {
+                    let body = body.to_bytes();
+                    let text = String::from_utf8_lossy(&body);
+                    snippet(&self.scrubber.scrub(&text, token.as_slice()))
+                }
                 Err(_) => String::new(),
             };
             let mut failure = Failure::from_status(status, retry_after, snippet);
@@ -260,13 +293,111 @@ fn resolve(base: &Uri, location: &str) -> Option<Uri> {
     Uri::from_parts(parts).ok()
 }
 
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET_BYTES)]);
-    let mut text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if body.len() > BODY_SNIPPET_BYTES {
-        text.push('…');
+/// At most [`BODY_SNIPPET_BYTES`] of `text` (cut at a character), on one line.
+fn snippet(text: &str) -> String {
+    let mut end = text.len().min(BODY_SNIPPET_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-    text.trim().to_owned()
+    let mut short: String = text[..end].chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if end < text.len() {
+        short.push('…');
+    }
+    short.trim().to_owned()
+}
+
+/// Scheme, host and port: what a redirect must keep for the credentials to follow it.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    fn of(url: &Uri) -> Origin {
+        let scheme = url.scheme_str().unwrap_or("http").to_ascii_lowercase();
+        let default = match scheme.as_str() {
+            "https" => Some(443),
+            "http" => Some(80),
+            _ => None,
+        };
+        Origin { host: url.host().unwrap_or("").to_ascii_lowercase(), port: url.port_u16().or(default), scheme }
+    }
+}
+
+/// Where a request of one attempt goes, against the receiver's URL (as the Fetch standard and
+/// Go's client: the origin, not the last hop). The first request and every redirect to the same
+/// origin carry everything; a redirect to another origin carries the body and the non-secret
+/// headers only: no `Authorization` (static or OAuth2), no secret `headers`/`http_headers`, no
+/// signature. A redirect from https to http is never followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    SameOrigin,
+    OtherOrigin,
+}
+
+/// Removes what only the receiver's own origin may see: every header marked sensitive (all of
+/// `headers:`, `http_headers` secrets and files, any `Authorization`) and the signature.
+fn strip_secrets(headers: &mut HeaderMap) {
+    let secret: Vec<HeaderName> = headers.iter().filter(|(_, v)| v.is_sensitive()).map(|(n, _)| n.clone()).collect();
+    for name in secret {
+        headers.remove(&name);
+    }
+    headers.remove(AUTHORIZATION);
+    for name in [SIGNATURE_HEADER, TIMESTAMP_HEADER] {
+        headers.remove(name);
+    }
+}
+
+/// Every secret value `endpoint` holds, for [`Target::scrubber`]: credentials (and the
+/// `Authorization` values made of them), secret headers, the signing key, the proxies'
+/// credentials and the URL's hidden parts.
+fn scrubber(endpoint: &Endpoint) -> Scrubber {
+    let mut scrubber = Scrubber::default();
+    scrubber.url(&endpoint.url);
+    for (_, value) in endpoint.headers.iter().filter(|(_, v)| v.is_sensitive()) {
+        scrubber.secret(value.to_str().unwrap_or(""));
+    }
+    match &endpoint.auth {
+        Auth::None => {}
+        Auth::Basic { password, .. } => {
+            scrubber.secret(password.expose());
+        }
+        Auth::Authorization { credentials, .. } => {
+            scrubber.secret(credentials.expose());
+        }
+        Auth::OAuth2(oauth2) => {
+            let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            // The token request's basic auth: id and secret form-encoded, then base64.
+            scrubber.secret(oauth2.client_secret.expose()).secret(&format!(
+                "{}:{}",
+                encode(&oauth2.client_id),
+                encode(oauth2.client_secret.expose())
+            ));
+            proxy_secrets(&mut scrubber, oauth2.proxy.as_ref());
+        }
+    }
+    if let Some(value) = endpoint.auth.header_value().as_ref().and_then(|v| v.to_str().ok()) {
+        // The whole value and its credentials part (`Basic dXNlcjpwdw==` → `dXNlcjpwdw==`).
+        scrubber.secret(value).secret(value.split_once(' ').map_or(value, |(_, c)| c));
+    }
+    if let Some(signing) = &endpoint.signing {
+        scrubber.secret(signing.expose());
+    }
+    proxy_secrets(&mut scrubber, endpoint.proxy.as_ref());
+    scrubber
+}
+
+fn proxy_secrets(scrubber: &mut Scrubber, proxy: Option<&Proxy>) {
+    let Some(proxy) = proxy else { return };
+    if let Some(authorization) = &proxy.authorization {
+        let value = authorization.expose();
+        scrubber.secret(value).secret(value.split_once(' ').map_or(value, |(_, c)| c));
+    }
+    for (_, value) in &proxy.connect_headers {
+        scrubber.secret(value.to_str().unwrap_or(""));
+    }
 }
 
 /// What went wrong, for metrics and for the operator.
@@ -408,7 +539,8 @@ mod tests {
 
     #[test]
     fn snippets_are_short_and_single_line() {
-        assert_eq!(snippet(b"bad\nthing"), "bad thing");
-        assert_eq!(snippet(&[b'x'; 1000]).chars().count(), BODY_SNIPPET_BYTES + 1);
+        assert_eq!(snippet("bad\nthing"), "bad thing");
+        assert_eq!(snippet(&"x".repeat(1000)).chars().count(), BODY_SNIPPET_BYTES + 1);
+        assert_eq!(snippet(&"é".repeat(200)).chars().count(), BODY_SNIPPET_BYTES / 2 + 1);
     }
 }

@@ -89,6 +89,6 @@ pub struct AppState {
     pub password_checks: super::auth::PasswordChecks,
     /// Console edits, one at a time (off the request path: only the receivers API takes it).
     pub console_edits: tokio::sync::Mutex<()>,
-    /// Receivers with a test message in flight: at most one each.
-    pub tests_in_flight: papaya::HashSet<String>,
+    /// Test messages in flight: at most one per receiver, and a few in all.
+    pub tests_in_flight: crate::testmsg::TestsInFlight,
 }
