@@ -37,6 +37,7 @@ mod operator;
 mod payload;
 mod presets;
 mod properties;
+mod redirects;
 mod reload;
 mod route_test;
 mod scaling;
