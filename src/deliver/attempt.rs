@@ -8,17 +8,15 @@ use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use http::uri::Scheme;
+use http::header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::backoff::parse_retry_after;
 use super::client::{self, HttpClient};
+use super::redirect::{Hop, MAX_REDIRECTS, Origin, refused, resolve, strip_secrets};
 use super::{Authorizer, Used};
-use crate::config::security::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::config::{Auth, Endpoint, Proxy, RetryPolicy};
-use crate::redact::Scrubber;
+use crate::config::{Endpoint, RetryPolicy};
 
 /// How much of an error answer's body is kept for the log line.
 const BODY_SNIPPET_BYTES: usize = 256;
@@ -96,7 +94,7 @@ impl Target {
                 .as_ref()
                 .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.expose().as_bytes())),
             follow_redirects: endpoint.follow_redirects,
-            scrubber: scrubber(endpoint),
+            scrubber: super::secrets::scrubber(endpoint),
             client_key,
             template: endpoint.template.clone(),
             thread: endpoint.thread,
@@ -180,11 +178,9 @@ impl Target {
                     refreshed = true;
                 }
                 Err(Failure { redirect: Some(location), kind, retry_after, detail }) if self.follow_redirects => {
-                    // Never from TLS to plain text: the body (and, to the same host, the
-                    // credentials) would cross the network readable. Final, as any redirect
-                    // that is not followed: a 3xx is not retried.
-                    let stop = if url.scheme() == Some(&Scheme::HTTPS) && location.scheme() != Some(&Scheme::HTTPS) {
-                        Some("not followed: a redirect from https to http would send the notification in clear".into())
+                    // Not followed: final, as any redirect not followed (a 3xx is not retried).
+                    let stop = if let Some(why) = refused(&url, &location) {
+                        Some(why.to_owned())
                     } else if redirects >= MAX_REDIRECTS {
                         Some(format!("stopped after {MAX_REDIRECTS} redirects"))
                     } else {
@@ -273,26 +269,6 @@ async fn drain(mut body: hyper::body::Incoming) {
     }
 }
 
-/// Most redirects one attempt follows (Go's client stops after 10 too).
-pub const MAX_REDIRECTS: usize = 10;
-
-/// A `Location` against the URL that answered it: absolute, or a path on the same host.
-fn resolve(base: &Uri, location: &str) -> Option<Uri> {
-    let target: Uri = location.parse().ok()?;
-    if target.scheme().is_some() {
-        return matches!(target.scheme_str(), Some("http" | "https")).then_some(target);
-    }
-    let path = if location.starts_with('/') {
-        location.to_owned()
-    } else {
-        let base_path = base.path();
-        format!("{}{location}", &base_path[..=base_path.rfind('/').unwrap_or(0)])
-    };
-    let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(path.parse().ok()?);
-    Uri::from_parts(parts).ok()
-}
-
 /// At most [`BODY_SNIPPET_BYTES`] of `text` (cut at a character), on one line.
 fn snippet(text: &str) -> String {
     let mut end = text.len().min(BODY_SNIPPET_BYTES);
@@ -304,100 +280,6 @@ fn snippet(text: &str) -> String {
         short.push('…');
     }
     short.trim().to_owned()
-}
-
-/// Scheme, host and port: what a redirect must keep for the credentials to follow it.
-#[derive(Debug, PartialEq, Eq)]
-struct Origin {
-    scheme: String,
-    host: String,
-    port: Option<u16>,
-}
-
-impl Origin {
-    fn of(url: &Uri) -> Origin {
-        let scheme = url.scheme_str().unwrap_or("http").to_ascii_lowercase();
-        let default = match scheme.as_str() {
-            "https" => Some(443),
-            "http" => Some(80),
-            _ => None,
-        };
-        Origin { host: url.host().unwrap_or("").to_ascii_lowercase(), port: url.port_u16().or(default), scheme }
-    }
-}
-
-/// Where a request of one attempt goes, against the receiver's URL (as the Fetch standard and
-/// Go's client: the origin, not the last hop). The first request and every redirect to the same
-/// origin carry everything; a redirect to another origin carries the body and the non-secret
-/// headers only: no `Authorization` (static or OAuth2), no secret `headers`/`http_headers`, no
-/// signature. A redirect from https to http is never followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hop {
-    SameOrigin,
-    OtherOrigin,
-}
-
-/// Removes what only the receiver's own origin may see: every header marked sensitive (all of
-/// `headers:`, `http_headers` secrets and files, any `Authorization`) and the signature.
-fn strip_secrets(headers: &mut HeaderMap) {
-    let secret: Vec<HeaderName> = headers.iter().filter(|(_, v)| v.is_sensitive()).map(|(n, _)| n.clone()).collect();
-    for name in secret {
-        headers.remove(&name);
-    }
-    headers.remove(AUTHORIZATION);
-    for name in [SIGNATURE_HEADER, TIMESTAMP_HEADER] {
-        headers.remove(name);
-    }
-}
-
-/// Every secret value `endpoint` holds, for [`Target::scrubber`]: credentials (and the
-/// `Authorization` values made of them), secret headers, the signing key, the proxies'
-/// credentials and the URL's hidden parts.
-fn scrubber(endpoint: &Endpoint) -> Scrubber {
-    let mut scrubber = Scrubber::default();
-    scrubber.url(&endpoint.url);
-    for (_, value) in endpoint.headers.iter().filter(|(_, v)| v.is_sensitive()) {
-        scrubber.secret(value.to_str().unwrap_or(""));
-    }
-    match &endpoint.auth {
-        Auth::None => {}
-        Auth::Basic { password, .. } => {
-            scrubber.secret(password.expose());
-        }
-        Auth::Authorization { credentials, .. } => {
-            scrubber.secret(credentials.expose());
-        }
-        Auth::OAuth2(oauth2) => {
-            let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            // The token request's basic auth: id and secret form-encoded, then base64.
-            scrubber.secret(oauth2.client_secret.expose()).secret(&format!(
-                "{}:{}",
-                encode(&oauth2.client_id),
-                encode(oauth2.client_secret.expose())
-            ));
-            proxy_secrets(&mut scrubber, oauth2.proxy.as_ref());
-        }
-    }
-    if let Some(value) = endpoint.auth.header_value().as_ref().and_then(|v| v.to_str().ok()) {
-        // The whole value and its credentials part (`Basic dXNlcjpwdw==` → `dXNlcjpwdw==`).
-        scrubber.secret(value).secret(value.split_once(' ').map_or(value, |(_, c)| c));
-    }
-    if let Some(signing) = &endpoint.signing {
-        scrubber.secret(signing.expose());
-    }
-    proxy_secrets(&mut scrubber, endpoint.proxy.as_ref());
-    scrubber
-}
-
-fn proxy_secrets(scrubber: &mut Scrubber, proxy: Option<&Proxy>) {
-    let Some(proxy) = proxy else { return };
-    if let Some(authorization) = &proxy.authorization {
-        let value = authorization.expose();
-        scrubber.secret(value).secret(value.split_once(' ').map_or(value, |(_, c)| c));
-    }
-    for (_, value) in &proxy.connect_headers {
-        scrubber.secret(value.to_str().unwrap_or(""));
-    }
 }
 
 /// What went wrong, for metrics and for the operator.
