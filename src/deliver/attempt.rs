@@ -39,7 +39,9 @@ pub struct Target {
     pub client: HttpClient,
     /// HMAC key of `signing:`; each request then carries a signature and timestamp.
     pub signing: Option<ring::hmac::Key>,
-    /// `follow_redirects`: re-send to a 307/308's `Location`, at most [`MAX_REDIRECTS`] times.
+    /// `follow_redirects`: re-send to a 307/308's `Location`, at most [`MAX_REDIRECTS`] times,
+    /// secrets only to the receiver's own origin and never from https to http
+    /// ([`super::redirect`]).
     pub follow_redirects: bool,
     /// The receiver's template: each notification is rendered once before its first attempt.
     pub template: Option<std::sync::Arc<crate::template::Renderer>>,
