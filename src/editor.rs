@@ -173,21 +173,29 @@ pub fn keep_blank_secrets(edited: &mut Value, stored: &Value) -> Result<(), Vec<
     }
     let before = edited.clone();
     fill_blank_secrets(edited, stored);
-    let moved = destination(edited) != destination(stored);
+    let moved = destination(edited) != destination(stored) || follows_redirects_now(edited, stored);
     let kept = changed_fields(Some(&before), Some(edited));
     if moved && !kept.is_empty() {
         return Err(kept
             .into_iter()
             .map(|field| FieldError {
                 field,
-                message: "the receiver now sends elsewhere (another host or scheme, token endpoint, proxy, CA or \
-                          TLS verification): enter this secret again (a stored secret is kept only for where it was \
-                          given for)"
+                message: "the receiver now sends elsewhere (another host or scheme, token endpoint, proxy, CA, \
+                          TLS verification, or follow_redirects turned on): enter this secret again (a stored \
+                          secret is kept only for where it was given for)"
                     .into(),
             })
             .collect());
     }
     Ok(())
+}
+
+/// Whether the edit turns `follow_redirects` on: the downstream may then move the notification
+/// (and, to the same origin, its secrets) anywhere it redirects, so stored secrets are not
+/// refilled. Turning it off keeps them.
+fn follows_redirects_now(edited: &Value, stored: &Value) -> bool {
+    let follows = |d: &Value| d.pointer("/http_config/follow_redirects").and_then(Value::as_bool).unwrap_or(false);
+    follows(edited) && !follows(stored)
 }
 
 /// Where a receiver's secrets go: the scheme and host of its URL (or its `url_file`) and of its
@@ -471,12 +479,14 @@ mod tests {
     fn stored_secrets_are_kept_only_while_they_go_where_they_went() {
         let stored = definition();
         let (shown, _) = redact(&stored);
-        let elsewhere: [(&str, Value); 5] = [
+        let elsewhere: [(&str, Value); 6] = [
             ("/url", json!("http://hooks.slack.com/services/T000/B000/XXXX")),
             ("/http_config/proxy_url", json!("http://proxy.attacker.example:3128")),
             ("/http_config/tls_config", json!({"insecure_skip_verify": true})),
             ("/http_config/tls_config", json!({"ca": "-----BEGIN CERTIFICATE-----"})),
             ("/http_config/oauth2", json!({"client_id": "a", "token_url": "https://attacker.example/token"})),
+            // Regression (review): a redirect could then take the stored token where it pointed.
+            ("/http_config/follow_redirects", json!(true)),
         ];
         for (at, value) in elsewhere {
             let mut edited = shown.clone();
@@ -485,6 +495,16 @@ mod tests {
             parent[key] = value.clone();
             let errors = keep_blank_secrets(&mut edited, &stored).expect_err(at);
             assert!(errors.iter().any(|e| e.field == "http_config.authorization.credentials"), "{at} {value}");
+        }
+        // Turning follow_redirects off, or keeping it on, keeps the stored secrets.
+        let mut following = definition();
+        following["http_config"]["follow_redirects"] = json!(true);
+        let (shown, _) = redact(&following);
+        for follows in [true, false] {
+            let mut edited = shown.clone();
+            edited["http_config"]["follow_redirects"] = json!(follows);
+            keep_blank_secrets(&mut edited, &following).unwrap();
+            assert_eq!(edited["http_config"]["authorization"]["credentials"], "t0ken");
         }
         // Every value of a secret map is blanked and kept.
         let mut stored = definition();

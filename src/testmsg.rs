@@ -3,7 +3,14 @@
 //! It goes through the receiver's real URL, auth and TLS, outside its queue, ignoring its rules
 //! and its `enabled` flag, so a receiver can be checked before it is switched on. The alert is
 //! marked as a test in its labels (`amrelay_test="true"`) and annotations.
+//!
+//! Its answer is the downstream's status code and the error kind; the answer's body is shown
+//! only as a short snippet scrubbed of the receiver's own secrets (see
+//! [`crate::redact::Scrubber`]), since a test is an HTTP client anyone with the console can
+//! point anywhere. Tests in flight are bounded: one per receiver and
+//! [`MAX_TESTS_IN_FLIGHT`] in all ([`TestsInFlight`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -23,8 +30,61 @@ pub struct TestOutcome {
     pub latency_seconds: f64,
     /// `dns`, `connect`, `tls`, `timeout`, `http_status`, `template` or `other`, on failure.
     pub error_kind: Option<&'static str>,
-    /// The precise error, with a snippet of the body for an HTTP status.
+    /// The precise error, with a snippet of the body for an HTTP status: scrubbed of every
+    /// secret of the receiver (credentials, token, secret headers, signing key, the URL's
+    /// hidden parts), as sent or encoded.
     pub error: Option<String>,
+}
+
+/// Test messages in flight at once across all receivers and endpoints; past it, `429`.
+pub const MAX_TESTS_IN_FLIGHT: usize = 4;
+
+/// The test messages in flight: at most one per receiver name, at most [`MAX_TESTS_IN_FLIGHT`]
+/// in all. Lock-free: a concurrent set of names and an atomic count.
+#[derive(Debug, Default)]
+pub struct TestsInFlight {
+    receivers: papaya::HashSet<String>,
+    total: AtomicUsize,
+}
+
+/// Why a test message was not sent now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Busy {
+    #[error("a test message to {0:?} is already in flight: wait for its outcome")]
+    Receiver(String),
+    #[error("{MAX_TESTS_IN_FLIGHT} test messages are already in flight (the most at once): try again when one is done")]
+    All,
+}
+
+impl TestsInFlight {
+    /// A slot for a test message to `receiver`, held until the returned guard is dropped.
+    pub fn claim(&self, receiver: &str) -> Result<InFlight<'_>, Busy> {
+        let claimed = self
+            .total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_TESTS_IN_FLIGHT).then_some(n + 1));
+        if claimed.is_err() {
+            return Err(Busy::All);
+        }
+        if !self.receivers.pin().insert(receiver.to_owned()) {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy::Receiver(receiver.to_owned()));
+        }
+        Ok(InFlight { tests: self, receiver: receiver.to_owned() })
+    }
+}
+
+/// A test message in flight; its slot is released when dropped.
+#[derive(Debug)]
+pub struct InFlight<'t> {
+    tests: &'t TestsInFlight,
+    receiver: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.tests.receivers.pin().remove(&self.receiver);
+        self.tests.total.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The synthetic version "4" notification.
@@ -107,6 +167,19 @@ pub fn rfc3339(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tests_in_flight_are_one_per_receiver_and_capped_in_all() {
+        let tests = TestsInFlight::default();
+        let a = tests.claim("a").unwrap();
+        assert_eq!(tests.claim("a").unwrap_err(), Busy::Receiver("a".into()));
+        let held: Vec<_> = ["b", "c", "d"].iter().map(|name| tests.claim(name).unwrap()).collect();
+        assert_eq!(tests.claim("e").unwrap_err(), Busy::All);
+        drop(a);
+        let again = tests.claim("a").unwrap();
+        drop((again, held));
+        assert_eq!(tests.total.load(Ordering::Acquire), 0, "every slot is released");
+    }
 
     #[test]
     fn formats_rfc3339() {

@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use super::backoff::parse_retry_after;
 use super::client::{self, HttpClient};
+use super::redirect::{Hop, MAX_REDIRECTS, Origin, refused, resolve, strip_secrets};
 use super::{Authorizer, Used};
 use crate::config::{Endpoint, RetryPolicy};
 
@@ -38,7 +39,9 @@ pub struct Target {
     pub client: HttpClient,
     /// HMAC key of `signing:`; each request then carries a signature and timestamp.
     pub signing: Option<ring::hmac::Key>,
-    /// `follow_redirects`: re-send to a 307/308's `Location`, at most [`MAX_REDIRECTS`] times.
+    /// `follow_redirects`: re-send to a 307/308's `Location`, at most [`MAX_REDIRECTS`] times,
+    /// secrets only to the receiver's own origin and never from https to http
+    /// ([`super::redirect`]).
     pub follow_redirects: bool,
     /// The receiver's template: each notification is rendered once before its first attempt.
     pub template: Option<std::sync::Arc<crate::template::Renderer>>,
@@ -46,6 +49,10 @@ pub struct Target {
     pub rate_limit: Option<std::sync::Arc<super::RateLimiter>>,
     /// `thread:` — one message per alert group (see [`super::threads`]).
     pub thread: Option<crate::config::thread::ThreadSpec>,
+    /// Every secret value of the receiver's definition, scrubbed from what its downstream answers
+    /// before that text reaches a [`Failure`]'s detail (so status, dead letters, logs and test
+    /// answers alike).
+    pub scrubber: crate::redact::Scrubber,
     /// TLS fingerprint, HTTP/2 flag and proxy: when they are unchanged a reload keeps the client.
     client_key: (u64, bool, u64),
 }
@@ -89,6 +96,7 @@ impl Target {
                 .as_ref()
                 .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.expose().as_bytes())),
             follow_redirects: endpoint.follow_redirects,
+            scrubber: super::secrets::scrubber(endpoint),
             client_key,
             template: endpoint.template.clone(),
             thread: endpoint.thread,
@@ -101,7 +109,7 @@ impl Target {
 
     /// Sends `body` once, within the timeout, and classifies the answer. Within the attempt, a
     /// `401` to an OAuth2 token is retried once with a fresh token, and with `follow_redirects`
-    /// a 307/308 is followed (the same POST, the same body; credentials only to the same host).
+    /// a 307/308 is followed (the same POST, the same body) under the rules of [`Hop`].
     pub async fn send(&self, body: Bytes, idempotency_key: Option<&str>) -> Result<StatusCode, Failure> {
         self.send_to(self.url.clone(), None, body, idempotency_key).await
     }
@@ -133,7 +141,7 @@ impl Target {
             .signing
             .as_ref()
             .map(|key| crate::signing::sign(key, SystemTime::now(), idempotency_key.unwrap_or(""), &body));
-        let origin = url.clone();
+        let first = Origin::of(&url);
         let mut url = url;
         let (mut refreshed, mut redirects) = (false, 0);
         loop {
@@ -142,21 +150,28 @@ impl Target {
                 .uri(url.clone())
                 .body(Full::new(body.clone()))
                 .expect("valid request parts");
+            let hop = if Origin::of(&url) == first { Hop::SameOrigin } else { Hop::OtherOrigin };
             *request.headers_mut() = self.headers.clone();
             if let Some(content_type) = &content_type {
                 request.headers_mut().insert(CONTENT_TYPE, content_type.clone());
             }
-            // As Go's client: credentials never follow a redirect to another host.
-            let same_host = url.authority() == origin.authority();
-            let used =
-                if same_host { self.authorizer.authorize(request.headers_mut()).await? } else { Used::default() };
-            if let Some(signature) = &signature {
-                signature.clone().insert_into(request.headers_mut());
-            }
+            let used = match hop {
+                Hop::SameOrigin => {
+                    let used = self.authorizer.authorize(request.headers_mut()).await?;
+                    if let Some(signature) = &signature {
+                        signature.clone().insert_into(request.headers_mut());
+                    }
+                    used
+                }
+                Hop::OtherOrigin => {
+                    strip_secrets(request.headers_mut());
+                    Used::default()
+                }
+            };
             if let Some(key) = idempotency_key.and_then(|k| HeaderValue::from_str(k).ok()) {
                 request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
             }
-            match self.exchange(request, answer).await {
+            match self.exchange(request, answer, used.secret()).await {
                 Err(f)
                     if f.kind == FailureKind::Status(StatusCode::UNAUTHORIZED)
                         && !refreshed
@@ -164,23 +179,35 @@ impl Target {
                 {
                     refreshed = true;
                 }
-                Err(Failure { redirect: Some(location), .. }) if self.follow_redirects && redirects < MAX_REDIRECTS => {
+                Err(Failure { redirect: Some(location), kind, retry_after, detail }) if self.follow_redirects => {
+                    // Not followed: final, as any redirect not followed (a 3xx is not retried).
+                    let stop = if let Some(why) = refused(&url, &location) {
+                        Some(why.to_owned())
+                    } else if redirects >= MAX_REDIRECTS {
+                        Some(format!("stopped after {MAX_REDIRECTS} redirects"))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = stop {
+                        return Err(Failure { kind, retry_after, detail: format!("{detail} ({why})"), redirect: None });
+                    }
                     redirects += 1;
                     url = *location;
-                }
-                Err(Failure { redirect: Some(_), kind, retry_after, detail }) if self.follow_redirects => {
-                    let detail = format!("{detail} (stopped after {MAX_REDIRECTS} redirects)");
-                    return Err(Failure { kind, retry_after, detail, redirect: None });
                 }
                 result => return result,
             }
         }
     }
 
+    /// One request and its answer. An error answer's body is read (at most 64 KiB), scrubbed of
+    /// the receiver's secrets and of `token` (the OAuth2 token this request carried), and only
+    /// then cut to a snippet for the failure's detail: every consumer of the detail gets the
+    /// scrubbed text, and no secret survives half cut at the snippet's end.
     async fn exchange(
         &self,
         request: Request<Full<Bytes>>,
         answer: bool,
+        token: Option<&str>,
     ) -> Result<(StatusCode, Option<Bytes>), Failure> {
         let url = request.uri().clone();
         let exchange = async {
@@ -205,7 +232,11 @@ impl Target {
             let retry_after =
                 response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
             let snippet = match Limited::new(response.into_body(), 64 * 1024).collect().await {
-                Ok(body) => snippet(&body.to_bytes()),
+                Ok(body) => {
+                    let body = body.to_bytes();
+                    let text = String::from_utf8_lossy(&body);
+                    snippet(&self.scrubber.scrub(&text, token.as_slice()))
+                }
                 Err(_) => String::new(),
             };
             let mut failure = Failure::from_status(status, retry_after, snippet);
@@ -240,33 +271,17 @@ async fn drain(mut body: hyper::body::Incoming) {
     }
 }
 
-/// Most redirects one attempt follows (Go's client stops after 10 too).
-pub const MAX_REDIRECTS: usize = 10;
-
-/// A `Location` against the URL that answered it: absolute, or a path on the same host.
-fn resolve(base: &Uri, location: &str) -> Option<Uri> {
-    let target: Uri = location.parse().ok()?;
-    if target.scheme().is_some() {
-        return matches!(target.scheme_str(), Some("http" | "https")).then_some(target);
+/// At most [`BODY_SNIPPET_BYTES`] of `text` (cut at a character), on one line.
+fn snippet(text: &str) -> String {
+    let mut end = text.len().min(BODY_SNIPPET_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
     }
-    let path = if location.starts_with('/') {
-        location.to_owned()
-    } else {
-        let base_path = base.path();
-        format!("{}{location}", &base_path[..=base_path.rfind('/').unwrap_or(0)])
-    };
-    let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(path.parse().ok()?);
-    Uri::from_parts(parts).ok()
-}
-
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_SNIPPET_BYTES)]);
-    let mut text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if body.len() > BODY_SNIPPET_BYTES {
-        text.push('…');
+    let mut short: String = text[..end].chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if end < text.len() {
+        short.push('…');
     }
-    text.trim().to_owned()
+    short.trim().to_owned()
 }
 
 /// What went wrong, for metrics and for the operator.
@@ -408,7 +423,8 @@ mod tests {
 
     #[test]
     fn snippets_are_short_and_single_line() {
-        assert_eq!(snippet(b"bad\nthing"), "bad thing");
-        assert_eq!(snippet(&[b'x'; 1000]).chars().count(), BODY_SNIPPET_BYTES + 1);
+        assert_eq!(snippet("bad\nthing"), "bad thing");
+        assert_eq!(snippet(&"x".repeat(1000)).chars().count(), BODY_SNIPPET_BYTES + 1);
+        assert_eq!(snippet(&"é".repeat(200)).chars().count(), BODY_SNIPPET_BYTES / 2 + 1);
     }
 }

@@ -30,6 +30,14 @@ pub enum Authorizer {
 #[derive(Debug, Clone, Default)]
 pub struct Used(Option<Arc<Token>>);
 
+impl Used {
+    /// The credential obtained at run time (an OAuth2 access token) this attempt carried: it is
+    /// in no config, so the downstream's answer is scrubbed of it by value.
+    pub fn secret(&self) -> Option<&str> {
+        self.0.as_deref().map(Token::secret)
+    }
+}
+
 impl Authorizer {
     /// The authorizer for a receiver's `http_config` auth; an OAuth2 source of `previous` for
     /// the same `oauth2` block is kept (with its token) across a reload.

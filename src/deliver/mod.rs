@@ -13,7 +13,9 @@ mod counts;
 mod downstream;
 pub mod oauth2;
 mod ratelimit;
+mod redirect;
 mod render;
+mod secrets;
 mod threaded;
 mod threads;
 

@@ -49,6 +49,12 @@ pub struct Token {
 }
 
 impl Token {
+    /// The access token alone, for scrubbing it from what a downstream answers.
+    pub fn secret(&self) -> &str {
+        let value = self.header.to_str().unwrap_or("");
+        value.split_once(' ').map_or(value, |(_, token)| token)
+    }
+
     fn fresh(&self, now: Instant) -> bool {
         self.renew_at.is_none_or(|at| now < at)
     }
@@ -221,6 +227,10 @@ impl TokenSource {
 }
 
 fn failure(c: &OAuth2Config, detail: String) -> Failure {
+    // An endpoint may echo the secret it was sent (in `error_description`, say).
+    let mut secrets = crate::redact::Scrubber::default();
+    secrets.secret(c.client_secret.expose());
+    let detail = secrets.scrub(&detail, &[]).into_owned();
     Failure {
         kind: FailureKind::Auth,
         retry_after: None,

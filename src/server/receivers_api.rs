@@ -220,13 +220,16 @@ pub async fn test_unsaved(
     send_test(state, &name, &target).await
 }
 
-/// Sends one test message to `name`, at most one at a time per receiver name.
+/// Sends one test message to `name`: at most one at a time per receiver name and
+/// [`crate::testmsg::MAX_TESTS_IN_FLIGHT`] in all (across this endpoint, `receiver-test` and
+/// the receivers' `/test`), else 429 saying which. The answer carries the status code and error
+/// kind; its `error` holds a snippet of the downstream's answer scrubbed of the receiver's secrets.
 pub async fn send_test(
     state: &AppState,
     name: &str,
     target: &crate::deliver::Target,
 ) -> Result<HttpResponse, ApiError> {
-    let _in_flight = InFlight::claim(state, name)?;
+    let _in_flight = state.tests_in_flight.claim(name).map_err(|busy| ApiError::TooManyRequests(busy.to_string()))?;
     let outcome = crate::testmsg::send(target, name).await;
     match &outcome.error {
         None => tracing::info!(receiver = name, status = outcome.status_code, "test message delivered"),
@@ -234,29 +237,6 @@ pub async fn send_test(
     }
     let status = if outcome.delivered { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
     Ok(json(status, &json!({"status": if outcome.delivered { "success" } else { "error" }, "data": outcome})))
-}
-
-/// A receiver's test message in flight; released when dropped.
-struct InFlight<'s> {
-    state: &'s AppState,
-    name: String,
-}
-
-impl<'s> InFlight<'s> {
-    fn claim(state: &'s AppState, name: &str) -> Result<InFlight<'s>, ApiError> {
-        if !state.tests_in_flight.pin().insert(name.to_owned()) {
-            return Err(ApiError::TooManyRequests(format!(
-                "a test message to {name:?} is already in flight: wait for its outcome"
-            )));
-        }
-        Ok(InFlight { state, name: name.to_owned() })
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.state.tests_in_flight.pin().remove(&self.name);
-    }
 }
 
 /// The console file's path when `name` may be edited there; 409 naming the reason otherwise.

@@ -92,6 +92,6 @@ pub struct AppState {
     pub console_edits: tokio::sync::Mutex<()>,
     /// The bound listener: whether other hosts can reach the admin side.
     pub listener: super::exposure::Listener,
-    /// Receivers with a test message in flight: at most one each.
-    pub tests_in_flight: papaya::HashSet<String>,
+    /// Test messages in flight: at most one per receiver, and a few in all.
+    pub tests_in_flight: crate::testmsg::TestsInFlight,
 }

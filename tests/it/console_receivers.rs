@@ -156,6 +156,19 @@ async fn create_replace_toggle_and_delete_a_console_receiver() {
     let refused = call("PUT", &url, Some(moved), &[("if-match", &current)]).await;
     assert_eq!(refused.status, 400, "{}", refused.text());
     assert_eq!(refused.json()["errors"][0]["field"], "http_config.authorization.credentials");
+    // Regression (issue 21): turning follow_redirects on is the same: a redirect could take the
+    // stored token where the downstream points it.
+    let mut following = replaced.json()["data"]["receiver"]["definition"].clone();
+    following["http_config"]["follow_redirects"] = json!(true);
+    let refused = call("PUT", &url, Some(following.clone()), &[("if-match", &current)]).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["errors"][0]["field"], "http_config.authorization.credentials");
+    assert!(refused.text().contains("follow_redirects"), "{}", refused.text());
+    // Testing that edit unsaved is refused alike: the stored token is not lent to it either.
+    let mut unsaved = following;
+    unsaved["name"] = json!("team-a");
+    let refused = relay.post("/api/v1/receiver-test", unsaved.to_string()).await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
 
     // Disable: kept in the file, delivers nothing.
     let off = call("POST", &format!("{url}/enabled"), Some(json!({"enabled": false})), &[("if-match", &current)]).await;
@@ -281,6 +294,46 @@ async fn a_test_message_goes_through_an_unsaved_definition_one_at_a_time() {
     let reply = relay.post("/api/v1/receiver-test", json!({"name": "draft", "url": "nope"}).to_string()).await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.json()["errors"][0]["field"], "url");
+}
+
+/// Regression (issue 21): tests were bounded per receiver only, so any number of names made
+/// any number of outbound requests at once. At most 4 are in flight in all, across
+/// `receiver-test` and the receivers' `/test`; past it, 429 saying so.
+#[tokio::test]
+async fn test_messages_in_flight_are_capped_across_all_receivers() {
+    let downstream = Downstream::start().await;
+    let relay = TestRelay::start(&spooled_config(&downstream.url("/file"))).await;
+    let slow = Answer::status(200).delayed(Duration::from_millis(1500));
+    downstream.script(std::iter::repeat_n(slow, 4));
+    let unsaved = |name: &str| {
+        let mut definition = definition(&downstream.url(&format!("/{name}")), "c4p-t0ken");
+        definition["name"] = json!(name);
+        definition
+    };
+    let (first, second, third, fourth, fifth) = tokio::join!(
+        relay.post("/api/v1/receiver-test", unsaved("cap-1").to_string()),
+        relay.post("/api/v1/receiver-test", unsaved("cap-2").to_string()),
+        relay.post("/api/v1/receiver-test", unsaved("cap-3").to_string()),
+        relay.post("/api/v1/receivers/from-file/test", ""),
+        async {
+            // Once all four are at the downstream, a fifth (another receiver) is refused.
+            downstream.wait_for(4).await;
+            let unsaved = relay.post("/api/v1/receiver-test", unsaved("cap-5").to_string()).await;
+            let saved = relay.post("/api/v1/receivers/from-file/test", "").await;
+            (unsaved, saved)
+        },
+    );
+    for reply in [&first, &second, &third, &fourth] {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let (refused, saved) = fifth;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(refused.text().contains("4 test messages are already in flight"), "{}", refused.text());
+    assert_eq!(saved.status, 429, "{}", saved.text());
+    // The slots are given back: the next test goes through.
+    let reply = relay.post("/api/v1/receiver-test", unsaved("cap-5").to_string()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(downstream.received().len(), 5);
 }
 
 /// Console receivers are in a file: a restart runs them again.

@@ -38,6 +38,7 @@ mod operator;
 mod payload;
 mod presets;
 mod properties;
+mod redirects;
 mod reload;
 mod route_test;
 mod scaling;

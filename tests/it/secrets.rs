@@ -222,3 +222,106 @@ async fn no_secret_reaches_any_log() {
     }
     assert!(TEST_SECRETS.len() >= 8);
 }
+
+/// A downstream that answers 400 with everything it was sent that may be secret: the
+/// Authorization header (and its decoded basic pair), a custom header, the path and query, raw
+/// and percent-encoded.
+async fn echoing_downstream() -> std::net::SocketAddr {
+    use base64::Engine;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    crate::support::serve::serve_on(listener, |request: http::Request<hyper::body::Incoming>| async move {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let authorization = header("authorization");
+        let decoded = authorization
+            .strip_prefix("Basic ")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+            .unwrap_or_default();
+        let target = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("").to_owned();
+        let encoded: String = form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        let body = format!(
+            "{{\"error\":\"refused {target} ({encoded}) auth={authorization} basic={decoded} \
+             key={} signed={}\"}}",
+            header("x-api-key"),
+            header("x-amrelay-signature").len(),
+        );
+        let mut response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+        *response.status_mut() = http::StatusCode::BAD_REQUEST;
+        response
+    });
+    addr
+}
+
+/// Regression (issue 21): a downstream's error answer that echoes the credentials it was sent
+/// put them in the test answer, `/api/v1/status`, the dead letter and the log. Each now shows
+/// the answer with the receiver's secrets, as sent or encoded, replaced by `***`.
+#[tokio::test]
+async fn an_answer_echoing_the_credentials_is_scrubbed_everywhere_it_is_shown() {
+    let addr = echoing_downstream().await;
+    let secrets =
+        ["b4sic-pa55w0rd-echo", "h3ader-ap1-k3y-echo", "s3cret-path-7f3a", "qu3ry-s3cret-91", "b3arer-echo-t0ken"];
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amrelay.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:
+  - name: echo
+    url: http://{addr}/hook/s3cret-path-7f3a?key=qu3ry-s3cret-91
+    headers: {{X-Api-Key: h3ader-ap1-k3y-echo}}
+    http_config: {{basic_auth: {{username: am, password: b4sic-pa55w0rd-echo}}}}
+"
+        ),
+    )
+    .unwrap();
+    let relay = RelayProcess::spawn(&config, &["--log.level=debug"]);
+    use base64::Engine;
+    let basic_pair = base64::engine::general_purpose::STANDARD.encode("am:b4sic-pa55w0rd-echo");
+    let assert_scrubbed = |what: &str, text: &str| {
+        // As sent, and the basic pair's base64 (echoed in `auth=`); the percent-encoded path
+        // holds the secrets as they are (letters, digits and `-` are not encoded).
+        for secret in secrets.iter().chain([&basic_pair.as_str()]) {
+            assert!(!text.contains(secret), "{secret:?} shown in {what}: {text}");
+        }
+    };
+
+    assert_eq!(post_json(&relay.url("/webhook"), MULTI).await.status, 200);
+    relay
+        .wait_metric(r#"amrelay_notifications_dead_lettered_total{receiver="echo",reason="non_retryable"}"#, 1.0)
+        .await;
+    let status = get(&relay.url("/api/v1/status")).await.json();
+    let echo = status["data"]["receivers"].as_array().unwrap().iter().find(|r| r["name"] == "echo").unwrap().clone();
+    let last_error = echo["last_error"]["error"].as_str().unwrap().to_owned();
+    assert!(last_error.contains("HTTP 400") && last_error.contains("auth=*** basic=am:***"), "{last_error}");
+    assert_scrubbed("status", &status.to_string());
+    let letters = get(&relay.url("/api/v1/deadletters")).await;
+    assert!(letters.text().contains("HTTP 400"), "{}", letters.text());
+    assert_scrubbed("dead letters", &letters.text());
+
+    let test = post_json(&relay.url("/api/v1/receivers/echo/test"), "").await;
+    assert_eq!(test.status, 502, "{}", test.text());
+    let data = &test.json()["data"];
+    assert_eq!((data["status_code"].as_u64(), data["error_kind"].as_str()), (Some(400), Some("http_status")));
+    assert!(data["error"].as_str().unwrap().contains("key=***"), "{data}");
+    assert_scrubbed("the test answer", &test.text());
+
+    // An unsaved definition: its own bearer token and secret http_headers are scrubbed as well.
+    let unsaved = serde_json::json!({
+        "name": "draft",
+        "url": format!("http://{addr}/draft/s3cret-path-7f3a"),
+        "http_config": {
+            "authorization": {"credentials": "b3arer-echo-t0ken"},
+            "http_headers": {"X-Api-Key": {"secrets": ["h3ader-ap1-k3y-echo"]}},
+        },
+    });
+    let test = post_json(&relay.url("/api/v1/receiver-test"), unsaved.to_string()).await;
+    assert_eq!(test.status, 502, "{}", test.text());
+    assert!(test.text().contains("auth=*** "), "{}", test.text());
+    assert_scrubbed("the unsaved test answer", &test.text());
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = relay.logs();
+    assert!(logs.contains("dead-lettered") && logs.contains("test message failed"), "{logs}");
+    assert_scrubbed("the log", &logs);
+}
