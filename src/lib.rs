@@ -31,11 +31,29 @@
 //! them), [`metrics`] (every metric name), [`testmsg`] and [`explain`] (test messages and route explanations for
 //! operators), [`app`] (build, run, drain), [`cli`] and [`logging`].
 //!
-//! Layers, each using only those below it: `app`/`cli` → `server`/`watch` → `editor` → `reload` →
-//! `accept`/`deadletters` → `route`/`snapshot` → `queue` → `deliver` → `spool`/`tls`/`signing` →
-//! `config`/`rule`/`payload`/`template` → `fingerprint`/`metrics`/`memory`. The request path takes no lock:
-//! `clippy.toml` bans `std::sync::Mutex` and `RwLock`, and the few modules off the request path
-//! that use one say so with an explicit `allow`.
+//! Layers, lowest first. A module uses only modules of lower layers: `.ci/import-cycles.py`
+//! reads this table and fails CI on an import that goes up or sideways, on a module missing from
+//! it, and on files of one folder that import each other in a circle.
+//!
+//! | layer | modules | what they are |
+//! |---|---|---|
+//! | 1 | `fingerprint` `secret` `metrics` `redact` `verified` `dedup` `logging` `rule` | leaves: hashes, secrets, metric names, redaction, caches, rules |
+//! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
+//! | 3 | `config` | the config file, validated (pure, given its inputs) |
+//! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console file as a document |
+//! | 5 | `spool` | what is kept: the file spool and JetStream |
+//! | 6 | `deliver` | one notification's attempts |
+//! | 7 | `queue` `testmsg` | each receiver's queue; test messages |
+//! | 8 | `snapshot` | the config a request sees |
+//! | 9 | `route` | rules → per-receiver payloads |
+//! | 10 | `accept` `explain` `reload` | into the queues; route explanations; reloading |
+//! | 11 | `deadletters` `pull` | dead letters; consuming the shared queue |
+//! | 12 | `server` | the listener and every endpoint |
+//! | 13 | `watch` | the file watcher |
+//! | 14 | `app` `cli` | build, run, drain; the command line |
+//!
+//! The request path takes no lock: `clippy.toml` bans `std::sync::Mutex` and `RwLock`, and the
+//! few modules off the request path that use one say so with an explicit `allow`.
 #![forbid(unsafe_code)]
 
 pub mod accept;

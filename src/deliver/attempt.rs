@@ -3,8 +3,6 @@
 //! Every failure is classified once, here: its kind (for metrics and the test-message API), whether
 //! it is worth retrying, and a precise, secret-free description for logs.
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -14,15 +12,13 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use super::backoff::parse_retry_after;
 use super::client::{self, HttpClient};
+use super::failure::{Failure, FailureKind};
 use super::redirect::{Hop, MAX_REDIRECTS, Origin, refused, resolve, strip_secrets};
 use super::{Authorizer, Used};
 use crate::config::{Endpoint, RetryPolicy};
 
 /// How much of an error answer's body is kept for the log line.
 const BODY_SNIPPET_BYTES: usize = 256;
-
-/// `User-Agent` of every outbound request.
-pub const USER_AGENT_VALUE: &str = concat!("amrelay/", env!("CARGO_PKG_VERSION"));
 
 /// The `Idempotency-Key` header, stable across retries of one notification.
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -80,7 +76,7 @@ impl Target {
         };
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        headers.insert(USER_AGENT, HeaderValue::from_static(client::USER_AGENT_VALUE));
         for (name, value) in &endpoint.headers {
             headers.append(name.clone(), value.clone());
         }
@@ -282,119 +278,6 @@ fn snippet(text: &str) -> String {
         short.push('…');
     }
     short.trim().to_owned()
-}
-
-/// What went wrong, for metrics and for the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    Dns,
-    Connect,
-    Tls,
-    Timeout,
-    /// The credentials for the attempt could not be had (e.g. a token endpoint failed).
-    Auth,
-    Status(StatusCode),
-    Other,
-}
-
-/// A failed attempt.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub kind: FailureKind,
-    pub retry_after: Option<Duration>,
-    /// A description without secrets: error chain or status with a body snippet.
-    pub detail: String,
-    /// Where a 307/308 answer pointed (followed only with `follow_redirects`).
-    pub redirect: Option<Box<Uri>>,
-}
-
-impl Failure {
-    /// Whether trying again may help: transport errors, timeouts, 408, 429 and 5xx.
-    pub fn is_retryable(&self) -> bool {
-        match self.kind {
-            FailureKind::Status(s) => {
-                s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
-            }
-            _ => true,
-        }
-    }
-
-    /// The `outcome` label of `amrelay_delivery_attempts_total`.
-    pub fn outcome_label(&self) -> &'static str {
-        match self.kind {
-            FailureKind::Dns => "dns",
-            FailureKind::Connect => "connect",
-            FailureKind::Tls => "tls",
-            FailureKind::Timeout => "timeout",
-            FailureKind::Auth => "auth",
-            FailureKind::Status(s) => status_class(s),
-            FailureKind::Other => "other",
-        }
-    }
-
-    /// The kind as a word for APIs: `dns`, `connect`, `tls`, `timeout`, `auth`, `http_status`, `other`.
-    pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            FailureKind::Status(_) => "http_status",
-            _ => self.outcome_label(),
-        }
-    }
-
-    fn from_status(status: StatusCode, retry_after: Option<Duration>, snippet: String) -> Failure {
-        let detail = if snippet.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {snippet}") };
-        Failure { kind: FailureKind::Status(status), retry_after, detail, redirect: None }
-    }
-
-    pub(super) fn from_client_error(error: &hyper_util::client::legacy::Error) -> Failure {
-        let mut messages: Vec<String> = Vec::new();
-        let mut kind = if error.is_connect() { FailureKind::Connect } else { FailureKind::Other };
-        walk(error, &mut |e| {
-            if e.downcast_ref::<rustls::Error>().is_some() {
-                kind = FailureKind::Tls;
-            }
-            let text = e.to_string();
-            if text.starts_with("dns error") && kind != FailureKind::Tls {
-                kind = FailureKind::Dns;
-            }
-            // hyper-util's outer errors repeat their cause in parentheses; keep the causes.
-            if !text.starts_with("client error") && !messages.iter().any(|m| m.contains(&text)) {
-                messages.push(text);
-            }
-        });
-        if messages.is_empty() {
-            messages.push(error.to_string());
-        }
-        Failure { kind, retry_after: None, detail: messages.join(": "), redirect: None }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind_name(), self.detail)
-    }
-}
-
-/// The status class label: `2xx`, `4xx`, `5xx`, …
-pub fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
-/// Visits an error and its causes, looking inside `io::Error`s (whose `source` skips the error
-/// they wrap, which is where rustls puts its own).
-fn walk(error: &(dyn StdError + 'static), visit: &mut dyn FnMut(&(dyn StdError + 'static))) {
-    visit(error);
-    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-        let inner: &(dyn StdError + 'static) = inner;
-        walk(inner, visit);
-    } else if let Some(source) = error.source() {
-        walk(source, visit);
-    }
 }
 
 /// Measures one attempt.

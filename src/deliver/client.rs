@@ -22,6 +22,9 @@ use tower_service::Service;
 
 use crate::config::{Proxy, TlsSettings};
 
+/// `User-Agent` of every outbound request.
+pub const USER_AGENT_VALUE: &str = concat!("amrelay/", env!("CARGO_PKG_VERSION"));
+
 /// A pooled client; cloning shares the pool.
 pub type HttpClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
 

@@ -11,6 +11,7 @@ mod backoff;
 mod client;
 mod counts;
 mod downstream;
+mod failure;
 pub mod oauth2;
 mod ratelimit;
 mod redirect;
@@ -24,12 +25,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-pub use attempt::{Failure, FailureKind, IDEMPOTENCY_KEY, Target, USER_AGENT_VALUE, status_class};
+pub use attempt::{IDEMPOTENCY_KEY, Target};
 pub use auth::{Authorizer, Used};
 pub use backoff::{delay, parse_retry_after};
-pub use client::HttpClient;
+pub use client::{HttpClient, USER_AGENT_VALUE};
 pub use counts::{CountsView, DeliveryCounts};
 pub use downstream::{DeliveryMetrics, DeliveryState, Downstream};
+pub use failure::{Failure, FailureKind, status_class};
 pub use ratelimit::RateLimiter;
 pub use render::Prepared;
 pub use threads::{ThreadEntry, Threads};

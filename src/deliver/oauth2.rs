@@ -208,7 +208,7 @@ impl TokenSource {
             .uri(c.token_url.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
-            .header(USER_AGENT, super::USER_AGENT_VALUE);
+            .header(USER_AGENT, client::USER_AGENT_VALUE);
         if style == STYLE_PARAMS {
             form.append_pair("client_id", &c.client_id);
             form.append_pair("client_secret", c.client_secret.expose());
