@@ -169,18 +169,7 @@ impl Relay {
     /// Reloads the config file, as SIGHUP and `POST /-/reload` do. Errors are also logged and
     /// counted; the running config stays.
     pub async fn reload(&self) -> Result<(), crate::config::ConfigError> {
-        let state = self.state.clone();
-        match tokio::task::spawn_blocking(move || state.reloader.reload()).await {
-            Ok(result) => result,
-            Err(e) => Err(crate::config::ConfigError {
-                file: self.state.reloader.path().to_owned(),
-                issues: vec![crate::config::Issue {
-                    position: None,
-                    field: String::new(),
-                    message: format!("reload task failed: {e}"),
-                }],
-            }),
-        }
+        self.state.reload().await
     }
 
     /// Serves until `shutdown` completes, then drains (see [`Relay::shutdown`]).

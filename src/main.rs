@@ -61,9 +61,8 @@ async fn serve(cli: Cli) -> anyhow::Result<ExitCode> {
         loop {
             tokio::select! {
                 _ = hangup.recv() => {
-                    let state = reloads.clone();
                     // Errors are logged and counted by the reloader itself.
-                    let _ = tokio::task::spawn_blocking(move || state.reloader.reload()).await;
+                    let _ = reloads.reload().await;
                 }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,

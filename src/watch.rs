@@ -96,9 +96,8 @@ async fn run(state: Arc<AppState>, mut folders: Folders, mut events: mpsc::Unbou
         }
         last = current;
         tracing::info!("config or a file it names changed on disk; reloading");
-        let reload_state = state.clone();
         // Errors are logged and counted by the reloader; the running config stays.
-        if let Ok(Ok(())) = tokio::task::spawn_blocking(move || reload_state.reloader.reload()).await {
+        if state.reload().await.is_ok() {
             folders.arm(&state.reloader.snapshot());
             // The new config may name other files: compare against what was actually loaded.
             let snapshot = state.reloader.snapshot();

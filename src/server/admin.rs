@@ -33,11 +33,7 @@ pub fn metrics(state: &AppState) -> HttpResponse {
 
 /// `POST /-/reload`: the same reload as SIGHUP and the file watcher.
 pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
-    let state = state.clone();
-    let result = tokio::task::spawn_blocking(move || state.reloader.reload())
-        .await
-        .map_err(|e| ApiError::Internal(format!("reload task failed: {e}")))?;
-    match result {
+    match state.reload().await {
         Ok(()) => Ok(json(StatusCode::OK, &json!({"status": "success"}))),
         Err(e) => Err(ApiError::Internal(format!("failed to reload config: {e}"))),
     }

@@ -18,12 +18,12 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use http::header::{AUTHORIZATION, ETAG, IF_MATCH, IF_NONE_MATCH};
+use http::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::body::{check_content_type, read_body};
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
@@ -98,6 +98,7 @@ pub fn get(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<HttpResp
 pub async fn put(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
+    caller: &Caller,
     name: &str,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
@@ -130,7 +131,7 @@ pub async fn put(
     let action = if existing.is_some() { "replace" } else { "create" };
     let before = existing.as_ref().map(|(_, d)| d);
     let reload = save(state, &path, &document, &on_disk, Some(index)).await?;
-    audit(snapshot, &headers, action, name, editor::changed_fields(before, Some(&definition)));
+    audit(caller, action, name, editor::changed_fields(before, Some(&definition)));
     let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     Ok(changed(status, state, name, Some(&definition), reload))
 }
@@ -139,6 +140,7 @@ pub async fn put(
 pub async fn delete(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
+    caller: &Caller,
     name: &str,
     headers: &HeaderMap,
 ) -> Result<HttpResponse, ApiError> {
@@ -149,7 +151,7 @@ pub async fn delete(
     check_preconditions(headers, Some(&stored), name)?;
     document.receivers.remove(index);
     let reload = save(state, &path, &document, &on_disk, None).await?;
-    audit(snapshot, headers, "delete", name, Vec::new());
+    audit(caller, "delete", name, Vec::new());
     Ok(changed(StatusCode::OK, state, name, None, reload))
 }
 
@@ -157,6 +159,7 @@ pub async fn delete(
 pub async fn set_enabled(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
+    caller: &Caller,
     name: &str,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
@@ -185,7 +188,7 @@ pub async fn set_enabled(
     let definition = document.receivers[index].clone();
     let reload = save(state, &path, &document, &on_disk, Some(index)).await?;
     let action = if enabled { "enable" } else { "disable" };
-    audit(snapshot, &headers, action, name, vec!["enabled".into()]);
+    audit(caller, action, name, vec!["enabled".into()]);
     Ok(changed(StatusCode::OK, state, name, Some(&definition), reload))
 }
 
@@ -343,7 +346,6 @@ async fn save(
     validate(state, path, document, index).await?;
     let text = document.render().map_err(ApiError::Internal)?;
     let write_path = path.to_owned();
-    let reload_state = state.clone();
     let on_disk = on_disk.to_owned();
     tokio::task::spawn_blocking(move || {
         let now = match std::fs::read_to_string(&write_path) {
@@ -358,11 +360,11 @@ async fn save(
             )));
         }
         editor::write_atomically(&write_path, &text)
-            .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", write_path.display())))?;
-        Ok(reload_state.reloader.reload().map_err(|e| e.to_string()))
+            .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", write_path.display())))
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("save task failed: {e}")))?
+    .map_err(|e| ApiError::Internal(format!("save task failed: {e}")))??;
+    Ok(state.reload().await.map_err(|e| e.to_string()))
 }
 
 /// Checks a console document exactly as a reload will: against the config file as it is now.
@@ -461,31 +463,9 @@ fn console_item(snapshot: &Snapshot, name: &str, definition: &Value) -> Value {
 }
 
 /// Logs a change once and counts it: who, what, which fields — never a value.
-fn audit(snapshot: &Snapshot, headers: &HeaderMap, action: &'static str, receiver: &str, fields: Vec<String>) {
-    let who = who(snapshot, headers);
-    tracing::info!(audit = true, user = %who, action, receiver, fields = %fields.join(","), "console change");
+fn audit(caller: &Caller, action: &'static str, receiver: &str, fields: Vec<String>) {
+    tracing::info!(audit = true, user = caller.name(), action, receiver, fields = %fields.join(","), "console change");
     metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(1);
-}
-
-/// The authenticated user: the basic-auth name, `bearer` for the bearer token, or `anonymous`
-/// when the server asks for no credentials (then a name sent is not verified, and not used).
-fn who(snapshot: &Snapshot, headers: &HeaderMap) -> String {
-    if !snapshot.server.inbound.auth.is_enabled() {
-        return "anonymous".into();
-    }
-    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return "anonymous".into();
-    };
-    match value.split_once(' ') {
-        Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|d| String::from_utf8(d).ok())
-            .and_then(|pair| pair.split_once(':').map(|(user, _)| user.to_owned()))
-            .unwrap_or_else(|| "anonymous".into()),
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("bearer") => "bearer".into(),
-        _ => "anonymous".into(),
-    }
 }
 
 fn unknown(name: &str) -> ApiError {

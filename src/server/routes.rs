@@ -50,13 +50,16 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         request.headers(),
     )
     .await;
-    if let Err(refused) = auth {
-        let mut response = refused.into_response();
-        super::browser::harden(&mut response);
-        metrics::counter!(m::HTTP_REQUESTS, "handler" => "auth", "code" => response.status().as_str().to_owned())
-            .increment(1);
-        return Ok(response);
-    }
+    let caller = match auth {
+        Ok(caller) => caller,
+        Err(refused) => {
+            let mut response = refused.into_response();
+            super::browser::harden(&mut response);
+            metrics::counter!(m::HTTP_REQUESTS, "handler" => "auth", "code" => response.status().as_str().to_owned())
+                .increment(1);
+            return Ok(response);
+        }
+    };
     let (handler, result) = match (path.as_str(), &method) {
         ("/webhook", &Method::POST) => ("webhook", webhook::handle(&state, &snapshot, request, None).await),
         (p, &Method::POST) if p.starts_with("/webhook/") => {
@@ -105,14 +108,16 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
                 (Some(Route::List), &Method::GET) => receivers_api::list(&state, &snapshot),
                 (Some(Route::List), _) => Err(ApiError::MethodNotAllowed("GET")),
                 (Some(Route::One(name)), &Method::GET) => receivers_api::get(&state, &snapshot, name),
-                (Some(Route::One(name)), &Method::PUT) => receivers_api::put(&state, &snapshot, name, request).await,
+                (Some(Route::One(name)), &Method::PUT) => {
+                    receivers_api::put(&state, &snapshot, &caller, name, request).await
+                }
                 (Some(Route::One(name)), &Method::DELETE) => {
                     let headers = request.headers().clone();
-                    receivers_api::delete(&state, &snapshot, name, &headers).await
+                    receivers_api::delete(&state, &snapshot, &caller, name, &headers).await
                 }
                 (Some(Route::One(_)), _) => Err(ApiError::MethodNotAllowed("GET, PUT, DELETE")),
                 (Some(Route::Enabled(name)), &Method::POST) => {
-                    receivers_api::set_enabled(&state, &snapshot, name, request).await
+                    receivers_api::set_enabled(&state, &snapshot, &caller, name, request).await
                 }
                 _ => Err(ApiError::MethodNotAllowed("POST")),
             };

@@ -95,3 +95,22 @@ pub struct AppState {
     /// Test messages in flight: at most one per receiver, and a few in all.
     pub tests_in_flight: crate::testmsg::TestsInFlight,
 }
+
+impl AppState {
+    /// Reloads the config file (and the console file) off the async runtime: the one way the
+    /// file watcher, SIGHUP, `/-/reload` and console edits reload. Errors are also logged and
+    /// counted by the reloader; the running config stays.
+    pub async fn reload(self: &std::sync::Arc<Self>) -> Result<(), crate::config::ConfigError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || state.reloader.reload()).await.unwrap_or_else(|e| {
+            Err(crate::config::ConfigError {
+                file: self.reloader.path().to_owned(),
+                issues: vec![crate::config::Issue {
+                    position: None,
+                    field: String::new(),
+                    message: format!("reload task failed: {e}"),
+                }],
+            })
+        })
+    }
+}
