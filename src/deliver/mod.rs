@@ -30,7 +30,7 @@ pub use counts::{CountsView, DeliveryCounts};
 pub use downstream::{DeliveryMetrics, DeliveryState, Downstream};
 pub use ratelimit::RateLimiter;
 pub use render::Prepared;
-pub use threads::{ThreadEntry, Threads};
+pub use threads::{MAX_PAGE as THREADS_MAX_PAGE, ThreadEntry, ThreadPage, Threads};
 
 use crate::metrics as m;
 use crate::spool::{Header, Stored, unix_ms};
@@ -212,7 +212,7 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
             Ok(status) => {
                 debug_assert_eq!(status_class(status), "2xx");
                 downstream.metrics.attempts_2xx.increment(1);
-                downstream.spool.delivered(&downstream.name, item.seq, item.body.len());
+                downstream.spool.delivered(&downstream.name, item.seq);
                 downstream.metrics.delivered.increment(1);
                 downstream.counts.delivered();
                 downstream.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());

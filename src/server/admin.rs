@@ -104,23 +104,40 @@ pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) 
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
 }
 
-/// `GET /api/v1/threads?receiver=NAME`: the receiver's remembered alert groups and their
-/// messages, newest first (`thread:`).
+/// `GET /api/v1/threads?receiver=NAME[&limit=N&after=HASH]`: a page of the receiver's
+/// remembered alert groups and their messages (`thread:`), in the order of their groupKey's
+/// hash, paged like the dead letters: `next_after` (the last group's hash) continues it, `null`
+/// on the last page. Each group shows its `group_hash` and the start of its groupKey.
 pub async fn threads(snapshot: &Snapshot, query: Option<&str>) -> Result<HttpResponse, ApiError> {
-    let name = query
-        .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes()).find(|(key, _)| key == "receiver").map(|(_, value)| value.into_owned())
-        })
-        .ok_or_else(|| ApiError::BadRequest("name the receiver: ?receiver=NAME".into()))?;
+    let (mut name, mut after, mut limit) = (None, None, crate::deliver::THREADS_MAX_PAGE);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "receiver" => name = Some(value.into_owned()),
+            "after" => {
+                after = Some(parse_hash(&value).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "after={value:?} is not a group hash (64 hex digits, from next_after)"
+                    ))
+                })?)
+            }
+            "limit" => {
+                limit = value.parse().map_err(|_| ApiError::BadRequest(format!("limit={value:?} is not a number")))?
+            }
+            _ => {}
+        }
+    }
+    let name = name.ok_or_else(|| ApiError::BadRequest("name the receiver: ?receiver=NAME".into()))?;
     let receiver = snapshot.receiver(&name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?;
     let downstream = receiver.pipeline.downstream();
     let spec = downstream.target.load().thread;
-    let list = downstream.threads.list(&downstream.name, &downstream.spool).await;
-    let threads: Vec<Value> = list
+    let page = downstream.threads.page(&downstream.name, &downstream.spool, after, limit).await;
+    let threads: Vec<Value> = page
+        .entries
         .iter()
-        .map(|(group_key, entry)| {
+        .map(|(group, entry)| {
             json!({
-                "group_key": &**group_key,
+                "group_hash": hex(group),
+                "group_key": &*entry.group_key,
                 "message_id": entry.message_id,
                 "updated_at": entry.updated_unix_ms as f64 / 1000.0,
             })
@@ -134,8 +151,23 @@ pub async fn threads(snapshot: &Snapshot, query: Option<&str>) -> Result<HttpRes
             "expire": spec.map(|s| crate::config::duration::format(s.expire)),
             "max_groups": spec.map(|s| s.max_groups),
             "threads": threads,
-        }}),
+        }, "total": downstream.threads.len(), "next_after": page.next_after.as_ref().map(hex)}),
     ))
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 fn unix_seconds(time: SystemTime) -> f64 {
