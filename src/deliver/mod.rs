@@ -253,6 +253,14 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
     }
 }
 
+/// The receiver's destination identity now (see [`crate::spool::Spool::destination_identity`]):
+/// its resolved URL and its preset, hashed with the spool's key; `None` with the shared queue.
+pub fn destination_identity(downstream: &Downstream) -> Option<String> {
+    let target = downstream.target.load();
+    let preset = target.template.as_ref().and_then(|t| t.preset()).map_or("", |p| p.template_name());
+    downstream.spool.destination_identity(&target.url.to_string(), preset)
+}
+
 fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: DeadLetterReason, failure: &Failure) {
     downstream.counts.dead_lettered();
     metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => downstream.name.to_string(), "reason" => reason.as_str()).increment(1);
@@ -267,6 +275,7 @@ fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: D
         reason: reason.as_str().to_owned(),
         error: failure.to_string(),
         at_unix_ms: unix_ms(SystemTime::now()),
+        destination: destination_identity(downstream),
     };
     downstream.spool.dead_letter(&downstream.name, item.seq, header, item.body, info);
 }

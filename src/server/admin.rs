@@ -90,17 +90,35 @@ pub async fn dead_letter_body(state: &AppState, query: Option<&str>) -> Result<H
     Ok(super::response::text(StatusCode::OK, "application/json", held.hold_with(body)))
 }
 
-/// `POST /api/v1/deadletters/replay[?receiver=NAME]`.
+/// `POST /api/v1/deadletters/replay[?receiver=NAME][&force=true]`: `409` when a receiver's
+/// destination is not the one its dead letters were recorded for, unless forced (see
+/// [`crate::deadletters`]).
 pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) -> Result<HttpResponse, ApiError> {
-    let receiver = query.and_then(|q| {
-        form_urlencoded::parse(q.as_bytes()).find(|(key, _)| key == "receiver").map(|(_, value)| value.into_owned())
-    });
+    let (mut receiver, mut force) = (None, false);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "receiver" => receiver = Some(value.into_owned()),
+            "force" => {
+                force = match &*value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::BadRequest(format!("force={value:?}: give true or false"))),
+                }
+            }
+            _ => {}
+        }
+    }
     if let Some(name) = &receiver
         && snapshot.receiver(name).is_none()
     {
         return Err(ApiError::NotFound(format!("unknown receiver {name:?}")));
     }
-    let outcome = crate::deadletters::replay(state.reloader.spool(), snapshot, receiver.as_deref()).await?;
+    let outcome = crate::deadletters::replay(state.reloader.spool(), snapshot, receiver.as_deref(), force)
+        .await
+        .map_err(|e| match e {
+            crate::deadletters::ReplayError::Spool(e) => ApiError::from(e),
+            crate::deadletters::ReplayError::DestinationChanged(words) => ApiError::Conflict(words),
+        })?;
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
 }
 

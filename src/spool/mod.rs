@@ -898,7 +898,13 @@ mod tests {
     }
 
     fn info() -> DeadInfo {
-        DeadInfo { receiver: "r".into(), reason: "max_attempts".into(), error: "HTTP 503".into(), at_unix_ms: 5 }
+        DeadInfo {
+            receiver: "r".into(),
+            reason: "max_attempts".into(),
+            error: "HTTP 503".into(),
+            at_unix_ms: 5,
+            destination: None,
+        }
     }
 
     fn config(dir: &Path, max_bytes: u64) -> SpoolConfig {

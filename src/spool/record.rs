@@ -42,6 +42,12 @@ pub struct DeadInfo {
     pub reason: String,
     pub error: String,
     pub at_unix_ms: u64,
+    /// The receiver's destination identity when it was dead-lettered (a keyed hash of its URL
+    /// and preset, see `Spool::destination_identity`): a replay to a receiver of that name that
+    /// now sends elsewhere needs `force=true`. `None`: not recorded (an older version, a
+    /// receiver removed before, or the shared queue).
+    #[serde(rename = "dest", default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// What a group's thread state is keyed by: the SHA-256 of its groupKey.
