@@ -1,6 +1,6 @@
 //! `server.limits` on the request path: JSON nesting, alerts per batch, labels per alert and the
-//! groupKey's length. (Body size, header
-//! and idle timeouts and the connection count are enforced by the listener and `webhook`.)
+//! groupKey's length. (Body size, header and idle timeouts and the connection count are enforced
+//! by the listener and `webhook`.)
 
 use super::response::ApiError;
 use crate::config::Limits;
