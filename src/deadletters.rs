@@ -38,6 +38,10 @@ pub struct DeadLetterView {
     pub time: f64,
     /// The body's size: fetch it with `GET /api/v1/deadletters/body?seq=…`.
     pub bytes: usize,
+    /// Where its receiver sends now, against where it was recorded for: `same`, `changed` or
+    /// `unknown` (not recorded) — a replay of `changed` or `unknown` needs `force=true`; `null`
+    /// when no receiver has its name or the shared queue records no destinations.
+    pub destination: Option<&'static str>,
 }
 
 /// The most dead letters one page lists (and the default).
@@ -56,10 +60,30 @@ pub struct Listing {
 }
 
 /// Up to `limit` (at most [`MAX_PAGE`]) dead letters after sequence `after`, oldest first, of
-/// `receiver` (or all), without their bodies.
-pub async fn list(spool: &Spool, after: u64, limit: usize, receiver: Option<&str>) -> Result<Listing, SpoolError> {
+/// `receiver` (or all), without their bodies; each says whether its receiver in `snapshot` still
+/// sends where it was recorded for.
+pub async fn list(
+    spool: &Spool,
+    snapshot: &Snapshot,
+    after: u64,
+    limit: usize,
+    receiver: Option<&str>,
+) -> Result<Listing, SpoolError> {
     let page = spool.dead_letter_page(after, limit.clamp(1, MAX_PAGE), receiver).await?;
-    let data = page.entries.into_iter().map(|entry| view(entry.seq, entry.header, entry.bytes)).collect();
+    let data = page
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let destination = entry
+                .header
+                .dead
+                .as_ref()
+                .and_then(|d| snapshot.receiver(&d.receiver))
+                .filter(|_| spool.backend().is_none())
+                .map(|active| compare(spool, active, entry.header.dead.as_ref()).as_str());
+            view(entry.seq, entry.header, entry.bytes, destination)
+        })
+        .collect();
     let (total, bytes) = match spool.backend() {
         Some(shared) => shared.dead_letter_totals().await?,
         None => spool.dead_letter_totals(),
@@ -67,7 +91,7 @@ pub async fn list(spool: &Spool, after: u64, limit: usize, receiver: Option<&str
     Ok(Listing { data, total, bytes, next_after: page.next_after })
 }
 
-fn view(seq: u64, header: crate::spool::Header, bytes: usize) -> DeadLetterView {
+fn view(seq: u64, header: crate::spool::Header, bytes: usize, destination: Option<&'static str>) -> DeadLetterView {
     let dead = header.dead.unwrap_or_else(|| crate::spool::DeadInfo {
         receiver: String::new(),
         reason: String::new(),
@@ -86,6 +110,7 @@ fn view(seq: u64, header: crate::spool::Header, bytes: usize) -> DeadLetterView 
         last_error: dead.error,
         time: dead.at_unix_ms as f64 / 1000.0,
         bytes,
+        destination,
     }
 }
 
@@ -111,6 +136,16 @@ enum Destination {
     Same,
     Changed,
     Unknown,
+}
+
+impl Destination {
+    fn as_str(self) -> &'static str {
+        match self {
+            Destination::Same => "same",
+            Destination::Changed => "changed",
+            Destination::Unknown => "unknown",
+        }
+    }
 }
 
 fn compare(spool: &Spool, active: &ActiveReceiver, dead: Option<&DeadInfo>) -> Destination {

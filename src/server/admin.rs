@@ -65,7 +65,9 @@ pub async fn dead_letters(state: &AppState, query: Option<&str>) -> Result<HttpR
             _ => {}
         }
     }
-    let listing = crate::deadletters::list(state.reloader.spool(), after, limit, receiver.as_deref()).await?;
+    let snapshot = state.reloader.snapshot();
+    let listing =
+        crate::deadletters::list(state.reloader.spool(), &snapshot, after, limit, receiver.as_deref()).await?;
     Ok(json(
         StatusCode::OK,
         &json!({"status": "success", "data": listing.data, "total": listing.total, "bytes": listing.bytes,

@@ -55,7 +55,9 @@ async fn a_replay_to_a_receiver_that_now_sends_elsewhere_needs_force() {
         let words = refused.text();
         assert!(words.contains("\\\"moved\\\"") && words.contains("force=true"), "{words}");
         assert!(!words.contains("secret-path") && !words.contains("127.0.0.1"), "no URL in {words}");
-        assert_eq!(get(&relay.url("/api/v1/deadletters")).await.json()["data"].as_array().unwrap().len(), 1);
+        let listed = get(&relay.url("/api/v1/deadletters")).await.json();
+        assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!(listed["data"][0]["destination"], "changed", "the listing says so too: {listed}");
         new.assert_stays_at(0, Duration::from_millis(200)).await;
 
         let forced = post_json(&relay.url("/api/v1/deadletters/replay?receiver=moved&force=true"), "").await;
@@ -84,6 +86,8 @@ async fn a_replay_to_the_same_destination_after_a_restart_needs_no_force() {
 
     downstream.always(Answer::status(200));
     let relay = RelayProcess::spawn(&path, &[]);
+    let listed = get(&relay.url("/api/v1/deadletters")).await.json();
+    assert_eq!(listed["data"][0]["destination"], "same", "{listed}");
     let replay = post_json(&relay.url("/api/v1/deadletters/replay?receiver=moved"), "").await;
     assert_eq!(replay.status, 200, "{}", replay.text());
     assert_eq!(replay.json()["data"]["replayed"], 1, "{}", replay.text());
