@@ -4,7 +4,8 @@
 //! come in here, so the guarantees are written once:
 //!
 //! 1. **Reserve** a place in every receiver's queue first (lock-free, never waits), and each
-//!    body's bytes in the process budget ([`crate::memory`]). One full queue, or a spent budget,
+//!    notification's bytes in the process budget ([`crate::memory`]): its body and its header
+//!    ([`header_bytes`]: the groupKey and id it holds while queued). One full queue, or a spent budget,
 //!    refuses the whole batch, and what was already reserved is given back: all receivers take
 //!    the batch, or none does, and a 503 leaves no trace.
 //! 2. **Deduplicate** (`delivery.dedup_window`): a notification identical to one accepted within
@@ -94,7 +95,7 @@ pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_
     let budget = spool.budget();
     let mut charges = Vec::with_capacity(offers.len());
     for offer in &offers {
-        match budget.try_charge(offer.outbound.body.len() as u64) {
+        match budget.try_charge(offer.outbound.body.len() as u64 + header_bytes(&offer.outbound)) {
             Some(charge) => charges.push(charge),
             // Dropping `slots` and `charges` gives back everything reserved so far.
             None => return Err(Refused::Memory(budget.limit())),
@@ -124,9 +125,17 @@ pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_
     Ok(taken)
 }
 
+/// What a queued notification holds in memory besides its body: its groupKey and id, and the
+/// notification itself. (A batch's notifications share one groupKey; each is charged for it all
+/// the same, which errs on the side of the limit.)
+pub fn header_bytes(outbound: &Outbound) -> u64 {
+    (outbound.group_key.len() + outbound.id.len() + std::mem::size_of::<Outbound>()) as u64
+}
+
 /// With a spool file, keeps a queued body in memory while it fits in the window, and otherwise
-/// leaves it on disk only (dropping it here, and its charge); without one, keeps it.
-fn keep_or_leave_on_disk(spool: &Spool, outbound: &mut Outbound, budget: Charge) -> Held {
+/// leaves it on disk only (dropping it here, and its charge, all but the header's); without
+/// one, keeps it.
+fn keep_or_leave_on_disk(spool: &Spool, outbound: &mut Outbound, mut budget: Charge) -> Held {
     let Some(window) = spool.window() else {
         return Held { budget, window: Charge::none() };
     };
@@ -135,7 +144,8 @@ fn keep_or_leave_on_disk(spool: &Spool, outbound: &mut Outbound, budget: Charge)
         None => {
             outbound.body = bytes::Bytes::new();
             outbound.on_disk = true;
-            Held::default()
+            budget.shrink_to(header_bytes(outbound));
+            Held { budget, window: Charge::none() }
         }
     }
 }
@@ -244,9 +254,9 @@ pub fn restore(pipeline: &Pipeline, stored: Stored) {
     let spool = &pipeline.downstream().spool;
     let mut outbound = Outbound::restored(stored);
     let memory = if outbound.on_disk {
-        Held::default()
+        Held { budget: spool.budget().charge(header_bytes(&outbound)), window: Charge::none() }
     } else {
-        let budget = spool.budget().charge(outbound.body.len() as u64);
+        let budget = spool.budget().charge(outbound.body.len() as u64 + header_bytes(&outbound));
         keep_or_leave_on_disk(spool, &mut outbound, budget)
     };
     pipeline.push(Queued { outbound, slot, memory });

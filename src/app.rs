@@ -239,6 +239,8 @@ fn restore(reloader: &Reloader, restored: Vec<Stored>) {
                     reason: "receiver_removed".into(),
                     error: "receiver no longer in the config".into(),
                     at_unix_ms: crate::spool::unix_ms(SystemTime::now()),
+                    // Unknown: a receiver of this name added later may send elsewhere.
+                    destination: None,
                 };
                 reloader.spool().dead_letter(
                     &stored.receiver.as_str().into(),

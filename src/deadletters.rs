@@ -4,13 +4,23 @@
 //! a fresh retry budget and queued at its receiver — keeping its idempotency key, so a downstream
 //! that did get it after all can drop the duplicate. One whose receiver is gone from the config
 //! or whose queue is full stays a dead letter.
+//!
+//! **A replay goes where the dead letter was meant to go.** Each dead letter records its
+//! receiver's destination identity (a keyed hash of the resolved URL and preset, never the URL:
+//! see [`crate::spool::Spool::destination_identity`]). When a receiver of that name now sends
+//! elsewhere — it was removed and re-created, or its URL changed — or the identity was not
+//! recorded, the replay is refused (`409`, naming the receivers and what changed) unless it is
+//! forced: alerts are not sent to a destination nobody chose for them. The shared queue's
+//! replicas share no key, so there dead letters are replayed without the check.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::accept::{self, Offer};
 use crate::deliver::Outbound;
-use crate::snapshot::Snapshot;
-use crate::spool::{ReplayCursor, Spool, SpoolError, Stored};
+use crate::snapshot::{ActiveReceiver, Snapshot};
+use crate::spool::{DeadInfo, ReplayCursor, Spool, SpoolError, Stored};
 
 /// A dead letter as the API lists it: its header and body size, no body, no secrets.
 #[derive(Debug, Serialize)]
@@ -28,6 +38,10 @@ pub struct DeadLetterView {
     pub time: f64,
     /// The body's size: fetch it with `GET /api/v1/deadletters/body?seq=…`.
     pub bytes: usize,
+    /// Where its receiver sends now, against where it was recorded for: `same`, `changed` or
+    /// `unknown` (not recorded) — a replay of `changed` or `unknown` needs `force=true`; `null`
+    /// when no receiver has its name or the shared queue records no destinations.
+    pub destination: Option<&'static str>,
 }
 
 /// The most dead letters one page lists (and the default).
@@ -46,10 +60,30 @@ pub struct Listing {
 }
 
 /// Up to `limit` (at most [`MAX_PAGE`]) dead letters after sequence `after`, oldest first, of
-/// `receiver` (or all), without their bodies.
-pub async fn list(spool: &Spool, after: u64, limit: usize, receiver: Option<&str>) -> Result<Listing, SpoolError> {
+/// `receiver` (or all), without their bodies; each says whether its receiver in `snapshot` still
+/// sends where it was recorded for.
+pub async fn list(
+    spool: &Spool,
+    snapshot: &Snapshot,
+    after: u64,
+    limit: usize,
+    receiver: Option<&str>,
+) -> Result<Listing, SpoolError> {
     let page = spool.dead_letter_page(after, limit.clamp(1, MAX_PAGE), receiver).await?;
-    let data = page.entries.into_iter().map(|entry| view(entry.seq, entry.header, entry.bytes)).collect();
+    let data = page
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let destination = entry
+                .header
+                .dead
+                .as_ref()
+                .and_then(|d| snapshot.receiver(&d.receiver))
+                .filter(|_| spool.backend().is_none())
+                .map(|active| compare(spool, active, entry.header.dead.as_ref()).as_str());
+            view(entry.seq, entry.header, entry.bytes, destination)
+        })
+        .collect();
     let (total, bytes) = match spool.backend() {
         Some(shared) => shared.dead_letter_totals().await?,
         None => spool.dead_letter_totals(),
@@ -57,12 +91,13 @@ pub async fn list(spool: &Spool, after: u64, limit: usize, receiver: Option<&str
     Ok(Listing { data, total, bytes, next_after: page.next_after })
 }
 
-fn view(seq: u64, header: crate::spool::Header, bytes: usize) -> DeadLetterView {
+fn view(seq: u64, header: crate::spool::Header, bytes: usize, destination: Option<&'static str>) -> DeadLetterView {
     let dead = header.dead.unwrap_or_else(|| crate::spool::DeadInfo {
         receiver: String::new(),
         reason: String::new(),
         error: String::new(),
         at_unix_ms: 0,
+        destination: None,
     });
     DeadLetterView {
         seq,
@@ -75,12 +110,104 @@ fn view(seq: u64, header: crate::spool::Header, bytes: usize) -> DeadLetterView 
         last_error: dead.error,
         time: dead.at_unix_ms as f64 / 1000.0,
         bytes,
+        destination,
     }
 }
 
 /// One dead letter's body, as it was to be sent; `None` if there is no such dead letter.
 pub async fn body(spool: &Spool, seq: u64) -> Result<Option<bytes::Bytes>, SpoolError> {
     Ok(spool.dead_letter_body(seq).await?.map(|stored| stored.body))
+}
+
+/// Why a replay was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// Nothing was replayed: some receivers' destinations are not the ones their dead letters
+    /// were recorded for (the words say which; no URL, no secret).
+    #[error("{0}")]
+    DestinationChanged(String),
+}
+
+/// How a dead letter's recorded destination compares with its receiver's now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    Same,
+    Changed,
+    Unknown,
+}
+
+impl Destination {
+    fn as_str(self) -> &'static str {
+        match self {
+            Destination::Same => "same",
+            Destination::Changed => "changed",
+            Destination::Unknown => "unknown",
+        }
+    }
+}
+
+fn compare(spool: &Spool, active: &ActiveReceiver, dead: Option<&DeadInfo>) -> Destination {
+    let Some(now) = crate::deliver::destination_identity(active.pipeline.downstream()) else {
+        // The shared queue records no identities.
+        return Destination::Same;
+    };
+    debug_assert!(spool.backend().is_none());
+    match dead.and_then(|d| d.destination.as_deref()) {
+        Some(then) if then == now => Destination::Same,
+        Some(_) => Destination::Changed,
+        None => Destination::Unknown,
+    }
+}
+
+/// Refuses the replay if a dead letter it would take is bound for a receiver whose destination
+/// is not the one recorded (or was not recorded), saying which receivers and how many.
+async fn check_destinations(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) -> Result<(), ReplayError> {
+    if spool.backend().is_some() {
+        return Ok(());
+    }
+    // Receiver → (changed, unknown).
+    let mut found: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = spool.dead_letter_page(after, MAX_PAGE, receiver).await?;
+        for entry in &page.entries {
+            let dead = entry.header.dead.as_ref();
+            // A dead letter of an unknown receiver is not replayed anyway.
+            let Some(active) = dead.and_then(|d| snapshot.receiver(&d.receiver)) else { continue };
+            match compare(spool, active, dead) {
+                Destination::Same => {}
+                Destination::Changed => found.entry(active.config.name.clone()).or_default().0 += 1,
+                Destination::Unknown => found.entry(active.config.name.clone()).or_default().1 += 1,
+            }
+        }
+        match page.next_after {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    let words: Vec<String> = found
+        .iter()
+        .map(|(name, &(changed, unknown))| match (changed, unknown) {
+            (changed, 0) => format!(
+                "receiver {name:?} now sends to another destination (its URL or preset changed) than the one {changed} of its dead letters were recorded for"
+            ),
+            (0, unknown) => format!(
+                "{unknown} dead letter(s) of receiver {name:?} were recorded without their destination (before this check, or after the receiver was removed)"
+            ),
+            (changed, unknown) => format!(
+                "receiver {name:?} now sends to another destination (its URL or preset changed) than the one {changed} of its dead letters were recorded for, and {unknown} more were recorded without their destination"
+            ),
+        })
+        .collect();
+    Err(ReplayError::DestinationChanged(format!(
+        "nothing replayed: {}; replay with force=true to send them to the current destination",
+        words.join("; ")
+    )))
 }
 
 /// What a replay did.
@@ -92,8 +219,18 @@ pub struct Replayed {
 }
 
 /// Replays the dead letters of `receiver` (or all) into the current receivers' queues, each
-/// through the same acceptance as a new notification (queue place, spool, push).
-pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) -> Result<Replayed, SpoolError> {
+/// through the same acceptance as a new notification (queue place, spool, push). Unless
+/// `force`, refused when one would go to a destination other than the one recorded (see the
+/// module docs).
+pub async fn replay(
+    spool: &Spool,
+    snapshot: &Snapshot,
+    receiver: Option<&str>,
+    force: bool,
+) -> Result<Replayed, ReplayError> {
+    if !force {
+        check_destinations(spool, snapshot, receiver).await?;
+    }
     let mut outcome = Replayed::default();
     let mut cursor = ReplayCursor::default();
     loop {
@@ -105,7 +242,7 @@ pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) 
             more = batch.next.is_some(),
             "dead letters taken for replay"
         );
-        replay_batch(spool, snapshot, batch.taken, &mut outcome).await;
+        replay_batch(spool, snapshot, batch.taken, force, &mut outcome).await;
         match batch.next {
             Some(next) => cursor = next,
             None => break,
@@ -116,7 +253,7 @@ pub async fn replay(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) 
 
 /// Offers one batch of taken dead letters (all of them for a spool file or memory mode, at most
 /// `REPLAY_BATCH_BYTES` of bodies for the shared queue).
-async fn replay_batch(spool: &Spool, snapshot: &Snapshot, taken: Vec<Stored>, outcome: &mut Replayed) {
+async fn replay_batch(spool: &Spool, snapshot: &Snapshot, taken: Vec<Stored>, force: bool, outcome: &mut Replayed) {
     // Held in memory until each is offered: counted while waiting, and given back just before
     // acceptance charges it again as a queued body.
     let held: Vec<_> = taken.iter().map(|s| spool.budget().charge(s.body.len() as u64)).collect();
@@ -127,6 +264,12 @@ async fn replay_batch(spool: &Spool, snapshot: &Snapshot, taken: Vec<Stored>, ou
             spool.return_dead_letter(stored);
             continue;
         };
+        // Dead-lettered after the check, for a destination changed since: left as it is.
+        if !force && compare(spool, active, stored.header.dead.as_ref()) != Destination::Same {
+            outcome.skipped += 1;
+            spool.return_dead_letter(stored);
+            continue;
+        }
         let (seq, header, body) = (stored.seq, stored.header.clone(), stored.body.clone());
         let offer = Offer { pipeline: &active.pipeline, outbound: Outbound::replayed(stored), dedup_key: None };
         match accept::accept(vec![offer], spool, None).await {

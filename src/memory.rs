@@ -3,8 +3,9 @@
 //! Two budgets exist per relay, both a [`Budget`]:
 //!
 //! - **the process budget** (`server.limits.max_memory_bytes`): bodies being read, each queued
-//!   notification's encoded body, bodies in delivery, memory-mode dead letters and dead-letter
-//!   pages being served. When it is spent, `/webhook` answers `503` with `Retry-After` before
+//!   notification's encoded body and header (groupKey and id: a queued notification whose body
+//!   stays on disk still holds them), bodies in delivery, memory-mode dead letters, dead-letter
+//!   pages being served, and each threaded receiver's remembered groups. When it is spent, `/webhook` answers `503` with `Retry-After` before
 //!   reading more (Alertmanager retries), so nothing already accepted is ever dropped to make
 //!   room. What must be held anyway — a notification restored at start, a body read back from
 //!   the spool for its delivery — is charged without refusal ([`Budget::charge`]): it can take
@@ -151,6 +152,27 @@ impl Charge {
         Bytes::from_owner(Charged { bytes, _charge: self })
     }
 
+    /// Makes the charge exactly `bytes`, above the limit if need be: for what is held anyway and
+    /// changes size (a receiver's thread state).
+    pub fn resize(&mut self, bytes: u64) {
+        let Some(budget) = &self.budget else { return };
+        if bytes > self.bytes {
+            let more = bytes - self.bytes;
+            let used = budget.used.fetch_add(more, Ordering::Relaxed) + more;
+            budget.added(more, used);
+        } else {
+            budget.give_back(self.bytes - bytes);
+        }
+        self.bytes = bytes;
+    }
+
+    /// Gives back all but `bytes` of the charge (no-op if it holds no more).
+    pub fn shrink_to(&mut self, bytes: u64) {
+        if bytes < self.bytes {
+            self.resize(bytes);
+        }
+    }
+
     /// Takes `more` bytes if they fit under the limit; false leaves the charge as it was.
     pub fn try_grow(&mut self, more: u64) -> bool {
         let Some(budget) = &self.budget else { return more == 0 };
@@ -177,7 +199,7 @@ impl Drop for Charge {
     }
 }
 
-/// What a queued notification holds: its body's share of the process budget and, for a spooled
+/// What a queued notification holds: its body's and header's share of the process budget and, for a spooled
 /// body kept in memory, of the spool's window.
 #[derive(Debug, Default)]
 pub struct Held {
@@ -217,6 +239,20 @@ mod tests {
         assert_eq!(budget.used(), 60, "a copy still holds it");
         assert_eq!(&copy[..], &[7u8; 60][..]);
         drop(copy);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_resized_charge_holds_exactly_its_new_size() {
+        let budget = Budget::new("amrelay_test_budget_bytes", 10);
+        let mut charge = Charge::empty(&budget);
+        charge.resize(25);
+        assert_eq!((budget.used(), charge.bytes()), (25, 25), "held anyway, above the limit");
+        charge.shrink_to(30);
+        assert_eq!(budget.used(), 25, "shrinking never grows");
+        charge.shrink_to(4);
+        assert_eq!(budget.used(), 4);
+        drop(charge);
         assert_eq!(budget.used(), 0);
     }
 

@@ -111,6 +111,7 @@ fn take(backend: &Arc<Backend>, snapshots: &Snapshots, message: async_nats::jets
                 reason: "receiver_removed".into(),
                 error: "receiver no longer in the config".into(),
                 at_unix_ms: unix_ms(SystemTime::now()),
+                destination: None,
             });
             backend.hold(seq, acker);
             backend.dead_letter(&receiver, seq, header, body);

@@ -308,6 +308,7 @@ pub struct RawLimits {
     pub max_alerts_per_batch: Option<usize>,
     pub max_json_depth: Option<usize>,
     pub max_labels_per_alert: Option<usize>,
+    pub max_group_key_bytes: Option<usize>,
     pub max_memory_bytes: Option<u64>,
 }
 

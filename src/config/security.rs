@@ -38,6 +38,10 @@ const DEFAULT_MAX_JSON_DEPTH: usize = 32;
 /// 20); 256 leaves room for generous relabelling while keeping one alert's label set, and the
 /// rules' work on it, small.
 const DEFAULT_MAX_LABELS_PER_ALERT: usize = 256;
+/// Alertmanager's groupKey is the route's matchers and the group's label values (a few hundred
+/// bytes at most in practice); a longer one is held in every queue, spool record and dead letter
+/// of the group, so it is bounded like a body.
+pub const DEFAULT_MAX_GROUP_KEY_BYTES: usize = 8 * 1024;
 /// Half the shipped Deployment's memory limit (256Mi): the other half is the process itself
 /// (runtime, TLS, caches, allocator slack) and the transient structures of decoding a body,
 /// which are not counted. See the memory formula in docs/delivery.md.
@@ -155,6 +159,8 @@ pub struct Limits {
     pub max_labels_per_alert: usize,
     /// Deepest nesting of JSON arrays and objects in a webhook body.
     pub max_json_depth: usize,
+    /// Longest `groupKey` a batch may carry, in bytes.
+    pub max_group_key_bytes: usize,
     /// The byte budget for what is held in memory on callers' behalf (bodies being read,
     /// queued notifications, dead letters, dead-letter pages): see [`crate::memory`].
     pub max_memory_bytes: u64,
@@ -170,6 +176,7 @@ impl Default for Limits {
             max_alerts_per_batch: DEFAULT_MAX_ALERTS_PER_BATCH,
             max_labels_per_alert: DEFAULT_MAX_LABELS_PER_ALERT,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+            max_group_key_bytes: DEFAULT_MAX_GROUP_KEY_BYTES,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
         }
     }
@@ -253,6 +260,7 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
             (raw.max_alerts_per_batch, "max_alerts_per_batch", &mut limits.max_alerts_per_batch),
             (raw.max_json_depth, "max_json_depth", &mut limits.max_json_depth),
             (raw.max_labels_per_alert, "max_labels_per_alert", &mut limits.max_labels_per_alert),
+            (raw.max_group_key_bytes, "max_group_key_bytes", &mut limits.max_group_key_bytes),
         ] {
             match value {
                 Some(0) => issues.add(Some(at), format!("server.limits.{name}"), "must be greater than 0"),

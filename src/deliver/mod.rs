@@ -34,7 +34,7 @@ pub use downstream::{DeliveryMetrics, DeliveryState, Downstream};
 pub use failure::{Failure, FailureKind, status_class};
 pub use ratelimit::RateLimiter;
 pub use render::Prepared;
-pub use threads::{ThreadEntry, Threads};
+pub use threads::{MAX_PAGE as THREADS_MAX_PAGE, ThreadEntry, ThreadPage, Threads};
 
 use crate::metrics as m;
 use crate::spool::{Header, Stored, unix_ms};
@@ -216,7 +216,7 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
             Ok(status) => {
                 debug_assert_eq!(status_class(status), "2xx");
                 downstream.metrics.attempts_2xx.increment(1);
-                downstream.spool.delivered(&downstream.name, item.seq, item.body.len());
+                downstream.spool.delivered(&downstream.name, item.seq);
                 downstream.metrics.delivered.increment(1);
                 downstream.counts.delivered();
                 downstream.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
@@ -257,6 +257,14 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
     }
 }
 
+/// The receiver's destination identity now (see [`crate::spool::Spool::destination_identity`]):
+/// its resolved URL and its preset, hashed with the spool's key; `None` with the shared queue.
+pub fn destination_identity(downstream: &Downstream) -> Option<String> {
+    let target = downstream.target.load();
+    let preset = target.template.as_ref().and_then(|t| t.preset()).map_or("", |p| p.template_name());
+    downstream.spool.destination_identity(&target.url.to_string(), preset)
+}
+
 fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: DeadLetterReason, failure: &Failure) {
     downstream.counts.dead_lettered();
     metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => downstream.name.to_string(), "reason" => reason.as_str()).increment(1);
@@ -271,6 +279,7 @@ fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: D
         reason: reason.as_str().to_owned(),
         error: failure.to_string(),
         at_unix_ms: unix_ms(SystemTime::now()),
+        destination: destination_identity(downstream),
     };
     downstream.spool.dead_letter(&downstream.name, item.seq, header, item.body, info);
 }

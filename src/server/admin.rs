@@ -62,7 +62,9 @@ pub async fn dead_letters(state: &AppState, query: Option<&str>) -> Result<HttpR
             _ => {}
         }
     }
-    let listing = crate::deadletters::list(state.reloader.spool(), after, limit, receiver.as_deref()).await?;
+    let snapshot = state.reloader.snapshot();
+    let listing =
+        crate::deadletters::list(state.reloader.spool(), &snapshot, after, limit, receiver.as_deref()).await?;
     Ok(json(
         StatusCode::OK,
         &json!({"status": "success", "data": listing.data, "total": listing.total, "bytes": listing.bytes,
@@ -87,37 +89,72 @@ pub async fn dead_letter_body(state: &AppState, query: Option<&str>) -> Result<H
     Ok(super::response::text(StatusCode::OK, "application/json", held.hold_with(body)))
 }
 
-/// `POST /api/v1/deadletters/replay[?receiver=NAME]`.
+/// `POST /api/v1/deadletters/replay[?receiver=NAME][&force=true]`: `409` when a receiver's
+/// destination is not the one its dead letters were recorded for, unless forced (see
+/// [`crate::deadletters`]).
 pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) -> Result<HttpResponse, ApiError> {
-    let receiver = query.and_then(|q| {
-        form_urlencoded::parse(q.as_bytes()).find(|(key, _)| key == "receiver").map(|(_, value)| value.into_owned())
-    });
+    let (mut receiver, mut force) = (None, false);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "receiver" => receiver = Some(value.into_owned()),
+            "force" => {
+                force = match &*value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::BadRequest(format!("force={value:?}: give true or false"))),
+                }
+            }
+            _ => {}
+        }
+    }
     if let Some(name) = &receiver
         && snapshot.receiver(name).is_none()
     {
         return Err(ApiError::NotFound(format!("unknown receiver {name:?}")));
     }
-    let outcome = crate::deadletters::replay(state.reloader.spool(), snapshot, receiver.as_deref()).await?;
+    let outcome = crate::deadletters::replay(state.reloader.spool(), snapshot, receiver.as_deref(), force)
+        .await
+        .map_err(|e| match e {
+            crate::deadletters::ReplayError::Spool(e) => ApiError::from(e),
+            crate::deadletters::ReplayError::DestinationChanged(words) => ApiError::Conflict(words),
+        })?;
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
 }
 
-/// `GET /api/v1/threads?receiver=NAME`: the receiver's remembered alert groups and their
-/// messages, newest first (`thread:`).
+/// `GET /api/v1/threads?receiver=NAME[&limit=N&after=HASH]`: a page of the receiver's
+/// remembered alert groups and their messages (`thread:`), in the order of their groupKey's
+/// hash, paged like the dead letters: `next_after` (the last group's hash) continues it, `null`
+/// on the last page. Each group shows its `group_hash` and the start of its groupKey.
 pub async fn threads(snapshot: &Snapshot, query: Option<&str>) -> Result<HttpResponse, ApiError> {
-    let name = query
-        .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes()).find(|(key, _)| key == "receiver").map(|(_, value)| value.into_owned())
-        })
-        .ok_or_else(|| ApiError::BadRequest("name the receiver: ?receiver=NAME".into()))?;
+    let (mut name, mut after, mut limit) = (None, None, crate::deliver::THREADS_MAX_PAGE);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*key {
+            "receiver" => name = Some(value.into_owned()),
+            "after" => {
+                after = Some(parse_hash(&value).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "after={value:?} is not a group hash (64 hex digits, from next_after)"
+                    ))
+                })?)
+            }
+            "limit" => {
+                limit = value.parse().map_err(|_| ApiError::BadRequest(format!("limit={value:?} is not a number")))?
+            }
+            _ => {}
+        }
+    }
+    let name = name.ok_or_else(|| ApiError::BadRequest("name the receiver: ?receiver=NAME".into()))?;
     let receiver = snapshot.receiver(&name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?;
     let downstream = receiver.pipeline.downstream();
     let spec = downstream.target.load().thread;
-    let list = downstream.threads.list(&downstream.name, &downstream.spool).await;
-    let threads: Vec<Value> = list
+    let page = downstream.threads.page(&downstream.name, &downstream.spool, after, limit).await;
+    let threads: Vec<Value> = page
+        .entries
         .iter()
-        .map(|(group_key, entry)| {
+        .map(|(group, entry)| {
             json!({
-                "group_key": &**group_key,
+                "group_hash": hex(group),
+                "group_key": &*entry.group_key,
                 "message_id": entry.message_id,
                 "updated_at": entry.updated_unix_ms as f64 / 1000.0,
             })
@@ -131,8 +168,23 @@ pub async fn threads(snapshot: &Snapshot, query: Option<&str>) -> Result<HttpRes
             "expire": spec.map(|s| crate::config::duration::format(s.expire)),
             "max_groups": spec.map(|s| s.max_groups),
             "threads": threads,
-        }}),
+        }, "total": downstream.threads.len(), "next_after": page.next_after.as_ref().map(hex)}),
     ))
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 fn unix_seconds(time: SystemTime) -> f64 {

@@ -1,5 +1,6 @@
-//! `server.limits` on the request path: JSON nesting, alerts per batch and labels per alert. (Body size, header
-//! and idle timeouts and the connection count are enforced by the listener and `webhook`.)
+//! `server.limits` on the request path: JSON nesting, alerts per batch, labels per alert and the
+//! groupKey's length. (Body size, header and idle timeouts and the connection count are enforced
+//! by the listener and `webhook`.)
 
 use super::response::ApiError;
 use crate::config::Limits;
@@ -18,9 +19,18 @@ pub fn check_body(body: &[u8], limits: &Limits) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuses a batch of more than `max_alerts_per_batch` alerts, or with an alert carrying more
-/// than `max_labels_per_alert` labels or annotations.
+/// Refuses a batch of more than `max_alerts_per_batch` alerts, with an alert carrying more
+/// than `max_labels_per_alert` labels or annotations, or with a groupKey longer than
+/// `max_group_key_bytes` (it would be held in every queue, spool record and dead letter).
 pub fn check_batch(notification: &Notification, limits: &Limits) -> Result<(), ApiError> {
+    let group_key = notification.group_key.as_str().len();
+    if group_key > limits.max_group_key_bytes {
+        metrics::counter!(m::BATCHES_REJECTED, "reason" => "group_key_too_long").increment(1);
+        return Err(ApiError::NotStorable(format!(
+            "groupKey is {group_key} bytes, more than server.limits.max_group_key_bytes ({})",
+            limits.max_group_key_bytes
+        )));
+    }
     if notification.alerts.len() > limits.max_alerts_per_batch {
         metrics::counter!(m::BATCHES_REJECTED, "reason" => "too_many_alerts").increment(1);
         return Err(ApiError::TooManyAlerts(limits.max_alerts_per_batch));

@@ -11,10 +11,18 @@
 //!
 //! The store is redb, an embedded, crash-safe B-tree made for this (checksummed pages, atomic
 //! commits, repair after an unclean shutdown), rather than a hand-written log.
+//!
+//! The file also keeps each threaded receiver's groups, by the SHA-256 of their groupKey (see
+//! [`record`]), and the key of dead letters' destination identities ([`Spool::destination_identity`]).
+//! [`Spool::bytes`] (`amrelay_spool_bytes`) counts every key and value it holds, and
+//! `delivery.spool.max_bytes` bounds that count: headers, attempt counts, dead letters and thread
+//! state included, not only bodies.
 
 #![allow(clippy::disallowed_types)] // The memory-mode dead letters: written by deliveries, off the request path.
 
 pub mod nats;
+mod open;
+mod private;
 pub mod record;
 mod writer;
 
@@ -26,12 +34,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase};
 use tokio::sync::oneshot;
 
-pub use record::{DeadInfo, Header};
-pub use writer::Stored;
-use writer::{ATTEMPTS, DEAD, Op, PENDING, Writer};
+use open::{
+    OpenError, aside_name, dead_totals, identity_key, migrate_threads, open_database, other_bytes, random_identity_key,
+    restore,
+};
+use private::private_dir;
+pub(crate) use private::private_file;
+pub use record::{DeadInfo, GroupHash, Header, group_hash};
+use writer::{DEAD, Op, PENDING, Writer, seq_key_bytes};
+pub use writer::{Stored, ThreadList};
 
 use crate::memory::{Budget, Charge};
 use crate::metrics as m;
@@ -146,7 +160,11 @@ pub struct Spool {
     memory_dead: Mutex<VecDeque<(Stored, Charge)>>,
     next_memory_seq: AtomicU64,
     dead: Arc<DeadTotals>,
-    bytes: AtomicU64,
+    /// Bytes of keys and values the spool file holds, as its writer last committed them.
+    stored: Arc<AtomicU64>,
+    /// Bytes of appends sent to the writer and not yet answered: counted against `max_bytes`
+    /// with `stored`, so concurrent batches cannot overshoot it together.
+    reserved: AtomicU64,
     max_bytes: u64,
     max_dead: usize,
     healthy: Arc<AtomicBool>,
@@ -157,11 +175,15 @@ pub struct Spool {
     budget: Arc<Budget>,
     /// `delivery.spool.memory_window_bytes`: only with a spool file.
     window: Option<Arc<Budget>>,
+    /// The key of dead letters' destination identity (see [`Spool::destination_identity`]):
+    /// kept in the spool file, so identities recorded before a restart still compare; random per
+    /// process in memory mode; `None` with the shared queue (replicas share no key).
+    identity: Option<ring::hmac::Key>,
 }
 
 impl std::fmt::Debug for Spool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spool").field("path", &self.path).field("bytes", &self.bytes).finish()
+        f.debug_struct("Spool").field("path", &self.path).field("stored", &self.stored).finish()
     }
 }
 
@@ -179,7 +201,8 @@ impl Spool {
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
             dead: DeadTotals::new(),
-            bytes: AtomicU64::new(0),
+            stored: Arc::new(AtomicU64::new(0)),
+            reserved: AtomicU64::new(0),
             max_bytes: u64::MAX,
             max_dead,
             healthy: Arc::new(AtomicBool::new(true)),
@@ -187,13 +210,14 @@ impl Spool {
             shared: None,
             budget: Budget::process(),
             window: None,
+            identity: Some(random_identity_key()),
         }
     }
 
     /// The shared JetStream queue of `delivery.nats` (see [`nats`]): acceptance publishes
     /// to it, and delivery acknowledges there.
     pub fn shared(backend: Arc<nats::Backend>, max_dead: usize) -> Spool {
-        Spool { shared: Some(backend), ..Spool::memory(max_dead) }
+        Spool { shared: Some(backend), identity: None, ..Spool::memory(max_dead) }
     }
 
     /// The shared queue, when `delivery.nats` is set.
@@ -231,10 +255,13 @@ impl Spool {
                     .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?
             }
         };
-        let (restored, next_seq, bytes) = restore(&db, config.memory_window_bytes)?;
+        migrate_threads(&db)?;
+        let identity = identity_key(&db)?;
+        let (restored, next_seq, pending_bytes) = restore(&db, config.memory_window_bytes)?;
         let dead = DeadTotals::new();
         let (count, dead_bytes) = dead_totals(&db)?;
         dead.set(count, dead_bytes);
+        let stored = Arc::new(AtomicU64::new(pending_bytes + other_bytes(&db)?));
         let db = Arc::new(db);
         let readers = Arc::new(ArcSwapOption::from(Some(db.clone())));
         let healthy = Arc::new(AtomicBool::new(true));
@@ -248,6 +275,7 @@ impl Spool {
             dead_limit: max_dead,
             dead: dead.clone(),
             healthy: healthy.clone(),
+            stored: stored.clone(),
         };
         std::thread::Builder::new()
             .name("amrelay-spool".into())
@@ -255,14 +283,15 @@ impl Spool {
             .map_err(|e| format!("cannot start the spool writer: {e}"))?;
         metrics::gauge!(m::SPOOL_HEALTHY).set(1.0);
         metrics::gauge!(m::SPOOL_MAX_BYTES).set(config.max_bytes as f64);
-        metrics::gauge!(m::SPOOL_BYTES).set(bytes as f64);
+        metrics::gauge!(m::SPOOL_BYTES).set(stored.load(Ordering::Relaxed) as f64);
         let spool = Spool {
             writer: Some(tx),
             readers,
             memory_dead: Mutex::new(VecDeque::new()),
             next_memory_seq: AtomicU64::new(1),
             dead,
-            bytes: AtomicU64::new(bytes),
+            stored,
+            reserved: AtomicU64::new(0),
             max_bytes: config.max_bytes,
             max_dead,
             healthy,
@@ -270,6 +299,7 @@ impl Spool {
             shared: None,
             budget: Budget::process(),
             window: Some(Budget::new(m::SPOOL_MEMORY_WINDOW_BYTES, config.memory_window_bytes)),
+            identity: Some(identity),
         };
         Ok((spool, restored))
     }
@@ -327,13 +357,14 @@ impl Spool {
             return Ok((first..first + count as u64).collect());
         }
         debug_assert_eq!(records.len(), count);
-        let size: u64 = records.iter().map(|r| r.body.len() as u64).sum();
-        let total = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
-        if total > self.max_bytes {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
+        let encoded: Vec<_> = records.into_iter().map(|r| (r.receiver, record::encode(&r.header, &r.body))).collect();
+        // What the file will hold for them: headers (the groupKey among them) and keys too.
+        let size: u64 = encoded.iter().map(|(receiver, record)| seq_key_bytes(receiver) + record.len() as u64).sum();
+        let reserved = self.reserved.fetch_add(size, Ordering::Relaxed) + size;
+        if self.stored.load(Ordering::Relaxed) + reserved > self.max_bytes {
+            self.reserved.fetch_sub(size, Ordering::Relaxed);
             return Err(SpoolError::Full(self.max_bytes));
         }
-        let encoded = records.into_iter().map(|r| (r.receiver, record::encode(&r.header, &r.body))).collect();
         let (reply, answer) = oneshot::channel();
         self.send(Op::Append { records: encoded, reply });
         let result = match answer.await {
@@ -341,31 +372,30 @@ impl Spool {
             Ok(Err(e)) => Err(SpoolError::Io(e)),
             Err(_) => Err(SpoolError::Io("the spool writer stopped".into())),
         };
-        if result.is_err() {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
-        }
-        metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
+        // Committed, they are counted in `stored` now (or were refused).
+        self.reserved.fetch_sub(size, Ordering::Relaxed);
         result
     }
 
-    /// Remembers (`Some`) or forgets (`None`) a group's thread entry, durably; a memory-only
-    /// spool keeps nothing (the caller's memory is the store).
+    /// Remembers (`Some`, see [`record::encode_thread`]) or forgets (`None`) a group's thread
+    /// entry, durably, under the hash of its groupKey; a memory-only spool keeps nothing (the
+    /// caller's memory is the store).
     pub async fn set_thread(
         &self,
         receiver: &Arc<str>,
-        group_key: &Arc<str>,
+        group: GroupHash,
         entry: Option<Vec<u8>>,
     ) -> Result<(), String> {
         if self.writer.is_none() {
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
-        self.send(Op::Thread { receiver: receiver.clone(), group_key: group_key.clone(), entry, reply });
+        self.send(Op::Thread { receiver: receiver.clone(), group, entry, reply });
         answer.await.unwrap_or_else(|_| Err("the spool writer stopped".into()))
     }
 
-    /// A receiver's remembered thread entries: (groupKey, entry).
-    pub async fn list_threads(&self, receiver: &Arc<str>) -> Result<Vec<(String, Vec<u8>)>, String> {
+    /// A receiver's remembered thread entries, by group hash.
+    pub async fn list_threads(&self, receiver: &Arc<str>) -> Result<ThreadList, String> {
         if self.writer.is_none() {
             return Ok(Vec::new());
         }
@@ -375,15 +405,12 @@ impl Spool {
     }
 
     /// The notification was delivered: forget it.
-    pub fn delivered(&self, receiver: &Arc<str>, seq: u64, size: usize) {
+    pub fn delivered(&self, receiver: &Arc<str>, seq: u64) {
         if let Some(shared) = &self.shared {
             return shared.delivered(seq);
         }
-        if self.writer.is_some() {
-            self.bytes.fetch_sub(size as u64, Ordering::Relaxed);
-            metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
-            self.send(Op::Remove { receiver: receiver.clone(), seq });
-        }
+        // The writer counts the bytes the removal frees.
+        self.send(Op::Remove { receiver: receiver.clone(), seq });
     }
 
     /// Records how many attempts were made, so a restart resumes the retry budget.
@@ -401,8 +428,6 @@ impl Spool {
         if let Some(shared) = &self.shared {
             shared.dead_letter(receiver, seq, header, body);
         } else if self.writer.is_some() {
-            self.bytes.fetch_sub(body.len() as u64, Ordering::Relaxed);
-            metrics::gauge!(m::SPOOL_BYTES).set(self.bytes.load(Ordering::Relaxed) as f64);
             self.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) });
         } else {
             self.keep_in_memory(Stored { receiver: receiver.to_string(), seq, header, body });
@@ -422,10 +447,11 @@ impl Spool {
         }
     }
 
-    /// A memory-mode dead letter, charged to the byte budget; the oldest (lowest sequence) go beyond
-    /// `max_dead_letters` or `max_dead_letter_bytes`.
+    /// A memory-mode dead letter, charged to the byte budget (body and header); the oldest
+    /// (lowest sequence) go beyond `max_dead_letters` or `max_dead_letter_bytes`.
     fn keep_in_memory(&self, stored: Stored) {
-        let charge = self.budget.charge(stored.body.len() as u64);
+        let header = stored.header.group_key.len() + stored.header.id.len() + std::mem::size_of::<Stored>();
+        let charge = self.budget.charge((stored.body.len() + header) as u64);
         let mut dead = self.memory_dead.lock().expect("dead letters");
         // Kept in sequence order, as the spool file's table is: deliveries end out of order,
         // and the listing pages by sequence (`after`).
@@ -569,12 +595,28 @@ impl Spool {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Bytes of pending notifications.
+    /// Bytes the spool holds: with a spool file, every key and value in it (pending
+    /// notifications with their headers, attempt counts, dead letters, thread state), as last
+    /// committed; with the shared queue, its stream's bytes.
     pub fn bytes(&self) -> u64 {
         if let Some(shared) = &self.shared {
             return shared.bytes();
         }
-        self.bytes.load(Ordering::Relaxed)
+        self.stored.load(Ordering::Relaxed)
+    }
+
+    /// A receiver's destination identity, recorded with its dead letters: a keyed hash
+    /// (HMAC-SHA256, 128 bits) of its resolved URL and preset, so a replay can tell that the
+    /// name now points elsewhere without the spool holding the URL (secrets may be in it).
+    /// `None` with the shared queue, whose replicas share no key.
+    pub fn destination_identity(&self, url: &str, preset: &str) -> Option<String> {
+        let key = self.identity.as_ref()?;
+        let mut context = ring::hmac::Context::with_key(key);
+        for field in [url, preset] {
+            context.update(&(field.len() as u64).to_le_bytes());
+            context.update(field.as_bytes());
+        }
+        Some(context.sign().as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// Commits every change sent to the writer so far: after it, readers apart from the writer
@@ -606,159 +648,6 @@ impl Spool {
     }
 }
 
-enum OpenError {
-    Corrupt(String),
-    Other(String),
-}
-
-/// Creates the spool's folder, and any missing parent, readable by this user only (0700): the
-/// spool holds alert bodies and downstream error snippets. An existing folder is left as it is.
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Creates the spool file 0600 before redb opens it (redb would create it 0644 under the usual
-/// umask), and takes group and world access away from an existing one.
-pub(crate) fn private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = file.metadata()?.permissions().mode();
-        if mode & 0o077 != 0 {
-            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
-        }
-    }
-    Ok(())
-}
-
-/// Opens the database, telling a corrupt file (moved aside by the caller) from other errors
-/// (permissions, a second process: reported, never "repaired" by moving the file away). redb
-/// checks some invariants with assertions, so a panic while opening also means corruption.
-fn open_database(path: &Path) -> Result<Database, OpenError> {
-    use redb::{DatabaseError, StorageError};
-    let path = path.to_owned();
-    match std::panic::catch_unwind(move || Database::builder().set_cache_size(CACHE_BYTES).create(&path)) {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(DatabaseError::Storage(StorageError::Corrupted(e)))) => Err(OpenError::Corrupt(e)),
-        Ok(Err(DatabaseError::Storage(StorageError::Io(e)))) if e.kind() == std::io::ErrorKind::InvalidData => {
-            Err(OpenError::Corrupt(e.to_string()))
-        }
-        Ok(Err(e @ DatabaseError::UpgradeRequired(_))) => Err(OpenError::Corrupt(e.to_string())),
-        Ok(Err(e)) => Err(OpenError::Other(e.to_string())),
-        Err(_) => Err(OpenError::Corrupt("the file failed redb's consistency checks".into())),
-    }
-}
-
-fn aside_name(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".corrupt-{}", unix_ms(SystemTime::now())));
-    PathBuf::from(name)
-}
-
-/// Counts the dead letters and their body bytes (headers only), at open.
-fn dead_totals(db: &Database) -> Result<(u64, u64), String> {
-    let txn = db.begin_read().map_err(|e| format!("spool: {e}"))?;
-    let dead = match txn.open_table(DEAD) {
-        Ok(dead) => dead,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((0, 0)),
-        Err(e) => return Err(format!("spool: {e}")),
-    };
-    let (mut count, mut bytes) = (0, 0);
-    for entry in dead.iter().map_err(|e| format!("spool: {e}"))? {
-        let Ok((_, value)) = entry else { continue };
-        count += 1;
-        bytes += record::header_only(value.value()).map_or(0, |(_, length)| length as u64);
-    }
-    Ok((count, bytes))
-}
-
-/// Reads every pending record's header; drops corrupt ones. Bodies are kept, in acceptance order,
-/// while they fit in `window` bytes; the others are left empty (on disk, read back for delivery).
-/// Returns the records, the next free sequence and the bytes pending.
-fn restore(db: &Database, window: u64) -> Result<(Vec<Stored>, u64, u64), String> {
-    let mut restored = Vec::new();
-    let mut bytes = 0;
-    let mut corrupt: Vec<(String, u64)> = Vec::new();
-    let mut next_seq = 1;
-    let txn = db.begin_write().map_err(|e| format!("spool: {e}"))?;
-    {
-        let pending = txn.open_table(PENDING).map_err(|e| format!("spool: {e}"))?;
-        let attempts = txn.open_table(ATTEMPTS).map_err(|e| format!("spool: {e}"))?;
-        let dead = txn.open_table(DEAD).map_err(|e| format!("spool: {e}"))?;
-        for entry in pending.iter().map_err(|e| format!("spool: {e}"))? {
-            let Ok((key, value)) = entry else {
-                tracing::error!("spool: unreadable entry skipped");
-                continue;
-            };
-            let (receiver, seq) = key.value();
-            next_seq = next_seq.max(seq + 1);
-            match record::decode_header(value.value()) {
-                Some((mut header, body)) => {
-                    if let Ok(Some(count)) = attempts.get((receiver, seq)) {
-                        header.attempts = count.value();
-                    }
-                    bytes += body.len() as u64;
-                    restored.push((receiver.to_owned(), seq, header, body.len()));
-                }
-                None => {
-                    tracing::error!(receiver, seq, "spool: corrupt record skipped");
-                    corrupt.push((receiver.to_owned(), seq));
-                }
-            }
-        }
-        if let Some(Ok((key, _))) = dead.iter().map_err(|e| format!("spool: {e}"))?.next_back() {
-            next_seq = next_seq.max(key.value() + 1);
-        }
-    }
-    {
-        let mut pending = txn.open_table(PENDING).map_err(|e| format!("spool: {e}"))?;
-        for (receiver, seq) in &corrupt {
-            let _ = pending.remove((receiver.as_str(), *seq));
-        }
-    }
-    txn.commit().map_err(|e| format!("spool: {e}"))?;
-    // Acceptance order across receivers: sequence numbers are global.
-    restored.sort_by_key(|&(_, seq, _, _)| seq);
-    // The oldest go first, so their bodies are the ones worth having at hand.
-    let read = db.begin_read().map_err(|e| format!("spool: {e}"))?;
-    let pending = read.open_table(PENDING).map_err(|e| format!("spool: {e}"))?;
-    let mut room = window;
-    let mut in_memory = 0;
-    let restored: Vec<Stored> = restored
-        .into_iter()
-        .map(|(receiver, seq, header, length)| {
-            let mut body = Bytes::new();
-            if length as u64 <= room
-                && let Ok(Some(value)) = pending.get((receiver.as_str(), seq))
-                && let Some((_, kept)) = record::decode(value.value())
-            {
-                room -= length as u64;
-                in_memory += 1;
-                body = kept;
-            }
-            Stored { receiver, seq, header, body }
-        })
-        .collect();
-    if !restored.is_empty() {
-        tracing::info!(
-            notifications = restored.len(),
-            bodies_in_memory = in_memory,
-            bytes,
-            "restored pending notifications from the spool"
-        );
-    }
-    Ok((restored, next_seq, bytes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -775,7 +664,13 @@ mod tests {
     }
 
     fn info() -> DeadInfo {
-        DeadInfo { receiver: "r".into(), reason: "max_attempts".into(), error: "HTTP 503".into(), at_unix_ms: 5 }
+        DeadInfo {
+            receiver: "r".into(),
+            reason: "max_attempts".into(),
+            error: "HTTP 503".into(),
+            at_unix_ms: 5,
+            destination: None,
+        }
     }
 
     fn config(dir: &Path, max_bytes: u64) -> SpoolConfig {
@@ -796,29 +691,41 @@ mod tests {
                 seqs.extend(spool.append(vec![record], 1).await.unwrap());
             }
             spool.attempted(&receiver, seqs[2], 4);
-            spool.delivered(&receiver, seqs[1], body.len());
+            spool.delivered(&receiver, seqs[1]);
             spool.close().await;
         }
         let (spool, restored) = Spool::open(&config(dir.path(), 1 << 20), 10).unwrap();
         let groups: Vec<_> = restored.iter().map(|s| (s.header.group_key.as_str(), s.header.attempts)).collect();
         assert_eq!(groups, [("a", 0), ("c", 4)]);
-        assert_eq!(spool.bytes(), 2 * 15);
+        // Counted again from the file: two records (keys, headers, bodies) and one attempt count.
+        let record = seq_key_bytes("r") + record::encode(&header("a"), br#"{"version":"4"}"#).len() as u64;
+        assert_eq!(spool.bytes(), 2 * record + seq_key_bytes("r") + 4);
     }
 
     #[tokio::test]
     async fn full_spool_refuses_and_dead_letters_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let (spool, _) = Spool::open(&config(dir.path(), 40), 2).unwrap();
         let receiver: Arc<str> = "r".into();
         let body = Bytes::from_static(br#"{"version":"4","x":"yyyyyyy"}"#);
+        // Room for one record: its key, header and body count, not only the body.
+        let one = seq_key_bytes("r") + record::encode(&header("a"), &body).len() as u64;
+        let (full, _) = Spool::open(&config(dir.path(), one + 10), 2).unwrap();
+        full.append(vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }], 1)
+            .await
+            .unwrap();
+        assert_eq!(full.bytes(), one);
+        let refused = full
+            .append(vec![NewRecord { receiver: receiver.clone(), header: header("b"), body: body.clone() }], 1)
+            .await;
+        assert!(matches!(refused, Err(SpoolError::Full(max)) if max == one + 10));
+        full.close().await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(&config(dir.path(), 1 << 20), 2).unwrap();
         let seq = spool
             .append(vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }], 1)
             .await
             .unwrap();
-        let refused = spool
-            .append(vec![NewRecord { receiver: receiver.clone(), header: header("b"), body: body.clone() }], 1)
-            .await;
-        assert!(matches!(refused, Err(SpoolError::Full(40))));
         spool.dead_letter(&receiver, seq[0], header("a"), body.clone(), info());
         for n in 0..3 {
             let seq = spool
@@ -836,6 +743,36 @@ mod tests {
         assert_eq!(taken.len(), 2);
         assert!(spool.dead_letter_page(0, 10, None).await.unwrap().entries.is_empty());
         assert_eq!(spool.dead_letter_totals(), (0, 0));
+        assert_eq!(spool.bytes(), 0, "the file holds nothing any more");
+    }
+
+    /// Regression (issue 21): spools of earlier versions keep thread state by whole groupKey. They
+    /// still open: each group moves to its hash, with the groupKey's start and its entry kept.
+    #[tokio::test]
+    async fn thread_state_of_an_older_spool_moves_to_group_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "k".repeat(100_000);
+        {
+            let db = Database::create(dir.path().join("spool.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut legacy = txn.open_table(writer::LEGACY_THREADS).unwrap();
+                legacy.insert(("r", long.as_str()), &b"\x2a\0\0\0\0\0\0\0m1"[..]).unwrap();
+                legacy.insert(("r", "short"), &b"\x2a\0\0\0\0\0\0\0m2"[..]).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let (spool, _) = Spool::open(&config(dir.path(), 1 << 20), 10).unwrap();
+        let listed = spool.list_threads(&"r".into()).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        let (_, stored) = listed.iter().find(|(group, _)| *group == group_hash(&long)).unwrap();
+        let (preview, entry) = record::decode_thread(stored).unwrap();
+        assert_eq!((preview.len(), &entry[8..]), (record::GROUP_PREVIEW_BYTES, &b"m1"[..]));
+        assert!(spool.bytes() < 1000, "{} bytes for two groups", spool.bytes());
+        spool.close().await;
+        // Moved once: the old table is gone, a second open finds the same.
+        let (spool, _) = Spool::open(&config(dir.path(), 1 << 20), 10).unwrap();
+        assert_eq!(spool.list_threads(&"r".into()).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

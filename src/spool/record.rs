@@ -2,6 +2,10 @@
 //!
 //! `[version: u8][header length: u32 LE][header JSON][body]`. A record that does not decode is
 //! corrupt: the spool skips it with a log line instead of refusing to start.
+//!
+//! Thread state is keyed by a [`group_hash`] of the groupKey, not the groupKey itself, and keeps
+//! only its first [`GROUP_PREVIEW_BYTES`] beside the entry (for the threads listing): a group
+//! costs the same few dozen bytes there however long its groupKey is.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -38,6 +42,52 @@ pub struct DeadInfo {
     pub reason: String,
     pub error: String,
     pub at_unix_ms: u64,
+    /// The receiver's destination identity when it was dead-lettered (a keyed hash of its URL
+    /// and preset, see `Spool::destination_identity`): a replay to a receiver of that name that
+    /// now sends elsewhere needs `force=true`. `None`: not recorded (an older version, a
+    /// receiver removed before, or the shared queue).
+    #[serde(rename = "dest", default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+/// What a group's thread state is keyed by: the SHA-256 of its groupKey.
+pub type GroupHash = [u8; 32];
+
+/// The groupKey's bytes kept beside its hash, for the threads listing.
+pub const GROUP_PREVIEW_BYTES: usize = 128;
+
+/// The key of a group's thread state.
+pub fn group_hash(group_key: &str) -> GroupHash {
+    let digest = ring::digest::digest(&ring::digest::SHA256, group_key.as_bytes());
+    digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
+/// The start of a groupKey, at most [`GROUP_PREVIEW_BYTES`], cut at a character boundary.
+pub fn group_preview(group_key: &str) -> &str {
+    let mut end = group_key.len().min(GROUP_PREVIEW_BYTES);
+    while !group_key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &group_key[..end]
+}
+
+/// A thread entry as stored: `[preview length: u16 LE][groupKey preview][entry]`, the entry
+/// being the caller's (`crate::deliver::ThreadEntry`'s encoding).
+pub fn encode_thread(preview: &str, entry: &[u8]) -> Vec<u8> {
+    let preview = group_preview(preview);
+    let mut out = Vec::with_capacity(2 + preview.len() + entry.len());
+    out.extend_from_slice(&(preview.len() as u16).to_le_bytes());
+    out.extend_from_slice(preview.as_bytes());
+    out.extend_from_slice(entry);
+    out
+}
+
+/// The preview and the entry of a stored thread entry; `None` if it is corrupt.
+pub fn decode_thread(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let (length, rest) = bytes.split_at_checked(2)?;
+    let length = u16::from_le_bytes(length.try_into().ok()?) as usize;
+    let (preview, entry) = rest.split_at_checked(length)?;
+    Some((std::str::from_utf8(preview).ok()?, entry))
 }
 
 /// Encodes a record.
@@ -105,6 +155,17 @@ mod tests {
         let (decoded, body) = decode(&bytes).unwrap();
         assert_eq!(decoded, header());
         assert_eq!(&body[..], br#"{"version":"4"}"#);
+    }
+
+    #[test]
+    fn thread_entries_keep_a_bounded_preview_of_the_group_key() {
+        let long = "é".repeat(1000);
+        let stored = encode_thread(&long, b"entry");
+        let (preview, entry) = decode_thread(&stored).unwrap();
+        assert!(preview.len() <= GROUP_PREVIEW_BYTES && long.starts_with(preview), "{preview}");
+        assert_eq!(entry, b"entry");
+        assert_eq!(decode_thread(&[5, 0, b'a']), None);
+        assert_ne!(group_hash("a"), group_hash("b"));
     }
 
     #[test]

@@ -9,13 +9,17 @@
 //! can only cause a notification to be delivered again (with the same idempotency key), never to
 //! be lost.
 //!
+//! The writer also counts what the file holds — every key and value of the pending, attempts,
+//! dead-letter and thread tables — as it changes them, and publishes it after each commit
+//! (`amrelay_spool_bytes`): exact, and free of any scan of the file.
+//!
 //! On an I/O error the transaction's callers get an error (the request answers 503), the spool
 //! is marked unhealthy, and the next operation reopens the database: when the disk recovers, so
 //! does the spool, without a restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -24,7 +28,7 @@ use bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::record::{self, Header};
+use super::record::{self, GroupHash, Header};
 use crate::metrics as m;
 
 /// Pending notifications: (receiver, sequence) → record. Sequence order is acceptance order.
@@ -34,8 +38,24 @@ pub const ATTEMPTS: TableDefinition<(&str, u64), u32> = TableDefinition::new("at
 /// Dead letters: sequence → record with `dead` set.
 pub const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead");
 
-/// Thread state: (receiver, groupKey) → the group's message, see `crate::deliver::Threads`.
-pub const THREADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("threads");
+/// Thread state: (receiver, SHA-256 of the groupKey) → the group's message, with the start of
+/// its groupKey ([`record::encode_thread`]); see `crate::deliver::Threads`.
+pub const THREAD_GROUPS: TableDefinition<(&str, &GroupHash), &[u8]> = TableDefinition::new("thread_groups");
+/// Thread state as spools before `thread_groups` kept it, keyed by the whole groupKey: moved to
+/// [`THREAD_GROUPS`] when such a spool is opened, then deleted.
+pub const LEGACY_THREADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("threads");
+/// Settings of the spool file itself (the key of the dead letters' destination identity).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Bytes a pending or attempts key takes: the receiver's name and the sequence.
+pub fn seq_key_bytes(receiver: &str) -> u64 {
+    receiver.len() as u64 + 8
+}
+
+/// Bytes a thread key takes: the receiver's name and the group's hash.
+pub fn thread_key_bytes(receiver: &str) -> u64 {
+    receiver.len() as u64 + 32
+}
 
 /// How often non-durable changes are made durable when nothing else commits.
 const IDLE_FLUSH: Duration = Duration::from_secs(1);
@@ -51,8 +71,8 @@ pub struct Stored {
     pub body: Bytes,
 }
 
-/// A receiver's thread entries: (groupKey, encoded entry).
-pub type ThreadList = Vec<(String, Vec<u8>)>;
+/// A receiver's thread entries: (group hash, stored entry, see [`record::encode_thread`]).
+pub type ThreadList = Vec<(GroupHash, Vec<u8>)>;
 
 /// A change or a query for the writer thread.
 pub enum Op {
@@ -84,7 +104,7 @@ pub enum Op {
     /// Remembers (`Some`) or forgets (`None`) a group's message; durable before the reply.
     Thread {
         receiver: Arc<str>,
-        group_key: Arc<str>,
+        group: GroupHash,
         entry: Option<Vec<u8>>,
         reply: oneshot::Sender<Result<(), String>>,
     },
@@ -111,6 +131,8 @@ pub struct Writer {
     /// Dead letters and their body bytes, kept up to date for the listing and the gauges.
     pub dead: Arc<super::DeadTotals>,
     pub healthy: Arc<AtomicBool>,
+    /// Bytes of keys and values the file holds (see the module docs), shared with the spool.
+    pub stored: Arc<AtomicU64>,
 }
 
 /// A stored record's body length, from its header alone.
@@ -204,9 +226,10 @@ impl Writer {
         let operations = batch.len();
         let mut seqs: Vec<Vec<u64>> = Vec::new();
         let mut taken: Vec<Vec<Stored>> = Vec::new();
-        let mut thread_lists: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
+        let mut thread_lists: Vec<ThreadList> = Vec::new();
         let result = (|| -> Result<(), String> {
             let mut next_seq = self.next_seq;
+            let stored_bytes = std::cell::Cell::new(self.stored.load(Ordering::Relaxed));
             let dead_limit = self.dead_limit;
             let dead_max_bytes = self.dead.max_bytes();
             let (mut dead_count, mut dead_bytes) =
@@ -219,30 +242,47 @@ impl Writer {
                 let mut pending = txn.open_table(PENDING).map_err(|e| e.to_string())?;
                 let mut attempts = txn.open_table(ATTEMPTS).map_err(|e| e.to_string())?;
                 let mut dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
-                let mut threads = txn.open_table(THREADS).map_err(|e| e.to_string())?;
+                let mut threads = txn.open_table(THREAD_GROUPS).map_err(|e| e.to_string())?;
+                // Every change below adds or takes its key and value bytes here.
+                let add = |key: u64, value: Option<usize>| {
+                    stored_bytes.set(stored_bytes.get() + value.map_or(0, |v| key + v as u64))
+                };
+                let take = |key: u64, value: Option<usize>| {
+                    stored_bytes.set(stored_bytes.get().saturating_sub(value.map_or(0, |v| key + v as u64)))
+                };
                 for op in &batch {
                     match op {
                         Op::Append { records, .. } => {
                             let mut assigned = Vec::with_capacity(records.len());
                             for (receiver, bytes) in records {
                                 pending.insert((&**receiver, next_seq), bytes.as_slice()).map_err(|e| e.to_string())?;
+                                add(seq_key_bytes(receiver), Some(bytes.len()));
                                 assigned.push(next_seq);
                                 next_seq += 1;
                             }
                             seqs.push(assigned);
                         }
                         Op::Remove { receiver, seq } => {
-                            pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
-                            attempts.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            let key = seq_key_bytes(receiver);
+                            let was = pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            take(key, was.map(|v| v.value().len()));
+                            let was = attempts.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            take(key, was.map(|_| 4));
                         }
                         Op::Attempted { receiver, seq, attempts: count } => {
                             if pending.get((&**receiver, *seq)).map_err(|e| e.to_string())?.is_some() {
-                                attempts.insert((&**receiver, *seq), *count).map_err(|e| e.to_string())?;
+                                let was = attempts.insert((&**receiver, *seq), *count).map_err(|e| e.to_string())?;
+                                if was.is_none() {
+                                    add(seq_key_bytes(receiver), Some(4));
+                                }
                             }
                         }
                         Op::Dead { receiver, seq, record } => {
+                            let key = seq_key_bytes(receiver);
                             let was = pending.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
-                            attempts.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            take(key, was.as_ref().map(|v| v.value().len()));
+                            let had = attempts.remove((&**receiver, *seq)).map_err(|e| e.to_string())?;
+                            take(key, had.map(|_| 4));
                             // An empty body stayed on disk: it is the pending record's.
                             let full = match record::header_only(record) {
                                 Some((header, 0)) => {
@@ -253,10 +293,11 @@ impl Writer {
                             };
                             drop(was);
                             let stored = full.as_deref().unwrap_or(record);
-                            let replaced = dead
-                                .insert(*seq, stored)
-                                .map_err(|e| e.to_string())?
-                                .map(|old| body_length(old.value()));
+                            add(8, Some(stored.len()));
+                            let replaced = dead.insert(*seq, stored).map_err(|e| e.to_string())?.map(|old| {
+                                take(8, Some(old.value().len()));
+                                body_length(old.value())
+                            });
                             if let Some(length) = replaced {
                                 dead_count = dead_count.saturating_sub(1);
                                 dead_bytes = dead_bytes.saturating_sub(length);
@@ -267,10 +308,10 @@ impl Writer {
                                 let oldest = dead.first().map_err(|e| e.to_string())?.map(|(k, _)| k.value());
                                 match oldest {
                                     Some(key) => {
-                                        let removed = dead
-                                            .remove(key)
-                                            .map_err(|e| e.to_string())?
-                                            .map(|old| body_length(old.value()));
+                                        let removed = dead.remove(key).map_err(|e| e.to_string())?.map(|old| {
+                                            take(8, Some(old.value().len()));
+                                            body_length(old.value())
+                                        });
                                         if let Some(length) = removed {
                                             dead_count = dead_count.saturating_sub(1);
                                             dead_bytes = dead_bytes.saturating_sub(length);
@@ -295,32 +336,34 @@ impl Writer {
                                 }
                             }
                             for stored in &chosen {
-                                dead.remove(stored.seq).map_err(|e| e.to_string())?;
+                                let was = dead.remove(stored.seq).map_err(|e| e.to_string())?;
+                                take(8, was.map(|v| v.value().len()));
                                 dead_count = dead_count.saturating_sub(1);
                                 dead_bytes = dead_bytes.saturating_sub(stored.body.len() as u64);
                             }
                             taken.push(chosen);
                         }
-                        Op::Thread { receiver, group_key, entry, .. } => match entry {
-                            Some(entry) => {
-                                threads
-                                    .insert((&**receiver, &**group_key), entry.as_slice())
-                                    .map_err(|e| e.to_string())?;
-                            }
-                            None => {
-                                threads.remove((&**receiver, &**group_key)).map_err(|e| e.to_string())?;
-                            }
-                        },
+                        Op::Thread { receiver, group, entry, .. } => {
+                            let key = thread_key_bytes(receiver);
+                            let was = match entry {
+                                Some(entry) => {
+                                    add(key, Some(entry.len()));
+                                    threads.insert((&**receiver, group), entry.as_slice())
+                                }
+                                None => threads.remove((&**receiver, group)),
+                            };
+                            take(key, was.map_err(|e| e.to_string())?.map(|v| v.value().len()));
+                        }
                         Op::ListThreads { receiver, .. } => {
                             let mut list = Vec::new();
-                            let range = threads.range((&**receiver, "")..).map_err(|e| e.to_string())?;
+                            let range = threads.range((&**receiver, &[0u8; 32])..).map_err(|e| e.to_string())?;
                             for entry in range {
                                 let (key, value) = entry.map_err(|e| e.to_string())?;
-                                let (owner, group_key) = key.value();
+                                let (owner, group) = key.value();
                                 if owner != &**receiver {
                                     break;
                                 }
-                                list.push((group_key.to_owned(), value.value().to_vec()));
+                                list.push((*group, value.value().to_vec()));
                             }
                             thread_lists.push(list);
                         }
@@ -331,6 +374,8 @@ impl Writer {
             txn.commit().map_err(|e| e.to_string())?;
             self.next_seq = next_seq;
             self.dead.set(dead_count, dead_bytes);
+            self.stored.store(stored_bytes.get(), Ordering::Relaxed);
+            metrics::gauge!(m::SPOOL_BYTES).set(stored_bytes.get() as f64);
             Ok(())
         })();
 

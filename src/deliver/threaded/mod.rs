@@ -12,14 +12,13 @@ mod googlechat;
 mod slack;
 mod telegram;
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, Uri};
 
 use super::{Downstream, Failure, FailureKind, Outbound, Target};
 use crate::config::thread::{Destination, ThreadMode, ThreadSpec};
 use crate::metrics as m;
+use crate::spool::GroupHash;
 
 /// One request to the destination.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,14 +55,16 @@ pub(super) async fn send(
     item: &Outbound,
 ) -> Result<StatusCode, Failure> {
     let (name, spool) = (&downstream.name, &downstream.spool);
-    let existing = downstream.threads.get(name, spool, &item.group_key, spec.expire).await;
+    // The group is known by its groupKey's hash (see `super::threads`), computed once per attempt.
+    let group = crate::spool::group_hash(&item.group_key);
+    let existing = downstream.threads.get(name, spool, &group, spec.expire).await;
     let mut outcome = "posted";
     if let Some(entry) = existing {
         let call = follow_up(spec, &url, &body, &entry.message_id, item).map_err(|e| unsendable(name, e))?;
         match exchange(target, spec.destination, call, content_type.clone(), item).await {
             (status, Verdict::Done(_)) => {
                 count(name, if spec.mode == ThreadMode::Update { "updated" } else { "replied" });
-                remember(downstream, spec, &item.group_key, entry.message_id).await;
+                remember(downstream, spec, group, &item.group_key, entry.message_id).await;
                 return Ok(status);
             }
             (_, Verdict::Gone) => {
@@ -105,7 +106,7 @@ pub(super) async fn send(
     match reference {
         Some(id) => {
             count(name, outcome);
-            remember(downstream, spec, &item.group_key, id).await;
+            remember(downstream, spec, group, &item.group_key, id).await;
         }
         None => {
             count(name, "unreferenced");
@@ -207,9 +208,9 @@ fn unsendable(receiver: &str, why: String) -> Failure {
     Failure { kind: FailureKind::Other, retry_after: None, detail: why, redirect: None }
 }
 
-async fn remember(downstream: &Downstream, spec: ThreadSpec, group_key: &Arc<str>, id: String) {
+async fn remember(downstream: &Downstream, spec: ThreadSpec, group: GroupHash, group_key: &str, id: String) {
     let (name, spool) = (&downstream.name, &downstream.spool);
-    if let Err(e) = downstream.threads.remember(name, spool, group_key, id, spec.max_groups, spec.expire).await {
+    if let Err(e) = downstream.threads.remember(name, spool, group, group_key, id, spec.max_groups, spec.expire).await {
         tracing::error!(receiver = %name, group_key = %group_key, error = %e,
             "cannot persist the group's message; after a restart its next notification posts a new one");
     }
