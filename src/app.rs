@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::queue::{self, Runtime};
 use crate::reload::Reloader;
 use crate::server::{self, AppState};
-use crate::spool::{DeadInfo, Spool, Stored};
+use crate::spool::{Spool, Stored};
 
 /// What the command line decides.
 #[derive(Debug, Clone)]
@@ -234,14 +234,7 @@ fn restore(reloader: &Reloader, restored: Vec<Stored>) {
             None => {
                 tracing::error!(receiver = %stored.receiver, group_key = %stored.header.group_key,
                     "restored notification for a receiver no longer configured; dead-lettered");
-                let info = DeadInfo {
-                    receiver: stored.receiver.clone(),
-                    reason: "receiver_removed".into(),
-                    error: "receiver no longer in the config".into(),
-                    at_unix_ms: crate::spool::unix_ms(SystemTime::now()),
-                    // Unknown: a receiver of this name added later may send elsewhere.
-                    destination: None,
-                };
+                let info = crate::deliver::receiver_removed(&stored.receiver);
                 reloader.spool().dead_letter(
                     &stored.receiver.as_str().into(),
                     stored.seq,

@@ -3,7 +3,7 @@
 //! [`Backend`] acknowledges it when the delivery ends.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::StreamExt;
@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use crate::metrics as m;
 use crate::snapshot::Snapshot;
 use crate::spool::nats::{Backend, PULL_EXPIRES, RECEIVER_HEADER, consumer_name};
-use crate::spool::{DeadInfo, Stored, record, unix_ms};
+use crate::spool::{Stored, record};
 
 /// The current config snapshot (receivers and their pipelines).
 pub type Snapshots = Arc<dyn Fn() -> Arc<Snapshot> + Send + Sync>;
@@ -106,13 +106,7 @@ fn take(backend: &Arc<Backend>, snapshots: &Snapshots, message: async_nats::jets
             tracing::error!(receiver = %receiver, group_key = %header.group_key,
                 "notification for a receiver no longer configured; dead-lettered");
             let mut header = header;
-            header.dead = Some(DeadInfo {
-                receiver: receiver.clone(),
-                reason: "receiver_removed".into(),
-                error: "receiver no longer in the config".into(),
-                at_unix_ms: unix_ms(SystemTime::now()),
-                destination: None,
-            });
+            header.dead = Some(crate::deliver::receiver_removed(&receiver));
             backend.hold(seq, acker);
             backend.dead_letter(&receiver, seq, header, body);
         }

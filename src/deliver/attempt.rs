@@ -241,12 +241,10 @@ impl Target {
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(Failure {
-                kind: FailureKind::Timeout,
-                retry_after: None,
-                detail: format!("no answer within {}", crate::config::duration::format(self.timeout)),
-                redirect: None,
-            }),
+            Err(_) => Err(Failure::new(
+                FailureKind::Timeout,
+                format!("no answer within {}", crate::config::duration::format(self.timeout)),
+            )),
         }
     }
 }

@@ -34,6 +34,12 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure of this kind, described by `detail` (which must hold no secret): the one way
+    /// one is made outside the classification of answers and client errors.
+    pub fn new(kind: FailureKind, detail: impl Into<String>) -> Failure {
+        Failure { kind, retry_after: None, detail: detail.into(), redirect: None }
+    }
+
     /// Whether trying again may help: transport errors, timeouts, 408, 429 and 5xx.
     pub fn is_retryable(&self) -> bool {
         match self.kind {

@@ -48,14 +48,18 @@ pub enum DeadLetterReason {
     MaxElapsed,
     /// The receiver's template could not render it (fuel, a type error, the size limit).
     Template,
+    /// Its receiver is no longer configured: restored after a restart without it, or taken from
+    /// the shared queue by a replica whose config lacks it.
+    ReceiverRemoved,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 4] = [
+    pub const ALL: [DeadLetterReason; 5] = [
         DeadLetterReason::NonRetryable,
         DeadLetterReason::MaxAttempts,
         DeadLetterReason::MaxElapsed,
         DeadLetterReason::Template,
+        DeadLetterReason::ReceiverRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,7 +68,25 @@ impl DeadLetterReason {
             DeadLetterReason::MaxAttempts => "max_attempts",
             DeadLetterReason::MaxElapsed => "max_elapsed",
             DeadLetterReason::Template => "template",
+            DeadLetterReason::ReceiverRemoved => "receiver_removed",
         }
+    }
+}
+
+/// The dead letter of a notification whose receiver is gone, counted in
+/// `amrelay_notifications_dead_lettered_total{reason="receiver_removed"}` like every other: the
+/// one way the restore at start and the shared queue's consumer give such a notification up.
+pub fn receiver_removed(receiver: &str) -> crate::spool::DeadInfo {
+    let reason = DeadLetterReason::ReceiverRemoved.as_str();
+    metrics::counter!(m::NOTIFICATIONS_DEAD_LETTERED, "receiver" => receiver.to_owned(), "reason" => reason)
+        .increment(1);
+    crate::spool::DeadInfo {
+        receiver: receiver.to_owned(),
+        reason: reason.into(),
+        error: "receiver no longer in the config".into(),
+        at_unix_ms: unix_ms(SystemTime::now()),
+        // Unknown: a receiver of this name added later may send elsewhere.
+        destination: None,
     }
 }
 
@@ -163,12 +185,7 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
             None => match Prepared::render(&target, &item.body).await {
                 Ok(ready) => ready,
                 Err(e) => {
-                    let failure = Failure {
-                        kind: FailureKind::Other,
-                        retry_after: None,
-                        detail: format!("template: {e}"),
-                        redirect: None,
-                    };
+                    let failure = Failure::new(FailureKind::Other, format!("template: {e}"));
                     dead_letter(downstream, item, attempt, DeadLetterReason::Template, &failure);
                     return;
                 }

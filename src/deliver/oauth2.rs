@@ -231,12 +231,7 @@ fn failure(c: &OAuth2Config, detail: String) -> Failure {
     let mut secrets = crate::redact::Scrubber::default();
     secrets.secret(c.client_secret.expose());
     let detail = secrets.scrub(&detail, &[]).into_owned();
-    Failure {
-        kind: FailureKind::Auth,
-        retry_after: None,
-        detail: format!("token endpoint {}: {detail}", crate::redact::url(&c.token_url)),
-        redirect: None,
-    }
+    Failure::new(FailureKind::Auth, format!("token endpoint {}: {detail}", crate::redact::url(&c.token_url)))
 }
 
 /// Whether the endpoint refused the credentials as sent (so the other way may work).

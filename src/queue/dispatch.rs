@@ -206,7 +206,7 @@ mod tests {
     use super::*;
 
     fn failure(kind: FailureKind) -> Failure {
-        Failure { kind, retry_after: None, detail: String::new(), redirect: None }
+        Failure::new(kind, "")
     }
 
     #[test]

@@ -341,3 +341,31 @@ async fn dedup_key_file_keys_the_identity_and_a_short_key_is_refused() {
     assert!(output.contains("delivery.dedup_key_file") && output.contains("at least 16"), "{output}");
     assert!(!output.contains("abc123"), "the key itself is never shown: {output}");
 }
+
+/// Regression (review): a notification restored for a receiver no longer configured was
+/// dead-lettered with a reason built as a string outside the reason enum, and never counted in
+/// `amrelay_notifications_dead_lettered_total`. It is a typed reason, counted, and listed.
+#[tokio::test]
+async fn a_notification_restored_for_a_removed_receiver_is_a_counted_dead_letter() {
+    let downstream = Downstream::start().await;
+    downstream.always(Answer::status(503));
+    let with_receiver = |name: &str| {
+        format!(
+            "delivery:\n  retry: {{max_attempts: 1000, initial_backoff: 20ms, max_backoff: 50ms, max_elapsed: 10m}}\n  \
+             spool: {{path: spool.redb}}\nreceivers:\n  - name: {name}\n    url: {}\n",
+            downstream.url("/")
+        )
+    };
+    let mut relay = TestRelay::start(&with_receiver("removed-at-restart")).await;
+    assert_eq!(relay.post("/webhook", numbered("Gone", 1)).await.status, 200);
+    downstream.wait_for(1).await;
+    relay.relay.take().unwrap().shutdown().await;
+    let TestRelay { dir, .. } = relay;
+    let series =
+        r#"amrelay_notifications_dead_lettered_total{receiver="removed-at-restart",reason="receiver_removed"}"#;
+    let relay = TestRelay::start_in(dir, &with_receiver("still-here")).await;
+    assert_eq!(relay.metric(series).await, Some(1.0), "the dead letter is counted");
+    let listed = get(&relay.url("/api/v1/deadletters")).await.json();
+    assert_eq!(listed["data"][0]["reason"], "receiver_removed", "{listed}");
+    assert_eq!(listed["data"][0]["receiver"], "removed-at-restart", "{listed}");
+}

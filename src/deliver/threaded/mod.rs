@@ -82,12 +82,10 @@ pub(super) async fn send(
         (status, Verdict::Done(answer)) => (status, answer),
         (_, Verdict::Gone) => {
             count(name, "failed");
-            return Err(Failure {
-                kind: FailureKind::Status(StatusCode::NOT_FOUND),
-                retry_after: None,
-                detail: "the destination answered that the conversation does not exist".into(),
-                redirect: None,
-            });
+            return Err(Failure::new(
+                FailureKind::Status(StatusCode::NOT_FOUND),
+                "the destination answered that the conversation does not exist",
+            ));
         }
         (_, Verdict::Failed(failure)) => {
             count(name, "failed");
@@ -137,12 +135,10 @@ pub(super) async fn send_checked(
     match exchange(target, Destination::Slack, Call::post(url, body), content_type, item).await {
         (status, Verdict::Done(_)) => Ok(status),
         (_, Verdict::Failed(failure)) => Err(failure),
-        (_, Verdict::Gone) => Err(Failure {
-            kind: FailureKind::Status(StatusCode::NOT_FOUND),
-            retry_after: None,
-            detail: "Slack answered that the thread does not exist".into(),
-            redirect: None,
-        }),
+        (_, Verdict::Gone) => Err(Failure::new(
+            FailureKind::Status(StatusCode::NOT_FOUND),
+            "Slack answered that the thread does not exist",
+        )),
     }
 }
 
@@ -205,7 +201,7 @@ async fn exchange(
 /// A rendered body that is not the JSON object the destination's API needs.
 fn unsendable(receiver: &str, why: String) -> Failure {
     count(receiver, "failed");
-    Failure { kind: FailureKind::Other, retry_after: None, detail: why, redirect: None }
+    Failure::new(FailureKind::Other, why)
 }
 
 async fn remember(downstream: &Downstream, spec: ThreadSpec, group: GroupHash, group_key: &str, id: String) {

@@ -64,12 +64,7 @@ pub(super) fn verdict(result: Result<(StatusCode, Option<Bytes>), Failure>) -> V
         _ => StatusCode::BAD_REQUEST,
     };
     let error: String = error.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();
-    Verdict::Failed(Failure {
-        kind: FailureKind::Status(status),
-        retry_after: None,
-        detail: format!("Slack answered ok=false: {error}"),
-        redirect: None,
-    })
+    Verdict::Failed(Failure::new(FailureKind::Status(status), format!("Slack answered ok=false: {error}")))
 }
 
 #[cfg(test)]

@@ -68,12 +68,7 @@ mod tests {
 
     fn refused(description: &str) -> Verdict {
         let detail = format!(r#"HTTP 400 Bad Request: {{"ok":false,"error_code":400,"description":"{description}"}}"#);
-        verdict(Err(Failure {
-            kind: FailureKind::Status(StatusCode::BAD_REQUEST),
-            retry_after: None,
-            detail,
-            redirect: None,
-        }))
+        verdict(Err(Failure::new(FailureKind::Status(StatusCode::BAD_REQUEST), detail)))
     }
 
     // The answers as the Bot API documents them (a Message object in `result`).
