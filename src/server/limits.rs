@@ -32,8 +32,9 @@ pub fn check_batch(notification: &Notification, limits: &Limits) -> Result<(), A
         )));
     }
     if notification.alerts.len() > limits.max_alerts_per_batch {
-        metrics::counter!(m::BATCHES_REJECTED, "reason" => "too_many_alerts").increment(1);
-        return Err(ApiError::TooManyAlerts(limits.max_alerts_per_batch));
+        let error = ApiError::TooManyAlerts(limits.max_alerts_per_batch);
+        metrics::counter!(m::BATCHES_REJECTED, "reason" => error.reason()).increment(1);
+        return Err(error);
     }
     let max = limits.max_labels_per_alert;
     let over = notification.alerts.iter().enumerate().find_map(|(index, alert)| {

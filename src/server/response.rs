@@ -58,6 +58,21 @@ pub enum ApiError {
     Invalid(Vec<crate::editor::FieldError>),
 }
 
+impl ApiError {
+    /// The `reason` label of `amrelay_batches_rejected_total` when a webhook batch is refused
+    /// with this error before it is decoded: named by the variant, never guessed from a status.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::UnsupportedMediaType(_) => "content_type",
+            ApiError::MemoryBudget(_) => "memory",
+            ApiError::TooManyAlerts(_) => "too_many_alerts",
+            _ => "decode",
+        }
+    }
+}
+
 /// A batch the acceptance path refused: too large to store (413, final), else 503 to retry.
 impl From<crate::accept::Refused> for ApiError {
     fn from(refused: crate::accept::Refused) -> ApiError {

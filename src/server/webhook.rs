@@ -125,17 +125,10 @@ async fn accept_batch<'s>(
     Ok((json(StatusCode::OK, &summary), backlogged))
 }
 
+/// Counts a batch refused before it is decoded, by the error's own reason.
 fn reject(error: &ApiError) {
+    metrics::counter!(m::BATCHES_REJECTED, "reason" => error.reason()).increment(1);
     if let ApiError::MemoryBudget(_) = error {
-        metrics::counter!(m::BATCHES_REJECTED, "reason" => "memory").increment(1);
         tracing::warn!(error = %error, "batch refused with 503");
-        return;
     }
-    let reason = match error.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::REQUEST_TIMEOUT => "body_timeout",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "content_type",
-        _ => "decode",
-    };
-    metrics::counter!(m::BATCHES_REJECTED, "reason" => reason).increment(1);
 }
