@@ -4,31 +4,31 @@
 //! its rules select, as a valid version "4" payload, with the receiver's auth and TLS, retried
 //! until delivered. The modules, in the order a request flows through them:
 //!
-//! 1. [`server`] — the listener (plain or TLS, limits) and the routes. A request loads the
+//! 1. `server` — the listener (plain or TLS, limits) and the routes. A request loads the
 //!    current [`snapshot`] once, checks the sender's credentials against it, and hands that same
 //!    snapshot to its handler; the webhook handler reads the body within `max_request_bytes`.
 //! 2. [`payload`] — decodes the body in one pass, borrowing from it: each alert is kept as the
 //!    bytes received and parsed only for `status`, `labels` and `annotations`.
 //! 3. [`route`] — pure: evaluates each receiver's [`rule`] (label conditions and Alertmanager
 //!    matchers, compiled and interned at load) and encodes each receiver's payload.
-//! 4. [`accept`] — the one way into a queue, for new batches, replayed dead letters and restored
-//!    notifications alike: reserve a place at every receiver, drop duplicates ([`dedup`]), write
+//! 4. `accept` — the one way into a queue, for new batches, replayed dead letters and restored
+//!    notifications alike: reserve a place at every receiver, drop duplicates (`dedup`), write
 //!    to the [`spool`] (group commit), push; all receivers or none.
 //! 5. [`queue`] — each receiver's bounded queue and dispatcher: per-groupKey order, bounded
 //!    concurrency.
 //! 6. [`deliver`] — one notification's attempts through the receiver's pooled client ([`tls`],
-//!    [`signing`], an authorizer per attempt), backoff and retries, and dead letters
-//!    ([`deadletters`] lists and replays them). A receiver with a [`template`] (a `payload`,
+//!    `signing`, an authorizer per attempt), backoff and retries, and dead letters
+//!    (`deadletters` lists and replays them). A receiver with a [`template`] (a `payload`,
 //!    `body` or preset) has each notification rendered once, before its first attempt, and its
 //!    attempts paced by its `rate_limit`.
 //!
-//! Beside the flow: [`memory`] (the byte budgets: what is held for callers, bounded), [`config`]
+//! Beside the flow: `memory` (the byte budgets: what is held for callers, bounded), [`config`]
 //! (parsing the YAML file with every error's position: pure, given its inputs; the console file
 //! of receivers edited in the console is validated by the same code), [`reload`] (config file
 //! and console file → validated config → new snapshot, swapped atomically; the file watcher in
-//! [`watch`], SIGHUP and `/-/reload` all go through it), [`editor`] (the console file as a
-//! document: secrets kept out of answers, atomic writes), [`redact`] (URLs as amrelay shows
-//! them), [`metrics`] (every metric name), [`testmsg`] and [`explain`] (test messages and route explanations for
+//! `watch`, SIGHUP and `/-/reload` all go through it), `editor` (the console file as a
+//! document: secrets kept out of answers, atomic writes), `redact` (URLs as amrelay shows
+//! them), `metrics` (every metric name), `testmsg` and `explain` (test messages and route explanations for
 //! operators), [`app`] (build, run, drain), [`cli`] and [`logging`].
 //!
 //! Layers, lowest first. A module uses only modules of lower layers: `.ci/import-cycles.py`
@@ -56,33 +56,37 @@
 //! few modules off the request path that use one say so with an explicit `allow`.
 #![forbid(unsafe_code)]
 
-pub mod accept;
+mod accept;
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod deadletters;
-pub mod dedup;
+mod deadletters;
+mod dedup;
 pub mod deliver;
-pub mod editor;
-pub mod explain;
-pub mod fingerprint;
+mod editor;
+mod explain;
+mod fingerprint;
 pub mod logging;
-pub mod memory;
-pub mod metrics;
+mod memory;
+mod metrics;
 pub mod payload;
-pub mod pull;
+mod pull;
 pub mod queue;
-pub mod redact;
+mod redact;
 pub mod reload;
 pub mod route;
 pub mod rule;
-pub mod secret;
-pub mod server;
-pub mod signing;
+mod secret;
+mod server;
+mod signing;
 pub mod snapshot;
 pub mod spool;
 pub mod template;
-pub mod testmsg;
+mod testmsg;
 pub mod tls;
-pub mod verified;
-pub mod watch;
+mod verified;
+mod watch;
+
+// What tests, benches and the fuzzers use of the private modules.
+pub use fingerprint::fnv1a;
+pub use testmsg::rfc3339;

@@ -59,32 +59,32 @@ pub fn sign(key: &hmac::Key, now: SystemTime, id: &str, body: &[u8]) -> Signatur
     Signature { timestamp, signature }
 }
 
-/// Checks a signature as a downstream would (constant time); used by tests and `send-test`.
-pub fn verify(secret: &[u8], timestamp: &str, id: &str, body: &[u8], signature: &str) -> bool {
-    let Some(hex) = signature.strip_prefix("sha256=") else {
-        return false;
-    };
-    let Some(tag) = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<Vec<u8>>>()
-    else {
-        return false;
-    };
-    let mut message = Vec::with_capacity(timestamp.len() + id.len() + 2 + body.len());
-    message.extend_from_slice(timestamp.as_bytes());
-    message.push(b'.');
-    message.extend_from_slice(id.as_bytes());
-    message.push(b'.');
-    message.extend_from_slice(body);
-    hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, secret), &message, &tag).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// Checks a signature as a downstream would (constant time).
+    fn verify(secret: &[u8], timestamp: &str, id: &str, body: &[u8], signature: &str) -> bool {
+        let Some(hex) = signature.strip_prefix("sha256=") else {
+            return false;
+        };
+        let Some(tag) = (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+        else {
+            return false;
+        };
+        let mut message = Vec::with_capacity(timestamp.len() + id.len() + 2 + body.len());
+        message.extend_from_slice(timestamp.as_bytes());
+        message.push(b'.');
+        message.extend_from_slice(id.as_bytes());
+        message.push(b'.');
+        message.extend_from_slice(body);
+        hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, secret), &message, &tag).is_ok()
+    }
 
     #[test]
     fn matches_an_independent_hmac_sha256() {

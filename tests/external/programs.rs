@@ -176,5 +176,5 @@ pub fn url_encode(text: &str) -> String {
 
 /// `time` as RFC 3339 in UTC, as Alertmanager's API takes it.
 pub fn rfc3339(time: std::time::SystemTime) -> String {
-    amrelay::testmsg::rfc3339(time)
+    amrelay::rfc3339(time)
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// An alert as Alertmanager sends it.
 pub fn alert(status: &str, labels: Value) -> Value {
-    let fingerprint = format!("{:016x}", amrelay::fingerprint::fnv1a(labels.to_string().as_bytes()));
+    let fingerprint = format!("{:016x}", amrelay::fnv1a(labels.to_string().as_bytes()));
     serde_json::json!({
         "status": status, "labels": labels, "annotations": {"summary": "test"},
         "startsAt": "2026-11-29T04:36:08.227Z",
