@@ -34,8 +34,8 @@ impl<T, E: Display> Attempt for Result<T, E> {
 }
 
 /// Runs `attempt` until it succeeds and returns its value; panics once `timeout` has passed,
-/// naming `what` was awaited and the last failure. The attempt runs at least once, even with a
-/// zero timeout, and is not cut off mid-way (the HTTP client bounds each request on its own).
+/// naming what it waited for (`what`) and the last failure. The attempt runs at least once,
+/// even with a zero timeout, and is not cut off mid-way (the HTTP client bounds each request).
 pub async fn eventually<R: Attempt>(what: &str, timeout: Duration, mut attempt: impl AsyncFnMut() -> R) -> R::Value {
     let deadline = Instant::now() + timeout;
     loop {
