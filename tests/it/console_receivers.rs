@@ -12,7 +12,8 @@ use http::Request;
 use http_body_util::Full;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Downstream, Reply, TestRelay, alert, batch, get, send};
+use crate::support::eventually::eventually;
+use crate::support::{Answer, Downstream, Reply, TestRelay, WAIT, alert, batch, get, send};
 
 /// A config with a spool in its folder (so the console file is `console-receivers.yml` there)
 /// and one receiver of its own.
@@ -518,16 +519,12 @@ async fn the_flag_the_audit_log_and_check_config_both_files() {
     .await;
     assert_eq!(reply.status, 201, "{}", reply.text());
     assert!(!reply.text().contains("custom-header-ap1-key"), "{}", reply.text());
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    let audit = loop {
+    let audit = eventually("the console's audit line", WAIT, async || {
         let logs = relay.logs();
         let lines: Vec<String> = logs.lines().filter(|l| l.contains("console change")).map(str::to_owned).collect();
-        if !lines.is_empty() {
-            break lines;
-        }
-        assert!(std::time::Instant::now() < deadline, "no audit line in\n{logs}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        if lines.is_empty() { Err(format!("no audit line in\n{logs}")) } else { Ok(lines) }
+    })
+    .await;
     assert_eq!(audit.len(), 1, "{audit:?}");
     for part in
         ["user=alice", "action=create", "receiver=team-a", "fields=conditions,http_config,name,send_resolved,url"]

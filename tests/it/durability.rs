@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::process::RelayProcess;
-use crate::support::{Answer, Downstream, TestRelay, alert, batch, get, numbered, post_json, spool_config};
+use crate::support::eventually::{ensure, eventually};
+use crate::support::{Answer, Downstream, TestRelay, WAIT, alert, batch, get, numbered, post_json, spool_config};
 
 /// kill -9 while retrying; after a restart every accepted notification arrives, in per-group
 /// order, with the idempotency key it had before the crash.
@@ -43,16 +44,11 @@ async fn crash_mid_retry_loses_nothing() {
 
     downstream.always(Answer::status(200));
     let relay = RelayProcess::spawn(&path, &[]);
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    while downstream.delivered().len() < 9 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} delivered\n{}",
-            downstream.delivered().len(),
-            relay.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("9 deliveries after the restart", WAIT, async || {
+        let n = downstream.delivered().len();
+        ensure(n >= 9, || format!("only {n} delivered\n{}", relay.logs()))
+    })
+    .await;
     let delivered = downstream.delivered();
     for group in groups {
         let order: Vec<String> =
@@ -85,11 +81,11 @@ async fn outage_then_recovery_delivers_everything() {
     // time, so not every group retries at once.
     assert!(downstream.received().len() >= 10, "retries continued during the outage");
     downstream.always(Answer::status(200));
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    while downstream.delivered().len() < 20 {
-        assert!(std::time::Instant::now() < deadline, "only {} delivered", downstream.delivered().len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("all 20 delivered once the downstream is back", WAIT, async || {
+        let n = downstream.delivered().len();
+        ensure(n >= 20, || format!("only {n} delivered"))
+    })
+    .await;
     let mut ns: Vec<usize> = downstream.delivered().iter().map(|r| r.labels("n")[0].parse().unwrap()).collect();
     ns.sort();
     assert_eq!(ns, (0..20).collect::<Vec<_>>());
@@ -127,11 +123,11 @@ async fn full_spool_refuses_and_loses_nothing_accepted() {
     assert!(accepted.len() >= 2, "{accepted:?}");
 
     downstream.always(Answer::status(200));
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    while downstream.delivered().len() < accepted.len() {
-        assert!(std::time::Instant::now() < deadline, "only {} delivered", downstream.delivered().len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("every accepted notification delivered", WAIT, async || {
+        let n = downstream.delivered().len();
+        ensure(n >= accepted.len(), || format!("only {n} of {} delivered", accepted.len()))
+    })
+    .await;
     let delivered: Vec<usize> = downstream.delivered().iter().map(|r| r.labels("n")[0].parse().unwrap()).collect();
     assert_eq!(delivered, accepted, "in order, each once");
     // Space is free again.

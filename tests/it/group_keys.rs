@@ -3,12 +3,13 @@
 //! whose bytes the spool's count includes.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::discord_api::FakeDiscord;
 use crate::process::RelayProcess;
+use crate::support::eventually::eventually;
 use crate::support::{Answer, Downstream, TestRelay, WAIT, alert, batch, get, metric_in, post_json, spool_config};
 
 fn firing(group: &str) -> String {
@@ -148,19 +149,16 @@ async fn threads_are_listed_in_pages_and_counted_in_the_spool_bytes() {
 }
 
 /// The spool's byte count once the writer has committed the removals of delivered
-/// notifications (they are committed without waiting, within about a second).
+/// notifications (they are committed without waiting, within about a second): settled means
+/// unchanged over 300 ms with nothing queued.
 async fn settled_bytes(relay: &TestRelay) -> u64 {
-    let deadline = Instant::now() + WAIT;
-    let mut last = spool_bytes(relay).await;
-    loop {
+    eventually("the spool's bytes to settle", WAIT, async || {
+        let last = spool_bytes(relay).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let now = spool_bytes(relay).await;
         let queued: u64 =
             get(&relay.url("/api/v1/status")).await.json()["data"]["receivers"][0]["queue_depth"].as_u64().unwrap();
-        if now == last && queued == 0 {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "the spool's bytes never settled ({last} → {now})");
-        last = now;
-    }
+        if now == last && queued == 0 { Ok(now) } else { Err(format!("{last} → {now}, {queued} queued")) }
+    })
+    .await
 }

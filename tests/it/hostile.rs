@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{Downstream, TestRelay, WAIT, alert, batch, post_json};
 
 const CONFIG_LIMITS: &str = "  limits: {header_read_timeout: 1s, idle_timeout: 2s, max_alerts_per_batch: 1000}\n";
@@ -208,15 +209,11 @@ async fn connection_limit_and_idle_timeout() {
     drop(held);
 
     // The slots are free again.
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually("the connection slots to be released", WAIT, async || {
         let answer = raw(addr, b"GET /-/healthy HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n").await;
-        if status_of(&answer) == Some(200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slots were never released");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ensure(status_of(&answer) == Some(200), || format!("{answer:?}"))
+    })
+    .await;
     assert!(relay.metric(r#"amrelay_connection_errors_total{reason="max_connections"}"#).await.unwrap_or(0.0) >= 1.0);
 }
 

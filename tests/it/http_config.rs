@@ -2,12 +2,13 @@
 //! endpoint, `http_headers`, proxies from the environment, redirects, a CA that replaces the
 //! system roots, and `check-config` naming what amrelay does not support.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
 use crate::process::{RelayProcess, check_config_with_env};
+use crate::support::eventually::{ensure, eventually};
 use crate::support::token_endpoint::TokenEndpoint;
 use crate::support::{Answer, Downstream, Pki, TestRelay, WAIT, get};
 
@@ -131,15 +132,11 @@ async fn oauth2_token_endpoint_down_is_its_own_outcome_and_is_retried() {
 
 /// Waits until a counter reaches at least `value` (retries keep it moving).
 async fn wait_at_least(relay: &TestRelay, series: &str, value: f64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(&format!("{series} to reach at least {value}"), WAIT, async || {
         let current = relay.metric(series).await;
-        if current.is_some_and(|c| c >= value) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} is {current:?}, expected at least {value}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        ensure(current.is_some_and(|c| c >= value), || format!("{series} is {current:?}"))
+    })
+    .await;
 }
 
 /// Neither the client secret, nor a token, nor what a token endpoint echoes reaches the logs,
@@ -164,11 +161,10 @@ async fn oauth2_secrets_never_reach_the_logs() {
     assert_eq!(crate::support::post_json(&relay.url("/webhook"), batch(1)).await.status, 200);
     // 401 + 400 from the token endpoint (one attempt, both auth styles), then tok-1 refused by
     // the downstream (401), then tok-2 delivered.
-    let deadline = Instant::now() + WAIT;
-    while downstream.delivered().is_empty() {
-        assert!(Instant::now() < deadline, "not delivered: {}", relay.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the notification to be delivered", WAIT, async || {
+        ensure(!downstream.delivered().is_empty(), || format!("not delivered: {}", relay.logs()))
+    })
+    .await;
     let second_style = &tokens.requests()[1];
     assert_eq!(second_style.field("client_id"), Some("amrelay-client"), "x/oauth2 falls back to the form");
     let logs = relay.logs();
@@ -210,16 +206,15 @@ async fn http_headers_come_from_values_secrets_and_files() {
 
     // The file is watched like every file the config names: a new key is sent after the reload.
     std::fs::write(&key_file, "k3y-from-file-2\n").unwrap();
-    let deadline = Instant::now() + WAIT;
-    for round in 2.. {
+    let mut round = 1;
+    eventually("the new key file to be picked up", WAIT, async || {
+        round += 1;
         assert_eq!(relay.post("/webhook", batch(round)).await.status, 200);
         let received = downstream.wait_for(round).await;
-        if received.last().unwrap().header("x-api-key") == Some("k3y-from-file-2") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the new key file was not picked up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let key = received.last().unwrap().header("x-api-key");
+        ensure(key == Some("k3y-from-file-2"), || format!("x-api-key: {key:?}"))
+    })
+    .await;
 }
 
 /// Regression: a configured CA was added to the system roots, so pinning a private CA

@@ -1,9 +1,10 @@
 //! The listener's own security: TLS with and without client certificates, certificate rotation,
 //! basic and bearer authentication of the sender, and which endpoints stay open.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::credentials::{basic, bcrypt_hash, request_with};
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{Downstream, Pki, TestRelay, WAIT, metric_in};
 use crate::tls_client::{first_cert_der, tls_client, tls_request};
 
@@ -99,11 +100,11 @@ async fn refused_client_certificates_are_logged_rate_limited() {
         let refused = tls_request(relay.addr, tls_client(&ca, None), "GET", "/-/healthy", &[], "").await;
         assert!(refused.is_err(), "served without a client certificate: {refused:?}");
     }
-    let deadline = Instant::now() + WAIT;
-    while !relay.logs().contains("client certificate refused") {
-        assert!(Instant::now() < deadline, "no log line:\n{}", relay.logs());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the refusal's log line", WAIT, async || {
+        let logs = relay.logs();
+        ensure(logs.contains("client certificate refused"), || format!("no log line:\n{logs}"))
+    })
+    .await;
     let valid = tls_client(&ca, Some((&dir.path().join("client.pem"), &dir.path().join("client-key.pem"))));
     let scrape = tls_request(relay.addr, valid, "GET", "/metrics", &[], "").await.unwrap().reply.text();
     let counted = metric_in(&scrape, r#"amrelay_connection_errors_total{reason="client_certificate"}"#);
@@ -138,16 +139,12 @@ async fn renewed_server_certificate_is_used_without_restart() {
     }
     let new_cert = first_cert_der(&dir.join("server.pem"));
     let renewed_ca = renewed.path().join("ca.pem");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(exchange) = tls_request(relay.addr, tls_client(&renewed_ca, None), "GET", "/-/ready", &[], "").await {
-            assert_eq!(exchange.server_cert, new_cert);
-            assert_eq!(exchange.reply.status, 200);
-            break;
-        }
-        assert!(Instant::now() < deadline, "the renewed certificate was never presented");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let exchange = eventually("the renewed certificate to be presented", WAIT, async || {
+        tls_request(relay.addr, tls_client(&renewed_ca, None), "GET", "/-/ready", &[], "").await
+    })
+    .await;
+    assert_eq!(exchange.server_cert, new_cert);
+    assert_eq!(exchange.reply.status, 200);
     // Clients trusting only the old CA are now refused: the old certificate is gone.
     assert!(tls_request(relay.addr, tls_client(&first_ca, None), "GET", "/-/ready", &[], "").await.is_err());
 }

@@ -3,11 +3,11 @@
 //! gauges are its own.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::process::RelayProcess;
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{Answer, Downstream, WAIT, alert, batch, get, metric_in, post_json, spool_config};
 
 /// A batch of group `group`, numbered `n`, carrying `filler` bytes in an annotation.
@@ -27,16 +27,11 @@ async fn delivered_in_order(
     count: usize,
     relay: &RelayProcess,
 ) -> HashMap<String, Vec<usize>> {
-    let deadline = Instant::now() + WAIT * 3;
-    while downstream.delivered().len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {count} delivered\n{}",
-            downstream.delivered().len(),
-            relay.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("{count} deliveries"), WAIT * 3, async || {
+        let n = downstream.delivered().len();
+        ensure(n >= count, || format!("only {n} of {count} delivered\n{}", relay.logs()))
+    })
+    .await;
     let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
     for r in downstream.delivered() {
         groups.entry(r.labels("alertname")[0].clone()).or_default().push(r.labels("n")[0].parse().unwrap());
@@ -187,18 +182,18 @@ async fn dead_letters_are_listed_in_pages_without_bodies_and_bounded_in_bytes() 
             let reply = post_json(&relay.url("/webhook"), padded(&format!("G{n}"), n, 4000)).await;
             assert_eq!(reply.status, 200, "{}", reply.text());
         }
-        let deadline = Instant::now() + WAIT;
-        let (letters, totals) = loop {
+        let (letters, totals) = eventually("the last dead letter in the listing", WAIT, async || {
             let (letters, totals) = all_dead_letters(&relay.url(""), 2).await;
             // The listing reads committed dead letters beside the spool's writer, whose totals
             // move when it takes an operation: wait until the last one is in and both agree.
             let last_in = letters.iter().any(|l| l["groupKey"].as_str().unwrap().contains("G21"));
             if last_in && totals["total"] == letters.len() as u64 {
-                break (letters, totals);
+                Ok((letters, totals))
+            } else {
+                Err(format!("{} listed (G21 in: {last_in}), totals {totals}\n{}", letters.len(), relay.logs()))
             }
-            assert!(Instant::now() < deadline, "the last dead letter never showed\n{}", relay.logs());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        })
+        .await;
         let sizes: Vec<u64> = letters.iter().map(|l| l["bytes"].as_u64().unwrap()).collect();
         let kept = letters.len();
         assert!((2..12).contains(&kept), "{kept} kept of 12 (spooled: {spooled})");
@@ -219,11 +214,11 @@ async fn dead_letters_are_listed_in_pages_without_bodies_and_bounded_in_bytes() 
         let body = get(&relay.url(&format!("/api/v1/deadletters/body?seq={}", first["seq"]))).await;
         assert_eq!(body.status, 200);
         // Charged while served, given back once written out (hyper drops it just after the write).
-        let deadline = Instant::now() + WAIT;
-        while metric(&relay, used).await != before {
-            assert!(Instant::now() < deadline, "the served body's charge was never given back");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually("the served body's charge to be given back", WAIT, async || {
+            let now = metric(&relay, used).await;
+            ensure(now == before, || format!("{used} is {now}, was {before}"))
+        })
+        .await;
         assert_eq!(body.body.len() as u64, first["bytes"].as_u64().unwrap());
         let payload = body.json();
         assert_eq!(payload["groupKey"], first["groupKey"]);

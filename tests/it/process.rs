@@ -4,10 +4,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use crate::credentials::{all_process_logs, assert_no_secret_in};
 use crate::support::binary::{Log, start_amrelay};
+use crate::support::eventually::eventually;
 use crate::support::{WAIT, wait_for_metric};
 
 /// `amrelay` running as a child process on an ephemeral port; killed when dropped.
@@ -54,14 +54,12 @@ impl RelayProcess {
     /// Waits for the process to exit; returns its exit code. Async, so that servers on the
     /// test's runtime (downstreams) keep answering meanwhile.
     pub async fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "amrelay did not exit:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let status = eventually("amrelay to exit", WAIT, async || match self.child.try_wait().unwrap() {
+            Some(status) => Ok(status),
+            None => Err(format!("still running:\n{}", self.logs())),
+        })
+        .await;
+        status.code()
     }
 
     pub fn logs(&self) -> String {

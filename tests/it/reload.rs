@@ -7,7 +7,8 @@ use amrelay::app::{Options, Relay};
 use serde_json::json;
 
 use crate::process::RelayProcess;
-use crate::support::{Answer, Downstream, TestRelay, alert, batch, get};
+use crate::support::eventually::{ensure, eventually};
+use crate::support::{Answer, Downstream, TestRelay, WAIT, alert, batch, get};
 
 /// A config whose one receiver takes only alerts with `severity` in `values`.
 fn config(url: &str, name: &str, values: &str) -> String {
@@ -37,16 +38,12 @@ async fn severities_routed(relay_url: &str, downstream: &Downstream, id: &str) -
 
 /// Waits until the relay's config hash differs from `old`.
 async fn wait_for_new_hash(relay_url: &str, old: &str) -> String {
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    loop {
+    eventually("the config to be reloaded", WAIT, async || {
         let status = get(&format!("{relay_url}/api/v1/status")).await.json();
         let hash = status["data"]["config"]["hash"].as_str().unwrap().to_owned();
-        if hash != old {
-            return hash;
-        }
-        assert!(std::time::Instant::now() < deadline, "config was not reloaded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if hash != old { Ok(hash) } else { Err(format!("the config's hash is still {old}")) }
+    })
+    .await
 }
 
 async fn current_hash(relay_url: &str) -> String {
@@ -132,17 +129,14 @@ async fn changed_secret_file_is_reloaded() {
     assert_eq!(downstream.wait_for(1).await[0].header("authorization"), Some("Bearer first"));
 
     write_by_rename(&relay.dir.path().join("secrets/token"), "second");
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    loop {
+    eventually("the new token to be used", WAIT, async || {
         let count = downstream.received().len();
         assert_eq!(relay.post("/webhook", mixed_batch("n")).await.status, 200);
         let latest = downstream.wait_for(count + 1).await.pop().unwrap();
-        if latest.header("authorization") == Some("Bearer second") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "new token never used");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let sent = latest.header("authorization");
+        ensure(sent == Some("Bearer second"), || format!("authorization: {sent:?}"))
+    })
+    .await;
 }
 
 /// A broken file leaves the old config serving; `/-/reload` reports why; fixing it works.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::process::RelayProcess;
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{Answer, Downstream, TestRelay, WAIT, get, numbered, post_json};
 
 /// A receiver `moved` sending to `url`, with a spool file in `spool` (or memory mode).
@@ -23,11 +24,11 @@ fn config(url: &str, spool: Option<&std::path::Path>) -> String {
 /// whose base URL is `relay`; waits until its dead-letter listing shows it.
 async fn dead_letter_one(relay: &str) {
     assert_eq!(post_json(&format!("{relay}/webhook"), numbered("Moved", 1)).await.status, 200);
-    let deadline = std::time::Instant::now() + WAIT;
-    while get(&format!("{relay}/api/v1/deadletters")).await.json()["data"].as_array().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "never dead-lettered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the dead letter to be listed", WAIT, async || {
+        let listed = get(&format!("{relay}/api/v1/deadletters")).await.json();
+        ensure(!listed["data"].as_array().unwrap().is_empty(), || listed.to_string())
+    })
+    .await;
 }
 
 /// Regression (issue 21): replay sent a dead letter to whatever receiver had its old name. Now,

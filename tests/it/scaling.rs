@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::process::RelayProcess;
-use crate::support::{Answer, Downstream, alert, batch, post_json};
+use crate::support::eventually::{ensure, eventually};
+use crate::support::{Answer, Downstream, WAIT, alert, batch, post_json};
 
 #[tokio::test]
 async fn a_replica_killed_mid_way_delivers_its_spool_after_restart() {
@@ -60,15 +61,11 @@ async fn a_replica_killed_mid_way_delivers_its_spool_after_restart() {
         accepted.insert(n.to_string());
     }
 
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    loop {
+    eventually("every accepted notification delivered", WAIT, async || {
         let delivered: BTreeSet<String> = downstream.delivered().iter().map(|r| r.labels("n")[0].clone()).collect();
-        if delivered == accepted {
-            break;
-        }
         let missing: Vec<_> = accepted.difference(&delivered).collect();
-        assert!(std::time::Instant::now() < deadline, "never delivered: {missing:?}\n{}", replica_b.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ensure(delivered == accepted, || format!("not delivered: {missing:?}\n{}", replica_b.logs()))
+    })
+    .await;
     assert!(replica_b.logs().contains("restored pending notifications"), "{}", replica_b.logs());
 }

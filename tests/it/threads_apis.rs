@@ -8,7 +8,8 @@ use serde_json::json;
 
 use crate::chat_apis::{Api, FakeChat, SLACK_TOKEN};
 use crate::process::RelayProcess;
-use crate::support::{TestRelay, alert, batch, get, post_json};
+use crate::support::eventually::{ensure, eventually};
+use crate::support::{TestRelay, WAIT, alert, batch, get, post_json};
 
 const GROUP: &str = "{}:{alertname=\"Disk\"}";
 
@@ -221,11 +222,11 @@ async fn a_group_keeps_its_message_across_kill_9() {
     // (at least once): as an edit of the same message, which Telegram answers "not modified".
     let relay = RelayProcess::spawn(&path, &[]);
     post_json(&relay.url("/webhook"), batch(GROUP, resolved(&["DiskFull"]))).await;
-    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
-    while !telegram.messages().values().any(|m| m.text.contains("RESOLVED")) {
-        assert!(tokio::time::Instant::now() < deadline, "{:#?}", telegram.calls());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the message edited to RESOLVED", WAIT, async || {
+        let resolved = telegram.messages().values().any(|m| m.text.contains("RESOLVED"));
+        ensure(resolved, || format!("{:#?}", telegram.calls()))
+    })
+    .await;
     let calls = telegram.calls();
     assert_eq!(telegram.messages().len(), 1, "{calls:#?}");
     let id = telegram.messages().keys().next().unwrap().parse::<i64>().unwrap();

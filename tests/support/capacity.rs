@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::WAIT;
+use super::eventually::{ensure, eventually};
 
 #[derive(Default)]
 struct Counts {
@@ -76,15 +77,11 @@ impl LimitedDownstream {
 
     /// Waits until `count` requests were answered.
     pub async fn wait_answered(&self, count: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.counts.answered.load(Ordering::Relaxed) < count {
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} answers, got {}",
-                self.counts.answered.load(Ordering::Relaxed)
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(&format!("{count} answers"), WAIT, async || {
+            let answered = self.counts.answered.load(Ordering::Relaxed);
+            ensure(answered >= count, || format!("{answered} answered"))
+        })
+        .await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! (tests/it: the binary as a process, credentials, a TLS client; tests/external: outside
 //! programs, a browser, a relay after traffic).
 //!
+//! - [`eventually`]: the one wait loop: polls a condition until it holds or a timeout passes;
 //! - [`relay`]: a relay inside the test process on 127.0.0.1:0, and its metrics;
 //! - [`binary`]: the real binary as a child process, its log lines and its address;
 //! - [`client`]: a small HTTP client that reads whole answers;
@@ -21,6 +22,7 @@ pub mod binary;
 pub mod capacity;
 pub mod client;
 pub mod downstream;
+pub mod eventually;
 pub mod payloads;
 pub mod pki;
 pub mod relay;

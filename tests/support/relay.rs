@@ -2,13 +2,14 @@
 //! most tests need nothing more than this to drive amrelay end to end over real sockets.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use amrelay::app::{Options, Relay};
 use bytes::Bytes;
 
 use super::WAIT;
 use super::client::{Reply, get, post_json};
+use super::eventually::{ensure, eventually};
 
 /// A relay running in this process on 127.0.0.1:0, with its config in a temporary folder.
 pub struct TestRelay {
@@ -67,15 +68,11 @@ impl TestRelay {
 
 /// Waits until `series` in the scrape at `url` reaches `value`; `context` explains a failure.
 pub async fn wait_for_metric(url: &str, series: &str, value: f64, context: impl Fn() -> String) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(&format!("{series} to be {value}"), WAIT, async || {
         let current = metric_in(&get(url).await.text(), series);
-        if current == Some(value) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} is {current:?}, expected {value}\n{}", context());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        ensure(current == Some(value), || format!("{series} is {current:?}\n{}", context()))
+    })
+    .await;
 }
 
 /// The value of one series in a scrape.

@@ -14,6 +14,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::eventually::eventually;
+
 /// Serves `answer` on `listener`; the task accepting connections is returned (abort it to stop).
 pub fn serve_on<F, Fut>(listener: TcpListener, answer: F) -> JoinHandle<()>
 where
@@ -45,13 +47,9 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Full<Byt
 
 /// Waits (bounded) until a fake has recorded `count` calls, and returns them.
 pub async fn wait_for_calls<T: std::fmt::Debug>(count: usize, calls: impl Fn() -> Vec<T>) -> Vec<T> {
-    let deadline = tokio::time::Instant::now() + super::WAIT;
-    loop {
+    eventually(&format!("{count} calls"), super::WAIT, async || {
         let calls = calls();
-        if calls.len() >= count {
-            return calls;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "expected {count} calls, got {calls:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        if calls.len() >= count { Ok(calls) } else { Err(format!("{calls:#?}")) }
+    })
+    .await
 }
