@@ -114,7 +114,7 @@ pub fn console_from_str(text: &str, path: &Path, main: &Config) -> Result<Consol
     };
     let mut issues = super::issues::Issues::new(&base_dir, text)
         .reading_only_under(main.console.allowed_file_dirs.clone(), CONSOLE_FILE_REFUSED);
-    let receivers = super::validate::receivers(&mut issues, &raw.receivers, &main.receiver_defaults, &environment);
+    let receivers = super::receiver::receivers(&mut issues, &raw.receivers, &main.receiver_defaults, &environment);
     if !issues.list.is_empty() {
         return Err(ConfigError { file: path.to_owned(), issues: issues.list });
     }

@@ -14,6 +14,7 @@ pub mod http;
 mod issues;
 pub mod nats;
 mod raw;
+mod receiver;
 pub mod security;
 mod template;
 mod template_raw;
@@ -33,13 +34,13 @@ pub use crate::secret::Secret;
 pub use console::{ConsoleConfig, ConsoleFile, DEFAULT_CONSOLE_FILE, console_file, console_from_str, load_console};
 pub use console_policy::ConsolePolicy;
 pub use environment::Environment;
+pub use receiver::ReceiverDefaults;
 pub use security::{
     ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls, exposure_warning,
     is_loopback_address,
 };
 pub use template::RateLimit;
 pub use validate::DEFAULT_MAX_DEAD_LETTER_BYTES;
-pub use validate::ReceiverDefaults;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
