@@ -11,9 +11,12 @@
 //! every `{{ value }}` as a JSON value; a `payload` leaf is plain text that becomes one JSON
 //! string as a whole, or, when the leaf is one single expression, the expression's value with its
 //! JSON type. Presets are written with explicit `| tojson`. Every render is bounded: [`FUEL`]
-//! instructions and [`MAX_RENDERED_BYTES`] of output.
+//! instructions, [`MAX_RENDERED_BYTES`] of output, and no value on the way larger than that
+//! either, each size checked before it is allocated ([`limits`]; the peak is [`peak_bound`]).
 
+mod builtins;
 mod helpers;
+mod limits;
 mod payload;
 pub mod presets;
 
@@ -24,6 +27,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 
+pub use limits::{MAX_VALUE_BYTES, peak_bound};
 pub use payload::{Leaf, PayloadNode};
 pub use presets::Preset;
 
@@ -179,6 +183,8 @@ impl Builder {
                 if name.starts_with(JSON_PREFIX) { AutoEscape::Json } else { AutoEscape::None }
             },
         );
+        builtins::register(&mut env);
+        env.set_formatter(limits::formatter);
         helpers::register(&mut env);
         presets::register_common(&mut env);
         Builder { env, next: 0 }
