@@ -202,7 +202,8 @@ pub fn text<'a>(what: &str, value: &'a Value) -> Result<Cow<'a, str>, Error> {
 /// output is also bounded by the writer; captured output (`{% set %}`…, macros) is charged to
 /// the fuel only after each value is written, so each value is checked first.
 pub fn formatter(out: &mut Output<'_>, state: &mut State, value: &Value) -> Result<(), Error> {
-    if value.as_object().is_some() || value.as_str().is_some_and(|s| s.len() > MAX_VALUE_BYTES) {
+    // A string is copied as it is (its size was paid for in fuel when it was made).
+    if value.as_object().is_some() {
         let json = !matches!(state.auto_escape(), AutoEscape::None);
         ensure_printed("print", value, Style { json, indent: 0 })?;
     }
