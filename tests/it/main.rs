@@ -41,6 +41,7 @@ mod reload;
 mod route_test;
 mod scaling;
 mod secrets;
+mod template_bombs;
 mod templates;
 mod threads;
 mod threads_apis;
