@@ -94,10 +94,13 @@ fn replace(state: &mut State, args: Rest<ValueOrKwargs>) -> Result<Value, Error>
     };
     kwargs.assert_all_used()?;
     let count = count.and_then(|c| usize::try_from(c).ok()).unwrap_or(usize::MAX);
-    let (value, from, to) =
-        (string_input("replace", state, value)?, string_input("replace", state, from)?, string_input("replace", state, to)?);
-    let safety_aware = !matches!(state.auto_escape(), AutoEscape::None)
-        && (value.is_safe() || from.is_safe() || to.is_safe());
+    let (value, from, to) = (
+        string_input("replace", state, value)?,
+        string_input("replace", state, from)?,
+        string_input("replace", state, to)?,
+    );
+    let safety_aware =
+        !matches!(state.auto_escape(), AutoEscape::None) && (value.is_safe() || from.is_safe() || to.is_safe());
     if safety_aware {
         // Escaping the inputs at most sextuples them.
         ensure("replace", value.as_str().len().saturating_add(to.as_str().len()).saturating_mul(6))?;
@@ -136,7 +139,13 @@ fn indent(state: &State, args: Rest<ValueOrKwargs>) -> Result<Value, Error> {
 
 /// `join(joiner="", attribute=None)`, as minijinja's, refused when the joined text could
 /// exceed the limit (counted item by item, so a lazily repeated list stops early).
-fn join(state: &mut State, value: &Value, joiner: Option<&Value>, attribute: Option<&str>, kwargs: Kwargs) -> Result<Value, Error> {
+fn join(
+    state: &mut State,
+    value: &Value,
+    joiner: Option<&Value>,
+    attribute: Option<&str>,
+    kwargs: Kwargs,
+) -> Result<Value, Error> {
     let joiner = joiner.map(|j| string_input("join", state, j)).transpose()?;
     let sep = joiner.as_ref().map_or(0, |j| j.as_str().len());
     if attribute.is_none()

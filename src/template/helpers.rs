@@ -160,9 +160,9 @@ fn regex(pattern: &str) -> Result<regex::Regex, Error> {
 
 fn timestamp(value: &Value) -> Result<jiff::Timestamp, Error> {
     if let Some(text) = value.as_str() {
-        return text
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{:?} is not an RFC 3339 time: {e}", clip(text, 64))));
+        return text.parse::<jiff::Timestamp>().map_err(|e| {
+            Error::new(ErrorKind::InvalidOperation, format!("{:?} is not an RFC 3339 time: {e}", clip(text, 64)))
+        });
     }
     let seconds = f64::try_from(value.clone())
         .map_err(|_| Error::new(ErrorKind::InvalidOperation, "expected an RFC 3339 time or Unix seconds"))?;

@@ -299,7 +299,9 @@ mod tests {
             r#"{{ ("a" * 1000000) | list | length }}"#,
         ] {
             match render(source, "x") {
-                Err(RenderError::Template(message)) => assert!(message.contains("over the limit"), "{source}: {message}"),
+                Err(RenderError::Template(message)) => {
+                    assert!(message.contains("over the limit"), "{source}: {message}")
+                }
                 Err(RenderError::OutOfFuel) => {}
                 other => panic!("{source}: {:?}", other.map(|b| b.len())),
             }
@@ -309,7 +311,10 @@ mod tests {
         assert_eq!(render(r#"{{ "a\nb" | indent(2, true) }}"#, "x").unwrap(), b"  a\n  b");
         assert_eq!(render(r#"{{ ["a", 1] | join(",") }}|{{ "%s-%d" | format("a", 2) }}"#, "x").unwrap(), b"a,1|a-2");
         assert_eq!(render(r#"{{ {"a": [1, "<"]} | tojson }}"#, "x").unwrap(), br#"{"a": [1, "\u003c"]}"#);
-        assert_eq!(render(r#"{{ "  Ab cd " | trim | title }} {{ "x y" | split | list | length }}"#, "x").unwrap(), b"Ab Cd 2");
+        assert_eq!(
+            render(r#"{{ "  Ab cd " | trim | title }} {{ "x y" | split | list | length }}"#, "x").unwrap(),
+            b"Ab Cd 2"
+        );
     }
 
     /// Regression: a template that explodes only on a label value passed validation; it is

@@ -79,7 +79,8 @@ async fn a_label_triggered_bomb_is_dead_lettered_once_across_restarts() {
     );
     std::fs::write(&path, config).unwrap();
     let group = "{}:{alertname=\"Bomb\"}";
-    let notification = |n: &str, evil: &str| batch(group, vec![alert("firing", json!({"alertname": "Bomb", "n": n, "evil": evil}))]);
+    let notification =
+        |n: &str, evil: &str| batch(group, vec![alert("firing", json!({"alertname": "Bomb", "n": n, "evil": evil}))]);
     let bomb = "a".repeat(100_000);
 
     // Run 1: a fine notification retries (503); the bomb waits behind it in its group, not yet
