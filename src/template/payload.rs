@@ -109,9 +109,10 @@ fn put(out: &mut Bounded, bytes: &[u8]) -> Result<(), RenderError> {
     out.write_all(bytes).map_err(|_| RenderError::TooLarge)
 }
 
+/// Written straight into `out`: escaping can sextuple a string (`\u0001`), so it is never
+/// encoded apart first.
 fn put_json_string(out: &mut Bounded, text: &str) -> Result<(), RenderError> {
-    let encoded = serde_json::to_vec(text).map_err(|e| RenderError::Template(e.to_string()))?;
-    put(out, &encoded)
+    serde_json::to_writer(&mut *out, text).map_err(|_| RenderError::TooLarge)
 }
 
 fn render_text(env: &Environment<'static>, name: &str, context: &Value) -> Result<String, RenderError> {
