@@ -17,11 +17,14 @@
 //!   gigabytes in print. [`text`] converts a helper's argument that way, and [`formatter`]
 //!   checks every `{{ value }}`, also where minijinja captures it in memory (`{% set %}` blocks,
 //!   macro calls, `{% filter %}`).
-//! - **Operators** (`"x" * n`, `~`, `+`) cannot be hooked; minijinja 3 checks a string result's
+//! - **`~`** formats a list operand before minijinja could check it, so each `a ~ b` is
+//!   rewritten at load into a filter that checks first (src/template/concat.rs).
+//! - **Other operators** (`"x" * n`, `+`) cannot be hooked; minijinja 3 checks a string result's
 //!   size against the remaining fuel before allocating it and charges every byte (1 fuel per 64
-//!   bytes), so the strings a render makes add up to at most [`FUEL_BYTES`]. A value made that
-//!   way and larger than [`MAX_VALUE_BYTES`] is refused as soon as it reaches a helper, a filter
-//!   or the output. `range` is minijinja's, capped at 100,000 items.
+//!   bytes), so the strings a render makes add up to at most [`FUEL_BYTES`]; a list repeated by
+//!   `*` is lazy (references). A value made that way and larger than [`MAX_VALUE_BYTES`] is
+//!   refused as soon as it reaches a helper, a filter, `~` or the output. `range` is minijinja's,
+//!   capped at 100,000 items.
 //!
 //! The bound this gives, held by the `alloc_bound` test target (a counting allocator):
 //! [`peak_bound`].

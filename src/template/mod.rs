@@ -15,6 +15,7 @@
 //! either, each size checked before it is allocated ([`limits`]; the peak is [`peak_bound`]).
 
 mod builtins;
+mod concat;
 mod helpers;
 mod limits;
 mod payload;
@@ -184,6 +185,7 @@ impl Builder {
             },
         );
         builtins::register(&mut env);
+        concat::register(&mut env);
         env.set_formatter(limits::formatter);
         helpers::register(&mut env);
         presets::register_common(&mut env);
@@ -219,6 +221,7 @@ impl Builder {
             // Checked as written (for positions), rendered through the value filter.
             self.check(&name, source)?;
             let wrapped = format!("{{{{ ({expression}) | __amrelay_value }}}}");
+            let wrapped = concat::rewrite(&wrapped).into_owned();
             self.env.add_template_owned(name.clone(), wrapped).map_err(|e| CompileError::new(source, &e))?;
             return Ok(Leaf::Value(name));
         }
@@ -228,7 +231,8 @@ impl Builder {
 
     fn add(&mut self, name: String, source: &str) -> Result<(), CompileError> {
         self.check(&name, source)?;
-        self.env.add_template_owned(name, source.to_owned()).map_err(|e| CompileError::new(source, &e))
+        let rewritten = concat::rewrite(source).into_owned();
+        self.env.add_template_owned(name, rewritten).map_err(|e| CompileError::new(source, &e))
     }
 
     /// Compiles `source` and finds filters and tests that do not exist (minijinja only notices

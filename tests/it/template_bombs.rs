@@ -35,6 +35,7 @@ async fn receiver_test_bombs_are_clear_errors_and_the_relay_stays_up() {
         (r#"{{ ("a" * 100000) | reReplaceAll("a", "x" * 100000) }}"#, "reReplaceAll"),
         (r#"{{ range(10000) | fit("line", 10**15, sep="x" * 100000) }}"#, "fit"),
         (r#"{{ (["x" * 1000] * 1000000) | toJson }}"#, "toJson"),
+        (r#"{{ "" ~ (["x" * 1000] * 1000000) }}"#, "~"),
     ] {
         let (status, text) = receiver_test(&relay, &url, bomb).await;
         assert_eq!(status, 400, "{bomb}: {text}");
