@@ -110,7 +110,8 @@ fn text(depth: u32) -> BoxedStrategy<String> {
         1 => list.clone().prop_map(|l| format!("({l} | tojson(indent=8))")),
         1 => list.clone().prop_map(|l| format!("({l} | pprint)")),
         1 => list.clone().prop_map(|l| format!("({l} | length | string)")),
-        1 => (list, inner.clone()).prop_map(|(l, s)| format!("({s} ~ {l})")),
+        1 => (list.clone(), inner.clone()).prop_map(|(l, s)| format!("({s} ~ {l})")),
+        1 => (list, inner.clone()).prop_map(|(l, s)| format!("(({l} in {s}) | string)")),
         1 => (0..10u32).prop_map(|e| format!("({} | humanizeDuration)", 10f64.powi(e as i32 * 4))),
         1 => inner.prop_map(|f| format!("(0 | date({f}))")),
     ]
