@@ -148,12 +148,15 @@ fn join(
 ) -> Result<Value, Error> {
     let joiner = joiner.map(|j| string_input("join", state, j)).transpose()?;
     let sep = joiner.as_ref().map_or(0, |j| j.as_str().len());
-    if attribute.is_none()
-        && let Ok(items) = value.try_iter()
-    {
+    let path = attribute.map(str::to_owned).or_else(|| kwargs.peek::<Option<String>>("attribute").ok().flatten());
+    if let Ok(items) = value.try_iter() {
         let mut size = 0usize;
         for (index, item) in items.enumerate() {
             ensure_items("join", index)?;
+            let item = match &path {
+                Some(path) => attribute_of(item, path),
+                None => item,
+            };
             size = size.saturating_add(if index > 0 { sep } else { 0 });
             size = size.saturating_add(match item.as_str() {
                 Some(s) => s.len(),
@@ -163,6 +166,14 @@ fn join(
         }
     }
     checked("join", filters::join(state, value, joiner, attribute, kwargs)?)
+}
+
+/// `item.a.b` (or `item.a.0`) for `attribute="a.b"`, as minijinja's `join` looks it up.
+fn attribute_of(item: Value, path: &str) -> Value {
+    path.split('.').fold(item, |value, part| match part.parse::<i64>() {
+        Ok(index) => value.get_item(&Value::from(index)).unwrap_or_default(),
+        Err(_) => value.get_attr(part).unwrap_or_default(),
+    })
 }
 
 /// A bound of what `value` prints, refused over the limit.
@@ -180,7 +191,9 @@ fn split(value: &Value, sep: Option<&Value>, maxsplits: Option<i64>) -> Result<V
         Some(sep) => string.matches(sep).count() + 1,
     };
     ensure_items("split", pieces)?;
-    filters::split(&Value::from(string.as_ref()), sep.map(|s| s.as_ref().into()), maxsplits)
+    // A string is passed as it is, so that a safe one gives safe pieces, as minijinja's does.
+    let value = if value.as_str().is_some() { value.clone() } else { Value::from(string.as_ref()) };
+    filters::split(&value, sep.map(|s| s.as_ref().into()), maxsplits)
 }
 
 /// `lines`: the lines are counted before the list is made.

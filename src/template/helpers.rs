@@ -14,7 +14,9 @@
 //! `clipBytes(n)`, `fit(line, budget)` (one line per item, cut with "… and N more" within
 //! the budget; `line` is a macro, or the name of a line the presets use, written in Rust:
 //! `"line"`, `"slack"`, `"teams"`, `"discord"`), `mrkdwn` (Slack's escaping), `sha256`. Nothing here reads a file or the network;
-//! time zones come from the tz database compiled into the binary.
+//! time zones come from the tz database compiled into the binary. Every helper computes or
+//! bounds its result's size before building it (src/template/limits.rs): a label value cannot
+//! make one allocate more than the 8 MiB a value may take.
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;

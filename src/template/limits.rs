@@ -300,6 +300,7 @@ mod tests {
             r#"{{ ("\n" * 8000000) | lines | length }}"#,
             r#"{{ (" a" * 4000000) | split | length }}"#,
             r#"{{ ("a" * 1000000) | list | length }}"#,
+            r#"{{ [{"a": {"b": ["x" * 1000] * 1000000}}] | join(attribute="a.b") }}"#,
         ] {
             match render(source, "x") {
                 Err(RenderError::Template(message)) => {
@@ -313,6 +314,10 @@ mod tests {
         assert_eq!(render(r#"{{ "aaa" | replace("a", "b", 2) }}"#, "x").unwrap(), b"bba");
         assert_eq!(render(r#"{{ "a\nb" | indent(2, true) }}"#, "x").unwrap(), b"  a\n  b");
         assert_eq!(render(r#"{{ ["a", 1] | join(",") }}|{{ "%s-%d" | format("a", 2) }}"#, "x").unwrap(), b"a,1|a-2");
+        assert_eq!(
+            render(r#"{{ [{"a": {"b": "x"}}, {"a": {"b": "y"}}] | join("+", attribute="a.b") }}"#, "x").unwrap(),
+            b"x+y"
+        );
         assert_eq!(render(r#"{{ {"a": [1, "<"]} | tojson }}"#, "x").unwrap(), br#"{"a": [1, "\u003c"]}"#);
         assert_eq!(
             render(r#"{{ "  Ab cd " | trim | title }} {{ "x y" | split | list | length }}"#, "x").unwrap(),
