@@ -16,6 +16,7 @@
 
 mod builtins;
 mod concat;
+mod fit;
 mod helpers;
 mod limits;
 mod payload;
@@ -188,6 +189,7 @@ impl Builder {
         concat::register(&mut env);
         env.set_formatter(limits::formatter);
         helpers::register(&mut env);
+        fit::register(&mut env);
         presets::register_common(&mut env);
         Builder { env, next: 0 }
     }
