@@ -11,17 +11,19 @@
 //! `toJson`                           →  `toJson` (a JSON value, inserted as such)
 //!
 //! Added for chat messages that must stay within a size limit: `clip(n)` (at most n characters),
-//! `clipBytes(n)`, `fit(line, budget)` (one line per item, cut with "… and N more" within
-//! the budget; `line` is a macro, or the name of a line the presets use, written in Rust:
-//! `"line"`, `"slack"`, `"teams"`, `"discord"`), `mrkdwn` (Slack's escaping), `sha256`. Nothing here reads a file or the network;
-//! time zones come from the tz database compiled into the binary.
+//! `clipBytes(n)`, `mrkdwn` (Slack's escaping), `sha256`; `fit` has a file of its own
+//! (src/template/fit.rs). Nothing here reads a file or the network;
+//! time zones come from the tz database compiled into the binary. Every helper computes or
+//! bounds its result's size before building it (src/template/limits.rs): a label value cannot
+//! make one allocate more than the 8 MiB a value may take.
 
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
-use minijinja::value::Kwargs;
-use minijinja::{Environment, Error, ErrorKind, State, Value};
+use minijinja::{Environment, Error, ErrorKind, Value};
+
+use super::limits::{self, Capped, ensure, text};
 
 /// The notification as templates see it: its JSON parsed straight into minijinja values (no
 /// `serde_json::Value` in between; this is done once per render).
@@ -51,26 +53,82 @@ fn split_by_status(alerts: &Value) -> (Vec<Value>, Vec<Value>) {
 
 /// Registers every helper.
 pub(super) fn register(env: &mut Environment<'static>) {
-    env.add_filter("firing", |alerts: Value| split_by_status(&alerts).0);
-    env.add_filter("resolved", |alerts: Value| split_by_status(&alerts).1);
-    env.add_filter("toUpper", |s: String| s.to_uppercase());
-    env.add_filter("toLower", |s: String| s.to_lowercase());
-    env.add_filter("match", |s: String, pattern: String| -> Result<bool, Error> { Ok(regex(&pattern)?.is_match(&s)) });
-    env.add_test("match", |s: String, pattern: String| -> Result<bool, Error> { Ok(regex(&pattern)?.is_match(&s)) });
-    env.add_filter("reReplaceAll", |s: String, pattern: String, replacement: String| -> Result<String, Error> {
-        Ok(regex(&pattern)?.replace_all(&s, replacement.as_str()).into_owned())
+    env.add_filter("firing", |alerts: Value| -> Result<Vec<Value>, Error> { Ok(split_checked(&alerts)?.0) });
+    env.add_filter("resolved", |alerts: Value| -> Result<Vec<Value>, Error> { Ok(split_checked(&alerts)?.1) });
+    // Arguments are taken as values and turned into text by `limits::text`: minijinja's own
+    // conversion would print a list before the helper could check its size.
+    env.add_filter("toUpper", |s: &Value| -> Result<String, Error> {
+        let s = text("toUpper", s)?;
+        ensure("toUpper", limits::cased_size(&s))?;
+        Ok(s.to_uppercase())
     });
-    env.add_filter("safeUrl", |s: String| s);
+    env.add_filter("toLower", |s: &Value| -> Result<String, Error> {
+        let s = text("toLower", s)?;
+        ensure("toLower", limits::cased_size(&s))?;
+        Ok(s.to_lowercase())
+    });
+    env.add_filter("match", |s: &Value, pattern: &Value| -> Result<bool, Error> {
+        Ok(regex(&text("match", pattern)?)?.is_match(&text("match", s)?))
+    });
+    env.add_test("match", |s: &Value, pattern: &Value| -> Result<bool, Error> {
+        Ok(regex(&text("match", pattern)?)?.is_match(&text("match", s)?))
+    });
+    env.add_filter("reReplaceAll", |s: &Value, pattern: &Value, replacement: &Value| {
+        let pattern = text("reReplaceAll", pattern)?;
+        re_replace_all(&text("reReplaceAll", s)?, &pattern, &text("reReplaceAll", replacement)?)
+    });
+    env.add_filter("safeUrl", |s: &Value| -> Result<String, Error> { Ok(text("safeUrl", s)?.into_owned()) });
     env.add_filter("since", since);
     env.add_filter("humanizeDuration", |seconds: f64| humanize_duration(seconds));
     env.add_filter("date", date);
     env.add_filter("toJson", to_json);
-    env.add_filter("clip", |s: String, n: usize| clip(&s, n));
-    env.add_filter("clipBytes", |s: String, n: usize| clip_bytes(&s, n).to_owned());
-    env.add_filter("mrkdwn", |s: String| mrkdwn(&s));
-    env.add_filter("sha256", |s: String| sha256_hex(&s));
-    env.add_filter("fit", fit);
+    env.add_filter("clip", |s: &Value, n: usize| -> Result<String, Error> { Ok(clip(&text("clip", s)?, n)) });
+    env.add_filter("clipBytes", |s: &Value, n: usize| -> Result<String, Error> {
+        Ok(clip_bytes(&text("clipBytes", s)?, n).to_owned())
+    });
+    env.add_filter("mrkdwn", |s: &Value| -> Result<String, Error> {
+        let s = text("mrkdwn", s)?;
+        // `&amp;` is the longest entity: at most five bytes for one.
+        let grown = s.bytes().map(|b| match b {
+            b'&' => 4,
+            b'<' | b'>' => 3,
+            _ => 0,
+        });
+        ensure("mrkdwn", s.len().saturating_add(grown.sum()))?;
+        Ok(mrkdwn(&s))
+    });
+    env.add_filter("sha256", |s: &Value| -> Result<String, Error> { Ok(sha256_hex(&text("sha256", s)?)) });
     env.add_filter("__amrelay_value", value_json);
+}
+
+/// `firing`/`resolved` as filters: a list a template made (`[a] * 1000000` is lazy, and small
+/// until collected) is refused past [`limits::MAX_ITEMS`].
+fn split_checked(alerts: &Value) -> Result<(Vec<Value>, Vec<Value>), Error> {
+    limits::ensure_items("firing/resolved", alerts.len().unwrap_or(0))?;
+    Ok(split_by_status(alerts))
+}
+
+/// `s | reReplaceAll(pattern, replacement)`: Go's `regexp.ReplaceAllString` (`$1`, `${name}`).
+/// The result is built match by match, each expansion bounded before it is written: a short
+/// pattern over a long string with a long replacement is refused, not allocated.
+fn re_replace_all(s: &str, pattern: &str, replacement: &str) -> Result<String, Error> {
+    let re = regex(pattern)?;
+    // A group lies within its match, so an expansion is at most the replacement's text plus
+    // the match once per `$`.
+    let references = memchr::memchr_iter(b'$', replacement.as_bytes()).count();
+    let mut out = String::new();
+    let mut last = 0;
+    for captures in re.captures_iter(s) {
+        let whole = captures.get(0).expect("group 0 is the match");
+        let expansion = replacement.len().saturating_add(references.saturating_mul(whole.len()));
+        ensure("reReplaceAll", out.len().saturating_add(whole.start() - last).saturating_add(expansion))?;
+        out.push_str(&s[last..whole.start()]);
+        captures.expand(replacement, &mut out);
+        last = whole.end();
+    }
+    ensure("reReplaceAll", out.len().saturating_add(s.len() - last))?;
+    out.push_str(&s[last..]);
+    Ok(out)
 }
 
 thread_local! {
@@ -101,9 +159,9 @@ fn regex(pattern: &str) -> Result<regex::Regex, Error> {
 
 fn timestamp(value: &Value) -> Result<jiff::Timestamp, Error> {
     if let Some(text) = value.as_str() {
-        return text
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("{text:?} is not an RFC 3339 time: {e}")));
+        return text.parse::<jiff::Timestamp>().map_err(|e| {
+            Error::new(ErrorKind::InvalidOperation, format!("{:?} is not an RFC 3339 time: {e}", clip(text, 64)))
+        });
     }
     let seconds = f64::try_from(value.clone())
         .map_err(|_| Error::new(ErrorKind::InvalidOperation, "expected an RFC 3339 time or Unix seconds"))?;
@@ -169,26 +227,36 @@ static TZDB: LazyLock<jiff::tz::TimeZoneDatabase> = LazyLock::new(jiff::tz::Time
 
 /// `date(format="%Y-%m-%d %H:%M:%S %Z", tz="UTC")`: strftime in a time zone from the bundled
 /// database.
-fn date(time: Value, format: Option<String>, tz: Option<String>) -> Result<String, Error> {
+fn date(time: Value, format: Option<Value>, tz: Option<Value>) -> Result<String, Error> {
     let ts = timestamp(&time)?;
+    let tz = tz.as_ref().map(|tz| text("date", tz)).transpose()?;
     let zone = match tz.as_deref() {
         None | Some("UTC") | Some("") => jiff::tz::TimeZone::UTC,
         Some(name) => TZDB
             .get(name)
             .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("unknown time zone {name:?}")))?,
     };
-    let format = format.unwrap_or_else(|| "%Y-%m-%d %H:%M:%S %Z".into());
-    let mut out = String::new();
-    write!(out, "{}", ts.to_zoned_datetime(zone).strftime(&format))
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("invalid date format {format:?}")))?;
-    Ok(out)
+    let format = format.as_ref().map(|f| text("date", f)).transpose()?;
+    let format = format.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S %Z");
+    // Widths (`%99999999Y`) are the format's to choose: written through the cap.
+    let mut out = Capped::default();
+    match write!(out, "{}", ts.to_zoned_datetime(zone).strftime(format)) {
+        Ok(()) => Ok(out.text),
+        Err(_) if out.over => Err(limits::too_large("date", limits::MAX_VALUE_BYTES + 1)),
+        Err(_) => Err(Error::new(ErrorKind::InvalidOperation, format!("invalid date format {format:?}"))),
+    }
 }
 
 /// `toJson`: the value as JSON text, marked safe so that a JSON body inserts it as a value
 /// rather than a string of JSON.
 fn to_json(value: Value) -> Result<Value, Error> {
-    let text = serde_json::to_string(&value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
-    Ok(Value::from_safe_string(text))
+    // Written through the cap: a list repeated lazily (`[s] * 1000000`) is small until printed.
+    let mut text = Capped::default();
+    match serde_json::to_writer(&mut text, &value) {
+        Ok(()) => Ok(Value::from_safe_string(text.text)),
+        Err(_) if text.over => Err(limits::too_large("toJson", limits::MAX_VALUE_BYTES + 1)),
+        Err(e) => Err(Error::new(ErrorKind::BadSerialization, e.to_string())),
+    }
 }
 
 /// The internal filter of single-expression `payload` leaves: the value as JSON, a missing
@@ -245,250 +313,6 @@ pub(super) fn sha256_hex(s: &str) -> String {
     digest.as_ref().iter().fold(String::with_capacity(64), |mut out, b| {
         let _ = write!(out, "{b:02x}");
         out
-    })
-}
-
-/// `items | fit(line, budget, unit="chars", sep="\n")`: `line(item)` for each item, joined,
-/// as many as fit in `budget` (characters, or bytes with `unit="bytes"`); the rest are counted
-/// in a last line "… and N more". The result never exceeds the budget.
-fn fit(state: &mut State, items: Value, line: Value, budget: usize, kwargs: Kwargs) -> Result<String, Error> {
-    let unit = match kwargs.get::<Option<String>>("unit")?.as_deref() {
-        None | Some("chars") => Unit::Chars,
-        Some("bytes") => Unit::Bytes,
-        Some("json") => Unit::Json,
-        Some(other) => {
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                format!("unit must be chars, bytes or json, not {other:?}"),
-            ));
-        }
-    };
-    let sep: String = kwargs.get::<Option<String>>("sep")?.unwrap_or_else(|| "\n".into());
-    kwargs.assert_all_used()?;
-    // A built-in style (`"line"`, `"slack"`, …) is written in Rust: a macro call per alert is
-    // most of what a preset would cost otherwise.
-    let style = match line.as_str() {
-        Some(name) => Some(LineStyle::parse(name).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                format!("fit: unknown line style {name:?} (line, slack, teams, discord, or a macro)"),
-            )
-        })?),
-        None => None,
-    };
-    let measure = |s: &str| unit.measure(s);
-    let items: Vec<Value> = items.try_iter()?.collect();
-    let total = items.len();
-    let mut out = String::new();
-    // What `out` measures, kept as it grows (measuring it again per line would be quadratic).
-    let mut used = 0;
-    let (sep_size, mut text) = (measure(&sep), String::new());
-    for (index, item) in items.into_iter().enumerate() {
-        match style {
-            Some(style) => {
-                text.clear();
-                style.write(&item, &mut text);
-            }
-            None => text = line.call(state, &[item])?.to_string(),
-        }
-        let text = text.trim_end_matches('\n');
-        let rest = total - index - 1;
-        // Room for this line and, if others follow, the "… and N more" line.
-        let reserve = if rest > 0 { sep_size + more_size(unit, rest) } else { 0 };
-        let joiner = if out.is_empty() { 0 } else { sep_size };
-        let size = measure(text);
-        if used + joiner + size + reserve <= budget {
-            if joiner > 0 {
-                out.push_str(&sep);
-            }
-            out.push_str(text);
-            used += joiner + size;
-            continue;
-        }
-        // This line does not fit whole: cut it if nothing was shown yet, then count the rest.
-        let cut_rest = total - index;
-        let tail = more(cut_rest);
-        if out.is_empty() {
-            let room = budget.saturating_sub(measure(&sep) + measure(&more(rest.max(1))));
-            let shown = match unit {
-                Unit::Chars => clip(text, room),
-                Unit::Bytes => clip_bytes(text, room).to_owned(),
-                // Escaping at most sextuples a byte (a control character as \u00XX).
-                Unit::Json => clip_bytes(text, room / 6).to_owned(),
-            };
-            if !shown.is_empty() {
-                out.push_str(&shown);
-                if rest > 0 {
-                    out.push_str(&sep);
-                    out.push_str(&more(rest));
-                }
-                return Ok(out);
-            }
-        }
-        if !out.is_empty() && used + measure(&sep) + measure(&tail) <= budget {
-            out.push_str(&sep);
-            used += measure(&sep);
-        }
-        if used + measure(&tail) <= budget {
-            out.push_str(&tail);
-        }
-        return Ok(out);
-    }
-    Ok(out)
-}
-
-/// What a `fit` budget counts: characters, UTF-8 bytes, or bytes once written as a JSON string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unit {
-    Chars,
-    Bytes,
-    Json,
-}
-
-impl Unit {
-    fn measure(self, s: &str) -> usize {
-        match self {
-            Unit::Chars => s.chars().count(),
-            Unit::Bytes => s.len(),
-            Unit::Json => s.len() + s.bytes().map(json_extra).sum::<usize>(),
-        }
-    }
-}
-
-/// Bytes JSON escaping adds to one byte (serde_json's escaping).
-fn json_extra(b: u8) -> usize {
-    match b {
-        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
-        0x00..=0x1f => 5,
-        _ => 0,
-    }
-}
-
-fn more(n: usize) -> String {
-    format!("… and {n} more")
-}
-
-/// What `more(n)` measures, without building it: "… and " and " more" are ASCII but for `…`
-/// (1 character, 3 bytes, no JSON escaping), plus the digits of `n`.
-fn more_size(unit: Unit, n: usize) -> usize {
-    let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
-    let fixed = match unit {
-        Unit::Chars => "… and  more".chars().count(),
-        Unit::Bytes | Unit::Json => "… and  more".len(),
-    };
-    fixed + digits
-}
-
-/// The one-line summaries of an alert the presets use, written in Rust (the same text as the
-/// `line` macro of `amrelay/common.j2` and the presets' former per-destination macros):
-/// `fit("line", …)`, `fit("slack", …)`, `fit("teams", …)`, `fit("discord", …)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineStyle {
-    /// `FIRING name [severity]: summary url`
-    Plain,
-    /// Slack mrkdwn: `:red_circle: *name* `severity` summary <url|source>`
-    Slack,
-    /// Teams markdown: `🔴 **name** (severity): summary [source](url)`
-    Teams,
-    /// Discord markdown: `🔴 **name** `severity` summary <url>`
-    Discord,
-}
-
-impl LineStyle {
-    fn parse(name: &str) -> Option<LineStyle> {
-        match name {
-            "line" => Some(LineStyle::Plain),
-            "slack" => Some(LineStyle::Slack),
-            "teams" => Some(LineStyle::Teams),
-            "discord" => Some(LineStyle::Discord),
-            _ => None,
-        }
-    }
-
-    fn write(self, alert: &Value, out: &mut String) {
-        let firing = attr(alert, "status").as_str() == Some("firing");
-        let labels = attr(alert, "labels");
-        let name = truthy(attr(&labels, "alertname")).unwrap_or_else(|| "(no alertname)".into());
-        let name = clip(&name, 100);
-        let severity = truthy(attr(&labels, "severity")).map(|s| clip(&s, 30));
-        let annotations = attr(alert, "annotations");
-        let summary = ["summary", "description", "message"]
-            .into_iter()
-            .find_map(|key| truthy(attr(&annotations, key)))
-            .map(|s| clip(&s, 300));
-        let source = truthy(attr(alert, "generatorURL"));
-        match self {
-            LineStyle::Plain => {
-                out.push_str(if firing { "FIRING " } else { "RESOLVED " });
-                out.push_str(&name);
-                if let Some(severity) = severity {
-                    let _ = write!(out, " [{severity}]");
-                }
-                if let Some(summary) = summary {
-                    let _ = write!(out, ": {summary}");
-                }
-                if let Some(source) = source {
-                    let _ = write!(out, " {}", clip(&source, 400));
-                }
-            }
-            LineStyle::Slack => {
-                out.push_str(if firing { ":red_circle: *" } else { ":large_green_circle: *" });
-                out.push_str(&mrkdwn(&name));
-                out.push('*');
-                if let Some(severity) = severity {
-                    let _ = write!(out, " `{}`", mrkdwn(&severity));
-                }
-                if let Some(summary) = summary {
-                    let _ = write!(out, " {}", mrkdwn(&summary));
-                }
-                if let Some(source) = source {
-                    let _ = write!(out, " <{}|source>", mrkdwn(&clip(&source, 400)).replace('|', "%7C"));
-                }
-            }
-            LineStyle::Teams => {
-                out.push_str(if firing { "🔴 **" } else { "🟢 **" });
-                out.push_str(&name);
-                out.push_str("**");
-                if let Some(severity) = severity {
-                    let _ = write!(out, " ({severity})");
-                }
-                if let Some(summary) = summary {
-                    let _ = write!(out, ": {summary}");
-                }
-                if let Some(source) = source {
-                    let _ = write!(out, " [source]({})", clip(&source, 400).replace(')', "%29"));
-                }
-            }
-            LineStyle::Discord => {
-                out.push_str(if firing { "🔴 **" } else { "🟢 **" });
-                out.push_str(&name);
-                out.push_str("**");
-                if let Some(severity) = severity {
-                    let _ = write!(out, " `{}`", severity.replace('`', "'"));
-                }
-                if let Some(summary) = summary {
-                    let _ = write!(out, " {summary}");
-                }
-                if let Some(source) = source {
-                    let _ = write!(out, " <{}>", clip(&source, 300));
-                }
-            }
-        }
-    }
-}
-
-fn attr(value: &Value, name: &str) -> Value {
-    value.get_attr(name).unwrap_or_default()
-}
-
-/// The value as templates print it, when it is true in a condition (`x or "default"`).
-fn truthy(value: Value) -> Option<String> {
-    if !value.is_true() {
-        return None;
-    }
-    Some(match value.as_str() {
-        Some(s) => s.to_owned(),
-        None => value.to_string(),
     })
 }
 

@@ -11,9 +11,14 @@
 //! every `{{ value }}` as a JSON value; a `payload` leaf is plain text that becomes one JSON
 //! string as a whole, or, when the leaf is one single expression, the expression's value with its
 //! JSON type. Presets are written with explicit `| tojson`. Every render is bounded: [`FUEL`]
-//! instructions and [`MAX_RENDERED_BYTES`] of output.
+//! instructions, [`MAX_RENDERED_BYTES`] of output, and no value on the way larger than that
+//! either, each size checked before it is allocated ([`limits`]; the peak is [`peak_bound`]).
 
+mod builtins;
+mod concat;
+mod fit;
 mod helpers;
+mod limits;
 mod payload;
 pub mod presets;
 
@@ -24,6 +29,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 
+pub use limits::{MAX_VALUE_BYTES, peak_bound};
 pub use payload::{Leaf, PayloadNode};
 pub use presets::Preset;
 
@@ -179,7 +185,11 @@ impl Builder {
                 if name.starts_with(JSON_PREFIX) { AutoEscape::Json } else { AutoEscape::None }
             },
         );
+        builtins::register(&mut env);
+        concat::register(&mut env);
+        env.set_formatter(limits::formatter);
         helpers::register(&mut env);
+        fit::register(&mut env);
         presets::register_common(&mut env);
         Builder { env, next: 0 }
     }
@@ -213,6 +223,7 @@ impl Builder {
             // Checked as written (for positions), rendered through the value filter.
             self.check(&name, source)?;
             let wrapped = format!("{{{{ ({expression}) | __amrelay_value }}}}");
+            let wrapped = concat::rewrite(&wrapped).into_owned();
             self.env.add_template_owned(name.clone(), wrapped).map_err(|e| CompileError::new(source, &e))?;
             return Ok(Leaf::Value(name));
         }
@@ -222,7 +233,8 @@ impl Builder {
 
     fn add(&mut self, name: String, source: &str) -> Result<(), CompileError> {
         self.check(&name, source)?;
-        self.env.add_template_owned(name, source.to_owned()).map_err(|e| CompileError::new(source, &e))
+        let rewritten = concat::rewrite(source).into_owned();
+        self.env.add_template_owned(name, rewritten).map_err(|e| CompileError::new(source, &e))
     }
 
     /// Compiles `source` and finds filters and tests that do not exist (minijinja only notices

@@ -5,6 +5,7 @@
 //! expression (`'{{ alerts | toJson }}'`, `'{{ truncatedAlerts }}'`), whose value is inserted
 //! with its JSON type — Alertmanager 0.32's `payload`, so a user can carry its structure over.
 
+use std::collections::HashSet;
 use std::io::Write;
 
 use minijinja::{Environment, Value};
@@ -60,14 +61,15 @@ impl PayloadNode {
         match self {
             PayloadNode::Map(entries) => {
                 put(out, b"{")?;
+                let mut seen = HashSet::with_capacity(entries.len());
                 for (index, (key, value)) in entries.iter().enumerate() {
                     if index > 0 {
                         put(out, b",")?;
                     }
-                    let key = match key {
-                        Leaf::Text(text) => text.clone(),
-                        Leaf::Template(name) | Leaf::Value(name) => render_text(env, name, context)?,
-                    };
+                    let (key, _) = render_key(env, context, key)?;
+                    if !seen.insert(key.clone()) {
+                        return Err(duplicate(&key));
+                    }
                     put_json_string(out, &key)?;
                     put(out, b":")?;
                     value.render(env, context, out)?;
@@ -107,9 +109,10 @@ fn put(out: &mut Bounded, bytes: &[u8]) -> Result<(), RenderError> {
     out.write_all(bytes).map_err(|_| RenderError::TooLarge)
 }
 
+/// Written straight into `out`: escaping can sextuple a string (`\u0001`), so it is never
+/// encoded apart first.
 fn put_json_string(out: &mut Bounded, text: &str) -> Result<(), RenderError> {
-    let encoded = serde_json::to_vec(text).map_err(|e| RenderError::Template(e.to_string()))?;
-    put(out, &encoded)
+    serde_json::to_writer(&mut *out, text).map_err(|_| RenderError::TooLarge)
 }
 
 fn render_text(env: &Environment<'static>, name: &str, context: &Value) -> Result<String, RenderError> {
@@ -119,8 +122,27 @@ fn render_text(env: &Environment<'static>, name: &str, context: &Value) -> Resul
     String::from_utf8(text.out).map_err(|e| RenderError::Template(e.to_string()))
 }
 
+/// A key's text, and whether a template made it.
+fn render_key(env: &Environment<'static>, context: &Value, key: &Leaf) -> Result<(String, bool), RenderError> {
+    match key {
+        Leaf::Text(text) => Ok((text.clone(), false)),
+        Leaf::Template(name) | Leaf::Value(name) => Ok((render_text(env, name, context)?, true)),
+    }
+}
+
+/// A templated key that rendered the same as a sibling: JSON with the key twice is read
+/// differently by different parsers (the first or the last wins), so neither is sent.
+fn duplicate(key: &str) -> RenderError {
+    RenderError::Template(format!(
+        "payload key {:?} appears twice: a templated key rendered the same as a sibling",
+        super::helpers::clip(key, 100)
+    ))
+}
+
 /// The user's `payload` merged over a preset's body: objects merge key by key, anything else
-/// replaces what the preset put there.
+/// replaces what the preset put there. A key written in the config may replace a preset's field
+/// (that is what the merge is for); a **templated** key may only add one: a label value must not
+/// be able to choose the preset's `channel`, `routing_key` or `chat_id`.
 pub(super) fn merge_over(
     env: &Environment<'static>,
     context: &Value,
@@ -129,11 +151,8 @@ pub(super) fn merge_over(
 ) -> Result<Vec<u8>, RenderError> {
     let mut base: serde_json::Value =
         serde_json::from_slice(base).map_err(|e| RenderError::NotJson(format!("preset body: {e}")))?;
-    let mut rendered = Bounded { out: Vec::new() };
-    overlay.render(env, context, &mut rendered)?;
-    let overlay: serde_json::Value =
-        serde_json::from_slice(&rendered.out).map_err(|e| RenderError::NotJson(e.to_string()))?;
-    merge(&mut base, overlay);
+    let mut budget = base_budget(&base);
+    merge_node(env, context, &mut base, overlay, &mut budget)?;
     let out = serde_json::to_vec(&base).map_err(|e| RenderError::Template(e.to_string()))?;
     if out.len() > super::MAX_RENDERED_BYTES {
         return Err(RenderError::TooLarge);
@@ -141,20 +160,57 @@ pub(super) fn merge_over(
     Ok(out)
 }
 
-fn merge(base: &mut serde_json::Value, overlay: serde_json::Value) {
-    match (base, overlay) {
-        (serde_json::Value::Object(base), serde_json::Value::Object(overlay)) => {
-            for (key, value) in overlay {
-                match base.get_mut(&key) {
-                    Some(existing) => merge(existing, value),
-                    None => {
-                        base.insert(key, value);
-                    }
-                }
+/// What the overlay may still add: the output limit less what the preset's body takes.
+fn base_budget(base: &serde_json::Value) -> usize {
+    super::MAX_RENDERED_BYTES.saturating_sub(serde_json::to_vec(base).map_or(0, |b| b.len()))
+}
+
+fn merge_node(
+    env: &Environment<'static>,
+    context: &Value,
+    base: &mut serde_json::Value,
+    node: &PayloadNode,
+    budget: &mut usize,
+) -> Result<(), RenderError> {
+    let (serde_json::Value::Object(fields), PayloadNode::Map(entries)) = (&mut *base, node) else {
+        *base = render_json(env, context, node, budget)?;
+        return Ok(());
+    };
+    let mut seen = HashSet::with_capacity(entries.len());
+    for (key, value) in entries {
+        let (name, templated) = render_key(env, context, key)?;
+        if !seen.insert(name.clone()) {
+            return Err(duplicate(&name));
+        }
+        match fields.get_mut(&name) {
+            Some(_) if templated => {
+                return Err(RenderError::Template(format!(
+                    "templated payload key {:?} would replace the preset's own field of that name; \
+                     only a key written in the config may",
+                    super::helpers::clip(&name, 100)
+                )));
+            }
+            Some(existing) => merge_node(env, context, existing, value, budget)?,
+            None => {
+                let rendered = render_json(env, context, value, budget)?;
+                fields.insert(name, rendered);
             }
         }
-        (base, overlay) => *base = overlay,
     }
+    Ok(())
+}
+
+/// One overlay value as JSON, its bytes taken from `budget`.
+fn render_json(
+    env: &Environment<'static>,
+    context: &Value,
+    node: &PayloadNode,
+    budget: &mut usize,
+) -> Result<serde_json::Value, RenderError> {
+    let mut rendered = Bounded { out: Vec::new() };
+    node.render(env, context, &mut rendered)?;
+    *budget = budget.checked_sub(rendered.out.len()).ok_or(RenderError::TooLarge)?;
+    serde_json::from_slice(&rendered.out).map_err(|e| RenderError::NotJson(e.to_string()))
 }
 
 #[cfg(test)]
@@ -170,10 +226,62 @@ mod tests {
         assert_eq!(single_expression("{{ alerts|tojson }}").as_deref(), Some("alerts"));
     }
 
+    fn overlay(yaml: &[(&str, &str)]) -> (Environment<'static>, PayloadNode) {
+        let mut builder = super::super::Builder::new();
+        let entries = yaml
+            .iter()
+            .map(|(k, v)| {
+                let key = builder.leaf(".k", k, true).unwrap();
+                (key, PayloadNode::Leaf(builder.leaf(".v", v, false).unwrap()))
+            })
+            .collect();
+        let spec = super::super::Spec {
+            body: None,
+            payload: None,
+            preset: None,
+            options: Vec::new(),
+            content_type: http::HeaderValue::from_static("application/json"),
+            signing: None,
+        };
+        (builder.finish(spec).env, PayloadNode::Map(entries))
+    }
+
+    fn context(label: &str) -> Value {
+        minijinja::context! { commonLabels => minijinja::context! { team => label, other => "x" } }
+    }
+
     #[test]
     fn merges_objects_key_by_key() {
-        let mut base = serde_json::json!({"a": {"b": 1, "c": 2}, "d": [1]});
-        merge(&mut base, serde_json::json!({"a": {"c": 3}, "d": "x", "e": true}));
-        assert_eq!(base, serde_json::json!({"a": {"b": 1, "c": 3}, "d": "x", "e": true}));
+        let (env, node) = overlay(&[("a", "{{ commonLabels.team }}"), ("e", "new")]);
+        let base = br#"{"a": {"b": 1}, "d": [1]}"#;
+        let merged = merge_over(&env, &context("t"), base, &node).unwrap();
+        let merged: serde_json::Value = serde_json::from_slice(&merged).unwrap();
+        assert_eq!(merged, serde_json::json!({"a": "t", "d": [1], "e": "new"}), "a written key replaces");
+    }
+
+    /// Regression: a label value could pick a preset's field through a templated key.
+    #[test]
+    fn a_templated_key_cannot_replace_a_presets_field() {
+        let (env, node) = overlay(&[("{{ commonLabels.team }}", "#attacker")]);
+        let base = br##"{"channel": "#ops", "text": "hi"}"##;
+        let error = merge_over(&env, &context("channel"), base, &node).unwrap_err();
+        assert!(error.to_string().contains("\"channel\"") && error.to_string().contains("preset"), "{error}");
+        // The same key adding a field the preset does not have is fine.
+        let merged = merge_over(&env, &context("team_tag"), base, &node).unwrap();
+        assert!(String::from_utf8(merged).unwrap().contains(r##""team_tag":"#attacker""##));
+    }
+
+    /// Regression: a templated key equal to its sibling made JSON with the key twice.
+    #[test]
+    fn a_templated_key_equal_to_a_sibling_is_a_render_error() {
+        let (env, node) = overlay(&[("other", "1"), ("{{ commonLabels.team }}", "2")]);
+        let mut out = Bounded { out: Vec::new() };
+        let error = node.render(&env, &context("other"), &mut out).unwrap_err();
+        assert!(error.to_string().contains("appears twice"), "{error}");
+        let error = merge_over(&env, &context("other"), b"{}", &node).unwrap_err();
+        assert!(error.to_string().contains("appears twice"), "{error}");
+        let mut out = Bounded { out: Vec::new() };
+        node.render(&env, &context("team"), &mut out).unwrap();
+        assert_eq!(out.out, br#"{"other":"1","team":"2"}"#);
     }
 }

@@ -154,7 +154,8 @@ impl Preset {
 
 /// Adds the macros every preset imports, as `amrelay/common.j2`.
 pub(super) fn register_common(env: &mut Environment<'static>) {
-    env.add_template("amrelay/common.j2", include_str!("presets/common.j2")).expect("the shipped macros compile");
+    let source = super::concat::rewrite(include_str!("presets/common.j2")).into_owned();
+    env.add_template_owned("amrelay/common.j2", source).expect("the shipped macros compile");
 }
 
 /// The Rust part of a receiver's preset.

@@ -45,6 +45,7 @@ mod replay;
 mod route_test;
 mod scaling;
 mod secrets;
+mod template_bombs;
 mod templates;
 mod threads;
 mod threads_apis;
