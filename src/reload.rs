@@ -96,7 +96,11 @@ impl Reloader {
             path: path.to_owned(),
             current: ArcSwap::from_pointee(snapshot),
             registry: Mutex::new(registry),
-            status: ArcSwap::from_pointee(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error, config_file_changed: false }),
+            status: ArcSwap::from_pointee(ReloadStatus {
+                last_attempt: Some(SystemTime::now()),
+                last_error,
+                config_file_changed: false,
+            }),
             runtime,
             dedup: Dedup::default(),
         })
@@ -175,7 +179,11 @@ impl Reloader {
             };
             return Err(self.failed(attempted, e, false));
         }
-        self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: None, config_file_changed: false }));
+        self.status.store(Arc::new(ReloadStatus {
+            last_attempt: attempted,
+            last_error: None,
+            config_file_changed: false,
+        }));
         Ok(())
     }
 

@@ -218,8 +218,11 @@ pub async fn test_unsaved(
     let receiver = validate(state, &path, &document, Some(0)).await?.receivers.pop().ok_or_else(|| {
         ApiError::Invalid(vec![FieldError { field: "name".into(), message: "is used by the config file".into() }])
     })?;
-    let client_config = crate::tls::ClientConfigs::new()
-        .get(&receiver.endpoint.tls.client)
+    // Building a TLS config may read the system's CA store: off the runtime's threads.
+    let tls = receiver.endpoint.tls.client.clone();
+    let client_config = tokio::task::spawn_blocking(move || crate::tls::ClientConfigs::new().get(&tls))
+        .await
+        .map_err(|e| ApiError::Internal(format!("TLS task failed: {e}")))?
         .map_err(|e| ApiError::Invalid(vec![FieldError { field: "http_config.tls_config".into(), message: e }]))?;
     let target = crate::deliver::Target::new(&receiver.endpoint, None, &client_config);
     send_test(state, &name, &target).await

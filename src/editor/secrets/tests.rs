@@ -107,7 +107,9 @@ fn the_validated_config_never_shows_a_listed_secret() {
         http(json!({"http_headers": {"X-Token": {"secrets": ["s3cret-h1"]}}})),
         // Not `endpoint_params`: the config holds them as plain strings; the console hides them
         // anyway (they may carry an assertion or a key).
-        http(json!({"oauth2": {"client_id": "c", "client_secret": "s3cret-client", "token_url": "https://a.example/t"}})),
+        http(
+            json!({"oauth2": {"client_id": "c", "client_secret": "s3cret-client", "token_url": "https://a.example/t"}}),
+        ),
         json!({"name": "r", "url": "https://x.example/", "preset": "pagerduty", "preset_options": {"routing_key": "s3cret-routing"}}),
     ];
     for definition in definitions {
