@@ -18,13 +18,14 @@
 
 use std::sync::Arc;
 
-use http::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use http::header::{IF_MATCH, IF_NONE_MATCH};
+use http::{HeaderMap, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::body::{check_content_type, read_body};
+use super::receiver_items::{changed, console_item, file_item, set_etag};
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
 use crate::config::{self, ConsoleFile};
@@ -375,73 +376,6 @@ async fn validate(
     .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))?
 }
 
-/// The answer to a change: the definition as shown, its etag, and the reload's outcome.
-fn changed(
-    status: StatusCode,
-    state: &AppState,
-    name: &str,
-    definition: Option<&Value>,
-    reload: Result<(), String>,
-) -> HttpResponse {
-    let snapshot = state.reloader.snapshot();
-    let data = match definition {
-        Some(definition) => console_item(&snapshot, name, definition),
-        None => json!({"name": name, "deleted": true}),
-    };
-    let mut response = json(
-        status,
-        &json!({"status": "success", "data": {
-            "receiver": data,
-            "reload": {"successful": reload.is_ok(), "error": reload.err()},
-        }}),
-    );
-    if let Some(definition) = definition {
-        set_etag(&mut response, &editor::etag(definition));
-    }
-    response
-}
-
-/// A receiver of the config file, as the list shows it: read-only, with where to edit it.
-fn file_item(state: &AppState, snapshot: &Snapshot, name: &str) -> Value {
-    let Some(receiver) = snapshot.receiver(name) else {
-        return json!({"name": name, "source": Source::File});
-    };
-    let config = &receiver.config;
-    let line = super::console::enabled_line(state, snapshot, name);
-    json!({
-        "name": name,
-        "source": Source::File,
-        "enabled": config.enabled,
-        "running": true,
-        "url": crate::redact::url(&config.endpoint.url),
-        "auth": config.endpoint.auth.kind(),
-        "file": snapshot.source.display().to_string(),
-        "enabled_line": line,
-    })
-}
-
-/// A console receiver as stored, secrets blanked, with its etag and whether it runs.
-fn console_item(snapshot: &Snapshot, name: &str, definition: &Value) -> Value {
-    let (shown, secrets_set) = editor::redact(definition);
-    let running = snapshot.receiver(name).is_some_and(|r| r.source == Source::Console);
-    let conflict = snapshot
-        .console
-        .conflicts
-        .iter()
-        .find(|c| c.message.starts_with(&format!("{name:?} ")))
-        .map(|c| json!({"field": c.field, "message": c.message}));
-    json!({
-        "name": name,
-        "source": Source::Console,
-        "enabled": definition.get("enabled").and_then(Value::as_bool).unwrap_or(true),
-        "running": running,
-        "etag": editor::etag(definition),
-        "definition": shown,
-        "secrets_set": secrets_set,
-        "error": conflict,
-    })
-}
-
 /// Logs a change once and counts it: who, what, which fields — never a value.
 fn audit(caller: &Caller, action: &'static str, receiver: &str, fields: Vec<String>) {
     tracing::info!(audit = true, user = caller.name(), action, receiver, fields = %fields.join(","), "console change");
@@ -450,10 +384,4 @@ fn audit(caller: &Caller, action: &'static str, receiver: &str, fields: Vec<Stri
 
 fn unknown(name: &str) -> ApiError {
     ApiError::NotFound(format!("no console receiver named {name:?}"))
-}
-
-fn set_etag(response: &mut HttpResponse, etag: &str) {
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        response.headers_mut().insert(ETAG, value);
-    }
 }
