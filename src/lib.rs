@@ -26,8 +26,9 @@
 //! (parsing the YAML file with every error's position: pure, given its inputs; the console file
 //! of receivers edited in the console is validated by the same code), [`reload`] (config file
 //! and console file → validated config → new snapshot, swapped atomically; the file watcher in
-//! `watch`, SIGHUP and `/-/reload` all go through it), `editor` (the console file as a
-//! document: secrets kept out of answers, atomic writes), `redact` (URLs as amrelay shows
+//! `watch`, SIGHUP and `/-/reload` all go through it), `editor` (the console in one
+//! place: the console file as a document, the one table of its secret fields, its file I/O off
+//! the runtime's threads, the config file's `enabled:` lines found at load), `redact` (URLs as amrelay shows
 //! them), `metrics` (every metric name), `testmsg` and `explain` (test messages and route explanations for
 //! operators), [`app`] (build, run, drain), [`cli`] and [`logging`].
 //!
@@ -40,7 +41,7 @@
 //! | 1 | `fingerprint` `secret` `metrics` `redact` `verified` `dedup` `logging` `rule` | leaves: hashes, secrets, metric names, redaction, caches, rules |
 //! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
 //! | 3 | `config` | the config file, validated (pure, given its inputs) |
-//! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console file as a document |
+//! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console (its file, secrets, I/O) |
 //! | 5 | `spool` | what is kept: the file spool and JetStream |
 //! | 6 | `deliver` | one notification's attempts |
 //! | 7 | `queue` `testmsg` | each receiver's queue; test messages |

@@ -23,6 +23,7 @@ use arc_swap::ArcSwap;
 use crate::config::{self, Config, ConfigError, ConsoleFile};
 use crate::dedup::Dedup;
 use crate::deliver::Target;
+use crate::editor;
 use crate::metrics as m;
 use crate::queue::{Pipeline, Runtime};
 use crate::rule::LabelIndex;
@@ -35,6 +36,10 @@ use crate::tls::ClientConfigs;
 pub struct ReloadStatus {
     pub last_attempt: Option<SystemTime>,
     pub last_error: Option<String>,
+    /// The last attempt could not run the config file as it is on disk (invalid, or its TLS
+    /// could not be built): the file is no longer the text the running config was loaded from,
+    /// so its line numbers ([`ConsoleState::enabled_lines`]) are not shown.
+    pub config_file_changed: bool,
 }
 
 /// What outlives snapshots and only reloads touch, one at a time.
@@ -91,7 +96,11 @@ impl Reloader {
             path: path.to_owned(),
             current: ArcSwap::from_pointee(snapshot),
             registry: Mutex::new(registry),
-            status: ArcSwap::from_pointee(ReloadStatus { last_attempt: Some(SystemTime::now()), last_error }),
+            status: ArcSwap::from_pointee(ReloadStatus {
+                last_attempt: Some(SystemTime::now()),
+                last_error,
+                config_file_changed: false,
+            }),
             runtime,
             dedup: Dedup::default(),
         })
@@ -142,7 +151,7 @@ impl Reloader {
         let attempted = Some(SystemTime::now());
         let mut config = match result {
             Ok(config) => config,
-            Err(e) => return Err(self.failed(attempted, e)),
+            Err(e) => return Err(self.failed(attempted, e, true)),
         };
         let previous = self.current.load();
         warn_about_restart_only_changes(&previous, &config);
@@ -153,7 +162,7 @@ impl Reloader {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 registry.console_good = console_good;
-                return Err(self.failed(attempted, e));
+                return Err(self.failed(attempted, e, true));
             }
         };
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
@@ -168,17 +177,26 @@ impl Reloader {
                 file,
                 issues: vec![config::Issue { position: None, field: String::new(), message: error }],
             };
-            return Err(self.failed(attempted, e));
+            return Err(self.failed(attempted, e, false));
         }
-        self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: None }));
+        self.status.store(Arc::new(ReloadStatus {
+            last_attempt: attempted,
+            last_error: None,
+            config_file_changed: false,
+        }));
         Ok(())
     }
 
-    /// Logs a failed reload and records it; the running config stays.
-    fn failed(&self, attempted: Option<SystemTime>, e: ConfigError) -> ConfigError {
+    /// Logs a failed reload and records it; the running config stays (`config_file_changed`:
+    /// the config file on disk is not the one running).
+    fn failed(&self, attempted: Option<SystemTime>, e: ConfigError, config_file_changed: bool) -> ConfigError {
         tracing::error!(file = %self.path.display(), error = %e.to_string().replace('\n', "; "), "config reload failed; keeping the running config");
         record_result(false);
-        self.status.store(Arc::new(ReloadStatus { last_attempt: attempted, last_error: Some(e.to_string()) }));
+        self.status.store(Arc::new(ReloadStatus {
+            last_attempt: attempted,
+            last_error: Some(e.to_string()),
+            config_file_changed,
+        }));
         e
     }
 
@@ -206,28 +224,26 @@ fn warn_about_restart_only_changes(previous: &Snapshot, config: &Config) {
 }
 
 /// Loads the console file and adds its receivers to `config`; a broken file keeps the last good
-/// text's receivers (validated again against this config), with the error recorded.
+/// text's receivers (validated again against this config), with the error recorded. Also finds
+/// the `enabled:` line of each of the config file's receivers, once per load.
 fn merge_console(file: &ConsoleFile, config: &mut Config, registry: &mut Registry) -> ConsoleState {
+    let enabled_lines = editor::file::loaded_text(&config.source, config.hash)
+        .map(|text| editor::lines::enabled_lines(&text, config.receivers.iter().map(|r| (r.name.as_str(), r.enabled))))
+        .unwrap_or_default();
     let Some(path) = file.path() else {
         return ConsoleState {
             file: file.clone(),
             max_receivers: config.console.max_receivers,
+            enabled_lines,
             ..ConsoleState::off("")
         };
     };
-    let changed_at = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let fail = |message: String| ConfigError {
         file: path.to_owned(),
         issues: vec![config::Issue { position: None, field: String::new(), message }],
     };
-    let (disk_hash, text) = match std::fs::read(path) {
-        Ok(bytes) => (
-            crate::fingerprint::fnv1a(&bytes),
-            String::from_utf8(bytes).map_err(|_| fail("file is not valid UTF-8".into())),
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (u64::MAX, Ok(String::new())),
-        Err(e) => (u64::MAX, Err(fail(format!("cannot read file: {e}")))),
-    };
+    let on_disk = editor::file::read_on_disk(path);
+    let (disk_hash, changed_at, text) = (on_disk.hash, on_disk.changed_at, on_disk.text.map_err(fail));
     let loaded = text.and_then(|text| config::console_from_str(&text, path, config).map(|c| (c, text)));
     let (console, error) = match loaded {
         Ok((console, text)) => {
@@ -253,6 +269,7 @@ fn merge_console(file: &ConsoleFile, config: &mut Config, registry: &mut Registr
         error,
         conflicts: Vec::new(),
         max_receivers: config.console.max_receivers,
+        enabled_lines,
     };
     if let Some(console) = console {
         for conflict in &console.conflicts {

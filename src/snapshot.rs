@@ -6,11 +6,13 @@
 //! began before a reload finishes on the rules it began with: every batch is routed entirely by
 //! the old rules or entirely by the new ones.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::{ConsoleFile, DeliveryConfig, Issue, ReceiverConfig, ServerConfig};
+use crate::editor::EnabledLine;
 use crate::queue::Pipeline;
 use crate::rule::LabelIndex;
 use crate::verified::Verified;
@@ -48,6 +50,10 @@ pub struct ConsoleState {
     pub conflicts: Vec<Issue>,
     /// `console.max_receivers`: how many the console may create.
     pub max_receivers: usize,
+    /// The line of the config file that flips each of its receivers' `enabled:`, found in the
+    /// text this snapshot was loaded from (empty when that text could not be read again), so
+    /// that the status and receivers endpoints read no file.
+    pub enabled_lines: BTreeMap<String, EnabledLine>,
 }
 
 impl ConsoleState {
@@ -61,6 +67,7 @@ impl ConsoleState {
             error: None,
             conflicts: Vec::new(),
             max_receivers: crate::config::ConsolePolicy::default().max_receivers,
+            enabled_lines: BTreeMap::new(),
         }
     }
 }

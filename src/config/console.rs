@@ -9,6 +9,10 @@
 //! expanded from the process environment (`${VAR}` is kept as written), and its validation reads
 //! no file at all — whatever the key — unless it lies under `console.allowed_file_dirs`
 //! ([`ConsolePolicy`]): TLS material is given inline as PEM, secrets typed in.
+//!
+//! Only parsing and validation live here, beside the config file's (the reloader and
+//! `check-config` validate both files together); the console file as an editable document, its
+//! secret fields and its I/O for the HTTP handlers are `crate::editor`'s.
 
 use std::path::{Path, PathBuf};
 

@@ -195,7 +195,8 @@ fn unix_seconds(time: SystemTime) -> f64 {
 /// redacted (scheme, host, `***`), auth only by kind.
 pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
     let reload = state.reloader.status();
-    let config_text = super::console::loaded_config_text(snapshot);
+    // Found when the config was loaded: a refresh reads no file.
+    let lines = (!reload.config_file_changed).then_some(&snapshot.console.enabled_lines);
     let receivers: Vec<Value> = snapshot
         .receivers
         .iter()
@@ -234,7 +235,7 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                     "max_groups": t.max_groups,
                 })),
                 "enabled_line": match r.source {
-                    crate::snapshot::Source::File => config_text.as_deref().and_then(|text| super::console::enabled_line(text, &config.name, config.enabled)),
+                    crate::snapshot::Source::File => lines.and_then(|lines| lines.get(&config.name)),
                     crate::snapshot::Source::Console => None,
                 },
             })

@@ -18,16 +18,18 @@
 
 use std::sync::Arc;
 
-use http::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use http::header::{IF_MATCH, IF_NONE_MATCH};
+use http::{HeaderMap, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::body::{check_content_type, read_body};
+use super::receiver_items::{changed, console_item, file_item, set_etag};
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
 use crate::config::{self, ConsoleFile};
+use crate::editor::file::{ReadError, WriteError};
 use crate::editor::{self, Document, FieldError};
 use crate::snapshot::{Snapshot, Source};
 
@@ -55,14 +57,14 @@ pub fn route(path: &str) -> Option<Route<'_>> {
 }
 
 /// `GET /api/v1/receivers`.
-pub fn list(state: &AppState, snapshot: &Snapshot) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: &AppState, snapshot: &Snapshot) -> Result<HttpResponse, ApiError> {
     let file = state.reloader.console_file();
-    let (document, text) = read_document(file).unwrap_or_default();
+    let (document, text) = read_document(file).await.unwrap_or_default();
     let mut items: Vec<Value> = snapshot
         .receivers
         .iter()
         .filter(|r| r.source == Source::File)
-        .map(|r| file_item(snapshot, &r.config.name))
+        .map(|r| file_item(state, snapshot, &r.config.name))
         .collect();
     for definition in &document.receivers {
         let name = definition.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -82,11 +84,12 @@ pub fn list(state: &AppState, snapshot: &Snapshot) -> Result<HttpResponse, ApiEr
 }
 
 /// `GET /api/v1/receivers/{name}`.
-pub fn get(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
     if let Some(r) = snapshot.receiver(name).filter(|r| r.source == Source::File) {
-        return Ok(json(StatusCode::OK, &json!({"status": "success", "data": file_item(snapshot, &r.config.name)})));
+        let item = file_item(state, snapshot, &r.config.name);
+        return Ok(json(StatusCode::OK, &json!({"status": "success", "data": item})));
     }
-    let (document, _) = read_document(state.reloader.console_file())?;
+    let (document, _) = read_document(state.reloader.console_file()).await?;
     let (_, definition) = document.find(name).ok_or_else(|| unknown(name))?;
     let mut response =
         json(StatusCode::OK, &json!({"status": "success", "data": console_item(snapshot, name, definition)}));
@@ -105,7 +108,7 @@ pub async fn put(
     let (headers, mut definition) = read_definition(request, Some(name)).await?;
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
-    let (mut document, on_disk) = read_document(state.reloader.console_file())?;
+    let (mut document, on_disk) = read_document(state.reloader.console_file()).await?;
     let existing = document.find(name).map(|(index, d)| (index, d.clone()));
     check_preconditions(&headers, existing.as_ref().map(|(_, d)| d), name)?;
     if let Some((_, stored)) = &existing {
@@ -146,7 +149,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
-    let (mut document, on_disk) = read_document(state.reloader.console_file())?;
+    let (mut document, on_disk) = read_document(state.reloader.console_file()).await?;
     let (index, stored) = document.find(name).map(|(i, d)| (i, d.clone())).ok_or_else(|| unknown(name))?;
     check_preconditions(headers, Some(&stored), name)?;
     document.receivers.remove(index);
@@ -177,7 +180,7 @@ pub async fn set_enabled(
     })?;
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
-    let (mut document, on_disk) = read_document(state.reloader.console_file())?;
+    let (mut document, on_disk) = read_document(state.reloader.console_file()).await?;
     let (index, stored) = document.find(name).map(|(i, d)| (i, d.clone())).ok_or_else(|| unknown(name))?;
     check_preconditions(&headers, Some(&stored), name)?;
     let was = stored.get("enabled").and_then(Value::as_bool).unwrap_or(true);
@@ -203,7 +206,7 @@ pub async fn test_unsaved(
     let name = definition.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let file = state.reloader.console_file();
     let path = file.path().map(ToOwned::to_owned).unwrap_or_else(|| "console-receivers.yml".into());
-    if let Ok((document, _)) = read_document(file)
+    if let Ok((document, _)) = read_document(file).await
         && let Some((_, stored)) = document.find(&name)
     {
         editor::keep_blank_secrets(&mut definition, stored).map_err(ApiError::Invalid)?;
@@ -216,8 +219,11 @@ pub async fn test_unsaved(
     let receiver = validate(state, &path, &document, Some(0)).await?.receivers.pop().ok_or_else(|| {
         ApiError::Invalid(vec![FieldError { field: "name".into(), message: "is used by the config file".into() }])
     })?;
-    let client_config = crate::tls::ClientConfigs::new()
-        .get(&receiver.endpoint.tls.client)
+    // Building a TLS config may read the system's CA store: off the runtime's threads.
+    let tls = receiver.endpoint.tls.client.clone();
+    let client_config = tokio::task::spawn_blocking(move || crate::tls::ClientConfigs::new().get(&tls))
+        .await
+        .map_err(|e| ApiError::Internal(format!("TLS task failed: {e}")))?
         .map_err(|e| ApiError::Invalid(vec![FieldError { field: "http_config.tls_config".into(), message: e }]))?;
     let target = crate::deliver::Target::new(&receiver.endpoint, None, &client_config);
     send_test(state, &name, &target).await
@@ -244,10 +250,9 @@ pub async fn send_test(
 
 /// The console file's path when `name` may be edited there; 409 naming the reason otherwise.
 fn editable(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<std::path::PathBuf, ApiError> {
-    if let Some(receiver) = snapshot.receiver(name).filter(|r| r.source == Source::File) {
+    if snapshot.receiver(name).is_some_and(|r| r.source == Source::File) {
         let file = snapshot.source.display();
-        let at = super::console::loaded_config_text(snapshot)
-            .and_then(|text| super::console::enabled_line(&text, name, receiver.config.enabled))
+        let at = super::console::enabled_line(state, snapshot, name)
             .map(|line| format!(" (line {})", line.line))
             .unwrap_or_default();
         return Err(ApiError::Conflict(format!(
@@ -261,21 +266,13 @@ fn editable(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<std::pa
     }
 }
 
-/// The console file as a document, and its text; a broken file is a 409 (fix it by hand first:
-/// an edit must not overwrite what someone wrote).
-fn read_document(file: &ConsoleFile) -> Result<(Document, String), ApiError> {
-    let Some(path) = file.path() else {
-        return Ok((Document::default(), String::new()));
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(ApiError::Internal(format!("cannot read {}: {e}", path.display()))),
-    };
-    let document = Document::parse(&text).map_err(|e| {
-        ApiError::Conflict(format!("the console file {} is broken ({e}): fix it by hand first", path.display()))
-    })?;
-    Ok((document, text))
+/// The console file as a document, and its text, read off the runtime's threads; a broken file
+/// is a 409 (fix it by hand first: an edit must not overwrite what someone wrote).
+async fn read_document(file: &ConsoleFile) -> Result<(Document, String), ApiError> {
+    editor::file::read_document(file).await.map_err(|e| match e {
+        ReadError::Unreadable(why) => ApiError::Internal(why),
+        ReadError::Broken(why) => ApiError::Conflict(why),
+    })
 }
 
 /// Reads a JSON definition; the path's name, when given, is the receiver's name.
@@ -345,25 +342,10 @@ async fn save(
 ) -> Result<Result<(), String>, ApiError> {
     validate(state, path, document, index).await?;
     let text = document.render().map_err(ApiError::Internal)?;
-    let write_path = path.to_owned();
-    let on_disk = on_disk.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let now = match std::fs::read_to_string(&write_path) {
-            Ok(now) => now,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(ApiError::Internal(format!("cannot read {}: {e}", write_path.display()))),
-        };
-        if now != on_disk {
-            return Err(ApiError::Conflict(format!(
-                "{} changed on disk while this edit was being made (edited by hand?): nothing was written; reload and try again",
-                write_path.display()
-            )));
-        }
-        editor::write_atomically(&write_path, &text)
-            .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", write_path.display())))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("save task failed: {e}")))??;
+    editor::file::write_if_unchanged(path, on_disk, text).await.map_err(|e| match e {
+        WriteError::Changed(why) => ApiError::Conflict(why),
+        WriteError::Io(why) => ApiError::Internal(why),
+    })?;
     Ok(state.reload().await.map_err(|e| e.to_string()))
 }
 
@@ -394,74 +376,6 @@ async fn validate(
     .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))?
 }
 
-/// The answer to a change: the definition as shown, its etag, and the reload's outcome.
-fn changed(
-    status: StatusCode,
-    state: &AppState,
-    name: &str,
-    definition: Option<&Value>,
-    reload: Result<(), String>,
-) -> HttpResponse {
-    let snapshot = state.reloader.snapshot();
-    let data = match definition {
-        Some(definition) => console_item(&snapshot, name, definition),
-        None => json!({"name": name, "deleted": true}),
-    };
-    let mut response = json(
-        status,
-        &json!({"status": "success", "data": {
-            "receiver": data,
-            "reload": {"successful": reload.is_ok(), "error": reload.err()},
-        }}),
-    );
-    if let Some(definition) = definition {
-        set_etag(&mut response, &editor::etag(definition));
-    }
-    response
-}
-
-/// A receiver of the config file, as the list shows it: read-only, with where to edit it.
-fn file_item(snapshot: &Snapshot, name: &str) -> Value {
-    let Some(receiver) = snapshot.receiver(name) else {
-        return json!({"name": name, "source": Source::File});
-    };
-    let config = &receiver.config;
-    let line = super::console::loaded_config_text(snapshot)
-        .and_then(|text| super::console::enabled_line(&text, name, config.enabled));
-    json!({
-        "name": name,
-        "source": Source::File,
-        "enabled": config.enabled,
-        "running": true,
-        "url": crate::redact::url(&config.endpoint.url),
-        "auth": config.endpoint.auth.kind(),
-        "file": snapshot.source.display().to_string(),
-        "enabled_line": line,
-    })
-}
-
-/// A console receiver as stored, secrets blanked, with its etag and whether it runs.
-fn console_item(snapshot: &Snapshot, name: &str, definition: &Value) -> Value {
-    let (shown, secrets_set) = editor::redact(definition);
-    let running = snapshot.receiver(name).is_some_and(|r| r.source == Source::Console);
-    let conflict = snapshot
-        .console
-        .conflicts
-        .iter()
-        .find(|c| c.message.starts_with(&format!("{name:?} ")))
-        .map(|c| json!({"field": c.field, "message": c.message}));
-    json!({
-        "name": name,
-        "source": Source::Console,
-        "enabled": definition.get("enabled").and_then(Value::as_bool).unwrap_or(true),
-        "running": running,
-        "etag": editor::etag(definition),
-        "definition": shown,
-        "secrets_set": secrets_set,
-        "error": conflict,
-    })
-}
-
 /// Logs a change once and counts it: who, what, which fields — never a value.
 fn audit(caller: &Caller, action: &'static str, receiver: &str, fields: Vec<String>) {
     tracing::info!(audit = true, user = caller.name(), action, receiver, fields = %fields.join(","), "console change");
@@ -470,10 +384,4 @@ fn audit(caller: &Caller, action: &'static str, receiver: &str, fields: Vec<Stri
 
 fn unknown(name: &str) -> ApiError {
     ApiError::NotFound(format!("no console receiver named {name:?}"))
-}
-
-fn set_etag(response: &mut HttpResponse, etag: &str) {
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        response.headers_mut().insert(ETAG, value);
-    }
 }

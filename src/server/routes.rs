@@ -105,9 +105,9 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         ("/api/v1/receiver-test", _) => ("receiver_test", Err(ApiError::MethodNotAllowed("POST"))),
         (p, _) if receivers_api::route(p).is_some() => {
             let result = match (receivers_api::route(p), &method) {
-                (Some(Route::List), &Method::GET) => receivers_api::list(&state, &snapshot),
+                (Some(Route::List), &Method::GET) => receivers_api::list(&state, &snapshot).await,
                 (Some(Route::List), _) => Err(ApiError::MethodNotAllowed("GET")),
-                (Some(Route::One(name)), &Method::GET) => receivers_api::get(&state, &snapshot, name),
+                (Some(Route::One(name)), &Method::GET) => receivers_api::get(&state, &snapshot, name).await,
                 (Some(Route::One(name)), &Method::PUT) => {
                     receivers_api::put(&state, &snapshot, &caller, name, request).await
                 }

@@ -102,3 +102,33 @@ receivers:
     );
     assert_eq!(receiver("st-tls")["enabled_line"]["change_to"], "    enabled: true");
 }
+
+/// Regression (issue 22): the `enabled:` lines are found when the config is loaded (a status
+/// refresh reads no file), yet a config file changed on disk and refused by a reload still
+/// gives no line numbers rather than ones from the text it replaced.
+#[tokio::test]
+async fn enabled_lines_follow_the_config_file_that_runs() {
+    let relay = TestRelay::start("receivers:\n  - name: a\n    url: http://127.0.0.1:9/\n").await;
+    let line = |status: serde_json::Value| status["data"]["receivers"][0]["enabled_line"].clone();
+    let status = get(&relay.url("/api/v1/status")).await.json();
+    assert_eq!(line(status)["line"], 2);
+    let config_file = relay.dir.path().join("amrelay.yml");
+    std::fs::write(&config_file, "receivers: [\n").unwrap();
+    assert_eq!(relay.post("/-/reload", "").await.status, 500);
+    let status = get(&relay.url("/api/v1/status")).await.json();
+    assert_eq!(status["data"]["receivers"][0]["name"], "a");
+    assert_eq!(line(status), serde_json::Value::Null);
+    let listed = get(&relay.url("/api/v1/receivers/a")).await.json();
+    assert_eq!(listed["data"]["enabled_line"], serde_json::Value::Null);
+    std::fs::write(
+        &config_file,
+        "# moved down\nreceivers:\n  - name: a\n    url: http://127.0.0.1:9/\n    enabled: true\n",
+    )
+    .unwrap();
+    assert_eq!(relay.post("/-/reload", "").await.status, 200);
+    let status = get(&relay.url("/api/v1/status")).await.json();
+    assert_eq!(
+        line(status),
+        json!({"line": 5, "insert": false, "current": "    enabled: true", "change_to": "    enabled: false"})
+    );
+}
