@@ -139,6 +139,7 @@ impl Relay {
         if let Some(backend) = state.reloader.spool().backend() {
             // Made while the listener answers: alive (`/-/healthy`), not ready (`/-/ready` 503),
             // as long as the servers need; a rollout's replicas start together and keep them busy.
+            tracing::info!(address = %local_addr, "listening, not ready until the JetStream streams and consumers are made");
             if let Err(e) = backend.provision().await {
                 stop_serving.cancel();
                 return Err(anyhow::Error::msg(e));

@@ -565,3 +565,42 @@ async fn a_conflicting_stream_stops_the_start_with_what_to_do() {
     assert!(stderr.contains("can not change retention"), "{stderr}");
     assert!(stderr.contains("choose another delivery.nats.stream"), "{stderr}");
 }
+
+/// Regression (issue 27): while the cluster is still forming (one node of three up, no leader),
+/// a replica does not exit: it listens, answers `/-/healthy` 200 and `/-/ready` 503, says what
+/// it waits for, and becomes ready by itself once the other nodes are up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_waits_alive_and_not_ready_for_a_cluster_still_forming() {
+    let mut cluster = NatsCluster::start_partly(3, 1);
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = default_config(dir.path(), &cluster, &downstream);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"));
+    command.arg(format!("--config.file={}", file.display())).arg("--web.listen-address=127.0.0.1:0");
+    let starting = crate::support::binary::spawn_amrelay(command);
+    let log = starting.log.clone();
+    let deadline = std::time::Instant::now() + crate::nats_cluster::CLUSTER_WAIT;
+    let (address, waited) = loop {
+        let lines = log.lock().unwrap().clone();
+        let address = lines
+            .iter()
+            .find(|l| l.contains("listening, not ready"))
+            .and_then(|l| crate::support::binary::log_field(l, "address"));
+        let waiting = lines.iter().any(|l| l.contains("JetStream is not ready for this replica yet"));
+        if let (Some(address), true) = (address, waiting) {
+            break (address, lines);
+        }
+        assert!(std::time::Instant::now() < deadline, "no wait logged: {lines:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(get(&format!("http://{address}/-/healthy")).await.status, 200, "{waited:#?}");
+    assert_eq!(get(&format!("http://{address}/-/ready")).await.status, 503, "{waited:#?}");
+
+    cluster.restart(1);
+    cluster.restart(2);
+    let (child, addr, log) = starting.wait(crate::nats_cluster::CLUSTER_WAIT);
+    let replica = Replica::from_parts(child, addr, log);
+    replica.wait_ready(200).await;
+    replica.post_until_accepted(&numbered("formed", 0)).await;
+    wait_delivered(&downstream, 1).await;
+}

@@ -31,23 +31,39 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
+    /// The nodes, with their ports and stores, none running.
+    fn unstarted(nodes: usize) -> NatsCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = (0..nodes)
+            .map(|i| Node {
+                name: format!("n{i}"),
+                client_port: fixed_port(),
+                cluster_port: fixed_port(),
+                monitor_port: None,
+                store: dir.path().join(format!("n{i}")),
+                process: None,
+            })
+            .collect();
+        NatsCluster { nodes, dir }
+    }
+
+    /// A cluster of `nodes` of which only the first `running` are started, not waited for: a
+    /// cluster still forming. [`NatsCluster::restart`] starts the others.
+    pub fn start_partly(nodes: usize, running: usize) -> NatsCluster {
+        debian_program(&["nats-server"], "nats-server");
+        let mut cluster = Self::unstarted(nodes);
+        for i in 0..running {
+            cluster.restart(i);
+        }
+        cluster
+    }
+
     /// Starts the nodes and waits until they are healthy. Should a port be taken by another
     /// process before a node binds it, the whole cluster starts again on other ports.
     pub async fn start(nodes: usize) -> NatsCluster {
         debian_program(&["nats-server"], "nats-server");
         for attempt in 1..=3 {
-            let dir = tempfile::tempdir().unwrap();
-            let nodes = (0..nodes)
-                .map(|i| Node {
-                    name: format!("n{i}"),
-                    client_port: fixed_port(),
-                    cluster_port: fixed_port(),
-                    monitor_port: None,
-                    store: dir.path().join(format!("n{i}")),
-                    process: None,
-                })
-                .collect();
-            let mut cluster = NatsCluster { nodes, dir };
+            let mut cluster = Self::unstarted(nodes);
             let started = (0..cluster.nodes.len()).try_for_each(|i| cluster.spawn(i));
             let healthy = match started {
                 Ok(()) => cluster.wait_healthy_or_lost().await,
@@ -179,9 +195,18 @@ impl Replica {
             .into_iter()
             .map(|starting| {
                 let (child, addr, log) = starting.wait(deadline.saturating_duration_since(Instant::now()));
-                Replica { child, addr, log }
+                Replica::from_parts(child, addr, log)
             })
             .collect()
+    }
+
+    /// A replica from a binary started with [`crate::support::binary::spawn_amrelay`].
+    pub fn from_parts(
+        child: std::process::Child,
+        addr: std::net::SocketAddr,
+        log: crate::support::binary::Log,
+    ) -> Replica {
+        Replica { child, addr, log }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -19,7 +19,8 @@ pub fn start_amrelay(command: Command, wait: Duration) -> (Child, SocketAddr, Lo
 pub struct Starting {
     /// Taken by [`Starting::wait`]; killed when dropped before (a test that fails meanwhile).
     child: Option<Child>,
-    log: Log,
+    /// The log lines so far (the reader thread adds to them).
+    pub log: Log,
     address: std::sync::mpsc::Receiver<String>,
 }
 
