@@ -143,6 +143,13 @@ impl Relay {
             None
         };
         if let Some(backend) = state.reloader.spool().backend() {
+            // Made while the listener answers: alive (`/-/healthy`), not ready (`/-/ready` 503),
+            // as long as the servers need; a rollout's replicas start together and keep them busy.
+            tracing::info!(address = %local_addr, "listening, not ready until the JetStream streams and consumers are made");
+            if let Err(e) = backend.provision().await {
+                stop_serving.cancel();
+                return Err(anyhow::Error::msg(e));
+            }
             // Every replica delivers from the shared queue, into the current receivers' pipelines.
             let reloader_state = state.clone();
             crate::pull::start(backend.clone(), Arc::new(move || reloader_state.reloader.snapshot()));

@@ -19,7 +19,7 @@ pub struct Cli {
     /// The file of receivers managed in the console (same `receivers:` schema). Default:
     /// `console-receivers.yml` beside `delivery.spool.path`; without a spool, editing is off.
     /// `''` turns editing off. With `check-config`, this file is validated too.
-    #[arg(long = "config.console-file", value_name = "FILE", global = true)]
+    #[arg(long = "config.console-file", value_name = "FILE", global = true, value_parser = parse_console_file)]
     pub console_file: Option<PathBuf>,
 
     /// Address to listen on; overrides `server.listen_address` (default 127.0.0.1:9098).
@@ -82,6 +82,18 @@ pub enum Command {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     config::duration::parse(text)
+}
+
+/// `--config.console-file`: any path, and an empty value, which turns editing off. clap's own
+/// path parser refuses an empty value, yet that is what `--config.console-file=''` hands over
+/// after a shell removes the quotes (and what an empty string in a Kubernetes `args:` list is).
+/// The quotes themselves (`''`, `""`: an `args:` item written `--config.console-file=''` keeps
+/// them, as no shell is there to remove them) mean the same: no one names a file that way.
+fn parse_console_file(text: &str) -> Result<PathBuf, String> {
+    Ok(match text {
+        "''" | "\"\"" => PathBuf::new(),
+        path => PathBuf::from(path),
+    })
 }
 
 /// `amrelay check-config`: prints a summary per file; returns whether all were valid. With a
@@ -305,4 +317,29 @@ pub fn route_test(args: &RouteTestArgs<'_>) -> u8 {
     let list = |names: &[&str]| if names.is_empty() { "(none)".to_owned() } else { names.join(",") };
     eprintln!("route-test FAILED: expected receivers {}, got {}", list(&expected), list(&got));
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console_file(args: &[&str]) -> Option<PathBuf> {
+        Cli::try_parse_from(["amrelay"].iter().chain(args)).unwrap().console_file
+    }
+
+    /// Regression: an empty `--config.console-file` was refused ("a value is required").
+    #[test]
+    fn an_empty_console_file_flag_is_accepted_in_every_spelling() {
+        for args in [
+            &["--config.console-file="][..],
+            &["--config.console-file", ""],
+            &["--config.console-file=''"],
+            &["--config.console-file", "\"\""],
+            &["check-config", "--config.console-file=", "a.yml"],
+        ] {
+            assert_eq!(console_file(args), Some(PathBuf::new()), "{args:?}");
+        }
+        assert_eq!(console_file(&["--config.console-file=c.yml"]), Some(PathBuf::from("c.yml")));
+        assert_eq!(console_file(&[]), None);
+    }
 }

@@ -2,9 +2,10 @@
 //!
 //! **Streams.** `<stream>` (work-queue retention) holds accepted notifications under
 //! `<stream>.p.<partition>`; `<stream>_DEAD` (limits retention, at most
-//! `delivery.max_dead_letters`, oldest dropped) holds dead letters under `<stream>.dead`. Both are
-//! created, or updated to the config, at start; a conflict (an existing stream of another kind)
-//! stops the start with JetStream's own words.
+//! `delivery.max_dead_letters`, oldest dropped) holds dead letters under `<stream>.dead`. Both,
+//! and the partitions' consumers, are created, or updated to the config, at start ([`provision`]:
+//! retried until done, as replicas that start together keep the servers busy); only a conflict
+//! (an existing stream of another kind) stops the start, with JetStream's own words.
 //!
 //! **Acceptance** ([`Backend::publish`]) publishes each receiver's notification with
 //! `Nats-Msg-Id` set to its identity (receiver, groupKey, alerts and their states), so the copy a
@@ -38,6 +39,8 @@ use async_nats::jetstream::message::{PublishMessage, StreamMessage};
 use async_nats::jetstream::{self, AckKind, Message, stream};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
+
+mod provision;
 
 use super::record;
 use super::{DeadBatch, DeadEntry, Header, ReplayCursor, SpoolError, Stored};
@@ -157,8 +160,9 @@ pub fn partition(receiver: &str, group_key: &str, partitions: u32) -> u32 {
 }
 
 impl Backend {
-    /// Connects, then creates or updates the streams and the partition consumers. Fails with a
-    /// message naming what is wrong (unreachable, refused credentials, a conflicting stream).
+    /// Connects. Fails with a message naming what is wrong (unreachable, refused credentials).
+    /// The streams and consumers are made by [`Backend::provision`], once the relay answers its
+    /// health checks.
     pub async fn connect(config: &NatsConfig, max_dead: usize) -> Result<Arc<Backend>, String> {
         let urls = config.redacted_urls().join(", ");
         let mut options = match &config.auth {
@@ -219,14 +223,28 @@ impl Backend {
             pullers: tokio_util::task::TaskTracker::new(),
             stop: CancellationToken::new(),
         };
-        backend.ensure_streams().await?;
-        backend.ensure_consumers().await?;
+        Ok(Arc::new(backend))
+    }
+
+    /// Creates the streams and the partition consumers, or updates them to the config, trying
+    /// again with a growing pause for as long as it takes (servers busy with other replicas'
+    /// requests, or electing); `Err` only for a conflict no wait resolves (see [`provision`]).
+    /// The relay is alive and not ready meanwhile.
+    pub async fn provision(&self) -> Result<(), String> {
+        let started = Instant::now();
+        let wanted = provision::Wanted {
+            streams: vec![self.work_stream_config(), self.dead_stream_config()],
+            consumers: (0..self.config.partitions).map(|p| self.consumer_config(p)).collect(),
+        };
+        let changed = provision::provision(&self.js, &wanted).await?;
+        let config = &self.config;
         metrics::gauge!(m::NATS_PARTITIONS).set(f64::from(config.partitions));
         metrics::gauge!(m::NATS_PARTITIONS_OWNED).set(0.0);
-        let _ = backend.refresh_stats().await;
-        tracing::info!(urls = %urls, stream = %config.stream, replicas = config.replicas,
-            partitions = config.partitions, "NATS JetStream backend ready");
-        Ok(Arc::new(backend))
+        let _ = self.refresh_stats().await;
+        tracing::info!(urls = %config.redacted_urls().join(", "), stream = %config.stream, replicas = config.replicas,
+            partitions = config.partitions, created_or_updated = changed, took = ?started.elapsed(),
+            "NATS JetStream backend ready");
+        Ok(())
     }
 
     fn work_stream_config(&self) -> stream::Config {
@@ -260,19 +278,6 @@ impl Backend {
         }
     }
 
-    async fn ensure_streams(&self) -> Result<(), String> {
-        for config in [self.work_stream_config(), self.dead_stream_config()] {
-            let name = config.name.clone();
-            self.js.create_or_update_stream(config).await.map_err(|e| {
-                format!(
-                    "cannot create or update the JetStream stream {name:?}: {e} (a stream of that name with another \
-                     retention or subjects must be removed, or choose another delivery.nats.stream)"
-                )
-            })?;
-        }
-        Ok(())
-    }
-
     fn consumer_config(&self, partition: u32) -> jetstream::consumer::pull::Config {
         jetstream::consumer::pull::Config {
             durable_name: Some(consumer_name(partition)),
@@ -286,18 +291,6 @@ impl Backend {
             deliver_policy: jetstream::consumer::DeliverPolicy::All,
             ..Default::default()
         }
-    }
-
-    async fn ensure_consumers(&self) -> Result<(), String> {
-        let stream = self.js.get_stream(&self.config.stream).await.map_err(err)?;
-        for partition in 0..self.config.partitions {
-            let config = self.consumer_config(partition);
-            // Creating an existing durable consumer updates its editable settings (ack_wait).
-            stream.create_consumer(config).await.map_err(|e| {
-                format!("cannot create or update the JetStream consumer {}: {e}", consumer_name(partition))
-            })?;
-        }
-        Ok(())
     }
 
     /// The JetStream context (for [`consume`]).

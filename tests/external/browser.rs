@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use crate::programs::{PROGRAM_WAIT, debian_program, free_port, try_get};
+use crate::programs::{PROGRAM_WAIT, debian_program, fixed_port, try_get};
 use crate::support::WAIT;
 
 /// Headless Chromium driven over WebDriver by `chromedriver`, started on a free 127.0.0.1 port
@@ -26,7 +26,7 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let log = profile.path().join("chromedriver.log");
         for attempt in 1..=3 {
-            let port = free_port();
+            let port = fixed_port();
             let mut driver = spawn_in_own_group(
                 std::process::Command::new(&chromedriver).arg(format!("--port={port}")),
                 std::fs::File::create(&log).unwrap(),

@@ -444,3 +444,163 @@ async fn a_notification_over_the_servers_max_payload_is_refused_as_too_large_not
     let delivered = wait_delivered(&downstream, 1).await;
     assert_eq!(delivered[0].labels("group"), ["small"]);
 }
+
+/// A config with the defaults but for `replicas: 3` (64 partitions, `ack_wait: 30s`).
+fn default_config(dir: &std::path::Path, cluster: &NatsCluster, downstream: &Downstream) -> PathBuf {
+    let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let yaml = format!(
+        "delivery:\n  nats:\n    urls: [{}]\n    replicas: 3\nreceivers:\n  - name: sink\n    url: {}\n",
+        urls.join(", "),
+        downstream.url("/sink"),
+    );
+    let path = dir.join("amrelay.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Prints how each replica's start went (for the figures in the README), waits included.
+fn print_start_up(replicas: &[Replica]) {
+    for replica in replicas {
+        for line in replica.log_text().lines().filter(|l| l.contains("JetStream")) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// Regression (issue 27): three replicas started at one instant on a fresh R3 cluster, as a
+/// rollout starts them, all become ready (two used to exit with "jetstream request timed out"
+/// while the servers made the first one's consumers), within 30 s, and within 5 s when the
+/// streams exist; then each notification is delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_started_together_on_a_fresh_cluster_all_become_ready() {
+    let cluster = NatsCluster::start(3).await;
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = default_config(dir.path(), &cluster, &downstream);
+
+    let started = std::time::Instant::now();
+    let replicas = Replica::spawn_together(&file, 3);
+    let fresh = started.elapsed();
+    for replica in &replicas {
+        replica.wait_ready(200).await;
+    }
+    eprintln!("three replicas started together on a fresh R3 cluster: all ready in {fresh:?}");
+    assert!(fresh < Duration::from_secs(30), "ready in {fresh:?}");
+    for n in 0..9 {
+        let reply = replicas[n % 3].post(&numbered("together", n)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    wait_delivered(&downstream, 9).await;
+
+    print_start_up(&replicas);
+    // Again, the streams and consumers there: each replica finds them as it wants them. Stopped
+    // as a rollout stops them, once every delivery is acknowledged (a replica killed between a
+    // delivery and its acknowledgement would have it delivered again: at least once).
+    replicas[0].wait_metric("amrelay_nats_pending_notifications", 0.0).await;
+    for mut replica in replicas {
+        replica.terminate();
+    }
+    let started = std::time::Instant::now();
+    let replicas = Replica::spawn_together(&file, 3);
+    let again = started.elapsed();
+    eprintln!("three replicas started together, the streams there: all ready in {again:?}");
+    print_start_up(&replicas);
+    assert!(again < Duration::from_secs(5), "ready in {again:?}");
+    for replica in &replicas {
+        let log = replica.log_text();
+        assert!(log.contains("created_or_updated=0"), "{log}");
+    }
+    for n in 9..12 {
+        replicas[n % 3].post_until_accepted(&numbered("together", n)).await;
+    }
+    wait_delivered(&downstream, 12).await;
+    downstream.assert_stays_at(12, Duration::from_secs(2)).await;
+    let delivered = delivered_numbers(&downstream);
+    let unique: HashSet<_> = delivered.iter().cloned().collect();
+    assert_eq!(unique.len(), 12, "each once: {delivered:?}");
+}
+
+/// A stream of the configured name with settings that cannot be updated (another retention) is
+/// still fatal at start, with JetStream's words and what to do, not waited on forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_stream_stops_the_start_with_what_to_do() {
+    let cluster = NatsCluster::start(1).await;
+    let client = async_nats::connect(cluster.urls()[0].as_str()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "AMRELAY".into(),
+        subjects: vec!["AMRELAY.p.*".into()],
+        retention: async_nats::jetstream::stream::RetentionPolicy::Limits,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(dir.path(), &cluster, &downstream, 1);
+    let log = dir.path().join("amrelay.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"))
+        .arg(format!("--config.file={}", file.display()))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a conflict did not end the start:\n{}", std::fs::read_to_string(&log).unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{stderr}");
+    // logfmt escapes the quotes around the stream's name.
+    assert!(stderr.contains(r#"cannot create or update the JetStream stream \"AMRELAY\""#), "{stderr}");
+    assert!(stderr.contains("can not change retention"), "{stderr}");
+    assert!(stderr.contains("choose another delivery.nats.stream"), "{stderr}");
+}
+
+/// Regression (issue 27): while the cluster is still forming (one node of three up, no leader),
+/// a replica does not exit: it listens, answers `/-/healthy` 200 and `/-/ready` 503, says what
+/// it waits for, and becomes ready by itself once the other nodes are up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_waits_alive_and_not_ready_for_a_cluster_still_forming() {
+    let mut cluster = NatsCluster::start_partly(3, 1);
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = default_config(dir.path(), &cluster, &downstream);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"));
+    command.arg(format!("--config.file={}", file.display())).arg("--web.listen-address=127.0.0.1:0");
+    let starting = crate::support::binary::spawn_amrelay(command);
+    let log = starting.log.clone();
+    let deadline = std::time::Instant::now() + crate::nats_cluster::CLUSTER_WAIT;
+    let (address, waited) = loop {
+        let lines = log.lock().unwrap().clone();
+        let address = lines
+            .iter()
+            .find(|l| l.contains("listening, not ready"))
+            .and_then(|l| crate::support::binary::log_field(l, "address"));
+        let waiting = lines.iter().any(|l| l.contains("JetStream is not ready for this replica yet"));
+        if let (Some(address), true) = (address, waiting) {
+            break (address, lines);
+        }
+        assert!(std::time::Instant::now() < deadline, "no wait logged: {lines:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(get(&format!("http://{address}/-/healthy")).await.status, 200, "{waited:#?}");
+    assert_eq!(get(&format!("http://{address}/-/ready")).await.status, 503, "{waited:#?}");
+
+    cluster.restart(1);
+    cluster.restart(2);
+    let (child, addr, log) = starting.wait(crate::nats_cluster::CLUSTER_WAIT);
+    let replica = Replica::from_parts(child, addr, log);
+    replica.wait_ready(200).await;
+    replica.post_until_accepted(&numbered("formed", 0)).await;
+    wait_delivered(&downstream, 1).await;
+}

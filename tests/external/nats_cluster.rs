@@ -1,11 +1,11 @@
 //! A NATS JetStream cluster of real `nats-server` processes on 127.0.0.1 (each with its own store
-//! folder, killed with SIGKILL and restarted on the same ports and store), and amrelay replicas
+//! folder, killed with SIGKILL and restarted on the same client and route ports and store), and amrelay replicas
 //! as real processes pointed at it, so that a replica can be killed with `kill -9`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::programs::{ChildGuard, debian_program, free_port, try_get};
+use crate::programs::{ChildGuard, debian_program, fixed_port, lost_its_port, try_get};
 use crate::support::{Downstream, Reply, get, metric_in, post_json};
 
 /// Every wait on the cluster (elections, take-overs, reconnects) is bounded by this.
@@ -13,9 +13,13 @@ pub const CLUSTER_WAIT: Duration = Duration::from_secs(60);
 
 struct Node {
     name: String,
+    /// The ports amrelay and the other nodes are given: kept across a restart, so they come from
+    /// [`fixed_port`], which no outgoing connection can take while the node is down.
     client_port: u16,
     cluster_port: u16,
-    monitor_port: u16,
+    /// Chosen by nats-server at each start (`-m -1`) and read back from its ports file: no one
+    /// needs to know it in advance.
+    monitor_port: Option<u16>,
     store: PathBuf,
     process: Option<ChildGuard>,
 }
@@ -27,35 +31,66 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    pub async fn start(nodes: usize) -> NatsCluster {
-        debian_program(&["nats-server"], "nats-server");
+    /// The nodes, with their ports and stores, none running.
+    fn unstarted(nodes: usize) -> NatsCluster {
         let dir = tempfile::tempdir().unwrap();
         let nodes = (0..nodes)
             .map(|i| Node {
                 name: format!("n{i}"),
-                client_port: free_port(),
-                cluster_port: free_port(),
-                monitor_port: free_port(),
+                client_port: fixed_port(),
+                cluster_port: fixed_port(),
+                monitor_port: None,
                 store: dir.path().join(format!("n{i}")),
                 process: None,
             })
             .collect();
-        let mut cluster = NatsCluster { nodes, dir };
-        for i in 0..cluster.nodes.len() {
-            cluster.spawn(i);
+        NatsCluster { nodes, dir }
+    }
+
+    /// A cluster of `nodes` of which only the first `running` are started, not waited for: a
+    /// cluster still forming. [`NatsCluster::restart`] starts the others.
+    pub fn start_partly(nodes: usize, running: usize) -> NatsCluster {
+        debian_program(&["nats-server"], "nats-server");
+        let mut cluster = Self::unstarted(nodes);
+        for i in 0..running {
+            cluster.restart(i);
         }
-        cluster.wait_healthy().await;
         cluster
     }
 
-    fn spawn(&mut self, i: usize) {
+    /// Starts the nodes and waits until they are healthy. Should a port be taken by another
+    /// process before a node binds it, the whole cluster starts again on other ports.
+    pub async fn start(nodes: usize) -> NatsCluster {
+        debian_program(&["nats-server"], "nats-server");
+        for attempt in 1..=3 {
+            let mut cluster = Self::unstarted(nodes);
+            let started = (0..cluster.nodes.len()).try_for_each(|i| cluster.spawn(i));
+            let healthy = match started {
+                Ok(()) => cluster.wait_healthy_or_lost().await,
+                Err(log) => Err(log),
+            };
+            match healthy {
+                Ok(()) => return cluster,
+                Err(log) => eprintln!("a nats-server lost its port (attempt {attempt}); starting again:\n{log}"),
+            }
+        }
+        panic!("the NATS cluster did not start; see the logs above");
+    }
+
+    /// Starts node `i` and waits (bounded) until it has bound its ports, which it reports in its
+    /// ports file. `Err(log)` when it exited because another process holds one of its ports.
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
         let routes: Vec<String> = self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.cluster_port)).collect();
         let clustered = self.nodes.len() > 1;
+        let ports_dir = self.dir.path().join(format!("ports-{}", self.nodes[i].name));
+        std::fs::create_dir_all(&ports_dir).unwrap();
         let node = &mut self.nodes[i];
         let mut command = std::process::Command::new(debian_program(&["nats-server"], "nats-server"));
         command
             .args(["-js", "-a", "127.0.0.1", "-n", &node.name])
-            .args(["-p", &node.client_port.to_string(), "-m", &node.monitor_port.to_string()])
+            .args(["-p", &node.client_port.to_string(), "-m", "-1"])
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .arg("-sd")
             .arg(&node.store);
         if clustered {
@@ -64,28 +99,54 @@ impl NatsCluster {
                 .args(["--cluster", &format!("nats://127.0.0.1:{}", node.cluster_port)])
                 .args(["--routes", &routes.join(",")]);
         }
-        let log = self.dir.path().join(format!("{}-{}.log", node.name, Instant::now().elapsed().as_nanos()));
-        node.process = Some(ChildGuard::spawn(&format!("nats-server {}", node.name), &mut command, log));
+        let log =
+            self.dir.path().join(format!("{}-{}.log", node.name, std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()));
+        let mut process = ChildGuard::spawn(&format!("nats-server {}", node.name), &mut command, log);
+        let ports_file = ports_dir.join(format!("nats-server_{}.ports", process.id()));
+        let deadline = Instant::now() + CLUSTER_WAIT;
+        let monitor_port = loop {
+            if let Some(port) = std::fs::read_to_string(&ports_file).ok().and_then(|text| monitor_port(&text)) {
+                break port;
+            }
+            if process.exited() {
+                let log = process.log_tail();
+                assert!(lost_its_port(&log), "{} exited:\n{log}", process.name);
+                return Err(log);
+            }
+            assert!(Instant::now() < deadline, "{} wrote no ports file:\n{}", process.name, process.log_tail());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        node.monitor_port = Some(monitor_port);
+        node.process = Some(process);
+        Ok(())
     }
 
-    /// Waits until every running node says JetStream is healthy.
-    pub async fn wait_healthy(&mut self) {
+    /// Waits until every running node says JetStream is healthy; `Err(log)` when one exited
+    /// because another process took a port of its.
+    async fn wait_healthy_or_lost(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + CLUSTER_WAIT;
-        for node in self.nodes.iter().filter(|n| n.process.is_some()) {
-            let url = format!("http://127.0.0.1:{}/healthz", node.monitor_port);
+        for node in self.nodes.iter_mut() {
+            let (Some(process), Some(monitor_port)) = (node.process.as_mut(), node.monitor_port) else { continue };
+            let url = format!("http://127.0.0.1:{monitor_port}/healthz");
             loop {
                 if try_get(&url).await.is_some_and(|r| r.status == 200) {
                     break;
+                }
+                if process.exited() {
+                    let log = process.log_tail();
+                    assert!(lost_its_port(&log), "{} exited:\n{log}", node.name);
+                    return Err(log);
                 }
                 assert!(
                     Instant::now() < deadline,
                     "{} not healthy within {CLUSTER_WAIT:?}:\n{}",
                     node.name,
-                    node.process.as_ref().unwrap().log_tail()
+                    process.log_tail()
                 );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+        Ok(())
     }
 
     /// Client URLs of every node.
@@ -96,11 +157,14 @@ impl NatsCluster {
     /// `kill -9` of node `i`.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].process = None;
+        self.nodes[i].monitor_port = None;
     }
 
-    /// Starts node `i` again on its ports and store.
+    /// Starts node `i` again on its client and route ports and its store.
     pub fn restart(&mut self, i: usize) {
-        self.spawn(i);
+        if let Err(log) = self.spawn(i) {
+            panic!("nats-server n{i} cannot have its ports back:\n{log}");
+        }
     }
 }
 
@@ -113,9 +177,35 @@ pub struct Replica {
 
 impl Replica {
     pub fn spawn(config: &Path) -> Replica {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"));
-        command.arg(format!("--config.file={}", config.display())).arg("--web.listen-address=127.0.0.1:0");
-        let (child, addr, log) = crate::support::binary::start_amrelay(command, CLUSTER_WAIT);
+        Self::spawn_together(config, 1).pop().unwrap()
+    }
+
+    /// `count` replicas spawned at one instant, as a rollout starts them; returns once every one
+    /// has started (is ready), or fails when one exits or takes longer than [`CLUSTER_WAIT`].
+    pub fn spawn_together(config: &Path, count: usize) -> Vec<Replica> {
+        let starting: Vec<_> = (0..count)
+            .map(|_| {
+                let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_amrelay"));
+                command.arg(format!("--config.file={}", config.display())).arg("--web.listen-address=127.0.0.1:0");
+                crate::support::binary::spawn_amrelay(command)
+            })
+            .collect();
+        let deadline = Instant::now() + CLUSTER_WAIT;
+        starting
+            .into_iter()
+            .map(|starting| {
+                let (child, addr, log) = starting.wait(deadline.saturating_duration_since(Instant::now()));
+                Replica::from_parts(child, addr, log)
+            })
+            .collect()
+    }
+
+    /// A replica from a binary started with [`crate::support::binary::spawn_amrelay`].
+    pub fn from_parts(
+        child: std::process::Child,
+        addr: std::net::SocketAddr,
+        log: crate::support::binary::Log,
+    ) -> Replica {
         Replica { child, addr, log }
     }
 
@@ -192,6 +282,12 @@ impl Drop for Replica {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The monitoring port in a nats-server ports file: `{"monitoring":["http://127.0.0.1:PORT"],…}`.
+fn monitor_port(ports_file: &str) -> Option<u16> {
+    let ports: serde_json::Value = serde_json::from_str(ports_file).ok()?;
+    ports["monitoring"][0].as_str()?.rsplit(':').next()?.parse().ok()
 }
 
 /// Waits until `downstream` has `count` successful deliveries; returns them.

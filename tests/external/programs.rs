@@ -1,6 +1,6 @@
 //! Outside programs (Alertmanager, Prometheus, promtool, amtool, kubectl): found on `PATH`,
-//! started on free 127.0.0.1 ports, their output kept in log files, every wait bounded by
-//! [`PROGRAM_WAIT`], and killed when dropped.
+//! started on free 127.0.0.1 ports ([`fixed_port`]), their output kept in log files, every wait
+//! bounded by [`PROGRAM_WAIT`], and killed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,9 +39,43 @@ pub fn debian_program(names: &[&str], package: &str) -> PathBuf {
     program(names, &format!("install the Debian package `{package}` (apt-get install {package})"))
 }
 
-/// A free port on 127.0.0.1 for a program that takes its listen address as a flag.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A free port on 127.0.0.1 for a program that is told its port on its command line (and, for a
+/// NATS node, keeps it across a restart: its peers and amrelay are given it). Free now, and
+/// released before the program binds it, so it is chosen where nothing else takes it by chance:
+/// a port from binding port 0 is in the kernel's ephemeral range, where any outgoing connection
+/// on the machine may take it as its local port meanwhile (as happened to a nats-server in CI),
+/// and another test of this process may be handed the same number; this one is below that
+/// range, which only an explicit bind uses, and is never handed out twice by this process. Each
+/// process starts at its own place in the range, so that test processes running side by side do
+/// not walk the same ports.
+pub fn fixed_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let high = ephemeral_range_start().max(LOW + 1_000);
+    let seed =
+        std::process::id().wrapping_mul(7_919) ^ std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().subsec_nanos();
+    let _ = NEXT.compare_exchange(0, seed % (high - LOW) + 1, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..(high - LOW) {
+        let port = LOW + NEXT.fetch_add(1, Ordering::Relaxed) % (high - LOW);
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between {LOW} and {high}");
+}
+
+/// The first port of the kernel's ephemeral range (Linux: 32768 unless configured otherwise).
+fn ephemeral_range_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// Whether a program's log says it could not bind a port: another process took it first.
+pub fn lost_its_port(log: &str) -> bool {
+    log.contains("address already in use")
 }
 
 /// A child process, killed and reaped when dropped, its stdout and stderr in a log file.
@@ -62,6 +96,16 @@ impl ChildGuard {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         ChildGuard { name: name.to_owned(), child, log }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the program has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The last lines the program printed.
@@ -101,8 +145,8 @@ impl Drop for ChildGuard {
 
 /// Starts a server program on a free 127.0.0.1 port and waits until `ready_path` answers 200.
 /// `command` builds the command line for a port. Another process may take the port between
-/// `free_port` and the program's bind, so a program that exits before it is ready is retried
-/// on another port.
+/// [`fixed_port`] and the program's bind (another test process binding it), so a program that
+/// exits before it is ready is retried on another port.
 pub async fn start_server(
     name: &str,
     dir: &Path,
@@ -110,7 +154,7 @@ pub async fn start_server(
     command: impl Fn(u16) -> std::process::Command,
 ) -> (ChildGuard, u16) {
     for attempt in 1..=3 {
-        let port = free_port();
+        let port = fixed_port();
         let log = dir.join(format!("{name}-{attempt}.log"));
         let mut child = ChildGuard::spawn(name, &mut command(port), log);
         if child.wait_ready(&format!("http://127.0.0.1:{port}{ready_path}")).await {

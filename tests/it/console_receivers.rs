@@ -596,3 +596,35 @@ async fn the_console_file_survives_kill_9_mid_write() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Regression: `--config.console-file ''` (empty, as a shell or a Kubernetes `args:` list passes
+/// it) was refused by the flag parser, so with a spool editing could not be turned off.
+#[tokio::test]
+async fn an_empty_console_file_flag_turns_editing_off_in_the_real_binary() {
+    use crate::process::RelayProcess;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("amrelay.yml");
+    std::fs::write(&config, spooled_config("http://127.0.0.1:1/file")).unwrap();
+    // Without the flag the spool's folder holds an editable console file: the control.
+    let relay = RelayProcess::spawn(&config, &[]);
+    let list = get(&relay.url("/api/v1/receivers")).await.json();
+    assert_eq!(list["data"]["editable"], true, "{list}");
+    drop(relay);
+    // The empty value as one argv entry and as two; and the quotes kept by an `args:` item.
+    for args in [&["--config.console-file="][..], &["--config.console-file", ""], &["--config.console-file=''"]] {
+        let relay = RelayProcess::spawn(&config, args);
+        let list = get(&relay.url("/api/v1/receivers")).await.json();
+        assert_eq!(list["data"]["editable"], false, "{args:?}: {list}");
+        assert_eq!(list["data"]["console_file"], Value::Null, "{args:?}: {list}");
+        let reason = list["data"]["editing_off_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("turned off"), "{args:?}: {list}");
+        let reply =
+            call("PUT", &relay.url("/api/v1/receivers/team-a"), Some(definition("http://127.0.0.1:1/a", "t")), &[])
+                .await;
+        assert_eq!(reply.status, 409, "{args:?}: {}", reply.text());
+        let (ok, stdout) = crate::process::check_config_with(&config, &[], args);
+        assert!(ok && stdout.matches("SUCCESS").count() == 1, "{args:?}: {stdout}");
+    }
+    assert!(!dir.path().join("''").exists());
+}
