@@ -142,12 +142,14 @@ fn key_at_line(text: &str, position: Option<(u64, u64)>) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
 
-    fn definition() -> Value {
+    /// A console receiver with a secret URL, a secret header and a bearer token, for the
+    /// editor's tests.
+    pub(in crate::editor) fn definition() -> Value {
         json!({
             "name": "ops",
             "url": "https://hooks.slack.com/services/T0/B0/XXXX",

@@ -7,13 +7,10 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::support::eventually::eventually;
-use crate::support::{Answer, Downstream, Reply, TestRelay, WAIT, alert, batch, get, send};
+use crate::support::{Answer, Downstream, Reply, TestRelay, WAIT, alert, batch, call, get};
 
 /// A config with a spool in its folder (so the console file is `console-receivers.yml` there)
 /// and one receiver of its own.
@@ -29,18 +26,6 @@ receivers:
     conditions: [{{label: team, operator: In, values: [nobody]}}]
 "
     )
-}
-
-async fn call(method: &str, url: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
-    let mut request = Request::builder().method(method).uri(url);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    send(request.body(Full::new(body)).unwrap()).await
 }
 
 fn etag(reply: &Reply) -> String {

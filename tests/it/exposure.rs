@@ -13,19 +13,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::support::binary::start_amrelay;
-use crate::support::{Downstream, Reply, TestRelay, alert, batch, send};
-
-async fn call(method: &str, url: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
-    let mut request = Request::builder().method(method).uri(url);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    send(request.body(Full::new(body)).unwrap()).await
-}
+use crate::support::{Downstream, TestRelay, alert, batch, call, send};
 
 fn spooled(receiver_url: &str, server: &str) -> String {
     format!(

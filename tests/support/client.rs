@@ -49,3 +49,16 @@ pub async fn post_json(url: &str, body: impl Into<Bytes>) -> Reply {
 pub async fn get(url: &str) -> Reply {
     send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
 }
+
+/// `method url` with a JSON body (when given, sent as `application/json`) and extra headers.
+pub async fn call(method: &str, url: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+    let mut request = Request::builder().method(method).uri(url);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    send(request.body(Full::new(body)).unwrap()).await
+}

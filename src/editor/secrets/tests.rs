@@ -3,16 +3,7 @@
 use serde_json::json;
 
 use super::*;
-
-fn definition() -> Value {
-    json!({
-        "name": "ops",
-        "url": "https://hooks.slack.com/services/T0/B0/XXXX",
-        "headers": {"X-Api-Key": "k3y"},
-        "http_config": {"authorization": {"type": "Bearer", "credentials": "t0ken"}},
-        "conditions": [{"label": "severity", "operator": "In", "values": ["critical", "true", "5"]}],
-    })
-}
+use crate::editor::document::tests::definition;
 
 /// A definition with a secret in every place of [`SECRETS`], each a distinct `s3cret-…`.
 fn every_secret() -> Value {
