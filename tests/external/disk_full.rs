@@ -1,7 +1,6 @@
 //! A disk that fills up under the spool. Needs root: it mounts a small tmpfs to fill.
 
-use std::time::Duration;
-
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{Answer, Downstream, TestRelay, get, numbered, spool_config};
 
 /// A disk that fills up: batches are refused with 503 while the spool cannot persist, what it
@@ -61,15 +60,11 @@ async fn full_disk_refuses_then_recovers() {
     );
 
     std::fs::remove_file(&filler).unwrap();
-    let deadline = std::time::Instant::now() + crate::support::WAIT;
-    loop {
+    eventually("the spool to take batches again", crate::support::WAIT, async || {
         let reply = relay.post("/webhook", numbered("After", 1)).await;
-        if reply.status == 200 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "spool never recovered: {}", reply.text());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        ensure(reply.status == 200, || format!("{}: {}", reply.status, reply.text()))
+    })
+    .await;
     let status = get(&relay.url("/api/v1/status")).await.json();
     assert_eq!(status["data"]["spool"]["healthy"], true);
 }

@@ -5,12 +5,13 @@
 //! read as `""`), `truncatedAlerts`. The fixtures in tests/fixtures/alertmanager-0.25 were
 //! captured the same way; this test checks against whatever Alertmanager is installed.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
 use crate::programs::{PROGRAM_WAIT, rfc3339};
 use crate::real_programs::{FAST_ROUTE, post_alerts, start_alertmanager};
+use crate::support::eventually::eventually;
 use crate::support::{Downstream, TestRelay, computed_fields};
 
 #[tokio::test]
@@ -79,7 +80,6 @@ async fn max_alerts_and_common_annotations_match_alertmanagers_own_webhook() {
     ]);
     post_alerts(&alertmanager, alerts.to_string()).await;
 
-    let deadline = Instant::now() + PROGRAM_WAIT;
     for group in ["Trunc", "Annot"] {
         let first = |path: &str| {
             downstream
@@ -88,13 +88,11 @@ async fn max_alerts_and_common_annotations_match_alertmanagers_own_webhook() {
                 .find(|r| r.path == path && r.body["groupLabels"]["alertname"] == group)
                 .map(|r| r.body)
         };
-        let (direct, relayed) = loop {
-            if let (Some(direct), Some(relayed)) = (first("/am-max2"), first("/relay-max2")) {
-                break (direct, relayed);
-            }
-            assert!(Instant::now() < deadline, "{group}: no notification on both paths");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let (direct, relayed) =
+            eventually(&format!("{group}'s notification on both paths"), PROGRAM_WAIT, async || {
+                Some((first("/am-max2")?, first("/relay-max2")?))
+            })
+            .await;
         assert_eq!(computed_fields(&relayed), computed_fields(&direct), "{group}");
         match group {
             "Trunc" => {

@@ -5,11 +5,12 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
 use crate::programs::{ChildGuard, PROGRAM_WAIT, debian_program, rfc3339, run_program, start_server, url_encode};
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{Downstream, Pki, Received, TestRelay, get, post_json};
 use crate::traffic::relay_after_traffic;
 
@@ -239,19 +240,15 @@ async fn promtool_accepts_the_metrics_scrape() {
 /// Polls Prometheus' query API until `query` returns at least one series.
 async fn wait_for_series(prometheus: &str, query: &str) -> Vec<Value> {
     let url = format!("{prometheus}/api/v1/query?query={}", url_encode(query));
-    let deadline = Instant::now() + PROGRAM_WAIT;
-    loop {
+    eventually(&format!("{query} to return a series"), PROGRAM_WAIT, async || {
         let answer = get(&url).await;
         assert_eq!(answer.status, 200, "{query}: {}", answer.text());
         let answer = answer.json();
         assert_eq!(answer["status"], "success", "{query}: {answer}");
         let result = answer["data"]["result"].as_array().unwrap().clone();
-        if !result.is_empty() {
-            return result;
-        }
-        assert!(Instant::now() < deadline, "{query} returned nothing within {PROGRAM_WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        ensure(!result.is_empty(), || answer.to_string()).map(|()| result)
+    })
+    .await
 }
 
 /// A real Prometheus scrapes amrelay: `up` is 1 and the alerts counter shows the traffic.
@@ -343,17 +340,13 @@ receivers:
 
     post_alerts(&alertmanager, api_alerts(SystemTime::now() - Duration::from_secs(60), None)).await;
     // Alertmanager may flush the group before all three alerts are in it; wait for all of them.
-    let deadline = Instant::now() + PROGRAM_WAIT;
-    loop {
+    eventually("alerts a, b and c downstream", PROGRAM_WAIT, async || {
         let mut seen: Vec<String> = downstream.received().iter().flat_map(|r| r.labels("instance")).collect();
         seen.sort();
         seen.dedup();
-        if seen == ["a", "b", "c"] {
-            break;
-        }
-        assert!(Instant::now() < deadline, "alerts seen downstream: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        ensure(seen == ["a", "b", "c"], || format!("alerts seen downstream: {seen:?}"))
+    })
+    .await;
     // The webhook_config with the wrong password keeps being refused (401): had it got in, every
     // notification would have arrived twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
