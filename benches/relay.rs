@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use amrelay::payload::{Notification, decode, decode_with, encode};
-use amrelay::queue::Runtime;
+use amrelay::queue::Shared;
 use amrelay::reload::Reloader;
-use amrelay::route::{Destination, plan};
+use amrelay::route::{Recipients, plan};
 use amrelay::rule::{Condition, LabelIndex, Operator, Rule};
 use amrelay::snapshot::Snapshot;
 use amrelay::spool::Spool;
@@ -96,7 +96,7 @@ fn snapshot(runtime: &tokio::runtime::Runtime, receivers: usize) -> std::sync::A
     let config =
         amrelay::config::from_str(&yaml, Path::new("bench.yml"), &amrelay::config::Environment::empty()).unwrap();
     let spool = std::sync::Arc::new(Spool::memory(10));
-    Reloader::start(Path::new("bench.yml"), config, Runtime::new(spool)).unwrap().snapshot()
+    Reloader::start(Path::new("bench.yml"), config, Shared::new(spool)).unwrap().snapshot()
 }
 
 /// The naive way: a `Value` tree, filtered and re-encoded per receiver.
@@ -131,7 +131,7 @@ fn naive_route(body: &[u8], receivers: usize) -> usize {
 
 fn amrelay_route(snapshot: &Snapshot, body: &[u8]) -> usize {
     let n: Notification = decode_with(body, &snapshot.label_index).unwrap();
-    plan(snapshot, &n, Destination::All).iter().map(|p| p.body.len()).sum()
+    plan(snapshot, &n, Recipients::All).iter().map(|p| p.body.len()).sum()
 }
 
 fn whole_path(c: &mut Criterion) {

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::{self, Runtime};
+use crate::queue::{self, Shared};
 use crate::reload::Reloader;
 use crate::server::{self, AppState};
 use crate::spool::{Spool, Stored};
@@ -106,7 +106,7 @@ impl Relay {
             metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
         }
         let reloader =
-            Reloader::start_with_console(&options.config_file, config, console_file, Runtime::new(Arc::new(spool)))
+            Reloader::start_with_console(&options.config_file, config, console_file, Shared::new(Arc::new(spool)))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         restore(&reloader, restored);
         let address =
@@ -199,17 +199,17 @@ impl Relay {
         self.stop_serving.cancel();
         let _ = (&mut self.server).await;
         let reloader = &self.state.reloader;
-        let runtime = reloader.runtime();
+        let shared = reloader.shared();
         let spool = reloader.spool().clone();
-        runtime.tracker.close();
+        shared.tracker.close();
         if !spool.is_persistent() {
             // Dispatchers take nothing new, deliver what they hold, and exit.
-            runtime.drain.cancel();
-            let _ = tokio::time::timeout_at(deadline, runtime.tracker.wait()).await;
+            shared.drain.cancel();
+            let _ = tokio::time::timeout_at(deadline, shared.tracker.wait()).await;
         }
         // Whatever is still running stops after its current attempt.
-        runtime.stop.cancel();
-        let _ = tokio::time::timeout_at(deadline, runtime.tracker.wait()).await;
+        shared.stop.cancel();
+        let _ = tokio::time::timeout_at(deadline, shared.tracker.wait()).await;
         let left = queue::total_depth(&reloader.pipelines());
         spool.close().await;
         match (left, spool.is_persistent()) {

@@ -243,7 +243,7 @@ pub async fn send_test(config_file: &std::path::Path, console_file: Option<&std:
         }
     };
     let target = crate::deliver::Target::new(&receiver_config.endpoint, None, &client_config);
-    let outcome = crate::testmsg::send(&target, receiver).await;
+    let outcome = crate::test_message::send(&target, receiver).await;
     println!("{}", serde_json::to_string_pretty(&outcome).unwrap_or_default());
     outcome.delivered
 }

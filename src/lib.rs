@@ -29,7 +29,7 @@
 //! `watch`, SIGHUP and `/-/reload` all go through it), `editor` (the console in one
 //! place: the console file as a document, the one table of its secret fields, its file I/O off
 //! the runtime's threads, the config file's `enabled:` lines found at load), `redact` (URLs as amrelay shows
-//! them), `metrics` (every metric name), `testmsg` and `explain` (test messages and route explanations for
+//! them), `metrics` (every metric name), `test_message` and `explain` (test messages and route explanations for
 //! operators), [`app`] (build, run, drain), [`cli`] and [`logging`].
 //!
 //! Layers, lowest first. A module uses only modules of lower layers: `.ci/import-cycles.py`
@@ -38,13 +38,13 @@
 //!
 //! | layer | modules | what they are |
 //! |---|---|---|
-//! | 1 | `fingerprint` `secret` `metrics` `redact` `verified` `dedup` `logging` `rule` | leaves: hashes, secrets, metric names, redaction, caches, rules |
+//! | 1 | `fingerprint` `secret` `metrics` `redact` `verified_senders` `dedup` `logging` `rule` | leaves: hashes, secrets, metric names, redaction, caches, rules |
 //! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
 //! | 3 | `config` | the config file, validated (pure, given its inputs) |
 //! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console (its file, secrets, I/O) |
 //! | 5 | `spool` | what is kept: the file spool and JetStream |
 //! | 6 | `deliver` | one notification's attempts |
-//! | 7 | `queue` `testmsg` | each receiver's queue; test messages |
+//! | 7 | `queue` `test_message` | each receiver's queue; test messages |
 //! | 8 | `snapshot` | the config a request sees |
 //! | 9 | `route` | rules → per-receiver payloads |
 //! | 10 | `accept` `explain` `reload` | into the queues; route explanations; reloading |
@@ -83,11 +83,11 @@ mod signing;
 pub mod snapshot;
 pub mod spool;
 pub mod template;
-mod testmsg;
+mod test_message;
 pub mod tls;
-mod verified;
+mod verified_senders;
 mod watch;
 
 // What tests, benches and the fuzzers use of the private modules.
 pub use fingerprint::fnv1a;
-pub use testmsg::rfc3339;
+pub use test_message::rfc3339;

@@ -10,7 +10,7 @@
 //! reload: the last good console text is validated again and kept running, with the error shown.
 //!
 //! The reloader owns what outlives snapshots: each receiver's [`Pipeline`] (kept by name, so its
-//! queue and connection pool survive a reload) and the shared [`Runtime`] (spool, shutdown signals).
+//! queue and connection pool survive a reload) and the pipelines' [`Shared`] parts (spool, shutdown signals).
 #![allow(clippy::disallowed_types)] // The registry is touched only by reloads, one at a time.
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ use crate::dedup::Dedup;
 use crate::deliver::Target;
 use crate::editor;
 use crate::metrics as m;
-use crate::queue::{Pipeline, Runtime};
+use crate::queue::{Pipeline, Shared};
 use crate::rule::LabelIndex;
 use crate::snapshot::{ActiveReceiver, ConsoleState, Snapshot, Source};
 use crate::spool::Spool;
@@ -60,7 +60,7 @@ pub struct Reloader {
     current: ArcSwap<Snapshot>,
     registry: Mutex<Registry>,
     status: ArcSwap<ReloadStatus>,
-    runtime: Runtime,
+    shared: Shared,
     /// Notifications recently accepted, for `delivery.dedup_window`.
     dedup: Dedup,
 }
@@ -68,9 +68,9 @@ pub struct Reloader {
 impl Reloader {
     /// Starts the pipelines of a loaded config (the first load). Fails only if a receiver's TLS
     /// config cannot be built with the system's CA store.
-    pub fn start(path: &Path, config: Config, runtime: Runtime) -> Result<Reloader, ConfigError> {
+    pub fn start(path: &Path, config: Config, shared: Shared) -> Result<Reloader, ConfigError> {
         let off = ConsoleFile::Off("no console file".into());
-        Reloader::start_with_console(path, config, off, runtime)
+        Reloader::start_with_console(path, config, off, shared)
     }
 
     /// Like [`Reloader::start`], with the console file's receivers merged in (a broken console
@@ -79,13 +79,13 @@ impl Reloader {
         path: &Path,
         mut config: Config,
         console_file: ConsoleFile,
-        runtime: Runtime,
+        shared: Shared,
     ) -> Result<Reloader, ConfigError> {
         let mut registry = Registry::default();
         let console = merge_console(&console_file, &mut config, &mut registry);
-        let snapshot = build_snapshot(config, console, &mut registry, &runtime)?;
+        let snapshot = build_snapshot(config, console, &mut registry, &shared)?;
         record_success(&snapshot);
-        apply_byte_limits(&runtime.spool, &snapshot);
+        apply_byte_limits(&shared.spool, &snapshot);
         if let Some(error) = &snapshot.console.error {
             record_result(false);
             tracing::error!(file = %console_file.path().unwrap_or(Path::new("")).display(), error = %error.replace('\n', "; "), "console file invalid; its receivers are not running");
@@ -101,7 +101,7 @@ impl Reloader {
                 last_error,
                 config_file_changed: false,
             }),
-            runtime,
+            shared,
             dedup: Dedup::default(),
         })
     }
@@ -128,7 +128,7 @@ impl Reloader {
 
     /// Where every pipeline keeps its notifications; opened once per process.
     pub fn spool(&self) -> &Arc<Spool> {
-        &self.runtime.spool
+        &self.shared.spool
     }
 
     /// The duplicate filter of `delivery.dedup_window`.
@@ -136,9 +136,9 @@ impl Reloader {
         &self.dedup
     }
 
-    /// The pipelines' shared runtime (shutdown signals, task tracker).
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
+    /// What every pipeline shares (spool, shutdown signals, task tracker).
+    pub fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// Re-reads the config file and, if it is valid, makes it current. On error the running
@@ -158,7 +158,7 @@ impl Reloader {
         let unchanged = config.hash == previous.hash;
         let console_good = registry.console_good.clone();
         let console = merge_console(&self.console_file, &mut config, &mut registry);
-        let snapshot = match build_snapshot(config, console, &mut registry, &self.runtime) {
+        let snapshot = match build_snapshot(config, console, &mut registry, &self.shared) {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 registry.console_good = console_good;
@@ -167,7 +167,7 @@ impl Reloader {
         };
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
         record_success(&snapshot);
-        apply_byte_limits(&self.runtime.spool, &snapshot);
+        apply_byte_limits(&self.shared.spool, &snapshot);
         let console_error = snapshot.console.error.clone();
         self.current.store(Arc::new(snapshot));
         if let Some(error) = console_error {
@@ -294,7 +294,7 @@ fn build_snapshot(
     config: Config,
     console: ConsoleState,
     registry: &mut Registry,
-    runtime: &Runtime,
+    shared: &Shared,
 ) -> Result<Snapshot, ConfigError> {
     let first_console = config.receivers.len() - config.console_receivers;
     let mut tls = Vec::with_capacity(config.receivers.len());
@@ -331,7 +331,7 @@ fn build_snapshot(
                 existing.update(&receiver, Target::new(&receiver.endpoint, Some(&previous), &client_config));
                 existing
             }
-            None => Pipeline::start(&receiver, Target::new(&receiver.endpoint, None, &client_config), runtime),
+            None => Pipeline::start(&receiver, Target::new(&receiver.endpoint, None, &client_config), shared),
         };
         next.insert(receiver.name.clone(), pipeline.clone());
         let source = if index < first_console { Source::File } else { Source::Console };

@@ -30,7 +30,7 @@ pub struct Planned<'s> {
 
 /// Which receivers a batch is for.
 #[derive(Debug, Clone, Copy)]
-pub enum Destination<'s> {
+pub enum Recipients<'s> {
     /// `POST /webhook`: every enabled receiver.
     All,
     /// `POST /webhook/{receiver}`: only this one (if enabled).
@@ -39,10 +39,10 @@ pub enum Destination<'s> {
 
 /// Evaluates the rules and encodes a payload for each receiver left with alerts; receivers left
 /// with none get an empty plan, so that their filtered alerts are counted on acceptance only.
-pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, destination: Destination<'s>) -> Vec<Planned<'s>> {
-    let receivers: &[ActiveReceiver] = match destination {
-        Destination::All => &snapshot.receivers,
-        Destination::Only(receiver) => std::slice::from_ref(receiver),
+pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, recipients: Recipients<'s>) -> Vec<Planned<'s>> {
+    let receivers: &[ActiveReceiver] = match recipients {
+        Recipients::All => &snapshot.receivers,
+        Recipients::Only(receiver) => std::slice::from_ref(receiver),
     };
     let mut matched = Vec::with_capacity(n.alerts.len());
     let mut plans = Vec::new();

@@ -15,7 +15,7 @@ use crate::config::{ConsoleFile, DeliveryConfig, Issue, ReceiverConfig, ServerCo
 use crate::editor::EnabledLine;
 use crate::queue::Pipeline;
 use crate::rule::LabelIndex;
-use crate::verified::Verified;
+use crate::verified_senders::VerifiedSenders;
 
 /// One receiver as the request path sees it: its rule and its pipeline.
 #[derive(Debug)]
@@ -89,7 +89,7 @@ pub struct Snapshot {
     /// Secret and TLS files the config names: a change to one reloads the config.
     pub referenced_files: Vec<PathBuf>,
     /// Sender credentials verified under this config.
-    pub verified: Verified,
+    pub verified: VerifiedSenders,
     /// The console file and its receivers' state.
     pub console: ConsoleState,
 }

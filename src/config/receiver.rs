@@ -224,7 +224,7 @@ fn receiver(
         super::thread::check(issues, field, t, preset, url.as_ref())
     });
     if let Some(Some(spec)) = &thread
-        && spec.destination == super::thread::Destination::Slack
+        && spec.api == super::thread::ThreadApi::Slack
     {
         slack_web_api(issues, field, at, raw, templating.as_ref().is_some_and(|t| t.auth.is_some()), auth.as_ref());
     }

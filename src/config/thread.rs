@@ -35,7 +35,7 @@ impl ThreadMode {
 
 /// The API a threaded receiver speaks, from its preset and URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
+pub enum ThreadApi {
     /// A Discord webhook (`POST ?wait=true`, `PATCH …/messages/{id}`).
     Discord,
     /// Slack's Web API (`chat.postMessage`, `chat.update`, `thread_ts`) with a bot token.
@@ -50,7 +50,7 @@ pub enum Destination {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadSpec {
     pub mode: ThreadMode,
-    pub destination: Destination,
+    pub api: ThreadApi,
     /// A group's message is forgotten this long after it was last posted or updated.
     pub expire: Duration,
     /// At most this many groups remembered; past it the least recently used is forgotten.
@@ -106,25 +106,25 @@ pub(super) fn check(
             Err(why) => issues.add(Some(at), field.clone(), why),
         }
     }
-    (issues.len() == before).then_some(ThreadSpec { mode: mode?, destination: destination?, expire, max_groups })
+    (issues.len() == before).then_some(ThreadSpec { mode: mode?, api: destination?, expire, max_groups })
 }
 
 /// Whether the preset's destination, at a URL with `path`, can thread in `mode`, and why not.
-pub fn supported(preset: Option<Preset>, mode: ThreadMode, path: &str) -> Result<Destination, String> {
+pub fn supported(preset: Option<Preset>, mode: ThreadMode, path: &str) -> Result<ThreadApi, String> {
     let method = path.rsplit('/').next().unwrap_or("");
     match (preset, mode) {
-        (Some(Preset::Discord), _) => Ok(Destination::Discord),
-        (Some(Preset::Slack), _) if method == "chat.postMessage" => Ok(Destination::Slack),
+        (Some(Preset::Discord), _) => Ok(ThreadApi::Discord),
+        (Some(Preset::Slack), _) if method == "chat.postMessage" => Ok(ThreadApi::Slack),
         (Some(Preset::Slack), _) => Err("Slack incoming webhooks answer `ok` with no message reference, so they \
              cannot update or thread: use Slack's Web API, url https://slack.com/api/chat.postMessage with \
              preset_options.token_file and preset_options.channel"
             .into()),
-        (Some(Preset::Telegram), _) if method == "sendMessage" => Ok(Destination::Telegram),
+        (Some(Preset::Telegram), _) if method == "sendMessage" => Ok(ThreadApi::Telegram),
         (Some(Preset::Telegram), _) => {
             Err("the telegram preset threads through the Bot API's sendMessage: the url must end in /sendMessage"
                 .into())
         }
-        (Some(Preset::GoogleChat), ThreadMode::Reply) => Ok(Destination::GoogleChat),
+        (Some(Preset::GoogleChat), ThreadMode::Reply) => Ok(ThreadApi::GoogleChat),
         (Some(Preset::GoogleChat), ThreadMode::Update) => Err("a Google Chat incoming webhook cannot edit its \
              messages (that needs a Chat app's credentials): use mode: reply, which keeps a group in one thread"
             .into()),
@@ -146,15 +146,15 @@ mod tests {
     fn each_destination_threads_where_its_api_allows() {
         use ThreadMode::{Reply, Update};
         let discord = "/api/webhooks/1/t";
-        assert_eq!(supported(Some(Preset::Discord), Update, discord), Ok(Destination::Discord));
-        assert_eq!(supported(Some(Preset::Discord), Reply, discord), Ok(Destination::Discord));
-        assert_eq!(supported(Some(Preset::Slack), Update, "/api/chat.postMessage"), Ok(Destination::Slack));
-        assert_eq!(supported(Some(Preset::Slack), Reply, "/api/chat.postMessage"), Ok(Destination::Slack));
+        assert_eq!(supported(Some(Preset::Discord), Update, discord), Ok(ThreadApi::Discord));
+        assert_eq!(supported(Some(Preset::Discord), Reply, discord), Ok(ThreadApi::Discord));
+        assert_eq!(supported(Some(Preset::Slack), Update, "/api/chat.postMessage"), Ok(ThreadApi::Slack));
+        assert_eq!(supported(Some(Preset::Slack), Reply, "/api/chat.postMessage"), Ok(ThreadApi::Slack));
         let webhook = supported(Some(Preset::Slack), Update, "/services/T0/B0/x").unwrap_err();
         assert!(webhook.contains("incoming webhooks"), "{webhook}");
-        assert_eq!(supported(Some(Preset::Telegram), Update, "/bot1:x/sendMessage"), Ok(Destination::Telegram));
+        assert_eq!(supported(Some(Preset::Telegram), Update, "/bot1:x/sendMessage"), Ok(ThreadApi::Telegram));
         assert!(supported(Some(Preset::Telegram), Reply, "/bot1:x/sendPhoto").is_err());
-        assert_eq!(supported(Some(Preset::GoogleChat), Reply, "/v1/spaces/S/messages"), Ok(Destination::GoogleChat));
+        assert_eq!(supported(Some(Preset::GoogleChat), Reply, "/v1/spaces/S/messages"), Ok(ThreadApi::GoogleChat));
         assert!(supported(Some(Preset::GoogleChat), Update, "/v1/spaces/S/messages").unwrap_err().contains("reply"));
         assert!(supported(Some(Preset::PagerDuty), Update, "/v2/enqueue").unwrap_err().contains("dedup_key"));
         assert!(supported(None, Update, "/").is_err());

@@ -43,7 +43,7 @@ pub struct Target {
     pub template: Option<std::sync::Arc<crate::template::Renderer>>,
     /// `rate_limit:`, awaited before each attempt; the bucket survives reloads that keep it.
     pub rate_limit: Option<std::sync::Arc<super::RateLimiter>>,
-    /// `thread:` — one message per alert group (see [`super::threads`]).
+    /// `thread:` — one message per alert group (see [`super::thread_memory`]).
     pub thread: Option<crate::config::thread::ThreadSpec>,
     /// Every secret value of the receiver's definition, scrubbed from what its downstream answers
     /// before that text reaches a [`Failure`]'s detail (so status, dead letters, logs and test

@@ -82,7 +82,7 @@ pub struct Downstream {
     /// Cancelled at shutdown: deliveries stop after their current attempt.
     pub stop: CancellationToken,
     /// Each alert group's message, for `thread:`.
-    pub threads: super::Threads,
+    pub threads: super::ThreadMemory,
 }
 
 impl Downstream {
@@ -95,7 +95,7 @@ impl Downstream {
             state: Mutex::new(DeliveryState::default()),
             spool,
             stop,
-            threads: super::Threads::default(),
+            threads: super::ThreadMemory::default(),
         }
     }
 

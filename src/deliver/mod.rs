@@ -17,8 +17,8 @@ mod ratelimit;
 mod redirect;
 mod render;
 mod secrets;
+mod thread_memory;
 mod threaded;
-mod threads;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,7 +34,7 @@ pub use downstream::{DeliveryMetrics, DeliveryState, Downstream};
 pub use failure::{Failure, FailureKind, status_class};
 pub use ratelimit::RateLimiter;
 pub use render::Prepared;
-pub use threads::{MAX_PAGE as THREADS_MAX_PAGE, ThreadEntry, ThreadPage, Threads};
+pub use thread_memory::{MAX_PAGE as THREADS_MAX_PAGE, ThreadEntry, ThreadMemory, ThreadPage};
 
 use crate::metrics as m;
 use crate::spool::{Header, Stored, unix_ms};

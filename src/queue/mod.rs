@@ -160,7 +160,7 @@ pub struct Pipeline {
 
 /// What every pipeline of a process shares: the spool, the shutdown signals, the task tracker.
 #[derive(Debug, Clone)]
-pub struct Runtime {
+pub struct Shared {
     pub spool: Arc<Spool>,
     /// Cancelled first at shutdown (memory mode): dispatchers take nothing new and exit once their
     /// queue is empty.
@@ -171,16 +171,16 @@ pub struct Runtime {
     pub tracker: TaskTracker,
 }
 
-impl Runtime {
-    pub fn new(spool: Arc<Spool>) -> Runtime {
-        Runtime { spool, drain: CancellationToken::new(), stop: CancellationToken::new(), tracker: TaskTracker::new() }
+impl Shared {
+    pub fn new(spool: Arc<Spool>) -> Shared {
+        Shared { spool, drain: CancellationToken::new(), stop: CancellationToken::new(), tracker: TaskTracker::new() }
     }
 }
 
 impl Pipeline {
-    /// Creates the pipeline for `config` and spawns its dispatcher on the current runtime.
-    pub fn start(config: &ReceiverConfig, target: Target, runtime: &Runtime) -> Arc<Pipeline> {
-        let downstream = Arc::new(Downstream::new(&config.name, target, runtime.spool.clone(), runtime.stop.clone()));
+    /// Creates the pipeline for `config` and spawns its dispatcher on the current tokio runtime.
+    pub fn start(config: &ReceiverConfig, target: Target, shared: &Shared) -> Arc<Pipeline> {
+        let downstream = Arc::new(Downstream::new(&config.name, target, shared.spool.clone(), shared.stop.clone()));
         let counters = Arc::new(QueueCounters {
             metrics: QueueMetrics::new(&config.name),
             depth: AtomicUsize::new(0),
@@ -194,7 +194,7 @@ impl Pipeline {
         counters.metrics.capacity.set(config.queue_capacity as f64);
         counters.metrics.depth.set(0.0);
         let (tx, rx) = mpsc::unbounded_channel();
-        runtime.tracker.spawn(dispatch::run(rx, downstream.clone(), counters.clone(), runtime.drain.clone()));
+        shared.tracker.spawn(dispatch::run(rx, downstream.clone(), counters.clone(), shared.drain.clone()));
         Arc::new(Pipeline {
             downstream,
             counters,

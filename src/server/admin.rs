@@ -41,7 +41,7 @@ pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
 
 /// `POST /api/v1/receivers/{name}/test`: a test message, sent now, outside the queue. 200 when the
 /// downstream answered 2xx, 502 otherwise; the body says what happened either way.
-/// At most one test message per receiver is in flight, and [`crate::testmsg::MAX_TESTS_IN_FLIGHT`]
+/// At most one test message per receiver is in flight, and [`crate::test_message::MAX_TESTS_IN_FLIGHT`]
 /// in all: past either, 429.
 pub async fn test_receiver(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
     let receiver = snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?;

@@ -4,7 +4,7 @@
 //! Comparisons do not leak through timing: bearer tokens are compared as SHA-256 digests in
 //! constant time (so neither content nor length shows), and an unknown user name costs a bcrypt
 //! verification like a known one. A successful verification is remembered in the snapshot's
-//! [`Verified`] set. Verifications run on the blocking pool, at most a few at a time, so a flood
+//! [`VerifiedSenders`] set. Verifications run on the blocking pool, at most a few at a time, so a flood
 //! of wrong passwords cannot starve the runtime.
 
 use std::sync::OnceLock;
@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use super::response::ApiError;
 use crate::config::{Inbound, InboundAuth};
 use crate::metrics as m;
-use crate::verified::Verified;
+use crate::verified_senders::VerifiedSenders;
 
 /// bcrypt verifications running at once.
 const CONCURRENT_VERIFICATIONS: usize = 2;
@@ -68,7 +68,7 @@ impl Caller {
 /// challenges to send.
 pub async fn authorize(
     inbound: &Inbound,
-    verified: &Verified,
+    verified: &VerifiedSenders,
     checks: &PasswordChecks,
     path: &str,
     headers: &HeaderMap,
@@ -109,7 +109,7 @@ fn bearer(auth: &InboundAuth, token: &[u8]) -> bool {
 /// verification slot frees up in time.
 async fn basic(
     auth: &InboundAuth,
-    verified: &Verified,
+    verified: &VerifiedSenders,
     checks: &PasswordChecks,
     encoded: &[u8],
 ) -> Result<Option<String>, ApiError> {
@@ -205,7 +205,7 @@ mod tests {
     #[tokio::test]
     async fn basic_users_and_bearer_tokens() {
         let inbound = inbound(&[("am", "pass:word")], Some("tok3n"));
-        let verified = Verified::default();
+        let verified = VerifiedSenders::default();
         let checks = PasswordChecks::default();
         assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
         // Twice: the second time from the cache.
@@ -234,7 +234,7 @@ mod tests {
         assert!(
             authorize(
                 &Inbound::default(),
-                &Verified::default(),
+                &VerifiedSenders::default(),
                 &PasswordChecks::default(),
                 "/webhook",
                 &HeaderMap::new()

@@ -230,7 +230,7 @@ pub async fn test_unsaved(
 }
 
 /// Sends one test message to `name`: at most one at a time per receiver name and
-/// [`crate::testmsg::MAX_TESTS_IN_FLIGHT`] in all (across this endpoint, `receiver-test` and
+/// [`crate::test_message::MAX_TESTS_IN_FLIGHT`] in all (across this endpoint, `receiver-test` and
 /// the receivers' `/test`), else 429 saying which. The answer carries the status code and error
 /// kind; its `error` holds a snippet of the downstream's answer scrubbed of the receiver's secrets.
 pub async fn send_test(
@@ -239,7 +239,7 @@ pub async fn send_test(
     target: &crate::deliver::Target,
 ) -> Result<HttpResponse, ApiError> {
     let _in_flight = state.tests_in_flight.claim(name).map_err(|busy| ApiError::TooManyRequests(busy.to_string()))?;
-    let outcome = crate::testmsg::send(target, name).await;
+    let outcome = crate::test_message::send(target, name).await;
     match &outcome.error {
         None => tracing::info!(receiver = name, status = outcome.status_code, "test message delivered"),
         Some(error) => tracing::warn!(receiver = name, error = %error, "test message failed"),

@@ -93,7 +93,7 @@ pub struct AppState {
     /// The bound listener: whether other hosts can reach the admin side.
     pub listener: super::exposure::Listener,
     /// Test messages in flight: at most one per receiver, and a few in all.
-    pub tests_in_flight: crate::testmsg::TestsInFlight,
+    pub tests_in_flight: crate::test_message::TestsInFlight,
 }
 
 impl AppState {

@@ -18,7 +18,7 @@ use crate::deliver::Outbound;
 use crate::metrics as m;
 use crate::payload::decode_with;
 use crate::queue::{PACE_MAX_WAIT, Pipeline, next_id};
-use crate::route::{self, Destination};
+use crate::route::{self, Recipients};
 use crate::snapshot::Snapshot;
 
 pub async fn handle(
@@ -57,9 +57,9 @@ async fn accept_batch<'s>(
     request: Request<Incoming>,
     receiver: Option<&str>,
 ) -> Result<(HttpResponse, Vec<&'s Pipeline>), ApiError> {
-    let destination = match receiver {
-        None => Destination::All,
-        Some(name) => Destination::Only(
+    let recipients = match receiver {
+        None => Recipients::All,
+        Some(name) => Recipients::Only(
             snapshot.receiver(name).ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))?,
         ),
     };
@@ -76,7 +76,7 @@ async fn accept_batch<'s>(
     super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
     state.http_metrics.alerts_received.increment(notification.alerts.len() as u64);
 
-    let plans = route::plan(snapshot, &notification, destination);
+    let plans = route::plan(snapshot, &notification, recipients);
     // Receivers left with no alert get nothing; their filtered alerts count once the batch is in.
     let (plans, nothing): (Vec<_>, Vec<_>) = plans.into_iter().partition(|p| p.matched > 0);
     let group_key: Arc<str> = notification.group_key.as_str().into();

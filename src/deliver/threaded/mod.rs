@@ -1,6 +1,6 @@
 //! One attempt of a receiver with `thread:`: a group's later notifications update its first
 //! message (`mode: update`) or reply under it (`mode: reply`); the first one is posted and its
-//! reference remembered (see [`super::threads`]).
+//! reference remembered (see [`super::thread_memory`]).
 //!
 //! The flow is the same for every destination; what differs — the request that posts, the one
 //! that follows up, where the answer names the message, what "that message is gone" looks like —
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, Uri};
 
 use super::{Downstream, Failure, FailureKind, Outbound, Target};
-use crate::config::thread::{Destination, ThreadMode, ThreadSpec};
+use crate::config::thread::{ThreadApi, ThreadMode, ThreadSpec};
 use crate::metrics as m;
 use crate::spool::GroupHash;
 
@@ -55,13 +55,13 @@ pub(super) async fn send(
     item: &Outbound,
 ) -> Result<StatusCode, Failure> {
     let (name, spool) = (&downstream.name, &downstream.spool);
-    // The group is known by its groupKey's hash (see `super::threads`), computed once per attempt.
+    // The group is known by its groupKey's hash (see `super::thread_memory`), computed once per attempt.
     let group = crate::spool::group_hash(&item.group_key);
     let existing = downstream.threads.get(name, spool, &group, spec.expire).await;
     let mut outcome = "posted";
     if let Some(entry) = existing {
         let call = follow_up(spec, &url, &body, &entry.message_id, item).map_err(|e| unsendable(name, e))?;
-        match exchange(target, spec.destination, call, content_type.clone(), item).await {
+        match exchange(target, spec.api, call, content_type.clone(), item).await {
             (status, Verdict::Done(_)) => {
                 count(name, if spec.mode == ThreadMode::Update { "updated" } else { "replied" });
                 remember(downstream, spec, group, &item.group_key, entry.message_id).await;
@@ -78,7 +78,7 @@ pub(super) async fn send(
         }
     }
     let (call, known) = first_post(spec, &url, &body, item);
-    let (status, answer) = match exchange(target, spec.destination, call, content_type, item).await {
+    let (status, answer) = match exchange(target, spec.api, call, content_type, item).await {
         (status, Verdict::Done(answer)) => (status, answer),
         (_, Verdict::Gone) => {
             count(name, "failed");
@@ -94,8 +94,8 @@ pub(super) async fn send(
     };
     let reference = match known {
         Some(known) => Some(known),
-        None => match answer.as_deref().and_then(|a| reference(spec.destination, a)) {
-            Some(id) if spec.destination == Destination::Discord && spec.mode == ThreadMode::Reply => {
+        None => match answer.as_deref().and_then(|a| reference(spec.api, a)) {
+            Some(id) if spec.api == ThreadApi::Discord && spec.mode == ThreadMode::Reply => {
                 Some(discord::with_guild(target, &url, id).await)
             }
             found => found,
@@ -132,7 +132,7 @@ pub(super) async fn send_checked(
     body: Bytes,
     item: &Outbound,
 ) -> Result<StatusCode, Failure> {
-    match exchange(target, Destination::Slack, Call::post(url, body), content_type, item).await {
+    match exchange(target, ThreadApi::Slack, Call::post(url, body), content_type, item).await {
         (status, Verdict::Done(_)) => Ok(status),
         (_, Verdict::Failed(failure)) => Err(failure),
         (_, Verdict::Gone) => Err(Failure::new(
@@ -145,10 +145,10 @@ pub(super) async fn send_checked(
 /// The request that posts a group's first message, and the reference when it is known before
 /// the answer (Google Chat's thread key).
 fn first_post(spec: ThreadSpec, url: &Uri, body: &Bytes, item: &Outbound) -> (Call, Option<String>) {
-    match spec.destination {
-        Destination::Discord => (discord::post(url, body.clone()), None),
-        Destination::Slack | Destination::Telegram => (Call::post(url.clone(), body.clone()), None),
-        Destination::GoogleChat => {
+    match spec.api {
+        ThreadApi::Discord => (discord::post(url, body.clone()), None),
+        ThreadApi::Slack | ThreadApi::Telegram => (Call::post(url.clone(), body.clone()), None),
+        ThreadApi::GoogleChat => {
             let key = googlechat::thread_key(&item.group_key, &item.id);
             (googlechat::post(url, body.clone(), &key, &item.id), Some(key))
         }
@@ -157,43 +157,43 @@ fn first_post(spec: ThreadSpec, url: &Uri, body: &Bytes, item: &Outbound) -> (Ca
 
 /// The request that updates, or replies to, the group's message `reference`.
 fn follow_up(spec: ThreadSpec, url: &Uri, body: &Bytes, reference: &str, item: &Outbound) -> Result<Call, String> {
-    match spec.destination {
-        Destination::Discord => discord::follow_up(spec.mode, url, body, reference),
-        Destination::Slack => slack::follow_up(spec.mode, url, body, reference),
-        Destination::Telegram => telegram::follow_up(spec.mode, url, body, reference),
+    match spec.api {
+        ThreadApi::Discord => discord::follow_up(spec.mode, url, body, reference),
+        ThreadApi::Slack => slack::follow_up(spec.mode, url, body, reference),
+        ThreadApi::Telegram => telegram::follow_up(spec.mode, url, body, reference),
         // A reply is a post with the group's thread key (`mode: reply` is the only one allowed).
-        Destination::GoogleChat => Ok(googlechat::post(url, body.clone(), reference, &item.id)),
+        ThreadApi::GoogleChat => Ok(googlechat::post(url, body.clone(), reference, &item.id)),
     }
 }
 
 /// The message reference a destination's answer to a first post names.
-fn reference(destination: Destination, answer: &[u8]) -> Option<String> {
+fn reference(api: ThreadApi, answer: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
-    match destination {
-        Destination::Discord => discord::message_id(&value),
-        Destination::Slack => slack::reference(&value),
-        Destination::Telegram => telegram::message_id(&value),
-        Destination::GoogleChat => None,
+    match api {
+        ThreadApi::Discord => discord::message_id(&value),
+        ThreadApi::Slack => slack::reference(&value),
+        ThreadApi::Telegram => telegram::message_id(&value),
+        ThreadApi::GoogleChat => None,
     }
 }
 
 async fn exchange(
     target: &Target,
-    destination: Destination,
+    api: ThreadApi,
     call: Call,
     content_type: Option<HeaderValue>,
     item: &Outbound,
 ) -> (StatusCode, Verdict) {
     let result = target.request(call.method, call.url, content_type, call.body, Some(&item.id), true).await;
     let status = result.as_ref().map_or(StatusCode::OK, |(status, _)| *status);
-    let verdict = match destination {
-        Destination::Discord | Destination::GoogleChat => match result {
+    let verdict = match api {
+        ThreadApi::Discord | ThreadApi::GoogleChat => match result {
             Ok((_, answer)) => Verdict::Done(answer),
             Err(f) if f.kind == FailureKind::Status(StatusCode::NOT_FOUND) => Verdict::Gone,
             Err(f) => Verdict::Failed(f),
         },
-        Destination::Slack => slack::verdict(result),
-        Destination::Telegram => telegram::verdict(result),
+        ThreadApi::Slack => slack::verdict(result),
+        ThreadApi::Telegram => telegram::verdict(result),
     };
     (status, verdict)
 }

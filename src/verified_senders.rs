@@ -12,11 +12,11 @@ const CAPACITY: usize = 1024;
 
 /// Digests of credentials that verified.
 #[derive(Debug, Default)]
-pub struct Verified {
+pub struct VerifiedSenders {
     digests: papaya::HashSet<[u8; 32]>,
 }
 
-impl Verified {
+impl VerifiedSenders {
     /// Whether these credentials verified before.
     pub fn contains(&self, digest: &[u8; 32]) -> bool {
         self.digests.pin().contains(digest)
@@ -38,7 +38,7 @@ mod tests {
 
     #[test]
     fn remembers_and_stays_bounded() {
-        let verified = Verified::default();
+        let verified = VerifiedSenders::default();
         verified.insert([1; 32]);
         assert!(verified.contains(&[1; 32]));
         assert!(!verified.contains(&[2; 32]));

@@ -102,13 +102,13 @@ impl State {
 
 /// One receiver's thread state.
 #[derive(Debug, Default)]
-pub struct Threads {
+pub struct ThreadMemory {
     /// `None` until loaded from the spool (at the first notification that needs it).
     state: Mutex<Option<State>>,
     load: tokio::sync::OnceCell<()>,
 }
 
-impl Threads {
+impl ThreadMemory {
     async fn loaded(&self, receiver: &Arc<str>, spool: &Spool) {
         self.load
             .get_or_init(|| async {
@@ -253,18 +253,25 @@ mod tests {
 
     const WEEK: Duration = Duration::from_secs(7 * 86400);
 
-    async fn remember(threads: &Threads, spool: &Spool, group: &str, id: String, max_groups: usize, expire: Duration) {
+    async fn remember(
+        threads: &ThreadMemory,
+        spool: &Spool,
+        group: &str,
+        id: String,
+        max_groups: usize,
+        expire: Duration,
+    ) {
         let receiver = Arc::<str>::from("r");
         threads.remember(&receiver, spool, record::group_hash(group), group, id, max_groups, expire).await.unwrap();
     }
 
-    async fn get(threads: &Threads, spool: &Spool, group: &str, expire: Duration) -> Option<ThreadEntry> {
+    async fn get(threads: &ThreadMemory, spool: &Spool, group: &str, expire: Duration) -> Option<ThreadEntry> {
         threads.get(&Arc::from("r"), spool, &record::group_hash(group), expire).await
     }
 
     #[tokio::test]
     async fn least_recently_used_group_is_forgotten_past_max_groups() {
-        let (threads, spool) = (Threads::default(), Spool::memory(10));
+        let (threads, spool) = (ThreadMemory::default(), Spool::memory(10));
         for (i, group) in ["a", "b", "c"].iter().enumerate() {
             remember(&threads, &spool, group, format!("m{i}"), 2, WEEK).await;
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -276,7 +283,7 @@ mod tests {
 
     #[tokio::test]
     async fn ten_thousand_groups_stay_within_max_groups() {
-        let (threads, spool) = (Threads::default(), Spool::memory(10));
+        let (threads, spool) = (ThreadMemory::default(), Spool::memory(10));
         for i in 0..10_000 {
             remember(&threads, &spool, &format!("g{i}"), format!("m{i}"), 1000, WEEK).await;
             assert!(threads.len() <= 1000, "{} groups after {i}", threads.len());
@@ -291,7 +298,7 @@ mod tests {
     /// charge follows evictions.
     #[tokio::test]
     async fn a_long_group_key_costs_a_bounded_charged_entry() {
-        let (threads, spool) = (Threads::default(), Spool::memory(10));
+        let (threads, spool) = (ThreadMemory::default(), Spool::memory(10));
         let before = spool.budget().used();
         let long = "k".repeat(1 << 20);
         remember(&threads, &spool, &long, "m".into(), 10, WEEK).await;
@@ -311,7 +318,7 @@ mod tests {
     /// The listing's pages cover every group once, in hash order.
     #[tokio::test]
     async fn pages_list_every_group_once() {
-        let (threads, spool, receiver) = (Threads::default(), Spool::memory(10), Arc::<str>::from("r"));
+        let (threads, spool, receiver) = (ThreadMemory::default(), Spool::memory(10), Arc::<str>::from("r"));
         for i in 0..25 {
             remember(&threads, &spool, &format!("g{i}"), format!("m{i}"), 100, WEEK).await;
         }
@@ -343,7 +350,7 @@ mod tests {
             group_commit: true,
         };
         let (spool, _) = Spool::open(&config, 10).unwrap();
-        let (threads, receiver) = (Threads::default(), Arc::<str>::from("r"));
+        let (threads, receiver) = (ThreadMemory::default(), Arc::<str>::from("r"));
         for i in 0..300 {
             remember(&threads, &spool, &format!("g{i}"), format!("m{i}"), 128, WEEK).await;
         }
@@ -351,13 +358,13 @@ mod tests {
         assert_eq!(on_disk.len(), threads.len(), "the file holds what memory holds");
         assert!(on_disk.len() <= 128, "{}", on_disk.len());
         assert!(on_disk.iter().any(|(group, _)| *group == record::group_hash("g299")));
-        let reloaded = Threads::default();
+        let reloaded = ThreadMemory::default();
         assert_eq!(get(&reloaded, &spool, "g299", WEEK).await.unwrap().group_key.as_ref(), "g299");
     }
 
     #[tokio::test]
     async fn an_expired_group_posts_anew() {
-        let (threads, spool) = (Threads::default(), Spool::memory(10));
+        let (threads, spool) = (ThreadMemory::default(), Spool::memory(10));
         remember(&threads, &spool, "g", "m".into(), 10, Duration::from_secs(60)).await;
         assert!(get(&threads, &spool, "g", Duration::from_secs(60)).await.is_some());
         assert!(get(&threads, &spool, "g", Duration::ZERO).await.is_none());
