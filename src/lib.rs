@@ -23,8 +23,10 @@
 //!    attempts paced by its `rate_limit`.
 //!
 //! Beside the flow: `memory` (the byte budgets: what is held for callers, bounded), [`config`]
-//! (parsing the YAML file with every error's position: pure, given its inputs; the console file
-//! of receivers edited in the console is validated by the same code), [`reload`] (config file
+//! (parsing and validating the YAML file with every error's position, given its text, path and
+//! environment; the files it names — secrets, PEM, templates — are read through one reader that
+//! records them for the watcher and refuses what a console receiver may not read; the console
+//! file of receivers edited in the console is validated by the same code), [`reload`] (config file
 //! and console file → validated config → new snapshot, swapped atomically; the file watcher in
 //! `watch`, SIGHUP and `/-/reload` all go through it), `editor` (the console in one
 //! place: the console file as a document, the one table of its secret fields, its file I/O off
@@ -40,7 +42,7 @@
 //! |---|---|---|
 //! | 1 | `fingerprint` `secret` `metrics` `redact` `verified_senders` `dedup` `logging` `rule` | leaves: hashes, secrets, metric names, redaction, caches, rules |
 //! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
-//! | 3 | `config` | the config file, validated (pure, given its inputs) |
+//! | 3 | `config` | the config file, validated (given its text, path and environment) |
 //! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console (its file, secrets, I/O) |
 //! | 5 | `spool` | what is kept: the file spool and JetStream |
 //! | 6 | `deliver` | one notification's attempts |

@@ -1,5 +1,9 @@
 //! The `amrelay` binary: parse flags, set up logging, run a subcommand or the relay until a
-//! signal, drain. One error path: whatever fails is logged once, here, and the exit code is 1.
+//! signal, drain. Running the relay has one error path: whatever fails is logged once, here, and
+//! the exit code is 1. The subcommands answer as the tools they mirror do, on standard output
+//! with their own exit codes: `check-config` prints every issue and exits 1 when a file is
+//! invalid (as `amtool check-config`), `route-test` exits 1 when `--expect` differs and 2 on an
+//! invalid config or payload, `send-test` exits 1 unless the downstream answered 2xx.
 
 use std::process::ExitCode;
 

@@ -1,5 +1,5 @@
 //! What every handler can reach: the reloader (and through it the current snapshot, the spool and
-//! the pipelines), readiness, and request metrics registered once.
+//! the pipelines), readiness, and request metrics registered up front.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -33,7 +33,9 @@ const HANDLERS: [&str; 16] = [
 /// Status codes whose series are registered up front.
 const CODES: [u16; 16] = [200, 201, 400, 401, 403, 404, 405, 408, 409, 412, 413, 415, 429, 500, 502, 503];
 
-/// Request metrics registered once, so answering a request does no registry lookup.
+/// Request metrics registered up front for every handler and the usual codes, so a usual answer
+/// does no registry lookup; a code outside [`CODES`] (and a refusal's own counters, such as
+/// `amrelay_batches_rejected_total`) is looked up when it happens.
 #[derive(Debug)]
 pub struct HttpMetrics {
     requests: HashMap<(&'static str, u16), Counter>,
