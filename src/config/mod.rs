@@ -10,6 +10,7 @@ mod console;
 mod console_policy;
 pub mod duration;
 mod environment;
+mod grafana;
 pub mod http;
 mod issues;
 pub mod nats;
@@ -34,6 +35,7 @@ pub use crate::secret::Secret;
 pub use console::{ConsoleConfig, ConsoleFile, DEFAULT_CONSOLE_FILE, console_file, console_from_str, load_console};
 pub use console_policy::ConsolePolicy;
 pub use environment::Environment;
+pub use grafana::GrafanaAuth;
 pub use receiver::ReceiverDefaults;
 pub use security::{
     ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls, exposure_warning,

@@ -57,6 +57,19 @@ pub struct RawServer {
     /// Host names (besides the listen address, IP literals and `localhost`) that browsers may use
     /// to reach the console and the admin API.
     pub external_hosts: Option<Spanned<Vec<String>>>,
+    /// `server.grafana`: how Grafana's webhook contact point signs what it posts.
+    pub grafana: Option<Spanned<RawGrafana>>,
+}
+
+/// `server.grafana:` — the HMAC signature of Grafana's webhook contact point.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGrafana {
+    pub hmac_secret: Option<String>,
+    pub hmac_secret_file: Option<String>,
+    pub signature_header: Option<String>,
+    pub timestamp_header: Option<String>,
+    pub max_age: Option<PromDuration>,
 }
 
 /// `delivery:` — defaults for every receiver's queue, timeout and retry policy.

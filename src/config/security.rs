@@ -61,6 +61,8 @@ pub struct Inbound {
     /// `server.external_hosts`: host names (lowercase, without port) a browser may reach the
     /// console and admin API by, besides IP literals, `localhost` and the listen address.
     pub external_hosts: Vec<String>,
+    /// `server.grafana`: Grafana's posts must carry its HMAC signature.
+    pub grafana: Option<super::grafana::GrafanaAuth>,
 }
 
 impl Default for Inbound {
@@ -71,6 +73,7 @@ impl Default for Inbound {
             open_endpoints: DEFAULT_OPEN_ENDPOINTS.map(String::from).to_vec(),
             limits: Limits::default(),
             external_hosts: Vec::new(),
+            grafana: None,
         }
     }
 }
@@ -304,6 +307,9 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
                 ),
             }
         }
+    }
+    if let Some(raw) = &raw.grafana {
+        inbound.grafana = super::grafana::grafana(issues, raw);
     }
     if inbound.auth.is_enabled() && inbound.tls.is_none() {
         let at =

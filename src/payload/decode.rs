@@ -122,9 +122,32 @@ impl<'de: 'a, 'a> Deserialize<'de> for AlertFields<'a> {
     }
 }
 
+/// Who sent a notification: the two webhook payloads amrelay takes share one shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Alertmanager's webhook, `version: "4"`.
+    Alertmanager,
+    /// Grafana alerting's webhook contact point, `version: "1"`: Alertmanager's fields plus
+    /// `orgId`, `state`, `title`, `message` at the top and `dashboardURL`, `panelURL`,
+    /// `silenceURL`, `values`, `valueString`, `imageURL` per alert, all kept.
+    Grafana,
+}
+
+impl Source {
+    /// The `version` its payload carries.
+    pub fn version(self) -> &'static str {
+        match self {
+            Source::Alertmanager => "4",
+            Source::Grafana => "1",
+        }
+    }
+}
+
 /// A decoded webhook notification, borrowing from the request body.
 #[derive(Debug)]
 pub struct Notification<'a> {
+    /// Whose payload it is (its `version`).
+    pub source: Source,
     pub receiver: Option<&'a RawValue>,
     pub group_labels: Option<&'a RawValue>,
     pub external_url: Option<&'a RawValue>,
@@ -144,7 +167,9 @@ pub enum DecodeError {
     Json(String),
     #[error("alerts[{index}]: {message}")]
     Alert { index: usize, message: String },
-    #[error("unsupported webhook version {0:?}: amrelay accepts Alertmanager's version \"4\"")]
+    #[error(
+        "unsupported webhook version {0:?}: amrelay accepts Alertmanager's version \"4\" and Grafana alerting's \"1\""
+    )]
     Version(String),
     #[error("missing field `version`: not an Alertmanager webhook payload")]
     MissingVersion,
@@ -167,12 +192,14 @@ pub fn decode_with<'a>(body: &'a [u8], index: &LabelIndex) -> Result<Notificatio
     if cursor.pos != text.len() {
         return Err(cursor.error("trailing characters after the JSON object"));
     }
-    match top.version.as_ref().map(Str::as_str) {
-        Some("4") => {}
+    let source = match top.version.as_ref().map(Str::as_str) {
+        Some("4") => Source::Alertmanager,
+        Some("1") => Source::Grafana,
         Some(other) => return Err(DecodeError::Version(other.to_owned())),
         None => return Err(DecodeError::MissingVersion),
-    }
+    };
     Ok(Notification {
+        source,
         receiver: top.receiver,
         group_labels: top.group_labels,
         external_url: top.external_url,

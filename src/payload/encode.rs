@@ -1,4 +1,6 @@
-//! Building the payload one receiver gets: a truthful version "4" notification of only its alerts.
+//! Building the payload one receiver gets: a truthful version "4" notification of only its alerts
+//! (or, for Grafana's version "1", Grafana's shape: its `state` follows the recomputed status,
+//! its other fields and each alert's are kept).
 //!
 //! `status`, `commonLabels`, `commonAnnotations` and `truncatedAlerts` are recomputed as
 //! Alertmanager's webhook notifier computes them: `max_alerts` truncates first (the cut alerts
@@ -13,7 +15,7 @@
 
 use std::io::Write;
 
-use super::decode::{Alert, Notification, Status};
+use super::decode::{Alert, Notification, Source, Status};
 use super::labels::LabelSet;
 
 /// Writes the payload for `matched` (indices into `n.alerts`, in order), keeping at most
@@ -45,7 +47,9 @@ pub fn encode(n: &Notification<'_>, matched: &[usize], max_alerts: usize, out: &
     write_common(out, n, matched, |a| &a.annotations);
     out.extend_from_slice(b",\"externalURL\":");
     out.extend_from_slice(n.external_url.map_or("\"\"", |r| r.get()).as_bytes());
-    out.extend_from_slice(b",\"version\":\"4\",\"groupKey\":");
+    out.extend_from_slice(b",\"version\":\"");
+    out.extend_from_slice(n.source.version().as_bytes());
+    out.extend_from_slice(b"\",\"groupKey\":");
     write_json_str(out, n.group_key.as_str());
     let _ = write!(out, ",\"truncatedAlerts\":{}", n.truncated_alerts.saturating_add(cut));
     for (key, value) in &n.extras {
@@ -55,7 +59,12 @@ pub fn encode(n: &Notification<'_>, matched: &[usize], max_alerts: usize, out: &
         out.push(b',');
         write_json_str(out, key.as_str());
         out.push(b':');
-        out.extend_from_slice(value.get().as_bytes());
+        if n.source == Source::Grafana && key.as_str() == "state" {
+            // Grafana's group state follows the status of the alerts sent.
+            out.extend_from_slice(if status == Status::Firing { b"\"alerting\"" } else { b"\"ok\"" });
+        } else {
+            out.extend_from_slice(value.get().as_bytes());
+        }
     }
     out.push(b'}');
 }

@@ -5,7 +5,7 @@ mod depth;
 mod encode;
 mod labels;
 
-pub use decode::{Alert, DecodeError, Notification, Status, decode, decode_with};
+pub use decode::{Alert, DecodeError, Notification, Source, Status, decode, decode_with};
 pub use depth::nesting_exceeds;
 pub use encode::encode;
 pub use labels::{LabelSet, Str};

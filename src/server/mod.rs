@@ -12,6 +12,7 @@ mod browser;
 mod conn;
 mod console;
 mod exposure;
+mod grafana;
 mod limits;
 mod receiver_items;
 mod receivers_api;

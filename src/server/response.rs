@@ -25,6 +25,9 @@ pub enum ApiError {
     /// Credentials missing or wrong; the flags say which challenges to offer.
     #[error("authentication required")]
     Unauthorized { basic: bool, bearer: bool },
+    /// A Grafana post whose HMAC signature is missing, wrong or stale (`server.grafana`).
+    #[error("{0}")]
+    BadSignature(String),
     #[error("batch has more than server.limits.max_alerts_per_batch ({0}) alerts")]
     TooManyAlerts(usize),
     #[error("method not allowed; use {0}")]
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "content_type",
             ApiError::MemoryBudget(_) => "memory",
             ApiError::TooManyAlerts(_) => "too_many_alerts",
+            ApiError::BadSignature(_) => "signature",
             _ => "decode",
         }
     }
@@ -99,7 +103,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized { .. } | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooManyAlerts(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -16,7 +16,7 @@ use super::state::AppState;
 use crate::accept::{self, Offer, Taken};
 use crate::deliver::Outbound;
 use crate::metrics as m;
-use crate::payload::decode_with;
+use crate::payload::{Source, decode_with};
 use crate::queue::{PACE_MAX_WAIT, Pipeline, next_id};
 use crate::route::{self, Recipients};
 use crate::snapshot::Snapshot;
@@ -64,6 +64,8 @@ async fn accept_batch<'s>(
         ),
     };
     check_content_type(&request).inspect_err(reject)?;
+    let grafana = snapshot.server.inbound.grafana.as_ref();
+    let signed = super::grafana::Signed::from_headers(grafana, request.headers());
     let limit = snapshot.server.max_request_bytes;
     let budget = state.reloader.spool().budget();
     // Held until the batch is queued or refused: the body is borrowed by the decoded alerts.
@@ -73,6 +75,9 @@ async fn accept_batch<'s>(
         metrics::counter!(m::BATCHES_REJECTED, "reason" => "decode").increment(1);
         ApiError::BadRequest(e.to_string())
     })?;
+    if let (Source::Grafana, Some(grafana)) = (notification.source, grafana) {
+        super::grafana::verify(grafana, &signed, &body, std::time::SystemTime::now()).inspect_err(reject)?;
+    }
     super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
     state.http_metrics.alerts_received.increment(notification.alerts.len() as u64);
 

@@ -168,7 +168,8 @@ fn more_size(unit: Unit, n: usize) -> usize {
 enum LineStyle {
     /// `FIRING name [severity]: summary url`
     Plain,
-    /// Slack mrkdwn: `:red_circle: *name* `severity` summary <url|source>`
+    /// Slack mrkdwn: `:red_circle: *name* `severity` summary <url|source>` (and `<url|dashboard>`
+    /// for a Grafana alert with a panel or dashboard, as every style links it)
     Slack,
     /// Teams markdown: `🔴 **name** (severity): summary [source](url)`
     Teams,
@@ -199,6 +200,8 @@ impl LineStyle {
             .find_map(|key| truthy(attr(&annotations, key)))
             .map(|s| clip(&s, 300));
         let source = truthy(attr(alert, "generatorURL"));
+        // Grafana's alerts name their panel or dashboard: linked after the source.
+        let dashboard = truthy(attr(alert, "panelURL")).or_else(|| truthy(attr(alert, "dashboardURL")));
         match self {
             LineStyle::Plain => {
                 out.push_str(if firing { "FIRING " } else { "RESOLVED " });
@@ -211,6 +214,9 @@ impl LineStyle {
                 }
                 if let Some(source) = source {
                     let _ = write!(out, " {}", clip(&source, 400));
+                }
+                if let Some(dashboard) = dashboard {
+                    let _ = write!(out, " dashboard: {}", clip(&dashboard, 400));
                 }
             }
             LineStyle::Slack => {
@@ -226,6 +232,9 @@ impl LineStyle {
                 if let Some(source) = source {
                     let _ = write!(out, " <{}|source>", mrkdwn(&clip(&source, 400)).replace('|', "%7C"));
                 }
+                if let Some(dashboard) = dashboard {
+                    let _ = write!(out, " <{}|dashboard>", mrkdwn(&clip(&dashboard, 400)).replace('|', "%7C"));
+                }
             }
             LineStyle::Teams => {
                 out.push_str(if firing { "🔴 **" } else { "🟢 **" });
@@ -240,6 +249,9 @@ impl LineStyle {
                 if let Some(source) = source {
                     let _ = write!(out, " [source]({})", clip(&source, 400).replace(')', "%29"));
                 }
+                if let Some(dashboard) = dashboard {
+                    let _ = write!(out, " [dashboard]({})", clip(&dashboard, 400).replace(')', "%29"));
+                }
             }
             LineStyle::Discord => {
                 out.push_str(if firing { "🔴 **" } else { "🟢 **" });
@@ -253,6 +265,9 @@ impl LineStyle {
                 }
                 if let Some(source) = source {
                     let _ = write!(out, " <{}>", clip(&source, 300));
+                }
+                if let Some(dashboard) = dashboard {
+                    let _ = write!(out, " <{}>", clip(&dashboard, 300));
                 }
             }
         }

@@ -28,6 +28,7 @@ mod delivery;
 mod durability;
 mod exposure;
 mod fidelity;
+mod grafana;
 mod group_keys;
 mod hostile;
 mod http_config;
