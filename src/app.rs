@@ -151,8 +151,7 @@ impl Relay {
                 return Err(anyhow::Error::msg(e));
             }
             // Every replica delivers from the shared queue, into the current receivers' pipelines.
-            let reloader_state = state.clone();
-            crate::pull::start(backend.clone(), Arc::new(move || reloader_state.reloader.snapshot()));
+            crate::spool::nats::consume(backend.clone(), Arc::new(Pipelines(state.clone())));
         }
         state.ready.store(true, Ordering::Relaxed);
         let snapshot = state.reloader.snapshot();
@@ -251,5 +250,20 @@ fn restore(reloader: &Reloader, restored: Vec<Stored>) {
                 );
             }
         }
+    }
+}
+
+/// Where the shared queue's consumer hands what it pulls: the pipeline of the receiver of that
+/// name in the config that runs now.
+struct Pipelines(Arc<AppState>);
+
+impl crate::spool::nats::Sink for Pipelines {
+    fn queue(&self, receiver: &str) -> Option<Box<dyn FnOnce(Stored) + Send>> {
+        let pipeline = self.0.reloader.snapshot().receiver(receiver)?.pipeline.clone();
+        Some(Box::new(move |stored| crate::accept::restore(&pipeline, stored)))
+    }
+
+    fn receiver_removed(&self, receiver: &str) -> crate::spool::DeadInfo {
+        crate::deliver::receiver_removed(receiver)
     }
 }

@@ -50,7 +50,7 @@
 //! | 8 | `snapshot` | the config a request sees |
 //! | 9 | `route` | rules → per-receiver payloads |
 //! | 10 | `accept` `explain` `reload` | into the queues; route explanations; reloading |
-//! | 11 | `deadletters` `pull` | dead letters; consuming the shared queue |
+//! | 11 | `deadletters` | dead letters |
 //! | 12 | `server` | the listener and every endpoint |
 //! | 13 | `watch` | the file watcher |
 //! | 14 | `app` `cli` | build, run, drain; the command line |
@@ -73,7 +73,6 @@ pub mod logging;
 mod memory;
 mod metrics;
 pub mod payload;
-mod pull;
 pub mod queue;
 mod redact;
 pub mod reload;

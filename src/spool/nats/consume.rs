@@ -1,6 +1,7 @@
 //! Shared delivery (`delivery.nats`): every replica pulls from every partition of the JetStream
-//! queue and hands what it pulls to the receiver's local pipeline; the spool's
-//! [`Backend`] acknowledges it when the delivery ends.
+//! queue and hands what it pulls to the receiver's local pipeline through a [`Sink`] the
+//! application gives it (so the store knows nothing of pipelines or configs); the [`Backend`]
+//! acknowledges it when the delivery ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,13 +9,23 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::StreamExt;
 
+use super::{Backend, PULL_EXPIRES, RECEIVER_HEADER, consumer_name};
 use crate::metrics as m;
-use crate::snapshot::Snapshot;
-use crate::spool::nats::{Backend, PULL_EXPIRES, RECEIVER_HEADER, consumer_name};
-use crate::spool::{Stored, record};
+use crate::spool::Stored;
+use crate::spool::record::{self, DeadInfo};
 
-/// The current config snapshot (receivers and their pipelines).
-pub type Snapshots = Arc<dyn Fn() -> Arc<Snapshot> + Send + Sync>;
+/// Where the consumer hands what it pulls: the application, over its current config.
+pub trait Sink: Send + Sync {
+    /// The queue of `receiver` in the current config (the notification is handed to it once the
+    /// backend holds the message), or `None` when this replica has no such receiver.
+    fn queue(&self, receiver: &str) -> Option<Box<dyn FnOnce(Stored) + Send>>;
+    /// The dead letter of a notification whose receiver is gone, counted as the application
+    /// counts every dead letter.
+    fn receiver_removed(&self, receiver: &str) -> DeadInfo;
+}
+
+/// The application's [`Sink`], shared by every partition's puller.
+pub type Sinks = Arc<dyn Sink>;
 
 /// A message for a receiver this replica does not know is handed back this many times (another
 /// replica, or this one after a reload, may know it) before it becomes a dead letter.
@@ -22,17 +33,17 @@ const UNKNOWN_RECEIVER_DELIVERIES: i64 = 5;
 const UNKNOWN_RECEIVER_DELAY: Duration = Duration::from_secs(5);
 
 /// Starts pulling every partition, and the keep-alive. Runs until [`Backend::close`].
-pub fn start(backend: Arc<Backend>, snapshots: Snapshots) {
+pub fn start(backend: Arc<Backend>, sink: Sinks) {
     tokio::spawn(backend.clone().keep_alive());
     for partition in 0..backend.config().partitions {
-        backend.pullers.spawn(pull(backend.clone(), snapshots.clone(), partition));
+        backend.pullers.spawn(pull(backend.clone(), sink.clone(), partition));
     }
 }
 
-async fn pull(backend: Arc<Backend>, snapshots: Snapshots, partition: u32) {
+async fn pull(backend: Arc<Backend>, sink: Sinks, partition: u32) {
     let mut backoff = Duration::from_millis(250);
     while !backend.closing.is_cancelled() {
-        match pull_until_error(&backend, &snapshots, partition).await {
+        match pull_until_error(&backend, &sink, partition).await {
             Ok(()) => return,
             Err(e) => {
                 metrics::counter!(m::NATS_ERRORS, "operation" => "pull").increment(1);
@@ -52,7 +63,7 @@ async fn pull(backend: Arc<Backend>, snapshots: Snapshots, partition: u32) {
 /// backend closes (`Ok`) or an error. A request is never abandoned: at shutdown the last one
 /// runs to its end (at most [`PULL_EXPIRES`]) and whatever it brings is handed back at once, so
 /// the server never waits `ack_wait` for a message sent to a replica that stopped reading.
-async fn pull_until_error(backend: &Arc<Backend>, snapshots: &Snapshots, partition: u32) -> Result<(), String> {
+async fn pull_until_error(backend: &Arc<Backend>, sink: &Sinks, partition: u32) -> Result<(), String> {
     let consumer: PullConsumer = backend
         .jetstream()
         .get_consumer_from_stream(consumer_name(partition), &backend.config().stream)
@@ -66,7 +77,7 @@ async fn pull_until_error(backend: &Arc<Backend>, snapshots: &Snapshots, partiti
             if backend.closing.is_cancelled() {
                 Backend::nak(message, None);
             } else {
-                take(backend, snapshots, message);
+                take(backend, sink, message);
             }
         }
     }
@@ -74,7 +85,7 @@ async fn pull_until_error(backend: &Arc<Backend>, snapshots: &Snapshots, partiti
 }
 
 /// Hands a pulled message to its receiver's pipeline.
-fn take(backend: &Arc<Backend>, snapshots: &Snapshots, message: async_nats::jetstream::Message) {
+fn take(backend: &Arc<Backend>, sink: &Sinks, message: async_nats::jetstream::Message) {
     let (seq, delivered) = match message.info() {
         Ok(info) => (info.stream_sequence, info.delivered),
         Err(e) => {
@@ -97,8 +108,7 @@ fn take(backend: &Arc<Backend>, snapshots: &Snapshots, message: async_nats::jets
         tracing::info!(receiver = %receiver, group_key = %header.group_key, seq, delivered,
             "taking over a notification whose earlier delivery was not acknowledged");
     }
-    let snapshot = snapshots();
-    let Some(active) = snapshot.receiver(&receiver) else {
+    let Some(queue) = sink.queue(&receiver) else {
         if delivered < UNKNOWN_RECEIVER_DELIVERIES {
             tracing::warn!(receiver = %receiver, seq, "notification for a receiver not in this replica's config; handed back");
             Backend::nak(acker, Some(UNKNOWN_RECEIVER_DELAY));
@@ -106,13 +116,13 @@ fn take(backend: &Arc<Backend>, snapshots: &Snapshots, message: async_nats::jets
             tracing::error!(receiver = %receiver, group_key = %header.group_key,
                 "notification for a receiver no longer configured; dead-lettered");
             let mut header = header;
-            header.dead = Some(crate::deliver::receiver_removed(&receiver));
+            header.dead = Some(sink.receiver_removed(&receiver));
             backend.hold(seq, acker);
             backend.dead_letter(&receiver, seq, header, body);
         }
         return;
     };
     if backend.hold(seq, acker) {
-        crate::accept::restore(&active.pipeline, Stored { receiver, seq, header, body });
+        queue(Stored { receiver, seq, header, body });
     }
 }

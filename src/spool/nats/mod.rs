@@ -40,7 +40,10 @@ use async_nats::jetstream::{self, AckKind, Message, stream};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+mod consume;
 mod provision;
+
+pub use consume::{Sink, Sinks, start as consume};
 
 use super::record;
 use super::{DeadBatch, DeadEntry, Header, ReplayCursor, SpoolError, Stored};
