@@ -5,7 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use ring::hmac;
 use subtle::ConstantTimeEq;
 
@@ -16,8 +16,8 @@ use crate::metrics as m;
 /// The signature headers of a request, taken before its body is read.
 #[derive(Debug, Default)]
 pub struct Signed {
-    signature: Option<Vec<u8>>,
-    timestamp: Option<Vec<u8>>,
+    signature: Option<HeaderValue>,
+    timestamp: Option<HeaderValue>,
 }
 
 impl Signed {
@@ -26,7 +26,8 @@ impl Signed {
         let Some(auth) = auth else {
             return Signed::default();
         };
-        let get = |name: &http::HeaderName| headers.get(name).map(|v| v.as_bytes().to_vec());
+        // A header value's clone shares its bytes: nothing is copied per request.
+        let get = |name: &http::HeaderName| headers.get(name).cloned();
         Signed { signature: get(&auth.signature_header), timestamp: auth.timestamp_header.as_ref().and_then(get) }
     }
 }
@@ -41,7 +42,7 @@ pub fn verify(auth: &GrafanaAuth, signed: &Signed, body: &[u8], now: SystemTime)
     let Some(signature) = &signed.signature else {
         return refuse(format!("missing {header}: server.grafana asks for Grafana's HMAC signature"));
     };
-    let Some(tag) = hex(signature.trim_ascii()) else {
+    let Some(tag) = hex(signature.as_bytes().trim_ascii()) else {
         return refuse(format!("{header} is not a hex HMAC-SHA256"));
     };
     let key = hmac::Key::new(hmac::HMAC_SHA256, auth.secret.expose().as_bytes());
@@ -50,7 +51,7 @@ pub fn verify(auth: &GrafanaAuth, signed: &Signed, body: &[u8], now: SystemTime)
         let Some(timestamp) = &signed.timestamp else {
             return refuse(format!("missing {name}: server.grafana.timestamp_header is set"));
         };
-        let Some(at) = std::str::from_utf8(timestamp).ok().and_then(|t| t.trim().parse::<u64>().ok()) else {
+        let Some(at) = timestamp.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()) else {
             return refuse(format!("{name} is not Unix seconds"));
         };
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -61,7 +62,7 @@ pub fn verify(auth: &GrafanaAuth, signed: &Signed, body: &[u8], now: SystemTime)
                 crate::config::duration::format(auth.max_age)
             ));
         }
-        context.update(timestamp.trim_ascii());
+        context.update(timestamp.as_bytes().trim_ascii());
         context.update(b":");
     }
     context.update(body);
@@ -96,9 +97,12 @@ mod tests {
         }
     }
 
-    fn sign(message: &[u8]) -> Vec<u8> {
+    fn sign(message: &[u8]) -> HeaderValue {
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"grafana-secret");
-        hmac::sign(&key, message).as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes()
+        HeaderValue::from_str(
+            &hmac::sign(&key, message).as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -110,7 +114,7 @@ mod tests {
         assert!(verify(&auth(false), &Signed::default(), body, now).is_err(), "missing");
         let wrong = Signed { signature: Some(sign(b"other")), timestamp: None };
         assert!(verify(&auth(false), &wrong, body, now).is_err(), "wrong");
-        let garbage = Signed { signature: Some(b"zz".to_vec()), timestamp: None };
+        let garbage = Signed { signature: Some(HeaderValue::from_static("zz")), timestamp: None };
         assert!(verify(&auth(false), &garbage, body, now).is_err(), "not hex");
     }
 
@@ -122,11 +126,11 @@ mod tests {
         let signed = |at: u64| {
             let mut message = format!("{at}:").into_bytes();
             message.extend_from_slice(body);
-            Signed { signature: Some(sign(&message)), timestamp: Some(at.to_string().into_bytes()) }
+            Signed { signature: Some(sign(&message)), timestamp: Some(HeaderValue::from(at)) }
         };
         assert!(verify(&auth(true), &signed(seconds), body, now).is_ok());
         assert!(verify(&auth(true), &signed(seconds - 600), body, now).is_err(), "stale");
-        let unsigned_time = Signed { signature: Some(sign(body)), timestamp: Some(seconds.to_string().into_bytes()) };
+        let unsigned_time = Signed { signature: Some(sign(body)), timestamp: Some(HeaderValue::from(seconds)) };
         assert!(verify(&auth(true), &unsigned_time, body, now).is_err(), "the timestamp is part of the message");
     }
 }

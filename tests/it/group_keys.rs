@@ -83,21 +83,6 @@ async fn queued_headers_are_charged_to_the_memory_budget() {
     );
 }
 
-fn threaded(dir: &std::path::Path, url: &str, name: &str) -> String {
-    format!(
-        "delivery:
-  retry: {{max_attempts: 3, initial_backoff: 20ms, max_backoff: 50ms}}
-  spool: {{path: {}/spool.redb}}
-receivers:
-  - name: {name}
-    url: {url}
-    preset: discord
-    thread: {{mode: update, expire: 7d, max_groups: 1000}}
-",
-        dir.display()
-    )
-}
-
 /// Regression (issue 21): `/api/v1/threads` answered every remembered group at once (63 MB with
 /// long groupKeys) and the spool's byte count left thread state out. Now groups are listed in
 /// pages that neither repeat nor skip one, each with its hash and the start of its groupKey, and
@@ -106,7 +91,7 @@ receivers:
 async fn threads_are_listed_in_pages_and_counted_in_the_spool_bytes() {
     let discord = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let yaml = threaded(dir.path(), &discord.webhook_url(), "paged-threads");
+    let yaml = crate::threads::config(dir.path(), &discord.webhook_url(), "paged-threads");
     let relay = TestRelay::start_in(dir, &yaml).await;
     let groups = 25;
     let long = "k".repeat(8000);

@@ -7,8 +7,9 @@ use serde_json::json;
 use crate::discord_api::{FakeDiscord, WEBHOOK};
 use crate::support::{TestRelay, alert, batch, get};
 
-/// Each test names its receiver apart: the metrics registry is shared by the whole test binary.
-fn config(dir: &std::path::Path, url: &str, name: &str) -> String {
+/// A Discord receiver with `thread: {mode: update}` and a spool in `dir`. Each test names its
+/// receiver apart: the metrics registry is shared by the whole test binary.
+pub(crate) fn config(dir: &std::path::Path, url: &str, name: &str) -> String {
     config_with_mode(dir, url, name, "update")
 }
 
