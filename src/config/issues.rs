@@ -116,12 +116,11 @@ impl Issues {
 
     /// Reads a secret from a file, trimming surrounding white space as Prometheus does.
     pub(super) fn read_secret(&mut self, at: &Location, field: &str, path: &str) -> Option<Secret> {
-        if self.may_read(&self.resolve(path)).is_ok()
-            && let Some(warning) = readable_by_others(&self.resolve(path))
-        {
+        // Read first: a file the console may not read gets no warning about its permissions.
+        let bytes = self.read_file(at, field, path)?;
+        if let Some(warning) = readable_by_others(&self.resolve(path)) {
             self.warn(Some(at), field, warning);
         }
-        let bytes = self.read_file(at, field, path)?;
         match String::from_utf8(bytes) {
             Ok(text) => Some(Secret::new(text.trim())),
             Err(_) => {
