@@ -9,7 +9,6 @@ use std::time::Duration;
 use http::HeaderName;
 use serde_saphyr::Spanned;
 
-use super::Secret;
 use super::issues::{Issues, secret};
 use super::raw::RawGrafana;
 
@@ -21,7 +20,8 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 /// How Grafana's posts are verified.
 #[derive(Debug, Clone)]
 pub struct GrafanaAuth {
-    pub secret: Secret,
+    /// The HMAC-SHA256 key made from the secret once per config, not per request.
+    pub key: ring::hmac::Key,
     pub signature_header: HeaderName,
     /// `Some`: the signature covers `TIMESTAMP:BODY`, the timestamp read from this header.
     pub timestamp_header: Option<HeaderName>,
@@ -55,5 +55,6 @@ pub(super) fn grafana(issues: &mut Issues, raw: &Spanned<RawGrafana>) -> Option<
         Some(d) => d.0,
         None => DEFAULT_MAX_AGE,
     };
-    Some(GrafanaAuth { secret, signature_header, timestamp_header, max_age })
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes());
+    Some(GrafanaAuth { key, signature_header, timestamp_header, max_age })
 }

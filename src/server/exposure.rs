@@ -11,9 +11,9 @@
 //!   network could otherwise add a receiver pointing at themselves and get every alert.
 //! - **DNS rebinding**: a page on `attacker.example` whose name re-resolves to the relay's
 //!   address makes the victim's browser send same-origin requests with `Host:
-//!   attacker.example`. So a browser's `Host` must be an IP literal (the user typed the address:
-//!   a rebinding page can only make the browser send its own name), `localhost` (or a name
-//!   under `.localhost`), the listen address's host, or one of `server.external_hosts`.
+//!   attacker.example`. So a browser's `Host` must be an IP literal (the user typed the address,
+//!   the listen address's among them: a rebinding page can only make the browser send its own
+//!   name), `localhost` (or a name under `.localhost`), or one of `server.external_hosts`.
 
 use std::net::SocketAddr;
 
@@ -62,7 +62,7 @@ pub fn guard(
     }
     let host = headers.get(HOST).and_then(|v| v.to_str().ok()).or(authority);
     match host {
-        Some(host) if !host_allowed(host, listener, &inbound.external_hosts) => Err(ApiError::Forbidden(format!(
+        Some(host) if !host_allowed(host, &inbound.external_hosts) => Err(ApiError::Forbidden(format!(
             "refusing Host {:?}: the console and admin API answer only to IP addresses, localhost, the listen \
              address and server.external_hosts (a browser sending another name may be under DNS rebinding)",
             clip(host)
@@ -72,20 +72,23 @@ pub fn guard(
 }
 
 /// Whether a `Host` value (with or without port) is one the admin side answers to.
-fn host_allowed(host: &str, listener: &Listener, external_hosts: &[String]) -> bool {
+fn host_allowed(host: &str, external_hosts: &[String]) -> bool {
     let name = host_name(host);
     if name.is_empty() {
         return false;
     }
+    // Any IP literal, the listen address's included.
     if name.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }
-    let name = name.to_ascii_lowercase();
-    let name = name.strip_suffix('.').unwrap_or(&name);
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || external_hosts.iter().any(|allowed| allowed == name)
-        || name == listener.local_addr.ip().to_string()
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let under_localhost = name.len() > ".localhost".len()
+        && name.is_char_boundary(name.len() - ".localhost".len())
+        && name[name.len() - ".localhost".len()..].eq_ignore_ascii_case(".localhost");
+    // `external_hosts` are stored lowercase.
+    name.eq_ignore_ascii_case("localhost")
+        || under_localhost
+        || external_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(name))
 }
 
 /// The host part of a `Host` value: `[::1]:9098` → `::1`, `relay:9098` → `relay`.
@@ -152,6 +155,30 @@ mod tests {
             guard(&listener("127.0.0.1:9098"), &none, "/api/v1/receivers/x", &host("127.0.0.1:9098"), None).is_ok()
         );
         assert!(guard(&listener("[::1]:9098"), &none, "/", &host("[::1]:9098"), None).is_ok());
+    }
+
+    /// A listener that requires and verifies client certificates authenticates every caller: its
+    /// admin side stays open on any address (the credentials are the certificates).
+    #[test]
+    fn required_client_certificates_count_as_credentials() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["relay".to_owned()]).unwrap().self_signed(&key).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        let tls = |client_auth| crate::config::ServerTls { config: std::sync::Arc::new(config.clone()), client_auth };
+        let open = listener("0.0.0.0:9098");
+        let required =
+            Inbound { tls: Some(tls(crate::config::ClientAuthType::RequireAndVerifyClientCert)), ..Inbound::default() };
+        assert!(guard(&open, &required, "/api/v1/status", &host("10.1.2.3"), None).is_ok());
+        // A certificate that is only verified when given lets anyone in without one: still closed.
+        let optional =
+            Inbound { tls: Some(tls(crate::config::ClientAuthType::VerifyClientCertIfGiven)), ..Inbound::default() };
+        assert!(guard(&open, &optional, "/api/v1/status", &host("10.1.2.3"), None).is_err());
     }
 
     /// Regression (review): DNS rebinding passed the cross-site guard, which compared `Origin`

@@ -45,8 +45,7 @@ pub fn verify(auth: &GrafanaAuth, signed: &Signed, body: &[u8], now: SystemTime)
     let Some(tag) = hex(signature.as_bytes().trim_ascii()) else {
         return refuse(format!("{header} is not a hex HMAC-SHA256"));
     };
-    let key = hmac::Key::new(hmac::HMAC_SHA256, auth.secret.expose().as_bytes());
-    let mut context = hmac::Context::with_key(&key);
+    let mut context = hmac::Context::with_key(&auth.key);
     if let Some(name) = &auth.timestamp_header {
         let Some(timestamp) = &signed.timestamp else {
             return refuse(format!("missing {name}: server.grafana.timestamp_header is set"));
@@ -86,11 +85,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Secret;
 
     fn auth(timestamp: bool) -> GrafanaAuth {
         GrafanaAuth {
-            secret: Secret::new("grafana-secret"),
+            key: hmac::Key::new(hmac::HMAC_SHA256, b"grafana-secret"),
             signature_header: http::HeaderName::from_static("x-grafana-alerting-signature"),
             timestamp_header: timestamp.then(|| http::HeaderName::from_static("x-grafana-alerting-timestamp")),
             max_age: Duration::from_secs(300),
@@ -130,6 +128,12 @@ mod tests {
         };
         assert!(verify(&auth(true), &signed(seconds), body, now).is_ok());
         assert!(verify(&auth(true), &signed(seconds - 600), body, now).is_err(), "stale");
+        assert!(verify(&auth(true), &signed(seconds + 600), body, now).is_err(), "from too far in the future");
+        let no_time = Signed { signature: signed(seconds).signature, timestamp: None };
+        assert!(verify(&auth(true), &no_time, body, now).is_err(), "the timestamp header is required");
+        let not_seconds =
+            Signed { signature: signed(seconds).signature, timestamp: Some(HeaderValue::from_static("noon")) };
+        assert!(verify(&auth(true), &not_seconds, body, now).is_err(), "not Unix seconds");
         let unsigned_time = Signed { signature: Some(sign(body)), timestamp: Some(HeaderValue::from(seconds)) };
         assert!(verify(&auth(true), &unsigned_time, body, now).is_err(), "the timestamp is part of the message");
     }
