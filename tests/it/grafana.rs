@@ -6,12 +6,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use serde_json::{Value, json};
 
-use crate::support::{Downstream, Reply, TestRelay, computed_fields, send};
+use crate::support::{Downstream, Reply, TestRelay, computed_fields, post_json_with};
 
 fn fixture() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/grafana/webhook.json")).unwrap()
@@ -45,11 +42,8 @@ receivers:
 }
 
 async fn post(relay: &TestRelay, body: &str, headers: &[(&str, String)]) -> Reply {
-    let mut request = Request::post(relay.url("/webhook")).header("content-type", "application/json");
-    for (name, value) in headers {
-        request = request.header(*name, value.as_str());
-    }
-    send(request.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    post_json_with(&relay.url("/webhook"), body.to_owned(), &headers).await
 }
 
 fn at(received: &[crate::support::Received], path: &str) -> Value {
@@ -169,7 +163,12 @@ async fn the_route_test_explains_a_grafana_payload() {
     let relay = TestRelay::start(&config(&downstream, "")).await;
     let reply = relay.post("/api/v1/route-test", fixture()).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    let text = reply.text();
-    assert!(text.contains("\"eu\"") && text.contains("\"us\""), "{text}");
+    let data = &reply.json()["data"];
+    assert_eq!(data["receiving"], json!(["eu", "us", "chat", "custom"]), "{data}");
+    let alerts_of = |name: &str| {
+        data["receivers"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["alerts"].clone()
+    };
+    assert_eq!(alerts_of("eu"), json!([0]), "{data}");
+    assert_eq!(alerts_of("us"), json!([1]), "{data}");
     assert!(downstream.received().is_empty(), "a route test sends nothing");
 }
