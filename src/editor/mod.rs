@@ -16,7 +16,7 @@
 //!
 //! Parsing and validating the console file's receivers stays in `crate::config::console`: the
 //! reloader and `check-config` validate it with the config file, by the same code, and `config`
-//! (pure, lower layer) must not depend on this module. Here the file is only a document: its
+//! (a lower layer) must not depend on this module. Here the file is only a document: its
 //! schema is checked there, before anything reaches the disk.
 
 pub mod document;

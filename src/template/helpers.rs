@@ -238,11 +238,12 @@ fn date(time: Value, format: Option<Value>, tz: Option<Value>) -> Result<String,
     };
     let format = format.as_ref().map(|f| text("date", f)).transpose()?;
     let format = format.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S %Z");
-    // Widths (`%99999999Y`) are the format's to choose: written through the cap.
+    // jiff caps each width at 255, but the format's length is the template's: written through
+    // the cap.
     let mut out = Capped::default();
     match write!(out, "{}", ts.to_zoned_datetime(zone).strftime(format)) {
         Ok(()) => Ok(out.text),
-        Err(_) if out.over => Err(limits::too_large("date", limits::MAX_VALUE_BYTES + 1)),
+        Err(_) if out.over => Err(limits::cut_off("date")),
         Err(_) => Err(Error::new(ErrorKind::InvalidOperation, format!("invalid date format {format:?}"))),
     }
 }
@@ -254,7 +255,7 @@ fn to_json(value: Value) -> Result<Value, Error> {
     let mut text = Capped::default();
     match serde_json::to_writer(&mut text, &value) {
         Ok(()) => Ok(Value::from_safe_string(text.text)),
-        Err(_) if text.over => Err(limits::too_large("toJson", limits::MAX_VALUE_BYTES + 1)),
+        Err(_) if text.over => Err(limits::cut_off("toJson")),
         Err(e) => Err(Error::new(ErrorKind::BadSerialization, e.to_string())),
     }
 }
