@@ -99,7 +99,7 @@ def main():
 
     for path in sorted(files):
         module = path.relative_to(SRC).parts[0].removesuffix(".rs")
-        for used in sorted(set(re.findall(r"\bcrate::([a-z_]+)", code_of(path))) - {module}):
+        for used in sorted(first_segments(code_of(path), r"\bcrate") - {module}):
             if used in table and module in table and table[used] >= table[module]:
                 problems.append(
                     f"{path.relative_to(SRC.parent)}: {module} (layer {table[module]}) uses {used} "
@@ -115,7 +115,8 @@ def main():
             if me == "mod":
                 continue
             code = code_of(path)
-            named = first_segments(code, r"\bsuper") | first_segments(code, r"\bcrate::" + folder.name)
+            under_crate = "::".join(folder.relative_to(SRC).parts)
+            named = first_segments(code, r"\bsuper") | first_segments(code, r"\bcrate::" + under_crate)
             for name in named:
                 target = name if name in siblings else defined.get(name)
                 if target and target != me:

@@ -3,11 +3,12 @@
 //! restored from the spool after a restart — is dead-lettered once, never rendered into a
 //! crash loop.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::process::RelayProcess;
+use crate::support::eventually::eventually;
 use crate::support::{Answer, Downstream, TestRelay, WAIT, alert, batch, get, post_json, spool_config};
 
 /// `POST /api/v1/receiver-test` with `body`: the answer, and whether the relay still answers.
@@ -53,15 +54,15 @@ async fn dead_letters(url: &str) -> Vec<Value> {
 
 /// Waits until the relay lists `count` dead letters; returns them.
 async fn wait_dead_letters(relay: &RelayProcess, count: usize) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(&format!("{count} dead letters"), WAIT, async || {
         let letters = dead_letters(&relay.url("")).await;
         if letters.len() == count {
-            return letters;
+            Ok(letters)
+        } else {
+            Err(format!("{} dead letters\n{}", letters.len(), relay.logs()))
         }
-        assert!(Instant::now() < deadline, "{} dead letters, expected {count}\n{}", letters.len(), relay.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Regression: a template that explodes only on a label value passes validation, and the
