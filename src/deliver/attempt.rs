@@ -137,7 +137,9 @@ impl Target {
             .signing
             .as_ref()
             .map(|key| crate::signing::sign(key, SystemTime::now(), idempotency_key.unwrap_or(""), &body));
-        let first = Origin::of(&url);
+        // The receiver's own URL: a redirect's origin is compared with it (cloning a `Uri` shares
+        // its bytes). The first request needs no comparison, so it allocates nothing for it.
+        let first = url.clone();
         let mut url = url;
         let (mut refreshed, mut redirects) = (false, 0);
         loop {
@@ -146,7 +148,11 @@ impl Target {
                 .uri(url.clone())
                 .body(Full::new(body.clone()))
                 .expect("valid request parts");
-            let hop = if Origin::of(&url) == first { Hop::SameOrigin } else { Hop::OtherOrigin };
+            let hop = if redirects == 0 || Origin::of(&url) == Origin::of(&first) {
+                Hop::SameOrigin
+            } else {
+                Hop::OtherOrigin
+            };
             *request.headers_mut() = self.headers.clone();
             if let Some(content_type) = &content_type {
                 request.headers_mut().insert(CONTENT_TYPE, content_type.clone());
