@@ -134,3 +134,24 @@ async fn a_redirect_from_https_to_http_is_not_followed() {
     assert_eq!(secure.received().len(), 2);
     plain.assert_stays_at(0, Duration::from_millis(200)).await;
 }
+
+/// A downstream that redirects to itself for ever: the attempt follows `MAX_REDIRECTS` (10)
+/// redirects, no more, and the notification is dead-lettered saying so (a 3xx is not retried).
+#[tokio::test]
+async fn redirects_are_followed_ten_times_then_the_notification_is_dead_lettered() {
+    let looping = Downstream::start().await;
+    looping.always(Answer::status(307).with_header("location", "/again"));
+    let yaml = format!(
+        "receivers:\n  - name: loops\n    url: {}\n    http_config: {{follow_redirects: true}}\n",
+        looping.url("/first")
+    );
+    let relay = TestRelay::start(&yaml).await;
+    assert_eq!(relay.post("/webhook", one_alert()).await.status, 200);
+    let letters = crate::support::eventually::eventually("the dead letter", crate::support::WAIT, async || {
+        let listed = get(&relay.url("/api/v1/deadletters")).await.json();
+        listed["data"].as_array().filter(|letters| !letters.is_empty()).cloned()
+    })
+    .await;
+    assert!(letters[0]["last_error"].as_str().unwrap().contains("stopped after 10 redirects"), "{letters:?}");
+    looping.assert_stays_at(11, Duration::from_millis(300)).await;
+}
