@@ -44,16 +44,17 @@ impl Default for PasswordChecks {
 /// Who is asking, as authentication established it: for audit lines, without parsing the
 /// credentials a second time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub enum Caller<'s> {
     /// Nobody was asked: no credentials are configured, or the endpoint is open.
     Anonymous,
-    /// A `basic_auth_users` user, verified.
-    User(String),
+    /// A `basic_auth_users` user, verified: the name as the snapshot holds it (no copy per
+    /// request).
+    User(&'s str),
     /// The holder of the bearer token of `server.authorization`.
     Bearer,
 }
 
-impl Caller {
+impl Caller<'_> {
     /// The name audit lines give: the user, `bearer`, or `anonymous`.
     pub fn name(&self) -> &str {
         match self {
@@ -66,13 +67,13 @@ impl Caller {
 
 /// Lets the request in, saying who it is, or says why not: `Unauthorized` carries the
 /// challenges to send.
-pub async fn authorize(
-    inbound: &Inbound,
+pub async fn authorize<'s>(
+    inbound: &'s Inbound,
     verified: &VerifiedSenders,
     checks: &PasswordChecks,
     path: &str,
     headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
+) -> Result<Caller<'s>, ApiError> {
     let auth = &inbound.auth;
     if !auth.is_enabled() || inbound.open_endpoints.iter().any(|open| open == path) {
         return Ok(Caller::Anonymous);
@@ -107,12 +108,12 @@ fn bearer(auth: &InboundAuth, token: &[u8]) -> bool {
 
 /// Verifies basic credentials: the user when they hold, `None` when not; `Err` (503) when no
 /// verification slot frees up in time.
-async fn basic(
-    auth: &InboundAuth,
+async fn basic<'s>(
+    auth: &'s InboundAuth,
     verified: &VerifiedSenders,
     checks: &PasswordChecks,
     encoded: &[u8],
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<&'s str>, ApiError> {
     if auth.basic_users.is_empty() {
         return Ok(None);
     }
@@ -123,15 +124,14 @@ async fn basic(
         return Ok(None);
     };
     let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
-    let name = std::str::from_utf8(user).ok().filter(|user| auth.basic_users.contains_key(*user));
-    let known = name.and_then(|user| auth.basic_users.get(user));
-    let hash = match known {
-        Some(hash) => hash.expose().to_owned(),
-        None => dummy_hash().to_owned(),
+    let known = std::str::from_utf8(user).ok().and_then(|user| auth.basic_users.get_key_value(user));
+    let hash: &str = match known {
+        Some((_, hash)) => hash.expose(),
+        None => dummy_hash(),
     };
-    let key = cache_key(user, password, &hash);
+    let key = cache_key(user, password, hash);
     if known.is_some() && verified.contains(&key) {
-        return Ok(name.map(str::to_owned));
+        return Ok(known.map(|(name, _)| name.as_str()));
     }
     let _permit = match tokio::time::timeout(VERIFICATION_WAIT, checks.0.acquire()).await {
         Ok(Ok(permit)) => permit,
@@ -141,12 +141,12 @@ async fn basic(
             return Err(ApiError::Unavailable("too many password verifications in progress".into()));
         }
     };
-    let password = password.to_vec();
+    let (password, hash) = (password.to_vec(), hash.to_owned());
     let ok =
         tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false);
     if ok && known.is_some() {
         verified.insert(key);
-        return Ok(name.map(str::to_owned));
+        return Ok(known.map(|(name, _)| name.as_str()));
     }
     Ok(None)
 }
@@ -224,7 +224,7 @@ mod tests {
         assert!(authorize(&inbound, &verified, &checks, "/-/healthy", &HeaderMap::new()).await.is_ok());
         // Who it was comes back, so an audit line needs no second parse.
         let user = authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word")).await;
-        assert_eq!(user.unwrap(), Caller::User("am".into()));
+        assert_eq!(user.unwrap(), Caller::User("am"));
         let token = authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n")).await;
         assert_eq!(token.unwrap(), Caller::Bearer);
     }

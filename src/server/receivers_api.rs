@@ -101,7 +101,7 @@ pub async fn get(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<Ht
 pub async fn put(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
-    caller: &Caller,
+    caller: &Caller<'_>,
     name: &str,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
@@ -143,7 +143,7 @@ pub async fn put(
 pub async fn delete(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
-    caller: &Caller,
+    caller: &Caller<'_>,
     name: &str,
     headers: &HeaderMap,
 ) -> Result<HttpResponse, ApiError> {
@@ -162,7 +162,7 @@ pub async fn delete(
 pub async fn set_enabled(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
-    caller: &Caller,
+    caller: &Caller<'_>,
     name: &str,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
@@ -377,7 +377,7 @@ async fn validate(
 }
 
 /// Logs a change once and counts it: who, what, which fields — never a value.
-fn audit(caller: &Caller, action: &'static str, receiver: &str, fields: Vec<String>) {
+fn audit(caller: &Caller<'_>, action: &'static str, receiver: &str, fields: Vec<String>) {
     tracing::info!(audit = true, user = caller.name(), action, receiver, fields = %fields.join(","), "console change");
     metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(1);
 }
