@@ -62,15 +62,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The `reason` label of `amrelay_batches_rejected_total` when a webhook batch is refused
-    /// with this error before it is decoded: named by the variant, never guessed from a status.
+    /// The `reason` label of `amrelay_batches_rejected_total` for a webhook batch refused with
+    /// this error while its body is read or its signature checked: named by the variant, never
+    /// guessed from a status (a batch over `server.limits` carries its own, see `limits`).
     pub fn reason(&self) -> &'static str {
         match self {
             ApiError::TooLarge(_) => "too_large",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::UnsupportedMediaType(_) => "content_type",
             ApiError::MemoryBudget(_) => "memory",
-            ApiError::TooManyAlerts(_) => "too_many_alerts",
             ApiError::BadSignature(_) => "signature",
             _ => "decode",
         }

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::body::{check_content_type, read_body_charged};
+use super::limits::OverLimit;
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
 use crate::accept::{self, Offer, Taken};
@@ -70,7 +71,7 @@ async fn accept_batch<'s>(
     let budget = state.reloader.spool().budget();
     // Held until the batch is queued or refused: the body is borrowed by the decoded alerts.
     let (body, _read) = read_body_charged(request, limit, budget).await.inspect_err(reject)?;
-    super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
+    super::limits::check_body(&body, &snapshot.server.inbound.limits).map_err(OverLimit::counted)?;
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| {
         metrics::counter!(m::BATCHES_REJECTED, "reason" => "decode").increment(1);
         ApiError::BadRequest(e.to_string())
@@ -78,7 +79,7 @@ async fn accept_batch<'s>(
     if let (Source::Grafana, Some(grafana)) = (notification.source, grafana) {
         super::grafana::verify(grafana, &signed, &body, std::time::SystemTime::now()).inspect_err(reject)?;
     }
-    super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
+    super::limits::check_batch(&notification, &snapshot.server.inbound.limits).map_err(OverLimit::counted)?;
     state.http_metrics.alerts_received.increment(notification.alerts.len() as u64);
 
     let plans = route::plan(snapshot, &notification, recipients);
