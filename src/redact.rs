@@ -18,17 +18,21 @@ pub fn url(uri: &Uri) -> String {
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
     // The config refuses credentials in URLs; never show them should one get through.
     let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let first_segment = uri.path().trim_start_matches('/').split('/').next().unwrap_or("");
     match (uri.path(), uri.query()) {
         ("" | "/", None) => format!("{scheme}://{host}/"),
-        // The first path segment names the API (`/services`, `/api`) and is shown when it looks
-        // like a word; one with digits or punctuation (Telegram's `/bot<TOKEN>`) may be the
-        // secret itself. Beyond it, everything is hidden.
-        _ if looks_like_a_word(first_segment) && uri.path().len() > first_segment.len() + 1 => {
-            format!("{scheme}://{host}/{first_segment}/***")
-        }
-        _ => format!("{scheme}://{host}/***"),
+        _ => match shown_segment(uri) {
+            Some(first_segment) => format!("{scheme}://{host}/{first_segment}/***"),
+            None => format!("{scheme}://{host}/***"),
+        },
     }
+}
+
+/// The first path segment `url` shows: it names the API (`/services`, `/api`) and is shown when
+/// it looks like a word and more follows it; one with digits or punctuation (Telegram's
+/// `/bot<TOKEN>`) may be the secret itself. Beyond it, everything is hidden (and scrubbed).
+fn shown_segment(uri: &Uri) -> Option<&str> {
+    let first_segment = uri.path().trim_start_matches('/').split('/').next().unwrap_or("");
+    (looks_like_a_word(first_segment) && uri.path().len() > first_segment.len() + 1).then_some(first_segment)
 }
 
 /// A path segment shown as it is: a short run of letters (`services`, `api`, `hooks`).
@@ -102,11 +106,10 @@ impl Scrubber {
         if path_and_query == "/" || path_and_query.is_empty() {
             return self;
         }
-        let first_segment = uri.path().trim_start_matches('/').split('/').next().unwrap_or("");
-        let hidden = if looks_like_a_word(first_segment) && uri.path().len() > first_segment.len() + 1 {
-            &path_and_query[first_segment.len() + 1..]
-        } else {
-            path_and_query
+        // Exactly what `url` hides: everything after the segment it shows.
+        let hidden = match shown_segment(uri) {
+            Some(first_segment) => &path_and_query[first_segment.len() + 1..],
+            None => path_and_query,
         };
         let mut parts: Vec<String> = vec![hidden.trim_start_matches('/').to_owned()];
         let (path, query) = hidden.split_once('?').unwrap_or((hidden, ""));

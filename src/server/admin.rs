@@ -196,7 +196,7 @@ fn unix_seconds(time: SystemTime) -> f64 {
 pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
     let reload = state.reloader.status();
     // Found when the config was loaded: a refresh reads no file.
-    let lines = (!reload.config_file_changed).then_some(&snapshot.console.enabled_lines);
+    let lines = super::console::enabled_lines(state, snapshot);
     let receivers: Vec<Value> = snapshot
         .receivers
         .iter()

@@ -58,8 +58,14 @@ pub async fn route_test(
 /// config was loaded from. None once a reload found the file changed and could not run it: its
 /// lines may have moved, and no line number is better than a wrong one.
 pub fn enabled_line<'s>(state: &AppState, snapshot: &'s Snapshot, name: &str) -> Option<&'s EnabledLine> {
-    if state.reloader.status().config_file_changed {
-        return None;
-    }
-    snapshot.console.enabled_lines.get(name)
+    enabled_lines(state, snapshot)?.get(name)
+}
+
+/// Every receiver's `enabled:` line, under the same rule as [`enabled_line`], for answers that
+/// show them all (the status reads the reload status once).
+pub fn enabled_lines<'s>(
+    state: &AppState,
+    snapshot: &'s Snapshot,
+) -> Option<&'s std::collections::BTreeMap<String, EnabledLine>> {
+    (!state.reloader.status().config_file_changed).then_some(&snapshot.console.enabled_lines)
 }

@@ -10,7 +10,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::record::{self, group_hash};
 use super::writer::{
-    ATTEMPTS, DEAD, LEGACY_THREADS, META, PENDING, Stored, THREAD_GROUPS, seq_key_bytes, thread_key_bytes,
+    ATTEMPTS, DEAD, DEAD_KEY_BYTES, LEGACY_THREADS, META, PENDING, Stored, THREAD_GROUPS, seq_key_bytes,
+    thread_key_bytes,
 };
 use super::{CACHE_BYTES, unix_ms};
 
@@ -117,7 +118,7 @@ pub(super) fn other_bytes(db: &Database) -> Result<u64, String> {
     match txn.open_table(DEAD) {
         Ok(table) => {
             for entry in table.iter().map_err(|e| format!("spool: {e}"))?.flatten() {
-                bytes += 8 + entry.1.value().len() as u64;
+                bytes += DEAD_KEY_BYTES + entry.1.value().len() as u64;
             }
         }
         Err(redb::TableError::TableDoesNotExist(_)) => {}

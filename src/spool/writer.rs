@@ -47,6 +47,9 @@ pub const LEGACY_THREADS: TableDefinition<(&str, &str), &[u8]> = TableDefinition
 /// Settings of the spool file itself (the key of the dead letters' destination identity).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
+/// Bytes a dead-letter key takes: its sequence. Counted the same by the writer and at open.
+pub const DEAD_KEY_BYTES: u64 = 8;
+
 /// Bytes a pending or attempts key takes: the receiver's name and the sequence.
 pub fn seq_key_bytes(receiver: &str) -> u64 {
     receiver.len() as u64 + 8
@@ -293,9 +296,9 @@ impl Writer {
                             };
                             drop(was);
                             let stored = full.as_deref().unwrap_or(record);
-                            add(8, Some(stored.len()));
+                            add(DEAD_KEY_BYTES, Some(stored.len()));
                             let replaced = dead.insert(*seq, stored).map_err(|e| e.to_string())?.map(|old| {
-                                take(8, Some(old.value().len()));
+                                take(DEAD_KEY_BYTES, Some(old.value().len()));
                                 body_length(old.value())
                             });
                             if let Some(length) = replaced {
@@ -309,7 +312,7 @@ impl Writer {
                                 match oldest {
                                     Some(key) => {
                                         let removed = dead.remove(key).map_err(|e| e.to_string())?.map(|old| {
-                                            take(8, Some(old.value().len()));
+                                            take(DEAD_KEY_BYTES, Some(old.value().len()));
                                             body_length(old.value())
                                         });
                                         if let Some(length) = removed {
@@ -337,7 +340,7 @@ impl Writer {
                             }
                             for stored in &chosen {
                                 let was = dead.remove(stored.seq).map_err(|e| e.to_string())?;
-                                take(8, was.map(|v| v.value().len()));
+                                take(DEAD_KEY_BYTES, was.map(|v| v.value().len()));
                                 dead_count = dead_count.saturating_sub(1);
                                 dead_bytes = dead_bytes.saturating_sub(stored.body.len() as u64);
                             }

@@ -1,5 +1,7 @@
-//! What one render may allocate: no value it makes is larger than [`MAX_VALUE_BYTES`], and each
-//! size is known (or bounded) **before** the allocation, not checked after it.
+//! What one render may allocate: no value it makes is larger than [`MAX_VALUE_BYTES`]. Our
+//! helpers know (or bound) each size **before** allocating; the wrapped minijinja builtins whose
+//! size cannot be known beforehand (`join`, `format`, `tojson`, `string`, `list`, `pprint`) are
+//! bounded by fuel and checked right after (builtins.rs `checked`).
 //!
 //! Fuel and the output limit bound what a template *writes*, not what a helper allocates on the
 //! way: `("a" * 100000) | reReplaceAll("a", "x" * 100000)` once asked for 10 GB in one call and

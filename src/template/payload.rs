@@ -149,20 +149,17 @@ pub(super) fn merge_over(
     base: &[u8],
     overlay: &PayloadNode,
 ) -> Result<Vec<u8>, RenderError> {
+    // What the overlay may still add: the output limit less the preset's body (the exact size is
+    // checked once the merged body is written).
+    let mut budget = super::MAX_RENDERED_BYTES.saturating_sub(base.len());
     let mut base: serde_json::Value =
         serde_json::from_slice(base).map_err(|e| RenderError::NotJson(format!("preset body: {e}")))?;
-    let mut budget = base_budget(&base);
     merge_node(env, context, &mut base, overlay, &mut budget)?;
     let out = serde_json::to_vec(&base).map_err(|e| RenderError::Template(e.to_string()))?;
     if out.len() > super::MAX_RENDERED_BYTES {
         return Err(RenderError::TooLarge);
     }
     Ok(out)
-}
-
-/// What the overlay may still add: the output limit less what the preset's body takes.
-fn base_budget(base: &serde_json::Value) -> usize {
-    super::MAX_RENDERED_BYTES.saturating_sub(serde_json::to_vec(base).map_or(0, |b| b.len()))
 }
 
 fn merge_node(
