@@ -27,6 +27,14 @@ pub enum Preset {
     Feishu,
     DingTalk,
     WeCom,
+    Mattermost,
+    RocketChat,
+    Webex,
+    Matrix,
+    Pushover,
+    Ntfy,
+    Gotify,
+    VictorOps,
 }
 
 /// One option a preset reads from `preset_options`.
@@ -49,7 +57,7 @@ const fn required(name: &'static str) -> OptionSpec {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 10] = [
+    pub const ALL: [Preset; 18] = [
         Preset::Slack,
         Preset::MsTeams,
         Preset::Discord,
@@ -60,6 +68,14 @@ impl Preset {
         Preset::Feishu,
         Preset::DingTalk,
         Preset::WeCom,
+        Preset::Mattermost,
+        Preset::RocketChat,
+        Preset::Webex,
+        Preset::Matrix,
+        Preset::Pushover,
+        Preset::Ntfy,
+        Preset::Gotify,
+        Preset::VictorOps,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +90,14 @@ impl Preset {
             Preset::Feishu => "feishu",
             Preset::DingTalk => "dingtalk",
             Preset::WeCom => "wecom",
+            Preset::Mattermost => "mattermost",
+            Preset::RocketChat => "rocketchat",
+            Preset::Webex => "webex",
+            Preset::Matrix => "matrix",
+            Preset::Pushover => "pushover",
+            Preset::Ntfy => "ntfy",
+            Preset::Gotify => "gotify",
+            Preset::VictorOps => "victorops",
         }
     }
 
@@ -94,6 +118,14 @@ impl Preset {
             Preset::Feishu => "preset feishu",
             Preset::DingTalk => "preset dingtalk",
             Preset::WeCom => "preset wecom",
+            Preset::Mattermost => "preset mattermost",
+            Preset::RocketChat => "preset rocketchat",
+            Preset::Webex => "preset webex",
+            Preset::Matrix => "preset matrix",
+            Preset::Pushover => "preset pushover",
+            Preset::Ntfy => "preset ntfy",
+            Preset::Gotify => "preset gotify",
+            Preset::VictorOps => "preset victorops",
         }
     }
 
@@ -109,6 +141,14 @@ impl Preset {
             Preset::Feishu => include_str!("presets/feishu.j2"),
             Preset::DingTalk => include_str!("presets/dingtalk.j2"),
             Preset::WeCom => include_str!("presets/wecom.j2"),
+            Preset::Mattermost => include_str!("presets/mattermost.j2"),
+            Preset::RocketChat => include_str!("presets/rocketchat.j2"),
+            Preset::Webex => include_str!("presets/webex.j2"),
+            Preset::Matrix => include_str!("presets/matrix.j2"),
+            Preset::Pushover => include_str!("presets/pushover.j2"),
+            Preset::Ntfy => include_str!("presets/ntfy.j2"),
+            Preset::Gotify => include_str!("presets/gotify.j2"),
+            Preset::VictorOps => include_str!("presets/victorops.j2"),
         }
     }
 
@@ -140,6 +180,41 @@ impl Preset {
         const TELEGRAM: &[OptionSpec] = &[required("chat_id"), opt("message_thread_id"), opt("disable_notification")];
         const DINGTALK: &[OptionSpec] =
             &[OptionSpec { name: "secret", required: false, secret: true, in_template: false }];
+        const MATTERMOST: &[OptionSpec] = &[opt("channel"), opt("username"), opt("icon_url"), opt("icon_emoji")];
+        const ROCKETCHAT: &[OptionSpec] = &[opt("channel"), opt("alias"), opt("avatar"), opt("emoji")];
+        const WEBEX: &[OptionSpec] = &[
+            required("room_id"),
+            // The bot's access token, sent as `Authorization: Bearer`.
+            OptionSpec { name: "token", required: true, secret: true, in_template: false },
+        ];
+        const MATRIX: &[OptionSpec] = &[
+            // The bot user's access token, sent as `Authorization: Bearer`.
+            OptionSpec { name: "access_token", required: true, secret: true, in_template: false },
+            opt("msgtype"),
+        ];
+        const PUSHOVER: &[OptionSpec] = &[
+            // Both travel in the body, as Pushover's API takes them.
+            OptionSpec { name: "token", required: true, secret: true, in_template: true },
+            OptionSpec { name: "user_key", required: true, secret: true, in_template: true },
+            opt("priority"),
+            opt("retry"),
+            opt("expire"),
+            opt("sound"),
+            opt("device"),
+        ];
+        const NTFY: &[OptionSpec] = &[
+            required("topic"),
+            // An access token for a protected topic, sent as `Authorization: Bearer`.
+            OptionSpec { name: "token", required: false, secret: true, in_template: false },
+            opt("priority"),
+            opt("tags"),
+        ];
+        const GOTIFY: &[OptionSpec] = &[
+            // The application token, sent as `Authorization: Bearer`.
+            OptionSpec { name: "token", required: true, secret: true, in_template: false },
+            opt("priority"),
+        ];
+        const VICTOROPS: &[OptionSpec] = &[opt("message_type"), opt("monitoring_tool")];
         match self {
             Preset::Slack => SLACK,
             Preset::MsTeams | Preset::GoogleChat | Preset::Feishu | Preset::WeCom => &[],
@@ -148,6 +223,14 @@ impl Preset {
             Preset::Opsgenie => OPSGENIE,
             Preset::Telegram => TELEGRAM,
             Preset::DingTalk => DINGTALK,
+            Preset::Mattermost => MATTERMOST,
+            Preset::RocketChat => ROCKETCHAT,
+            Preset::Webex => WEBEX,
+            Preset::Matrix => MATRIX,
+            Preset::Pushover => PUSHOVER,
+            Preset::Ntfy => NTFY,
+            Preset::Gotify => GOTIFY,
+            Preset::VictorOps => VICTOROPS,
         }
     }
 }

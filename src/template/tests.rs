@@ -35,7 +35,15 @@ fn spec() -> Spec {
 fn preset(preset: Preset) -> Renderer {
     let mut builder = Builder::new();
     builder.preset(preset).unwrap();
-    let options = options(&[("chat_id", "-100123"), ("routing_key", "rk"), ("api_key", "k")]);
+    let options = options(&[
+        ("chat_id", "-100123"),
+        ("routing_key", "rk"),
+        ("api_key", "k"),
+        ("room_id", "Y2lzY29zcGFyazovL3Jvb20"),
+        ("token", "app-token"),
+        ("user_key", "user-key"),
+        ("topic", "alerts"),
+    ]);
     builder.finish(Spec { preset: Some(preset), options, ..spec() })
 }
 
@@ -106,6 +114,20 @@ fn presets_stay_valid_and_within_limits_with_hostile_values_and_many_alerts() {
             Preset::GoogleChat => assert!(out["text"].as_str().unwrap().chars().count() <= 4096),
             Preset::PagerDuty => assert!(out["payload"]["summary"].as_str().unwrap().chars().count() <= 1024),
             Preset::Opsgenie => assert!(out["message"].as_str().unwrap().chars().count() <= 130),
+            // Issue 23's presets: each within the limit its template cites.
+            Preset::Mattermost | Preset::RocketChat => {
+                let text = out["attachments"][0]["text"].as_str().unwrap();
+                assert!(text.chars().count() <= 4000 && text.contains("more"), "{}", p.name());
+            }
+            Preset::Webex => assert!(out["markdown"].as_str().unwrap().len() <= 7439),
+            Preset::Matrix => assert!(serde_json::to_vec(&out).unwrap().len() <= 65_536 / 2),
+            Preset::Pushover => {
+                assert!(out["message"].as_str().unwrap().chars().count() <= 1024);
+                assert!(out["title"].as_str().unwrap().chars().count() <= 250);
+            }
+            Preset::Ntfy => assert!(out["message"].as_str().unwrap().len() <= 4096),
+            Preset::Gotify => assert!(out["message"].as_str().unwrap().chars().count() <= 4000),
+            Preset::VictorOps => assert!(out["state_message"].as_str().unwrap().chars().count() <= 20_480),
         }
     }
 }
