@@ -137,7 +137,15 @@ pub(super) fn receiver(issues: &mut Issues, field: &str, raw: &RawReceiver, shar
         issues.add(
             None,
             format!("{field}.http_config"),
-            "the opsgenie preset sends its GenieKey authorization: remove basic_auth/authorization",
+            match preset {
+                Some(Preset::Opsgenie) | None => {
+                    "the opsgenie preset sends its GenieKey authorization: remove basic_auth/authorization".to_owned()
+                }
+                Some(p) => format!(
+                    "the {} preset sends its token as the authorization: remove basic_auth/authorization",
+                    p.name()
+                ),
+            },
         );
     }
 
@@ -392,6 +400,13 @@ fn preset_options(issues: &mut Issues, field: &str, raw: &RawReceiver, preset: P
                 auth = Some(Auth::Authorization { scheme: "GenieKey".into(), credentials: Secret::new(value.as_str()) })
             }
             (Preset::Slack, "token") => {
+                auth = Some(Auth::Authorization { scheme: "Bearer".into(), credentials: Secret::new(value.as_str()) })
+            }
+            // Issue 23's presets whose token is a bearer credential.
+            (Preset::Webex, "token")
+            | (Preset::Matrix, "access_token")
+            | (Preset::Ntfy, "token")
+            | (Preset::Gotify, "token") => {
                 auth = Some(Auth::Authorization { scheme: "Bearer".into(), credentials: Secret::new(value.as_str()) })
             }
             (Preset::DingTalk, "secret") => signing = Some(Secret::new(value.as_str())),

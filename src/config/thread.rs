@@ -44,6 +44,8 @@ pub enum ThreadApi {
     Telegram,
     /// A Google Chat incoming webhook (`threadKey`, `requestId`).
     GoogleChat,
+    /// Matrix's client-server API (`PUT …/send/m.room.message/{txnId}`, `m.replace`, `m.thread`).
+    Matrix,
 }
 
 /// A receiver's validated `thread:`.
@@ -128,13 +130,19 @@ pub fn supported(preset: Option<Preset>, mode: ThreadMode, path: &str) -> Result
         (Some(Preset::GoogleChat), ThreadMode::Update) => Err("a Google Chat incoming webhook cannot edit its \
              messages (that needs a Chat app's credentials): use mode: reply, which keeps a group in one thread"
             .into()),
+        (Some(Preset::Matrix), _) if path.ends_with("/send/m.room.message") => Ok(ThreadApi::Matrix),
+        (Some(Preset::Matrix), _) => Err("the matrix preset threads through the client-server API: the url must end \
+             in /rooms/{roomId}/send/m.room.message"
+            .into()),
         (Some(p @ (Preset::PagerDuty | Preset::Opsgenie)), _) => Err(format!(
             "the {} preset needs no thread: its {} already ties a group's notifications to one incident",
             p.name(),
             if p == Preset::PagerDuty { "dedup_key" } else { "alias" }
         )),
         (Some(p), _) => Err(format!("the {} preset's destination has no message to update or reply to", p.name())),
-        (None, _) => Err("needs a preset whose destination can thread (discord, slack, telegram, googlechat)".into()),
+        (None, _) => {
+            Err("needs a preset whose destination can thread (discord, slack, telegram, googlechat, matrix)".into())
+        }
     }
 }
 
@@ -157,6 +165,14 @@ mod tests {
         assert_eq!(supported(Some(Preset::GoogleChat), Reply, "/v1/spaces/S/messages"), Ok(ThreadApi::GoogleChat));
         assert!(supported(Some(Preset::GoogleChat), Update, "/v1/spaces/S/messages").unwrap_err().contains("reply"));
         assert!(supported(Some(Preset::PagerDuty), Update, "/v2/enqueue").unwrap_err().contains("dedup_key"));
+        let matrix = "/_matrix/client/v3/rooms/!r:example.org/send/m.room.message";
+        assert_eq!(supported(Some(Preset::Matrix), Update, matrix), Ok(ThreadApi::Matrix));
+        assert_eq!(supported(Some(Preset::Matrix), Reply, matrix), Ok(ThreadApi::Matrix));
+        assert!(
+            supported(Some(Preset::Matrix), Reply, "/_matrix/client/v3/rooms/!r:x")
+                .unwrap_err()
+                .contains("m.room.message")
+        );
         assert!(supported(None, Update, "/").is_err());
     }
 }

@@ -13,6 +13,7 @@ mod counts;
 mod downstream;
 mod failure;
 pub mod oauth2;
+mod preset_answers;
 mod ratelimit;
 mod redirect;
 mod render;

@@ -9,6 +9,7 @@
 
 mod discord;
 mod googlechat;
+mod matrix;
 mod slack;
 mod telegram;
 
@@ -19,6 +20,7 @@ use super::{Downstream, Failure, FailureKind, Outbound, Target};
 use crate::config::thread::{ThreadApi, ThreadMode, ThreadSpec};
 use crate::metrics as m;
 use crate::spool::GroupHash;
+use crate::template::Preset;
 
 /// One request to the destination.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,10 +118,16 @@ pub(super) async fn send(
 }
 
 /// Whether the receiver's destination says "refused" in a 2xx answer's body: Slack's Web API
-/// (`preset: slack` at `…/chat.postMessage`) answers HTTP 200 with `{"ok": false, …}`.
+/// (`preset: slack` at `…/chat.postMessage`) answers HTTP 200 with `{"ok": false, …}`, and so
+/// do Rocket.Chat, Pushover and Splunk On-Call ([`super::preset_answers`]); or needs a request
+/// of its own: Matrix's `PUT` with a transaction id.
 pub(super) fn answers_in_body(target: &Target, url: &Uri) -> bool {
-    target.template.as_ref().and_then(|t| t.preset()) == Some(crate::template::Preset::Slack)
-        && url.path().ends_with("/chat.postMessage")
+    match target.template.as_ref().and_then(|t| t.preset()) {
+        Some(Preset::Slack) => url.path().ends_with("/chat.postMessage"),
+        Some(Preset::Matrix) => true,
+        Some(preset) => super::preset_answers::reads_answer(preset),
+        None => false,
+    }
 }
 
 /// One attempt of a receiver without `thread:` whose destination [`answers_in_body`]: the
@@ -132,6 +140,27 @@ pub(super) async fn send_checked(
     body: Bytes,
     item: &Outbound,
 ) -> Result<StatusCode, Failure> {
+    match target.template.as_ref().and_then(|t| t.preset()) {
+        Some(Preset::Slack) | None => {}
+        Some(Preset::Matrix) => {
+            return match exchange(target, ThreadApi::Matrix, matrix::put(&url, body, &item.id), content_type, item)
+                .await
+            {
+                (status, Verdict::Done(_)) => Ok(status),
+                (_, Verdict::Failed(failure)) => Err(failure),
+                // Matrix has no "gone" answer; a room that does not exist is a failure.
+                (_, Verdict::Gone) => Err(Failure::new(FailureKind::Status(StatusCode::NOT_FOUND), "no such room")),
+            };
+        }
+        Some(preset) => {
+            let (status, answer) = target.request(Method::POST, url, content_type, body, Some(&item.id), true).await?;
+            return super::preset_answers::check(preset, answer.as_deref()).map(|()| status).map_err(|mut failure| {
+                // The vendor's message may echo what it was sent.
+                failure.detail = target.scrubber.scrub(&failure.detail, &[]).into_owned();
+                failure
+            });
+        }
+    }
     match exchange(target, ThreadApi::Slack, Call::post(url, body), content_type, item).await {
         (status, Verdict::Done(_)) => Ok(status),
         (_, Verdict::Failed(failure)) => Err(failure),
@@ -148,6 +177,7 @@ fn first_post(spec: ThreadSpec, url: &Uri, body: &Bytes, item: &Outbound) -> (Ca
     match spec.api {
         ThreadApi::Discord => (discord::post(url, body.clone()), None),
         ThreadApi::Slack | ThreadApi::Telegram => (Call::post(url.clone(), body.clone()), None),
+        ThreadApi::Matrix => (matrix::put(url, body.clone(), &item.id), None),
         ThreadApi::GoogleChat => {
             let key = googlechat::thread_key(&item.group_key, &item.id);
             (googlechat::post(url, body.clone(), &key, &item.id), Some(key))
@@ -161,6 +191,7 @@ fn follow_up(spec: ThreadSpec, url: &Uri, body: &Bytes, reference: &str, item: &
         ThreadApi::Discord => discord::follow_up(spec.mode, url, body, reference),
         ThreadApi::Slack => slack::follow_up(spec.mode, url, body, reference),
         ThreadApi::Telegram => telegram::follow_up(spec.mode, url, body, reference),
+        ThreadApi::Matrix => matrix::follow_up(spec.mode, url, body, reference, &item.id),
         // A reply is a post with the group's thread key (`mode: reply` is the only one allowed).
         ThreadApi::GoogleChat => Ok(googlechat::post(url, body.clone(), reference, &item.id)),
     }
@@ -173,6 +204,7 @@ fn reference(api: ThreadApi, answer: &[u8]) -> Option<String> {
         ThreadApi::Discord => discord::message_id(&value),
         ThreadApi::Slack => slack::reference(&value),
         ThreadApi::Telegram => telegram::message_id(&value),
+        ThreadApi::Matrix => matrix::event_id(&value),
         ThreadApi::GoogleChat => None,
     }
 }
@@ -194,6 +226,7 @@ async fn exchange(
         },
         ThreadApi::Slack => slack::verdict(result),
         ThreadApi::Telegram => telegram::verdict(result),
+        ThreadApi::Matrix => matrix::verdict(result),
     };
     (status, verdict)
 }
