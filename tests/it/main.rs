@@ -16,6 +16,7 @@ mod credentials;
 mod discord_api;
 mod process;
 mod tls_client;
+mod vendor_apis;
 
 mod browser;
 mod check_config;
@@ -39,6 +40,7 @@ mod memory;
 mod operator;
 mod payload;
 mod presets;
+mod presets_more;
 mod properties;
 mod redirects;
 mod reload;
