@@ -91,4 +91,5 @@ mod watch;
 
 // What tests, benches and the fuzzers use of the private modules.
 pub use fingerprint::fnv1a;
+pub use memory::Budget;
 pub use test_message::rfc3339;
