@@ -285,6 +285,25 @@ pub fn join(base: &Uri, suffix: &str) -> Uri {
     joined.parse().unwrap_or_else(|_| base.clone())
 }
 
+/// Matrix: the URL an event is sent to with `PUT`, the receiver's `…/send/m.room.message` plus
+/// `/{txn}`, its transaction id (percent-encoded: nothing may leave the path segment). The same
+/// id makes the homeserver answer a repeated request with the event it already made, so the
+/// notification's id as `txn` keeps a retry from posting twice. The query is kept.
+pub fn transaction_url(url: &Uri, txn: &str) -> Uri {
+    let encoded: String = form_urlencoded::byte_serialize(txn.as_bytes()).collect::<String>().replace('+', "%20");
+    let path = format!("{}/{encoded}", url.path().trim_end_matches('/'));
+    let path_and_query = match url.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = url.clone().into_parts();
+    match path_and_query.parse() {
+        Ok(pq) => parts.path_and_query = Some(pq),
+        Err(_) => return url.clone(),
+    }
+    Uri::from_parts(parts).unwrap_or_else(|_| url.clone())
+}
+
 fn dingtalk_signed(url: &Uri, secret: &Secret, now: SystemTime) -> Uri {
     let timestamp = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis();
     let sign = dingtalk_sign(secret.expose(), timestamp);

@@ -386,3 +386,14 @@ fn fit_refuses_an_unknown_line_style() {
         body("{{ alerts | fit(\"nosuch\", 100) }}", "text/plain").unwrap().render(&n, Reveal::Send).unwrap_err();
     assert!(error.to_string().contains("unknown line style"), "{error}");
 }
+
+// Matrix's transaction id is one path segment, whatever the notification id holds.
+#[test]
+fn matrix_transaction_ids_are_one_encoded_path_segment() {
+    let url: Uri =
+        "https://matrix.example.org/_matrix/client/v3/rooms/!abc:example.org/send/m.room.message?x=1".parse().unwrap();
+    assert_eq!(
+        super::presets::transaction_url(&url, "01HZX3/..?a b+").to_string(),
+        "https://matrix.example.org/_matrix/client/v3/rooms/!abc:example.org/send/m.room.message/01HZX3%2F..%3Fa%20b%2B?x=1"
+    );
+}
