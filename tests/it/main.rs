@@ -30,6 +30,7 @@ mod exposure;
 mod fidelity;
 mod grafana;
 mod group_keys;
+mod history;
 mod hostile;
 mod http_config;
 mod inbound;
