@@ -199,7 +199,10 @@ fn template_summary(endpoint: &config::Endpoint) -> String {
         }
     }
     if let Some(limit) = endpoint.rate_limit {
-        out.push_str(&format!(", rate limit {}/s burst {}", limit.per_second, limit.burst));
+        // Three decimals at most: a preset's 20 a minute is 0.333/s.
+        let per_second = format!("{:.3}", limit.per_second);
+        let per_second = per_second.trim_end_matches('0').trim_end_matches('.');
+        out.push_str(&format!(", rate limit {per_second}/s burst {}", limit.burst));
     }
     out
 }

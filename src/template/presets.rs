@@ -112,6 +112,33 @@ impl Preset {
         }
     }
 
+    /// The destination's documented sending limit as a token bucket `(per_second, burst)`: the
+    /// receiver's `rate_limit` when it sets none. A burst of 1 keeps every window within the
+    /// documented count (20 a minute is one every 3 s: never 21 in any 60 s). `None`: no
+    /// documented per-destination limit (its 429 is still honoured by the retries).
+    pub fn default_rate_limit(self) -> Option<(f64, u32)> {
+        match self {
+            // https://api.slack.com/docs/rate-limits — incoming webhooks: 1 a second.
+            Preset::Slack => Some((1.0, 1)),
+            // https://discord.com/developers/docs/topics/rate-limits — a webhook: 5 per 2 s.
+            Preset::Discord => Some((2.5, 1)),
+            // https://developers.google.com/workspace/chat/limits — 1 write a second per space.
+            Preset::GoogleChat => Some((1.0, 1)),
+            // https://developer.pagerduty.com/docs/events-api-v2-overview — 120 a minute per key.
+            Preset::PagerDuty => Some((2.0, 1)),
+            // https://core.telegram.org/bots/faq — 20 messages a minute to one group.
+            Preset::Telegram => Some((20.0 / 60.0, 1)),
+            // https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot — 100 a minute, 5 a second.
+            Preset::Feishu => Some((100.0 / 60.0, 1)),
+            // https://open.dingtalk.com/document/orgapp/custom-robot-access — 20 a minute.
+            Preset::DingTalk => Some((20.0 / 60.0, 1)),
+            // https://developer.work.weixin.qq.com/document/path/91770 — 20 a minute.
+            Preset::WeCom => Some((20.0 / 60.0, 1)),
+            // No documented per-webhook limit (Workflows, Opsgenie's limits are per plan).
+            Preset::MsTeams | Preset::Opsgenie => None,
+        }
+    }
+
     /// The options it reads.
     pub fn options(self) -> &'static [OptionSpec] {
         const SLACK: &[OptionSpec] = &[
