@@ -139,7 +139,8 @@ pub async fn send(target: &Target, receiver: &str) -> TestOutcome {
         }
     };
     let url = prepared.url(target);
-    let result = target.send_judged(url, prepared.content_type.clone(), prepared.body.clone(), Some(&id)).await;
+    let body = prepared.attempt_body(target);
+    let result = target.send_judged(url, prepared.content_type.clone(), body, Some(&id)).await;
     let latency_seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(status) => TestOutcome {

@@ -401,7 +401,7 @@ fn preset_options(issues: &mut Issues, field: &str, raw: &RawReceiver, preset: P
             (Preset::Slack, "token") => {
                 auth = Some(Auth::Authorization { scheme: "Bearer".into(), credentials: Secret::new(value.as_str()) })
             }
-            (Preset::DingTalk, "secret") => signing = Some(Secret::new(value.as_str())),
+            (Preset::DingTalk | Preset::Feishu, "secret") => signing = Some(Secret::new(value.as_str())),
             _ => {}
         }
         if spec.in_template {

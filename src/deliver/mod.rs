@@ -213,13 +213,14 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
                     spec,
                     url,
                     ready.content_type.clone(),
-                    ready.body.clone(),
+                    ready.attempt_body(&target),
                     &item,
                 );
                 attempt::timed(send).await
             }
             None => {
-                let send = target.send_judged(url, ready.content_type.clone(), ready.body.clone(), Some(&item.id));
+                let body = ready.attempt_body(&target);
+                let send = target.send_judged(url, ready.content_type.clone(), body, Some(&item.id));
                 attempt::timed(send).await
             }
         };

@@ -165,16 +165,17 @@ impl Preset {
             opt("entity"),
         ];
         const TELEGRAM: &[OptionSpec] = &[required("chat_id"), opt("message_thread_id"), opt("disable_notification")];
-        const DINGTALK: &[OptionSpec] =
+        // DingTalk's and Feishu's signing secret ("加签" / "签名校验").
+        const SIGNED: &[OptionSpec] =
             &[OptionSpec { name: "secret", required: false, secret: true, in_template: false }];
         match self {
             Preset::Slack => SLACK,
-            Preset::MsTeams | Preset::GoogleChat | Preset::Feishu | Preset::WeCom => &[],
+            Preset::MsTeams | Preset::GoogleChat | Preset::WeCom => &[],
             Preset::Discord => DISCORD,
             Preset::PagerDuty => PAGERDUTY,
             Preset::Opsgenie => OPSGENIE,
             Preset::Telegram => TELEGRAM,
-            Preset::DingTalk => DINGTALK,
+            Preset::DingTalk | Preset::Feishu => SIGNED,
         }
     }
 }
@@ -189,7 +190,7 @@ pub(super) fn register_common(env: &mut Environment<'static>) {
 #[derive(Debug)]
 pub(super) struct Runtime {
     pub preset: Preset,
-    /// DingTalk's signing secret.
+    /// DingTalk's or Feishu's signing secret.
     pub signing: Option<Secret>,
 }
 
@@ -214,6 +215,29 @@ impl Runtime {
             _ => url.clone(),
         }
     }
+
+    /// Feishu: `timestamp` (seconds, as a string) and `sign` = base64(HMAC-SHA256 keyed with
+    /// `timestamp + "\n" + secret`, over nothing), set in the JSON body of every attempt (Feishu
+    /// refuses a signature older than an hour). A body that is not a JSON object is sent as it is.
+    pub fn attempt_body(&self, body: &bytes::Bytes, now: SystemTime) -> bytes::Bytes {
+        let (Preset::Feishu, Some(secret)) = (&self.preset, &self.signing) else { return body.clone() };
+        let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return body.clone();
+        };
+        let timestamp = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+        object.insert("timestamp".into(), timestamp.to_string().into());
+        object.insert("sign".into(), feishu_sign(secret.expose(), timestamp).into());
+        bytes::Bytes::from(serde_json::to_vec(&object).expect("a JSON object serializes"))
+    }
+}
+
+/// Feishu's signature of a timestamp (seconds): the HMAC-SHA256 key is `timestamp + "\n" +
+/// secret` and the message is empty, as Feishu documents it
+/// (https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot).
+pub fn feishu_sign(secret: &str, timestamp_s: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, format!("{timestamp_s}\n{secret}").as_bytes());
+    let tag = ring::hmac::sign(&key, b"");
+    base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
 }
 
 /// The receiver's URL with a path suffix (and its query) appended:
