@@ -196,14 +196,18 @@ pub(super) struct Runtime {
 
 impl Runtime {
     /// Opsgenie: a resolved group closes the alert by its alias, at
-    /// `{url}/{alias}/close?identifierType=alias`; the suffix to add to the receiver's URL.
+    /// `{url}/{alias}/close?identifierType=alias`; the suffix to add to the receiver's URL. A
+    /// resolved notification that was truncated (`truncatedAlerts` > 0) may have cut alerts that
+    /// still fire: it only adds a note (`{url}/{alias}/notes?identifierType=alias`), no false close.
     pub fn url_suffix(&self, data: &minijinja::Value) -> Option<String> {
         let field = |name: &str| data.get_attr(name).ok().and_then(|v| v.as_str().map(str::to_owned));
         if self.preset != Preset::Opsgenie || field("status").as_deref() != Some("resolved") {
             return None;
         }
+        let truncated = data.get_attr("truncatedAlerts").ok().is_some_and(|v| v.is_true());
+        let action = if truncated { "notes" } else { "close" };
         let group_key = field("groupKey").unwrap_or_default();
-        Some(format!("/{}/close?identifierType=alias", super::helpers::sha256_hex(&group_key)))
+        Some(format!("/{}/{action}?identifierType=alias", super::helpers::sha256_hex(&group_key)))
     }
 
     /// DingTalk: `timestamp` (ms) and `sign` = base64(HMAC-SHA256(secret, timestamp + "\n" +
