@@ -224,7 +224,8 @@ fn load_merged(
     Ok(config)
 }
 
-/// `amrelay send-test`: prints the outcome as JSON; returns whether the receiver answered 2xx.
+/// `amrelay send-test`: prints the outcome as JSON; returns whether the destination took it (a
+/// 2xx that its body, for a destination that answers in the body, does not refuse).
 /// With `console_file`, its receivers can be tested too.
 pub async fn send_test(config_file: &std::path::Path, console_file: Option<&std::path::Path>, receiver: &str) -> bool {
     let config = match load_merged(config_file, console_file) {

@@ -184,7 +184,12 @@ impl Refusal {
             format!(" {}", self.message)
         };
         let http = if status.is_success() { String::new() } else { format!(" (HTTP {})", status.as_u16()) };
-        let detail = format!("{} refused{http}: {what}{}{message}", self.vendor.name(), self.code);
+        let detail = if self.vendor == Vendor::Telegram && !message.is_empty() {
+            // Telegram's `error_code` repeats the HTTP status; its description says it all.
+            format!("{} refused{http}:{message}", self.vendor.name())
+        } else {
+            format!("{} refused{http}: {what}{}{message}", self.vendor.name(), self.code)
+        };
         let mut failure =
             Failure::new(FailureKind::Refused { status, retry: self.retry }, scrubber.scrub(&detail, &[]));
         failure.retry_after = self.wait;
@@ -319,7 +324,7 @@ mod tests {
         );
         assert_eq!(telegram.retry_after, Some(Duration::from_secs(3)));
         assert!(telegram.is_retryable());
-        assert!(telegram.detail.contains("Too Many Requests"), "{}", telegram.detail);
+        assert_eq!(telegram.detail, "Telegram refused (HTTP 429): Too Many Requests: retry after 3");
         let discord = judge_failure(
             Rule::Status,
             error_answer(
