@@ -134,8 +134,9 @@ impl Preset {
             Preset::DingTalk => Some((20.0 / 60.0, 1)),
             // https://developer.work.weixin.qq.com/document/path/91770 — 20 a minute.
             Preset::WeCom => Some((20.0 / 60.0, 1)),
-            // No documented per-webhook limit (Workflows, Opsgenie's limits are per plan).
-            Preset::MsTeams | Preset::Opsgenie => None,
+            // No documented per-destination limit: Teams (Workflows) and Opsgenie (per plan).
+            // The fallback arm, so that a preset added later compiles; give it its own arm.
+            _ => None,
         }
     }
 
