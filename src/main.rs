@@ -3,8 +3,8 @@
 //! the exit code is 1. The subcommands answer as the tools they mirror do, on standard output
 //! with their own exit codes: `check-config` prints every issue and exits 1 when a file is
 //! invalid (as `amtool check-config`), `route-test` exits 1 when `--expect` differs and 2 on an
-//! invalid config or payload, `send-test` exits 1 unless the downstream answered 2xx, `history` exits 1 when the relay
-//! cannot answer.
+//! invalid config or payload, `send-test` exits 1 unless the destination took it (a 2xx its
+//! body does not refuse), `history` exits 1 when the relay cannot answer.
 
 use std::process::ExitCode;
 

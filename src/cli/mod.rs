@@ -206,7 +206,10 @@ fn template_summary(endpoint: &config::Endpoint) -> String {
         }
     }
     if let Some(limit) = endpoint.rate_limit {
-        out.push_str(&format!(", rate limit {}/s burst {}", limit.per_second, limit.burst));
+        // Three decimals at most: a preset's 20 a minute is 0.333/s.
+        let per_second = format!("{:.3}", limit.per_second);
+        let per_second = per_second.trim_end_matches('0').trim_end_matches('.');
+        out.push_str(&format!(", rate limit {per_second}/s burst {}", limit.burst));
     }
     out
 }
@@ -242,7 +245,8 @@ fn load_merged(
     Ok(config)
 }
 
-/// `amrelay send-test`: prints the outcome as JSON; returns whether the receiver answered 2xx.
+/// `amrelay send-test`: prints the outcome as JSON; returns whether the destination took it (a
+/// 2xx that its body, for a destination that answers in the body, does not refuse).
 /// With `console_file`, its receivers can be tested too.
 pub async fn send_test(config_file: &std::path::Path, console_file: Option<&std::path::Path>, receiver: &str) -> bool {
     let config = match load_merged(config_file, console_file) {

@@ -20,6 +20,7 @@ mod render;
 mod secrets;
 mod thread_memory;
 mod threaded;
+mod verdict;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -214,17 +215,14 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
                     spec,
                     url,
                     ready.content_type.clone(),
-                    ready.body.clone(),
+                    ready.attempt_body(&target),
                     &item,
                 );
                 attempt::timed(send).await
             }
-            None if threaded::answers_in_body(&target, &url) => {
-                let send = threaded::send_checked(&target, url, ready.content_type.clone(), ready.body.clone(), &item);
-                attempt::timed(send).await
-            }
             None => {
-                let send = target.send_to(url, ready.content_type.clone(), ready.body.clone(), Some(&item.id));
+                let body = ready.attempt_body(&target);
+                let send = target.send_judged(url, ready.content_type.clone(), body, Some(&item.id));
                 attempt::timed(send).await
             }
         };
