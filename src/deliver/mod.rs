@@ -299,7 +299,7 @@ fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: D
         attempts,
         reason: Some(reason.as_str()),
         http_status: match failure.kind {
-            FailureKind::Status(status) => Some(status.as_u16()),
+            FailureKind::Status(status) | FailureKind::Refused { status, .. } => Some(status.as_u16()),
             _ => None,
         },
         error: Some(failure.to_string()),
