@@ -49,7 +49,10 @@ pub(super) fn shared(issues: &mut Issues, patterns: &[Spanned<String>]) -> Share
     for (index, pattern) in patterns.iter().enumerate() {
         let field = format!("templates[{index}]");
         let at = &pattern.referenced;
+        // Absolute, so that the paths the glob yields are read as they are (a relative config
+        // path made them relative to the working folder, and reading joined the folder again).
         let full = issues.resolve(&pattern.value);
+        let full = std::path::absolute(&full).unwrap_or(full);
         let paths = match glob::glob(&full.to_string_lossy()) {
             Ok(paths) => paths,
             Err(e) => {
