@@ -13,7 +13,7 @@
 //!    matchers, compiled and interned at load) and encodes each receiver's payload.
 //! 4. `accept` — the one way into a queue, for new batches, replayed dead letters and restored
 //!    notifications alike: reserve a place at every receiver, drop duplicates (`dedup`), write
-//!    to the [`spool`] (group commit), push; all receivers or none.
+//!    to the [`spool`] (group commit; or publish to JetStream), push; all receivers or none.
 //! 5. [`queue`] — each receiver's bounded queue and dispatcher: per-groupKey order, bounded
 //!    concurrency.
 //! 6. [`deliver`] — one notification's attempts through the receiver's pooled client ([`tls`],
@@ -43,8 +43,8 @@
 //! | 1 | `fingerprint` `secret` `metrics` `redact` `verified_senders` `dedup` `logging` `rule` | leaves: hashes, secrets, metric names, redaction, caches, rules |
 //! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
 //! | 3 | `config` | the config file, validated (given its text, path and environment) |
-//! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console (its file, secrets, I/O) |
-//! | 5 | `spool` | what is kept: the file spool and JetStream |
+//! | 4 | `memory` `history` `signing` `editor` | byte budgets, notification history records and queries, signatures, the console (its file, secrets, I/O) |
+//! | 5 | `spool` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store` |
 //! | 6 | `deliver` | one notification's attempts |
 //! | 7 | `queue` `test_message` | each receiver's queue; test messages |
 //! | 8 | `snapshot` | the config a request sees |
@@ -69,6 +69,7 @@ pub mod deliver;
 mod editor;
 mod explain;
 mod fingerprint;
+mod history;
 pub mod logging;
 mod memory;
 mod metrics;

@@ -23,6 +23,17 @@ pub struct RawConfig {
     pub templates: Vec<Spanned<String>>,
     /// `console:` — what receivers edited in the console may do.
     pub console: Option<Spanned<RawConsole>>,
+    /// `history:` — the record of every finished notification.
+    pub history: Option<Spanned<RawHistory>>,
+}
+
+/// `history:` — whether finished notifications are recorded, and for how long.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHistory {
+    pub enabled: Option<bool>,
+    pub retention: Option<PromDuration>,
+    pub max_bytes: Option<u64>,
 }
 
 /// `console:` — limits on receivers edited in the console.

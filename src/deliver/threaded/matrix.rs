@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 
 use super::{Call, Failure, Verdict, edit_json};
 use crate::config::thread::ThreadMode;
-use crate::template::Preset;
 
 /// The request that sends `body` with transaction id `txn`.
 pub(super) fn put(url: &Uri, body: Bytes, txn: &str) -> Call {
@@ -66,12 +65,12 @@ pub(super) fn follow_up(mode: ThreadMode, url: &Uri, body: &Bytes, reference: &s
     }
 }
 
-/// What an answer means: a 2xx took the event; a failure keeps its kind, with the wait of a
-/// `429`'s `retry_after_ms` when no `Retry-After` header gave one.
+/// What an answer means: a 2xx took the event; a failure is judged as every attempt's is (a
+/// `429`'s wait from `retry_after_ms`, see [`super::super::verdict`]).
 pub(super) fn verdict(result: Result<(http::StatusCode, Option<Bytes>), Failure>) -> Verdict {
     match result {
         Ok((_, answer)) => Verdict::Done(answer),
-        Err(failure) => Verdict::Failed(crate::deliver::preset_answers::refine(Some(Preset::Matrix), failure)),
+        Err(failure) => Verdict::Failed(failure),
     }
 }
 
@@ -120,12 +119,14 @@ mod tests {
         assert_eq!(reply["m.relates_to"]["m.in_reply_to"]["event_id"], "$first");
     }
 
-    // The spec's example of a rate-limited answer.
+    // The spec's example of a rate-limited answer: its wait is the body's `retry_after_ms`.
     #[test]
     fn a_rate_limit_waits_retry_after_ms() {
-        let detail = r#"HTTP 429 Too Many Requests: {"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests", "retry_after_ms": 2000}"#;
-        let failure = Failure::new(FailureKind::Status(StatusCode::TOO_MANY_REQUESTS), detail);
-        let Verdict::Failed(failure) = verdict(Err(failure)) else { panic!("a 429 is a failure") };
+        let body = r#"{"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests", "retry_after_ms": 2000}"#;
+        let mut failure = Failure::new(FailureKind::Status(StatusCode::TOO_MANY_REQUESTS), "HTTP 429");
+        failure.answer = Some(Bytes::from_static(body.as_bytes()));
+        let rule = crate::deliver::verdict::rule(Some(crate::template::Preset::Matrix));
+        let failure = crate::deliver::verdict::judge_failure(rule, failure);
         assert_eq!(failure.retry_after, Some(Duration::from_millis(2000)));
         assert!(failure.is_retryable());
     }

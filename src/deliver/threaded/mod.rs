@@ -20,7 +20,6 @@ use super::{Downstream, Failure, FailureKind, Outbound, Target};
 use crate::config::thread::{ThreadApi, ThreadMode, ThreadSpec};
 use crate::metrics as m;
 use crate::spool::GroupHash;
-use crate::template::Preset;
 
 /// One request to the destination.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,60 +116,6 @@ pub(super) async fn send(
     Ok(status)
 }
 
-/// Whether the receiver's destination says "refused" in a 2xx answer's body: Slack's Web API
-/// (`preset: slack` at `…/chat.postMessage`) answers HTTP 200 with `{"ok": false, …}`, and so
-/// do Rocket.Chat, Pushover and Splunk On-Call ([`super::preset_answers`]); or needs a request
-/// of its own: Matrix's `PUT` with a transaction id.
-pub(super) fn answers_in_body(target: &Target, url: &Uri) -> bool {
-    match target.template.as_ref().and_then(|t| t.preset()) {
-        Some(Preset::Slack) => url.path().ends_with("/chat.postMessage"),
-        Some(Preset::Matrix) => true,
-        Some(preset) => super::preset_answers::reads_answer(preset),
-        None => false,
-    }
-}
-
-/// One attempt of a receiver without `thread:` whose destination [`answers_in_body`]: the
-/// answer is read, and Slack's `ok: false` is a failure (retried or not by its error), never a
-/// delivery.
-pub(super) async fn send_checked(
-    target: &Target,
-    url: Uri,
-    content_type: Option<HeaderValue>,
-    body: Bytes,
-    item: &Outbound,
-) -> Result<StatusCode, Failure> {
-    match target.template.as_ref().and_then(|t| t.preset()) {
-        Some(Preset::Slack) | None => {}
-        Some(Preset::Matrix) => {
-            return match exchange(target, ThreadApi::Matrix, matrix::put(&url, body, &item.id), content_type, item)
-                .await
-            {
-                (status, Verdict::Done(_)) => Ok(status),
-                (_, Verdict::Failed(failure)) => Err(failure),
-                // Matrix has no "gone" answer; a room that does not exist is a failure.
-                (_, Verdict::Gone) => Err(Failure::new(FailureKind::Status(StatusCode::NOT_FOUND), "no such room")),
-            };
-        }
-        Some(preset) => {
-            let (status, answer) = target.request(Method::POST, url, content_type, body, Some(&item.id), true).await?;
-            return super::preset_answers::check(preset, answer.as_deref()).map(|()| status).map_err(|mut failure| {
-                // The vendor's message may echo what it was sent.
-                failure.detail = target.scrubber.scrub(&failure.detail, &[]).into_owned();
-                failure
-            });
-        }
-    }
-    match exchange(target, ThreadApi::Slack, Call::post(url, body), content_type, item).await {
-        (status, Verdict::Done(_)) => Ok(status),
-        (_, Verdict::Failed(failure)) => Err(failure),
-        (_, Verdict::Gone) => Err(Failure::new(
-            FailureKind::Status(StatusCode::NOT_FOUND),
-            "Slack answered that the thread does not exist",
-        )),
-    }
-}
-
 /// The request that posts a group's first message, and the reference when it is known before
 /// the answer (Google Chat's thread key).
 fn first_post(spec: ThreadSpec, url: &Uri, body: &Bytes, item: &Outbound) -> (Call, Option<String>) {
@@ -224,9 +169,16 @@ async fn exchange(
             Err(f) if f.kind == FailureKind::Status(StatusCode::NOT_FOUND) => Verdict::Gone,
             Err(f) => Verdict::Failed(f),
         },
-        ThreadApi::Slack => slack::verdict(result),
+        ThreadApi::Slack => slack::verdict(&target.scrubber, result),
         ThreadApi::Telegram => telegram::verdict(result),
         ThreadApi::Matrix => matrix::verdict(result),
+    };
+    // What is not about the group's message is judged as every attempt is: the vendor's wait
+    // and whether retrying may help.
+    let rule = super::verdict::rule(target.template.as_ref().and_then(|t| t.preset()));
+    let verdict = match verdict {
+        Verdict::Failed(failure) => Verdict::Failed(super::verdict::judge_failure(rule, failure)),
+        other => other,
     };
     (status, verdict)
 }
