@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestRelay, alert, batch, get};
+use crate::support::{TestRelay, alert, batch, get, post_json};
 use crate::vendor_apis::{Seen, Vendors};
 
 const EXAMPLE: &str = include_str!("../fixtures/am-payload-example.json");
@@ -373,4 +373,23 @@ async fn pushover_emergencies_carry_retry_and_expire_and_resolves_do_not_page() 
     assert_eq!((&sent[0]["priority"], &sent[0]["retry"], &sent[0]["expire"]), (&json!(2), &json!(60), &json!(3600)));
     assert_eq!(sent[1]["priority"], 0);
     assert!(sent[1].get("retry").is_none());
+}
+
+/// The test button judges the new presets as delivery does: a Rocket.Chat `success: false`
+/// reports the vendor's refusal, and Matrix's test event is PUT with its own transaction id.
+#[tokio::test]
+async fn the_test_button_reports_the_new_presets_verdicts() {
+    let fake = Vendors::start().await;
+    let relay = start("button", &fake, ONCE, None).await;
+    fake.script("rocketchat", [(200, json!({"success": false, "error": "Invalid integration id"}), None)]);
+    let refused = post_json(&relay.url("/api/v1/receivers/button-rocketchat/test"), "").await;
+    let data = &refused.json()["data"];
+    assert_eq!((data["delivered"].as_bool(), data["error_kind"].as_str()), (Some(false), Some("refused")), "{data}");
+    assert_eq!(data["error"], "Rocket.Chat refused: success=false Invalid integration id");
+    let taken = post_json(&relay.url("/api/v1/receivers/button-matrix/test"), "").await;
+    assert_eq!(taken.json()["data"]["delivered"], true, "{}", taken.text());
+    let matrix = fake.seen().into_iter().find(|s| s.preset() == "matrix").unwrap();
+    assert_eq!(matrix.method, "PUT");
+    assert_eq!(matrix.path, format!("{MATRIX_ROOM}/{}", matrix.header("idempotency-key").unwrap()));
+    validate(&matrix);
 }
