@@ -480,3 +480,49 @@ fn feishu_signs_each_attempts_body() {
     );
     assert_eq!(signed["msg_type"], "text");
 }
+
+/// Issue 23's presets.
+const ADDED: [Preset; 8] = [
+    Preset::Mattermost,
+    Preset::RocketChat,
+    Preset::Webex,
+    Preset::Matrix,
+    Preset::Pushover,
+    Preset::Ntfy,
+    Preset::Gotify,
+    Preset::VictorOps,
+];
+
+// The added presets never cut a link: a 600-character generatorURL or Alertmanager URL becomes
+// its origin or is left out.
+#[test]
+fn added_presets_never_cut_a_link() {
+    let long = format!("http://prometheus.example:9090/graph?g0.expr={}", "x".repeat(600));
+    let mut n: Json = serde_json::from_slice(&notification(vec![
+        json!({"status": "firing", "labels": {"alertname": "Long"}, "generatorURL": long}),
+    ]))
+    .unwrap();
+    n["externalURL"] = json!(format!("http://alertmanager.example:9093/#/alerts?filter={}", "y".repeat(1200)));
+    let n = n.to_string().into_bytes();
+    for p in ADDED {
+        let body = String::from_utf8(preset(p).render(&n, Reveal::Send).unwrap().body.to_vec()).unwrap();
+        assert!(!body.contains("expr=xxx") && !body.contains("filter=yyy"), "{p:?} cut a link: {body}");
+    }
+}
+
+// A label's mention pings no one: Webex's `<@all>` is taken apart, Rocket.Chat's own `text` has
+// no `@`, and Matrix's empty `m.mentions` turns off mentions read from the body.
+#[test]
+fn added_presets_mention_no_one() {
+    let mut n: Json = serde_json::from_slice(&notification(vec![alert(
+        "firing",
+        json!({"alertname": "<@all> @all @room"}),
+        json!({}),
+    )]))
+    .unwrap();
+    n["groupLabels"] = json!({"alertname": "<@all> @all @room"});
+    let n = n.to_string().into_bytes();
+    assert!(!render_json(&preset(Preset::Webex), &n)["markdown"].as_str().unwrap().contains("<@"));
+    assert!(!render_json(&preset(Preset::RocketChat), &n)["text"].as_str().unwrap().contains('@'));
+    assert_eq!(render_json(&preset(Preset::Matrix), &n)["m.mentions"], json!({}));
+}
