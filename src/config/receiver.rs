@@ -223,6 +223,12 @@ fn receiver(
         let preset = raw.preset.as_ref().and_then(|p| crate::template::Preset::parse(&p.value));
         super::thread::check(issues, field, t, preset, url.as_ref())
     });
+    // A preset's URL unlike its API (`Preset::url_hint`): a warning, the URL itself not shown.
+    if let (Some(preset), Some(url)) = (raw.preset.as_ref(), url.as_ref())
+        && let Some(hint) = crate::template::Preset::parse(&preset.value).and_then(|p| p.url_hint(url.path()))
+    {
+        issues.warn(Some(&preset.referenced), format!("{field}.url"), hint);
+    }
     if let Some(Some(spec)) = &thread
         && spec.api == super::thread::ThreadApi::Slack
     {

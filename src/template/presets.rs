@@ -183,6 +183,39 @@ impl Preset {
         }
     }
 
+    /// Why a receiver URL with `path` does not look like the preset's API, for a `check-config`
+    /// warning (a warning only: a proxy in between may map other paths). The presets of
+    /// issue 23's "Add" are checked.
+    pub fn url_hint(self, path: &str) -> Option<&'static str> {
+        let fits = match self {
+            Preset::Matrix => path.ends_with("/send/m.room.message"),
+            Preset::Webex => path.ends_with("/messages"),
+            Preset::Pushover => path.ends_with("/messages.json"),
+            Preset::Gotify => path.ends_with("/message"),
+            Preset::VictorOps => path.contains("/integrations/generic/20131114/alert/"),
+            // JSON publishing goes to the server's root; a topic's own URL takes plain text.
+            Preset::Ntfy => path.ends_with('/'),
+            _ => true,
+        };
+        if fits {
+            return None;
+        }
+        Some(match self {
+            Preset::Matrix => {
+                "a Matrix URL ends in /_matrix/client/v3/rooms/{roomId}/send/m.room.message (amrelay adds /{txnId})"
+            }
+            Preset::Webex => "Webex's messages API is https://webexapis.com/v1/messages",
+            Preset::Pushover => "Pushover's message API is https://api.pushover.net/1/messages.json",
+            Preset::Gotify => "Gotify takes messages at https://GOTIFY/message",
+            Preset::VictorOps => {
+                "Splunk On-Call's REST endpoint is …/integrations/generic/20131114/alert/{api_key}/{routing_key}"
+            }
+            _ => {
+                "ntfy's JSON publishing posts to the server's root URL (https://ntfy.sh/), with the topic in preset_options.topic"
+            }
+        })
+    }
+
     /// The options it reads.
     pub fn options(self) -> &'static [OptionSpec] {
         const SLACK: &[OptionSpec] = &[

@@ -526,3 +526,17 @@ fn added_presets_mention_no_one() {
     assert!(!render_json(&preset(Preset::RocketChat), &n)["text"].as_str().unwrap().contains('@'));
     assert_eq!(render_json(&preset(Preset::Matrix), &n)["m.mentions"], json!({}));
 }
+
+// check-config warns when an added preset's URL does not look like its API.
+#[test]
+fn added_presets_hint_at_their_api_url() {
+    assert_eq!(Preset::Matrix.url_hint("/_matrix/client/v3/rooms/!r:x/send/m.room.message"), None);
+    assert!(Preset::Matrix.url_hint("/_matrix/client/v3/rooms/!r:x").unwrap().contains("m.room.message"));
+    assert_eq!(Preset::Ntfy.url_hint("/"), None);
+    assert!(Preset::Ntfy.url_hint("/mytopic").unwrap().contains("root URL"));
+    assert_eq!(Preset::Webex.url_hint("/v1/messages"), None);
+    assert_eq!(Preset::Pushover.url_hint("/1/messages.json"), None);
+    assert_eq!(Preset::Gotify.url_hint("/message"), None);
+    assert!(Preset::VictorOps.url_hint("/alert/x").is_some());
+    assert_eq!(Preset::Slack.url_hint("/anything"), None);
+}
