@@ -92,5 +92,6 @@ mod watch;
 
 // What tests, benches and the fuzzers use of the private modules.
 pub use fingerprint::fnv1a;
+pub use history::{Outcome as HistoryOutcome, Query as HistoryQuery, Record as HistoryRecord};
 pub use memory::Budget;
 pub use test_message::rfc3339;
