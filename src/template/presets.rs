@@ -195,6 +195,8 @@ impl Preset {
             Preset::VictorOps => path.contains("/integrations/generic/20131114/alert/"),
             // JSON publishing goes to the server's root; a topic's own URL takes plain text.
             Preset::Ntfy => path.ends_with('/'),
+            Preset::Opsgenie => path.ends_with("/v2/alerts"),
+            Preset::PagerDuty => path.ends_with("/v2/enqueue"),
             _ => true,
         };
         if fits {
@@ -210,6 +212,10 @@ impl Preset {
             Preset::VictorOps => {
                 "Splunk On-Call's REST endpoint is …/integrations/generic/20131114/alert/{api_key}/{routing_key}"
             }
+            Preset::Opsgenie => {
+                "Opsgenie's alert API is https://api.opsgenie.com/v2/alerts (api.eu.opsgenie.com in the EU)"
+            }
+            Preset::PagerDuty => "PagerDuty's Events API v2 is https://events.pagerduty.com/v2/enqueue",
             _ => {
                 "ntfy's JSON publishing posts to the server's root URL (https://ntfy.sh/), with the topic in preset_options.topic"
             }
@@ -240,6 +246,7 @@ impl Preset {
             opt("priority"),
             opt("source"),
             opt("entity"),
+            opt("responders"),
         ];
         const TELEGRAM: &[OptionSpec] = &[required("chat_id"), opt("message_thread_id"), opt("disable_notification")];
         // DingTalk's and Feishu's signing secret ("加签" / "签名校验").

@@ -295,6 +295,35 @@ fn previews_hide_secrets() {
     assert_eq!(sent["payload"]["severity"], "critical");
 }
 
+/// As Alertmanager's opsgenie notifier: the common labels in `details`, and responders from
+/// `preset_options.responders` (a user by username, the others by name).
+#[test]
+fn opsgenie_details_carry_the_common_labels_and_responders_are_given() {
+    let mut builder = Builder::new();
+    builder.preset(Preset::Opsgenie).unwrap();
+    let options = options(&[("api_key", "k"), ("responders", "team:sre, user:ann@example.com,escalation:night")]);
+    let renderer = builder.finish(Spec { preset: Some(Preset::Opsgenie), options, ..spec() });
+    let out: Json =
+        serde_json::from_slice(&renderer.render(&sample_notification(), Reveal::Send).unwrap().body).unwrap();
+    let common = serde_json::from_slice::<Json>(&sample_notification()).unwrap()["commonLabels"].clone();
+    assert!(!common.as_object().unwrap().is_empty());
+    for (name, value) in common.as_object().unwrap() {
+        assert_eq!(&out["details"][name], value, "{out}");
+    }
+    assert_eq!(
+        out["responders"],
+        serde_json::json!([
+            {"type": "team", "name": "sre"},
+            {"type": "user", "username": "ann@example.com"},
+            {"type": "escalation", "name": "night"}
+        ])
+    );
+    let plain: Json =
+        serde_json::from_slice(&preset(Preset::Opsgenie).render(&sample_notification(), Reveal::Send).unwrap().body)
+            .unwrap();
+    assert!(plain.get("responders").is_none(), "{plain}");
+}
+
 #[test]
 fn opsgenie_closes_a_resolved_group_by_alias() {
     let renderer = preset(Preset::Opsgenie);
@@ -539,4 +568,8 @@ fn added_presets_hint_at_their_api_url() {
     assert_eq!(Preset::Gotify.url_hint("/message"), None);
     assert!(Preset::VictorOps.url_hint("/alert/x").is_some());
     assert_eq!(Preset::Slack.url_hint("/anything"), None);
+    assert_eq!(Preset::Opsgenie.url_hint("/v2/alerts"), None);
+    assert!(Preset::Opsgenie.url_hint("/").unwrap().contains("/v2/alerts"));
+    assert_eq!(Preset::PagerDuty.url_hint("/v2/enqueue"), None);
+    assert!(Preset::PagerDuty.url_hint("/generic/2010-04-15/create_event.json").unwrap().contains("/v2/enqueue"));
 }

@@ -232,7 +232,8 @@ fn google_chat(state: &mut State, path: &str, query: &str, body: &Value) -> (u16
         return (404, json!({"error": {"code": 404, "status": "NOT_FOUND"}}), method);
     }
     let pairs: HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let thread_key = pairs.get("threadKey").cloned();
+    // The body's `thread.threadKey` (the query parameter is deprecated; amrelay uses the body).
+    let thread_key = body["thread"]["threadKey"].as_str().map(str::to_owned);
     let answer = |id: &str, message: &Message| {
         json!({"name": format!("spaces/AAAA/messages/{id}"), "text": message.text,
                "thread": {"name": format!("spaces/AAAA/threads/{}", message.thread.clone().unwrap_or_default()),
