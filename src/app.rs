@@ -107,11 +107,18 @@ impl Relay {
             // Registered at zero, so that a dashboard's increase() sees the first change.
             metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
         }
+        // Silences live next to the spool file; with JetStream or no spool, in memory.
+        let silences = match &config.delivery.spool {
+            Some(spool_config) if config.delivery.nats.is_none() => {
+                crate::mute::Silences::open(&spool_config.path).map_err(anyhow::Error::msg)?
+            }
+            _ => crate::mute::Silences::in_memory(),
+        };
         let reloader = Reloader::start_with_console(
             &options.config_file,
             config,
             console_file,
-            Shared::new(Arc::new(spool), budget),
+            Shared::new(Arc::new(spool), budget).with_silences(silences),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         restore(&reloader, restored);

@@ -44,7 +44,7 @@
 //! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
 //! | 3 | `config` | the config file, validated (given its text, path and environment) |
 //! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console (its file, secrets, I/O) |
-//! | 5 | `spool` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store` |
+//! | 5 | `spool` `mute` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store`; quiet hours and silences |
 //! | 6 | `deliver` | one notification's attempts |
 //! | 7 | `queue` `test_message` | each receiver's queue; test messages |
 //! | 8 | `snapshot` | the config a request sees |
@@ -72,6 +72,7 @@ mod fingerprint;
 pub mod logging;
 mod memory;
 mod metrics;
+pub mod mute;
 pub mod payload;
 pub mod queue;
 mod redact;

@@ -96,6 +96,11 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
             ("threads", admin::threads(&snapshot, query.as_deref()).await)
         }
         ("/api/v1/threads", _) => ("threads", Err(ApiError::MethodNotAllowed("GET"))),
+        (p, _) if super::silences::route(p).is_some() => {
+            let id = super::silences::route(p).flatten().map(str::to_owned);
+            let silences = state.reloader.shared().silences.clone();
+            ("silences", super::silences::handle(&silences, &snapshot, id.as_deref(), &method, request).await)
+        }
         (p, &Method::POST) if test_target(p).is_some() => {
             ("test", admin::test_receiver(&state, &snapshot, test_target(p).unwrap_or_default()).await)
         }
