@@ -198,7 +198,10 @@ fn describe() {
         "Spooled notification bodies held in memory (delivery.spool.memory_window_bytes): used, limit and peak."
     );
     describe_gauge!(DEAD_LETTERS, "Dead letters kept.");
-    describe_counter!(NOTIFICATIONS_MUTED, "Notifications not sent because their receiver was muted, by receiver and reason.");
+    describe_counter!(
+        NOTIFICATIONS_MUTED,
+        "Notifications not sent because their receiver was muted, by receiver and reason."
+    );
     describe_gauge!(NOTIFICATIONS_HELD, "Muted notifications held for delivery when the mute ends, by receiver.");
     describe_counter!(
         NOTIFICATIONS_HELD_SUPERSEDED,

@@ -128,7 +128,8 @@ fn alertmanager_contains_time_table() {
 // TestParseTimeString.
 #[test]
 fn alertmanager_time_string_table() {
-    let table: [(Option<&str>, Option<&str>, Option<(u16, u16)>); 8] = [
+    type Case = (Option<&'static str>, Option<&'static str>, Option<(u16, u16)>);
+    let table: [Case; 8] = [
         (Some("00:00"), Some("24:00"), Some((0, 1440))),
         (Some("01:35"), Some("17:39"), Some((95, 1059))),
         (Some("09:35"), Some("09:39"), Some((575, 579))),
@@ -147,7 +148,8 @@ fn alertmanager_time_string_table() {
 // TestYamlUnmarshal: intervals, instants contained and excluded, and errors word for word.
 #[test]
 fn alertmanager_yaml_unmarshal_table() {
-    let ok: Vec<(&str, Vec<TimeInterval>, Vec<&str>, Vec<&str>)> = vec![
+    type Case = (&'static str, Vec<TimeInterval>, Vec<&'static str>, Vec<&'static str>);
+    let ok: Vec<Case> = vec![
         (
             "- weekdays: ['monday:friday']\n  times:\n    - start_time: '09:00'\n      end_time: '17:00'\n",
             vec![interval(&[(540, 1020)], &[(1, 5)], &[], &[], &[])],

@@ -140,14 +140,18 @@ mod tests {
     fn silenced_alerts_are_left_out_and_all_silenced_is_muted() {
         let silences = [silence("s1", "alertname=\"Disk\"", &[])];
         let mute = Mute::default();
-        let Verdict::SendFewer { body: fewer, alerts } = verdict(&mute, &silences, "r", &body(&["Disk", "Cpu"]), now()) else {
+        let Verdict::SendFewer { body: fewer, alerts } = verdict(&mute, &silences, "r", &body(&["Disk", "Cpu"]), now())
+        else {
             panic!("one alert should be left out");
         };
         assert_eq!(alerts, 1);
         let sent: serde_json::Value = serde_json::from_slice(&fewer).unwrap();
         assert_eq!(sent["alerts"][0]["labels"]["alertname"], "Cpu");
         assert_eq!(sent["commonLabels"]["alertname"], "Cpu");
-        assert_eq!(verdict(&mute, &silences, "r", &body(&["Disk"]), now()), Verdict::Muted(Reason::Silence("s1".into())));
+        assert_eq!(
+            verdict(&mute, &silences, "r", &body(&["Disk"]), now()),
+            Verdict::Muted(Reason::Silence("s1".into()))
+        );
         assert_eq!(verdict(&mute, &silences, "r", &body(&["Cpu"]), now()), Verdict::Send);
     }
 

@@ -218,8 +218,10 @@ mod tests {
     use super::*;
 
     fn posted(matchers: Value, ends_at: &str) -> Posted {
-        serde_json::from_value(json!({"matchers": matchers, "endsAt": ends_at, "createdBy": "ops", "comment": "maintenance"}))
-            .unwrap()
+        serde_json::from_value(
+            json!({"matchers": matchers, "endsAt": ends_at, "createdBy": "ops", "comment": "maintenance"}),
+        )
+        .unwrap()
     }
 
     fn now() -> Timestamp {
@@ -228,8 +230,11 @@ mod tests {
 
     #[test]
     fn both_matcher_forms_read_the_same_and_round_trip() {
-        let text = Silence::from_posted(posted(json!("alertname=\"Disk\", team=~\"db|infra\""), "2026-12-07T21:00:00Z"), now())
-            .unwrap();
+        let text = Silence::from_posted(
+            posted(json!("alertname=\"Disk\", team=~\"db|infra\""), "2026-12-07T21:00:00Z"),
+            now(),
+        )
+        .unwrap();
         let objects = json!([
             {"name": "alertname", "value": "Disk", "isRegex": false},
             {"name": "team", "value": "db|infra", "isRegex": true, "isEqual": true}

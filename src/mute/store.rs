@@ -54,7 +54,8 @@ impl Silences {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
         };
-        let silences = Silences { list: ArcSwap::from_pointee(list), writer: tokio::sync::Mutex::new(()), file: Some(file) };
+        let silences =
+            Silences { list: ArcSwap::from_pointee(list), writer: tokio::sync::Mutex::new(()), file: Some(file) };
         silences.record_gauges(Timestamp::now());
         Ok(silences)
     }
@@ -169,7 +170,8 @@ mod tests {
     use super::*;
 
     fn posted(ends_at: &str) -> Posted {
-        serde_json::from_value(json!({"matchers": "a=\"b\"", "endsAt": ends_at, "createdBy": "ops", "comment": "c"})).unwrap()
+        serde_json::from_value(json!({"matchers": "a=\"b\"", "endsAt": ends_at, "createdBy": "ops", "comment": "c"}))
+            .unwrap()
     }
 
     #[tokio::test]

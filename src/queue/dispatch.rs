@@ -4,6 +4,8 @@
 //! order they were accepted. An older notification is therefore never delivered after a newer
 //! one. Nothing is superseded: Alertmanager forgets resolved alerts once a notification was
 //! accepted, so an older notification may be the only one that reports a resolution.
+//! The one exception is a receiver's own choice, `on_mute: hold` (see [`super::muting`]): a
+//! muted notification waits for the end of its mute, and a newer one of its group supersedes it.
 //! Different groups proceed independently, up to the [`Controller`]'s limit at once; the
 //! dispatcher owns the controller and feeds it every attempt's RTT and outcome, which the workers
 //! send back on a channel (delivery knows nothing of queues: it reports to an

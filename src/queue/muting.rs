@@ -32,7 +32,12 @@ pub(super) enum Next {
 }
 
 /// Checks `outbound` against its receiver's quiet hours and the silences, now.
-pub(super) fn check(downstream: &Downstream, counters: &QueueCounters, silences: &Silences, mut outbound: Outbound) -> Next {
+pub(super) fn check(
+    downstream: &Downstream,
+    counters: &QueueCounters,
+    silences: &Silences,
+    mut outbound: Outbound,
+) -> Next {
     let mute = counters.mute.load();
     let now = jiff::Timestamp::now();
     if !mute.is_set() && !silences.any_active_for(&downstream.name, now) {
@@ -105,7 +110,12 @@ impl Held {
     }
 
     /// Those no longer muted now (by the receiver's hours or for all their alerts).
-    pub(super) fn release(&mut self, downstream: &Downstream, counters: &QueueCounters, silences: &Silences) -> Vec<Queued> {
+    pub(super) fn release(
+        &mut self,
+        downstream: &Downstream,
+        counters: &QueueCounters,
+        silences: &Silences,
+    ) -> Vec<Queued> {
         let mute = counters.mute.load();
         let now = jiff::Timestamp::now();
         let all = silences.all();

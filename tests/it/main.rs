@@ -40,6 +40,7 @@ mod operator;
 mod payload;
 mod presets;
 mod properties;
+mod quiet_hours;
 mod redirects;
 mod reload;
 mod replay;
