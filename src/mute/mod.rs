@@ -13,6 +13,7 @@
 //! left out, and a notification left with no alert is muted too. [`verdict`] is pure (the
 //! instant is an argument), so tests need no clock.
 
+mod explain;
 mod silence;
 mod store;
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use jiff::Timestamp;
 
+pub use explain::{MutedAlert, MutedView, muted_view, to_text as muted_text};
 pub use silence::{Posted, Silence, State};
 pub use store::{EXPIRED_RETENTION, Silences, StoreError};
 

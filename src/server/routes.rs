@@ -75,7 +75,8 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state, &snapshot))),
         ("/", &Method::GET | &Method::HEAD) => ("console", Ok(console::page())),
         ("/api/v1/route-test", &Method::POST) => {
-            ("route_test", console::route_test(&snapshot, state.reloader.budget(), request).await)
+            let silences = &state.reloader.shared().silences;
+            ("route_test", console::route_test(&snapshot, state.reloader.budget(), silences, request).await)
         }
         ("/", _) => ("console", Err(ApiError::MethodNotAllowed("GET"))),
         ("/api/v1/route-test", _) => ("route_test", Err(ApiError::MethodNotAllowed("POST"))),

@@ -207,3 +207,32 @@ async fn held_notifications_are_restored_and_held_again_after_a_restart() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn route_test_says_which_alerts_are_muted_and_by_what() {
+    let downstream = Downstream::start().await;
+    let yaml = format!(
+        "{}receivers:\n{}{}{}",
+        intervals_around_now(),
+        receiver("rt-quiet", &downstream, "    mute_time_intervals: [now]\n    on_mute: hold\n"),
+        receiver("rt-silenced", &downstream, ""),
+        receiver("rt-free", &downstream, ""),
+    );
+    let relay = TestRelay::start(&yaml).await;
+    let id = post_silence(&relay, silence(json!("alertname=\"Disk\""), &["rt-silenced"])).await;
+    let reply = relay.post("/api/v1/route-test", disk_and_cpu("{}:{g=\"rt\"}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let muted = &reply.json()["data"]["muted"];
+    assert_eq!(
+        muted,
+        &json!([
+            {"receiver": "rt-quiet", "on_mute": "hold", "alerts": [
+                {"alert": 0, "kind": "time_interval", "by": "mute_time_intervals now"},
+                {"alert": 1, "kind": "time_interval", "by": "mute_time_intervals now"}]},
+            {"receiver": "rt-silenced", "on_mute": "drop", "alerts": [
+                {"alert": 0, "kind": "silence", "by": format!("silence {id}")}]},
+        ]),
+        "{muted}"
+    );
+    downstream.assert_stays_at(0, Duration::from_millis(100)).await;
+}
