@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::process::RelayProcess;
 use crate::support::eventually::{ensure, eventually};
 use crate::support::{Downstream, TestRelay, WAIT, alert, batch, call, get};
 
@@ -183,29 +184,47 @@ async fn hold_delivers_the_latest_notification_of_a_group_once_when_the_silence_
     relay.wait_metric("amrelay_notifications_held{receiver=\"pager-hold\"}", 0.0).await;
 }
 
+/// Held notifications stay in the spool until delivered or superseded: `kill -9` loses none,
+/// and after the restart the group's latest is held again and delivered once the silence ends.
 #[tokio::test]
-async fn held_notifications_are_restored_and_held_again_after_a_restart() {
+async fn held_notifications_survive_kill_9_and_are_held_again() {
     let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("amrelay.yml");
     let yaml = format!(
-        "delivery:\n  spool: {{path: spool.redb}}\nreceivers:\n{}",
-        receiver("pager-restored", &downstream, "    on_mute: hold\n")
+        "delivery:\n  spool: {{path: {}/spool.redb}}\nreceivers:\n{}",
+        dir.path().display(),
+        receiver("pager-killed", &downstream, "    on_mute: hold\n")
     );
-    let mut relay = TestRelay::start(&yaml).await;
-    let id = post_silence(&relay, silence(json!("alertname=\"Disk\""), &[])).await;
-    let only_disk = batch("{}:{g=\"1\"}", vec![alert("firing", json!({"alertname": "Disk"}))]);
-    assert_eq!(relay.post("/webhook", only_disk).await.status, 200);
-    relay.wait_metric("amrelay_notifications_held{receiver=\"pager-restored\"}", 1.0).await;
-    relay.relay.take().unwrap().shutdown().await;
-    let TestRelay { dir, .. } = relay;
+    std::fs::write(&path, yaml).unwrap();
+    let held = "amrelay_notifications_held{receiver=\"pager-killed\"}";
 
-    let relay = TestRelay::start_in(dir, &yaml).await;
-    relay.wait_metric("amrelay_notifications_held{receiver=\"pager-restored\"}", 1.0).await;
+    let mut relay = RelayProcess::spawn(&path, &[]);
+    let reply =
+        call("POST", &relay.url("/api/v1/silences"), Some(silence(json!("alertname=\"Disk\""), &[])), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply.json()["silenceID"].as_str().unwrap().to_owned();
+    for n in 1..=2 {
+        let alerts =
+            (1..=n).map(|i| alert("firing", json!({"alertname": "Disk", "instance": format!("i{i}")}))).collect();
+        let reply = crate::support::post_json(&relay.url("/webhook"), batch("{}:{g=\"disk\"}", alerts)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    relay.wait_metric(held, 1.0).await;
+    relay.signal("KILL");
+    assert_eq!(relay.wait_exit().await, None, "killed by a signal");
+
+    let relay = RelayProcess::spawn(&path, &[]);
+    relay.wait_metric(held, 1.0).await;
+    downstream.assert_stays_at(0, Duration::from_millis(300)).await;
     assert_eq!(call("DELETE", &relay.url(&format!("/api/v1/silences/{id}")), None, &[]).await.status, 200);
     eventually("the held notification delivered", WAIT, async || {
         let n = downstream.received().len();
-        ensure(n == 1, || format!("{n} received"))
+        ensure(n == 1, || format!("{n} received\n{}", relay.logs()))
     })
     .await;
+    assert_eq!(downstream.received()[0].labels("instance"), ["i1", "i2"], "the latest state of the group");
+    downstream.assert_stays_at(1, Duration::from_millis(1500)).await;
 }
 
 #[tokio::test]
