@@ -79,6 +79,23 @@ impl Mute {
     }
 }
 
+/// `on_mute: hold` keeps a notification unacknowledged while it is muted, and with
+/// `delivery.nats` that would block its partition (one message in flight per partition) for every
+/// other group: refused until held notifications have their own place in JetStream.
+pub(super) fn hold_needs_a_local_queue(
+    issues: &mut Issues,
+    at: &serde_saphyr::Location,
+    receivers: &[super::ReceiverConfig],
+) {
+    for receiver in receivers.iter().filter(|r| r.mute.on_mute == OnMute::Hold) {
+        issues.add(
+            Some(at),
+            format!("receivers.{}.on_mute", receiver.name),
+            "on_mute: hold is not supported with delivery.nats yet (a held notification would block its partition); use drop",
+        );
+    }
+}
+
 /// Resolves a receiver's keys; each unknown name is an error at its position.
 pub(super) fn receiver_mute(
     issues: &mut Issues,
@@ -189,5 +206,20 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains(":4:") && text.contains("time_intervals[0].time_intervals[0].weekdays[0]"), "{text}");
         assert!(text.contains("start day cannot be before end day"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod nats_tests {
+    use std::path::Path;
+
+    use crate::config::{Environment, from_str};
+
+    // Regression guard: a held notification would block its JetStream partition for every group.
+    #[test]
+    fn hold_is_refused_with_the_shared_queue() {
+        let text = "delivery:\n  nats: {urls: ['nats://127.0.0.1:4222']}\nreceivers:\n  - name: pager\n    url: http://127.0.0.1:1/\n    on_mute: hold\n";
+        let error = from_str(text, Path::new("/nonexistent/amrelay.yml"), &Environment::empty()).unwrap_err();
+        assert!(error.to_string().contains("on_mute: hold is not supported with delivery.nats"), "{error}");
     }
 }

@@ -99,6 +99,9 @@ pub fn validate(
         ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates, time_intervals);
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
     let console = super::console_policy::policy(&mut issues, raw.console.as_ref());
+    if let Some(nats) = &raw.delivery.nats {
+        super::mute::hold_needs_a_local_queue(&mut issues, &nats.referenced, &receivers);
+    }
 
     if issues.list.is_empty() {
         let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };

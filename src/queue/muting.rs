@@ -55,9 +55,11 @@ pub(super) fn check(
                 .increment(1);
             tracing::debug!(receiver = %downstream.name, group_key = %outbound.group_key, by = %reason,
                 on_mute = mute.on_mute.as_str(), "notification muted");
+            // A console receiver may ask to hold with JetStream, where the config file may not
+            // (see `config::mute`): dropped, as Alertmanager would.
             match mute.on_mute {
-                OnMute::Hold => Next::Hold(outbound),
-                OnMute::Drop => {
+                OnMute::Hold if downstream.spool.backend().is_none() => Next::Hold(outbound),
+                _ => {
                     downstream.spool.delivered(&downstream.name, outbound.seq);
                     Next::Dropped
                 }
