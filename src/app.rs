@@ -107,12 +107,14 @@ impl Relay {
             // Registered at zero, so that a dashboard's increase() sees the first change.
             metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
         }
-        // Silences live next to the spool file; with JetStream or no spool, in memory.
-        let silences = match &config.delivery.spool {
-            Some(spool_config) if config.delivery.nats.is_none() => {
+        // Silences live next to the spool file, in JetStream (opened once it is provisioned,
+        // below) or, without either, in memory.
+        let silences = match (&config.delivery.spool, &config.delivery.nats) {
+            (_, Some(_)) => crate::mute::Silences::shared_later(),
+            (Some(spool_config), None) => {
                 crate::mute::Silences::open(&spool_config.path).map_err(anyhow::Error::msg)?
             }
-            _ => crate::mute::Silences::in_memory(),
+            (None, None) => crate::mute::Silences::in_memory(),
         };
         let reloader = Reloader::start_with_console(
             &options.config_file,
@@ -160,6 +162,12 @@ impl Relay {
             // as long as the servers need; a rollout's replicas start together and keep them busy.
             tracing::info!(address = %local_addr, "listening, not ready until the JetStream streams and consumers are made");
             if let Err(e) = backend.provision().await {
+                stop_serving.cancel();
+                return Err(anyhow::Error::msg(e));
+            }
+            let nats = backend.config();
+            let bucket = format!("{}_SILENCES", nats.stream);
+            if let Err(e) = state.reloader.shared().silences.share(backend.jetstream(), &bucket, nats.replicas).await {
                 stop_serving.cancel();
                 return Err(anyhow::Error::msg(e));
             }

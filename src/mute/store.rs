@@ -1,14 +1,23 @@
 //! Where silences live: a list every delivery reads without a lock (`ArcSwap`), changed one at
-//! a time by the API, and — with a spool file — kept in `<spool path>.silences.json`, written
-//! atomically (temporary file, fsync, rename, fsync the folder) *before* the change is visible,
-//! so an answer of 200 means the change survives `kill -9`. Expired silences are kept 5 days,
-//! as Alertmanager keeps them, then forgotten.
+//! a time by the API, and kept in one of three places ([`Keep`], one `match` per operation):
+//!
+//! - memory (no spool): a restart forgets them;
+//! - a file, `<spool path>.silences.json`, written atomically (temporary file, fsync, rename,
+//!   fsync the folder) *before* the change is visible, so an answer of 200 survives `kill -9`;
+//! - with `delivery.nats`, a JetStream key-value bucket (`<stream>_SILENCES`, one key, as
+//!   replicated as the stream): a change is a compare-and-set on the key's revision, retried
+//!   on a concurrent change, and every replica watches the key, so a silence made through one
+//!   replica mutes on all of them.
+//!
+//! Expired silences are kept 5 days, as Alertmanager keeps them, then forgotten.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use async_nats::jetstream::{self, kv};
+use futures_util::StreamExt;
 use jiff::Timestamp;
 
 use super::silence::{Posted, Silence, State};
@@ -16,6 +25,11 @@ use crate::metrics as m;
 
 /// How long an expired silence stays listed (Alertmanager's default retention).
 pub const EXPIRED_RETENTION: Duration = Duration::from_secs(5 * 24 * 3600);
+/// The key of the shared bucket that holds the list.
+const KV_KEY: &str = "silences";
+/// Compare-and-set attempts before a change is refused (replicas changing silences at once).
+const KV_ATTEMPTS: usize = 5;
+const NOT_SHARED_YET: &str = "the shared silences are not open yet (JetStream is being provisioned); retry";
 
 /// Why a change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -24,23 +38,42 @@ pub enum StoreError {
     Invalid(String),
     #[error("no silence with id {0:?}")]
     NotFound(String),
-    #[error("cannot write the silences file: {0}")]
+    #[error("cannot store the silences: {0}")]
     Write(String),
 }
+
+/// Where the list is kept.
+#[derive(Debug)]
+enum Keep {
+    Memory,
+    File(PathBuf),
+    /// In the JetStream bucket, once [`Silences::share`] has opened it (after the streams are
+    /// provisioned); changes are refused until then.
+    Shared(Box<std::sync::OnceLock<kv::Store>>),
+}
+
+type List = Vec<Arc<Silence>>;
 
 /// Every silence of the process.
 #[derive(Debug)]
 pub struct Silences {
-    list: ArcSwap<Vec<Arc<Silence>>>,
+    list: Arc<ArcSwap<List>>,
     /// Changes one at a time (off the delivery path: only the API takes it).
     writer: tokio::sync::Mutex<()>,
-    file: Option<PathBuf>,
+    keep: Keep,
 }
 
 impl Silences {
+    fn with(list: List, keep: Keep) -> Silences {
+        let silences =
+            Silences { list: Arc::new(ArcSwap::from_pointee(list)), writer: tokio::sync::Mutex::new(()), keep };
+        silences.record_gauges(Timestamp::now());
+        silences
+    }
+
     /// Silences kept in memory only (no spool file): a restart forgets them.
     pub fn in_memory() -> Silences {
-        Silences { list: ArcSwap::from_pointee(Vec::new()), writer: tokio::sync::Mutex::new(()), file: None }
+        Silences::with(Vec::new(), Keep::Memory)
     }
 
     /// The silences kept next to the spool file; a missing file is no silence, an unreadable
@@ -50,23 +83,57 @@ impl Silences {
         name.push(".silences.json");
         let file = PathBuf::from(name);
         let list = match std::fs::read_to_string(&file) {
-            Ok(text) => parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?,
+            Ok(text) => parse_list(text.as_bytes()).map_err(|e| format!("{}: {e}", file.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
         };
-        let silences =
-            Silences { list: ArcSwap::from_pointee(list), writer: tokio::sync::Mutex::new(()), file: Some(file) };
-        silences.record_gauges(Timestamp::now());
-        Ok(silences)
+        Ok(Silences::with(list, Keep::File(file)))
     }
 
-    /// The file, if any.
-    pub fn file(&self) -> Option<&Path> {
-        self.file.as_deref()
+    /// Silences to be shared through JetStream: empty, and refusing changes, until [`share`](Self::share).
+    pub fn shared_later() -> Silences {
+        Silences::with(Vec::new(), Keep::Shared(Box::default()))
+    }
+
+    /// Opens the bucket `bucket` (made with `replicas` replicas when missing), reads the list
+    /// and watches it from now on; a second call does nothing.
+    pub async fn share(&self, js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<(), String> {
+        let Keep::Shared(slot) = &self.keep else { return Ok(()) };
+        if slot.get().is_some() {
+            return Ok(());
+        }
+        let store = match js.get_key_value(bucket).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: bucket.to_owned(),
+                    history: 1,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("cannot make the silences bucket {bucket}: {e}"))?,
+        };
+        let mut watch = store.watch_with_history(KV_KEY).await.map_err(|e| format!("cannot watch {bucket}: {e}"))?;
+        let (list, _) = read_shared(&store).await?;
+        self.list.store(Arc::new(list));
+        self.record_gauges(Timestamp::now());
+        let _ = slot.set(store);
+        let shown = self.list.clone();
+        let bucket = bucket.to_owned();
+        tokio::spawn(async move {
+            while let Some(entry) = watch.next().await {
+                match entry.map_err(|e| e.to_string()).and_then(|e| parse_entry(&e)) {
+                    Ok(list) => shown.store(Arc::new(list)),
+                    Err(e) => tracing::warn!(bucket = %bucket, error = %e, "cannot read the shared silences"),
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Every silence now (active, pending and expired), without a lock.
-    pub fn all(&self) -> Arc<Vec<Arc<Silence>>> {
+    pub fn all(&self) -> Arc<List> {
         self.list.load_full()
     }
 
@@ -82,58 +149,91 @@ impl Silences {
 
     /// Adds a silence, or replaces the one with its id; returns the id.
     pub async fn put(&self, posted: Posted, now: Timestamp) -> Result<String, StoreError> {
-        let mut silence = Silence::from_posted(posted, now).map_err(StoreError::Invalid)?;
-        let _one = self.writer.lock().await;
-        let mut list: Vec<Arc<Silence>> = self.kept(now);
-        match list.iter().position(|s| !silence.id.is_empty() && s.id == silence.id) {
-            Some(at) => list[at] = Arc::new(silence.clone()),
-            None if silence.id.is_empty() => {
-                silence.id = new_id();
-                list.push(Arc::new(silence.clone()));
+        let silence = Silence::from_posted(posted, now).map_err(StoreError::Invalid)?;
+        self.change(now, |list| {
+            let mut silence = silence.clone();
+            match list.iter().position(|s| !silence.id.is_empty() && s.id == silence.id) {
+                Some(at) => list[at] = Arc::new(silence.clone()),
+                None if silence.id.is_empty() => {
+                    silence.id = new_id();
+                    list.push(Arc::new(silence.clone()));
+                }
+                None => return Err(StoreError::NotFound(silence.id)),
             }
-            None => return Err(StoreError::NotFound(silence.id)),
-        }
-        self.commit(list, now).await?;
-        Ok(silence.id)
+            Ok(silence.id)
+        })
+        .await
     }
 
     /// Expires a silence now (a pending one never starts), as Alertmanager's DELETE does.
     pub async fn expire(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.change(now, |list| {
+            let at = list.iter().position(|s| s.id == id).ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+            let mut silence = (*list[at]).clone();
+            match silence.state(now) {
+                State::Expired => return Err(StoreError::Invalid(format!("silence {id} already expired"))),
+                State::Pending => silence.starts_at = now,
+                State::Active => {}
+            }
+            silence.ends_at = now;
+            silence.updated_at = now;
+            list[at] = Arc::new(silence);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies `edit` to the current list (without silences expired longer than the
+    /// retention), stores the result where it is kept, then makes it visible.
+    async fn change<T>(
+        &self,
+        now: Timestamp,
+        edit: impl Fn(&mut List) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let _one = self.writer.lock().await;
-        let mut list = self.kept(now);
-        let at = list.iter().position(|s| s.id == id).ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        let mut silence = (*list[at]).clone();
-        match silence.state(now) {
-            State::Expired => return Err(StoreError::Invalid(format!("silence {id} already expired"))),
-            State::Pending => silence.starts_at = now,
-            State::Active => {}
+        let mut last_error = String::new();
+        for _ in 0..KV_ATTEMPTS {
+            let (base, revision) = match &self.keep {
+                Keep::Shared(slot) => {
+                    let store = slot.get().ok_or_else(|| StoreError::Write(NOT_SHARED_YET.into()))?;
+                    read_shared(store).await.map_err(StoreError::Write)?
+                }
+                Keep::Memory | Keep::File(_) => (self.list.load().to_vec(), None),
+            };
+            let mut list = kept(base, now);
+            let out = edit(&mut list)?;
+            let text = to_text(&list)?;
+            let stored = match &self.keep {
+                Keep::Memory => Ok(()),
+                Keep::File(file) => {
+                    let file = file.clone();
+                    tokio::task::spawn_blocking(move || crate::editor::file::write_atomically(&file, &text))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                        .map_err(StoreError::Write)?;
+                    Ok(())
+                }
+                // Compare-and-set: another replica's change in between makes it fail, and the
+                // change is made again on top of theirs.
+                Keep::Shared(slot) => match (slot.get(), revision) {
+                    (None, _) => Err(NOT_SHARED_YET.to_owned()),
+                    (Some(store), Some(revision)) => {
+                        store.update(KV_KEY, text.into(), revision).await.map(drop).map_err(|e| e.to_string())
+                    }
+                    (Some(store), None) => store.create(KV_KEY, text.into()).await.map(drop).map_err(|e| e.to_string()),
+                },
+            };
+            match stored {
+                Ok(()) => {
+                    self.list.store(Arc::new(list));
+                    self.record_gauges(now);
+                    return Ok(out);
+                }
+                Err(e) => last_error = e,
+            }
         }
-        silence.ends_at = now;
-        silence.updated_at = now;
-        list[at] = Arc::new(silence);
-        self.commit(list, now).await
-    }
-
-    /// The list without silences expired longer than the retention.
-    fn kept(&self, now: Timestamp) -> Vec<Arc<Silence>> {
-        let cutoff = now - jiff::SignedDuration::try_from(EXPIRED_RETENTION).unwrap_or_default();
-        self.list.load().iter().filter(|s| s.ends_at > cutoff).cloned().collect()
-    }
-
-    /// Writes the file (when there is one), then makes the list visible.
-    async fn commit(&self, list: Vec<Arc<Silence>>, now: Timestamp) -> Result<(), StoreError> {
-        if let Some(file) = self.file.clone() {
-            let items: Vec<serde_json::Value> = list.iter().map(|s| s.to_json(None)).collect();
-            let text = serde_json::to_string_pretty(&serde_json::json!({ "silences": items }))
-                .map_err(|e| StoreError::Write(e.to_string()))?;
-            tokio::task::spawn_blocking(move || crate::editor::file::write_atomically(&file, &text))
-                .await
-                .map_err(|e| StoreError::Write(e.to_string()))?
-                .map_err(|e| StoreError::Write(e.to_string()))?;
-        }
-        self.list.store(Arc::new(list));
-        self.record_gauges(now);
-        Ok(())
+        Err(StoreError::Write(last_error))
     }
 
     /// `amrelay_silences{state}` at `now`.
@@ -146,13 +246,41 @@ impl Silences {
     }
 }
 
+/// The list without silences expired longer than the retention.
+fn kept(list: List, now: Timestamp) -> List {
+    let cutoff = now - jiff::SignedDuration::try_from(EXPIRED_RETENTION).unwrap_or_default();
+    list.into_iter().filter(|s| s.ends_at > cutoff).collect()
+}
+
+/// The list as the file and the bucket hold it.
+fn to_text(list: &List) -> Result<String, StoreError> {
+    let items: Vec<serde_json::Value> = list.iter().map(|s| s.to_json(None)).collect();
+    serde_json::to_string_pretty(&serde_json::json!({ "silences": items }))
+        .map_err(|e| StoreError::Write(e.to_string()))
+}
+
+/// The shared list and its revision (`None`: no list yet).
+async fn read_shared(store: &kv::Store) -> Result<(List, Option<u64>), String> {
+    match store.entry(KV_KEY).await.map_err(|e| format!("cannot read the shared silences: {e}"))? {
+        Some(entry) => Ok((parse_entry(&entry)?, Some(entry.revision))),
+        None => Ok((Vec::new(), None)),
+    }
+}
+
+fn parse_entry(entry: &kv::Entry) -> Result<List, String> {
+    match entry.operation {
+        kv::Operation::Put => parse_list(&entry.value),
+        kv::Operation::Delete | kv::Operation::Purge => Ok(Vec::new()),
+    }
+}
+
 /// `{"silences": [...]}`.
-fn parse_file(text: &str) -> Result<Vec<Arc<Silence>>, String> {
+fn parse_list(text: &[u8]) -> Result<List, String> {
     #[derive(serde::Deserialize)]
     struct File {
         silences: Vec<Posted>,
     }
-    let file: File = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let file: File = serde_json::from_slice(text).map_err(|e| e.to_string())?;
     file.silences.into_iter().map(|s| Silence::from_stored(s).map(Arc::new)).collect()
 }
 
