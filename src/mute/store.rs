@@ -102,18 +102,22 @@ impl Silences {
         if slot.get().is_some() {
             return Ok(());
         }
-        let store = match js.get_key_value(bucket).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: bucket.to_owned(),
-                    history: 1,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| format!("cannot make the silences bucket {bucket}: {e}"))?,
+        // The bucket's stream, made as async-nats's `create_key_value` makes it, but without
+        // its account query, whose answer async-nats cannot read from nats-server 2.9.
+        let stream = jetstream::stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            num_replicas: replicas.max(1),
+            discard: jetstream::stream::DiscardPolicy::New,
+            ..Default::default()
         };
+        js.get_or_create_stream(stream).await.map_err(|e| format!("cannot make the silences bucket {bucket}: {e}"))?;
+        let store =
+            js.get_key_value(bucket).await.map_err(|e| format!("cannot open the silences bucket {bucket}: {e}"))?;
         let mut watch = store.watch_with_history(KV_KEY).await.map_err(|e| format!("cannot watch {bucket}: {e}"))?;
         let (list, _) = read_shared(&store).await?;
         self.list.store(Arc::new(list));
