@@ -165,11 +165,16 @@ impl Relay {
                 stop_serving.cancel();
                 return Err(anyhow::Error::msg(e));
             }
+            // The shared silences, retried as the streams are: replicas that start together on a
+            // fresh cluster keep the servers busy for a while.
             let nats = backend.config();
             let bucket = format!("{}_SILENCES", nats.stream);
-            if let Err(e) = state.reloader.shared().silences.share(backend.jetstream(), &bucket, nats.replicas).await {
-                stop_serving.cancel();
-                return Err(anyhow::Error::msg(e));
+            let mut wait = Duration::from_millis(200);
+            while let Err(e) = state.reloader.shared().silences.share(backend.jetstream(), &bucket, nats.replicas).await
+            {
+                tracing::warn!(bucket = %bucket, error = %e, retry_in = ?wait, "the shared silences are not open yet; not ready meanwhile");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
             }
             // Every replica delivers from the shared queue, into the current receivers' pipelines.
             crate::spool::nats::consume(backend.clone(), Arc::new(Pipelines(state.clone())));

@@ -157,11 +157,14 @@ pub async fn run(
             let (counters, silences, events) = (counters.clone(), silences.clone(), events_tx.clone());
             tokio::spawn(async move {
                 let _guard = guard;
-                if let Some((outbound, _loaded)) = read_back(&downstream, outbound).await {
+                if let Some((outbound, loaded)) = read_back(&downstream, outbound).await {
                     match super::muting::check(&downstream, &counters, &silences, outbound) {
                         Next::Deliver(outbound) => deliver::deliver(&downstream, outbound, &*observer).await,
                         Next::Hold(outbound) => {
-                            // Its place in the queue stays taken while it is held.
+                            // Its place in the queue stays taken while it is held, and a body
+                            // read back from the spool stays charged to the process budget.
+                            let mut memory = memory;
+                            memory.window = loaded;
                             let _ = events.send(Event::Held(Queued { outbound, slot, memory }));
                             return;
                         }
