@@ -25,6 +25,9 @@ pub struct RawConfig {
     pub console: Option<Spanned<RawConsole>>,
     /// Named sets of time intervals, as Alertmanager's (see [`super::time_interval`]).
     pub time_intervals: Vec<Spanned<super::time_interval::RawTimeIntervalSet>>,
+    /// Alertmanager's older spelling of `time_intervals` (deprecated there, still read): the two
+    /// lists are one, names unique across both.
+    pub mute_time_intervals: Vec<Spanned<super::time_interval::RawTimeIntervalSet>>,
 }
 
 /// `console:` — limits on receivers edited in the console.

@@ -119,11 +119,12 @@ impl TimeInterval {
     }
 }
 
-/// Validates the top-level `time_intervals:`; names must be unique.
-pub(super) fn parse(issues: &mut Issues, raw: &[Spanned<RawTimeIntervalSet>]) -> TimeIntervals {
+/// Validates the top-level lists (`time_intervals:` and Alertmanager's older
+/// `mute_time_intervals:`, each with its key); names must be unique across them.
+pub(super) fn parse(issues: &mut Issues, lists: &[(&str, &Vec<Spanned<RawTimeIntervalSet>>)]) -> TimeIntervals {
     let mut by_name = BTreeMap::new();
-    for (index, set) in raw.iter().enumerate() {
-        let field = format!("time_intervals[{index}]");
+    for (key, index, set) in lists.iter().flat_map(|(key, raw)| raw.iter().enumerate().map(move |(i, s)| (key, i, s))) {
+        let field = format!("{key}[{index}]");
         let name = &set.value.name;
         if name.value.is_empty() {
             issues.add(Some(&name.referenced), format!("{field}.name"), "must not be empty");

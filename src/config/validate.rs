@@ -94,7 +94,10 @@ pub fn validate(
     let process_delivery = delivery_config(&mut issues, delivery);
     let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
-    let time_intervals = super::time_interval::parse(&mut issues, &raw.time_intervals);
+    let time_intervals = super::time_interval::parse(
+        &mut issues,
+        &[("time_intervals", &raw.time_intervals), ("mute_time_intervals", &raw.mute_time_intervals)],
+    );
     let defaults =
         ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates, time_intervals);
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);

@@ -255,3 +255,55 @@ async fn route_test_says_which_alerts_are_muted_and_by_what() {
     );
     downstream.assert_stays_at(0, Duration::from_millis(100)).await;
 }
+
+/// A reload that lifts a receiver's quiet hours releases what it held, at once.
+#[tokio::test]
+async fn a_reload_that_ends_the_quiet_hours_delivers_what_was_held() {
+    let downstream = Downstream::start().await;
+    let config = |extra: &str| {
+        format!(
+            "{}delivery:\n  spool: {{path: spool.redb}}\nreceivers:\n{}",
+            intervals_around_now(),
+            receiver("held-by-hours", &downstream, &format!("    on_mute: hold\n{extra}"))
+        )
+    };
+    let relay = TestRelay::start(&config("    mute_time_intervals: [now]\n")).await;
+    assert_eq!(relay.post("/webhook", disk_and_cpu("{}:{g=\"hours\"}")).await.status, 200);
+    relay.wait_metric("amrelay_notifications_held{receiver=\"held-by-hours\"}", 1.0).await;
+    downstream.assert_stays_at(0, Duration::from_millis(200)).await;
+
+    std::fs::write(relay.dir.path().join("amrelay.yml"), config("")).unwrap();
+    assert_eq!(call("POST", &relay.url("/-/reload"), None, &[]).await.status, 200);
+    let received = downstream.wait_for(1).await;
+    assert_eq!(received[0].labels("alertname"), ["Disk", "Cpu"]);
+    downstream.assert_stays_at(1, Duration::from_millis(1500)).await;
+}
+
+/// `check-config` names an unknown interval at its line, and reads Alertmanager's older
+/// top-level `mute_time_intervals` spelling.
+#[test]
+fn check_config_names_unknown_intervals_and_reads_the_older_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("amrelay.yml");
+    let older = "mute_time_intervals:\n  - name: nights\n    time_intervals:\n      - times: [{start_time: '00:00', end_time: '06:00'}]\n";
+    std::fs::write(
+        &file,
+        format!("{older}receivers:\n  - name: a\n    url: http://127.0.0.1:1/\n    mute_time_intervals: [nights]\n"),
+    )
+    .unwrap();
+    let (ok, out) = crate::process::check_config_with(&file, &[], &[]);
+    assert!(ok, "{out}");
+    std::fs::write(
+        &file,
+        format!("{older}receivers:\n  - name: a\n    url: http://127.0.0.1:1/\n    active_time_intervals: [days]\n"),
+    )
+    .unwrap();
+    let (ok, out) = crate::process::check_config_with(&file, &[], &[]);
+    assert!(!ok);
+    assert!(
+        out.contains(":8:")
+            && out.contains("receivers[0].active_time_intervals[0]")
+            && out.contains("\"days\" is not defined"),
+        "{out}"
+    );
+}
