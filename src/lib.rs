@@ -15,7 +15,9 @@
 //!    notifications alike: reserve a place at every receiver, drop duplicates (`dedup`), write
 //!    to the [`spool`] (group commit; or publish to JetStream), push; all receivers or none.
 //! 5. [`queue`] — each receiver's bounded queue and dispatcher: per-groupKey order, bounded
-//!    concurrency.
+//!    concurrency. When a notification's turn comes, [`mute`] says whether its receiver is in
+//!    quiet hours (`time_intervals`) or its alerts are silenced: it is sent, sent with fewer
+//!    alerts, dropped, or held (`on_mute: hold`) until the mute ends.
 //! 6. [`deliver`] — one notification's attempts through the receiver's pooled client ([`tls`],
 //!    `signing`, an authorizer per attempt), backoff and retries, and dead letters
 //!    (`deadletters` lists and replays them). A receiver with a [`template`] (a `payload`,

@@ -327,6 +327,14 @@ mod tests {
         assert!(reopened.get(&expired).is_none() && reopened.get(&kept).is_none());
     }
 
+    // Until JetStream is provisioned, a change could only be lost: it is refused, with why.
+    #[tokio::test]
+    async fn shared_silences_refuse_changes_until_the_bucket_is_open() {
+        let now: Timestamp = "2026-12-07T20:00:00Z".parse().unwrap();
+        let error = Silences::shared_later().put(posted("2026-12-07T22:00:00Z"), now).await.unwrap_err();
+        assert!(error.to_string().contains("not open yet"), "{error}");
+    }
+
     #[test]
     fn ids_are_version_4_uuids() {
         let id = new_id();
