@@ -107,11 +107,20 @@ impl Relay {
             // Registered at zero, so that a dashboard's increase() sees the first change.
             metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
         }
+        // Silences live next to the spool file, in JetStream (opened once it is provisioned,
+        // below) or, without either, in memory.
+        let silences = match (&config.delivery.spool, &config.delivery.nats) {
+            (_, Some(_)) => crate::mute::Silences::shared_later(),
+            (Some(spool_config), None) => {
+                crate::mute::Silences::open(&spool_config.path).map_err(anyhow::Error::msg)?
+            }
+            (None, None) => crate::mute::Silences::in_memory(),
+        };
         let reloader = Reloader::start_with_console(
             &options.config_file,
             config,
             console_file,
-            Shared::new(Arc::new(spool), budget),
+            Shared::new(Arc::new(spool), budget).with_silences(silences),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         restore(&reloader, restored);
@@ -155,6 +164,17 @@ impl Relay {
             if let Err(e) = backend.provision().await {
                 stop_serving.cancel();
                 return Err(anyhow::Error::msg(e));
+            }
+            // The shared silences, retried as the streams are: replicas that start together on a
+            // fresh cluster keep the servers busy for a while.
+            let nats = backend.config();
+            let bucket = format!("{}_SILENCES", nats.stream);
+            let mut wait = Duration::from_millis(200);
+            while let Err(e) = state.reloader.shared().silences.share(backend.jetstream(), &bucket, nats.replicas).await
+            {
+                tracing::warn!(bucket = %bucket, error = %e, retry_in = ?wait, "the shared silences are not open yet; not ready meanwhile");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
             }
             // Every replica delivers from the shared queue, into the current receivers' pipelines.
             crate::spool::nats::consume(backend.clone(), Arc::new(Pipelines(state.clone())));

@@ -15,7 +15,9 @@
 //!    notifications alike: reserve a place at every receiver, drop duplicates (`dedup`), write
 //!    to the [`spool`] (group commit; or publish to JetStream), push; all receivers or none.
 //! 5. [`queue`] — each receiver's bounded queue and dispatcher: per-groupKey order, bounded
-//!    concurrency.
+//!    concurrency. When a notification's turn comes, [`mute`] says whether its receiver is in
+//!    quiet hours (`time_intervals`) or its alerts are silenced: it is sent, sent with fewer
+//!    alerts, dropped, or held (`on_mute: hold`) until the mute ends.
 //! 6. [`deliver`] — one notification's attempts through the receiver's pooled client ([`tls`],
 //!    `signing`, an authorizer per attempt), backoff and retries, and dead letters
 //!    (`deadletters` lists and replays them). A receiver with a [`template`] (a `payload`,
@@ -44,7 +46,7 @@
 //! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
 //! | 3 | `config` | the config file, validated (given its text, path and environment) |
 //! | 4 | `memory` `history` `signing` `editor` | byte budgets, notification history records and queries, signatures, the console (its file, secrets, I/O) |
-//! | 5 | `spool` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store` |
+//! | 5 | `spool` `mute` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store`; quiet hours and silences |
 //! | 6 | `deliver` | one notification's attempts |
 //! | 7 | `queue` `test_message` | each receiver's queue; test messages |
 //! | 8 | `snapshot` | the config a request sees |
@@ -73,6 +75,7 @@ mod history;
 pub mod logging;
 mod memory;
 mod metrics;
+pub mod mute;
 pub mod payload;
 pub mod queue;
 mod redact;

@@ -26,6 +26,15 @@ pub const ALERTS_FILTERED: &str = "amrelay_receiver_alerts_filtered_total";
 pub const NOTIFICATIONS_ENQUEUED: &str = "amrelay_notifications_enqueued_total";
 /// Notifications delivered with a 2xx answer, by `receiver`.
 pub const NOTIFICATIONS_DELIVERED: &str = "amrelay_notifications_delivered_total";
+/// Notifications not sent because their receiver was muted, by `receiver` and `reason`
+/// (`time_interval`, `silence`).
+pub const NOTIFICATIONS_MUTED: &str = "amrelay_notifications_muted_total";
+/// Muted notifications held (`on_mute: hold`) for delivery when the mute ends, by `receiver`.
+pub const NOTIFICATIONS_HELD: &str = "amrelay_notifications_held";
+/// Held notifications dropped because a newer one of their group came, by `receiver`.
+pub const NOTIFICATIONS_HELD_SUPERSEDED: &str = "amrelay_notifications_held_superseded_total";
+/// Silences by `state` (`active`, `pending`, `expired`).
+pub const SILENCES: &str = "amrelay_silences";
 /// Notifications given up on, by `receiver` and `reason`.
 pub const NOTIFICATIONS_DEAD_LETTERED: &str = "amrelay_notifications_dead_lettered_total";
 /// Delivery attempts, by `receiver` and `outcome` (`2xx`, `4xx`, `5xx`, `timeout`, `connect`, `tls`, `dns`, `other`).
@@ -195,6 +204,16 @@ fn describe() {
         "Spooled notification bodies held in memory (delivery.spool.memory_window_bytes): used, limit and peak."
     );
     describe_gauge!(DEAD_LETTERS, "Dead letters kept.");
+    describe_counter!(
+        NOTIFICATIONS_MUTED,
+        "Notifications not sent because their receiver was muted, by receiver and reason."
+    );
+    describe_gauge!(NOTIFICATIONS_HELD, "Muted notifications held for delivery when the mute ends, by receiver.");
+    describe_counter!(
+        NOTIFICATIONS_HELD_SUPERSEDED,
+        "Held notifications dropped because a newer one of their group came, by receiver."
+    );
+    describe_gauge!(SILENCES, "Silences by state.");
     describe_gauge!(DEAD_LETTER_BYTES, Unit::Bytes, "Body bytes of the dead letters kept.");
     describe_gauge!(HISTORY_RECORDS, "Notification history records kept.");
     describe_gauge!(HISTORY_BYTES, Unit::Bytes, "Bytes of the notification history records kept (history.max_bytes).");

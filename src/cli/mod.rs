@@ -325,10 +325,18 @@ pub fn route_test(args: &RouteTestArgs<'_>) -> u8 {
         }
     };
     let explanation = crate::explain::explain(&config.receivers, &notification);
+    // The relay's silences, when it keeps them next to its spool file.
+    let silences = config.delivery.spool.as_ref().and_then(|s| crate::mute::Silences::open(&s.path).ok());
+    let (now, all) = (jiff::Timestamp::now(), silences.map(|s| s.all()).unwrap_or_default());
+    let muted: Vec<_> = (config.receivers.iter().zip(&explanation.receivers))
+        .filter_map(|(r, route)| crate::mute::muted_view(&r.name, &r.mute, &all, &notification, &route.alerts, now))
+        .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&explanation).unwrap_or_default());
+        let mut data = serde_json::to_value(&explanation).unwrap_or_default();
+        data["muted"] = serde_json::json!(muted);
+        println!("{}", serde_json::to_string_pretty(&data).unwrap_or_default());
     } else {
-        print!("{}", explanation.to_text());
+        print!("{}{}", explanation.to_text(), crate::mute::muted_text(&muted));
     }
     let Some(expect) = args.expect else { return 0 };
     let mut expected: Vec<&str> = expect.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();

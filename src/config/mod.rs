@@ -14,6 +14,7 @@ mod grafana;
 pub mod history;
 pub mod http;
 mod issues;
+pub mod mute;
 pub mod nats;
 mod raw;
 mod receiver;
@@ -21,6 +22,7 @@ pub mod security;
 mod template;
 mod template_raw;
 pub mod thread;
+pub mod time_interval;
 mod validate;
 
 use std::fmt;
@@ -122,6 +124,8 @@ pub struct ReceiverConfig {
     pub queue_capacity: usize,
     pub max_concurrency: Concurrency,
     pub endpoint: Endpoint,
+    /// `mute_time_intervals`, `active_time_intervals`, `on_mute`.
+    pub mute: mute::Mute,
 }
 
 /// `max_concurrency:` — how many deliveries a receiver may have in flight.

@@ -23,6 +23,11 @@ pub struct RawConfig {
     pub templates: Vec<Spanned<String>>,
     /// `console:` — what receivers edited in the console may do.
     pub console: Option<Spanned<RawConsole>>,
+    /// Named sets of time intervals, as Alertmanager's (see [`super::time_interval`]).
+    pub time_intervals: Vec<Spanned<super::time_interval::RawTimeIntervalSet>>,
+    /// Alertmanager's older spelling of `time_intervals` (deprecated there, still read): the two
+    /// lists are one, names unique across both.
+    pub mute_time_intervals: Vec<Spanned<super::time_interval::RawTimeIntervalSet>>,
     /// `history:` — the record of every finished notification.
     pub history: Option<Spanned<RawHistory>>,
 }
@@ -177,6 +182,13 @@ pub struct RawReceiver {
     /// `thread:`: checked by `super::thread`.
     #[serde(default)]
     pub thread: Option<Spanned<super::thread::RawThread>>,
+    /// Quiet hours (names of `time_intervals`) and what muting does: checked by `super::mute`.
+    #[serde(default)]
+    pub mute_time_intervals: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub active_time_intervals: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub on_mute: Option<Spanned<String>>,
 }
 
 /// Every key of Alertmanager's `http_config`; [`super::http`] refuses, by name, the few amrelay

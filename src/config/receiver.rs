@@ -70,8 +70,10 @@ impl ReceiverDefaults {
         timeout: Duration,
         retry: RetryPolicy,
         templates: super::template::Shared,
+        time_intervals: super::time_interval::TimeIntervals,
     ) -> ReceiverDefaults {
-        ReceiverDefaults { defaults: Defaults { queue_capacity, max_concurrency, timeout, retry }, templates }
+        let defaults = Defaults { queue_capacity, max_concurrency, timeout, retry, time_intervals };
+        ReceiverDefaults { defaults, templates }
     }
 }
 
@@ -81,6 +83,8 @@ struct Defaults {
     max_concurrency: Concurrency,
     timeout: Duration,
     retry: RetryPolicy,
+    /// The top-level `time_intervals:`, which receivers name.
+    time_intervals: super::time_interval::TimeIntervals,
 }
 
 pub(super) fn positive<T: Copy + Default + PartialEq>(
@@ -235,6 +239,15 @@ fn receiver(
         slack_web_api(issues, field, at, raw, templating.as_ref().is_some_and(|t| t.auth.is_some()), auth.as_ref());
     }
 
+    let mute = super::mute::receiver_mute(
+        issues,
+        field,
+        &raw.mute_time_intervals,
+        &raw.active_time_intervals,
+        raw.on_mute.as_ref(),
+        &defaults.time_intervals,
+    );
+
     if issues.list.len() > before {
         return None;
     }
@@ -262,6 +275,7 @@ fn receiver(
             rate_limit: templating.rate_limit,
             thread: thread.flatten(),
         },
+        mute,
     })
 }
 

@@ -94,10 +94,18 @@ pub fn validate(
     let process_delivery = delivery_config(&mut issues, delivery);
     let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
-    let defaults = ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates);
+    let time_intervals = super::time_interval::parse(
+        &mut issues,
+        &[("time_intervals", &raw.time_intervals), ("mute_time_intervals", &raw.mute_time_intervals)],
+    );
+    let defaults =
+        ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates, time_intervals);
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
     let console = super::console_policy::policy(&mut issues, raw.console.as_ref());
     let history = super::history::history(&mut issues, raw.history.as_ref());
+    if let Some(nats) = &raw.delivery.nats {
+        super::mute::hold_needs_a_local_queue(&mut issues, &nats.referenced, &receivers);
+    }
 
     if issues.list.is_empty() {
         let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };

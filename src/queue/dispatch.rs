@@ -4,6 +4,8 @@
 //! order they were accepted. An older notification is therefore never delivered after a newer
 //! one. Nothing is superseded: Alertmanager forgets resolved alerts once a notification was
 //! accepted, so an older notification may be the only one that reports a resolution.
+//! The one exception is a receiver's own choice, `on_mute: hold` (see [`super::muting`]): a
+//! muted notification waits for the end of its mute, and a newer one of its group supersedes it.
 //! Different groups proceed independently, up to the [`Controller`]'s limit at once; the
 //! dispatcher owns the controller and feeds it every attempt's RTT and outcome, which the workers
 //! send back on a channel (delivery knows nothing of queues: it reports to an
@@ -21,12 +23,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::concurrency::{Controller, Signal};
+use super::muting::{Held, Next};
 use super::{QueueCounters, Queued};
 use crate::deliver::{self, AttemptObserver, Downstream, Failure, FailureKind, Outbound};
 use crate::memory::Charge;
 
 /// The most notifications taken from the queue in one wake-up.
 const RECEIVE_BATCH: usize = 256;
+/// How often held notifications are checked for the end of their mute.
+const HELD_RECHECK: Duration = Duration::from_secs(1);
 
 /// What workers tell their dispatcher, in order: each attempt, then that they finished.
 enum Event {
@@ -34,6 +39,8 @@ enum Event {
     Attempt(Instant, Duration, Signal),
     /// The worker of this group is gone (finished, stopped, or panicked).
     Done(Arc<str>),
+    /// A muted notification to hold (`on_mute: hold`), sent before its `Done`.
+    Held(Queued),
 }
 
 /// A worker's line to its dispatcher.
@@ -115,8 +122,12 @@ pub async fn run(
     mut rx: mpsc::UnboundedReceiver<Queued>,
     downstream: Arc<Downstream>,
     counters: Arc<QueueCounters>,
+    silences: Arc<crate::mute::Silences>,
     drain: CancellationToken,
 ) {
+    let mut held = Held::new(&downstream.name);
+    let mut recheck = tokio::time::interval(HELD_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut groups: HashMap<Arc<str>, VecDeque<Queued>> = HashMap::new();
     let mut ready: VecDeque<Queued> = VecDeque::new();
     let mut running: usize = 0;
@@ -143,10 +154,22 @@ pub async fn run(
             memory.window = Charge::none();
             let guard = DoneGuard { group: Some(outbound.group_key.clone()), events: events_tx.clone() };
             let (downstream, observer) = (downstream.clone(), observer.clone());
+            let (counters, silences, events) = (counters.clone(), silences.clone(), events_tx.clone());
             tokio::spawn(async move {
                 let _guard = guard;
-                if let Some((outbound, _loaded)) = read_back(&downstream, outbound).await {
-                    deliver::deliver(&downstream, outbound, &*observer).await;
+                if let Some((outbound, loaded)) = read_back(&downstream, outbound).await {
+                    match super::muting::check(&downstream, &counters, &silences, outbound) {
+                        Next::Deliver(outbound) => deliver::deliver(&downstream, outbound, &*observer).await,
+                        Next::Hold(outbound) => {
+                            // Its place in the queue stays taken while it is held, and a body
+                            // read back from the spool stays charged to the process budget.
+                            let mut memory = memory;
+                            memory.window = loaded;
+                            let _ = events.send(Event::Held(Queued { outbound, slot, memory }));
+                            return;
+                        }
+                        Next::Dropped => {}
+                    }
                 }
                 // The place in the queue is freed only once the notification is finished.
                 drop((slot, memory));
@@ -163,6 +186,11 @@ pub async fn run(
                 while let Some(event) = next {
                     match event {
                         Event::Attempt(at, rtt, signal) => changed |= controller.observe(at, rtt, signal),
+                        Event::Held(item) => match groups.get(&item.outbound.group_key) {
+                            // A newer one of its group waits: it carries the current state.
+                            Some(waiting) if !waiting.is_empty() => held.finish(&downstream, item),
+                            _ => held.hold(&downstream, item),
+                        },
                         Event::Done(group) => {
                             running -= 1;
                             match groups.get_mut(&group).and_then(VecDeque::pop_front) {
@@ -180,16 +208,23 @@ pub async fn run(
                 }
             }
             () = stop.cancelled(), if !stopping => {}
+            _ = recheck.tick(), if !held.is_empty() => {
+                for item in held.release(&downstream, &counters, &silences) {
+                    take(&mut groups, &mut ready, item);
+                }
+            }
             // Shutdown without a spool: take what was sent, nothing more, then finish it.
             () = drain.cancelled(), if open && !rx.is_closed() => rx.close(),
             item = rx.recv(), if open => match item {
                 None => open = false,
                 Some(item) => {
+                    held.supersede(&downstream, &item.outbound.group_key);
                     take(&mut groups, &mut ready, item);
                     // Everything already queued, in one wake-up (bounded, so that reports are
                     // not kept waiting); a closed queue is seen by the next `recv`.
                     for _ in 1..RECEIVE_BATCH {
                         let Ok(item) = rx.try_recv() else { break };
+                        held.supersede(&downstream, &item.outbound.group_key);
                         take(&mut groups, &mut ready, item);
                     }
                 }

@@ -22,6 +22,7 @@
 
 pub mod concurrency;
 mod dispatch;
+mod muting;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -128,6 +129,8 @@ pub struct QueueCounters {
     /// Answers waiting now; a finished notification wakes them only when there are some.
     pace_waiters: AtomicUsize,
     paced: Notify,
+    /// The receiver's quiet hours, reloadable: evaluated when a notification is about to go.
+    mute: arc_swap::ArcSwap<crate::config::mute::Mute>,
 }
 
 impl QueueCounters {
@@ -173,6 +176,8 @@ pub struct Shared {
     pub stop: CancellationToken,
     /// Every dispatcher, so that shutdown can wait for them all.
     pub tracker: TaskTracker,
+    /// The silences every delivery checks (see [`crate::mute`]).
+    pub silences: Arc<crate::mute::Silences>,
 }
 
 impl Shared {
@@ -183,7 +188,14 @@ impl Shared {
             drain: CancellationToken::new(),
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            silences: Arc::new(crate::mute::Silences::in_memory()),
         }
+    }
+
+    /// The same, with silences kept elsewhere (next to the spool file).
+    pub fn with_silences(mut self, silences: crate::mute::Silences) -> Shared {
+        self.silences = Arc::new(silences);
+        self
     }
 }
 
@@ -205,12 +217,14 @@ impl Pipeline {
             pace_above: AtomicUsize::new(pace_above(config.queue_capacity)),
             pace_waiters: AtomicUsize::new(0),
             paced: Notify::new(),
+            mute: arc_swap::ArcSwap::from_pointee(config.mute.clone()),
         });
         counters.set_concurrency(config.max_concurrency);
         counters.metrics.capacity.set(config.queue_capacity as f64);
         counters.metrics.depth.set(0.0);
         let (tx, rx) = mpsc::unbounded_channel();
-        shared.tracker.spawn(dispatch::run(rx, downstream.clone(), counters.clone(), shared.drain.clone()));
+        let silences = shared.silences.clone();
+        shared.tracker.spawn(dispatch::run(rx, downstream.clone(), counters.clone(), silences, shared.drain.clone()));
         Arc::new(Pipeline {
             downstream,
             counters,
@@ -225,6 +239,7 @@ impl Pipeline {
     pub fn update(&self, config: &ReceiverConfig, target: Target) {
         self.downstream.target.store(Arc::new(target));
         self.counters.set_concurrency(config.max_concurrency);
+        self.counters.mute.store(Arc::new(config.mute.clone()));
         self.counters.pace_above.store(pace_above(config.queue_capacity), Ordering::Relaxed);
         let old = self.capacity.swap(config.queue_capacity, Ordering::Relaxed);
         if config.queue_capacity > old {

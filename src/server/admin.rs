@@ -28,6 +28,8 @@ pub fn ready(state: &AppState) -> HttpResponse {
 
 /// `GET /metrics`: the Prometheus text format.
 pub fn metrics(state: &AppState) -> HttpResponse {
+    // Silences change state with the clock, not only with the API.
+    state.reloader.shared().silences.record_gauges(jiff::Timestamp::now());
     text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::render(&state.metrics))
 }
 

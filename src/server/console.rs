@@ -42,6 +42,7 @@ pub fn page() -> HttpResponse {
 pub async fn route_test(
     snapshot: &Snapshot,
     budget: &std::sync::Arc<crate::memory::Budget>,
+    silences: &crate::mute::Silences,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     check_content_type(&request)?;
@@ -51,7 +52,15 @@ pub async fn route_test(
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
     let explanation = crate::explain::explain(snapshot.receivers.iter().map(|r| &r.config), &notification);
-    Ok(json(StatusCode::OK, &json!({"status": "success", "data": explanation})))
+    let (now, all) = (jiff::Timestamp::now(), silences.all());
+    let muted: Vec<_> = (snapshot.receivers.iter().zip(&explanation.receivers))
+        .filter_map(|(r, route)| {
+            crate::mute::muted_view(&r.config.name, &r.config.mute, &all, &notification, &route.alerts, now)
+        })
+        .collect();
+    let mut data = serde_json::to_value(&explanation).map_err(|e| ApiError::Internal(e.to_string()))?;
+    data["muted"] = json!(muted);
+    Ok(json(StatusCode::OK, &json!({"status": "success", "data": data})))
 }
 
 /// Where the config file's receiver `name` sets `enabled:`, as found in the text the running

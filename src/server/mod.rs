@@ -19,6 +19,7 @@ mod receiver_items;
 mod receivers_api;
 mod response;
 mod routes;
+mod silences;
 mod state;
 mod webhook;
 

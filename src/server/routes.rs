@@ -75,7 +75,8 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state, &snapshot))),
         ("/", &Method::GET | &Method::HEAD) => ("console", Ok(console::page())),
         ("/api/v1/route-test", &Method::POST) => {
-            ("route_test", console::route_test(&snapshot, state.reloader.budget(), request).await)
+            let silences = &state.reloader.shared().silences;
+            ("route_test", console::route_test(&snapshot, state.reloader.budget(), silences, request).await)
         }
         ("/", _) => ("console", Err(ApiError::MethodNotAllowed("GET"))),
         ("/api/v1/route-test", _) => ("route_test", Err(ApiError::MethodNotAllowed("POST"))),
@@ -101,6 +102,11 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
             ("history", super::history::list(&state, query.as_deref()).await)
         }
         ("/api/v1/history", _) => ("history", Err(ApiError::MethodNotAllowed("GET"))),
+        (p, _) if super::silences::route(p).is_some() => {
+            let id = super::silences::route(p).flatten().map(str::to_owned);
+            let silences = state.reloader.shared().silences.clone();
+            ("silences", super::silences::handle(&silences, &snapshot, id.as_deref(), &method, request).await)
+        }
         (p, &Method::POST) if test_target(p).is_some() => {
             ("test", admin::test_receiver(&state, &snapshot, test_target(p).unwrap_or_default()).await)
         }

@@ -12,7 +12,7 @@ use crate::metrics as m;
 use crate::reload::Reloader;
 
 /// Every handler label of `amrelay_http_requests_total`.
-const HANDLERS: [&str; 17] = [
+const HANDLERS: [&str; 18] = [
     "receivers",
     "receiver_test",
     "webhook",
@@ -29,6 +29,7 @@ const HANDLERS: [&str; 17] = [
     "route_test",
     "cross_site",
     "exposure",
+    "silences",
     "other",
 ];
 /// Status codes whose series are registered up front.

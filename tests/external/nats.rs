@@ -589,3 +589,45 @@ async fn a_replica_waits_alive_and_not_ready_for_a_cluster_still_forming() {
     replica.post_until_accepted(&numbered("formed", 0)).await;
     wait_delivered(&downstream, 1).await;
 }
+
+/// Issue 26: silences are kept in a JetStream key-value bucket with `delivery.nats`, so a
+/// silence made through one replica mutes on every replica, and expiring it through another
+/// lets notifications through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_made_through_one_replica_mutes_on_every_replica() {
+    let cluster = NatsCluster::start(3).await;
+    let downstream = Downstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = config(dir.path(), &cluster, &downstream, 3);
+    let replicas: Vec<Replica> = (0..2).map(|_| Replica::spawn(&file)).collect();
+    for replica in &replicas {
+        replica.wait_ready(200).await;
+    }
+    let ends = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let silence = json!({"matchers": "group=\"quiet\"", "endsAt": ends.to_string(), "createdBy": "ops", "comment": "maintenance"});
+    let reply = crate::support::call("POST", &replicas[0].url("/api/v1/silences"), Some(silence), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let id = reply.json()["silenceID"].as_str().unwrap().to_owned();
+    eventually("the other replica to list the silence", crate::support::WAIT, async || {
+        let listed = get(&replicas[1].url("/api/v1/silences")).await.json();
+        ensure(listed[0]["id"] == id.as_str() && listed[0]["status"]["state"] == "active", || listed.to_string())
+    })
+    .await;
+
+    // Whichever replica delivers it, the notification is muted.
+    for (n, replica) in replicas.iter().enumerate() {
+        assert_eq!(replica.post(&numbered("quiet", n)).await.status, 200);
+    }
+    downstream.assert_stays_at(0, Duration::from_secs(2)).await;
+
+    let expired = crate::support::call("DELETE", &replicas[1].url(&format!("/api/v1/silences/{id}")), None, &[]).await;
+    assert_eq!(expired.status, 200, "{}", expired.text());
+    eventually("the first replica to see it expired", crate::support::WAIT, async || {
+        let one = get(&replicas[0].url(&format!("/api/v1/silences/{id}"))).await.json();
+        ensure(one["status"]["state"] == "expired", || one.to_string())
+    })
+    .await;
+    assert_eq!(replicas[0].post(&numbered("quiet", 9)).await.status, 200);
+    wait_delivered(&downstream, 1).await;
+    assert_eq!(delivered_numbers(&downstream), [("quiet".to_owned(), 9)]);
+}

@@ -43,6 +43,7 @@ mod payload;
 mod presets;
 mod presets_more;
 mod properties;
+mod quiet_hours;
 mod redirects;
 mod reload;
 mod replay;
