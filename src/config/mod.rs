@@ -19,6 +19,7 @@ mod receiver;
 pub mod security;
 mod template;
 mod template_raw;
+pub mod tenancy;
 pub mod thread;
 mod validate;
 
@@ -104,12 +105,17 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// TLS, sender authentication and limits of the listener.
     pub inbound: Inbound,
+    /// `tenancy:` (`None`: off, every receiver is global). Kept with the server's settings: who
+    /// may see and save what depends on it.
+    pub tenancy: Option<tenancy::Tenancy>,
 }
 
 /// One downstream receiver.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     pub name: String,
+    /// `tenant:` — it sees only this tenant's alerts (the clause is `rule.tenant`); `None`: global.
+    pub tenant: Option<String>,
     pub enabled: bool,
     pub send_resolved: bool,
     /// 0 means no limit.

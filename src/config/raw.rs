@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub templates: Vec<Spanned<String>>,
     /// `console:` — what receivers edited in the console may do.
     pub console: Option<Spanned<RawConsole>>,
+    /// `tenancy:` — the tenant label, and what editors' receivers may reach.
+    pub tenancy: Option<Spanned<super::tenancy::RawTenancy>>,
 }
 
 /// `console:` — limits on receivers edited in the console.
@@ -118,6 +120,9 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct RawReceiver {
     pub name: String,
+    /// `tenant:` — only alerts of this tenant (`tenancy.label`); checked by `super::tenancy`.
+    #[serde(default)]
+    pub tenant: Option<Spanned<String>>,
     /// Exactly one of `url` and `url_file` (a file holding the URL, as Alertmanager's
     /// `webhook_config.url_file`: the URL often carries a token).
     #[serde(default)]

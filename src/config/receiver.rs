@@ -45,9 +45,16 @@ pub(super) fn receivers(
         if !names.insert(spanned.value.name.clone()) {
             issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
-        if let Some(receiver) =
-            receiver(issues, &field, at, &spanned.value, &defaults.defaults, environment, &defaults.templates)
-        {
+        let tenant_label = defaults.tenant_label.as_deref();
+        if let Some(receiver) = receiver(
+            issues,
+            &field,
+            at,
+            &spanned.value,
+            (&defaults.defaults, tenant_label),
+            environment,
+            &defaults.templates,
+        ) {
             receivers.push(receiver);
         }
     }
@@ -60,6 +67,8 @@ pub(super) fn receivers(
 pub struct ReceiverDefaults {
     defaults: Defaults,
     templates: super::template::Shared,
+    /// `tenancy.label`, which a receiver's `tenant:` needs.
+    tenant_label: Option<String>,
 }
 
 impl ReceiverDefaults {
@@ -70,8 +79,13 @@ impl ReceiverDefaults {
         timeout: Duration,
         retry: RetryPolicy,
         templates: super::template::Shared,
+        tenant_label: Option<String>,
     ) -> ReceiverDefaults {
-        ReceiverDefaults { defaults: Defaults { queue_capacity, max_concurrency, timeout, retry }, templates }
+        ReceiverDefaults {
+            defaults: Defaults { queue_capacity, max_concurrency, timeout, retry },
+            templates,
+            tenant_label,
+        }
     }
 }
 
@@ -155,7 +169,7 @@ fn receiver(
     field: &str,
     at: &Location,
     raw: &RawReceiver,
-    defaults: &Defaults,
+    (defaults, tenant_label): (&Defaults, Option<&str>),
     environment: &super::Environment,
     shared_templates: &super::template::Shared,
 ) -> Option<ReceiverConfig> {
@@ -203,7 +217,8 @@ fn receiver(
     super::http::unsupported(issues, field, at, http);
     let auth = auth(issues, field, at, http, environment);
     let tls = tls_settings(issues, &format!("{field}.http_config.tls_config"), at, &http.tls_config);
-    let rule = rule(issues, field, raw);
+    let mut rule = rule(issues, field, raw);
+    let tenant = super::tenancy::receiver_tenant(issues, field, at, raw, tenant_label, &mut rule);
     let signing = super::security::signing(issues, field, raw.signing.as_ref());
     let proxy = super::http::proxy_settings(
         issues,
@@ -235,6 +250,7 @@ fn receiver(
     let templating = templating?;
     Some(ReceiverConfig {
         name: raw.name.clone(),
+        tenant,
         enabled: raw.enabled,
         send_resolved: raw.send_resolved,
         max_alerts: raw.max_alerts,

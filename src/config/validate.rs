@@ -94,12 +94,15 @@ pub fn validate(
     let process_delivery = delivery_config(&mut issues, delivery);
     let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
-    let defaults = ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates);
+    let tenancy = super::tenancy::tenancy(&mut issues, raw.tenancy.as_ref());
+    let tenant_label = tenancy.as_ref().map(|t| t.label.clone());
+    let defaults =
+        ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates, tenant_label);
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
     let console = super::console_policy::policy(&mut issues, raw.console.as_ref());
 
     if issues.list.is_empty() {
-        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
+        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound, tenancy };
         Ok(Validated {
             server,
             delivery: process_delivery,
