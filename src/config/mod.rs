@@ -6,6 +6,7 @@
 //! problem found is reported at once, each with its file, line and field, so one `check-config`
 //! run shows all mistakes.
 
+pub mod access;
 mod console;
 mod console_policy;
 pub mod duration;

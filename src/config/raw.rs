@@ -61,6 +61,10 @@ pub struct RawServer {
     pub external_hosts: Option<Spanned<Vec<String>>>,
     /// `server.grafana`: how Grafana's webhook contact point signs what it posts.
     pub grafana: Option<Spanned<RawGrafana>>,
+    /// `server.access`: roles over tenants, checked by `super::access`.
+    pub access: Option<Spanned<Vec<super::access::RawAccessRule>>>,
+    /// `server.auth_proxy`: the user (and groups) an authenticating proxy vouches for.
+    pub auth_proxy: Option<Spanned<super::access::RawAuthProxy>>,
 }
 
 /// `server.grafana:` — the HMAC signature of Grafana's webhook contact point.
@@ -272,6 +276,8 @@ pub struct RawAuthorization {
     pub credentials: Option<String>,
     pub credentials_file: Option<String>,
     pub credentials_ref: Option<IgnoredAny>,
+    /// `server.authorization.user`: the user the bearer token acts as (refused elsewhere).
+    pub user: Option<String>,
 }
 
 /// `tls_config:` as in Alertmanager.

@@ -53,7 +53,7 @@ pub fn validate(
         "server.max_request_bytes",
         DEFAULT_MAX_REQUEST_BYTES,
     );
-    let inbound = super::security::inbound(&mut issues, &raw.server);
+    let mut inbound = super::security::inbound(&mut issues, &raw.server);
     if inbound.limits.max_memory_bytes < max_request_bytes {
         let at = raw.server.limits.as_ref().map(|l| &l.referenced);
         issues.add(
@@ -95,6 +95,8 @@ pub fn validate(
     let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
     let tenancy = super::tenancy::tenancy(&mut issues, raw.tenancy.as_ref());
+    let proxy = inbound.auth.proxy.is_some();
+    inbound.auth.access = super::access::access(&mut issues, raw.server.access.as_ref(), tenancy.is_some(), proxy);
     let tenant_label = tenancy.as_ref().map(|t| t.label.clone());
     let defaults =
         ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates, tenant_label);

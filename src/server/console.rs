@@ -41,6 +41,7 @@ pub fn page() -> HttpResponse {
 /// webhook's is.
 pub async fn route_test(
     snapshot: &Snapshot,
+    caller: &super::auth::Caller<'_>,
     budget: &std::sync::Arc<crate::memory::Budget>,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
@@ -50,7 +51,9 @@ pub async fn route_test(
     super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
-    let explanation = crate::explain::explain(snapshot.receivers.iter().map(|r| &r.config), &notification);
+    // A viewer or editor is explained its tenants' receivers only.
+    let receivers = snapshot.receivers.iter().map(|r| &r.config).filter(|config| caller.sees(config));
+    let explanation = crate::explain::explain(receivers, &notification);
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": explanation})))
 }
 

@@ -47,6 +47,7 @@ pub(super) fn file_item(state: &AppState, snapshot: &Snapshot, name: &str) -> Va
     json!({
         "name": name,
         "source": Source::File,
+        "tenant": config.tenant,
         "enabled": config.enabled,
         "running": true,
         "url": crate::redact::url(&config.endpoint.url),
@@ -69,6 +70,7 @@ pub(super) fn console_item(snapshot: &Snapshot, name: &str, definition: &Value) 
     json!({
         "name": name,
         "source": Source::Console,
+        "tenant": definition.get("tenant"),
         "enabled": definition.get("enabled").and_then(Value::as_bool).unwrap_or(true),
         "running": running,
         "etag": editor::etag(definition),

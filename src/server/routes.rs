@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use super::receivers_api::{self, Route};
 use super::response::{ApiError, HttpResponse};
 use super::state::AppState;
-use super::{admin, console, webhook};
+use super::{admin, console, roles, webhook};
 use crate::metrics as m;
 
 /// The receiver named by `/api/v1/receivers/{name}/test`.
@@ -21,8 +21,12 @@ fn test_target(path: &str) -> Option<&str> {
     path.strip_prefix("/api/v1/receivers/")?.strip_suffix("/test").filter(|name| !name.contains('/'))
 }
 
-/// Answers one request; never fails (errors become answers).
-pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
+/// Answers one request from `peer`; never fails (errors become answers).
+pub async fn handle(
+    state: Arc<AppState>,
+    request: Request<Incoming>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<HttpResponse, Infallible> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -48,6 +52,7 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         &state.password_checks,
         &path,
         request.headers(),
+        peer,
     )
     .await;
     let caller = match auth {
@@ -60,6 +65,14 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
             return Ok(response);
         }
     };
+    if !roles::allowed(caller.role, roles::need(&method, &path)) {
+        let role = caller.role.map_or("none", |r| r.as_str());
+        let mut response =
+            ApiError::Forbidden(format!("user {:?} (role {role}) may not {method} {path}", caller.name())).into_response();
+        super::browser::harden(&mut response);
+        state.http_metrics.record("forbidden", response.status(), started.elapsed().as_secs_f64());
+        return Ok(response);
+    }
     let (handler, result) = match (path.as_str(), &method) {
         ("/webhook", &Method::POST) => ("webhook", webhook::handle(&state, &snapshot, request, None).await),
         (p, &Method::POST) if p.starts_with("/webhook/") => {
@@ -75,7 +88,7 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
         ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state, &snapshot))),
         ("/", &Method::GET | &Method::HEAD) => ("console", Ok(console::page())),
         ("/api/v1/route-test", &Method::POST) => {
-            ("route_test", console::route_test(&snapshot, state.reloader.spool().budget(), request).await)
+            ("route_test", console::route_test(&snapshot, &caller, state.reloader.spool().budget(), request).await)
         }
         ("/", _) => ("console", Err(ApiError::MethodNotAllowed("GET"))),
         ("/api/v1/route-test", _) => ("route_test", Err(ApiError::MethodNotAllowed("POST"))),
@@ -100,14 +113,14 @@ pub async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Result<
             ("test", admin::test_receiver(&state, &snapshot, test_target(p).unwrap_or_default()).await)
         }
         ("/api/v1/receiver-test", &Method::POST) => {
-            ("receiver_test", receivers_api::test_unsaved(&state, &snapshot, request).await)
+            ("receiver_test", receivers_api::test_unsaved(&state, &snapshot, &caller, request).await)
         }
         ("/api/v1/receiver-test", _) => ("receiver_test", Err(ApiError::MethodNotAllowed("POST"))),
         (p, _) if receivers_api::route(p).is_some() => {
             let result = match (receivers_api::route(p), &method) {
-                (Some(Route::List), &Method::GET) => receivers_api::list(&state, &snapshot).await,
+                (Some(Route::List), &Method::GET) => receivers_api::list(&state, &snapshot, &caller).await,
                 (Some(Route::List), _) => Err(ApiError::MethodNotAllowed("GET")),
-                (Some(Route::One(name)), &Method::GET) => receivers_api::get(&state, &snapshot, name).await,
+                (Some(Route::One(name)), &Method::GET) => receivers_api::get(&state, &snapshot, &caller, name).await,
                 (Some(Route::One(name)), &Method::PUT) => {
                     receivers_api::put(&state, &snapshot, &caller, name, request).await
                 }

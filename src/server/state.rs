@@ -12,7 +12,7 @@ use crate::metrics as m;
 use crate::reload::Reloader;
 
 /// Every handler label of `amrelay_http_requests_total`.
-const HANDLERS: [&str; 16] = [
+const HANDLERS: [&str; 17] = [
     "receivers",
     "receiver_test",
     "webhook",
@@ -28,6 +28,7 @@ const HANDLERS: [&str; 16] = [
     "route_test",
     "cross_site",
     "exposure",
+    "forbidden",
     "other",
 ];
 /// Status codes whose series are registered up front.
