@@ -158,12 +158,16 @@ fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRout
             }
         } else if let Some(Clause::Tenant(t)) = config.rule.first_rejection(&alert.labels) {
             // Before `resolved`: another tenant's alert is left out for that, whatever its status.
-            route.left_out.push(left_out("tenant", format!("{} {}", Clause::Tenant(t), seen(&alert.labels, t.label()))));
+            route
+                .left_out
+                .push(left_out("tenant", format!("{} {}", Clause::Tenant(t), seen(&alert.labels, t.label()))));
         } else if !config.send_resolved && alert.status == Status::Resolved {
             route.left_out.push(left_out("resolved", "resolved and send_resolved is false".into()));
         } else {
             let (kind, reason) = match config.rule.first_rejection(&alert.labels) {
-                Some(Clause::Tenant(t)) => ("tenant", format!("{} {}", Clause::Tenant(t), seen(&alert.labels, t.label()))),
+                Some(Clause::Tenant(t)) => {
+                    ("tenant", format!("{} {}", Clause::Tenant(t), seen(&alert.labels, t.label())))
+                }
                 Some(Clause::Condition(c)) => {
                     ("condition", format!("{} {}", Clause::Condition(c), seen(&alert.labels, c.label())))
                 }

@@ -166,7 +166,12 @@ pub(super) fn access(
             ),
             _ => {}
         }
-        rules.push(AccessRule { users: rule.users.clone(), groups: rule.groups.clone(), role, tenants: rule.tenants.clone() });
+        rules.push(AccessRule {
+            users: rule.users.clone(),
+            groups: rule.groups.clone(),
+            role,
+            tenants: rule.tenants.clone(),
+        });
     }
     Some(rules)
 }
@@ -213,9 +218,9 @@ pub(super) fn auth_proxy(issues: &mut Issues, raw: Option<&Spanned<RawAuthProxy>
 
 /// The rule of `access` for a user and their groups: the first naming either.
 pub fn grant<'a>(access: &'a [AccessRule], user: &str, groups: &[&str]) -> Option<&'a AccessRule> {
-    access.iter().find(|rule| {
-        rule.users.iter().any(|u| u == user) || rule.groups.iter().any(|g| groups.contains(&g.as_str()))
-    })
+    access
+        .iter()
+        .find(|rule| rule.users.iter().any(|u| u == user) || rule.groups.iter().any(|g| groups.contains(&g.as_str())))
 }
 
 #[cfg(test)]
@@ -251,7 +256,10 @@ mod tests {
             ("server: {access: [{users: [a], role: boss}]}\n", "boss"),
             ("server: {auth_proxy: {user_header: X-User}}\n", "server.auth_proxy.trusted_cidrs"),
             ("server: {auth_proxy: {user_header: X-User, trusted_cidrs: [nope]}}\n", "trusted_cidrs[0]"),
-            ("receivers:\n  - name: a\n    url: http://127.0.0.1:1/\n    http_config: {authorization: {credentials: x, user: am}}\n", "authorization.user"),
+            (
+                "receivers:\n  - name: a\n    url: http://127.0.0.1:1/\n    http_config: {authorization: {credentials: x, user: am}}\n",
+                "authorization.user",
+            ),
         ] {
             let error = load(text).unwrap_err();
             assert!(error.contains(field), "{text}: {error}");

@@ -155,8 +155,7 @@ mod tests {
 
     #[test]
     fn allowed_hosts_are_globs() {
-        let config =
-            load("tenancy: {label: namespace, allowed_hosts: ['*.slack.com', hooks.example.com]}\n").unwrap();
+        let config = load("tenancy: {label: namespace, allowed_hosts: ['*.slack.com', hooks.example.com]}\n").unwrap();
         let tenancy = config.server.tenancy.unwrap();
         assert!(tenancy.host_allowed("hooks.slack.com") && tenancy.host_allowed("HOOKS.example.com"));
         assert!(!tenancy.host_allowed("slack.com.evil.example") && !tenancy.host_allowed("127.0.0.1"));

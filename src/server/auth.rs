@@ -136,8 +136,9 @@ pub async fn authorize<'s>(
         Some(space) if value[..space].eq_ignore_ascii_case(b"basic") => {
             basic(auth, verified, checks, &value[space + 1..]).await?.map(|user| Caller::known(auth, user.into(), &[]))
         }
-        Some(space) if value[..space].eq_ignore_ascii_case(b"bearer") => bearer(auth, &value[space + 1..])
-            .then(|| Caller::known(auth, auth.bearer_user.as_str().into(), &[])),
+        Some(space) if value[..space].eq_ignore_ascii_case(b"bearer") => {
+            bearer(auth, &value[space + 1..]).then(|| Caller::known(auth, auth.bearer_user.as_str().into(), &[]))
+        }
         _ => None,
     };
     accepted.ok_or_else(|| refuse("invalid"))
@@ -145,7 +146,12 @@ pub async fn authorize<'s>(
 
 /// The proxy's user, when its header is present and the peer is trusted; `None` otherwise (the
 /// headers of an untrusted peer are ignored, as if absent).
-fn proxied<'s>(auth: &'s InboundAuth, proxy: &AuthProxy, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<Caller<'s>> {
+fn proxied<'s>(
+    auth: &'s InboundAuth,
+    proxy: &AuthProxy,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Option<Caller<'s>> {
     let user = headers.get(&proxy.user_header)?.to_str().ok()?.trim();
     if user.is_empty() || !peer.is_some_and(|peer| proxy.trusts(peer)) {
         return None;
@@ -273,17 +279,25 @@ mod tests {
         let inbound = inbound(&[("am", "pass:word")], Some("tok3n"));
         let verified = VerifiedSenders::default();
         let checks = PasswordChecks::default();
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word"), None).await.is_ok());
+        assert!(
+            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word"), None).await.is_ok()
+        );
         // Twice: the second time from the cache.
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word"), None).await.is_ok());
+        assert!(
+            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word"), None).await.is_ok()
+        );
         assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "wrong"), None).await.is_err());
         assert!(
-            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("nobody", "pass:word"), None).await.is_err()
+            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("nobody", "pass:word"), None)
+                .await
+                .is_err()
         );
         assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n"), None).await.is_ok());
         assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("bearer tok3n"), None).await.is_ok());
         assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3"), None).await.is_err());
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n-and-more"), None).await.is_err());
+        assert!(
+            authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n-and-more"), None).await.is_err()
+        );
         assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Basic !!!"), None).await.is_err());
         assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Token tok3n"), None).await.is_err());
         assert!(authorize(&inbound, &verified, &checks, "/webhook", &HeaderMap::new(), None).await.is_err());

@@ -19,6 +19,7 @@ mod receivers_api;
 mod response;
 mod roles;
 mod routes;
+mod scope;
 mod state;
 mod webhook;
 

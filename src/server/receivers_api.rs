@@ -447,10 +447,9 @@ fn assign_tenant(caller: &Caller<'_>, definition: &mut Value) -> Result<(), ApiE
             message: format!("is required: one of {}", several.join(", ")),
         }])),
         (Some(Some(tenant)), _) if caller.sees_tenant(Some(tenant)) => Ok(()),
-        (Some(Some(tenant)), _) => Err(ApiError::Forbidden(format!(
-            "user {:?} may not save receivers of tenant {tenant:?}",
-            caller.name()
-        ))),
+        (Some(Some(tenant)), _) => {
+            Err(ApiError::Forbidden(format!("user {:?} may not save receivers of tenant {tenant:?}", caller.name())))
+        }
         (Some(None), _) => {
             Err(ApiError::Invalid(vec![FieldError { field: "tenant".into(), message: "must be a string".into() }]))
         }

@@ -68,7 +68,14 @@ pub async fn handle(
     if !roles::allowed(caller.role, roles::need(&method, &path)) {
         let role = caller.role.map_or("none", |r| r.as_str());
         let mut response =
-            ApiError::Forbidden(format!("user {:?} (role {role}) may not {method} {path}", caller.name())).into_response();
+            ApiError::Forbidden(format!("user {:?} (role {role}) may not {method} {path}", caller.name()))
+                .into_response();
+        super::browser::harden(&mut response);
+        state.http_metrics.record("forbidden", response.status(), started.elapsed().as_secs_f64());
+        return Ok(response);
+    }
+    if let Err(hidden) = super::scope::check(&caller, &snapshot, &path, request.uri().query()) {
+        let mut response = hidden.into_response();
         super::browser::harden(&mut response);
         state.http_metrics.record("forbidden", response.status(), started.elapsed().as_secs_f64());
         return Ok(response);

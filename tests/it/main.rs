@@ -48,6 +48,7 @@ mod scaling;
 mod secrets;
 mod template_bombs;
 mod templates;
+mod tenants;
 mod threads;
 mod threads_apis;
 mod tls_auth;

@@ -1,0 +1,253 @@
+//! Tenants and roles over real sockets: routing by the tenant label (also through
+//! `/webhook/{receiver}`, and for an alert without the label), every role against every endpoint
+//! (one table), tenant scoping of lists and named receivers, an editor's saves (tenant forced,
+//! foreign tenant 403, several tenants 400), and an auth proxy believed only from its addresses.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::credentials::{basic, bcrypt_hash};
+use crate::support::{Downstream, Reply, TestRelay, alert, batch, call, metric_in, post_json_with};
+
+/// The password every test user has.
+const PASSWORD: &str = "wonderland";
+/// The bearer token Alertmanager holds (the `sender`).
+const TOKEN: &str = "inbound-b3arer-t0ken";
+
+fn three_tenants(namespaces: &[&str]) -> String {
+    batch(
+        "{}:{tenants=\"1\"}",
+        namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let mut labels = json!({"alertname": format!("A{i}")});
+                if !ns.is_empty() {
+                    labels["namespace"] = json!(ns);
+                }
+                alert("firing", labels)
+            })
+            .collect(),
+    )
+}
+
+/// A config with tenancy on, one receiver per tenant plus a global one, users of every role,
+/// and a spool (so that the console file exists).
+fn config(a: &str, b: &str, global: &str, proxy_from: Option<&str>) -> String {
+    let hash = bcrypt_hash(PASSWORD);
+    // Behind a proxy, a group of its users gets a role too.
+    let (by_group, proxy) = match proxy_from {
+        Some(trusted) => (
+            "    - {groups: [team-a-viewers], role: viewer, tenants: [team-a]}\n".to_owned(),
+            format!(
+                "  auth_proxy: {{user_header: X-Forwarded-User, groups_header: X-Forwarded-Groups, trusted_cidrs: [{trusted}]}}\n"
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "tenancy: {{label: namespace, allow_private_networks: true}}
+server:
+  basic_auth_users: {{admin: '{hash}', editor: '{hash}', viewer: '{hash}', multi: '{hash}', stranger: '{hash}'}}
+  authorization: {{credentials: {TOKEN}, user: alertmanager}}
+  access:
+    - {{users: [alertmanager], role: sender}}
+    - {{users: [admin], role: admin}}
+    - {{users: [editor], role: editor, tenants: [team-a]}}
+    - {{users: [multi], role: editor, tenants: [team-a, team-c]}}
+    - {{users: [viewer], role: viewer, tenants: [team-a]}}
+{by_group}{proxy}delivery:
+  retry: {{initial_backoff: 10ms, max_backoff: 20ms}}
+  spool: {{path: spool.redb}}
+receivers:
+  - {{name: a-file, url: '{a}', tenant: team-a}}
+  - name: b-file
+    url: '{b}'
+    tenant: team-b
+    # Cannot widen its tenant: team-a alerts still never reach it.
+    conditions: [{{label: namespace, operator: In, values: [team-a, team-b]}}]
+  - {{name: global, url: '{global}'}}
+"
+    )
+}
+
+fn auth(user: &str) -> String {
+    if user == "alertmanager" { format!("Bearer {TOKEN}") } else { basic(user, PASSWORD) }
+}
+
+async fn as_user(user: &str, method: &str, url: &str, body: Option<Value>) -> Reply {
+    let authorization = auth(user);
+    call(method, url, body, &[("authorization", &authorization)]).await
+}
+
+/// A tenant receiver gets only its tenant's alerts, whatever its own conditions say; an alert
+/// without the tenant label is no tenant's; a global receiver gets everything its rules select;
+/// `/webhook/{receiver}` cannot hand a receiver another tenant's alerts.
+#[tokio::test]
+async fn alerts_are_routed_by_tenant_before_the_receivers_own_rules() {
+    let (a, b, global) = (Downstream::start().await, Downstream::start().await, Downstream::start().await);
+    let relay = TestRelay::start(&config(&a.url("/"), &b.url("/"), &global.url("/"), None)).await;
+    let bearer = auth("alertmanager");
+    let sent =
+        post_json_with(&relay.url("/webhook"), three_tenants(&["team-a", "team-b", ""]), &[("authorization", &bearer)])
+            .await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    assert_eq!(a.wait_for(1).await[0].labels("namespace"), ["team-a"]);
+    assert_eq!(b.wait_for(1).await[0].labels("namespace"), ["team-b"]);
+    assert_eq!(global.wait_for(1).await[0].labels("namespace"), ["team-a", "team-b", ""]);
+
+    // Addressed to a-file, but none of its tenant's: accepted, nothing sent.
+    let only =
+        post_json_with(&relay.url("/webhook/a-file"), three_tenants(&["team-b", ""]), &[("authorization", &bearer)])
+            .await;
+    assert_eq!(only.status, 200, "{}", only.text());
+    a.assert_stays_at(1, Duration::from_millis(300)).await;
+}
+
+/// Every role against every endpoint, with the status each answer must have. A sender only
+/// posts alerts; a viewer reads its tenant's receivers (another tenant's or a global one is
+/// 404); an editor also changes console receivers; only an admin reads metrics and reloads.
+#[tokio::test]
+async fn every_role_against_every_endpoint() {
+    let sink = Downstream::start().await;
+    let url = sink.url("/");
+    let relay = TestRelay::start(&config(&url, &url, &url, None)).await;
+    let alerts = three_tenants(&["team-a"]);
+    let routed: Value = serde_json::from_str(&alerts).unwrap();
+    let bad_definition = json!({"url": "not a url"});
+    // (method, path, body, [sender, viewer, editor, admin, stranger])
+    let table: Vec<(&str, &str, Option<Value>, [u16; 5])> = vec![
+        ("POST", "/webhook", Some(routed.clone()), [200, 403, 403, 200, 403]),
+        ("POST", "/webhook/a-file", Some(routed.clone()), [200, 403, 403, 200, 403]),
+        ("GET", "/-/healthy", None, [200, 200, 200, 200, 200]),
+        ("GET", "/metrics", None, [403, 403, 403, 200, 403]),
+        ("POST", "/-/reload", None, [403, 403, 403, 200, 403]),
+        ("GET", "/", None, [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/status", None, [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/receivers", None, [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/receivers/a-file", None, [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/receivers/b-file", None, [403, 404, 404, 200, 403]),
+        ("GET", "/api/v1/receivers/global", None, [403, 404, 404, 200, 403]),
+        ("PUT", "/api/v1/receivers/new-one", Some(bad_definition.clone()), [403, 403, 400, 400, 403]),
+        ("PUT", "/api/v1/receivers/b-file", Some(bad_definition.clone()), [403, 403, 404, 409, 403]),
+        ("DELETE", "/api/v1/receivers/nothing-here", None, [403, 403, 404, 404, 403]),
+        ("POST", "/api/v1/receivers/a-file/enabled", Some(json!({"enabled": true})), [403, 403, 409, 409, 403]),
+        ("POST", "/api/v1/receivers/b-file/test", None, [403, 403, 404, 200, 403]),
+        ("POST", "/api/v1/route-test", Some(routed.clone()), [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/deadletters?receiver=a-file", None, [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/deadletters?receiver=b-file", None, [403, 404, 404, 200, 403]),
+        ("GET", "/api/v1/deadletters", None, [403, 400, 400, 200, 403]),
+        ("POST", "/api/v1/deadletters/replay?receiver=a-file", None, [403, 403, 200, 200, 403]),
+        ("POST", "/api/v1/deadletters/replay?receiver=global", None, [403, 403, 404, 200, 403]),
+        ("GET", "/api/v1/threads?receiver=global", None, [403, 404, 404, 200, 403]),
+        ("GET", "/api/v1/threads?receiver=a-file", None, [403, 200, 200, 200, 403]),
+    ];
+    let users = ["alertmanager", "viewer", "editor", "admin", "stranger"];
+    let mut wrong = Vec::new();
+    for (method, path, body, expected) in &table {
+        for (user, want) in users.iter().zip(expected) {
+            let reply = as_user(user, method, &relay.url(path), body.clone()).await;
+            if reply.status.as_u16() != *want {
+                wrong.push(format!("{user} {method} {path}: {} (want {want}) {}", reply.status, reply.text()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Lists show a viewer only its tenants' receivers: the receivers API and the route test (which
+/// also says which alerts each was left without because of its tenant).
+#[tokio::test]
+async fn a_viewer_sees_only_its_tenants_receivers() {
+    let sink = Downstream::start().await;
+    let url = sink.url("/");
+    let relay = TestRelay::start(&config(&url, &url, &url, None)).await;
+    let list = as_user("viewer", "GET", &relay.url("/api/v1/receivers"), None).await.json();
+    let names: Vec<&str> =
+        list["data"]["receivers"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a-file"], "{list}");
+    assert_eq!(list["data"]["receivers"][0]["tenant"], "team-a");
+
+    let routed: Value = serde_json::from_str(&three_tenants(&["team-a", "team-b"])).unwrap();
+    let test = as_user("viewer", "POST", &relay.url("/api/v1/route-test"), Some(routed.clone())).await.json();
+    let receivers = test["data"]["receivers"].as_array().unwrap();
+    assert_eq!(receivers.len(), 1, "{test}");
+    assert_eq!(receivers[0]["tenant"], "team-a");
+    assert_eq!(receivers[0]["alerts"], json!([0]));
+    assert_eq!(receivers[0]["left_out"][0]["kind"], "tenant", "{test}");
+    // An admin is shown every receiver and its tenant.
+    let all = as_user("admin", "POST", &relay.url("/api/v1/route-test"), Some(routed)).await.json();
+    let tenants: Vec<&Value> = all["data"]["receivers"].as_array().unwrap().iter().map(|r| &r["tenant"]).collect();
+    assert_eq!(tenants, [&json!("team-a"), &json!("team-b"), &Value::Null], "{all}");
+}
+
+/// An editor's receiver always belongs to one of its tenants: given none, its only tenant; with
+/// several tenants it must say which (400 naming `tenant`); another tenant is 403; another
+/// tenant's console receiver is 404 to it. The change is audited with user and tenant, counted
+/// per tenant, and the receiver delivers only its tenant's alerts.
+#[tokio::test]
+async fn an_editor_saves_receivers_of_its_tenants_only() {
+    let (sink, mine) = (Downstream::start().await, Downstream::start().await);
+    let url = sink.url("/");
+    let relay = TestRelay::start(&config(&url, &url, &url, None)).await;
+    let receiver = |name: &str| relay.url(&format!("/api/v1/receivers/{name}"));
+
+    let created = as_user("editor", "PUT", &receiver("mine"), Some(json!({"url": mine.url("/")}))).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()["data"]["receiver"]["tenant"], "team-a");
+    assert_eq!(created.json()["data"]["reload"]["successful"], true, "{}", created.text());
+    let file = std::fs::read_to_string(relay.dir.path().join("console-receivers.yml")).unwrap();
+    assert!(file.contains("tenant: team-a"), "{file}");
+
+    let several = as_user("multi", "PUT", &receiver("which"), Some(json!({"url": mine.url("/")}))).await;
+    assert_eq!(several.status, 400, "{}", several.text());
+    assert!(several.text().contains("\"tenant\""), "{}", several.text());
+    let foreign =
+        as_user("editor", "PUT", &receiver("theirs"), Some(json!({"url": mine.url("/"), "tenant": "team-b"}))).await;
+    assert_eq!(foreign.status, 403, "{}", foreign.text());
+    let admins = as_user("admin", "PUT", &receiver("c-only"), Some(json!({"url": url, "tenant": "team-c"}))).await;
+    assert_eq!(admins.status, 201, "{}", admins.text());
+    for method in ["GET", "DELETE"] {
+        let hidden = as_user("editor", method, &receiver("c-only"), None).await;
+        assert_eq!(hidden.status, 404, "{method}: {}", hidden.text());
+    }
+    let replace = as_user("editor", "PUT", &receiver("c-only"), Some(json!({"url": mine.url("/")}))).await;
+    assert_eq!(replace.status, 404, "{}", replace.text());
+
+    let scrape = as_user("admin", "GET", &relay.url("/metrics"), None).await.text();
+    let changes =
+        metric_in(&scrape, r#"amrelay_config_changes_total{source="console",action="create",tenant="team-a"}"#);
+    assert_eq!(changes, Some(1.0));
+
+    let bearer = auth("alertmanager");
+    let sent =
+        post_json_with(&relay.url("/webhook"), three_tenants(&["team-b", "team-a"]), &[("authorization", &bearer)])
+            .await;
+    assert_eq!(sent.status, 200);
+    assert_eq!(mine.wait_for(1).await[0].labels("namespace"), ["team-a"]);
+}
+
+/// `server.auth_proxy`: the user header is believed from an address in `trusted_cidrs` (its
+/// groups give the role), and ignored from any other, leaving the request anonymous: 401.
+#[tokio::test]
+async fn an_auth_proxy_is_believed_only_from_its_addresses() {
+    let sink = Downstream::start().await;
+    let url = sink.url("/");
+    let trusted = TestRelay::start(&config(&url, &url, &url, Some("127.0.0.1/32"))).await;
+    let headers = [("x-forwarded-user", "carol"), ("x-forwarded-groups", "staff, team-a-viewers")];
+    let list = call("GET", &trusted.url("/api/v1/receivers"), None, &headers).await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    assert_eq!(list.json()["data"]["receivers"].as_array().unwrap().len(), 1, "{}", list.text());
+    let metrics = call("GET", &trusted.url("/metrics"), None, &headers).await;
+    assert_eq!(metrics.status, 403, "a viewer by group: {}", metrics.text());
+    let nobody = call("GET", &trusted.url("/api/v1/receivers"), None, &[("x-forwarded-user", "dave")]).await;
+    assert_eq!(nobody.status, 403, "authenticated, no role: {}", nobody.text());
+
+    let untrusted = TestRelay::start(&config(&url, &url, &url, Some("10.0.0.0/8"))).await;
+    let spoofed = call("GET", &untrusted.url("/api/v1/receivers"), None, &headers).await;
+    assert_eq!(spoofed.status, 401, "{}", spoofed.text());
+    // Credentials still work beside the proxy.
+    let admin = as_user("admin", "GET", &untrusted.url("/api/v1/receivers"), None).await;
+    assert_eq!(admin.status, 200, "{}", admin.text());
+}
