@@ -8,15 +8,14 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::issues::Issues;
+use super::raw::{RawAccessRule, RawAuthProxy};
 
 /// What a caller may do. Ordered: each role may do what the roles before it may, except that
 /// `sender` may only post alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
     /// `POST /webhook` and `/webhook/{receiver}` only.
     Sender,
@@ -30,6 +29,11 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role written `name`.
+    pub fn parse(name: &str) -> Option<Role> {
+        [Role::Sender, Role::Viewer, Role::Editor, Role::Admin].into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Sender => "sender",
@@ -38,25 +42,6 @@ impl Role {
             Role::Admin => "admin",
         }
     }
-}
-
-/// One entry of `server.access` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawAccessRule {
-    pub users: Vec<String>,
-    pub groups: Vec<String>,
-    pub role: Option<Role>,
-    pub tenants: Vec<String>,
-}
-
-/// `server.auth_proxy` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawAuthProxy {
-    pub user_header: Option<String>,
-    pub groups_header: Option<String>,
-    pub trusted_cidrs: Vec<String>,
 }
 
 /// One entry of `server.access`, validated.
@@ -136,8 +121,9 @@ pub(super) fn access(
     let mut rules = Vec::new();
     for (index, rule) in spanned.value.iter().enumerate() {
         let field = format!("server.access[{index}]");
-        let Some(role) = rule.role else {
-            issues.add(Some(at), format!("{field}.role"), "is required: admin, editor, viewer or sender");
+        let Some(role) = rule.role.as_deref().and_then(Role::parse) else {
+            let given = rule.role.as_deref().map(|r| format!("{r:?} is not a role: ")).unwrap_or_default();
+            issues.add(Some(at), format!("{field}.role"), format!("{given}give admin, editor, viewer or sender"));
             continue;
         };
         if rule.users.is_empty() && rule.groups.is_empty() {

@@ -100,6 +100,9 @@ pub struct OAuth2Config {
     pub proxy: Option<Proxy>,
     /// Hash of everything above, secret included: an unchanged block keeps its token on reload.
     pub fingerprint: u64,
+    /// The receiver's outbound guard (a tenant's console receiver): the token endpoint is reached
+    /// under the same rules.
+    pub guard: Option<std::sync::Arc<super::tenancy::OutboundGuard>>,
 }
 
 impl PartialEq for OAuth2Config {
@@ -210,6 +213,7 @@ pub(super) fn oauth2(
         tls,
         proxy,
         fingerprint,
+        guard: None,
     })
 }
 

@@ -159,6 +159,9 @@ pub struct Endpoint {
     pub rate_limit: Option<RateLimit>,
     /// `thread:` — one message per alert group, updated (or replied to).
     pub thread: Option<thread::ThreadSpec>,
+    /// What it may connect to, when a tenant's editor can change it ([`tenancy::OutboundGuard`]);
+    /// `None`: anything.
+    pub guard: Option<std::sync::Arc<tenancy::OutboundGuard>>,
 }
 
 /// Outbound authentication, as Alertmanager's `http_config` sends it.

@@ -24,7 +24,39 @@ pub struct RawConfig {
     /// `console:` — what receivers edited in the console may do.
     pub console: Option<Spanned<RawConsole>>,
     /// `tenancy:` — the tenant label, and what editors' receivers may reach.
-    pub tenancy: Option<Spanned<super::tenancy::RawTenancy>>,
+    pub tenancy: Option<Spanned<RawTenancy>>,
+}
+
+/// `tenancy:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTenancy {
+    /// The label whose value is an alert's tenant (e.g. `namespace`).
+    pub label: Option<String>,
+    /// Receivers saved by an editor may reach private ranges (never loopback or link-local).
+    pub allow_private_networks: bool,
+    /// Host globs (`*.slack.com`) receivers saved by an editor are restricted to, when set.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// One entry of `server.access` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAccessRule {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    /// `admin`, `editor`, `viewer` or `sender`: parsed by `super::access`.
+    pub role: Option<String>,
+    pub tenants: Vec<String>,
+}
+
+/// `server.auth_proxy` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuthProxy {
+    pub user_header: Option<String>,
+    pub groups_header: Option<String>,
+    pub trusted_cidrs: Vec<String>,
 }
 
 /// `console:` — limits on receivers edited in the console.
@@ -62,9 +94,9 @@ pub struct RawServer {
     /// `server.grafana`: how Grafana's webhook contact point signs what it posts.
     pub grafana: Option<Spanned<RawGrafana>>,
     /// `server.access`: roles over tenants, checked by `super::access`.
-    pub access: Option<Spanned<Vec<super::access::RawAccessRule>>>,
+    pub access: Option<Spanned<Vec<RawAccessRule>>>,
     /// `server.auth_proxy`: the user (and groups) an authenticating proxy vouches for.
-    pub auth_proxy: Option<Spanned<super::access::RawAuthProxy>>,
+    pub auth_proxy: Option<Spanned<RawAuthProxy>>,
 }
 
 /// `server.grafana:` — the HMAC signature of Grafana's webhook contact point.

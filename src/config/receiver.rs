@@ -271,6 +271,7 @@ fn receiver(
             template: templating.renderer,
             rate_limit: templating.rate_limit,
             thread: thread.flatten(),
+            guard: None,
         },
     })
 }

@@ -6,39 +6,76 @@
 //! conditions and matchers, so nothing the receiver writes can widen it; that also holds for
 //! `/webhook/{receiver}`, which runs the same rule. Tenancy is off without this block.
 
-use serde::Deserialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use serde_saphyr::{Location, Spanned};
 
 use super::issues::Issues;
-use super::raw::RawReceiver;
+use super::raw::{RawReceiver, RawTenancy};
 use crate::rule::{Condition, Operator, Rule};
 
-/// `tenancy:` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawTenancy {
-    /// The label whose value is an alert's tenant (e.g. `namespace`).
-    pub label: Option<String>,
-    /// Receivers saved by an editor may reach private ranges (never loopback or link-local).
-    pub allow_private_networks: bool,
-    /// Host globs (`*.slack.com`) receivers saved by an editor are restricted to, when set.
-    pub allowed_hosts: Vec<String>,
-}
-
 /// `tenancy:`, validated.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Tenancy {
     pub label: String,
+    /// What a tenant's console receivers may reach.
+    pub guard: Arc<OutboundGuard>,
+}
+
+/// What a receiver a tenant's editor can change may connect to: a tenant must not reach the
+/// relay's own network. Applied to every console receiver with a `tenant:` (an editor of that
+/// tenant can replace it, whoever saved it), never to the config file's or to global ones.
+///
+/// Link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata endpoints) are always
+/// refused; loopback, private and shared ranges unless `allow_private_networks`.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundGuard {
     pub allow_private_networks: bool,
     /// `allowed_hosts`, compiled; empty: any host (the address rules still apply).
     pub allowed_hosts: Vec<glob::Pattern>,
 }
 
-impl Tenancy {
-    /// Whether an editor's receiver may name `host` (lowercase) under `allowed_hosts`.
+impl OutboundGuard {
+    /// Whether a receiver may name `host` under `allowed_hosts`.
     pub fn host_allowed(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
         self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|p| p.matches(&host))
+    }
+
+    /// Why connecting to `ip` is refused, or `None` when it is allowed.
+    pub fn refuses(&self, ip: IpAddr) -> Option<&'static str> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let (link_local, private) = match ip {
+            IpAddr::V4(v4) => {
+                let shared = v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64;
+                (v4.is_link_local(), v4.is_loopback() || v4.is_private() || v4.is_unspecified() || shared)
+            }
+            IpAddr::V6(v6) => {
+                (v6.is_unicast_link_local(), v6.is_loopback() || v6.is_unique_local() || v6.is_unspecified())
+            }
+        };
+        if link_local {
+            Some("a link-local address (cloud metadata lives there)")
+        } else if private && !self.allow_private_networks {
+            Some("a loopback or private address (set tenancy.allow_private_networks to allow it)")
+        } else {
+            None
+        }
+    }
+
+    /// The field error for a tenant receiver's URL, when its host is refused before any lookup:
+    /// outside `allowed_hosts`, or an address literal the rules refuse.
+    pub fn check_url(&self, url: &http::Uri) -> Option<String> {
+        let host = url.host()?;
+        if !self.host_allowed(host) {
+            return Some(format!("host {host:?} is not in tenancy.allowed_hosts"));
+        }
+        let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
+        self.refuses(literal).map(|why| format!("{host} is {why}: a tenant's receiver may not reach it"))
     }
 }
 
@@ -68,7 +105,8 @@ pub(super) fn tenancy(issues: &mut Issues, raw: Option<&Spanned<RawTenancy>>) ->
             ),
         }
     }
-    Some(Tenancy { label, allow_private_networks: raw.allow_private_networks, allowed_hosts })
+    let guard = OutboundGuard { allow_private_networks: raw.allow_private_networks, allowed_hosts };
+    Some(Tenancy { label, guard: Arc::new(guard) })
 }
 
 fn is_label_name(name: &str) -> bool {
@@ -154,11 +192,42 @@ mod tests {
     }
 
     #[test]
+    fn link_local_is_always_refused_and_private_ranges_unless_allowed() {
+        use super::OutboundGuard;
+        let strict = OutboundGuard::default();
+        let open = OutboundGuard { allow_private_networks: true, ..OutboundGuard::default() };
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "0.0.0.0",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(strict.refuses(private.parse().unwrap()).is_some(), "{private}");
+            assert!(open.refuses(private.parse().unwrap()).is_none(), "{private}");
+        }
+        for metadata in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
+            assert!(open.refuses(metadata.parse().unwrap()).is_some(), "{metadata}");
+        }
+        for public in ["192.0.2.1", "2001:db8::1", "8.8.8.8"] {
+            assert!(strict.refuses(public.parse().unwrap()).is_none(), "{public}");
+        }
+        let url = |u: &str| u.parse::<http::Uri>().unwrap();
+        assert!(strict.check_url(&url("http://127.0.0.1:9/")).is_some());
+        assert!(strict.check_url(&url("http://[::1]:9/")).is_some());
+        assert!(strict.check_url(&url("https://hooks.example.com/")).is_none(), "names are checked at connect");
+    }
+
+    #[test]
     fn allowed_hosts_are_globs() {
         let config = load("tenancy: {label: namespace, allowed_hosts: ['*.slack.com', hooks.example.com]}\n").unwrap();
-        let tenancy = config.server.tenancy.unwrap();
-        assert!(tenancy.host_allowed("hooks.slack.com") && tenancy.host_allowed("HOOKS.example.com"));
-        assert!(!tenancy.host_allowed("slack.com.evil.example") && !tenancy.host_allowed("127.0.0.1"));
+        let guard = config.server.tenancy.unwrap().guard;
+        assert!(guard.host_allowed("hooks.slack.com") && guard.host_allowed("HOOKS.example.com"));
+        assert!(!guard.host_allowed("slack.com.evil.example") && !guard.host_allowed("127.0.0.1"));
         let error = load("tenancy: {label: namespace, allowed_hosts: ['https://x']}\n").unwrap_err();
         assert!(error.contains("tenancy.allowed_hosts[0]"), "{error}");
     }

@@ -63,7 +63,9 @@ impl Target {
                 format!("{}\0{}", p.url, p.authorization.as_ref().map_or("", |a| a.expose())).as_bytes(),
             )
         });
-        let client_key = (endpoint.tls.fingerprint, endpoint.enable_http2, proxy_key);
+        // A changed outbound guard (tenancy:) needs a new client too.
+        let guard_key = endpoint.guard.as_ref().map_or(0, |g| crate::fingerprint::fnv1a(format!("{g:?}").as_bytes()));
+        let client_key = (endpoint.tls.fingerprint, endpoint.enable_http2, proxy_key ^ guard_key);
         let client = match previous {
             Some(p) if p.client_key == client_key => p.client.clone(),
             _ => client::build(
@@ -71,7 +73,7 @@ impl Target {
                 client_config,
                 endpoint.enable_http2,
                 endpoint.timeout,
-                endpoint.proxy.as_ref(),
+                (endpoint.proxy.as_ref(), endpoint.guard.as_ref()),
             ),
         };
         let mut headers = HeaderMap::new();

@@ -19,6 +19,8 @@ pub enum FailureKind {
     /// The credentials for the attempt could not be had (e.g. a token endpoint failed).
     Auth,
     Status(StatusCode),
+    /// The outbound guard of a tenant's receiver refused the address (`super::guard`).
+    ForbiddenAddress,
     Other,
 }
 
@@ -46,6 +48,7 @@ impl Failure {
             FailureKind::Status(s) => {
                 s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
             }
+            FailureKind::ForbiddenAddress => false,
             _ => true,
         }
     }
@@ -59,6 +62,7 @@ impl Failure {
             FailureKind::Timeout => "timeout",
             FailureKind::Auth => "auth",
             FailureKind::Status(s) => status_class(s),
+            FailureKind::ForbiddenAddress => "forbidden_address",
             FailureKind::Other => "other",
         }
     }
@@ -83,8 +87,11 @@ impl Failure {
             if e.downcast_ref::<rustls::Error>().is_some() {
                 kind = FailureKind::Tls;
             }
+            if e.downcast_ref::<super::guard::ForbiddenAddress>().is_some() {
+                kind = FailureKind::ForbiddenAddress;
+            }
             let text = e.to_string();
-            if text.starts_with("dns error") && kind != FailureKind::Tls {
+            if text.starts_with("dns error") && !matches!(kind, FailureKind::Tls | FailureKind::ForbiddenAddress) {
                 kind = FailureKind::Dns;
             }
             // hyper-util's outer errors repeat their cause in parentheses; keep the causes.

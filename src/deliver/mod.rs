@@ -12,6 +12,7 @@ mod client;
 mod counts;
 mod downstream;
 mod failure;
+mod guard;
 pub mod oauth2;
 mod ratelimit;
 mod redirect;
@@ -51,15 +52,18 @@ pub enum DeadLetterReason {
     /// Its receiver is no longer configured: restored after a restart without it, or taken from
     /// the shared queue by a replica whose config lacks it.
     ReceiverRemoved,
+    /// A tenant's receiver reached for an address its outbound guard refuses (`tenancy:`).
+    ForbiddenAddress,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 5] = [
+    pub const ALL: [DeadLetterReason; 6] = [
         DeadLetterReason::NonRetryable,
         DeadLetterReason::MaxAttempts,
         DeadLetterReason::MaxElapsed,
         DeadLetterReason::Template,
         DeadLetterReason::ReceiverRemoved,
+        DeadLetterReason::ForbiddenAddress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl DeadLetterReason {
             DeadLetterReason::MaxElapsed => "max_elapsed",
             DeadLetterReason::Template => "template",
             DeadLetterReason::ReceiverRemoved => "receiver_removed",
+            DeadLetterReason::ForbiddenAddress => "forbidden_address",
         }
     }
 }
@@ -249,7 +254,9 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
 
         let policy = target.retry;
         let wait = delay(&policy, attempt, failure.retry_after);
-        let give_up = if !failure.is_retryable() {
+        let give_up = if failure.kind == FailureKind::ForbiddenAddress {
+            Some(DeadLetterReason::ForbiddenAddress)
+        } else if !failure.is_retryable() {
             Some(DeadLetterReason::NonRetryable)
         } else if attempt >= policy.max_attempts {
             Some(DeadLetterReason::MaxAttempts)
