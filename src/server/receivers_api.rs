@@ -32,6 +32,7 @@ use super::body::{check_content_type, read_body};
 use super::receiver_items::{changed, console_item, file_item, set_etag};
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
+use crate::config::access::Role;
 use crate::config::{self, ConsoleFile};
 use crate::editor::file::{ReadError, WriteError};
 use crate::editor::{self, Document, FieldError};
@@ -74,12 +75,19 @@ pub async fn list(state: &AppState, snapshot: &Snapshot, caller: &Caller<'_>) ->
         let name = definition.get("name").and_then(Value::as_str).unwrap_or_default();
         items.push(console_item(snapshot, name, definition));
     }
+    let may_edit = matches!(caller.role, Some(Role::Admin | Role::Editor));
+    let editing_off = match file.editing_off() {
+        Some(why) => Some(why.to_owned()),
+        None if !may_edit => Some(format!("{} may read receivers, not edit them", role_name(caller))),
+        None => None,
+    };
     let mut response = json(
         StatusCode::OK,
         &json!({"status": "success", "data": {
             "console_file": file.path().map(|p| p.display().to_string()),
-            "editable": file.editing_off().is_none(),
-            "editing_off_reason": file.editing_off(),
+            "editable": editing_off.is_none(),
+            "editing_off_reason": editing_off,
+            "caller": caller_view(snapshot, caller),
             "receivers": items,
         }}),
     );
@@ -416,6 +424,27 @@ fn audit(caller: &Caller<'_>, action: &'static str, receiver: &str, tenant: Opti
     tracing::info!(audit = true, user = caller.name(), tenant, action, receiver, fields = %fields.join(","), "console change");
     metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action, "tenant" => tenant.to_owned())
         .increment(1);
+}
+
+/// Who the console is signed in as: user, role, and the tenants its form may choose from (an
+/// admin's: every tenant the config names, and global).
+fn caller_view(snapshot: &Snapshot, caller: &Caller<'_>) -> Value {
+    let tenants: Vec<String> = if caller.all_tenants() {
+        let mut all: Vec<String> = snapshot.receivers.iter().filter_map(|r| r.config.tenant.clone()).collect();
+        for rule in snapshot.server.inbound.auth.access.iter().flatten() {
+            all.extend(rule.tenants.iter().cloned());
+        }
+        all.sort();
+        all.dedup();
+        all
+    } else {
+        caller.tenants().to_vec()
+    };
+    json!({"user": caller.name(), "role": role_name(caller), "tenants": tenants, "all_tenants": caller.all_tenants()})
+}
+
+fn role_name(caller: &Caller<'_>) -> &'static str {
+    caller.role.map_or("none", Role::as_str)
 }
 
 /// A stored or given definition's `tenant:` (`None`: global).
