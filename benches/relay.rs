@@ -96,8 +96,9 @@ fn snapshot(runtime: &tokio::runtime::Runtime, receivers: usize) -> std::sync::A
     }
     let config =
         amrelay::config::from_str(&yaml, Path::new("bench.yml"), &amrelay::config::Environment::empty()).unwrap();
-    let spool = std::sync::Arc::new(Spool::memory(10));
-    Reloader::start(Path::new("bench.yml"), config, Shared::new(spool)).unwrap().snapshot()
+    let budget = amrelay::Budget::process();
+    let spool = std::sync::Arc::new(Spool::memory(10, budget.clone()));
+    Reloader::start(Path::new("bench.yml"), config, Shared::new(spool, budget)).unwrap().snapshot()
 }
 
 /// The naive way: a `Value` tree, filtered and re-encoded per receiver.

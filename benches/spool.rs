@@ -30,7 +30,7 @@ async fn burst(spool: &Arc<Spool>, body: &Bytes, concurrency: usize) {
     for _ in 0..concurrency {
         let spool = spool.clone();
         let body = body.clone();
-        tasks.push(tokio::spawn(async move { spool.append(vec![record(&body)], 1).await.unwrap() }));
+        tasks.push(tokio::spawn(async move { spool.append(1, || vec![record(&body)]).await.unwrap() }));
     }
     for task in tasks {
         task.await.unwrap();
@@ -51,7 +51,7 @@ fn appends(c: &mut Criterion) {
     for concurrency in [1, 32] {
         group.throughput(Throughput::Elements(concurrency as u64));
         let spools = [
-            ("memory", Arc::new(Spool::memory(10))),
+            ("memory", Arc::new(Spool::memory(10, amrelay::Budget::process()))),
             ("redb_group_commit", open(dir.path(), &format!("on-{concurrency}.redb"), true)),
             ("redb_no_group_commit", open(dir.path(), &format!("off-{concurrency}.redb"), false)),
         ];

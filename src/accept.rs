@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::dedup::Dedup;
 use crate::deliver::Outbound;
 use crate::memory::{Charge, Held};
-use crate::queue::{Pipeline, Queued};
+use crate::queue::{Pipeline, Queued, Shared};
 use crate::route::DedupKey;
 use crate::spool::{NewRecord, Spool, SpoolError, Stored};
 
@@ -80,7 +80,9 @@ pub enum Taken {
 pub type DedupWindow<'a> = Option<(&'a Dedup, Duration)>;
 
 /// Accepts every offer or none (see the module docs).
-pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_>) -> Result<Vec<Taken>, Refused> {
+pub async fn accept(offers: Vec<Offer<'_>>, shared: &Shared, dedup: DedupWindow<'_>) -> Result<Vec<Taken>, Refused> {
+    let (spool, budget) = (&*shared.spool, &shared.budget);
+    // The one branch on the store here: the shared queue is published to, not queued locally.
     if let Some(backend) = spool.backend() {
         return accept_shared(offers, backend, dedup).await;
     }
@@ -92,7 +94,6 @@ pub async fn accept(offers: Vec<Offer<'_>>, spool: &Spool, dedup: DedupWindow<'_
             None => return Err(Refused::QueueFull(offer.pipeline.downstream().name.to_string())),
         }
     }
-    let budget = spool.budget();
     let mut charges = Vec::with_capacity(offers.len());
     for offer in &offers {
         match budget.try_charge(offer.outbound.body.len() as u64 + header_bytes(&offer.outbound)) {
@@ -229,8 +230,8 @@ async fn accept_shared(
 
 /// Writes the offers to the spool in one commit; returns their sequence numbers.
 async fn persist(offers: &[Offer<'_>], spool: &Spool) -> Result<Vec<u64>, SpoolError> {
-    // A memory-only spool keeps nothing: skip building records for it.
-    let records = if spool.is_persistent() {
+    // Built only for a store that keeps them (memory mode only numbers the offers).
+    let records = || {
         offers
             .iter()
             .map(|offer| NewRecord {
@@ -239,10 +240,8 @@ async fn persist(offers: &[Offer<'_>], spool: &Spool) -> Result<Vec<u64>, SpoolE
                 body: offer.outbound.body.clone(),
             })
             .collect()
-    } else {
-        Vec::new()
     };
-    spool.append(records, offers.len()).await
+    spool.append(offers.len(), records).await
 }
 
 /// Hands a notification restored from the spool back to its receiver: it was accepted before the
@@ -251,12 +250,12 @@ async fn persist(offers: &[Offer<'_>], spool: &Spool) -> Result<Vec<u64>, SpoolE
 /// pulled from the shared queue has no local copy and is kept.
 pub fn restore(pipeline: &Pipeline, stored: Stored) {
     let slot = pipeline.reserve_restored();
-    let spool = &pipeline.downstream().spool;
+    let (spool, budget) = (&pipeline.downstream().spool, &pipeline.downstream().budget);
     let mut outbound = Outbound::restored(stored);
     let memory = if outbound.on_disk {
-        Held { budget: spool.budget().charge(header_bytes(&outbound)), window: Charge::none() }
+        Held { budget: budget.charge(header_bytes(&outbound)), window: Charge::none() }
     } else {
-        let budget = spool.budget().charge(outbound.body.len() as u64 + header_bytes(&outbound));
+        let budget = budget.charge(outbound.body.len() as u64 + header_bytes(&outbound));
         keep_or_leave_on_disk(spool, &mut outbound, budget)
     };
     pipeline.push(Queued { outbound, slot, memory });

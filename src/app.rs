@@ -72,13 +72,15 @@ impl Relay {
                 crate::reload::record_result(false);
                 anyhow::anyhow!("{e}")
             })?;
+        // The process byte budget: the runtime's, charged by requests, queues and the store.
+        let budget = crate::memory::Budget::process();
         let (spool, restored) = match (&config.delivery.spool, &config.delivery.nats) {
             (_, Some(nats)) => {
                 let backend = crate::spool::nats::Backend::connect(nats, config.delivery.max_dead_letters)
                     .await
                     .map_err(anyhow::Error::msg)?;
                 backend.warn_if_smaller_than(config.server.max_request_bytes);
-                (Spool::shared(backend, config.delivery.max_dead_letters), Vec::new())
+                (Spool::shared(backend), Vec::new())
             }
             (Some(spool_config), None) => {
                 let (spool, restored) =
@@ -90,7 +92,7 @@ impl Relay {
                 tracing::info!(
                     "no delivery.spool.path: queued notifications are kept in memory only and a crash loses them"
                 );
-                (Spool::memory(config.delivery.max_dead_letters), Vec::new())
+                (Spool::memory(config.delivery.max_dead_letters, budget.clone()), Vec::new())
             }
         };
         let console_file =
@@ -105,9 +107,13 @@ impl Relay {
             // Registered at zero, so that a dashboard's increase() sees the first change.
             metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
         }
-        let reloader =
-            Reloader::start_with_console(&options.config_file, config, console_file, Shared::new(Arc::new(spool)))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let reloader = Reloader::start_with_console(
+            &options.config_file,
+            config,
+            console_file,
+            Shared::new(Arc::new(spool), budget),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         restore(&reloader, restored);
         let address =
             options.listen_address.clone().unwrap_or_else(|| reloader.snapshot().server.listen_address.clone());

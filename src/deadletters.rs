@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::accept::{self, Offer};
 use crate::deliver::Outbound;
+use crate::queue::Shared;
 use crate::snapshot::{ActiveReceiver, Snapshot};
 use crate::spool::{DeadInfo, ReplayCursor, Spool, SpoolError, Stored};
 
@@ -79,15 +80,12 @@ pub async fn list(
                 .dead
                 .as_ref()
                 .and_then(|d| snapshot.receiver(&d.receiver))
-                .filter(|_| spool.backend().is_none())
-                .map(|active| compare(spool, active, entry.header.dead.as_ref()).as_str());
+                .and_then(|active| compare(active, entry.header.dead.as_ref()))
+                .map(Destination::as_str);
             view(entry.seq, entry.header, entry.bytes, destination)
         })
         .collect();
-    let (total, bytes) = match spool.backend() {
-        Some(shared) => shared.dead_letter_totals().await?,
-        None => spool.dead_letter_totals(),
-    };
+    let (total, bytes) = spool.dead_letter_totals().await?;
     Ok(Listing { data, total, bytes, next_after: page.next_after })
 }
 
@@ -148,23 +146,20 @@ impl Destination {
     }
 }
 
-fn compare(spool: &Spool, active: &ActiveReceiver, dead: Option<&DeadInfo>) -> Destination {
-    let Some(now) = crate::deliver::destination_identity(active.pipeline.downstream()) else {
-        // The shared queue records no identities.
-        return Destination::Same;
-    };
-    debug_assert!(spool.backend().is_none());
-    match dead.and_then(|d| d.destination.as_deref()) {
+/// `None` when the store records no identities (the shared queue: its replicas share no key).
+fn compare(active: &ActiveReceiver, dead: Option<&DeadInfo>) -> Option<Destination> {
+    let now = crate::deliver::destination_identity(active.pipeline.downstream())?;
+    Some(match dead.and_then(|d| d.destination.as_deref()) {
         Some(then) if then == now => Destination::Same,
         Some(_) => Destination::Changed,
         None => Destination::Unknown,
-    }
+    })
 }
 
 /// Refuses the replay if a dead letter it would take is bound for a receiver whose destination
 /// is not the one recorded (or was not recorded), saying which receivers and how many.
 async fn check_destinations(spool: &Spool, snapshot: &Snapshot, receiver: Option<&str>) -> Result<(), ReplayError> {
-    if spool.backend().is_some() {
+    if !spool.records_destinations() {
         return Ok(());
     }
     // Receiver → (changed, unknown).
@@ -176,10 +171,10 @@ async fn check_destinations(spool: &Spool, snapshot: &Snapshot, receiver: Option
             let dead = entry.header.dead.as_ref();
             // A dead letter of an unknown receiver is not replayed anyway.
             let Some(active) = dead.and_then(|d| snapshot.receiver(&d.receiver)) else { continue };
-            match compare(spool, active, dead) {
-                Destination::Same => {}
-                Destination::Changed => found.entry(active.config.name.clone()).or_default().0 += 1,
-                Destination::Unknown => found.entry(active.config.name.clone()).or_default().1 += 1,
+            match compare(active, dead) {
+                Some(Destination::Same) | None => {}
+                Some(Destination::Changed) => found.entry(active.config.name.clone()).or_default().0 += 1,
+                Some(Destination::Unknown) => found.entry(active.config.name.clone()).or_default().1 += 1,
             }
         }
         match page.next_after {
@@ -223,11 +218,12 @@ pub struct Replayed {
 /// `force`, refused when one would go to a destination other than the one recorded (see the
 /// module docs).
 pub async fn replay(
-    spool: &Spool,
+    shared: &Shared,
     snapshot: &Snapshot,
     receiver: Option<&str>,
     force: bool,
 ) -> Result<Replayed, ReplayError> {
+    let spool = &*shared.spool;
     if !force {
         check_destinations(spool, snapshot, receiver).await?;
     }
@@ -242,7 +238,7 @@ pub async fn replay(
             more = batch.next.is_some(),
             "dead letters taken for replay"
         );
-        replay_batch(spool, snapshot, batch.taken, force, &mut outcome).await;
+        replay_batch(shared, snapshot, batch.taken, force, &mut outcome).await;
         match batch.next {
             Some(next) => cursor = next,
             None => break,
@@ -253,10 +249,11 @@ pub async fn replay(
 
 /// Offers one batch of taken dead letters (all of them for a spool file or memory mode, at most
 /// `REPLAY_BATCH_BYTES` of bodies for the shared queue).
-async fn replay_batch(spool: &Spool, snapshot: &Snapshot, taken: Vec<Stored>, force: bool, outcome: &mut Replayed) {
+async fn replay_batch(shared: &Shared, snapshot: &Snapshot, taken: Vec<Stored>, force: bool, outcome: &mut Replayed) {
+    let spool = &*shared.spool;
     // Held in memory until each is offered: counted while waiting, and given back just before
     // acceptance charges it again as a queued body.
-    let held: Vec<_> = taken.iter().map(|s| spool.budget().charge(s.body.len() as u64)).collect();
+    let held: Vec<_> = taken.iter().map(|s| shared.budget.charge(s.body.len() as u64)).collect();
     for (stored, waiting) in taken.into_iter().zip(held) {
         drop(waiting);
         let Some(active) = snapshot.receiver(&stored.receiver) else {
@@ -265,14 +262,16 @@ async fn replay_batch(spool: &Spool, snapshot: &Snapshot, taken: Vec<Stored>, fo
             continue;
         };
         // Dead-lettered after the check, for a destination changed since: left as it is.
-        if !force && compare(spool, active, stored.header.dead.as_ref()) != Destination::Same {
+        if !force
+            && matches!(compare(active, stored.header.dead.as_ref()), Some(Destination::Changed | Destination::Unknown))
+        {
             outcome.skipped += 1;
             spool.return_dead_letter(stored);
             continue;
         }
         let (seq, header, body) = (stored.seq, stored.header.clone(), stored.body.clone());
         let offer = Offer { pipeline: &active.pipeline, outbound: Outbound::replayed(stored), dedup_key: None };
-        match accept::accept(vec![offer], spool, None).await {
+        match accept::accept(vec![offer], shared, None).await {
             Ok(_) => {
                 let name = &active.config.name;
                 metrics::counter!(crate::metrics::DEAD_LETTERS_REPLAYED, "receiver" => name.clone()).increment(1);

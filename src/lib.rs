@@ -13,7 +13,7 @@
 //!    matchers, compiled and interned at load) and encodes each receiver's payload.
 //! 4. `accept` — the one way into a queue, for new batches, replayed dead letters and restored
 //!    notifications alike: reserve a place at every receiver, drop duplicates (`dedup`), write
-//!    to the [`spool`] (group commit), push; all receivers or none.
+//!    to the [`spool`] (group commit; or publish to JetStream), push; all receivers or none.
 //! 5. [`queue`] — each receiver's bounded queue and dispatcher: per-groupKey order, bounded
 //!    concurrency.
 //! 6. [`deliver`] — one notification's attempts through the receiver's pooled client ([`tls`],
@@ -44,7 +44,7 @@
 //! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
 //! | 3 | `config` | the config file, validated (given its text, path and environment) |
 //! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console (its file, secrets, I/O) |
-//! | 5 | `spool` | what is kept: the file spool and JetStream |
+//! | 5 | `spool` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store` |
 //! | 6 | `deliver` | one notification's attempts |
 //! | 7 | `queue` `test_message` | each receiver's queue; test messages |
 //! | 8 | `snapshot` | the config a request sees |
@@ -91,4 +91,5 @@ mod watch;
 
 // What tests, benches and the fuzzers use of the private modules.
 pub use fingerprint::fnv1a;
+pub use memory::Budget;
 pub use test_message::rfc3339;

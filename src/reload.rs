@@ -85,7 +85,7 @@ impl Reloader {
         let console = merge_console(&console_file, &mut config, &mut registry);
         let snapshot = build_snapshot(config, console, &mut registry, &shared)?;
         record_success(&snapshot);
-        apply_byte_limits(&shared.spool, &snapshot);
+        apply_byte_limits(&shared, &snapshot);
         if let Some(error) = &snapshot.console.error {
             record_result(false);
             tracing::error!(file = %console_file.path().unwrap_or(Path::new("")).display(), error = %error.replace('\n', "; "), "console file invalid; its receivers are not running");
@@ -136,7 +136,12 @@ impl Reloader {
         &self.dedup
     }
 
-    /// What every pipeline shares (spool, shutdown signals, task tracker).
+    /// The process byte budget (`server.limits.max_memory_bytes`): what requests and queues hold.
+    pub fn budget(&self) -> &Arc<crate::memory::Budget> {
+        &self.shared.budget
+    }
+
+    /// What every pipeline shares (spool, memory budget, shutdown signals, task tracker).
     pub fn shared(&self) -> &Shared {
         &self.shared
     }
@@ -167,7 +172,7 @@ impl Reloader {
         };
         tracing::info!(file = %self.path.display(), receivers = snapshot.receivers.len(), unchanged, "config reloaded");
         record_success(&snapshot);
-        apply_byte_limits(&self.shared.spool, &snapshot);
+        apply_byte_limits(&self.shared, &snapshot);
         let console_error = snapshot.console.error.clone();
         self.current.store(Arc::new(snapshot));
         if let Some(error) = console_error {
@@ -383,10 +388,10 @@ fn record_success(snapshot: &Snapshot) {
     metrics::gauge!(m::CONFIG_HASH).set(snapshot.hash as f64);
 }
 
-/// The byte bounds a snapshot sets for what the spool holds: the process budget
+/// The byte bounds a snapshot sets for what the process holds: the memory budget
 /// (`server.limits.max_memory_bytes`) and the dead letters' (`delivery.max_dead_letter_bytes`).
 /// Applied when a config becomes current, not per request.
-fn apply_byte_limits(spool: &Spool, snapshot: &Snapshot) {
-    spool.budget().set_limit(snapshot.server.inbound.limits.max_memory_bytes);
-    spool.set_max_dead_letter_bytes(snapshot.delivery.max_dead_letter_bytes);
+fn apply_byte_limits(shared: &Shared, snapshot: &Snapshot) {
+    shared.budget.set_limit(snapshot.server.inbound.limits.max_memory_bytes);
+    shared.spool.set_max_dead_letter_bytes(snapshot.delivery.max_dead_letter_bytes);
 }

@@ -14,6 +14,7 @@ use metrics::{Counter, Histogram};
 use tokio_util::sync::CancellationToken;
 
 use super::{DeadLetterReason, DeliveryCounts, Target};
+use crate::memory::Budget;
 use crate::metrics as m;
 use crate::spool::Spool;
 
@@ -79,6 +80,9 @@ pub struct Downstream {
     state: Mutex<DeliveryState>,
     /// Where accepted notifications are kept until delivered or dead-lettered.
     pub spool: Arc<Spool>,
+    /// The process byte budget (`server.limits.max_memory_bytes`): bodies read back from the
+    /// spool and thread state are charged to it.
+    pub budget: Arc<Budget>,
     /// Cancelled at shutdown: deliveries stop after their current attempt.
     pub stop: CancellationToken,
     /// Each alert group's message, for `thread:`.
@@ -86,7 +90,13 @@ pub struct Downstream {
 }
 
 impl Downstream {
-    pub fn new(name: &str, target: Target, spool: Arc<Spool>, stop: CancellationToken) -> Downstream {
+    pub fn new(
+        name: &str,
+        target: Target,
+        spool: Arc<Spool>,
+        budget: Arc<Budget>,
+        stop: CancellationToken,
+    ) -> Downstream {
         Downstream {
             name: name.into(),
             target: ArcSwap::from_pointee(target),
@@ -94,8 +104,9 @@ impl Downstream {
             counts: DeliveryCounts::default(),
             state: Mutex::new(DeliveryState::default()),
             spool,
+            threads: super::ThreadMemory::new(budget.clone()),
+            budget,
             stop,
-            threads: super::ThreadMemory::default(),
         }
     }
 

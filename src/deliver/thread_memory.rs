@@ -17,7 +17,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::memory::Charge;
+use crate::memory::{Budget, Charge};
 use crate::spool::record::{self, GroupHash};
 use crate::spool::{Spool, unix_ms};
 
@@ -101,14 +101,20 @@ impl State {
 }
 
 /// One receiver's thread state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ThreadMemory {
     /// `None` until loaded from the spool (at the first notification that needs it).
     state: Mutex<Option<State>>,
     load: tokio::sync::OnceCell<()>,
+    /// The process budget the entries are charged to.
+    budget: Arc<Budget>,
 }
 
 impl ThreadMemory {
+    pub fn new(budget: Arc<Budget>) -> ThreadMemory {
+        ThreadMemory { state: Mutex::new(None), load: tokio::sync::OnceCell::new(), budget }
+    }
+
     async fn loaded(&self, receiver: &Arc<str>, spool: &Spool) {
         self.load
             .get_or_init(|| async {
@@ -119,7 +125,7 @@ impl ThreadMemory {
                         Vec::new()
                     }
                 };
-                let mut state = State { map: BTreeMap::new(), bytes: 0, charge: Charge::empty(spool.budget()) };
+                let mut state = State { map: BTreeMap::new(), bytes: 0, charge: Charge::empty(&self.budget) };
                 for (group, bytes) in listed {
                     if let Some(entry) = ThreadEntry::decode(&bytes) {
                         state.insert(group, entry);
@@ -172,7 +178,7 @@ impl ThreadMemory {
             let state = guard.get_or_insert_with(|| State {
                 map: BTreeMap::new(),
                 bytes: 0,
-                charge: Charge::empty(spool.budget()),
+                charge: Charge::empty(&self.budget),
             });
             state.insert(group, entry);
             let mut evicted = Vec::new();
@@ -271,7 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn least_recently_used_group_is_forgotten_past_max_groups() {
-        let (threads, spool) = (ThreadMemory::default(), Spool::memory(10));
+        let (threads, spool) = (ThreadMemory::new(Budget::process()), Spool::memory(10, Budget::process()));
         for (i, group) in ["a", "b", "c"].iter().enumerate() {
             remember(&threads, &spool, group, format!("m{i}"), 2, WEEK).await;
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -283,7 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn ten_thousand_groups_stay_within_max_groups() {
-        let (threads, spool) = (ThreadMemory::default(), Spool::memory(10));
+        let (threads, spool) = (ThreadMemory::new(Budget::process()), Spool::memory(10, Budget::process()));
         for i in 0..10_000 {
             remember(&threads, &spool, &format!("g{i}"), format!("m{i}"), 1000, WEEK).await;
             assert!(threads.len() <= 1000, "{} groups after {i}", threads.len());
@@ -298,27 +304,29 @@ mod tests {
     /// charge follows evictions.
     #[tokio::test]
     async fn a_long_group_key_costs_a_bounded_charged_entry() {
-        let (threads, spool) = (ThreadMemory::default(), Spool::memory(10));
-        let before = spool.budget().used();
+        let budget = Budget::process();
+        let (threads, spool) = (ThreadMemory::new(budget.clone()), Spool::memory(10, budget.clone()));
+        let before = budget.used();
         let long = "k".repeat(1 << 20);
         remember(&threads, &spool, &long, "m".into(), 10, WEEK).await;
-        let charged = spool.budget().used() - before;
+        let charged = budget.used() - before;
         assert!(charged > 0 && charged < 512, "{charged} bytes charged");
         let entry = get(&threads, &spool, &long, WEEK).await.unwrap();
         assert_eq!(entry.group_key.len(), record::GROUP_PREVIEW_BYTES);
         for i in 0..20 {
             remember(&threads, &spool, &format!("g{i}"), "m".into(), 10, WEEK).await;
         }
-        let charged = spool.budget().used() - before;
+        let charged = budget.used() - before;
         assert!(charged < 10 * 512, "{charged} bytes for at most 10 groups");
         drop(threads);
-        assert_eq!(spool.budget().used(), before, "given back with the state");
+        assert_eq!(budget.used(), before, "given back with the state");
     }
 
     /// The listing's pages cover every group once, in hash order.
     #[tokio::test]
     async fn pages_list_every_group_once() {
-        let (threads, spool, receiver) = (ThreadMemory::default(), Spool::memory(10), Arc::<str>::from("r"));
+        let (threads, spool, receiver) =
+            (ThreadMemory::new(Budget::process()), Spool::memory(10, Budget::process()), Arc::<str>::from("r"));
         for i in 0..25 {
             remember(&threads, &spool, &format!("g{i}"), format!("m{i}"), 100, WEEK).await;
         }
@@ -350,7 +358,7 @@ mod tests {
             group_commit: true,
         };
         let (spool, _) = Spool::open(&config, 10).unwrap();
-        let (threads, receiver) = (ThreadMemory::default(), Arc::<str>::from("r"));
+        let (threads, receiver) = (ThreadMemory::new(Budget::process()), Arc::<str>::from("r"));
         for i in 0..300 {
             remember(&threads, &spool, &format!("g{i}"), format!("m{i}"), 128, WEEK).await;
         }
@@ -358,13 +366,13 @@ mod tests {
         assert_eq!(on_disk.len(), threads.len(), "the file holds what memory holds");
         assert!(on_disk.len() <= 128, "{}", on_disk.len());
         assert!(on_disk.iter().any(|(group, _)| *group == record::group_hash("g299")));
-        let reloaded = ThreadMemory::default();
+        let reloaded = ThreadMemory::new(Budget::process());
         assert_eq!(get(&reloaded, &spool, "g299", WEEK).await.unwrap().group_key.as_ref(), "g299");
     }
 
     #[tokio::test]
     async fn an_expired_group_posts_anew() {
-        let (threads, spool) = (ThreadMemory::default(), Spool::memory(10));
+        let (threads, spool) = (ThreadMemory::new(Budget::process()), Spool::memory(10, Budget::process()));
         remember(&threads, &spool, "g", "m".into(), 10, Duration::from_secs(60)).await;
         assert!(get(&threads, &spool, "g", Duration::from_secs(60)).await.is_some());
         assert!(get(&threads, &spool, "g", Duration::ZERO).await.is_none());

@@ -80,7 +80,7 @@ async fn read_back(downstream: &Downstream, mut outbound: Outbound) -> Option<(O
     }
     match downstream.spool.load(&downstream.name, outbound.seq).await {
         Ok(body) => {
-            let charge = downstream.spool.budget().charge(body.len() as u64);
+            let charge = downstream.budget.charge(body.len() as u64);
             outbound.body = body;
             outbound.on_disk = false;
             Some((outbound, charge))

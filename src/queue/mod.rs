@@ -34,6 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Concurrency, ReceiverConfig};
 use crate::deliver::{Downstream, Outbound, Target};
+use crate::memory::Budget;
 use crate::metrics as m;
 use crate::spool::Spool;
 
@@ -158,10 +159,13 @@ pub struct Pipeline {
     tx: mpsc::UnboundedSender<Queued>,
 }
 
-/// What every pipeline of a process shares: the spool, the shutdown signals, the task tracker.
+/// What every pipeline of a process shares: the spool, the memory budget, the shutdown signals,
+/// the task tracker.
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub spool: Arc<Spool>,
+    /// The process byte budget, `server.limits.max_memory_bytes` (see [`crate::memory`]).
+    pub budget: Arc<Budget>,
     /// Cancelled first at shutdown (memory mode): dispatchers take nothing new and exit once their
     /// queue is empty.
     pub drain: CancellationToken,
@@ -172,15 +176,27 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(spool: Arc<Spool>) -> Shared {
-        Shared { spool, drain: CancellationToken::new(), stop: CancellationToken::new(), tracker: TaskTracker::new() }
+    pub fn new(spool: Arc<Spool>, budget: Arc<Budget>) -> Shared {
+        Shared {
+            spool,
+            budget,
+            drain: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
     }
 }
 
 impl Pipeline {
     /// Creates the pipeline for `config` and spawns its dispatcher on the current tokio runtime.
     pub fn start(config: &ReceiverConfig, target: Target, shared: &Shared) -> Arc<Pipeline> {
-        let downstream = Arc::new(Downstream::new(&config.name, target, shared.spool.clone(), shared.stop.clone()));
+        let downstream = Arc::new(Downstream::new(
+            &config.name,
+            target,
+            shared.spool.clone(),
+            shared.budget.clone(),
+            shared.stop.clone(),
+        ));
         let counters = Arc::new(QueueCounters {
             metrics: QueueMetrics::new(&config.name),
             depth: AtomicUsize::new(0),

@@ -83,8 +83,8 @@ pub async fn dead_letter_body(state: &AppState, query: Option<&str>) -> Result<H
     let body = crate::deadletters::body(spool, seq)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {seq}")))?;
-    let held =
-        spool.budget().try_charge(body.len() as u64).ok_or_else(|| ApiError::MemoryBudget(spool.budget().limit()))?;
+    let budget = state.reloader.budget();
+    let held = budget.try_charge(body.len() as u64).ok_or_else(|| ApiError::MemoryBudget(budget.limit()))?;
     // Charged until hyper has written it out.
     Ok(super::response::text(StatusCode::OK, "application/json", held.hold_with(body)))
 }
@@ -112,7 +112,7 @@ pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) 
     {
         return Err(ApiError::NotFound(format!("unknown receiver {name:?}")));
     }
-    let outcome = crate::deadletters::replay(state.reloader.spool(), snapshot, receiver.as_deref(), force)
+    let outcome = crate::deadletters::replay(state.reloader.shared(), snapshot, receiver.as_deref(), force)
         .await
         .map_err(|e| match e {
             crate::deadletters::ReplayError::Spool(e) => ApiError::from(e),
@@ -256,14 +256,9 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                     "last_reload_error": reload.last_error,
                     "last_reload_attempt": reload.last_attempt.map(unix_seconds),
                 },
-                "spool": {
-                    "persistent": state.reloader.spool().is_persistent(),
-                    "path": state.reloader.spool().path().map(|p| p.display().to_string()),
-                    "healthy": state.reloader.spool().is_healthy(),
-                    "bytes": state.reloader.spool().bytes(),
-                },
+                "spool": state.reloader.spool().status(),
                 "console": console_status(snapshot),
-                "backend": backend_status(state.reloader.spool()),
+                "backend": state.reloader.spool().backend_status(),
                 "receivers": receivers,
             }
         }),
@@ -287,29 +282,4 @@ fn console_status(snapshot: &Snapshot) -> Value {
             "message": c.message,
         })).collect::<Vec<_>>(),
     })
-}
-
-/// `backend` in the status: which durable queue holds accepted notifications, and its health.
-fn backend_status(spool: &crate::spool::Spool) -> serde_json::Value {
-    match spool.backend() {
-        Some(nats) => {
-            let config = nats.config();
-            json!({
-                "kind": "nats",
-                "healthy": nats.is_connected(),
-                "urls": config.redacted_urls(),
-                "stream": config.stream,
-                "replicas": config.replicas,
-                "partitions": config.partitions,
-                "partitions_owned": nats.owned(),
-                "pending": nats.pending(),
-                "bytes": nats.bytes(),
-                "max_bytes": config.max_bytes,
-                "auth": config.auth.kind(),
-                "tls": config.tls.is_some(),
-            })
-        }
-        None if spool.path().is_some() => json!({"kind": "redb", "healthy": spool.is_healthy()}),
-        None => json!({"kind": "memory", "healthy": true}),
-    }
 }

@@ -95,7 +95,7 @@ pub async fn handle(
         ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state, &snapshot))),
         ("/", &Method::GET | &Method::HEAD) => ("console", Ok(console::page())),
         ("/api/v1/route-test", &Method::POST) => {
-            ("route_test", console::route_test(&snapshot, &caller, state.reloader.spool().budget(), request).await)
+            ("route_test", console::route_test(&snapshot, &caller, state.reloader.budget(), request).await)
         }
         ("/", _) => ("console", Err(ApiError::MethodNotAllowed("GET"))),
         ("/api/v1/route-test", _) => ("route_test", Err(ApiError::MethodNotAllowed("POST"))),

@@ -68,7 +68,7 @@ async fn accept_batch<'s>(
     let grafana = snapshot.server.inbound.grafana.as_ref();
     let signed = super::grafana::Signed::from_headers(grafana, request.headers());
     let limit = snapshot.server.max_request_bytes;
-    let budget = state.reloader.spool().budget();
+    let budget = state.reloader.budget();
     // Held until the batch is queued or refused: the body is borrowed by the decoded alerts.
     let (body, _read) = read_body_charged(request, limit, budget).await.inspect_err(reject)?;
     super::limits::check_body(&body, &snapshot.server.inbound.limits).map_err(OverLimit::counted)?;
@@ -96,7 +96,7 @@ async fn accept_batch<'s>(
         .collect();
     let reloader = &state.reloader;
     let dedup = snapshot.delivery.dedup_window.map(|window| (reloader.dedup(), window));
-    let taken = accept::accept(offers, reloader.spool(), dedup).await.map_err(|e| {
+    let taken = accept::accept(offers, reloader.shared(), dedup).await.map_err(|e| {
         metrics::counter!(m::BATCHES_REJECTED, "reason" => e.reason()).increment(1);
         let error = ApiError::from(e);
         tracing::warn!(group_key = %notification.group_key.as_str(), %error, status = error.status().as_u16(), "batch refused");

@@ -32,6 +32,11 @@ impl DeadTotals {
         metrics::gauge!(m::DEAD_LETTER_BYTES).set(bytes as f64);
     }
 
+    /// Dead letters kept and their bytes, as last recorded.
+    pub(super) fn get(&self) -> (u64, u64) {
+        (self.count.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
+    }
+
     /// `delivery.max_dead_letter_bytes`.
     pub(crate) fn max_bytes(&self) -> u64 {
         self.max_bytes.load(Ordering::Relaxed)

@@ -1,13 +1,18 @@
-//! The durable spool: every accepted notification is on disk before amrelay answers 200.
+//! The store of accepted notifications: one type, [`Spool`], over three backends ([`Store`]), each
+//! operation one `match` on which it is.
+//!
+//! - **File** ([`file`], `delivery.spool.path`): every accepted notification is on disk before
+//!   amrelay answers 200.
+//! - **Memory** ([`memory`], no path): nothing survives the process; dead letters are kept in a
+//!   bounded list so the dead-letter API works the same way.
+//! - **Shared** ([`nats`], `delivery.nats`): JetStream is the queue itself, shared by replicas;
+//!   acceptance publishes there ([`crate::accept`] takes that path) and every replica consumes.
 //!
 //! With `delivery.spool.path` set, a batch's notifications (one per receiver) are appended in one
 //! group commit (see [`writer`]) before the request is answered; each stays in the spool until
 //! it is delivered or dead-lettered. On start, pending notifications are restored in their
 //! original order with their remaining retry budget, so a crash, a `kill -9` or a reboot loses
 //! nothing that was accepted. Dead letters are kept there too, bounded, and can be replayed.
-//!
-//! Without a path the spool is memory-only: nothing survives the process, and dead letters are
-//! kept in a bounded in-memory list so the dead-letter API works the same way.
 //!
 //! The store is redb, an embedded, crash-safe B-tree made for this (checksummed pages, atomic
 //! commits, repair after an unclean shutdown), rather than a hand-written log.
@@ -18,39 +23,31 @@
 //! `delivery.spool.max_bytes` bounds that count: headers, attempt counts, dead letters and thread
 //! state included, not only bodies.
 
-#![allow(clippy::disallowed_types)] // The memory-mode dead letters: written by deliveries, off the request path.
-
 mod dead;
+mod file;
+mod memory;
 pub mod nats;
 mod open;
 mod private;
 pub mod record;
 mod writer;
 
-use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase};
-use tokio::sync::oneshot;
 
 pub use dead::{DeadEntry, DeadPage, DeadTotals, ReplayCursor};
-use open::{
-    OpenError, aside_name, dead_totals, identity_key, migrate_threads, open_database, other_bytes, random_identity_key,
-    restore,
-};
-use private::private_dir;
+use file::FileStore;
+use memory::MemoryStore;
+use open::random_identity_key;
 pub(crate) use private::private_file;
 pub use record::{DeadInfo, GroupHash, Header, group_hash};
-use writer::{DEAD, Op, PENDING, Writer, seq_key_bytes};
+use writer::Op;
 pub use writer::{Stored, ThreadList};
 
-use crate::memory::{Budget, Charge};
-use crate::metrics as m;
+use crate::memory::Budget;
 
 pub use crate::config::SpoolConfig;
 
@@ -92,44 +89,33 @@ pub struct NewRecord {
     pub body: Bytes,
 }
 
-/// The spool: persistent (redb) or memory-only.
-///
-/// The request path only sends to the writer thread (`append`: a channel send, no lock); the
-/// lock below guards the memory-mode dead letters, off the request path.
+/// The store: which backend, and what all three share.
 pub struct Spool {
-    /// `None` in memory mode. `Op::Stop` ends the writer thread.
-    writer: Option<mpsc::Sender<Op>>,
-    /// The writer's open database, for reads that need not pass through it (`None` in memory
-    /// mode, and while the writer reopens the file).
-    readers: Arc<ArcSwapOption<Database>>,
-    /// Memory-mode dead letters, each with its body's charge to the process budget.
-    memory_dead: Mutex<VecDeque<(Stored, Charge)>>,
-    next_memory_seq: AtomicU64,
+    store: Store,
+    /// Dead letters kept and their bytes (the memory and file backends; JetStream reads its
+    /// stream's).
     dead: Arc<DeadTotals>,
-    /// Bytes of keys and values the spool file holds, as its writer last committed them.
-    stored: Arc<AtomicU64>,
-    /// Bytes of appends sent to the writer and not yet answered: counted against `max_bytes`
-    /// with `stored`, so concurrent batches cannot overshoot it together.
-    reserved: AtomicU64,
-    max_bytes: u64,
-    max_dead: usize,
-    healthy: Arc<AtomicBool>,
-    path: Option<PathBuf>,
-    /// `delivery.nats`: the shared JetStream queue takes every hook below.
-    shared: Option<Arc<nats::Backend>>,
-    /// `server.limits.max_memory_bytes` (see [`crate::memory`]).
-    budget: Arc<Budget>,
-    /// `delivery.spool.memory_window_bytes`: only with a spool file.
-    window: Option<Arc<Budget>>,
     /// The key of dead letters' destination identity (see [`Spool::destination_identity`]):
     /// kept in the spool file, so identities recorded before a restart still compare; random per
     /// process in memory mode; `None` with the shared queue (replicas share no key).
     identity: Option<ring::hmac::Key>,
 }
 
+/// Where accepted notifications are kept.
+enum Store {
+    Memory(MemoryStore),
+    File(FileStore),
+    Shared(Arc<nats::Backend>),
+}
+
 impl std::fmt::Debug for Spool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spool").field("path", &self.path).field("stored", &self.stored).finish()
+        let kind = match &self.store {
+            Store::Memory(_) => "memory",
+            Store::File(file) => return f.debug_struct("Spool").field("path", &file.path).finish(),
+            Store::Shared(_) => "nats",
+        };
+        f.debug_struct("Spool").field("kind", &kind).finish()
     }
 }
 
@@ -139,296 +125,176 @@ pub fn unix_ms(time: SystemTime) -> u64 {
 }
 
 impl Spool {
-    /// A memory-only spool: nothing persists.
-    pub fn memory(max_dead: usize) -> Spool {
-        Spool {
-            writer: None,
-            readers: Arc::new(ArcSwapOption::empty()),
-            memory_dead: Mutex::new(VecDeque::new()),
-            next_memory_seq: AtomicU64::new(1),
-            dead: DeadTotals::new(),
-            stored: Arc::new(AtomicU64::new(0)),
-            reserved: AtomicU64::new(0),
-            max_bytes: u64::MAX,
-            max_dead,
-            healthy: Arc::new(AtomicBool::new(true)),
-            path: None,
-            shared: None,
-            budget: Budget::process(),
-            window: None,
-            identity: Some(random_identity_key()),
-        }
+    /// A memory-only store: nothing persists. Its dead letters are charged to `budget`, the
+    /// process budget the runtime state owns.
+    pub fn memory(max_dead: usize, budget: Arc<Budget>) -> Spool {
+        let dead = DeadTotals::new();
+        let store = Store::Memory(MemoryStore::new(max_dead, dead.clone(), budget));
+        Spool { store, dead, identity: Some(random_identity_key()) }
     }
 
     /// The shared JetStream queue of `delivery.nats` (see [`nats`]): acceptance publishes
     /// to it, and delivery acknowledges there.
-    pub fn shared(backend: Arc<nats::Backend>, max_dead: usize) -> Spool {
-        Spool { shared: Some(backend), identity: None, ..Spool::memory(max_dead) }
-    }
-
-    /// The shared queue, when `delivery.nats` is set.
-    pub fn backend(&self) -> Option<&Arc<nats::Backend>> {
-        self.shared.as_ref()
-    }
-
-    /// Whether batches can be taken now (the shared queue is reachable).
-    pub fn is_ready(&self) -> bool {
-        self.shared.as_ref().is_none_or(|b| b.is_connected())
+    pub fn shared(backend: Arc<nats::Backend>) -> Spool {
+        Spool { store: Store::Shared(backend), dead: DeadTotals::new(), identity: None }
     }
 
     /// Opens (or creates) the spool file and returns the notifications still pending, in
     /// acceptance order. A file that cannot be opened is moved aside and a new one started; a
     /// record that does not decode is dropped; both with an error log.
     pub fn open(config: &SpoolConfig, max_dead: usize) -> Result<(Spool, Vec<Stored>), String> {
-        if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            private_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
-        private_file(&config.path).map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?;
-        let db = match open_database(&config.path) {
-            Ok(db) => db,
-            Err(OpenError::Other(e)) => return Err(format!("cannot open spool {}: {e}", config.path.display())),
-            Err(OpenError::Corrupt(e)) => {
-                let aside = aside_name(&config.path);
-                tracing::error!(path = %config.path.display(), moved_to = %aside.display(), error = %e,
-                    "spool file is unreadable; moving it aside and starting an empty spool");
-                std::fs::rename(&config.path, &aside)
-                    .map_err(|e| format!("cannot move {} aside: {e}", config.path.display()))?;
-                private_file(&config.path)
-                    .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?;
-                Database::builder()
-                    .set_cache_size(CACHE_BYTES)
-                    .create(&config.path)
-                    .map_err(|e| format!("cannot create spool {}: {e}", config.path.display()))?
-            }
-        };
-        migrate_threads(&db)?;
-        let identity = identity_key(&db)?;
-        let (restored, next_seq, pending_bytes) = restore(&db, config.memory_window_bytes)?;
         let dead = DeadTotals::new();
-        let (count, dead_bytes) = dead_totals(&db)?;
-        dead.set(count, dead_bytes);
-        let stored = Arc::new(AtomicU64::new(pending_bytes + other_bytes(&db)?));
-        let db = Arc::new(db);
-        let readers = Arc::new(ArcSwapOption::from(Some(db.clone())));
-        let healthy = Arc::new(AtomicBool::new(true));
-        let (tx, rx) = mpsc::channel();
-        let writer = Writer {
-            path: config.path.clone(),
-            db: Some(db.clone()),
-            readers: readers.clone(),
-            next_seq,
-            group_commit: config.group_commit,
-            dead_limit: max_dead,
-            dead: dead.clone(),
-            healthy: healthy.clone(),
-            stored: stored.clone(),
-        };
-        std::thread::Builder::new()
-            .name("amrelay-spool".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| format!("cannot start the spool writer: {e}"))?;
-        metrics::gauge!(m::SPOOL_HEALTHY).set(1.0);
-        metrics::gauge!(m::SPOOL_MAX_BYTES).set(config.max_bytes as f64);
-        metrics::gauge!(m::SPOOL_BYTES).set(stored.load(Ordering::Relaxed) as f64);
-        let spool = Spool {
-            writer: Some(tx),
-            readers,
-            memory_dead: Mutex::new(VecDeque::new()),
-            next_memory_seq: AtomicU64::new(1),
-            dead,
-            stored,
-            reserved: AtomicU64::new(0),
-            max_bytes: config.max_bytes,
-            max_dead,
-            healthy,
-            path: Some(config.path.clone()),
-            shared: None,
-            budget: Budget::process(),
-            window: Some(Budget::new(m::SPOOL_MEMORY_WINDOW_BYTES, config.memory_window_bytes)),
-            identity: Some(identity),
-        };
-        Ok((spool, restored))
+        let opened = FileStore::open(config, max_dead, &dead)?;
+        let spool = Spool { store: Store::File(opened.store), dead, identity: Some(opened.identity) };
+        Ok((spool, opened.restored))
     }
 
-    /// The process byte budget (`server.limits.max_memory_bytes`).
-    pub fn budget(&self) -> &Arc<Budget> {
-        &self.budget
+    /// The shared queue, when `delivery.nats` is set: acceptance publishes to it, and the relay
+    /// provisions and consumes it.
+    pub fn backend(&self) -> Option<&Arc<nats::Backend>> {
+        match &self.store {
+            Store::Shared(backend) => Some(backend),
+            Store::Memory(_) | Store::File(_) => None,
+        }
+    }
+
+    /// Whether accepted notifications survive a crash.
+    pub fn is_persistent(&self) -> bool {
+        match &self.store {
+            Store::Memory(_) => false,
+            Store::File(_) | Store::Shared(_) => true,
+        }
+    }
+
+    /// Whether batches can be taken now (the shared queue is reachable).
+    pub fn is_ready(&self) -> bool {
+        match &self.store {
+            Store::Shared(backend) => backend.is_connected(),
+            Store::Memory(_) | Store::File(_) => true,
+        }
     }
 
     /// The window of spooled bodies kept in memory; `None` without a spool file (memory mode
     /// and the shared queue keep every queued body in memory, under the process budget).
     pub fn window(&self) -> Option<&Arc<Budget>> {
-        self.window.as_ref()
+        match &self.store {
+            Store::File(file) => Some(&file.window),
+            Store::Memory(_) | Store::Shared(_) => None,
+        }
+    }
+
+    /// The spool file, if there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.store {
+            Store::File(file) => Some(&file.path),
+            Store::Memory(_) | Store::Shared(_) => None,
+        }
     }
 
     /// Reads back the body of a pending notification kept only on disk (see [`crate::memory`]),
     /// in a read transaction of its own: it waits for no commit of the writer thread.
     pub async fn load(&self, receiver: &Arc<str>, seq: u64) -> Result<Bytes, String> {
-        let (receiver, readers) = (receiver.clone(), self.readers.clone());
-        let read = move || -> Result<Bytes, String> {
-            let db = readers.load_full().ok_or("the spool is being reopened")?;
-            let txn = db.begin_read().map_err(|e| e.to_string())?;
-            let pending = txn.open_table(PENDING).map_err(|e| e.to_string())?;
-            let value = pending.get((&*receiver, seq)).map_err(|e| e.to_string())?;
-            let value = value.ok_or_else(|| format!("notification {seq} of {receiver} is not in the spool"))?;
-            record::decode(value.value())
-                .map(|(_, body)| body)
-                .ok_or_else(|| format!("notification {seq} of {receiver} is corrupt in the spool"))
-        };
-        tokio::task::spawn_blocking(read).await.unwrap_or_else(|e| Err(e.to_string()))
-    }
-
-    /// Whether accepted notifications survive a crash.
-    pub fn is_persistent(&self) -> bool {
-        self.writer.is_some() || self.shared.is_some()
-    }
-
-    /// The spool file, if persistent.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
-    fn send(&self, op: Op) {
-        if let Some(writer) = &self.writer {
-            // Sending never blocks; after `close` the writer is gone and the op is dropped.
-            let _ = writer.send(op);
+        match &self.store {
+            Store::File(file) => file.load(receiver, seq).await,
+            Store::Memory(_) | Store::Shared(_) => Err("only a spool file keeps bodies on disk".into()),
         }
     }
 
-    /// Stores a batch's `count` records durably; returns their sequence numbers, in order. A
-    /// memory-only spool only numbers them (and may be given no records).
-    pub async fn append(&self, records: Vec<NewRecord>, count: usize) -> Result<Vec<u64>, SpoolError> {
-        if self.writer.is_none() {
-            let first = self.next_memory_seq.fetch_add(count as u64, Ordering::Relaxed);
-            return Ok((first..first + count as u64).collect());
+    /// Stores a batch's `count` records durably; returns their sequence numbers, in order. The
+    /// records are built (by `records`) only for a store that keeps them; memory mode only
+    /// numbers them. The shared queue is published to by [`crate::accept`] instead.
+    pub async fn append(&self, count: usize, records: impl FnOnce() -> Vec<NewRecord>) -> Result<Vec<u64>, SpoolError> {
+        match &self.store {
+            Store::Memory(memory) => Ok(memory.number(count)),
+            Store::File(file) => {
+                let records = records();
+                debug_assert_eq!(records.len(), count);
+                file.append(records).await
+            }
+            Store::Shared(_) => Err(SpoolError::Unavailable("the shared queue takes batches by publishing".into())),
         }
-        debug_assert_eq!(records.len(), count);
-        let encoded: Vec<_> = records.into_iter().map(|r| (r.receiver, record::encode(&r.header, &r.body))).collect();
-        // What the file will hold for them: headers (the groupKey among them) and keys too.
-        let size: u64 = encoded.iter().map(|(receiver, record)| seq_key_bytes(receiver) + record.len() as u64).sum();
-        let reserved = self.reserved.fetch_add(size, Ordering::Relaxed) + size;
-        if self.stored.load(Ordering::Relaxed) + reserved > self.max_bytes {
-            self.reserved.fetch_sub(size, Ordering::Relaxed);
-            return Err(SpoolError::Full(self.max_bytes));
-        }
-        let (reply, answer) = oneshot::channel();
-        self.send(Op::Append { records: encoded, reply });
-        let result = match answer.await {
-            Ok(Ok(seqs)) => Ok(seqs),
-            Ok(Err(e)) => Err(SpoolError::Io(e)),
-            Err(_) => Err(SpoolError::Io("the spool writer stopped".into())),
-        };
-        // Committed, they are counted in `stored` now (or were refused).
-        self.reserved.fetch_sub(size, Ordering::Relaxed);
-        result
     }
 
     /// Remembers (`Some`, see [`record::encode_thread`]) or forgets (`None`) a group's thread
-    /// entry, durably, under the hash of its groupKey; a memory-only spool keeps nothing (the
-    /// caller's memory is the store).
+    /// entry, durably, under the hash of its groupKey; only a spool file keeps them (otherwise
+    /// the caller's memory is the store).
     pub async fn set_thread(
         &self,
         receiver: &Arc<str>,
         group: GroupHash,
         entry: Option<Vec<u8>>,
     ) -> Result<(), String> {
-        if self.writer.is_none() {
-            return Ok(());
+        match &self.store {
+            Store::File(file) => file.set_thread(receiver, group, entry).await,
+            Store::Memory(_) | Store::Shared(_) => Ok(()),
         }
-        let (reply, answer) = oneshot::channel();
-        self.send(Op::Thread { receiver: receiver.clone(), group, entry, reply });
-        answer.await.unwrap_or_else(|_| Err("the spool writer stopped".into()))
     }
 
     /// A receiver's remembered thread entries, by group hash.
     pub async fn list_threads(&self, receiver: &Arc<str>) -> Result<ThreadList, String> {
-        if self.writer.is_none() {
-            return Ok(Vec::new());
+        match &self.store {
+            Store::File(file) => file.list_threads(receiver).await,
+            Store::Memory(_) | Store::Shared(_) => Ok(Vec::new()),
         }
-        let (reply, answer) = oneshot::channel();
-        self.send(Op::ListThreads { receiver: receiver.clone(), reply });
-        answer.await.unwrap_or_else(|_| Err("the spool writer stopped".into()))
     }
 
     /// The notification was delivered: forget it.
     pub fn delivered(&self, receiver: &Arc<str>, seq: u64) {
-        if let Some(shared) = &self.shared {
-            return shared.delivered(seq);
+        match &self.store {
+            // The writer counts the bytes the removal frees.
+            Store::File(file) => file.send(Op::Remove { receiver: receiver.clone(), seq }),
+            Store::Shared(backend) => backend.delivered(seq),
+            Store::Memory(_) => {}
         }
-        // The writer counts the bytes the removal frees.
-        self.send(Op::Remove { receiver: receiver.clone(), seq });
     }
 
     /// Records how many attempts were made, so a restart resumes the retry budget.
     pub fn attempted(&self, receiver: &Arc<str>, seq: u64, attempts: u32) {
-        if let Some(shared) = &self.shared {
-            return shared.attempted(seq);
+        match &self.store {
+            Store::File(file) => file.send(Op::Attempted { receiver: receiver.clone(), seq, attempts }),
+            Store::Shared(backend) => backend.attempted(seq),
+            Store::Memory(_) => {}
         }
-        self.send(Op::Attempted { receiver: receiver.clone(), seq, attempts });
     }
 
     /// Moves a notification to the dead letters. An empty `body` (a restored notification whose
     /// body stayed on disk) is taken from the spool file.
     pub fn dead_letter(&self, receiver: &Arc<str>, seq: u64, mut header: Header, body: Bytes, info: DeadInfo) {
         header.dead = Some(info);
-        if let Some(shared) = &self.shared {
-            shared.dead_letter(receiver, seq, header, body);
-        } else if self.writer.is_some() {
-            self.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) });
-        } else {
-            self.keep_in_memory(Stored { receiver: receiver.to_string(), seq, header, body });
+        match &self.store {
+            Store::File(file) => {
+                file.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) })
+            }
+            Store::Shared(backend) => backend.dead_letter(receiver, seq, header, body),
+            Store::Memory(memory) => memory.keep(Stored { receiver: receiver.to_string(), seq, header, body }),
         }
     }
 
     /// Puts back a dead letter taken for replay that could not be replayed.
     pub fn return_dead_letter(&self, stored: Stored) {
-        if let Some(shared) = &self.shared {
-            return shared.return_dead_letter(stored);
-        }
-        if self.writer.is_some() {
-            let receiver: Arc<str> = stored.receiver.as_str().into();
-            self.send(Op::Dead { receiver, seq: stored.seq, record: record::encode(&stored.header, &stored.body) });
-        } else {
-            self.keep_in_memory(stored);
-        }
-    }
-
-    /// A memory-mode dead letter, charged to the byte budget (body and header); the oldest
-    /// (lowest sequence) go beyond `max_dead_letters` or `max_dead_letter_bytes`.
-    fn keep_in_memory(&self, stored: Stored) {
-        let header = stored.header.group_key.len() + stored.header.id.len() + std::mem::size_of::<Stored>();
-        let charge = self.budget.charge((stored.body.len() + header) as u64);
-        let mut dead = self.memory_dead.lock().expect("dead letters");
-        // Kept in sequence order, as the spool file's table is: deliveries end out of order,
-        // and the listing pages by sequence (`after`).
-        let at = dead.partition_point(|(kept, _)| kept.seq < stored.seq);
-        dead.insert(at, (stored, charge));
-        let mut bytes: u64 = dead.iter().map(|(s, _)| s.body.len() as u64).sum();
-        while dead.len() > self.max_dead || bytes > self.dead.max_bytes() && dead.len() > 1 {
-            if let Some((oldest, _)) = dead.pop_front() {
-                bytes -= oldest.body.len() as u64;
-                tracing::warn!(
-                    limit = self.max_dead,
-                    max_bytes = self.dead.max_bytes(),
-                    "dead-letter limit reached; the oldest dead letter was dropped"
-                );
+        match &self.store {
+            Store::File(file) => {
+                let (receiver, record) =
+                    (stored.receiver.as_str().into(), record::encode(&stored.header, &stored.body));
+                file.send(Op::Dead { receiver, seq: stored.seq, record })
             }
+            Store::Shared(backend) => backend.return_dead_letter(stored),
+            Store::Memory(memory) => memory.keep(stored),
         }
-        self.dead.set(dead.len() as u64, bytes);
     }
 
     /// Applies `delivery.max_dead_letter_bytes` (from the next dead letter on).
     pub fn set_max_dead_letter_bytes(&self, max_bytes: u64) {
-        self.dead.max_bytes.store(max_bytes, Ordering::Relaxed);
+        self.dead.max_bytes.store(max_bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Dead letters kept and their body bytes (the shared queue's are not counted here).
-    pub fn dead_letter_totals(&self) -> (u64, u64) {
-        if self.writer.is_none() && self.shared.is_none() {
-            let dead = self.memory_dead.lock().expect("dead letters");
-            return (dead.len() as u64, dead.iter().map(|(s, _)| s.body.len() as u64).sum());
+    /// Dead letters kept and their body bytes; with the shared queue, its dead-letter stream's.
+    pub async fn dead_letter_totals(&self) -> Result<(u64, u64), SpoolError> {
+        match &self.store {
+            Store::Memory(memory) => Ok(memory.totals()),
+            Store::File(_) => Ok(self.dead.get()),
+            Store::Shared(backend) => backend.dead_letter_totals().await,
         }
-        (self.dead.count.load(Ordering::Relaxed), self.dead.bytes.load(Ordering::Relaxed))
     }
 
     /// Up to `limit` dead letters after sequence `after`, oldest first, of `receiver` (or all):
@@ -440,42 +306,11 @@ impl Spool {
         limit: usize,
         receiver: Option<&str>,
     ) -> Result<DeadPage, SpoolError> {
-        let wanted = |owner: &str| receiver.is_none_or(|r| r == owner);
-        let entries: Vec<DeadEntry> = if let Some(shared) = &self.shared {
-            shared.dead_letter_page(after, limit, receiver).await?
-        } else if self.writer.is_none() {
-            let dead = self.memory_dead.lock().expect("dead letters");
-            dead.iter()
-                .filter(|(s, _)| s.seq > after && wanted(&s.receiver))
-                .take(limit + 1)
-                .map(|(s, _)| DeadEntry { seq: s.seq, header: s.header.clone(), bytes: s.body.len() })
-                .collect()
-        } else {
-            let readers = self.readers.clone();
-            let receiver = receiver.map(str::to_owned);
-            let read = move || -> Result<Vec<DeadEntry>, String> {
-                let db = readers.load_full().ok_or("the spool is being reopened")?;
-                let txn = db.begin_read().map_err(|e| e.to_string())?;
-                let dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
-                let mut entries = Vec::new();
-                for entry in dead.range(after.saturating_add(1)..).map_err(|e| e.to_string())? {
-                    let (key, value) = entry.map_err(|e| e.to_string())?;
-                    let Some((header, bytes)) = record::header_only(value.value()) else { continue };
-                    if receiver.as_deref().is_none_or(|r| header.dead.as_ref().is_some_and(|d| d.receiver == r)) {
-                        entries.push(DeadEntry { seq: key.value(), header, bytes });
-                        if entries.len() > limit {
-                            break;
-                        }
-                    }
-                }
-                Ok(entries)
-            };
-            tokio::task::spawn_blocking(read)
-                .await
-                .map_err(|e| SpoolError::Io(e.to_string()))?
-                .map_err(SpoolError::Io)?
+        let mut entries = match &self.store {
+            Store::Memory(memory) => memory.page(after, limit, receiver),
+            Store::File(file) => file.dead_page(after, limit, receiver).await.map_err(SpoolError::Io)?,
+            Store::Shared(backend) => backend.dead_letter_page(after, limit, receiver).await?,
         };
-        let mut entries = entries;
         let next_after = (entries.len() > limit).then(|| {
             entries.truncate(limit);
             entries.last().map_or(after, |e| e.seq)
@@ -485,25 +320,11 @@ impl Spool {
 
     /// One dead letter, body included; `None` if there is none with this sequence.
     pub async fn dead_letter_body(&self, seq: u64) -> Result<Option<Stored>, SpoolError> {
-        if let Some(shared) = &self.shared {
-            return shared.dead_letter_body(seq).await;
+        match &self.store {
+            Store::Memory(memory) => Ok(memory.body(seq)),
+            Store::File(file) => file.dead_body(seq).await.map_err(SpoolError::Io),
+            Store::Shared(backend) => backend.dead_letter_body(seq).await,
         }
-        if self.writer.is_none() {
-            let dead = self.memory_dead.lock().expect("dead letters");
-            return Ok(dead.iter().find(|(s, _)| s.seq == seq).map(|(s, _)| s.clone()));
-        }
-        let readers = self.readers.clone();
-        let read = move || -> Result<Option<Stored>, String> {
-            let db = readers.load_full().ok_or("the spool is being reopened")?;
-            let txn = db.begin_read().map_err(|e| e.to_string())?;
-            let dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
-            let Some(value) = dead.get(seq).map_err(|e| e.to_string())? else { return Ok(None) };
-            Ok(record::decode(value.value()).map(|(header, body)| {
-                let receiver = header.dead.as_ref().map(|d| d.receiver.clone()).unwrap_or_default();
-                Stored { receiver, seq, header, body }
-            }))
-        };
-        tokio::task::spawn_blocking(read).await.map_err(|e| SpoolError::Io(e.to_string()))?.map_err(SpoolError::Io)
     }
 
     /// Removes and returns the next batch of dead letters of `receiver` (or all), oldest first,
@@ -516,39 +337,71 @@ impl Spool {
         receiver: Option<&str>,
         cursor: ReplayCursor,
     ) -> Result<DeadBatch, SpoolError> {
-        if let Some(shared) = &self.shared {
-            return shared.take_dead_letters(receiver, cursor, nats::REPLAY_BATCH_BYTES).await;
+        match &self.store {
+            Store::Memory(memory) => Ok(memory.take(receiver)),
+            Store::File(file) => {
+                let taken = file.take_dead(receiver).await.map_err(SpoolError::Io)?;
+                Ok(DeadBatch { taken, next: None })
+            }
+            Store::Shared(backend) => backend.take_dead_letters(receiver, cursor, nats::REPLAY_BATCH_BYTES).await,
         }
-        if self.writer.is_none() {
-            let mut dead = self.memory_dead.lock().expect("dead letters");
-            let (taken, kept): (Vec<_>, Vec<_>) =
-                dead.drain(..).partition(|(s, _)| receiver.is_none_or(|r| r == s.receiver));
-            dead.extend(kept);
-            return Ok(DeadBatch { taken: taken.into_iter().map(|(s, _)| s).collect(), next: None });
-        }
-        let (reply, answer) = oneshot::channel();
-        self.send(Op::TakeDead { receiver: receiver.map(str::to_owned), reply });
-        let taken =
-            answer.await.map_err(|_| SpoolError::Io("the spool writer stopped".into()))?.map_err(SpoolError::Io)?;
-        Ok(DeadBatch { taken, next: None })
     }
 
-    /// Whether the last write succeeded.
+    /// Whether the last write succeeded (the shared queue: whether it is reachable).
     pub fn is_healthy(&self) -> bool {
-        if let Some(shared) = &self.shared {
-            return shared.is_connected();
+        match &self.store {
+            Store::Memory(_) => true,
+            Store::File(file) => file.is_healthy(),
+            Store::Shared(backend) => backend.is_connected(),
         }
-        self.healthy.load(Ordering::Relaxed)
     }
 
     /// Bytes the spool holds: with a spool file, every key and value in it (pending
     /// notifications with their headers, attempt counts, dead letters, thread state), as last
     /// committed; with the shared queue, its stream's bytes.
     pub fn bytes(&self) -> u64 {
-        if let Some(shared) = &self.shared {
-            return shared.bytes();
+        match &self.store {
+            Store::Memory(_) => 0,
+            Store::File(file) => file.bytes(),
+            Store::Shared(backend) => backend.bytes(),
         }
-        self.stored.load(Ordering::Relaxed)
+    }
+
+    /// `spool` in the status API: whether accepted notifications survive a crash, the file, its
+    /// health and size.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "persistent": self.is_persistent(),
+            "path": self.path().map(|p| p.display().to_string()),
+            "healthy": self.is_healthy(),
+            "bytes": self.bytes(),
+        })
+    }
+
+    /// `backend` in the status API: which store holds accepted notifications, and its health.
+    pub fn backend_status(&self) -> serde_json::Value {
+        use serde_json::json;
+        match &self.store {
+            Store::Shared(nats) => {
+                let config = nats.config();
+                json!({
+                    "kind": "nats",
+                    "healthy": nats.is_connected(),
+                    "urls": config.redacted_urls(),
+                    "stream": config.stream,
+                    "replicas": config.replicas,
+                    "partitions": config.partitions,
+                    "partitions_owned": nats.owned(),
+                    "pending": nats.pending(),
+                    "bytes": nats.bytes(),
+                    "max_bytes": config.max_bytes,
+                    "auth": config.auth.kind(),
+                    "tls": config.tls.is_some(),
+                })
+            }
+            Store::File(file) => json!({"kind": "redb", "healthy": file.is_healthy()}),
+            Store::Memory(_) => json!({"kind": "memory", "healthy": true}),
+        }
     }
 
     /// A receiver's destination identity, recorded with its dead letters: a keyed hash
@@ -565,32 +418,29 @@ impl Spool {
         Some(context.sign().as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    /// Commits every change sent to the writer so far: after it, readers apart from the writer
-    /// (the dead-letter listing) see them.
-    async fn flush(&self) -> Result<(), String> {
-        if self.writer.is_none() || self.shared.is_some() {
-            return Ok(());
-        }
-        let (reply, answer) = oneshot::channel();
-        self.send(Op::Flush { reply });
-        answer.await.unwrap_or_else(|_| Err("the spool writer stopped".into()))
+    /// Whether dead letters record their destination's identity (see
+    /// [`Spool::destination_identity`]).
+    pub fn records_destinations(&self) -> bool {
+        self.identity.is_some()
     }
 
-    /// Makes every change durable and stops the writer (at shutdown).
+    /// Commits every change sent to the writer so far (the spool file; nothing to do otherwise).
+    #[cfg(test)]
+    async fn flush(&self) -> Result<(), String> {
+        match &self.store {
+            Store::File(file) => file.flush().await,
+            Store::Memory(_) | Store::Shared(_) => Ok(()),
+        }
+    }
+
+    /// Makes every change durable and stops the writer (at shutdown); hands the shared queue's
+    /// notifications in delivery back to the other replicas.
     pub async fn close(&self) {
-        if let Some(shared) = &self.shared {
-            return shared.close().await;
+        match &self.store {
+            Store::File(file) => file.close().await,
+            Store::Shared(backend) => backend.close().await,
+            Store::Memory(_) => {}
         }
-        if self.writer.is_none() {
-            return;
-        }
-        if let Err(e) = self.flush().await {
-            tracing::error!(error = %e, "final spool flush failed; pending notifications stay as last committed");
-        }
-        // The writer thread ends at `Stop`, closing the database file, and says when it has.
-        let (done, closed) = oneshot::channel();
-        self.send(Op::Stop { done });
-        let _ = closed.await;
     }
 }
 

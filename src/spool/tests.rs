@@ -1,6 +1,8 @@
 //! The file spool's own tests: reopening, bounds, migration, corruption.
 
+use super::writer::seq_key_bytes;
 use super::*;
+use redb::Database;
 
 fn header(group: &str) -> Header {
     Header {
@@ -38,7 +40,7 @@ async fn pending_records_survive_reopening_in_order_with_attempts() {
         let mut seqs = Vec::new();
         for group in ["a", "b", "c"] {
             let record = NewRecord { receiver: receiver.clone(), header: header(group), body: body.clone() };
-            seqs.extend(spool.append(vec![record], 1).await.unwrap());
+            seqs.extend(spool.append(1, || vec![record]).await.unwrap());
         }
         spool.attempted(&receiver, seqs[2], 4);
         spool.delivered(&receiver, seqs[1]);
@@ -60,25 +62,26 @@ async fn full_spool_refuses_and_dead_letters_are_bounded() {
     // Room for one record: its key, header and body count, not only the body.
     let one = seq_key_bytes("r") + record::encode(&header("a"), &body).len() as u64;
     let (full, _) = Spool::open(&config(dir.path(), one + 10), 2).unwrap();
-    full.append(vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }], 1)
+    full.append(1, || vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }])
         .await
         .unwrap();
     assert_eq!(full.bytes(), one);
-    let refused =
-        full.append(vec![NewRecord { receiver: receiver.clone(), header: header("b"), body: body.clone() }], 1).await;
+    let refused = full
+        .append(1, || vec![NewRecord { receiver: receiver.clone(), header: header("b"), body: body.clone() }])
+        .await;
     assert!(matches!(refused, Err(SpoolError::Full(max)) if max == one + 10));
     full.close().await;
 
     let dir = tempfile::tempdir().unwrap();
     let (spool, _) = Spool::open(&config(dir.path(), 1 << 20), 2).unwrap();
     let seq = spool
-        .append(vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }], 1)
+        .append(1, || vec![NewRecord { receiver: receiver.clone(), header: header("a"), body: body.clone() }])
         .await
         .unwrap();
     spool.dead_letter(&receiver, seq[0], header("a"), body.clone(), info());
     for n in 0..3 {
         let seq = spool
-            .append(vec![NewRecord { receiver: receiver.clone(), header: header("c"), body: body.clone() }], 1)
+            .append(1, || vec![NewRecord { receiver: receiver.clone(), header: header("c"), body: body.clone() }])
             .await
             .unwrap();
         spool.dead_letter(&receiver, seq[0], header(&format!("d{n}")), body.clone(), info());
@@ -87,11 +90,11 @@ async fn full_spool_refuses_and_dead_letters_are_bounded() {
     spool.flush().await.unwrap();
     let dead = spool.dead_letter_page(0, 10, None).await.unwrap().entries;
     assert_eq!(dead.iter().map(|e| e.header.group_key.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
-    assert_eq!(spool.dead_letter_totals(), (2, 2 * body.len() as u64));
+    assert_eq!(spool.dead_letter_totals().await.unwrap(), (2, 2 * body.len() as u64));
     let taken = spool.take_dead_letters(Some("r"), ReplayCursor::default()).await.unwrap().taken;
     assert_eq!(taken.len(), 2);
     assert!(spool.dead_letter_page(0, 10, None).await.unwrap().entries.is_empty());
-    assert_eq!(spool.dead_letter_totals(), (0, 0));
+    assert_eq!(spool.dead_letter_totals().await.unwrap(), (0, 0));
     assert_eq!(spool.bytes(), 0, "the file holds nothing any more");
 }
 

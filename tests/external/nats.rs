@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::nats_cluster::{NatsCluster, Replica, wait_delivered};
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{Answer, Downstream, alert, batch, get};
 
 /// A config for the replicas: R3 stream, a short `ack_wait` so that take-overs fit a test.
@@ -119,11 +120,11 @@ async fn a_replica_killed_mid_delivery_leaves_everything_it_accepted_to_the_othe
         }
     }
     // It is retrying the head of each group's partition.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while downstream.received().len() < 6 {
-        assert!(std::time::Instant::now() < deadline, "the first replica never tried to deliver");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the first replica's attempts", Duration::from_secs(20), async || {
+        let tried = downstream.received().len();
+        ensure(tried >= 6, || format!("{tried} attempts"))
+    })
+    .await;
     first.kill();
     let others: Vec<Replica> = (0..2).map(|_| Replica::spawn(&file)).collect();
     // The others take over after ack_wait; they fail too for a while, then the downstream recovers.
@@ -201,15 +202,12 @@ async fn dead_letters_are_kept_in_jetstream_listed_and_replayed_by_any_replica()
     let b = Replica::spawn(&file);
     assert_eq!(a.post(&numbered("dead", 0)).await.status, 200);
     // Refused with 400: a dead letter, visible from the other replica.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let listed = loop {
+    let listed = eventually("a dead letter listed by the other replica", Duration::from_secs(20), async || {
         let listed = get(&b.url("/api/v1/deadletters")).await.json();
-        if listed["data"].as_array().is_some_and(|d| !d.is_empty()) {
-            break listed;
-        }
-        assert!(std::time::Instant::now() < deadline, "no dead letter listed: {listed}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        let some = listed["data"].as_array().is_some_and(|d| !d.is_empty());
+        if some { Ok(listed) } else { Err(listed.to_string()) }
+    })
+    .await;
     assert_eq!(listed["data"][0]["receiver"], "sink");
     assert_eq!(listed["data"][0]["reason"], "non_retryable");
     let key = downstream.received()[0].header("idempotency-key").unwrap().to_owned();
@@ -275,19 +273,16 @@ async fn jetstream_dead_letters_are_paged_by_sequence_fetched_by_seq_and_replaye
         let reply = a.post(&padded("paged", n, 450 * 1024)).await;
         assert_eq!(reply.status, 200, "{}", reply.text());
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let all = loop {
+    let listed = eventually("five dead letters listed", Duration::from_secs(30), async || {
         let listed = get(&b.url("/api/v1/deadletters")).await.json();
-        let all: Vec<u64> = listed["data"].as_array().unwrap().iter().map(|d| d["seq"].as_u64().unwrap()).collect();
-        if all.len() == 5 {
-            assert_eq!(listed["next_after"], serde_json::Value::Null, "one page holds all five");
-            assert_eq!(listed["total"], 5, "the dead-letter stream's count: {listed}");
-            assert!(listed["bytes"].as_u64().unwrap() > 5 * 900_000, "the stream's bytes: {listed}");
-            break all;
-        }
-        assert!(std::time::Instant::now() < deadline, "not five dead letters: {listed}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        let five = listed["data"].as_array().unwrap().len() == 5;
+        if five { Ok(listed) } else { Err(listed.to_string()) }
+    })
+    .await;
+    let all: Vec<u64> = listed["data"].as_array().unwrap().iter().map(|d| d["seq"].as_u64().unwrap()).collect();
+    assert_eq!(listed["next_after"], serde_json::Value::Null, "one page holds all five");
+    assert_eq!(listed["total"], 5, "the dead-letter stream's count: {listed}");
+    assert!(listed["bytes"].as_u64().unwrap() > 5 * 900_000, "the stream's bytes: {listed}");
     assert!(all.windows(2).all(|w| w[0] < w[1]), "oldest first, by stream sequence: {all:?}");
 
     // Pages of two, from either replica: 2 + 2 + 1, chained by next_after, no duplicate, no gap.
@@ -546,18 +541,8 @@ async fn a_conflicting_stream_stops_the_start_with_what_to_do() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("a conflict did not end the start:\n{}", std::fs::read_to_string(&log).unwrap());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = crate::programs::exit_within(&mut child, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("a conflict did not end the start:\n{}", std::fs::read_to_string(&log).unwrap()));
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(!status.success(), "{stderr}");
     // logfmt escapes the quotes around the stream's name.
@@ -579,20 +564,20 @@ async fn a_replica_waits_alive_and_not_ready_for_a_cluster_still_forming() {
     command.arg(format!("--config.file={}", file.display())).arg("--web.listen-address=127.0.0.1:0");
     let starting = crate::support::binary::spawn_amrelay(command);
     let log = starting.log.clone();
-    let deadline = std::time::Instant::now() + crate::nats_cluster::CLUSTER_WAIT;
-    let (address, waited) = loop {
-        let lines = log.lock().unwrap().clone();
-        let address = lines
-            .iter()
-            .find(|l| l.contains("listening, not ready"))
-            .and_then(|l| crate::support::binary::log_field(l, "address"));
-        let waiting = lines.iter().any(|l| l.contains("JetStream is not ready for this replica yet"));
-        if let (Some(address), true) = (address, waiting) {
-            break (address, lines);
-        }
-        assert!(std::time::Instant::now() < deadline, "no wait logged: {lines:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (address, waited) =
+        eventually("the wait for JetStream logged", crate::nats_cluster::CLUSTER_WAIT, async || {
+            let lines = log.lock().unwrap().clone();
+            let address = lines
+                .iter()
+                .find(|l| l.contains("listening, not ready"))
+                .and_then(|l| crate::support::binary::log_field(l, "address"));
+            let waiting = lines.iter().any(|l| l.contains("JetStream is not ready for this replica yet"));
+            match (address, waiting) {
+                (Some(address), true) => Ok((address, lines)),
+                _ => Err(format!("{lines:#?}")),
+            }
+        })
+        .await;
     assert_eq!(get(&format!("http://{address}/-/healthy")).await.status, 200, "{waited:#?}");
     assert_eq!(get(&format!("http://{address}/-/ready")).await.status, 503, "{waited:#?}");
 

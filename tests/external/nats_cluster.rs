@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::programs::{ChildGuard, debian_program, fixed_port, lost_its_port, try_get};
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{Downstream, Reply, get, metric_in, post_json};
 
 /// Every wait on the cluster (elections, take-overs, reconnects) is bounded by this.
@@ -124,26 +125,24 @@ impl NatsCluster {
     /// Waits until every running node says JetStream is healthy; `Err(log)` when one exited
     /// because another process took a port of its.
     async fn wait_healthy_or_lost(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + CLUSTER_WAIT;
         for node in self.nodes.iter_mut() {
             let (Some(process), Some(monitor_port)) = (node.process.as_mut(), node.monitor_port) else { continue };
             let url = format!("http://127.0.0.1:{monitor_port}/healthz");
-            loop {
+            let what = format!("{} healthy", node.name);
+            // Ok(Ok(())): healthy; Ok(Err(log)): exited (a port taken); Err: ask again.
+            let exited = eventually(&what, CLUSTER_WAIT, async || {
                 if try_get(&url).await.is_some_and(|r| r.status == 200) {
-                    break;
+                    return Ok(Ok(()));
                 }
                 if process.exited() {
-                    let log = process.log_tail();
-                    assert!(lost_its_port(&log), "{} exited:\n{log}", node.name);
-                    return Err(log);
+                    return Ok(Err(process.log_tail()));
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "{} not healthy within {CLUSTER_WAIT:?}:\n{}",
-                    node.name,
-                    process.log_tail()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(process.log_tail())
+            })
+            .await;
+            if let Err(log) = exited {
+                assert!(lost_its_port(&log), "{} exited:\n{log}", node.name);
+                return Err(log);
             }
         }
         Ok(())
@@ -219,42 +218,29 @@ impl Replica {
 
     /// Posts until answered 200, as Alertmanager retries; fails after [`CLUSTER_WAIT`].
     pub async fn post_until_accepted(&self, body: &str) -> Reply {
-        let deadline = Instant::now() + CLUSTER_WAIT;
-        loop {
+        eventually("the batch accepted", CLUSTER_WAIT, async || {
             let reply = self.post(body).await;
-            if reply.status == 200 {
-                return reply;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not accepted within {CLUSTER_WAIT:?}: {} {}",
-                reply.status,
-                reply.text()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            if reply.status == 200 { Ok(reply) } else { Err(format!("{} {}", reply.status, reply.text())) }
+        })
+        .await
     }
 
     /// Waits until `/-/ready` answers `status`.
     pub async fn wait_ready(&self, status: u16) {
-        let deadline = Instant::now() + CLUSTER_WAIT;
-        while get(&self.url("/-/ready")).await.status != status {
-            assert!(Instant::now() < deadline, "/-/ready never answered {status}:\n{}", self.log_text());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(&format!("/-/ready answering {status}"), CLUSTER_WAIT, async || {
+            let now = get(&self.url("/-/ready")).await.status;
+            ensure(now == status, || format!("{now}; the log:\n{}", self.log_text()))
+        })
+        .await;
     }
 
     /// Waits until the series (e.g. `amrelay_nats_pending_notifications`) reads `value`.
     pub async fn wait_metric(&self, series: &str, value: f64) {
-        let deadline = Instant::now() + CLUSTER_WAIT;
-        loop {
+        eventually(&format!("{series} reading {value}"), CLUSTER_WAIT, async || {
             let scrape = get(&self.url("/metrics")).await.text();
-            if metric_in(&scrape, series) == Some(value) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{series} never read {value}:\n{scrape}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            ensure(metric_in(&scrape, series) == Some(value), || scrape)
+        })
+        .await;
     }
 
     pub fn log_text(&self) -> String {
@@ -264,10 +250,8 @@ impl Replica {
     /// SIGTERM, then waits (bounded) for the process to exit after its drain.
     pub fn terminate(&mut self) {
         let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + CLUSTER_WAIT;
-        while self.child.try_wait().ok().flatten().is_none() {
-            assert!(Instant::now() < deadline, "amrelay did not exit after SIGTERM:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(50));
+        if crate::programs::exit_within(&mut self.child, CLUSTER_WAIT).is_none() {
+            panic!("amrelay did not exit after SIGTERM:\n{}", self.log_text());
         }
     }
 
@@ -292,17 +276,9 @@ fn monitor_port(ports_file: &str) -> Option<u16> {
 
 /// Waits until `downstream` has `count` successful deliveries; returns them.
 pub async fn wait_delivered(downstream: &Downstream, count: usize) -> Vec<crate::support::Received> {
-    let deadline = Instant::now() + CLUSTER_WAIT;
-    loop {
+    eventually(&format!("{count} notifications delivered"), CLUSTER_WAIT, async || {
         let delivered = downstream.delivered();
-        if delivered.len() >= count {
-            return delivered;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {count} notifications delivered within {CLUSTER_WAIT:?}",
-            delivered.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        if delivered.len() >= count { Ok(delivered) } else { Err(format!("{} delivered", delivered.len())) }
+    })
+    .await
 }

@@ -3,12 +3,13 @@
 //! bounded by [`PROGRAM_WAIT`], and killed when dropped.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 
+use crate::support::eventually::eventually;
 use crate::support::{Reply, client};
 
 /// Every wait on an outside program (start-up, a flush, a scrape) is bounded by this.
@@ -117,22 +118,34 @@ impl ChildGuard {
 
     /// Waits until `url` answers 200. Returns false if the program exited first.
     pub async fn wait_ready(&mut self, url: &str) -> bool {
-        let deadline = Instant::now() + PROGRAM_WAIT;
-        loop {
+        let what = format!("{} ready at {url}", self.name);
+        eventually(&what, PROGRAM_WAIT, async || {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
+                return Ok(false);
             }
             if try_get(url).await.is_some_and(|r| r.status == 200) {
-                return true;
+                return Ok(true);
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready at {url} within {PROGRAM_WAIT:?}; its log:\n{}",
-                self.name,
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(format!("no 200 yet; its log:\n{}", self.log_tail()))
+        })
+        .await
+    }
+}
+
+/// Waits for `child` to exit, at most `timeout`: its status, or `None` after killing it (a test
+/// never leaves a program behind). A blocking wait, for callers off the runtime; polled every [`crate::support::eventually::POLL`], like every wait.
+pub fn exit_within(child: &mut std::process::Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().ok().flatten() {
+            return Some(status);
         }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(crate::support::eventually::POLL);
     }
 }
 
@@ -188,18 +201,8 @@ pub fn run_program(command: &mut std::process::Command, stdin: Option<&Path>) ->
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let deadline = Instant::now() + PROGRAM_WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {PROGRAM_WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = exit_within(&mut child, PROGRAM_WAIT)
+        .unwrap_or_else(|| panic!("{command:?} did not finish within {PROGRAM_WAIT:?}"));
     let output = std::fs::read_to_string(&out).unwrap_or_default() + &std::fs::read_to_string(&err).unwrap_or_default();
     Finished { success: status.success(), output }
 }

@@ -164,7 +164,7 @@ async fn corrupt_spool_file_and_record_are_survived() {
             dead: None,
         };
         let body = numbered("Good", 1);
-        spool.append(vec![NewRecord { receiver: "corrupt".into(), header, body: body.into() }], 1).await.unwrap();
+        spool.append(1, || vec![NewRecord { receiver: "corrupt".into(), header, body: body.into() }]).await.unwrap();
         spool.close().await;
         let db = redb::Database::create(&spool_path).unwrap();
         let txn = db.begin_write().unwrap();
