@@ -105,7 +105,9 @@ impl Relay {
         }
         for action in ["create", "replace", "delete", "enable", "disable"] {
             // Registered at zero, so that a dashboard's increase() sees the first change.
-            metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
+            // Of global receivers (tenant ""); a tenant's series appears with its first change.
+            metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action, "tenant" => "")
+                .increment(0);
         }
         let reloader = Reloader::start_with_console(
             &options.config_file,

@@ -92,7 +92,7 @@ pub async fn handle(
         ("/-/healthy", &Method::GET | &Method::HEAD) => ("healthy", Ok(admin::healthy())),
         ("/-/ready", &Method::GET | &Method::HEAD) => ("ready", Ok(admin::ready(&state))),
         ("/-/reload", &Method::POST | &Method::PUT) => ("reload", admin::reload(&state).await),
-        ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state, &snapshot))),
+        ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state, &snapshot, &caller))),
         ("/", &Method::GET | &Method::HEAD) => ("console", Ok(console::page())),
         ("/api/v1/route-test", &Method::POST) => {
             ("route_test", console::route_test(&snapshot, &caller, state.reloader.budget(), request).await)
@@ -101,15 +101,15 @@ pub async fn handle(
         ("/api/v1/route-test", _) => ("route_test", Err(ApiError::MethodNotAllowed("POST"))),
         ("/api/v1/deadletters", &Method::GET) => {
             let query = request.uri().query().map(str::to_owned);
-            ("deadletters", admin::dead_letters(&state, query.as_deref()).await)
+            ("deadletters", admin::dead_letters(&state, &caller, query.as_deref()).await)
         }
         ("/api/v1/deadletters/body", &Method::GET) => {
             let query = request.uri().query().map(str::to_owned);
-            ("deadletters", admin::dead_letter_body(&state, query.as_deref()).await)
+            ("deadletters", admin::dead_letter_body(&state, &caller, query.as_deref()).await)
         }
         ("/api/v1/deadletters/replay", &Method::POST) => {
             let query = request.uri().query().map(str::to_owned);
-            ("deadletters", admin::replay(&state, &snapshot, query.as_deref()).await)
+            ("deadletters", admin::replay(&state, &snapshot, &caller, query.as_deref()).await)
         }
         ("/api/v1/threads", &Method::GET) => {
             let query = request.uri().query().map(str::to_owned);

@@ -104,6 +104,15 @@ async fn alerts_are_routed_by_tenant_before_the_receivers_own_rules() {
             .await;
     assert_eq!(only.status, 200, "{}", only.text());
     a.assert_stays_at(1, Duration::from_millis(300)).await;
+
+    // Each receiver's tenant, for joins in PromQL.
+    let scrape = as_user("admin", "GET", &relay.url("/metrics"), None).await.text();
+    for series in [
+        r#"amrelay_receiver_info{receiver="a-file",tenant="team-a",source="file"}"#,
+        r#"amrelay_receiver_info{receiver="global",tenant="",source="file"}"#,
+    ] {
+        assert_eq!(metric_in(&scrape, series), Some(1.0), "{series}");
+    }
 }
 
 /// Every role against every endpoint, with the status each answer must have. A sender only
@@ -138,7 +147,9 @@ async fn every_role_against_every_endpoint() {
         ("POST", "/api/v1/route-test", Some(routed.clone()), [403, 200, 200, 200, 403]),
         ("GET", "/api/v1/deadletters?receiver=a-file", None, [403, 200, 200, 200, 403]),
         ("GET", "/api/v1/deadletters?receiver=b-file", None, [403, 404, 404, 200, 403]),
-        ("GET", "/api/v1/deadletters", None, [403, 400, 400, 200, 403]),
+        ("GET", "/api/v1/deadletters", None, [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/deadletters/body?seq=1", None, [403, 404, 404, 404, 403]),
+        ("POST", "/api/v1/deadletters/replay", None, [403, 403, 200, 200, 403]),
         ("POST", "/api/v1/deadletters/replay?receiver=a-file", None, [403, 403, 200, 200, 403]),
         ("POST", "/api/v1/deadletters/replay?receiver=global", None, [403, 403, 404, 200, 403]),
         ("GET", "/api/v1/threads?receiver=global", None, [403, 404, 404, 200, 403]),
@@ -164,6 +175,10 @@ async fn a_viewer_sees_only_its_tenants_receivers() {
     let sink = Downstream::start().await;
     let url = sink.url("/");
     let relay = TestRelay::start(&config(&url, &url, &url, None)).await;
+    let status = as_user("viewer", "GET", &relay.url("/api/v1/status"), None).await.json();
+    let names: Vec<&str> =
+        status["data"]["receivers"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a-file"], "{status}");
     let list = as_user("viewer", "GET", &relay.url("/api/v1/receivers"), None).await.json();
     let names: Vec<&str> =
         list["data"]["receivers"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
@@ -217,6 +232,8 @@ async fn an_editor_saves_receivers_of_its_tenants_only() {
     assert_eq!(replace.status, 404, "{}", replace.text());
 
     let scrape = as_user("admin", "GET", &relay.url("/metrics"), None).await.text();
+    let info = r#"amrelay_receiver_info{receiver="mine",tenant="team-a",source="console"}"#;
+    assert_eq!(metric_in(&scrape, info), Some(1.0), "{info}");
     let changes =
         metric_in(&scrape, r#"amrelay_config_changes_total{source="console",action="create",tenant="team-a"}"#);
     // The metrics are the test process's: other tests add to them too.
@@ -290,6 +307,14 @@ async fn a_tenants_receiver_cannot_reach_loopback_on_save_or_at_connect() {
     })
     .await;
     assert_eq!(letter["reason"], "forbidden_address", "{letter}");
+    // Listed to its tenant's editors without naming it; its body too.
+    let mine = as_user("editor", "GET", &relay.url("/api/v1/deadletters"), None).await.json();
+    assert_eq!(mine["data"].as_array().unwrap().len(), 1, "{mine}");
+    let seq = mine["data"][0]["seq"].as_u64().unwrap();
+    let body = as_user("editor", "GET", &relay.url(&format!("/api/v1/deadletters/body?seq={seq}")), None).await;
+    assert_eq!(body.status, 200, "{}", body.text());
+    let theirs = as_user("multi", "GET", &relay.url("/api/v1/deadletters"), None).await.json();
+    assert_eq!(theirs["data"].as_array().unwrap().len(), 1, "team-a is multi's too: {theirs}");
     assert_eq!(letter["attempts"], 1, "not retried: {letter}");
     assert!(target.received().is_empty(), "nothing reached loopback");
 }
