@@ -36,9 +36,10 @@ pub fn metrics(state: &AppState) -> HttpResponse {
 }
 
 /// `POST /-/reload`: the same reload as SIGHUP and the file watcher.
-pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn reload(state: &Arc<AppState>, caller: &Caller<'_>) -> Result<HttpResponse, ApiError> {
+    tracing::info!(audit = true, user = caller.name(), tenant = "", "reload requested");
     match state.reload().await {
-        Ok(()) => Ok(json(StatusCode::OK, &json!({"status": "success"}))),
+        Ok(()) => Ok(json(StatusCode::OK, &json!({"status": "success", "user": caller.name(), "tenant": Value::Null}))),
         Err(e) => Err(ApiError::Internal(format!("failed to reload config: {e}"))),
     }
 }

@@ -11,10 +11,12 @@ use super::state::AppState;
 use crate::editor;
 use crate::snapshot::{Snapshot, Source};
 
-/// The answer to a change: the definition as shown, its etag, and the reload's outcome.
+/// The answer to a change: who made it for which tenant (`null`: a global receiver), the
+/// definition as shown, its etag, and the reload's outcome.
 pub(super) fn changed(
     status: StatusCode,
     state: &AppState,
+    (user, tenant): (&str, Option<&str>),
     name: &str,
     definition: Option<&Value>,
     reload: Result<(), String>,
@@ -27,6 +29,8 @@ pub(super) fn changed(
     let mut response = json(
         status,
         &json!({"status": "success", "data": {
+            "user": user,
+            "tenant": tenant,
             "receiver": data,
             "reload": {"successful": reload.is_ok(), "error": reload.err()},
         }}),

@@ -166,7 +166,7 @@ pub async fn put(
     let reload = save(state, &path, &document, &on_disk, Some(index)).await?;
     audit(caller, action, name, tenant_of(&definition), editor::changed_fields(before, Some(&definition)));
     let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
-    Ok(changed(status, state, name, Some(&definition), reload))
+    Ok(changed(status, state, (caller.name(), tenant_of(&definition)), name, Some(&definition), reload))
 }
 
 /// `DELETE /api/v1/receivers/{name}`.
@@ -189,7 +189,7 @@ pub async fn delete(
     document.receivers.remove(index);
     let reload = save(state, &path, &document, &on_disk, None).await?;
     audit(caller, "delete", name, tenant_of(&stored), Vec::new());
-    Ok(changed(StatusCode::OK, state, name, None, reload))
+    Ok(changed(StatusCode::OK, state, (caller.name(), tenant_of(&stored)), name, None, reload))
 }
 
 /// `POST /api/v1/receivers/{name}/enabled` with `{"enabled": bool}`.
@@ -223,14 +223,14 @@ pub async fn set_enabled(
     check_preconditions(&headers, Some(&stored), name)?;
     let was = stored.get("enabled").and_then(Value::as_bool).unwrap_or(true);
     if was == enabled {
-        return Ok(changed(StatusCode::OK, state, name, Some(&stored), Ok(())));
+        return Ok(changed(StatusCode::OK, state, (caller.name(), tenant_of(&stored)), name, Some(&stored), Ok(())));
     }
     document.receivers[index]["enabled"] = Value::Bool(enabled);
     let definition = document.receivers[index].clone();
     let reload = save(state, &path, &document, &on_disk, Some(index)).await?;
     let action = if enabled { "enable" } else { "disable" };
     audit(caller, action, name, tenant_of(&stored), vec!["enabled".into()]);
-    Ok(changed(StatusCode::OK, state, name, Some(&definition), reload))
+    Ok(changed(StatusCode::OK, state, (caller.name(), tenant_of(&definition)), name, Some(&definition), reload))
 }
 
 /// `POST /api/v1/receiver-test`: a test message through a definition that is not saved (the

@@ -91,7 +91,7 @@ pub async fn handle(
         ("/metrics", &Method::GET | &Method::HEAD) => ("metrics", Ok(admin::metrics(&state))),
         ("/-/healthy", &Method::GET | &Method::HEAD) => ("healthy", Ok(admin::healthy())),
         ("/-/ready", &Method::GET | &Method::HEAD) => ("ready", Ok(admin::ready(&state))),
-        ("/-/reload", &Method::POST | &Method::PUT) => ("reload", admin::reload(&state).await),
+        ("/-/reload", &Method::POST | &Method::PUT) => ("reload", admin::reload(&state, &caller).await),
         ("/api/v1/status", &Method::GET) => ("status", Ok(admin::status(&state, &snapshot, &caller))),
         ("/", &Method::GET | &Method::HEAD) => ("console", Ok(console::page())),
         ("/api/v1/route-test", &Method::POST) => {

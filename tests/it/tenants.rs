@@ -212,6 +212,11 @@ async fn an_editor_saves_receivers_of_its_tenants_only() {
     let created = as_user("editor", "PUT", &receiver("mine"), Some(json!({"url": mine.url("/")}))).await;
     assert_eq!(created.status, 201, "{}", created.text());
     assert_eq!(created.json()["data"]["receiver"]["tenant"], "team-a");
+    // The answer names who changed what for which tenant.
+    assert_eq!(
+        (&created.json()["data"]["user"], &created.json()["data"]["tenant"]),
+        (&json!("editor"), &json!("team-a"))
+    );
     assert_eq!(created.json()["data"]["reload"]["successful"], true, "{}", created.text());
     let file = std::fs::read_to_string(relay.dir.path().join("console-receivers.yml")).unwrap();
     assert!(file.contains("tenant: team-a"), "{file}");
