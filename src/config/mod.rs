@@ -159,6 +159,9 @@ pub struct Endpoint {
     pub rate_limit: Option<RateLimit>,
     /// `thread:` — one message per alert group, updated (or replied to).
     pub thread: Option<thread::ThreadSpec>,
+    /// `url` with templates in its path or query: rendered per notification (`url` is then its
+    /// scheme and authority).
+    pub url_template: Option<std::sync::Arc<crate::url_template::UrlTemplate>>,
     /// What it may connect to, when a tenant's editor can change it ([`tenancy::OutboundGuard`]);
     /// `None`: anything.
     pub guard: Option<std::sync::Arc<tenancy::OutboundGuard>>,

@@ -181,7 +181,10 @@ fn receiver(
             format!("{:?} is not a valid receiver name: use letters, digits, '_', '-' and '.', starting with a letter or digit", raw.name),
         );
     }
-    let url = receiver_url(issues, field, at, raw);
+    let (url, url_template) = match receiver_url(issues, field, at, raw) {
+        Some((url, template)) => (Some(url), template),
+        None => (None, None),
+    };
     let timeout = raw.timeout.map_or(defaults.timeout, |d| d.0);
     if timeout.is_zero() {
         issues.add(Some(at), format!("{field}.timeout"), "must be greater than 0");
@@ -271,6 +274,7 @@ fn receiver(
             template: templating.renderer,
             rate_limit: templating.rate_limit,
             thread: thread.flatten(),
+            url_template,
             guard: None,
         },
     })
@@ -299,8 +303,12 @@ fn slack_web_api(
 }
 
 /// `url`, or the URL read from `url_file` (watched like every secret file); never both. A
-/// mistake in a URL read from a file is reported without its text: it may carry a token.
-fn receiver_url(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Option<Uri> {
+/// mistake in a URL read from a file is reported without its text: it may carry a token. A URL
+/// with templates in its path or query ([`crate::url_template`]) gives its origin and the
+/// compiled template.
+type TemplatedUrl = (Uri, Option<std::sync::Arc<crate::url_template::UrlTemplate>>);
+
+fn receiver_url(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Option<TemplatedUrl> {
     let (text, at, key) = match (&raw.url, &raw.url_file) {
         (Some(url), None) => (url.value.clone(), &url.referenced, "url"),
         (None, Some(file)) => {
@@ -317,6 +325,27 @@ fn receiver_url(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiv
         }
     };
     let field = format!("{field}.{key}");
+    if crate::url_template::is_template(&text) {
+        let template = match crate::url_template::UrlTemplate::compile(&text) {
+            Ok(template) => template,
+            Err(why) => {
+                issues.add(Some(at), field, why);
+                return None;
+            }
+        };
+        let origin = checked_url(issues, &field, at, template.origin())?;
+        // Checked once against a sample: a template that cannot render a URL is refused now.
+        if let Err(why) = template.check(&crate::template::sample_notification()) {
+            issues.add(Some(at), field, why);
+            return None;
+        }
+        return Some((origin, Some(std::sync::Arc::new(template))));
+    }
+    checked_url(issues, &field, at, &text).map(|url| (url, None))
+}
+
+fn checked_url(issues: &mut Issues, field: &str, at: &Location, text: &str) -> Option<Uri> {
+    let field = field.to_owned();
     match text.parse::<Uri>() {
         Ok(url) if url.authority().is_some_and(|a| a.as_str().contains('@')) => {
             issues.add(Some(at), field, "must not contain credentials: use http_config.basic_auth");

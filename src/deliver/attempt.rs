@@ -41,6 +41,8 @@ pub struct Target {
     pub follow_redirects: bool,
     /// The receiver's template: each notification is rendered once before its first attempt.
     pub template: Option<std::sync::Arc<crate::template::Renderer>>,
+    /// A `url` with templates: rendered with the template, before the first attempt.
+    pub url_template: Option<std::sync::Arc<crate::url_template::UrlTemplate>>,
     /// `rate_limit:`, awaited before each attempt; the bucket survives reloads that keep it.
     pub rate_limit: Option<std::sync::Arc<super::RateLimiter>>,
     /// `thread:` — one message per alert group (see [`super::thread_memory`]).
@@ -97,6 +99,7 @@ impl Target {
             scrubber: super::secrets::scrubber(endpoint),
             client_key,
             template: endpoint.template.clone(),
+            url_template: endpoint.url_template.clone(),
             thread: endpoint.thread,
             rate_limit: endpoint.rate_limit.map(|limit| match previous.and_then(|p| p.rate_limit.as_ref()) {
                 Some(bucket) if bucket.limit == limit => bucket.clone(),

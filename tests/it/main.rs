@@ -53,3 +53,4 @@ mod threads;
 mod threads_apis;
 mod tls_auth;
 mod url_file;
+mod url_templates;
