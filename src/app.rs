@@ -249,6 +249,7 @@ fn restore(reloader: &Reloader, restored: Vec<Stored>) {
                 tracing::error!(receiver = %stored.receiver, group_key = %stored.header.group_key,
                     "restored notification for a receiver no longer configured; dead-lettered");
                 let info = crate::deliver::receiver_removed(&stored.receiver);
+                reloader.spool().record_history(removed_record(&stored));
                 reloader.spool().dead_letter(
                     &stored.receiver.as_str().into(),
                     stored.seq,
@@ -261,6 +262,18 @@ fn restore(reloader: &Reloader, restored: Vec<Stored>) {
     }
 }
 
+/// The history record of a notification given up because its receiver is gone.
+fn removed_record(stored: &Stored) -> crate::history::Record {
+    let ending = crate::deliver::history::Ending {
+        attempts: stored.header.attempts,
+        reason: Some(crate::deliver::DeadLetterReason::ReceiverRemoved.as_str()),
+        error: Some("receiver no longer in the config".into()),
+        ..Default::default()
+    };
+    let outcome = crate::history::Outcome::ReceiverRemoved;
+    crate::deliver::history::record(&stored.receiver, &stored.header, &stored.body, outcome, ending)
+}
+
 /// Where the shared queue's consumer hands what it pulls: the pipeline of the receiver of that
 /// name in the config that runs now.
 struct Pipelines(Arc<AppState>);
@@ -271,7 +284,10 @@ impl crate::spool::nats::Sink for Pipelines {
         Some(Box::new(move |stored| crate::accept::restore(&pipeline, stored)))
     }
 
-    fn receiver_removed(&self, receiver: &str) -> crate::spool::DeadInfo {
+    fn receiver_removed(&self, receiver: &str, header: &crate::spool::Header, body: &[u8]) -> crate::spool::DeadInfo {
+        let stored =
+            Stored { receiver: receiver.to_owned(), seq: 0, header: header.clone(), body: body.to_vec().into() };
+        self.0.reloader.spool().record_history(removed_record(&stored));
         crate::deliver::receiver_removed(receiver)
     }
 }

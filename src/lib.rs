@@ -43,7 +43,7 @@
 //! | 1 | `fingerprint` `secret` `metrics` `redact` `verified_senders` `dedup` `logging` `rule` | leaves: hashes, secrets, metric names, redaction, caches, rules |
 //! | 2 | `payload` `template` `url_template` `tls` | decoding, templates (of bodies, of URLs), TLS material |
 //! | 3 | `config` | the config file, validated (given its text, path and environment) |
-//! | 4 | `memory` `signing` `editor` | byte budgets, signatures, the console (its file, secrets, I/O) |
+//! | 4 | `memory` `history` `signing` `editor` | byte budgets, notification history records and queries, signatures, the console (its file, secrets, I/O) |
 //! | 5 | `spool` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store` |
 //! | 6 | `deliver` | one notification's attempts |
 //! | 7 | `queue` `test_message` | each receiver's queue; test messages |
@@ -69,6 +69,7 @@ pub mod deliver;
 mod editor;
 mod explain;
 mod fingerprint;
+mod history;
 pub mod logging;
 mod memory;
 mod metrics;
@@ -92,5 +93,6 @@ mod watch;
 
 // What tests, benches and the fuzzers use of the private modules.
 pub use fingerprint::fnv1a;
+pub use history::{Outcome as HistoryOutcome, Query as HistoryQuery, Record as HistoryRecord};
 pub use memory::Budget;
 pub use test_message::rfc3339;

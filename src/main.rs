@@ -3,12 +3,13 @@
 //! the exit code is 1. The subcommands answer as the tools they mirror do, on standard output
 //! with their own exit codes: `check-config` prints every issue and exits 1 when a file is
 //! invalid (as `amtool check-config`), `route-test` exits 1 when `--expect` differs and 2 on an
-//! invalid config or payload, `send-test` exits 1 unless the downstream answered 2xx.
+//! invalid config or payload, `send-test` exits 1 unless the destination took it (a 2xx its
+//! body does not refuse), `history` exits 1 when the relay cannot answer.
 
 use std::process::ExitCode;
 
 use amrelay::app::{Options, Relay};
-use amrelay::cli::{Cli, Command, RouteTestArgs, check_config, route_test, send_test};
+use amrelay::cli::{Cli, Command, RouteTestArgs, check_config, history, route_test, send_test};
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -28,6 +29,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let success = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     match &cli.command {
         Some(Command::CheckConfig { files }) => Ok(success(check_config(files, cli.console_file.as_deref()))),
+        Some(Command::History(args)) => {
+            let base = args.url.clone().unwrap_or_else(|| amrelay::cli::relay_url(&cli.config_file));
+            let runtime = tokio::runtime::Runtime::new()?;
+            match runtime.block_on(history(&base, args)) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Some(Command::SendTest { receiver }) => {
             let runtime = tokio::runtime::Runtime::new()?;
             Ok(success(runtime.block_on(send_test(&cli.config_file, cli.console_file.as_deref(), receiver))))

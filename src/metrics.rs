@@ -81,6 +81,12 @@ pub const SPOOL_MEMORY_WINDOW_BYTES: &str = "amrelay_spool_memory_window_bytes";
 pub const DEAD_LETTERS: &str = "amrelay_dead_letters";
 /// Body bytes of the dead letters kept, against `delivery.max_dead_letter_bytes`.
 pub const DEAD_LETTER_BYTES: &str = "amrelay_dead_letter_bytes";
+/// Notification history records kept (`history:`).
+pub const HISTORY_RECORDS: &str = "amrelay_history_records";
+/// Bytes of the history records kept, against `history.max_bytes`.
+pub const HISTORY_BYTES: &str = "amrelay_history_bytes";
+/// History records not kept, by reason (`behind`: the store fell behind; `error`: it failed).
+pub const HISTORY_DROPPED: &str = "amrelay_history_dropped_total";
 /// Bytes of pending notifications in the spool.
 pub const SPOOL_BYTES: &str = "amrelay_spool_bytes";
 /// `delivery.spool.max_bytes`.
@@ -196,6 +202,9 @@ fn describe() {
     );
     describe_gauge!(DEAD_LETTERS, "Dead letters kept.");
     describe_gauge!(DEAD_LETTER_BYTES, Unit::Bytes, "Body bytes of the dead letters kept.");
+    describe_gauge!(HISTORY_RECORDS, "Notification history records kept.");
+    describe_gauge!(HISTORY_BYTES, Unit::Bytes, "Bytes of the notification history records kept (history.max_bytes).");
+    describe_counter!(HISTORY_DROPPED, "Notification history records not kept, by reason (behind, error).");
     describe_counter!(BATCHES_REJECTED, "Webhook batches refused, by reason.");
     describe_counter!(ALERTS_MATCHED, "Alerts a receiver's conditions accepted.");
     describe_counter!(ALERTS_FILTERED, "Alerts a receiver's conditions left out.");

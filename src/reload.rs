@@ -360,6 +360,7 @@ fn build_snapshot(
         loaded_at: SystemTime::now(),
         server: config.server,
         delivery: config.delivery,
+        history: config.history,
         receivers,
         label_index,
         dedup_identity,
@@ -420,4 +421,5 @@ fn record_success(snapshot: &Snapshot) {
 fn apply_byte_limits(shared: &Shared, snapshot: &Snapshot) {
     shared.budget.set_limit(snapshot.server.inbound.limits.max_memory_bytes);
     shared.spool.set_max_dead_letter_bytes(snapshot.delivery.max_dead_letter_bytes);
+    shared.spool.apply_history(&snapshot.history);
 }

@@ -80,6 +80,8 @@ pub struct Snapshot {
     pub loaded_at: SystemTime,
     pub server: ServerConfig,
     pub delivery: DeliveryConfig,
+    /// `history:`: recording finished notifications, and their bounds.
+    pub history: crate::config::HistoryConfig,
     pub receivers: Vec<ActiveReceiver>,
     /// Every label name the receivers' rules read: alerts are decoded against it.
     pub label_index: LabelIndex,

@@ -4,6 +4,10 @@
 //! and its `enabled` flag, so a receiver can be checked before it is switched on. The alert is
 //! marked as a test in its labels (`amrelay_test="true"`) and annotations.
 //!
+//! It is judged as a delivery is (`Target::send_judged`): a destination that refuses in an
+//! HTTP 200 (DingTalk's `errcode`, Slack's `ok: false`, …) fails the test with the vendor's
+//! words, e.g. "DingTalk refused: errcode 310000 keywords not in content".
+//!
 //! Its answer is the downstream's status code and the error kind; the answer's body is shown
 //! only as a short snippet scrubbed of the receiver's own secrets (see
 //! [`crate::redact::Scrubber`]), since a test is an HTTP client anyone with the console can
@@ -23,12 +27,14 @@ use crate::deliver::Target;
 #[derive(Debug, Clone, Serialize)]
 pub struct TestOutcome {
     pub receiver: String,
-    /// True on a 2xx answer.
+    /// True when the destination took it: a 2xx answer whose body (for a destination that
+    /// answers in its body) says so.
     pub delivered: bool,
     /// The downstream's status code, when it answered.
     pub status_code: Option<u16>,
     pub latency_seconds: f64,
-    /// `dns`, `connect`, `tls`, `timeout`, `http_status`, `template` or `other`, on failure.
+    /// `dns`, `connect`, `tls`, `timeout`, `http_status`, `refused` (the destination's body
+    /// refused), `template` or `other`, on failure.
     pub error_kind: Option<&'static str>,
     /// The precise error, with a snippet of the body for an HTTP status: scrubbed of every
     /// secret of the receiver (credentials, token, secret headers, signing key, the URL's
@@ -133,7 +139,8 @@ pub async fn send(target: &Target, receiver: &str) -> TestOutcome {
         }
     };
     let url = prepared.url(target);
-    let result = target.send_to(url, prepared.content_type.clone(), prepared.body.clone(), Some(&id)).await;
+    let body = prepared.attempt_body(target);
+    let result = target.send_judged(url, prepared.content_type.clone(), body, Some(&id)).await;
     let latency_seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(status) => TestOutcome {
@@ -148,7 +155,9 @@ pub async fn send(target: &Target, receiver: &str) -> TestOutcome {
             receiver: receiver.into(),
             delivered: false,
             status_code: match failure.kind {
-                crate::deliver::FailureKind::Status(s) => Some(s.as_u16()),
+                crate::deliver::FailureKind::Status(s) | crate::deliver::FailureKind::Refused { status: s, .. } => {
+                    Some(s.as_u16())
+                }
                 _ => None,
             },
             latency_seconds,

@@ -12,6 +12,7 @@ mod console_policy;
 pub mod duration;
 mod environment;
 mod grafana;
+pub mod history;
 pub mod http;
 mod issues;
 pub mod nats;
@@ -38,6 +39,7 @@ pub use console::{ConsoleConfig, ConsoleFile, DEFAULT_CONSOLE_FILE, console_file
 pub use console_policy::ConsolePolicy;
 pub use environment::Environment;
 pub use grafana::GrafanaAuth;
+pub use history::HistoryConfig;
 pub use receiver::ReceiverDefaults;
 pub use security::{
     ClientAuthType, DEFAULT_MAX_MEMORY_BYTES, Inbound, InboundAuth, Limits, Proxy, ServerTls, exposure_warning,
@@ -67,6 +69,8 @@ pub struct Config {
     pub console_receivers: usize,
     /// `console:`: the folders console receivers may read files from, and how many there may be.
     pub console: ConsolePolicy,
+    /// `history:`: the record of every finished notification.
+    pub history: HistoryConfig,
 }
 
 /// The process-wide parts of `delivery:` (the rest are receiver defaults).
@@ -332,6 +336,7 @@ pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Co
         receiver_defaults: validated.defaults,
         console_receivers: 0,
         console: validated.console,
+        history: validated.history,
     })
 }
 

@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub console: Option<Spanned<RawConsole>>,
     /// `tenancy:` — the tenant label, and what editors' receivers may reach.
     pub tenancy: Option<Spanned<RawTenancy>>,
+    /// `history:` — the record of every finished notification.
+    pub history: Option<Spanned<RawHistory>>,
 }
 
 /// `tenancy:` as written.
@@ -57,6 +59,15 @@ pub struct RawAuthProxy {
     pub user_header: Option<String>,
     pub groups_header: Option<String>,
     pub trusted_cidrs: Vec<String>,
+}
+
+/// `history:` — whether finished notifications are recorded, and for how long.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHistory {
+    pub enabled: Option<bool>,
+    pub retention: Option<PromDuration>,
+    pub max_bytes: Option<u64>,
 }
 
 /// `console:` — limits on receivers edited in the console.

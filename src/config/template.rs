@@ -20,7 +20,9 @@ use crate::template::{
     Builder, CompileError, Leaf, OptionValue, PayloadNode, Preset, Renderer, Reveal, Spec, is_json, sample_notification,
 };
 
-/// At most `per_second` attempts a second on average, `burst` at once.
+/// At most `per_second` attempts a second on average, `burst` at once. A preset's receiver
+/// without `rate_limit:` gets its destination's documented limit
+/// ([`Preset::default_rate_limit`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
     pub per_second: f64,
@@ -47,7 +49,10 @@ pub(super) fn shared(issues: &mut Issues, patterns: &[Spanned<String>]) -> Share
     for (index, pattern) in patterns.iter().enumerate() {
         let field = format!("templates[{index}]");
         let at = &pattern.referenced;
+        // Absolute, so that the paths the glob yields are read as they are (a relative config
+        // path made them relative to the working folder, and reading joined the folder again).
         let full = issues.resolve(&pattern.value);
+        let full = std::path::absolute(&full).unwrap_or(full);
         let paths = match glob::glob(&full.to_string_lossy()) {
             Ok(paths) => paths,
             Err(e) => {
@@ -129,6 +134,11 @@ pub(super) fn receiver(issues: &mut Issues, field: &str, raw: &RawReceiver, shar
     {
         issues.add(Some(&options.referenced), format!("{field}.preset_options"), "is only read with a preset");
     }
+    // The destination's documented limit unless the receiver sets its own.
+    let rate_limit = rate_limit.or_else(|| {
+        let (per_second, burst) = preset?.default_rate_limit()?;
+        raw.rate_limit.is_none().then_some(RateLimit { per_second, burst })
+    });
     let (options, auth, signing) = match preset {
         Some(preset) => preset_options(issues, field, raw, preset)?,
         None => (Vec::new(), None, None),
@@ -394,7 +404,7 @@ fn preset_options(issues: &mut Issues, field: &str, raw: &RawReceiver, preset: P
             (Preset::Slack, "token") => {
                 auth = Some(Auth::Authorization { scheme: "Bearer".into(), credentials: Secret::new(value.as_str()) })
             }
-            (Preset::DingTalk, "secret") => signing = Some(Secret::new(value.as_str())),
+            (Preset::DingTalk | Preset::Feishu, "secret") => signing = Some(Secret::new(value.as_str())),
             _ => {}
         }
         if spec.in_template {

@@ -102,6 +102,7 @@ pub fn validate(
         ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates, tenant_label);
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
     let console = super::console_policy::policy(&mut issues, raw.console.as_ref());
+    let history = super::history::history(&mut issues, raw.history.as_ref());
 
     if issues.list.is_empty() {
         let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound, tenancy };
@@ -111,6 +112,7 @@ pub fn validate(
             receivers,
             defaults,
             console,
+            history,
             files: issues.files,
             warnings: issues.warnings,
         })
@@ -126,6 +128,7 @@ pub struct Validated {
     pub receivers: Vec<ReceiverConfig>,
     pub defaults: ReceiverDefaults,
     pub console: super::ConsolePolicy,
+    pub history: super::HistoryConfig,
     pub files: Vec<PathBuf>,
     pub warnings: Vec<Issue>,
 }

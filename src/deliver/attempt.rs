@@ -127,6 +127,22 @@ impl Target {
         self.request(Method::POST, url, content_type, body, idempotency_key, false).await.map(|(status, _)| status)
     }
 
+    /// One attempt of a notification without `thread:` (or a test message): like
+    /// [`send_to`](Self::send_to), and the answer judged as the receiver's destination documents
+    /// it ([`super::verdict`]), so a DingTalk `errcode` or a Slack `ok: false` in an HTTP 200 is
+    /// a failure, never a delivery.
+    pub async fn send_judged(
+        &self,
+        url: Uri,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+        idempotency_key: Option<&str>,
+    ) -> Result<StatusCode, Failure> {
+        let rule = super::verdict::rule(self.template.as_ref().and_then(|t| t.preset()));
+        let result = self.request(Method::POST, url, content_type, body, idempotency_key, rule.reads_body()).await;
+        super::verdict::judge(rule, &self.scrubber, result).map(|(status, _)| status)
+    }
+
     /// Like [`send_to`](Self::send_to), with `method`; with `answer`, a 2xx answer's body is read
     /// (at most 64 KiB; a longer one gives `None`) and returned.
     pub async fn request(
@@ -186,7 +202,9 @@ impl Target {
                 {
                     refreshed = true;
                 }
-                Err(Failure { redirect: Some(location), kind, retry_after, detail }) if self.follow_redirects => {
+                Err(Failure { redirect: Some(location), kind, retry_after, detail, answer })
+                    if self.follow_redirects =>
+                {
                     // Not followed: final, as any redirect not followed (a 3xx is not retried).
                     let stop = if let Some(why) = refused(&url, &location) {
                         Some(why.to_owned())
@@ -196,7 +214,13 @@ impl Target {
                         None
                     };
                     if let Some(why) = stop {
-                        return Err(Failure { kind, retry_after, detail: format!("{detail} ({why})"), redirect: None });
+                        return Err(Failure {
+                            kind,
+                            retry_after,
+                            detail: format!("{detail} ({why})"),
+                            redirect: None,
+                            answer,
+                        });
                     }
                     redirects += 1;
                     url = *location;
@@ -238,16 +262,18 @@ impl Target {
             }
             let retry_after =
                 response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-            let snippet = match Limited::new(response.into_body(), 64 * 1024).collect().await {
+            let scrubbed = match Limited::new(response.into_body(), 64 * 1024).collect().await {
                 Ok(body) => {
                     let body = body.to_bytes();
                     let text = String::from_utf8_lossy(&body);
-                    snippet(&self.scrubber.scrub(&text, token.as_slice()))
+                    Some(self.scrubber.scrub(&text, token.as_slice()).into_owned())
                 }
-                Err(_) => String::new(),
+                Err(_) => None,
             };
-            let mut failure = Failure::from_status(status, retry_after, snippet);
+            let mut failure =
+                Failure::from_status(status, retry_after, scrubbed.as_deref().map(snippet).unwrap_or_default());
             failure.redirect = redirect.map(Box::new);
+            failure.answer = scrubbed.map(Bytes::from);
             Err(failure)
         };
         match tokio::time::timeout(self.timeout, exchange).await {

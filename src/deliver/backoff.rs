@@ -19,11 +19,18 @@ pub fn delay(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) 
     half + half.mul_f64(fastrand::f64())
 }
 
-/// Parses a `Retry-After` value: delta-seconds or an HTTP date.
+/// Parses a `Retry-After` value: delta-seconds (fractional too) or an HTTP date.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
+    }
+    // Discord's may be fractional ("0.5").
+    if let Ok(seconds) = value.parse::<f64>()
+        && seconds.is_finite()
+        && seconds >= 0.0
+    {
+        return Some(Duration::from_secs_f64(seconds.min(86_400.0)));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))

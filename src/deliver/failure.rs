@@ -7,6 +7,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{StatusCode, Uri};
 
 /// What went wrong, for metrics and for the operator.
@@ -21,6 +22,12 @@ pub enum FailureKind {
     Status(StatusCode),
     /// The outbound guard of a tenant's receiver refused the address (`super::guard`).
     ForbiddenAddress,
+    /// The destination answered `status` but its body refused (DingTalk's `errcode`, Slack's
+    /// `ok: false`, …; see [`super::verdict`]): `retry` when the vendor says to try again later.
+    Refused {
+        status: StatusCode,
+        retry: bool,
+    },
     Other,
 }
 
@@ -33,22 +40,27 @@ pub struct Failure {
     pub detail: String,
     /// Where a 307/308 answer pointed (followed only with `follow_redirects`).
     pub redirect: Option<Box<Uri>>,
+    /// An error answer's body (at most 64 KiB), scrubbed of the receiver's secrets: read by the
+    /// destination's verdict ([`super::verdict`]) for the vendor's code and wait.
+    pub answer: Option<Bytes>,
 }
 
 impl Failure {
     /// A failure of this kind, described by `detail` (which must hold no secret): the one way
     /// one is made outside the classification of answers and client errors.
     pub fn new(kind: FailureKind, detail: impl Into<String>) -> Failure {
-        Failure { kind, retry_after: None, detail: detail.into(), redirect: None }
+        Failure { kind, retry_after: None, detail: detail.into(), redirect: None, answer: None }
     }
 
-    /// Whether trying again may help: transport errors, timeouts, 408, 429 and 5xx.
+    /// Whether trying again may help: transport errors, timeouts, 408, 429, 5xx, and a
+    /// destination's refusal that it says is temporary (a rate limit, "busy").
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             FailureKind::Status(s) => {
                 s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
             }
             FailureKind::ForbiddenAddress => false,
+            FailureKind::Refused { retry, .. } => retry,
             _ => true,
         }
     }
@@ -63,11 +75,13 @@ impl Failure {
             FailureKind::Auth => "auth",
             FailureKind::Status(s) => status_class(s),
             FailureKind::ForbiddenAddress => "forbidden_address",
+            FailureKind::Refused { .. } => "refused",
             FailureKind::Other => "other",
         }
     }
 
-    /// The kind as a word for APIs: `dns`, `connect`, `tls`, `timeout`, `auth`, `http_status`, `other`.
+    /// The kind as a word for APIs: `dns`, `connect`, `tls`, `timeout`, `auth`, `http_status`,
+    /// `refused`, `other`.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             FailureKind::Status(_) => "http_status",
@@ -77,7 +91,7 @@ impl Failure {
 
     pub(super) fn from_status(status: StatusCode, retry_after: Option<Duration>, snippet: String) -> Failure {
         let detail = if snippet.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {snippet}") };
-        Failure { kind: FailureKind::Status(status), retry_after, detail, redirect: None }
+        Failure { kind: FailureKind::Status(status), retry_after, detail, redirect: None, answer: None }
     }
 
     pub(super) fn from_client_error(error: &hyper_util::client::legacy::Error) -> Failure {
@@ -102,7 +116,7 @@ impl Failure {
         if messages.is_empty() {
             messages.push(error.to_string());
         }
-        Failure { kind, retry_after: None, detail: messages.join(": "), redirect: None }
+        Failure { kind, retry_after: None, detail: messages.join(": "), redirect: None, answer: None }
     }
 }
 

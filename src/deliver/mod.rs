@@ -13,6 +13,7 @@ mod counts;
 mod downstream;
 mod failure;
 mod guard;
+pub mod history;
 pub mod oauth2;
 mod ratelimit;
 mod redirect;
@@ -20,6 +21,7 @@ mod render;
 mod secrets;
 mod thread_memory;
 mod threaded;
+mod verdict;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -37,6 +39,7 @@ pub use ratelimit::RateLimiter;
 pub use render::Prepared;
 pub use thread_memory::{MAX_PAGE as THREADS_MAX_PAGE, ThreadEntry, ThreadMemory, ThreadPage};
 
+use crate::history::Outcome;
 use crate::metrics as m;
 use crate::spool::{Header, Stored, unix_ms};
 
@@ -217,17 +220,14 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
                     spec,
                     url,
                     ready.content_type.clone(),
-                    ready.body.clone(),
+                    ready.attempt_body(&target),
                     &item,
                 );
                 attempt::timed(send).await
             }
-            None if threaded::answers_in_body(&target, &url) => {
-                let send = threaded::send_checked(&target, url, ready.content_type.clone(), ready.body.clone(), &item);
-                attempt::timed(send).await
-            }
             None => {
-                let send = target.send_to(url, ready.content_type.clone(), ready.body.clone(), Some(&item.id));
+                let body = ready.attempt_body(&target);
+                let send = target.send_judged(url, ready.content_type.clone(), body, Some(&item.id));
                 attempt::timed(send).await
             }
         };
@@ -239,6 +239,10 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
                 debug_assert_eq!(status_class(status), "2xx");
                 downstream.metrics.attempts_2xx.increment(1);
                 downstream.spool.delivered(&downstream.name, item.seq);
+                let ending =
+                    history::Ending { attempts: attempt, http_status: Some(status.as_u16()), ..Default::default() };
+                let record = history::record(&downstream.name, &item.header(), &item.body, Outcome::Delivered, ending);
+                downstream.spool.record_history(record);
                 downstream.metrics.delivered.increment(1);
                 downstream.counts.delivered();
                 downstream.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
@@ -298,6 +302,17 @@ fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: D
     );
     let mut header = item.header();
     header.attempts = attempts;
+    let ending = history::Ending {
+        attempts,
+        reason: Some(reason.as_str()),
+        http_status: match failure.kind {
+            FailureKind::Status(status) | FailureKind::Refused { status, .. } => Some(status.as_u16()),
+            _ => None,
+        },
+        error: Some(failure.to_string()),
+    };
+    let record = history::record(&downstream.name, &header, &item.body, Outcome::DeadLettered, ending);
+    downstream.spool.record_history(record);
     let info = crate::spool::DeadInfo {
         receiver: downstream.name.to_string(),
         reason: reason.as_str().to_owned(),

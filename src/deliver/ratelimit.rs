@@ -71,4 +71,34 @@ mod tests {
         assert_eq!(later.reserve_at(2_000_000_000), Duration::ZERO);
         assert_eq!(later.reserve_at(2_000_000_000), Duration::from_millis(500));
     }
+
+    /// The send times of `arrivals` (ns) through `limiter`, each sent when its token is due.
+    fn sent_at(limiter: &RateLimiter, arrivals: &[u64]) -> Vec<u64> {
+        arrivals.iter().map(|&at| at + limiter.reserve_at(at).as_nanos() as u64).collect()
+    }
+
+    fn most_in_any_window(sent: &[u64], window: u64) -> usize {
+        sent.iter().map(|&start| sent.iter().filter(|&&t| t >= start && t < start + window).count()).max().unwrap_or(0)
+    }
+
+    // Regression: the shipped DingTalk example allowed 22 in the first minute against DingTalk's
+    // documented 20 (past it the robot is blocked for 10 minutes). Time is given, not waited for.
+    #[test]
+    fn dingtalks_default_never_sends_more_than_20_in_any_minute() {
+        let (per_second, burst) = crate::template::Preset::DingTalk.default_rate_limit().unwrap();
+        let minute = 60_000_000_000;
+        // 40 at once, and 40 arriving in clumps over two minutes.
+        let at_once = sent_at(&RateLimiter::new(RateLimit { per_second, burst }), &[0; 40]);
+        assert_eq!(most_in_any_window(&at_once, minute), 20);
+        let clumps: Vec<u64> = (0..40).map(|i| (i / 10) * 30_000_000_000 + i % 10).collect();
+        let clumped = sent_at(&RateLimiter::new(RateLimit { per_second, burst }), &clumps);
+        assert!(most_in_any_window(&clumped, minute) <= 20);
+        // Every preset's default keeps its documented window: Discord's 5 per 2 s.
+        let (per_second, burst) = crate::template::Preset::Discord.default_rate_limit().unwrap();
+        let discord = sent_at(&RateLimiter::new(RateLimit { per_second, burst }), &[0; 40]);
+        assert_eq!(most_in_any_window(&discord, 2_000_000_000), 5);
+        // The old example ({per_second: 0.33, burst: 3}) sent 22 in its first minute.
+        let old = sent_at(&RateLimiter::new(RateLimit { per_second: 0.33, burst: 3 }), &[0; 40]);
+        assert_eq!(most_in_any_window(&old, minute), 22);
+    }
 }

@@ -60,6 +60,14 @@ impl Prepared {
             .unwrap_or_else(|e| Err(RenderError::Template(format!("render task failed: {e}"))))
     }
 
+    /// The body of this attempt: as rendered, signed when the preset signs its body (Feishu).
+    pub fn attempt_body(&self, target: &Target) -> Bytes {
+        match (&target.template, &self.rendered) {
+            (Some(renderer), Some(rendered)) => renderer.attempt_body(rendered, SystemTime::now()),
+            _ => self.body.clone(),
+        }
+    }
+
     /// The URL of this attempt: the target's, as the preset extends and signs it.
     pub fn url(&self, target: &Target) -> Uri {
         let url = self.url.as_ref().unwrap_or(&target.url);

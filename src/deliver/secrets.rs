@@ -57,7 +57,7 @@ pub(super) fn scrubber(endpoint: &Endpoint) -> Scrubber {
 /// renderer keeps them to itself, but shows `<secret>` in their place in a preview, so every
 /// string of the sample notification's body that a preview shows with `<secret>` is one (or
 /// holds one) as sent. Other secret options become credentials (`api_key`, `token`: in
-/// `auth`) or never leave the process (DingTalk's signing `secret`: only its HMAC is sent).
+/// `auth`) or never leave the process (DingTalk's and Feishu's signing `secret`: only its HMAC is sent).
 fn preset_secrets(scrubber: &mut Scrubber, renderer: &crate::template::Renderer) {
     use crate::template::Reveal;
     if renderer.preset().is_none() {

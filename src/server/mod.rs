@@ -13,6 +13,7 @@ mod conn;
 mod console;
 mod exposure;
 mod grafana;
+mod history;
 mod limits;
 mod receiver_items;
 mod receivers_api;

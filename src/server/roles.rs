@@ -6,7 +6,7 @@
 //! |---|---|---|---|---|
 //! | `POST /webhook`, `/webhook/{receiver}` | ✓ | | | ✓ |
 //! | `GET /-/healthy`, `/-/ready` | ✓ | ✓ | ✓ | ✓ |
-//! | `GET /`, `/api/v1/status`, `/api/v1/receivers[/{name}]`, `/api/v1/deadletters[/body]`, `/api/v1/threads`, `POST /api/v1/route-test` | | ✓ | ✓ | ✓ |
+//! | `GET /`, `/api/v1/status`, `/api/v1/receivers[/{name}]`, `/api/v1/deadletters[/body]`, `/api/v1/threads`, `/api/v1/history`, `POST /api/v1/route-test` | | ✓ | ✓ | ✓ |
 //! | `PUT`/`DELETE /api/v1/receivers/{name}`, `POST …/{name}/enabled`, `POST …/{name}/test`, `POST /api/v1/receiver-test`, `POST /api/v1/deadletters/replay` | | | ✓ | ✓ |
 //! | `GET /metrics`, `POST /-/reload` | | | | ✓ |
 

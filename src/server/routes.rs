@@ -116,6 +116,11 @@ pub async fn handle(
             ("threads", admin::threads(&snapshot, query.as_deref()).await)
         }
         ("/api/v1/threads", _) => ("threads", Err(ApiError::MethodNotAllowed("GET"))),
+        ("/api/v1/history", &Method::GET) => {
+            let query = request.uri().query().map(str::to_owned);
+            ("history", super::history::list(&state, &caller, query.as_deref()).await)
+        }
+        ("/api/v1/history", _) => ("history", Err(ApiError::MethodNotAllowed("GET"))),
         (p, &Method::POST) if test_target(p).is_some() => {
             ("test", admin::test_receiver(&state, &snapshot, test_target(p).unwrap_or_default()).await)
         }

@@ -25,9 +25,9 @@ pub fn check(caller: &Caller<'_>, snapshot: &Snapshot, path: &str, query: Option
         return seen(name);
     }
     match path {
-        // Without a receiver: the dead letters list and replay only the caller's (the handlers
-        // filter), and threads answer 400.
-        "/api/v1/threads" | "/api/v1/deadletters" | "/api/v1/deadletters/replay" => {
+        // Without a receiver: dead letters, their replay and the history are the caller's only
+        // (the handlers filter), and threads answer 400.
+        "/api/v1/threads" | "/api/v1/deadletters" | "/api/v1/deadletters/replay" | "/api/v1/history" => {
             match form_urlencoded::parse(query.unwrap_or("").as_bytes()).find(|(key, _)| key == "receiver") {
                 Some((_, name)) => seen(&name),
                 None => Ok(()),

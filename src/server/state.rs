@@ -12,7 +12,7 @@ use crate::metrics as m;
 use crate::reload::Reloader;
 
 /// Every handler label of `amrelay_http_requests_total`.
-const HANDLERS: [&str; 17] = [
+const HANDLERS: [&str; 18] = [
     "receivers",
     "receiver_test",
     "webhook",
@@ -24,6 +24,7 @@ const HANDLERS: [&str; 17] = [
     "test",
     "deadletters",
     "threads",
+    "history",
     "console",
     "route_test",
     "cross_site",

@@ -52,7 +52,12 @@ pub(super) struct Opened {
 impl FileStore {
     /// Opens (or creates) the file; a file that cannot be opened is moved aside and a new one
     /// started, with an error log.
-    pub(super) fn open(config: &SpoolConfig, max_dead: usize, dead: &Arc<DeadTotals>) -> Result<Opened, String> {
+    pub(super) fn open(
+        config: &SpoolConfig,
+        max_dead: usize,
+        dead: &Arc<DeadTotals>,
+        history: Arc<crate::history::Limits>,
+    ) -> Result<Opened, String> {
         if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             private_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
@@ -80,6 +85,7 @@ impl FileStore {
         let (count, dead_bytes) = dead_totals(&db)?;
         dead.set(count, dead_bytes);
         let stored = Arc::new(AtomicU64::new(pending_bytes + other_bytes(&db)?));
+        let history = super::history::HistoryState::open(&db, history)?;
         let db = Arc::new(db);
         let readers = Arc::new(ArcSwapOption::from(Some(db.clone())));
         let healthy = Arc::new(AtomicBool::new(true));
@@ -94,6 +100,7 @@ impl FileStore {
             dead: dead.clone(),
             healthy: healthy.clone(),
             stored: stored.clone(),
+            history,
         };
         std::thread::Builder::new()
             .name("amrelay-spool".into())
@@ -227,6 +234,11 @@ impl FileStore {
 
     pub(super) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// A page of history records, read apart from the writer.
+    pub(super) async fn history_page(&self, query: crate::history::Query) -> Result<crate::history::Page, String> {
+        self.read(move |db| super::history::page(db, &query)).await
     }
 
     /// Every key and value the file holds, as last committed.

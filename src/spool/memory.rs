@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{DeadBatch, DeadEntry, DeadTotals, Stored};
+use crate::history::Limits;
+use crate::history::memory::MemoryHistory;
 use crate::memory::{Budget, Charge};
 
 /// Dead letters in sequence order, each with its charge to the process budget.
@@ -20,11 +22,18 @@ pub(super) struct MemoryStore {
     totals: Arc<DeadTotals>,
     /// The process budget (`server.limits.max_memory_bytes`), owned by the runtime state.
     budget: Arc<Budget>,
+    pub(super) history: MemoryHistory,
 }
 
 impl MemoryStore {
-    pub(super) fn new(max_dead: usize, totals: Arc<DeadTotals>, budget: Arc<Budget>) -> MemoryStore {
-        MemoryStore { dead: Mutex::new(VecDeque::new()), next_seq: AtomicU64::new(1), max_dead, totals, budget }
+    pub(super) fn new(
+        max_dead: usize,
+        totals: Arc<DeadTotals>,
+        budget: Arc<Budget>,
+        history: Arc<Limits>,
+    ) -> MemoryStore {
+        let (dead, next_seq) = (Mutex::new(VecDeque::new()), AtomicU64::new(1));
+        MemoryStore { dead, next_seq, max_dead, totals, budget, history: MemoryHistory::new(history) }
     }
 
     /// Sequence numbers for `count` notifications: nothing is kept.

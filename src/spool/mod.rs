@@ -25,6 +25,7 @@
 
 mod dead;
 mod file;
+mod history;
 mod memory;
 pub mod nats;
 mod open;
@@ -47,6 +48,9 @@ pub use record::{DeadInfo, GroupHash, Header, group_hash};
 use writer::Op;
 pub use writer::{Stored, ThreadList};
 
+use crate::config::HistoryConfig;
+use crate::history::memory::MemoryHistory;
+use crate::history::{Limits as HistoryLimits, Page as HistoryPage, Query as HistoryQuery, Record};
 use crate::memory::Budget;
 
 pub use crate::config::SpoolConfig;
@@ -99,13 +103,16 @@ pub struct Spool {
     /// kept in the spool file, so identities recorded before a restart still compare; random per
     /// process in memory mode; `None` with the shared queue (replicas share no key).
     identity: Option<ring::hmac::Key>,
+    /// `history:` as it applies now.
+    history: Arc<HistoryLimits>,
 }
 
-/// Where accepted notifications are kept.
+/// Where accepted notifications are kept. The shared queue keeps this replica's history in
+/// memory.
 enum Store {
     Memory(MemoryStore),
     File(FileStore),
-    Shared(Arc<nats::Backend>),
+    Shared(Arc<nats::Backend>, MemoryHistory),
 }
 
 impl std::fmt::Debug for Spool {
@@ -113,7 +120,7 @@ impl std::fmt::Debug for Spool {
         let kind = match &self.store {
             Store::Memory(_) => "memory",
             Store::File(file) => return f.debug_struct("Spool").field("path", &file.path).finish(),
-            Store::Shared(_) => "nats",
+            Store::Shared(..) => "nats",
         };
         f.debug_struct("Spool").field("kind", &kind).finish()
     }
@@ -128,24 +135,26 @@ impl Spool {
     /// A memory-only store: nothing persists. Its dead letters are charged to `budget`, the
     /// process budget the runtime state owns.
     pub fn memory(max_dead: usize, budget: Arc<Budget>) -> Spool {
-        let dead = DeadTotals::new();
-        let store = Store::Memory(MemoryStore::new(max_dead, dead.clone(), budget));
-        Spool { store, dead, identity: Some(random_identity_key()) }
+        let (dead, history) = (DeadTotals::new(), HistoryLimits::new(&HistoryConfig::default(), false));
+        let store = Store::Memory(MemoryStore::new(max_dead, dead.clone(), budget, history.clone()));
+        Spool { store, dead, identity: Some(random_identity_key()), history }
     }
 
     /// The shared JetStream queue of `delivery.nats` (see [`nats`]): acceptance publishes
     /// to it, and delivery acknowledges there.
     pub fn shared(backend: Arc<nats::Backend>) -> Spool {
-        Spool { store: Store::Shared(backend), dead: DeadTotals::new(), identity: None }
+        let history = HistoryLimits::new(&HistoryConfig::default(), false);
+        let store = Store::Shared(backend, MemoryHistory::new(history.clone()));
+        Spool { store, dead: DeadTotals::new(), identity: None, history }
     }
 
     /// Opens (or creates) the spool file and returns the notifications still pending, in
     /// acceptance order. A file that cannot be opened is moved aside and a new one started; a
     /// record that does not decode is dropped; both with an error log.
     pub fn open(config: &SpoolConfig, max_dead: usize) -> Result<(Spool, Vec<Stored>), String> {
-        let dead = DeadTotals::new();
-        let opened = FileStore::open(config, max_dead, &dead)?;
-        let spool = Spool { store: Store::File(opened.store), dead, identity: Some(opened.identity) };
+        let (dead, history) = (DeadTotals::new(), HistoryLimits::new(&HistoryConfig::default(), true));
+        let opened = FileStore::open(config, max_dead, &dead, history.clone())?;
+        let spool = Spool { store: Store::File(opened.store), dead, identity: Some(opened.identity), history };
         Ok((spool, opened.restored))
     }
 
@@ -153,7 +162,7 @@ impl Spool {
     /// provisions and consumes it.
     pub fn backend(&self) -> Option<&Arc<nats::Backend>> {
         match &self.store {
-            Store::Shared(backend) => Some(backend),
+            Store::Shared(backend, _) => Some(backend),
             Store::Memory(_) | Store::File(_) => None,
         }
     }
@@ -162,14 +171,14 @@ impl Spool {
     pub fn is_persistent(&self) -> bool {
         match &self.store {
             Store::Memory(_) => false,
-            Store::File(_) | Store::Shared(_) => true,
+            Store::File(_) | Store::Shared(..) => true,
         }
     }
 
     /// Whether batches can be taken now (the shared queue is reachable).
     pub fn is_ready(&self) -> bool {
         match &self.store {
-            Store::Shared(backend) => backend.is_connected(),
+            Store::Shared(backend, _) => backend.is_connected(),
             Store::Memory(_) | Store::File(_) => true,
         }
     }
@@ -179,7 +188,7 @@ impl Spool {
     pub fn window(&self) -> Option<&Arc<Budget>> {
         match &self.store {
             Store::File(file) => Some(&file.window),
-            Store::Memory(_) | Store::Shared(_) => None,
+            Store::Memory(_) | Store::Shared(..) => None,
         }
     }
 
@@ -187,7 +196,7 @@ impl Spool {
     pub fn path(&self) -> Option<&Path> {
         match &self.store {
             Store::File(file) => Some(&file.path),
-            Store::Memory(_) | Store::Shared(_) => None,
+            Store::Memory(_) | Store::Shared(..) => None,
         }
     }
 
@@ -196,7 +205,7 @@ impl Spool {
     pub async fn load(&self, receiver: &Arc<str>, seq: u64) -> Result<Bytes, String> {
         match &self.store {
             Store::File(file) => file.load(receiver, seq).await,
-            Store::Memory(_) | Store::Shared(_) => Err("only a spool file keeps bodies on disk".into()),
+            Store::Memory(_) | Store::Shared(..) => Err("only a spool file keeps bodies on disk".into()),
         }
     }
 
@@ -211,7 +220,7 @@ impl Spool {
                 debug_assert_eq!(records.len(), count);
                 file.append(records).await
             }
-            Store::Shared(_) => Err(SpoolError::Unavailable("the shared queue takes batches by publishing".into())),
+            Store::Shared(..) => Err(SpoolError::Unavailable("the shared queue takes batches by publishing".into())),
         }
     }
 
@@ -226,7 +235,7 @@ impl Spool {
     ) -> Result<(), String> {
         match &self.store {
             Store::File(file) => file.set_thread(receiver, group, entry).await,
-            Store::Memory(_) | Store::Shared(_) => Ok(()),
+            Store::Memory(_) | Store::Shared(..) => Ok(()),
         }
     }
 
@@ -234,7 +243,7 @@ impl Spool {
     pub async fn list_threads(&self, receiver: &Arc<str>) -> Result<ThreadList, String> {
         match &self.store {
             Store::File(file) => file.list_threads(receiver).await,
-            Store::Memory(_) | Store::Shared(_) => Ok(Vec::new()),
+            Store::Memory(_) | Store::Shared(..) => Ok(Vec::new()),
         }
     }
 
@@ -243,7 +252,7 @@ impl Spool {
         match &self.store {
             // The writer counts the bytes the removal frees.
             Store::File(file) => file.send(Op::Remove { receiver: receiver.clone(), seq }),
-            Store::Shared(backend) => backend.delivered(seq),
+            Store::Shared(backend, _) => backend.delivered(seq),
             Store::Memory(_) => {}
         }
     }
@@ -252,7 +261,7 @@ impl Spool {
     pub fn attempted(&self, receiver: &Arc<str>, seq: u64, attempts: u32) {
         match &self.store {
             Store::File(file) => file.send(Op::Attempted { receiver: receiver.clone(), seq, attempts }),
-            Store::Shared(backend) => backend.attempted(seq),
+            Store::Shared(backend, _) => backend.attempted(seq),
             Store::Memory(_) => {}
         }
     }
@@ -265,7 +274,7 @@ impl Spool {
             Store::File(file) => {
                 file.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) })
             }
-            Store::Shared(backend) => backend.dead_letter(receiver, seq, header, body),
+            Store::Shared(backend, _) => backend.dead_letter(receiver, seq, header, body),
             Store::Memory(memory) => memory.keep(Stored { receiver: receiver.to_string(), seq, header, body }),
         }
     }
@@ -278,9 +287,36 @@ impl Spool {
                     (stored.receiver.as_str().into(), record::encode(&stored.header, &stored.body));
                 file.send(Op::Dead { receiver, seq: stored.seq, record })
             }
-            Store::Shared(backend) => backend.return_dead_letter(stored),
+            Store::Shared(backend, _) => backend.return_dead_letter(stored),
             Store::Memory(memory) => memory.keep(stored),
         }
+    }
+
+    /// Records a finished notification in the history (`history:`), without waiting: dropped
+    /// and counted when history is off or its store is behind, never holding up the caller.
+    pub fn record_history(&self, record: Record) {
+        if !self.history.enabled() || !self.history.admit() {
+            return;
+        }
+        match &self.store {
+            Store::Memory(memory) => memory.history.insert(record),
+            Store::File(file) => file.send(Op::History(Box::new(record))),
+            Store::Shared(_, history) => history.insert(record),
+        }
+    }
+
+    /// A page of the history, newest first.
+    pub async fn history_page(&self, query: HistoryQuery) -> Result<HistoryPage, SpoolError> {
+        match &self.store {
+            Store::Memory(memory) => Ok(memory.history.page(&query)),
+            Store::File(file) => file.history_page(query).await.map_err(SpoolError::Io),
+            Store::Shared(_, history) => Ok(history.page(&query)),
+        }
+    }
+
+    /// Applies a (re)loaded `history:`.
+    pub fn apply_history(&self, config: &HistoryConfig) {
+        self.history.apply(config);
     }
 
     /// Applies `delivery.max_dead_letter_bytes` (from the next dead letter on).
@@ -293,7 +329,7 @@ impl Spool {
         match &self.store {
             Store::Memory(memory) => Ok(memory.totals()),
             Store::File(_) => Ok(self.dead.get()),
-            Store::Shared(backend) => backend.dead_letter_totals().await,
+            Store::Shared(backend, _) => backend.dead_letter_totals().await,
         }
     }
 
@@ -309,7 +345,7 @@ impl Spool {
         let mut entries = match &self.store {
             Store::Memory(memory) => memory.page(after, limit, receiver),
             Store::File(file) => file.dead_page(after, limit, receiver).await.map_err(SpoolError::Io)?,
-            Store::Shared(backend) => backend.dead_letter_page(after, limit, receiver).await?,
+            Store::Shared(backend, _) => backend.dead_letter_page(after, limit, receiver).await?,
         };
         let next_after = (entries.len() > limit).then(|| {
             entries.truncate(limit);
@@ -323,7 +359,7 @@ impl Spool {
         match &self.store {
             Store::Memory(memory) => Ok(memory.body(seq)),
             Store::File(file) => file.dead_body(seq).await.map_err(SpoolError::Io),
-            Store::Shared(backend) => backend.dead_letter_body(seq).await,
+            Store::Shared(backend, _) => backend.dead_letter_body(seq).await,
         }
     }
 
@@ -343,7 +379,7 @@ impl Spool {
                 let taken = file.take_dead(receiver).await.map_err(SpoolError::Io)?;
                 Ok(DeadBatch { taken, next: None })
             }
-            Store::Shared(backend) => backend.take_dead_letters(receiver, cursor, nats::REPLAY_BATCH_BYTES).await,
+            Store::Shared(backend, _) => backend.take_dead_letters(receiver, cursor, nats::REPLAY_BATCH_BYTES).await,
         }
     }
 
@@ -352,7 +388,7 @@ impl Spool {
         match &self.store {
             Store::Memory(_) => true,
             Store::File(file) => file.is_healthy(),
-            Store::Shared(backend) => backend.is_connected(),
+            Store::Shared(backend, _) => backend.is_connected(),
         }
     }
 
@@ -363,7 +399,7 @@ impl Spool {
         match &self.store {
             Store::Memory(_) => 0,
             Store::File(file) => file.bytes(),
-            Store::Shared(backend) => backend.bytes(),
+            Store::Shared(backend, _) => backend.bytes(),
         }
     }
 
@@ -382,7 +418,7 @@ impl Spool {
     pub fn backend_status(&self) -> serde_json::Value {
         use serde_json::json;
         match &self.store {
-            Store::Shared(nats) => {
+            Store::Shared(nats, _) => {
                 let config = nats.config();
                 json!({
                     "kind": "nats",
@@ -429,7 +465,7 @@ impl Spool {
     async fn flush(&self) -> Result<(), String> {
         match &self.store {
             Store::File(file) => file.flush().await,
-            Store::Memory(_) | Store::Shared(_) => Ok(()),
+            Store::Memory(_) | Store::Shared(..) => Ok(()),
         }
     }
 
@@ -438,7 +474,7 @@ impl Spool {
     pub async fn close(&self) {
         match &self.store {
             Store::File(file) => file.close().await,
-            Store::Shared(backend) => backend.close().await,
+            Store::Shared(backend, _) => backend.close().await,
             Store::Memory(_) => {}
         }
     }

@@ -116,6 +116,9 @@ pub enum Op {
         receiver: Arc<str>,
         reply: oneshot::Sender<Result<ThreadList, String>>,
     },
+    /// A finished notification's history record, written with the next commit (see
+    /// [`super::history`]).
+    History(Box<crate::history::Record>),
     /// Makes everything durable, closes the database and answers once the file is closed.
     Stop {
         done: oneshot::Sender<()>,
@@ -136,6 +139,8 @@ pub struct Writer {
     pub healthy: Arc<AtomicBool>,
     /// Bytes of keys and values the file holds (see the module docs), shared with the spool.
     pub stored: Arc<AtomicU64>,
+    /// The history records the file holds, and their bounds.
+    pub history: super::history::HistoryState,
 }
 
 /// A stored record's body length, from its header alone.
@@ -227,11 +232,24 @@ impl Writer {
     fn apply(&mut self, batch: Vec<Op>, durable: bool) -> Result<(), ()> {
         let started = Instant::now();
         let operations = batch.len();
+        let mut records = Vec::new();
+        let batch: Vec<Op> = batch
+            .into_iter()
+            .filter_map(|op| match op {
+                Op::History(record) => {
+                    records.push(*record);
+                    None
+                }
+                other => Some(other),
+            })
+            .collect();
+        let recorded = records.len();
         let mut seqs: Vec<Vec<u64>> = Vec::new();
         let mut taken: Vec<Vec<Stored>> = Vec::new();
         let mut thread_lists: Vec<ThreadList> = Vec::new();
         let result = (|| -> Result<(), String> {
             let mut next_seq = self.next_seq;
+            let mut history = self.history.clone();
             let stored_bytes = std::cell::Cell::new(self.stored.load(Ordering::Relaxed));
             let dead_limit = self.dead_limit;
             let dead_max_bytes = self.dead.max_bytes();
@@ -370,18 +388,29 @@ impl Writer {
                             }
                             thread_lists.push(list);
                         }
-                        Op::Flush { .. } | Op::Stop { .. } => {}
+                        Op::Flush { .. } | Op::Stop { .. } | Op::History(_) => {}
                     }
                 }
             }
+            if !records.is_empty() {
+                super::history::write(&txn, records, &mut history)?;
+            }
             txn.commit().map_err(|e| e.to_string())?;
             self.next_seq = next_seq;
+            if recorded > 0 {
+                crate::history::set_totals(history.records, history.bytes);
+                self.history = history;
+            }
             self.dead.set(dead_count, dead_bytes);
             self.stored.store(stored_bytes.get(), Ordering::Relaxed);
             metrics::gauge!(m::SPOOL_BYTES).set(stored_bytes.get() as f64);
             Ok(())
         })();
 
+        self.history.limits.written(recorded);
+        if result.is_err() && recorded > 0 {
+            metrics::counter!(m::HISTORY_DROPPED, "reason" => "error").increment(recorded as u64);
+        }
         match &result {
             Ok(()) => {
                 if !self.healthy.swap(true, Ordering::Relaxed) {
@@ -418,7 +447,7 @@ impl Writer {
                 Op::ListThreads { reply, .. } => {
                     let _ = reply.send(result.clone().map(|()| thread_lists.next().unwrap_or_default()));
                 }
-                Op::Remove { .. } | Op::Attempted { .. } | Op::Dead { .. } | Op::Stop { .. } => {}
+                Op::Remove { .. } | Op::Attempted { .. } | Op::Dead { .. } | Op::Stop { .. } | Op::History(_) => {}
             }
         }
         result.map_err(|_| ())

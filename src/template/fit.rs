@@ -1,4 +1,4 @@
-//! `items | fit(line, budget, unit="chars", sep="\n")`: one line per item, as many as fit in a
+//! `items | fit(line, budget, unit="chars", sep="\n", unmention=false)`: one line per item, as many as fit in a
 //! size budget, the rest counted in "… and N more" — how the presets stay within each chat
 //! API's limit. `line` is a macro, or one of the lines the presets use, written in Rust
 //! ([`LineStyle`]): a macro call per alert is most of what a preset would cost otherwise.
@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 
-use super::helpers::{clip, clip_bytes, mrkdwn};
+use super::helpers::{clip, clip_bytes, link, mrkdwn, unmention};
 use super::limits::{self, ensure, text};
 
 /// Registers `fit`.
@@ -39,6 +39,8 @@ fn fit(state: &mut State, items: Value, line: Value, budget: usize, kwargs: Kwar
     let sep = kwargs.get::<Option<Value>>("sep")?;
     let sep = sep.as_ref().map(|s| text("fit", s)).transpose()?;
     let sep: &str = sep.as_deref().unwrap_or("\n");
+    // `unmention=true`: each line's mentions are taken apart before it is measured.
+    let unmentioned = kwargs.get::<Option<bool>>("unmention")?.unwrap_or(false);
     kwargs.assert_all_used()?;
     // A built-in style (`"line"`, `"slack"`, …) is written in Rust: a macro call per alert is
     // most of what a preset would cost otherwise.
@@ -68,6 +70,9 @@ fn fit(state: &mut State, items: Value, line: Value, budget: usize, kwargs: Kwar
                 style.write(&item, &mut text);
             }
             None => text = limits::text("fit", &line.call(state, &[item])?)?.into_owned(),
+        }
+        if unmentioned && let std::borrow::Cow::Owned(plain) = unmention(&text) {
+            text = plain;
         }
         let text = text.trim_end_matches('\n');
         let rest = total - index - 1;
@@ -199,9 +204,14 @@ impl LineStyle {
             .into_iter()
             .find_map(|key| truthy(attr(&annotations, key)))
             .map(|s| clip(&s, 300));
-        let source = truthy(attr(alert, "generatorURL"));
+        // A link is whole or its origin, never cut (see `helpers::link`): 300 characters on
+        // Discord, 400 elsewhere.
+        let budget = if self == LineStyle::Discord { 300 } else { 400 };
+        let within = |url: String| Some(link(&url, budget)).filter(|l| !l.is_empty());
+        let source = truthy(attr(alert, "generatorURL")).and_then(within);
         // Grafana's alerts name their panel or dashboard: linked after the source.
-        let dashboard = truthy(attr(alert, "panelURL")).or_else(|| truthy(attr(alert, "dashboardURL")));
+        let dashboard =
+            truthy(attr(alert, "panelURL")).or_else(|| truthy(attr(alert, "dashboardURL"))).and_then(within);
         match self {
             LineStyle::Plain => {
                 out.push_str(if firing { "FIRING " } else { "RESOLVED " });
@@ -213,10 +223,10 @@ impl LineStyle {
                     let _ = write!(out, ": {summary}");
                 }
                 if let Some(source) = source {
-                    let _ = write!(out, " {}", clip(&source, 400));
+                    let _ = write!(out, " {source}");
                 }
                 if let Some(dashboard) = dashboard {
-                    let _ = write!(out, " dashboard: {}", clip(&dashboard, 400));
+                    let _ = write!(out, " dashboard: {dashboard}");
                 }
             }
             LineStyle::Slack => {
@@ -230,10 +240,10 @@ impl LineStyle {
                     let _ = write!(out, " {}", mrkdwn(&summary));
                 }
                 if let Some(source) = source {
-                    let _ = write!(out, " <{}|source>", mrkdwn(&clip(&source, 400)).replace('|', "%7C"));
+                    let _ = write!(out, " <{}|source>", mrkdwn(&source).replace('|', "%7C"));
                 }
                 if let Some(dashboard) = dashboard {
-                    let _ = write!(out, " <{}|dashboard>", mrkdwn(&clip(&dashboard, 400)).replace('|', "%7C"));
+                    let _ = write!(out, " <{}|dashboard>", mrkdwn(&dashboard).replace('|', "%7C"));
                 }
             }
             LineStyle::Teams => {
@@ -247,10 +257,10 @@ impl LineStyle {
                     let _ = write!(out, ": {summary}");
                 }
                 if let Some(source) = source {
-                    let _ = write!(out, " [source]({})", clip(&source, 400).replace(')', "%29"));
+                    let _ = write!(out, " [source]({})", source.replace(')', "%29"));
                 }
                 if let Some(dashboard) = dashboard {
-                    let _ = write!(out, " [dashboard]({})", clip(&dashboard, 400).replace(')', "%29"));
+                    let _ = write!(out, " [dashboard]({})", dashboard.replace(')', "%29"));
                 }
             }
             LineStyle::Discord => {
@@ -264,10 +274,10 @@ impl LineStyle {
                     let _ = write!(out, " {summary}");
                 }
                 if let Some(source) = source {
-                    let _ = write!(out, " <{}>", clip(&source, 300));
+                    let _ = write!(out, " <{source}>");
                 }
                 if let Some(dashboard) = dashboard {
-                    let _ = write!(out, " <{}>", clip(&dashboard, 300));
+                    let _ = write!(out, " <{dashboard}>");
                 }
             }
         }

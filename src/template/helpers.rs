@@ -11,7 +11,9 @@
 //! `toJson`                           →  `toJson` (a JSON value, inserted as such)
 //!
 //! Added for chat messages that must stay within a size limit: `clip(n)` (at most n characters),
-//! `clipBytes(n)`, `mrkdwn` (Slack's escaping), `sha256`; `fit` has a file of its own
+//! `clipBytes(n)`, `link(n)` (a URL whole or not at all: a cut link leads elsewhere),
+//! `unmention` (a chat's `<users/all>`, `<at …>`, `<@…>` in alert text pings no one), `mrkdwn`
+//! (Slack's escaping), `sha256`; `fit` has a file of its own
 //! (src/template/fit.rs). Nothing here reads a file or the network;
 //! time zones come from the tz database compiled into the binary. Every helper computes or
 //! bounds its result's size before building it (src/template/limits.rs): a label value cannot
@@ -85,6 +87,12 @@ pub(super) fn register(env: &mut Environment<'static>) {
     env.add_filter("clip", |s: &Value, n: usize| -> Result<String, Error> { Ok(clip(&text("clip", s)?, n)) });
     env.add_filter("clipBytes", |s: &Value, n: usize| -> Result<String, Error> {
         Ok(clip_bytes(&text("clipBytes", s)?, n).to_owned())
+    });
+    env.add_filter("link", |s: &Value, n: usize| -> Result<String, Error> { Ok(link(&text("link", s)?, n)) });
+    env.add_filter("unmention", |s: &Value| -> Result<String, Error> {
+        let s = text("unmention", s)?;
+        ensure("unmention", s.len().saturating_add(2 * mentions(&s)))?;
+        Ok(unmention(&s).into_owned())
     });
     env.add_filter("mrkdwn", |s: &Value| -> Result<String, Error> {
         let s = text("mrkdwn", s)?;
@@ -292,6 +300,51 @@ pub(super) fn clip_bytes(s: &str, n: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// A URL for a link within `n` characters: whole when it fits, else its origin
+/// (`scheme://host:port/`, the Prometheus or Alertmanager it came from) when that fits, else
+/// nothing. Never clipped: a cut link opens a different page, or none, with no sign of it.
+pub(super) fn link(url: &str, n: usize) -> String {
+    if url.chars().count() <= n {
+        return url.to_owned();
+    }
+    let origin = url.split_once("://").and_then(|(scheme, rest)| {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+        (plain(scheme) && !host.is_empty()).then(|| format!("{scheme}://{host}/"))
+    });
+    origin.filter(|o| o.chars().count() <= n).unwrap_or_default()
+}
+
+/// Alert text with the mention syntax chats expand taken apart: the `<` that opens Google Chat's
+/// `<users/all>`, Feishu's `<at user_id="all">`, WeCom's `<@userid>` (and Slack's `<!channel>`)
+/// becomes `‹` — one character, shown alike, expanded by none. A label cannot page a room.
+pub(super) fn unmention(s: &str) -> std::borrow::Cow<'_, str> {
+    if mentions(s) == 0 {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for (i, c) in s.char_indices() {
+        if c == '<' && opens_mention(&s[i + 1..]) {
+            out.push('‹');
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// How many `<` of `s` open a mention (each grows by 2 bytes in [`unmention`]).
+fn mentions(s: &str) -> usize {
+    s.match_indices('<').filter(|(i, _)| opens_mention(&s[i + 1..])).count()
+}
+
+/// Whether the text after a `<` is a mention's: `users/`, `at`, `@`, `!` (any case).
+fn opens_mention(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    let starts = |p: &[u8]| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p);
+    starts(b"users/") || starts(b"at") || starts(b"@") || starts(b"!")
 }
 
 /// Slack's mrkdwn escaping: `&`, `<` and `>` as entities, so a label cannot ping `<!channel>`

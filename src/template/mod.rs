@@ -313,7 +313,8 @@ pub struct Spec {
     pub preset: Option<Preset>,
     pub options: Vec<(String, OptionValue)>,
     pub content_type: HeaderValue,
-    /// DingTalk's signing secret, applied to each attempt's URL.
+    /// The preset's signing secret: DingTalk's, applied to each attempt's URL; Feishu's, to each
+    /// attempt's body.
     pub signing: Option<crate::secret::Secret>,
 }
 
@@ -384,6 +385,16 @@ impl Renderer {
         let template = self.env.get_template(name).map_err(|e| RenderError::from_minijinja(&e))?;
         template.render_captured_to(context.clone(), &mut *out).map_err(|e| RenderError::from_minijinja(&e))?;
         Ok(())
+    }
+
+    /// The body of one attempt of `rendered`: as rendered, signed when the preset signs its body
+    /// (Feishu's `timestamp` and `sign`, which Feishu refuses once an hour old, so each attempt
+    /// signs again).
+    pub fn attempt_body(&self, rendered: &Rendered, now: std::time::SystemTime) -> Bytes {
+        match &self.preset {
+            Some(runtime) => runtime.attempt_body(&rendered.body, now),
+            None => rendered.body.clone(),
+        }
     }
 
     /// The URL of one attempt of `rendered`: the receiver's, with the preset's suffix, signed

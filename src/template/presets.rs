@@ -112,6 +112,34 @@ impl Preset {
         }
     }
 
+    /// The destination's documented sending limit as a token bucket `(per_second, burst)`: the
+    /// receiver's `rate_limit` when it sets none. A burst of 1 keeps every window within the
+    /// documented count (20 a minute is one every 3 s: never 21 in any 60 s). `None`: no
+    /// documented per-destination limit (its 429 is still honoured by the retries).
+    pub fn default_rate_limit(self) -> Option<(f64, u32)> {
+        match self {
+            // https://api.slack.com/docs/rate-limits — incoming webhooks: 1 a second.
+            Preset::Slack => Some((1.0, 1)),
+            // https://discord.com/developers/docs/topics/rate-limits — a webhook: 5 per 2 s.
+            Preset::Discord => Some((2.5, 1)),
+            // https://developers.google.com/workspace/chat/limits — 1 write a second per space.
+            Preset::GoogleChat => Some((1.0, 1)),
+            // https://developer.pagerduty.com/docs/events-api-v2-overview — 120 a minute per key.
+            Preset::PagerDuty => Some((2.0, 1)),
+            // https://core.telegram.org/bots/faq — 20 messages a minute to one group.
+            Preset::Telegram => Some((20.0 / 60.0, 1)),
+            // https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot — 100 a minute, 5 a second.
+            Preset::Feishu => Some((100.0 / 60.0, 1)),
+            // https://open.dingtalk.com/document/orgapp/custom-robot-access — 20 a minute.
+            Preset::DingTalk => Some((20.0 / 60.0, 1)),
+            // https://developer.work.weixin.qq.com/document/path/91770 — 20 a minute.
+            Preset::WeCom => Some((20.0 / 60.0, 1)),
+            // No documented per-destination limit: Teams (Workflows) and Opsgenie (per plan).
+            // The fallback arm, so that a preset added later compiles; give it its own arm.
+            _ => None,
+        }
+    }
+
     /// The options it reads.
     pub fn options(self) -> &'static [OptionSpec] {
         const SLACK: &[OptionSpec] = &[
@@ -138,16 +166,17 @@ impl Preset {
             opt("entity"),
         ];
         const TELEGRAM: &[OptionSpec] = &[required("chat_id"), opt("message_thread_id"), opt("disable_notification")];
-        const DINGTALK: &[OptionSpec] =
+        // DingTalk's and Feishu's signing secret ("加签" / "签名校验").
+        const SIGNED: &[OptionSpec] =
             &[OptionSpec { name: "secret", required: false, secret: true, in_template: false }];
         match self {
             Preset::Slack => SLACK,
-            Preset::MsTeams | Preset::GoogleChat | Preset::Feishu | Preset::WeCom => &[],
+            Preset::MsTeams | Preset::GoogleChat | Preset::WeCom => &[],
             Preset::Discord => DISCORD,
             Preset::PagerDuty => PAGERDUTY,
             Preset::Opsgenie => OPSGENIE,
             Preset::Telegram => TELEGRAM,
-            Preset::DingTalk => DINGTALK,
+            Preset::DingTalk | Preset::Feishu => SIGNED,
         }
     }
 }
@@ -162,20 +191,24 @@ pub(super) fn register_common(env: &mut Environment<'static>) {
 #[derive(Debug)]
 pub(super) struct Runtime {
     pub preset: Preset,
-    /// DingTalk's signing secret.
+    /// DingTalk's or Feishu's signing secret.
     pub signing: Option<Secret>,
 }
 
 impl Runtime {
     /// Opsgenie: a resolved group closes the alert by its alias, at
-    /// `{url}/{alias}/close?identifierType=alias`; the suffix to add to the receiver's URL.
+    /// `{url}/{alias}/close?identifierType=alias`; the suffix to add to the receiver's URL. A
+    /// resolved notification that was truncated (`truncatedAlerts` > 0) may have cut alerts that
+    /// still fire: it only adds a note (`{url}/{alias}/notes?identifierType=alias`), no false close.
     pub fn url_suffix(&self, data: &minijinja::Value) -> Option<String> {
         let field = |name: &str| data.get_attr(name).ok().and_then(|v| v.as_str().map(str::to_owned));
         if self.preset != Preset::Opsgenie || field("status").as_deref() != Some("resolved") {
             return None;
         }
+        let truncated = data.get_attr("truncatedAlerts").ok().is_some_and(|v| v.is_true());
+        let action = if truncated { "notes" } else { "close" };
         let group_key = field("groupKey").unwrap_or_default();
-        Some(format!("/{}/close?identifierType=alias", super::helpers::sha256_hex(&group_key)))
+        Some(format!("/{}/{action}?identifierType=alias", super::helpers::sha256_hex(&group_key)))
     }
 
     /// DingTalk: `timestamp` (ms) and `sign` = base64(HMAC-SHA256(secret, timestamp + "\n" +
@@ -187,6 +220,29 @@ impl Runtime {
             _ => url.clone(),
         }
     }
+
+    /// Feishu: `timestamp` (seconds, as a string) and `sign` = base64(HMAC-SHA256 keyed with
+    /// `timestamp + "\n" + secret`, over nothing), set in the JSON body of every attempt (Feishu
+    /// refuses a signature older than an hour). A body that is not a JSON object is sent as it is.
+    pub fn attempt_body(&self, body: &bytes::Bytes, now: SystemTime) -> bytes::Bytes {
+        let (Preset::Feishu, Some(secret)) = (&self.preset, &self.signing) else { return body.clone() };
+        let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return body.clone();
+        };
+        let timestamp = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+        object.insert("timestamp".into(), timestamp.to_string().into());
+        object.insert("sign".into(), feishu_sign(secret.expose(), timestamp).into());
+        bytes::Bytes::from(serde_json::to_vec(&object).expect("a JSON object serializes"))
+    }
+}
+
+/// Feishu's signature of a timestamp (seconds): the HMAC-SHA256 key is `timestamp + "\n" +
+/// secret` and the message is empty, as Feishu documents it
+/// (https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot).
+pub fn feishu_sign(secret: &str, timestamp_s: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, format!("{timestamp_s}\n{secret}").as_bytes());
+    let tag = ring::hmac::sign(&key, b"");
+    base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
 }
 
 /// The receiver's URL with a path suffix (and its query) appended:

@@ -313,16 +313,16 @@ fn parse_keeps_types() {
 }
 
 /// The macros the presets used before their lines were written in Rust, kept here as the
-/// reference text of each `fit` style.
+/// reference text of each `fit` style (a link whole or its origin, never clipped).
 const REFERENCE_MACROS: &str = r#"{%- from "amrelay/common.j2" import summary -%}
 {%- macro slack_line(a) -%}
-{{ ":red_circle:" if a.status == "firing" else ":large_green_circle:" }} *{{ (a.labels.alertname or "(no alertname)") | clip(100) | mrkdwn }}*{% if a.labels.severity %} `{{ a.labels.severity | clip(30) | mrkdwn }}`{% endif %}{% set s = summary(a) %}{% if s %} {{ s | clip(300) | mrkdwn }}{% endif %}{% if a.generatorURL %} <{{ a.generatorURL | clip(400) | mrkdwn | replace("|", "%7C") }}|source>{% endif %}
+{{ ":red_circle:" if a.status == "firing" else ":large_green_circle:" }} *{{ (a.labels.alertname or "(no alertname)") | clip(100) | mrkdwn }}*{% if a.labels.severity %} `{{ a.labels.severity | clip(30) | mrkdwn }}`{% endif %}{% set s = summary(a) %}{% if s %} {{ s | clip(300) | mrkdwn }}{% endif %}{% set g = (a.generatorURL or "") | link(400) %}{% if g %} <{{ g | mrkdwn | replace("|", "%7C") }}|source>{% endif %}
 {%- endmacro -%}
 {%- macro teams_line(a) -%}
-{{ "🔴" if a.status == "firing" else "🟢" }} **{{ (a.labels.alertname or "(no alertname)") | clip(100) }}**{% if a.labels.severity %} ({{ a.labels.severity | clip(30) }}){% endif %}{% set s = summary(a) %}{% if s %}: {{ s | clip(300) }}{% endif %}{% if a.generatorURL %} [source]({{ a.generatorURL | clip(400) | replace(")", "%29") }}){% endif %}
+{{ "🔴" if a.status == "firing" else "🟢" }} **{{ (a.labels.alertname or "(no alertname)") | clip(100) }}**{% if a.labels.severity %} ({{ a.labels.severity | clip(30) }}){% endif %}{% set s = summary(a) %}{% if s %}: {{ s | clip(300) }}{% endif %}{% set g = (a.generatorURL or "") | link(400) %}{% if g %} [source]({{ g | replace(")", "%29") }}){% endif %}
 {%- endmacro -%}
 {%- macro discord_line(a) -%}
-{{ "🔴" if a.status == "firing" else "🟢" }} **{{ (a.labels.alertname or "(no alertname)") | clip(100) }}**{% if a.labels.severity %} `{{ a.labels.severity | clip(30) | replace("`", "'") }}`{% endif %}{% set s = summary(a) %}{% if s %} {{ s | clip(300) }}{% endif %}{% if a.generatorURL %} <{{ a.generatorURL | clip(300) }}>{% endif %}
+{{ "🔴" if a.status == "firing" else "🟢" }} **{{ (a.labels.alertname or "(no alertname)") | clip(100) }}**{% if a.labels.severity %} `{{ a.labels.severity | clip(30) | replace("`", "'") }}`{% endif %}{% set s = summary(a) %}{% if s %} {{ s | clip(300) }}{% endif %}{% set g = (a.generatorURL or "") | link(300) %}{% if g %} <{{ g }}>{% endif %}
 {%- endmacro -%}"#;
 
 #[test]
@@ -363,4 +363,87 @@ fn fit_refuses_an_unknown_line_style() {
     let error =
         body("{{ alerts | fit(\"nosuch\", 100) }}", "text/plain").unwrap().render(&n, Reveal::Send).unwrap_err();
     assert!(error.to_string().contains("unknown line style"), "{error}");
+}
+
+// Regression: a URL over its budget was clipped (`clip(400)`) into a link to another page.
+#[test]
+fn links_are_whole_or_their_origin_never_cut() {
+    use super::helpers::link;
+    let long = format!("http://prometheus.example:9090/graph?g0.expr={}", "x".repeat(600));
+    assert_eq!(link(&long, 400), "http://prometheus.example:9090/");
+    assert_eq!(link("http://a:1/b?c", 400), "http://a:1/b?c");
+    assert_eq!(link(&long, 10), "", "not even the origin fits: left out");
+    assert_eq!(link(&"y".repeat(500), 400), "", "not a URL: left out");
+    for p in [Preset::Slack, Preset::Telegram, Preset::Discord, Preset::GoogleChat, Preset::WeCom, Preset::MsTeams] {
+        let n = notification(vec![json!({"status": "firing", "labels": {"alertname": "Long"}, "generatorURL": long})]);
+        let body = String::from_utf8(preset(p).render(&n, Reveal::Send).unwrap().body.to_vec()).unwrap();
+        assert!(!body.contains("expr=xxx"), "{p:?} cut the link: {body}");
+        assert!(body.contains("http://prometheus.example:9090/"), "{p:?}: {body}");
+    }
+}
+
+// Regression: Google Chat, Feishu and WeCom expanded a label's `<users/all>`, `<at …>`, `<@…>`.
+#[test]
+fn chat_mentions_in_alert_text_ping_no_one() {
+    let mention = r#"<users/all> <at user_id="all">all</at> <@zhangsan> <AT user_id="x">"#;
+    let n = notification(vec![alert("firing", json!({"alertname": mention}), json!({"summary": mention}))]);
+    for p in [Preset::GoogleChat, Preset::Feishu, Preset::WeCom] {
+        let body = render_json(&preset(p), &n).to_string();
+        for expanded in ["<users/", "<at ", "<AT ", "<@"] {
+            assert!(!body.contains(expanded), "{p:?} keeps {expanded}: {body}");
+        }
+        assert!(body.contains("‹users/all>"), "{p:?}: the text stays readable: {body}");
+    }
+    assert_eq!(super::helpers::unmention("a < b <br>"), "a < b <br>");
+}
+
+/// A resolved notification whose `truncatedAlerts` were cut: they may still fire.
+fn truncated_resolved() -> Vec<u8> {
+    let mut n: Json =
+        serde_json::from_slice(&notification(vec![alert("resolved", json!({"alertname": "Disk"}), json!({}))]))
+            .unwrap();
+    n["truncatedAlerts"] = json!(3);
+    n.to_string().into_bytes()
+}
+
+// Regression: a truncated resolved notification resolved the PagerDuty incident and closed the
+// Opsgenie alert while the alerts cut from it still fired.
+#[test]
+fn a_truncated_resolve_neither_resolves_nor_closes() {
+    let pagerduty = render_json(&preset(Preset::PagerDuty), &truncated_resolved());
+    assert_eq!(pagerduty["event_action"], "trigger");
+    assert!(pagerduty["payload"]["custom_details"]["not_resolved"].as_str().unwrap().contains("3 were cut"));
+    let opsgenie = preset(Preset::Opsgenie);
+    let out = opsgenie.render(&truncated_resolved(), Reveal::Send).unwrap();
+    let url = opsgenie.attempt_url(
+        &"https://api.opsgenie.com/v2/alerts".parse().unwrap(),
+        &out,
+        std::time::SystemTime::now(),
+    );
+    assert!(url.to_string().ends_with("/notes?identifierType=alias"), "{url}");
+    let note: Json = serde_json::from_slice(&out.body).unwrap();
+    assert!(note["note"].as_str().unwrap().starts_with("Not closed"), "{note}");
+    // Complete, it resolves as before.
+    let whole = notification(vec![alert("resolved", json!({"alertname": "Disk"}), json!({}))]);
+    assert_eq!(render_json(&preset(Preset::PagerDuty), &whole)["event_action"], "resolve");
+}
+
+// Feishu's documented signature: base64(HMAC-SHA256 keyed with timestamp + "\n" + secret, over
+// nothing), in the body with the timestamp in seconds.
+#[test]
+fn feishu_signs_each_attempts_body() {
+    // Computed apart from this code (Python's hmac) for secret "secret" at 1599360473.
+    assert_eq!(presets::feishu_sign("secret", 1_599_360_473), "q4jswNiMy51J5JuQV566yJat0/lQ/c+22kINzUgKsGU=");
+    let mut builder = Builder::new();
+    builder.preset(Preset::Feishu).unwrap();
+    let signing = Some(crate::secret::Secret::new("secret"));
+    let renderer = builder.finish(Spec { preset: Some(Preset::Feishu), signing, ..spec() });
+    let out = renderer.render(&sample_notification(), Reveal::Send).unwrap();
+    let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_599_360_473);
+    let signed: Json = serde_json::from_slice(&renderer.attempt_body(&out, at)).unwrap();
+    assert_eq!(
+        (signed["timestamp"].as_str(), signed["sign"].as_str()),
+        (Some("1599360473"), Some("q4jswNiMy51J5JuQV566yJat0/lQ/c+22kINzUgKsGU="))
+    );
+    assert_eq!(signed["msg_type"], "text");
 }

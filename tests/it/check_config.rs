@@ -23,6 +23,20 @@ fn shipped_configs_are_valid() {
     assert_eq!(out.matches("SUCCESS").count(), files.len(), "{out}");
 }
 
+/// Regression: with the config given by a relative path (as the examples' own comments say to
+/// run them, from the repository root), `templates:` globs were joined to the config's folder
+/// twice and matched nothing readable.
+#[test]
+fn shipped_configs_are_valid_by_relative_path_too() {
+    let output = Command::new(env!("CARGO_BIN_EXE_amrelay"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["check-config", "config/examples/templates.yml"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{out}");
+}
+
 /// Every mistake is reported at once, each with file, line, column and field.
 #[test]
 fn every_mistake_is_named_with_its_position() {

@@ -154,6 +154,8 @@ async fn every_role_against_every_endpoint() {
         ("POST", "/api/v1/deadletters/replay?receiver=global", None, [403, 403, 404, 200, 403]),
         ("GET", "/api/v1/threads?receiver=global", None, [403, 404, 404, 200, 403]),
         ("GET", "/api/v1/threads?receiver=a-file", None, [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/history", None, [403, 200, 200, 200, 403]),
+        ("GET", "/api/v1/history?receiver=b-file", None, [403, 404, 404, 200, 403]),
     ];
     let users = ["alertmanager", "viewer", "editor", "admin", "stranger"];
     let mut wrong = Vec::new();

@@ -26,16 +26,24 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub delay: Duration,
+    /// The answer's body: `answered {status}` unless given (a vendor's JSON verdict).
+    pub body: Option<String>,
 }
 
 impl Answer {
     pub fn status(status: u16) -> Answer {
-        Answer { status, headers: Vec::new(), delay: Duration::ZERO }
+        Answer { status, headers: Vec::new(), delay: Duration::ZERO, body: None }
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Answer {
         self.headers.push((name, value.into()));
         self
+    }
+
+    /// Answers with `body` as JSON, as a vendor's API answers (`{"errcode": 0}`, `{"ok": false}`).
+    pub fn json(status: u16, body: Value) -> Answer {
+        Answer { body: Some(body.to_string()), ..Answer::status(status) }
+            .with_header("content-type", "application/json")
     }
 
     /// Answers only after `delay` (a hanging receiver, with a long one).
@@ -179,7 +187,8 @@ impl Downstream {
         };
         self.arrived.notify_waiters();
         tokio::time::sleep(answer.delay).await;
-        let mut response = Response::new(Full::new(Bytes::from(format!("answered {}", answer.status))));
+        let body = answer.body.unwrap_or_else(|| format!("answered {}", answer.status));
+        let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = StatusCode::from_u16(answer.status).unwrap();
         for (name, value) in answer.headers {
             response.headers_mut().insert(name, value.parse().unwrap());

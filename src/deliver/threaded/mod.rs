@@ -115,33 +115,6 @@ pub(super) async fn send(
     Ok(status)
 }
 
-/// Whether the receiver's destination says "refused" in a 2xx answer's body: Slack's Web API
-/// (`preset: slack` at `…/chat.postMessage`) answers HTTP 200 with `{"ok": false, …}`.
-pub(super) fn answers_in_body(target: &Target, url: &Uri) -> bool {
-    target.template.as_ref().and_then(|t| t.preset()) == Some(crate::template::Preset::Slack)
-        && url.path().ends_with("/chat.postMessage")
-}
-
-/// One attempt of a receiver without `thread:` whose destination [`answers_in_body`]: the
-/// answer is read, and Slack's `ok: false` is a failure (retried or not by its error), never a
-/// delivery.
-pub(super) async fn send_checked(
-    target: &Target,
-    url: Uri,
-    content_type: Option<HeaderValue>,
-    body: Bytes,
-    item: &Outbound,
-) -> Result<StatusCode, Failure> {
-    match exchange(target, ThreadApi::Slack, Call::post(url, body), content_type, item).await {
-        (status, Verdict::Done(_)) => Ok(status),
-        (_, Verdict::Failed(failure)) => Err(failure),
-        (_, Verdict::Gone) => Err(Failure::new(
-            FailureKind::Status(StatusCode::NOT_FOUND),
-            "Slack answered that the thread does not exist",
-        )),
-    }
-}
-
 /// The request that posts a group's first message, and the reference when it is known before
 /// the answer (Google Chat's thread key).
 fn first_post(spec: ThreadSpec, url: &Uri, body: &Bytes, item: &Outbound) -> (Call, Option<String>) {
@@ -192,8 +165,15 @@ async fn exchange(
             Err(f) if f.kind == FailureKind::Status(StatusCode::NOT_FOUND) => Verdict::Gone,
             Err(f) => Verdict::Failed(f),
         },
-        ThreadApi::Slack => slack::verdict(result),
+        ThreadApi::Slack => slack::verdict(&target.scrubber, result),
         ThreadApi::Telegram => telegram::verdict(result),
+    };
+    // What is not about the group's message is judged as every attempt is: the vendor's wait
+    // and whether retrying may help.
+    let rule = super::verdict::rule(target.template.as_ref().and_then(|t| t.preset()));
+    let verdict = match verdict {
+        Verdict::Failed(failure) => Verdict::Failed(super::verdict::judge_failure(rule, failure)),
+        other => other,
     };
     (status, verdict)
 }

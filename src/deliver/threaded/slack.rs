@@ -10,8 +10,10 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::Value;
 
-use super::{Call, Failure, FailureKind, Verdict, edit_json, plain_reference, sibling};
+use super::super::verdict;
+use super::{Call, Failure, Verdict, edit_json, plain_reference, sibling};
 use crate::config::thread::ThreadMode;
+use crate::redact::Scrubber;
 
 /// `channel ts` of a `chat.postMessage` answer.
 pub(super) fn reference(answer: &Value) -> Option<String> {
@@ -44,28 +46,22 @@ pub(super) fn follow_up(mode: ThreadMode, url: &http::Uri, body: &Bytes, referen
     }
 }
 
-/// Reads Slack's `ok`/`error` out of a 2xx answer.
-pub(super) fn verdict(result: Result<(StatusCode, Option<Bytes>), Failure>) -> Verdict {
-    let answer = match result {
-        Ok((_, answer)) => answer,
-        Err(failure) => return Verdict::Failed(failure),
-    };
-    let Some(value) = answer.as_deref().and_then(|a| serde_json::from_slice::<Value>(a).ok()) else {
-        return Verdict::Done(answer);
-    };
-    if value.get("ok") != Some(&Value::Bool(false)) {
-        return Verdict::Done(answer);
+/// Reads Slack's `ok`/`error` out of a 2xx answer: a deleted message is [`Verdict::Gone`],
+/// every other refusal is judged as any Slack answer is ([`crate::deliver::verdict`]).
+pub(super) fn verdict(scrubber: &Scrubber, result: Result<(StatusCode, Option<Bytes>), Failure>) -> Verdict {
+    if let Ok((_, Some(answer))) = &result
+        && let Some(refusal) = verdict::refusal(SLACK, answer)
+        && matches!(refusal.code.as_str(), "message_not_found" | "thread_not_found" | "cant_update_message")
+    {
+        return Verdict::Gone;
     }
-    let error = value.get("error").and_then(Value::as_str).unwrap_or("unknown");
-    let status = match error {
-        "message_not_found" | "thread_not_found" | "cant_update_message" => return Verdict::Gone,
-        "ratelimited" => StatusCode::TOO_MANY_REQUESTS,
-        "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let error: String = error.chars().filter(|c| c.is_ascii_graphic()).take(100).collect();
-    Verdict::Failed(Failure::new(FailureKind::Status(status), format!("Slack answered ok=false: {error}")))
+    match verdict::judge(SLACK, scrubber, result) {
+        Ok((_, answer)) => Verdict::Done(answer),
+        Err(failure) => Verdict::Failed(failure),
+    }
 }
+
+const SLACK: verdict::Rule = verdict::Rule::Ok(verdict::Vendor::Slack);
 
 #[cfg(test)]
 mod tests {
@@ -73,7 +69,7 @@ mod tests {
     use serde_json::json;
 
     fn answered(value: Value) -> Verdict {
-        verdict(Ok((StatusCode::OK, Some(Bytes::from(value.to_string())))))
+        verdict(&Scrubber::default(), Ok((StatusCode::OK, Some(Bytes::from(value.to_string())))))
     }
 
     // The answers as Slack documents them for chat.postMessage and chat.update.
@@ -86,7 +82,7 @@ mod tests {
         assert!(matches!(answered(posted), Verdict::Done(Some(_))));
         assert!(matches!(answered(json!({"ok": false, "error": "message_not_found"})), Verdict::Gone));
         let Verdict::Failed(f) = answered(json!({"ok": false, "error": "channel_not_found"})) else { panic!() };
-        assert_eq!(f.kind, FailureKind::Status(StatusCode::BAD_REQUEST));
+        assert_eq!(f.kind, crate::deliver::FailureKind::Refused { status: StatusCode::OK, retry: false });
         assert!(!f.is_retryable());
         assert!(f.detail.contains("channel_not_found"));
         let Verdict::Failed(f) = answered(json!({"ok": false, "error": "ratelimited"})) else { panic!() };

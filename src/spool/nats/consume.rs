@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use super::{Backend, PULL_EXPIRES, RECEIVER_HEADER, consumer_name};
 use crate::metrics as m;
 use crate::spool::Stored;
-use crate::spool::record::{self, DeadInfo};
+use crate::spool::record::{self, DeadInfo, Header};
 
 /// Where the consumer hands what it pulls: the application, over its current config.
 pub trait Sink: Send + Sync {
@@ -21,7 +21,7 @@ pub trait Sink: Send + Sync {
     fn queue(&self, receiver: &str) -> Option<Box<dyn FnOnce(Stored) + Send>>;
     /// The dead letter of a notification whose receiver is gone, counted as the application
     /// counts every dead letter.
-    fn receiver_removed(&self, receiver: &str) -> DeadInfo;
+    fn receiver_removed(&self, receiver: &str, header: &Header, body: &[u8]) -> DeadInfo;
 }
 
 /// The application's [`Sink`], shared by every partition's puller.
@@ -116,7 +116,7 @@ fn take(backend: &Arc<Backend>, sink: &Sinks, message: async_nats::jetstream::Me
             tracing::error!(receiver = %receiver, group_key = %header.group_key,
                 "notification for a receiver no longer configured; dead-lettered");
             let mut header = header;
-            header.dead = Some(sink.receiver_removed(&receiver));
+            header.dead = Some(sink.receiver_removed(&receiver, &header, &body));
             backend.hold(seq, acker);
             backend.dead_letter(&receiver, seq, header, body);
         }

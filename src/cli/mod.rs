@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::config;
+
+mod history;
+
 use crate::logging::{Format, Level};
+pub use history::{HistoryArgs, history};
 
 /// A webhook relay for Prometheus Alertmanager.
 #[derive(Debug, Parser)]
@@ -78,6 +82,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the notification history of a running relay (GET /api/v1/history): what was sent,
+    /// to which receiver, when, and how it ended. Exits 1 when the relay cannot answer.
+    History(Box<HistoryArgs>),
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -206,9 +213,26 @@ fn template_summary(endpoint: &config::Endpoint) -> String {
         }
     }
     if let Some(limit) = endpoint.rate_limit {
-        out.push_str(&format!(", rate limit {}/s burst {}", limit.per_second, limit.burst));
+        // Three decimals at most: a preset's 20 a minute is 0.333/s.
+        let per_second = format!("{:.3}", limit.per_second);
+        let per_second = per_second.trim_end_matches('0').trim_end_matches('.');
+        out.push_str(&format!(", rate limit {per_second}/s burst {}", limit.burst));
     }
     out
+}
+
+/// The URL of the relay --config.file describes (its listen address, `https` with
+/// `tls_server_config`); `http://127.0.0.1:9098` when the file cannot be read.
+pub fn relay_url(config_file: &std::path::Path) -> String {
+    match config::load(config_file, &config::Environment::from_process()) {
+        Ok(config) => {
+            let scheme = if config.server.inbound.tls.is_some() { "https" } else { "http" };
+            let address = config.server.listen_address.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+            let address = if address.starts_with(':') { format!("127.0.0.1{address}") } else { address };
+            format!("{scheme}://{address}")
+        }
+        Err(_) => "http://127.0.0.1:9098".into(),
+    }
 }
 
 /// Loads the config file and, when `console_file` is given, adds the console file's receivers
@@ -228,7 +252,8 @@ fn load_merged(
     Ok(config)
 }
 
-/// `amrelay send-test`: prints the outcome as JSON; returns whether the receiver answered 2xx.
+/// `amrelay send-test`: prints the outcome as JSON; returns whether the destination took it (a
+/// 2xx that its body, for a destination that answers in the body, does not refuse).
 /// With `console_file`, its receivers can be tested too.
 pub async fn send_test(config_file: &std::path::Path, console_file: Option<&std::path::Path>, receiver: &str) -> bool {
     let config = match load_merged(config_file, console_file) {

@@ -1,0 +1,80 @@
+//! History in memory (no spool file): records with their indexes, bounded by
+//! `history.max_bytes` (8 MiB by default) and `history.retention`.
+
+#![allow(clippy::disallowed_types)] // Written by finished deliveries and read by the API, off the request path.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use super::{Limits, Page, Query, Record, set_totals, walk};
+
+/// The records and their indexes.
+#[derive(Debug, Default)]
+struct Kept {
+    records: BTreeMap<u64, (Record, u64)>,
+    by_receiver: BTreeSet<(String, u64)>,
+    by_fingerprint: BTreeSet<(String, u64)>,
+    next_seq: u64,
+    bytes: u64,
+}
+
+/// History kept in this process's memory.
+#[derive(Debug)]
+pub struct MemoryHistory {
+    kept: Mutex<Kept>,
+    limits: Arc<Limits>,
+}
+
+impl MemoryHistory {
+    pub fn new(limits: Arc<Limits>) -> MemoryHistory {
+        MemoryHistory { kept: Mutex::new(Kept { next_seq: 1, ..Kept::default() }), limits }
+    }
+
+    /// Keeps a record (admitted by [`Limits::admit`]), then drops the oldest beyond the bounds.
+    pub fn insert(&self, mut record: Record) {
+        let mut kept = self.kept.lock().expect("history");
+        record.seq = kept.next_seq;
+        kept.next_seq += 1;
+        let bytes = Record::stored_bytes(record.encode().len(), &record);
+        kept.by_receiver.insert((record.receiver.clone(), record.seq));
+        for fingerprint in &record.fingerprints {
+            kept.by_fingerprint.insert((fingerprint.clone(), record.seq));
+        }
+        kept.bytes += bytes;
+        kept.records.insert(record.seq, (record, bytes));
+        let oldest_kept = self.limits.oldest_kept(super::now_ms());
+        while let Some((_, (oldest, _))) = kept.records.first_key_value() {
+            if kept.bytes <= self.limits.max_bytes() && oldest.finished_unix_ms >= oldest_kept {
+                break;
+            }
+            let Some((seq, (oldest, bytes))) = kept.records.pop_first() else { break };
+            kept.by_receiver.remove(&(oldest.receiver, seq));
+            for fingerprint in oldest.fingerprints {
+                kept.by_fingerprint.remove(&(fingerprint, seq));
+            }
+            kept.bytes -= bytes;
+        }
+        set_totals(kept.records.len() as u64, kept.bytes);
+        drop(kept);
+        self.limits.written(1);
+    }
+
+    /// A page of records, newest first.
+    pub fn page(&self, query: &Query) -> Page {
+        let kept = self.kept.lock().expect("history");
+        let below = query.after.unwrap_or(u64::MAX);
+        let get = |seq: u64| Ok(kept.records.get(&seq).map(|(r, _)| r.clone()));
+        let result = match query.index() {
+            super::Index::All => walk(kept.records.range(..below).rev().map(|(seq, _)| Ok(*seq)), get, query),
+            super::Index::Receiver(name) => {
+                let range = (name.to_owned(), 0)..(name.to_owned(), below);
+                walk(kept.by_receiver.range(range).rev().map(|(_, seq)| Ok(*seq)), get, query)
+            }
+            super::Index::Fingerprint(fingerprint) => {
+                let range = (fingerprint.to_owned(), 0)..(fingerprint.to_owned(), below);
+                walk(kept.by_fingerprint.range(range).rev().map(|(_, seq)| Ok(*seq)), get, query)
+            }
+        };
+        result.unwrap_or_default()
+    }
+}

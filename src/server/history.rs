@@ -1,0 +1,23 @@
+//! `GET /api/v1/history`: the notification history, newest first, filtered and paged (see
+//! [`crate::history`]).
+
+use hyper::StatusCode;
+use serde_json::json;
+
+use super::auth::Caller;
+use super::response::{ApiError, HttpResponse, json};
+use super::state::AppState;
+use crate::history::Query;
+
+/// `?receiver=&tenant=&group_key=&alertname=&fingerprint=&outcome=&since=&until=&limit=&after=`;
+/// a filter that does not parse is a `400` naming it. A viewer or editor is shown only the records
+/// of its tenants' receivers (a page may then hold fewer than `limit`; `next_after` continues it).
+pub async fn list(state: &AppState, caller: &Caller<'_>, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(query.unwrap_or("")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut page = state.reloader.spool().history_page(query).await?;
+    if !caller.all_tenants() {
+        let snapshot = state.reloader.snapshot();
+        page.data.retain(|record| snapshot.receiver(&record.receiver).is_some_and(|r| caller.sees(&r.config)));
+    }
+    Ok(json(StatusCode::OK, &json!({"status": "success", "data": page.data, "next_after": page.next_after})))
+}
