@@ -15,9 +15,13 @@ use crate::history::Query;
 pub async fn list(state: &AppState, caller: &Caller<'_>, query: Option<&str>) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(query.unwrap_or("")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let mut page = state.reloader.spool().history_page(query).await?;
+    let snapshot = state.reloader.snapshot();
     if !caller.all_tenants() {
-        let snapshot = state.reloader.snapshot();
         page.data.retain(|record| snapshot.receiver(&record.receiver).is_some_and(|r| caller.sees(&r.config)));
+    }
+    // A record not stamped with its tenant shows its receiver's current one.
+    for record in page.data.iter_mut().filter(|r| r.tenant.is_none()) {
+        record.tenant = snapshot.receiver(&record.receiver).and_then(|r| r.config.tenant.clone());
     }
     Ok(json(StatusCode::OK, &json!({"status": "success", "data": page.data, "next_after": page.next_after})))
 }
