@@ -115,7 +115,11 @@ pub(super) fn access(
     raw: Option<&Spanned<Vec<RawAccessRule>>>,
     tenancy: bool,
     proxy: bool,
+    // Who can sign in without a proxy: basic-auth users and the bearer token's user (with a
+    // proxy, anyone may).
+    known: &[&str],
 ) -> Option<Vec<AccessRule>> {
+    let signs_in = |user: &str| proxy || known.contains(&user);
     let spanned = raw?;
     let at = &spanned.referenced;
     let mut rules = Vec::new();
@@ -151,6 +155,15 @@ pub(super) fn access(
                 format!("only a viewer or editor has tenants: a {} acts for all", role.as_str()),
             ),
             _ => {}
+        }
+        for user in rule.users.iter().filter(|u| !signs_in(u)) {
+            issues.warn(
+                Some(at),
+                format!("{field}.users"),
+                format!(
+                    "{user:?} is neither in server.basic_auth_users nor server.authorization.user: it cannot sign in"
+                ),
+            );
         }
         rules.push(AccessRule {
             users: rule.users.clone(),
@@ -250,6 +263,16 @@ mod tests {
             let error = load(text).unwrap_err();
             assert!(error.contains(field), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn a_user_who_cannot_sign_in_is_a_warning() {
+        let config =
+            load("server:\n  authorization: {credentials: tok}\n  access: [{users: [bearer, ghost], role: admin}]\n")
+                .unwrap();
+        let warnings: Vec<_> = config.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert!(warnings.iter().any(|w| w.contains("\"ghost\"")), "{warnings:?}");
+        assert!(!warnings.iter().any(|w| w.contains("\"bearer\"")), "{warnings:?}");
     }
 
     #[test]

@@ -96,7 +96,21 @@ pub fn validate(
 
     let tenancy = super::tenancy::tenancy(&mut issues, raw.tenancy.as_ref());
     let proxy = inbound.auth.proxy.is_some();
-    inbound.auth.access = super::access::access(&mut issues, raw.server.access.as_ref(), tenancy.is_some(), proxy);
+    let mut known: Vec<&str> = inbound.auth.basic_users.keys().map(String::as_str).collect();
+    if inbound.auth.bearer.is_some() {
+        known.push(&inbound.auth.bearer_user);
+    }
+    let access = super::access::access(&mut issues, raw.server.access.as_ref(), tenancy.is_some(), proxy, &known);
+    if access.is_some() && !inbound.auth.is_enabled() {
+        let at = raw.server.access.as_ref().map(|a| &a.referenced);
+        issues.warn(
+            at,
+            "server.access",
+            "has no effect: nobody signs in (set basic_auth_users, authorization or auth_proxy), so every caller is \
+             anonymous and may do everything",
+        );
+    }
+    inbound.auth.access = access;
     let tenant_label = tenancy.as_ref().map(|t| t.label.clone());
     let defaults =
         ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates, tenant_label);
