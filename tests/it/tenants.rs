@@ -299,6 +299,13 @@ async fn a_tenants_receiver_cannot_reach_loopback_on_save_or_at_connect() {
     assert_eq!(refused.status, 400, "{}", refused.text());
 
     let by_name = format!("http://localhost:{}/", target.addr.port());
+    // A test message through an unsaved definition is held to the same guard.
+    let unsaved = relay.url("/api/v1/receiver-test");
+    let tested = as_user("editor", "POST", &unsaved, Some(json!({"name": "try", "url": target.url("/")}))).await;
+    assert_eq!(tested.status, 400, "{}", tested.text());
+    let tested = as_user("editor", "POST", &unsaved, Some(json!({"name": "try", "url": by_name}))).await;
+    assert_eq!(tested.status, 502, "{}", tested.text());
+    assert!(tested.text().contains("forbidden address"), "{}", tested.text());
     let saved = as_user("editor", "PUT", &receiver("by-name"), Some(json!({"url": by_name}))).await;
     assert_eq!(saved.status, 201, "{}", saved.text());
     let bearer = auth("alertmanager");
