@@ -45,7 +45,7 @@ fn conditions(c: &mut Criterion) {
                 _ => Condition::new("silenced_by", Operator::DoesNotExist, &[]),
             })
             .collect();
-        let mut rule = Rule { conditions, matchers: Vec::new() };
+        let mut rule = Rule { tenant: None, conditions, matchers: Vec::new() };
         let mut index = LabelIndex::default();
         rule.intern(&mut index);
         let n = decode_with(body.as_bytes(), &index).unwrap();
@@ -56,7 +56,8 @@ fn conditions(c: &mut Criterion) {
     for values in [1, 10, 100, 1000] {
         let mut list: Vec<String> = (0..values - 1).map(|i| format!("pod-{i}")).collect();
         list.push("api-42".into());
-        let mut rule = Rule { conditions: vec![Condition::new("pod", Operator::In, &list)], matchers: Vec::new() };
+        let mut rule =
+            Rule { tenant: None, conditions: vec![Condition::new("pod", Operator::In, &list)], matchers: Vec::new() };
         let mut index = LabelIndex::default();
         rule.intern(&mut index);
         let n = decode_with(body.as_bytes(), &index).unwrap();

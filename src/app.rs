@@ -105,7 +105,9 @@ impl Relay {
         }
         for action in ["create", "replace", "delete", "enable", "disable"] {
             // Registered at zero, so that a dashboard's increase() sees the first change.
-            metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(0);
+            // Of global receivers (tenant ""); a tenant's series appears with its first change.
+            metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action, "tenant" => "")
+                .increment(0);
         }
         // Silences live next to the spool file, in JetStream (opened once it is provisioned,
         // below) or, without either, in memory.
@@ -289,7 +291,7 @@ fn removed_record(stored: &Stored) -> crate::history::Record {
         ..Default::default()
     };
     let outcome = crate::history::Outcome::ReceiverRemoved;
-    crate::deliver::history::record(&stored.receiver, &stored.header, &stored.body, outcome, ending)
+    crate::deliver::history::record(&stored.receiver, None, &stored.header, &stored.body, outcome, ending)
 }
 
 /// Where the shared queue's consumer hands what it pulls: the pipeline of the receiver of that

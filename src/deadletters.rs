@@ -63,17 +63,23 @@ pub struct Listing {
 /// Up to `limit` (at most [`MAX_PAGE`]) dead letters after sequence `after`, oldest first, of
 /// `receiver` (or all), without their bodies; each says whether its receiver in `snapshot` still
 /// sends where it was recorded for.
+///
+/// Only those of receivers `seen` accepts are listed (a viewer's tenants'): a page may then hold
+/// fewer than `limit`, `next_after` still continues it, and `total` and `bytes` count the page.
 pub async fn list(
     spool: &Spool,
     snapshot: &Snapshot,
     after: u64,
     limit: usize,
     receiver: Option<&str>,
+    seen: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Listing, SpoolError> {
     let page = spool.dead_letter_page(after, limit.clamp(1, MAX_PAGE), receiver).await?;
-    let data = page
+    let all = page.entries.len();
+    let data: Vec<DeadLetterView> = page
         .entries
         .into_iter()
+        .filter(|entry| entry.header.dead.as_ref().is_some_and(|d| seen(&d.receiver)))
         .map(|entry| {
             let destination = entry
                 .header
@@ -85,7 +91,11 @@ pub async fn list(
             view(entry.seq, entry.header, entry.bytes, destination)
         })
         .collect();
-    let (total, bytes) = spool.dead_letter_totals().await?;
+    let (total, bytes) = if data.len() == all {
+        spool.dead_letter_totals().await?
+    } else {
+        (data.len() as u64, data.iter().map(|d| d.bytes as u64).sum())
+    };
     Ok(Listing { data, total, bytes, next_after: page.next_after })
 }
 
@@ -112,9 +122,10 @@ fn view(seq: u64, header: crate::spool::Header, bytes: usize, destination: Optio
     }
 }
 
-/// One dead letter's body, as it was to be sent; `None` if there is no such dead letter.
-pub async fn body(spool: &Spool, seq: u64) -> Result<Option<bytes::Bytes>, SpoolError> {
-    Ok(spool.dead_letter_body(seq).await?.map(|stored| stored.body))
+/// One dead letter's receiver and body, as it was to be sent; `None` if there is no such dead
+/// letter.
+pub async fn body(spool: &Spool, seq: u64) -> Result<Option<(String, bytes::Bytes)>, SpoolError> {
+    Ok(spool.dead_letter_body(seq).await?.map(|stored| (stored.receiver, stored.body)))
 }
 
 /// Why a replay was refused.

@@ -55,6 +55,8 @@ pub struct AlertView {
 pub struct ReceiverRoute {
     pub name: String,
     pub enabled: bool,
+    /// Its `tenant:` (`None`: a global receiver, which sees every tenant's alerts).
+    pub tenant: Option<String>,
     /// The alerts it would be sent (indexes into the batch), in payload order (the first
     /// [`MAX_ITEMS`]).
     pub alerts: Vec<usize>,
@@ -87,7 +89,7 @@ pub struct ReceiverRoute {
 #[derive(Debug, Clone, Serialize)]
 pub struct LeftOut {
     pub alert: usize,
-    /// `disabled`, `resolved`, `condition`, `matcher` or `max_alerts`.
+    /// `disabled`, `tenant`, `resolved`, `condition`, `matcher` or `max_alerts`.
     pub kind: &'static str,
     /// The first reason, readable: the clause that failed and the label value it saw.
     pub reason: String,
@@ -116,6 +118,7 @@ fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRout
     let mut route = ReceiverRoute {
         name: config.name.clone(),
         enabled: config.enabled,
+        tenant: config.tenant.clone(),
         alerts: Vec::new(),
         alerts_omitted: 0,
         left_out: Vec::new(),
@@ -153,10 +156,18 @@ fn receiver_route(config: &ReceiverConfig, n: &Notification<'_>) -> ReceiverRout
                     route.alerts_omitted += 1;
                 }
             }
+        } else if let Some(Clause::Tenant(t)) = config.rule.first_rejection(&alert.labels) {
+            // Before `resolved`: another tenant's alert is left out for that, whatever its status.
+            route
+                .left_out
+                .push(left_out("tenant", format!("{} {}", Clause::Tenant(t), seen(&alert.labels, t.label()))));
         } else if !config.send_resolved && alert.status == Status::Resolved {
             route.left_out.push(left_out("resolved", "resolved and send_resolved is false".into()));
         } else {
             let (kind, reason) = match config.rule.first_rejection(&alert.labels) {
+                Some(Clause::Tenant(t)) => {
+                    ("tenant", format!("{} {}", Clause::Tenant(t), seen(&alert.labels, t.label())))
+                }
                 Some(Clause::Condition(c)) => {
                     ("condition", format!("{} {}", Clause::Condition(c), seen(&alert.labels, c.label())))
                 }
@@ -230,7 +241,8 @@ impl Explanation {
                 0 => "gets nothing".to_owned(),
                 k => format!("gets {k} of {total}"),
             };
-            let _ = writeln!(out, "{}{state}: {gets}", receiver.name);
+            let tenant = receiver.tenant.as_deref().map(|t| format!(" [tenant {t}]")).unwrap_or_default();
+            let _ = writeln!(out, "{}{tenant}{state}: {gets}", receiver.name);
             for &index in &receiver.alerts {
                 let _ = writeln!(out, "  + [{index}] {}", alert_name(self.alerts.get(index)));
             }

@@ -43,7 +43,7 @@
 //! | layer | modules | what they are |
 //! |---|---|---|
 //! | 1 | `fingerprint` `secret` `metrics` `redact` `verified_senders` `dedup` `logging` `rule` | leaves: hashes, secrets, metric names, redaction, caches, rules |
-//! | 2 | `payload` `template` `tls` | decoding, templates, TLS material |
+//! | 2 | `payload` `template` `url_template` `tls` | decoding, templates (of bodies, of URLs), TLS material |
 //! | 3 | `config` | the config file, validated (given its text, path and environment) |
 //! | 4 | `memory` `history` `signing` `editor` | byte budgets, notification history records and queries, signatures, the console (its file, secrets, I/O) |
 //! | 5 | `spool` `mute` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store`; quiet hours and silences |
@@ -90,6 +90,7 @@ pub mod spool;
 pub mod template;
 mod test_message;
 pub mod tls;
+mod url_template;
 mod verified_senders;
 mod watch;
 

@@ -71,6 +71,9 @@ pub const CONFIG_CHANGES: &str = "amrelay_config_changes_total";
 pub const BUILD_INFO: &str = "amrelay_build_info";
 /// Receivers configured with `insecure_skip_verify: true`.
 pub const TLS_INSECURE_RECEIVERS: &str = "amrelay_tls_insecure_skip_verify_receivers";
+/// `{receiver,tenant,source}` = 1 per configured receiver (tenant `""`: global): join on it in
+/// PromQL rather than labelling every series with the tenant.
+pub const RECEIVER_INFO: &str = "amrelay_receiver_info";
 /// Requests refused for missing or wrong credentials, by `reason` (`missing`, `invalid`).
 pub const AUTH_FAILURES: &str = "amrelay_http_auth_failures_total";
 /// Inbound connections closed early, by `reason` (`max_connections`, `tls`, `timeout`, `malformed`, `other`).
@@ -190,7 +193,10 @@ pub fn install() -> PrometheusHandle {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(HTTP_REQUESTS, "HTTP requests served, by handler and status code.");
-    describe_counter!(CONFIG_CHANGES, "Receiver changes made in the console, by source and action.");
+    describe_counter!(
+        CONFIG_CHANGES,
+        "Receiver changes made in the console, by source, action and tenant (empty: global)."
+    );
     describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "Time to answer an HTTP request, by handler.");
     describe_counter!(ALERTS_RECEIVED, "Alerts received in webhook batches.");
     describe_gauge!(
@@ -261,6 +267,10 @@ fn describe() {
     describe_counter!(NOTIFICATIONS_RESTORED, "Notifications restored from the spool at start.");
     describe_counter!(DEAD_LETTERS_REPLAYED, "Dead letters sent again by a replay.");
     describe_gauge!(TLS_INSECURE_RECEIVERS, "Receivers whose TLS certificate verification is disabled.");
+    describe_gauge!(
+        RECEIVER_INFO,
+        "1 per configured receiver, with its tenant (empty: global) and source (file, console)."
+    );
     describe_counter!(AUTH_FAILURES, "Requests refused for missing or wrong credentials, by reason.");
     describe_counter!(CONNECTION_ERRORS, "Inbound connections closed early, by reason.");
     describe_gauge!(CONNECTIONS_OPEN, "Inbound connections open now.");

@@ -50,6 +50,8 @@ struct Registry {
     client_configs: ClientConfigs,
     /// The text of the last console file that was valid, kept running when the file breaks.
     console_good: Option<String>,
+    /// The `amrelay_receiver_info` series set to 1 by the last snapshot.
+    receiver_info: Vec<[String; 3]>,
 }
 
 /// Owns the pipelines and swaps snapshots.
@@ -333,10 +335,16 @@ fn build_snapshot(
             Some(existing) => {
                 // The same TLS settings keep the client, and so its pooled connections.
                 let previous = existing.downstream().target.load();
-                existing.update(&receiver, Target::new(&receiver.endpoint, Some(&previous), &client_config));
+                let mut target = Target::new(&receiver.endpoint, Some(&previous), &client_config);
+                target.tenant = receiver.tenant.clone();
+                existing.update(&receiver, target);
                 existing
             }
-            None => Pipeline::start(&receiver, Target::new(&receiver.endpoint, None, &client_config), shared),
+            None => {
+                let mut target = Target::new(&receiver.endpoint, None, &client_config);
+                target.tenant = receiver.tenant.clone();
+                Pipeline::start(&receiver, target, shared)
+            }
         };
         next.insert(receiver.name.clone(), pipeline.clone());
         let source = if index < first_console { Source::File } else { Source::Console };
@@ -347,6 +355,7 @@ fn build_snapshot(
     }
     *pipelines = next;
     metrics::gauge!(m::TLS_INSECURE_RECEIVERS).set(insecure as f64);
+    record_receiver_info(&mut registry.receiver_info, &receivers);
     // JetStream drops duplicates by this identity too (`Nats-Msg-Id`), across replicas.
     let delivery = &config.delivery;
     let dedup_identity = (delivery.dedup_window.is_some() || delivery.nats.is_some())
@@ -365,6 +374,29 @@ fn build_snapshot(
         verified: Default::default(),
         console,
     })
+}
+
+/// `amrelay_receiver_info{receiver,tenant,source}` = 1 for each receiver of the new snapshot; a
+/// series of the previous one that is gone (receiver removed, tenant or source changed) drops to 0.
+fn record_receiver_info(previous: &mut Vec<[String; 3]>, receivers: &[ActiveReceiver]) {
+    let current: Vec<[String; 3]> = receivers
+        .iter()
+        .map(|r| {
+            let source = match r.source {
+                Source::File => "file",
+                Source::Console => "console",
+            };
+            [r.config.name.clone(), r.config.tenant.clone().unwrap_or_default(), source.to_owned()]
+        })
+        .collect();
+    for gone in previous.iter().filter(|labels| !current.contains(labels)) {
+        let [receiver, tenant, source] = gone.clone();
+        metrics::gauge!(m::RECEIVER_INFO, "receiver" => receiver, "tenant" => tenant, "source" => source).set(0.0);
+    }
+    for [receiver, tenant, source] in current.iter().cloned() {
+        metrics::gauge!(m::RECEIVER_INFO, "receiver" => receiver, "tenant" => tenant, "source" => source).set(1.0);
+    }
+    *previous = current;
 }
 
 /// Logs what is allowed but unwise (a world-readable secret file, credentials over plain HTTP),

@@ -137,9 +137,10 @@ pub fn check_config(files: &[PathBuf], console_file: Option<&std::path::Path>) -
                 for receiver in &config.receivers {
                     let rule = &receiver.rule;
                     println!(
-                        "   - {}: {} ({} conditions, {} matchers{}{})",
+                        "   - {}: {} ({}{} conditions, {} matchers{}{})",
                         receiver.name,
                         crate::redact::url(&receiver.endpoint.url),
+                        tenant_summary(receiver),
                         rule.conditions.len(),
                         rule.matchers.len(),
                         template_summary(&receiver.endpoint),
@@ -158,6 +159,11 @@ pub fn check_config(files: &[PathBuf], console_file: Option<&std::path::Path>) -
     all_valid
 }
 
+/// `tenant X, ` for a tenant receiver, nothing for a global one.
+fn tenant_summary(receiver: &config::ReceiverConfig) -> String {
+    receiver.tenant.as_deref().map(|t| format!("tenant {t}, ")).unwrap_or_default()
+}
+
 /// Validates the console file against the config it is merged with; prints as for a config file.
 fn check_console(file: &std::path::Path, main: &config::Config) -> bool {
     let valid = match config::load_console(file, main) {
@@ -174,9 +180,10 @@ fn check_console(file: &std::path::Path, main: &config::Config) -> bool {
             println!(" - {} console receivers ({enabled} enabled)", console.receivers.len());
             for receiver in &console.receivers {
                 println!(
-                    "   - {}: {} ({} conditions, {} matchers{})",
+                    "   - {}: {} ({}{} conditions, {} matchers{})",
                     receiver.name,
                     crate::redact::url(&receiver.endpoint.url),
+                    tenant_summary(receiver),
                     receiver.rule.conditions.len(),
                     receiver.rule.matchers.len(),
                     if receiver.enabled { "" } else { ", disabled" }

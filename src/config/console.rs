@@ -118,7 +118,8 @@ pub fn console_from_str(text: &str, path: &Path, main: &Config) -> Result<Consol
     };
     let mut issues = super::issues::Issues::new(&base_dir, text)
         .reading_only_under(main.console.allowed_file_dirs.clone(), CONSOLE_FILE_REFUSED);
-    let receivers = super::receiver::receivers(&mut issues, &raw.receivers, &main.receiver_defaults, &environment);
+    let mut receivers = super::receiver::receivers(&mut issues, &raw.receivers, &main.receiver_defaults, &environment);
+    guard_tenant_receivers(&mut issues, &mut receivers, &raw, main);
     if !issues.list.is_empty() {
         return Err(ConfigError { file: path.to_owned(), issues: issues.list });
     }
@@ -149,6 +150,37 @@ pub fn console_from_str(text: &str, path: &Path, main: &Config) -> Result<Consol
         referenced_files: issues.files,
         warnings: issues.warnings,
     })
+}
+
+/// Puts `tenancy`'s outbound guard on every tenant receiver of the console file (an editor of
+/// that tenant can change it), refusing now a URL or proxy it refuses by name or address
+/// literal; names are checked against the addresses connected, at delivery.
+fn guard_tenant_receivers(
+    issues: &mut super::issues::Issues,
+    receivers: &mut [ReceiverConfig],
+    raw: &RawConsoleFile,
+    main: &Config,
+) {
+    let Some(tenancy) = &main.server.tenancy else {
+        return;
+    };
+    for receiver in receivers.iter_mut().filter(|r| r.tenant.is_some()) {
+        let index = raw.receivers.iter().position(|r| r.value.name == receiver.name).unwrap_or_default();
+        let at = &raw.receivers[index].referenced;
+        if let Some(why) = tenancy.guard.check_url(&receiver.endpoint.url) {
+            issues.add(Some(at), format!("receivers[{index}].url"), why);
+        }
+        if let Some(why) = receiver.endpoint.proxy.as_ref().and_then(|p| tenancy.guard.check_url(&p.url)) {
+            issues.add(Some(at), format!("receivers[{index}].http_config.proxy_url"), why);
+        }
+        if let super::Auth::OAuth2(oauth2) = &mut receiver.endpoint.auth {
+            if let Some(why) = tenancy.guard.check_url(&oauth2.token_url) {
+                issues.add(Some(at), format!("receivers[{index}].http_config.oauth2.token_url"), why);
+            }
+            oauth2.guard = Some(tenancy.guard.clone());
+        }
+        receiver.endpoint.guard = Some(tenancy.guard.clone());
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("tls_config.cert_ref", "secret-manager references are not supported; use cert or cert_file"),
     ("tls_config.key_ref", "secret-manager references are not supported; use key or key_file"),
     ("tls_config.max_version", "amrelay always allows up to TLS 1.3; use min_version to restrict"),
+    ("authorization.user", "only server.authorization names the user its token acts as"),
 ];
 
 /// Refuses, by name, every key of Alertmanager's `http_config` that amrelay does not support.
@@ -43,6 +44,7 @@ pub(super) fn unsupported(issues: &mut Issues, field: &str, at: &Location, raw: 
         raw.tls_config.cert_ref.is_some(),
         raw.tls_config.key_ref.is_some(),
         raw.tls_config.max_version.is_some(),
+        raw.authorization.as_ref().is_some_and(|a| a.value.user.is_some()),
     ];
     for ((key, why), present) in UNSUPPORTED.iter().zip(present) {
         if present {
@@ -98,6 +100,9 @@ pub struct OAuth2Config {
     pub proxy: Option<Proxy>,
     /// Hash of everything above, secret included: an unchanged block keeps its token on reload.
     pub fingerprint: u64,
+    /// The receiver's outbound guard (a tenant's console receiver): the token endpoint is reached
+    /// under the same rules.
+    pub guard: Option<std::sync::Arc<super::tenancy::OutboundGuard>>,
 }
 
 impl PartialEq for OAuth2Config {
@@ -208,6 +213,7 @@ pub(super) fn oauth2(
         tls,
         proxy,
         fingerprint,
+        guard: None,
     })
 }
 

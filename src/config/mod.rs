@@ -6,6 +6,7 @@
 //! problem found is reported at once, each with its file, line and field, so one `check-config`
 //! run shows all mistakes.
 
+pub mod access;
 mod console;
 mod console_policy;
 pub mod duration;
@@ -21,6 +22,7 @@ mod receiver;
 pub mod security;
 mod template;
 mod template_raw;
+pub mod tenancy;
 pub mod thread;
 pub mod time_interval;
 mod validate;
@@ -110,12 +112,17 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// TLS, sender authentication and limits of the listener.
     pub inbound: Inbound,
+    /// `tenancy:` (`None`: off, every receiver is global). Kept with the server's settings: who
+    /// may see and save what depends on it.
+    pub tenancy: Option<tenancy::Tenancy>,
 }
 
 /// One downstream receiver.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     pub name: String,
+    /// `tenant:` — it sees only this tenant's alerts (the clause is `rule.tenant`); `None`: global.
+    pub tenant: Option<String>,
     pub enabled: bool,
     pub send_resolved: bool,
     /// 0 means no limit.
@@ -160,6 +167,12 @@ pub struct Endpoint {
     pub rate_limit: Option<RateLimit>,
     /// `thread:` — one message per alert group, updated (or replied to).
     pub thread: Option<thread::ThreadSpec>,
+    /// `url` with templates in its path or query: rendered per notification (`url` is then its
+    /// scheme and authority).
+    pub url_template: Option<std::sync::Arc<crate::url_template::UrlTemplate>>,
+    /// What it may connect to, when a tenant's editor can change it ([`tenancy::OutboundGuard`]);
+    /// `None`: anything.
+    pub guard: Option<std::sync::Arc<tenancy::OutboundGuard>>,
 }
 
 /// Outbound authentication, as Alertmanager's `http_config` sends it.

@@ -28,8 +28,42 @@ pub struct RawConfig {
     /// Alertmanager's older spelling of `time_intervals` (deprecated there, still read): the two
     /// lists are one, names unique across both.
     pub mute_time_intervals: Vec<Spanned<super::time_interval::RawTimeIntervalSet>>,
+    /// `tenancy:` — the tenant label, and what editors' receivers may reach.
+    pub tenancy: Option<Spanned<RawTenancy>>,
     /// `history:` — the record of every finished notification.
     pub history: Option<Spanned<RawHistory>>,
+}
+
+/// `tenancy:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTenancy {
+    /// The label whose value is an alert's tenant (e.g. `namespace`).
+    pub label: Option<String>,
+    /// Receivers saved by an editor may reach private ranges (never loopback or link-local).
+    pub allow_private_networks: bool,
+    /// Host globs (`*.slack.com`) receivers saved by an editor are restricted to, when set.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// One entry of `server.access` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAccessRule {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    /// `admin`, `editor`, `viewer` or `sender`: parsed by `super::access`.
+    pub role: Option<String>,
+    pub tenants: Vec<String>,
+}
+
+/// `server.auth_proxy` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuthProxy {
+    pub user_header: Option<String>,
+    pub groups_header: Option<String>,
+    pub trusted_cidrs: Vec<String>,
 }
 
 /// `history:` — whether finished notifications are recorded, and for how long.
@@ -75,6 +109,10 @@ pub struct RawServer {
     pub external_hosts: Option<Spanned<Vec<String>>>,
     /// `server.grafana`: how Grafana's webhook contact point signs what it posts.
     pub grafana: Option<Spanned<RawGrafana>>,
+    /// `server.access`: roles over tenants, checked by `super::access`.
+    pub access: Option<Spanned<Vec<RawAccessRule>>>,
+    /// `server.auth_proxy`: the user (and groups) an authenticating proxy vouches for.
+    pub auth_proxy: Option<Spanned<RawAuthProxy>>,
 }
 
 /// `server.grafana:` — the HMAC signature of Grafana's webhook contact point.
@@ -134,6 +172,9 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct RawReceiver {
     pub name: String,
+    /// `tenant:` — only alerts of this tenant (`tenancy.label`); checked by `super::tenancy`.
+    #[serde(default)]
+    pub tenant: Option<Spanned<String>>,
     /// Exactly one of `url` and `url_file` (a file holding the URL, as Alertmanager's
     /// `webhook_config.url_file`: the URL often carries a token).
     #[serde(default)]
@@ -290,6 +331,8 @@ pub struct RawAuthorization {
     pub credentials: Option<String>,
     pub credentials_file: Option<String>,
     pub credentials_ref: Option<IgnoredAny>,
+    /// `server.authorization.user`: the user the bearer token acts as (refused elsewhere).
+    pub user: Option<String>,
 }
 
 /// `tls_config:` as in Alertmanager.

@@ -45,9 +45,16 @@ pub(super) fn receivers(
         if !names.insert(spanned.value.name.clone()) {
             issues.add(Some(at), format!("{field}.name"), format!("duplicate receiver name {:?}", spanned.value.name));
         }
-        if let Some(receiver) =
-            receiver(issues, &field, at, &spanned.value, &defaults.defaults, environment, &defaults.templates)
-        {
+        let tenant_label = defaults.tenant_label.as_deref();
+        if let Some(receiver) = receiver(
+            issues,
+            &field,
+            at,
+            &spanned.value,
+            (&defaults.defaults, tenant_label),
+            environment,
+            &defaults.templates,
+        ) {
             receivers.push(receiver);
         }
     }
@@ -60,6 +67,8 @@ pub(super) fn receivers(
 pub struct ReceiverDefaults {
     defaults: Defaults,
     templates: super::template::Shared,
+    /// `tenancy.label`, which a receiver's `tenant:` needs.
+    tenant_label: Option<String>,
 }
 
 impl ReceiverDefaults {
@@ -71,9 +80,13 @@ impl ReceiverDefaults {
         retry: RetryPolicy,
         templates: super::template::Shared,
         time_intervals: super::time_interval::TimeIntervals,
+        tenant_label: Option<String>,
     ) -> ReceiverDefaults {
-        let defaults = Defaults { queue_capacity, max_concurrency, timeout, retry, time_intervals };
-        ReceiverDefaults { defaults, templates }
+        ReceiverDefaults {
+            defaults: Defaults { queue_capacity, max_concurrency, timeout, retry, time_intervals },
+            templates,
+            tenant_label,
+        }
     }
 }
 
@@ -159,7 +172,7 @@ fn receiver(
     field: &str,
     at: &Location,
     raw: &RawReceiver,
-    defaults: &Defaults,
+    (defaults, tenant_label): (&Defaults, Option<&str>),
     environment: &super::Environment,
     shared_templates: &super::template::Shared,
 ) -> Option<ReceiverConfig> {
@@ -171,7 +184,10 @@ fn receiver(
             format!("{:?} is not a valid receiver name: use letters, digits, '_', '-' and '.', starting with a letter or digit", raw.name),
         );
     }
-    let url = receiver_url(issues, field, at, raw);
+    let (url, url_template) = match receiver_url(issues, field, at, raw) {
+        Some((url, template)) => (Some(url), template),
+        None => (None, None),
+    };
     let timeout = raw.timeout.map_or(defaults.timeout, |d| d.0);
     if timeout.is_zero() {
         issues.add(Some(at), format!("{field}.timeout"), "must be greater than 0");
@@ -207,7 +223,8 @@ fn receiver(
     super::http::unsupported(issues, field, at, http);
     let auth = auth(issues, field, at, http, environment);
     let tls = tls_settings(issues, &format!("{field}.http_config.tls_config"), at, &http.tls_config);
-    let rule = rule(issues, field, raw);
+    let mut rule = rule(issues, field, raw);
+    let tenant = super::tenancy::receiver_tenant(issues, field, at, raw, tenant_label, &mut rule);
     let signing = super::security::signing(issues, field, raw.signing.as_ref());
     let proxy = super::http::proxy_settings(
         issues,
@@ -254,6 +271,7 @@ fn receiver(
     let templating = templating?;
     Some(ReceiverConfig {
         name: raw.name.clone(),
+        tenant,
         enabled: raw.enabled,
         send_resolved: raw.send_resolved,
         max_alerts: raw.max_alerts,
@@ -274,6 +292,8 @@ fn receiver(
             template: templating.renderer,
             rate_limit: templating.rate_limit,
             thread: thread.flatten(),
+            url_template,
+            guard: None,
         },
         mute,
     })
@@ -302,8 +322,12 @@ fn slack_web_api(
 }
 
 /// `url`, or the URL read from `url_file` (watched like every secret file); never both. A
-/// mistake in a URL read from a file is reported without its text: it may carry a token.
-fn receiver_url(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Option<Uri> {
+/// mistake in a URL read from a file is reported without its text: it may carry a token. A URL
+/// with templates in its path or query ([`crate::url_template`]) gives its origin and the
+/// compiled template.
+type TemplatedUrl = (Uri, Option<std::sync::Arc<crate::url_template::UrlTemplate>>);
+
+fn receiver_url(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiver) -> Option<TemplatedUrl> {
     let (text, at, key) = match (&raw.url, &raw.url_file) {
         (Some(url), None) => (url.value.clone(), &url.referenced, "url"),
         (None, Some(file)) => {
@@ -320,6 +344,27 @@ fn receiver_url(issues: &mut Issues, field: &str, at: &Location, raw: &RawReceiv
         }
     };
     let field = format!("{field}.{key}");
+    if crate::url_template::is_template(&text) {
+        let template = match crate::url_template::UrlTemplate::compile(&text) {
+            Ok(template) => template,
+            Err(why) => {
+                issues.add(Some(at), field, why);
+                return None;
+            }
+        };
+        let origin = checked_url(issues, &field, at, template.origin())?;
+        // Checked once against a sample: a template that cannot render a URL is refused now.
+        if let Err(why) = template.check(&crate::template::sample_notification()) {
+            issues.add(Some(at), field, why);
+            return None;
+        }
+        return Some((origin, Some(std::sync::Arc::new(template))));
+    }
+    checked_url(issues, &field, at, &text).map(|url| (url, None))
+}
+
+fn checked_url(issues: &mut Issues, field: &str, at: &Location, text: &str) -> Option<Uri> {
+    let field = field.to_owned();
     match text.parse::<Uri>() {
         Ok(url) if url.authority().is_some_and(|a| a.as_str().contains('@')) => {
             issues.add(Some(at), field, "must not contain credentials: use http_config.basic_auth");

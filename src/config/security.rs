@@ -99,18 +99,40 @@ pub enum ClientAuthType {
     RequireAndVerifyClientCert,
 }
 
-/// Sender authentication: any configured user or the bearer token lets a request in.
-#[derive(Debug, Clone, Default)]
+/// Sender authentication: any configured user, the bearer token or a trusted auth proxy's
+/// header lets a request in; `access` then says what it may do.
+#[derive(Debug, Clone)]
 pub struct InboundAuth {
     /// User name → bcrypt hash.
     pub basic_users: BTreeMap<String, Secret>,
     pub bearer: Option<Secret>,
+    /// `server.authorization.user`: the user the bearer token acts as (default `bearer`).
+    pub bearer_user: String,
+    /// `server.auth_proxy`.
+    pub proxy: Option<super::access::AuthProxy>,
+    /// `server.access` (`None`: every authenticated caller is admin).
+    pub access: Option<Vec<super::access::AccessRule>>,
 }
+
+impl Default for InboundAuth {
+    fn default() -> Self {
+        InboundAuth {
+            basic_users: BTreeMap::new(),
+            bearer: None,
+            bearer_user: DEFAULT_BEARER_USER.into(),
+            proxy: None,
+            access: None,
+        }
+    }
+}
+
+/// The user the bearer token of `server.authorization` acts as, unless `user` is set.
+pub const DEFAULT_BEARER_USER: &str = "bearer";
 
 impl InboundAuth {
     /// Whether any credential is required at all.
     pub fn is_enabled(&self) -> bool {
-        !self.basic_users.is_empty() || self.bearer.is_some()
+        !self.basic_users.is_empty() || self.bearer.is_some() || self.proxy.is_some()
     }
 }
 
@@ -232,7 +254,11 @@ pub(super) fn inbound(issues: &mut Issues, raw: &RawServer) -> Inbound {
     }
     if let Some(spanned) = &raw.authorization {
         inbound.auth.bearer = bearer(issues, &spanned.referenced, &spanned.value);
+        if let Some(user) = &spanned.value.user {
+            inbound.auth.bearer_user = user.clone();
+        }
     }
+    inbound.auth.proxy = super::access::auth_proxy(issues, raw.auth_proxy.as_ref());
     if let Some(endpoints) = &raw.open_endpoints {
         for (index, path) in endpoints.value.iter().enumerate() {
             if !path.starts_with('/') {

@@ -53,7 +53,7 @@ pub fn validate(
         "server.max_request_bytes",
         DEFAULT_MAX_REQUEST_BYTES,
     );
-    let inbound = super::security::inbound(&mut issues, &raw.server);
+    let mut inbound = super::security::inbound(&mut issues, &raw.server);
     if inbound.limits.max_memory_bytes < max_request_bytes {
         let at = raw.server.limits.as_ref().map(|l| &l.referenced);
         issues.add(
@@ -94,12 +94,37 @@ pub fn validate(
     let process_delivery = delivery_config(&mut issues, delivery);
     let shared_templates = super::template::shared(&mut issues, &raw.templates);
 
+    let tenancy = super::tenancy::tenancy(&mut issues, raw.tenancy.as_ref());
+    let proxy = inbound.auth.proxy.is_some();
+    let mut known: Vec<&str> = inbound.auth.basic_users.keys().map(String::as_str).collect();
+    if inbound.auth.bearer.is_some() {
+        known.push(&inbound.auth.bearer_user);
+    }
+    let access = super::access::access(&mut issues, raw.server.access.as_ref(), tenancy.is_some(), proxy, &known);
+    if access.is_some() && !inbound.auth.is_enabled() {
+        let at = raw.server.access.as_ref().map(|a| &a.referenced);
+        issues.warn(
+            at,
+            "server.access",
+            "has no effect: nobody signs in (set basic_auth_users, authorization or auth_proxy), so every caller is \
+             anonymous and may do everything",
+        );
+    }
+    inbound.auth.access = access;
+    let tenant_label = tenancy.as_ref().map(|t| t.label.clone());
     let time_intervals = super::time_interval::parse(
         &mut issues,
         &[("time_intervals", &raw.time_intervals), ("mute_time_intervals", &raw.mute_time_intervals)],
     );
-    let defaults =
-        ReceiverDefaults::new(queue_capacity, max_concurrency, timeout, retry, shared_templates, time_intervals);
+    let defaults = ReceiverDefaults::new(
+        queue_capacity,
+        max_concurrency,
+        timeout,
+        retry,
+        shared_templates,
+        time_intervals,
+        tenant_label,
+    );
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
     let console = super::console_policy::policy(&mut issues, raw.console.as_ref());
     let history = super::history::history(&mut issues, raw.history.as_ref());
@@ -108,7 +133,7 @@ pub fn validate(
     }
 
     if issues.list.is_empty() {
-        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound };
+        let server = ServerConfig { listen_address, max_request_bytes: max_request_bytes as usize, inbound, tenancy };
         Ok(Validated {
             server,
             delivery: process_delivery,

@@ -26,6 +26,8 @@ pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-ke
 /// A receiver's endpoint, ready to send to: URL, headers, credentials, client with its pool.
 #[derive(Debug)]
 pub struct Target {
+    /// The receiver's tenant (`tenancy:`), recorded in its history.
+    pub tenant: Option<String>,
     pub url: Uri,
     pub headers: HeaderMap,
     /// Adds the credentials to each attempt.
@@ -41,6 +43,8 @@ pub struct Target {
     pub follow_redirects: bool,
     /// The receiver's template: each notification is rendered once before its first attempt.
     pub template: Option<std::sync::Arc<crate::template::Renderer>>,
+    /// A `url` with templates: rendered with the template, before the first attempt.
+    pub url_template: Option<std::sync::Arc<crate::url_template::UrlTemplate>>,
     /// `rate_limit:`, awaited before each attempt; the bucket survives reloads that keep it.
     pub rate_limit: Option<std::sync::Arc<super::RateLimiter>>,
     /// `thread:` — one message per alert group (see [`super::thread_memory`]).
@@ -63,7 +67,9 @@ impl Target {
                 format!("{}\0{}", p.url, p.authorization.as_ref().map_or("", |a| a.expose())).as_bytes(),
             )
         });
-        let client_key = (endpoint.tls.fingerprint, endpoint.enable_http2, proxy_key);
+        // A changed outbound guard (tenancy:) needs a new client too.
+        let guard_key = endpoint.guard.as_ref().map_or(0, |g| crate::fingerprint::fnv1a(format!("{g:?}").as_bytes()));
+        let client_key = (endpoint.tls.fingerprint, endpoint.enable_http2, proxy_key ^ guard_key);
         let client = match previous {
             Some(p) if p.client_key == client_key => p.client.clone(),
             _ => client::build(
@@ -71,7 +77,7 @@ impl Target {
                 client_config,
                 endpoint.enable_http2,
                 endpoint.timeout,
-                endpoint.proxy.as_ref(),
+                (endpoint.proxy.as_ref(), endpoint.guard.as_ref()),
             ),
         };
         let mut headers = HeaderMap::new();
@@ -93,8 +99,10 @@ impl Target {
                 .map(|s| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, s.expose().as_bytes())),
             follow_redirects: endpoint.follow_redirects,
             scrubber: super::secrets::scrubber(endpoint),
+            tenant: None,
             client_key,
             template: endpoint.template.clone(),
+            url_template: endpoint.url_template.clone(),
             thread: endpoint.thread,
             rate_limit: endpoint.rate_limit.map(|limit| match previous.and_then(|p| p.rate_limit.as_ref()) {
                 Some(bucket) if bucket.limit == limit => bucket.clone(),

@@ -3,10 +3,12 @@
 //! HTTP CONNECT proxy (for `https://` and `http://` receivers alike: the proxy sees only a tunnel),
 //! with `proxy_connect_header` on the CONNECT request. Which proxy (`proxy_url`, `no_proxy`,
 //! `proxy_from_environment`) is decided when the config is parsed ([`crate::config::http`]): a
-//! receiver's URL is fixed, so the choice is too.
+//! receiver's URL is fixed, so the choice is too. A tenant's receiver connects through its
+//! outbound guard ([`super::guard`]).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tower_service::Service;
 
+use super::guard::{Resolver, check_destination, check_peer};
+use crate::config::tenancy::OutboundGuard;
 use crate::config::{Proxy, TlsSettings};
 
 /// `User-Agent` of every outbound request.
@@ -30,11 +34,18 @@ pub type HttpClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// TCP straight to the receiver, or through a proxy's CONNECT tunnel.
+/// TCP straight to the receiver, or through a proxy's CONNECT tunnel; with the receiver's
+/// outbound guard, if any.
 #[derive(Debug, Clone)]
-pub enum Connector {
-    Direct(HttpConnector),
-    Tunnel(Tunnel<HttpConnector>),
+pub struct Connector {
+    way: Way,
+    guard: Option<Arc<OutboundGuard>>,
+}
+
+#[derive(Debug, Clone)]
+enum Way {
+    Direct(HttpConnector<Resolver>),
+    Tunnel(Tunnel<HttpConnector<Resolver>>),
 }
 
 impl Service<http::Uri> for Connector {
@@ -43,23 +54,32 @@ impl Service<http::Uri> for Connector {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        match self {
-            Connector::Direct(c) => c.poll_ready(cx).map_err(Into::into),
-            Connector::Tunnel(c) => c.poll_ready(cx).map_err(Into::into),
+        match &mut self.way {
+            Way::Direct(c) => c.poll_ready(cx).map_err(Into::into),
+            Way::Tunnel(c) => c.poll_ready(cx).map_err(Into::into),
         }
     }
 
     fn call(&mut self, destination: http::Uri) -> Self::Future {
-        match self {
-            Connector::Direct(c) => {
-                let connecting = c.call(destination);
-                Box::pin(async move { connecting.await.map_err(Into::into) })
-            }
-            Connector::Tunnel(c) => {
-                let connecting = c.call(destination);
-                Box::pin(async move { connecting.await.map_err(Into::into) })
-            }
+        let guard = self.guard.clone();
+        if let Err(refused) = check_destination(guard.as_deref(), &destination) {
+            return Box::pin(async move { Err(refused.into()) });
         }
+        let connecting: Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>> = match &mut self.way {
+            Way::Direct(c) => {
+                let connecting = c.call(destination);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+            Way::Tunnel(c) => {
+                let connecting = c.call(destination);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+        };
+        Box::pin(async move {
+            let stream = connecting.await?;
+            check_peer(guard.as_deref(), stream.inner().peer_addr())?;
+            Ok(stream)
+        })
     }
 }
 
@@ -69,20 +89,20 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const POOL_MAX_IDLE_PER_HOST: usize = 64;
 
 /// Builds a client for one receiver's TLS settings (with `client_config` built from them by
-/// [`crate::tls::ClientConfigs`]) and proxy.
+/// [`crate::tls::ClientConfigs`]), proxy and outbound guard.
 pub fn build(
     tls: &TlsSettings,
     client_config: &rustls::ClientConfig,
     enable_http2: bool,
     connect_timeout: Duration,
-    proxy: Option<&Proxy>,
+    (proxy, guard): (Option<&Proxy>, Option<&Arc<OutboundGuard>>),
 ) -> HttpClient {
-    let mut tcp = HttpConnector::new();
+    let mut tcp = HttpConnector::new_with_resolver(Resolver { guard: guard.cloned() });
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(connect_timeout));
-    let http = match proxy {
-        None => Connector::Direct(tcp),
+    let way = match proxy {
+        None => Way::Direct(tcp),
         Some(proxy) => {
             let mut tunnel = Tunnel::new(proxy.url.clone(), tcp);
             if !proxy.connect_headers.is_empty() {
@@ -93,11 +113,12 @@ pub fn build(
                 tunnel = tunnel.with_headers(headers);
             }
             match proxy.authorization.as_ref().and_then(|a| http::HeaderValue::from_str(a.expose()).ok()) {
-                Some(value) => Connector::Tunnel(tunnel.with_auth(value)),
-                None => Connector::Tunnel(tunnel),
+                Some(value) => Way::Tunnel(tunnel.with_auth(value)),
+                None => Way::Tunnel(tunnel),
             }
         }
     };
+    let http = Connector { way, guard: guard.cloned() };
     let builder = HttpsConnectorBuilder::new().with_tls_config(client_config.clone()).https_or_http();
     let builder = match &tls.server_name {
         Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone())),

@@ -20,6 +20,8 @@ pub enum FailureKind {
     /// The credentials for the attempt could not be had (e.g. a token endpoint failed).
     Auth,
     Status(StatusCode),
+    /// The outbound guard of a tenant's receiver refused the address (`super::guard`).
+    ForbiddenAddress,
     /// The destination answered `status` but its body refused (DingTalk's `errcode`, Slack's
     /// `ok: false`, …; see [`super::verdict`]): `retry` when the vendor says to try again later.
     Refused {
@@ -57,6 +59,7 @@ impl Failure {
             FailureKind::Status(s) => {
                 s == StatusCode::REQUEST_TIMEOUT || s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
             }
+            FailureKind::ForbiddenAddress => false,
             FailureKind::Refused { retry, .. } => retry,
             _ => true,
         }
@@ -71,6 +74,7 @@ impl Failure {
             FailureKind::Timeout => "timeout",
             FailureKind::Auth => "auth",
             FailureKind::Status(s) => status_class(s),
+            FailureKind::ForbiddenAddress => "forbidden_address",
             FailureKind::Refused { .. } => "refused",
             FailureKind::Other => "other",
         }
@@ -97,8 +101,11 @@ impl Failure {
             if e.downcast_ref::<rustls::Error>().is_some() {
                 kind = FailureKind::Tls;
             }
+            if e.downcast_ref::<super::guard::ForbiddenAddress>().is_some() {
+                kind = FailureKind::ForbiddenAddress;
+            }
             let text = e.to_string();
-            if text.starts_with("dns error") && kind != FailureKind::Tls {
+            if text.starts_with("dns error") && !matches!(kind, FailureKind::Tls | FailureKind::ForbiddenAddress) {
                 kind = FailureKind::Dns;
             }
             // hyper-util's outer errors repeat their cause in parentheses; keep the causes.

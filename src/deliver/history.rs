@@ -29,7 +29,14 @@ struct Fingerprint<'a> {
 /// The record of `header`'s notification to `receiver`, which ended in `outcome`. The body (the
 /// version "4" payload, or empty when it stayed on disk) gives the status, fingerprints and
 /// alert names; a body that does not decode leaves them empty.
-pub fn record(receiver: &str, header: &Header, body: &[u8], outcome: Outcome, ending: Ending) -> Record {
+pub fn record(
+    receiver: &str,
+    tenant: Option<&str>,
+    header: &Header,
+    body: &[u8],
+    outcome: Outcome,
+    ending: Ending,
+) -> Record {
     let (mut status, mut fingerprints, mut alertnames) = (String::new(), Vec::new(), Vec::<String>::new());
     if let Ok(notification) = crate::payload::decode(body) {
         let firing = notification.alerts.iter().any(|a| a.status == crate::payload::Status::Firing);
@@ -49,7 +56,7 @@ pub fn record(receiver: &str, header: &Header, body: &[u8], outcome: Outcome, en
     Record {
         seq: 0,
         receiver: receiver.to_owned(),
-        tenant: None,
+        tenant: tenant.map(str::to_owned),
         group_key: header.group_key.clone(),
         status,
         alerts: header.alerts,

@@ -12,6 +12,7 @@ mod client;
 mod counts;
 mod downstream;
 mod failure;
+mod guard;
 pub mod history;
 pub mod oauth2;
 mod preset_answers;
@@ -55,15 +56,18 @@ pub enum DeadLetterReason {
     /// Its receiver is no longer configured: restored after a restart without it, or taken from
     /// the shared queue by a replica whose config lacks it.
     ReceiverRemoved,
+    /// A tenant's receiver reached for an address its outbound guard refuses (`tenancy:`).
+    ForbiddenAddress,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 5] = [
+    pub const ALL: [DeadLetterReason; 6] = [
         DeadLetterReason::NonRetryable,
         DeadLetterReason::MaxAttempts,
         DeadLetterReason::MaxElapsed,
         DeadLetterReason::Template,
         DeadLetterReason::ReceiverRemoved,
+        DeadLetterReason::ForbiddenAddress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +77,7 @@ impl DeadLetterReason {
             DeadLetterReason::MaxElapsed => "max_elapsed",
             DeadLetterReason::Template => "template",
             DeadLetterReason::ReceiverRemoved => "receiver_removed",
+            DeadLetterReason::ForbiddenAddress => "forbidden_address",
         }
     }
 }
@@ -237,7 +242,14 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
                 downstream.spool.delivered(&downstream.name, item.seq);
                 let ending =
                     history::Ending { attempts: attempt, http_status: Some(status.as_u16()), ..Default::default() };
-                let record = history::record(&downstream.name, &item.header(), &item.body, Outcome::Delivered, ending);
+                let record = history::record(
+                    &downstream.name,
+                    target.tenant.as_deref(),
+                    &item.header(),
+                    &item.body,
+                    Outcome::Delivered,
+                    ending,
+                );
                 downstream.spool.record_history(record);
                 downstream.metrics.delivered.increment(1);
                 downstream.counts.delivered();
@@ -254,7 +266,9 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
 
         let policy = target.retry;
         let wait = delay(&policy, attempt, failure.retry_after);
-        let give_up = if !failure.is_retryable() {
+        let give_up = if failure.kind == FailureKind::ForbiddenAddress {
+            Some(DeadLetterReason::ForbiddenAddress)
+        } else if !failure.is_retryable() {
             Some(DeadLetterReason::NonRetryable)
         } else if attempt >= policy.max_attempts {
             Some(DeadLetterReason::MaxAttempts)
@@ -305,7 +319,14 @@ fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: D
         },
         error: Some(failure.to_string()),
     };
-    let record = history::record(&downstream.name, &header, &item.body, Outcome::DeadLettered, ending);
+    let record = history::record(
+        &downstream.name,
+        downstream.target.load().tenant.as_deref(),
+        &header,
+        &item.body,
+        Outcome::DeadLettered,
+        ending,
+    );
     downstream.spool.record_history(record);
     let info = crate::spool::DeadInfo {
         receiver: downstream.name.to_string(),

@@ -87,7 +87,7 @@ impl TokenSource {
         // The token endpoint's own TLS settings, checked when the config was parsed. A CA given
         // there replaces the system roots, which are only read when it is not.
         let client = match crate::tls::ClientConfigs::new().get(&config.tls.client) {
-            Ok(tls) => client::build(&config.tls, &tls, false, timeout, config.proxy.as_ref()),
+            Ok(tls) => client::build(&config.tls, &tls, false, timeout, (config.proxy.as_ref(), config.guard.as_ref())),
             Err(e) => {
                 // Only the system CA store can fail here; every fetch will then report it.
                 tracing::warn!(token_url = %crate::redact::url(&config.token_url), error = %e, "oauth2 token endpoint TLS");
@@ -96,7 +96,7 @@ impl TokenSource {
                     .expect("default TLS versions")
                     .with_root_certificates(rustls::RootCertStore::empty())
                     .with_no_client_auth();
-                client::build(&config.tls, &empty, false, timeout, config.proxy.as_ref())
+                client::build(&config.tls, &empty, false, timeout, (config.proxy.as_ref(), config.guard.as_ref()))
             }
         };
         TokenSource {

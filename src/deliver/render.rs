@@ -22,19 +22,27 @@ pub struct Prepared {
     /// `None`: the target's own (application/json).
     pub content_type: Option<HeaderValue>,
     rendered: Option<Rendered>,
+    /// The URL its `url` template rendered (`None`: the target's URL).
+    url: Option<Uri>,
 }
 
 impl Prepared {
-    /// Renders `payload` with the target's template, if it has one.
+    /// Renders `payload` with the target's template, if it has one, and its URL template (an
+    /// empty or invalid URL is a render error: dead-lettered with reason `template`).
     pub fn new(target: &Target, payload: &Bytes) -> Result<Prepared, RenderError> {
+        let url = match &target.url_template {
+            Some(template) => Some(template.render(payload).map_err(RenderError::Template)?),
+            None => None,
+        };
         match &target.template {
-            None => Ok(Prepared { body: payload.clone(), content_type: None, rendered: None }),
+            None => Ok(Prepared { body: payload.clone(), content_type: None, rendered: None, url }),
             Some(renderer) => {
                 let rendered = renderer.render(payload, Reveal::Send)?;
                 Ok(Prepared {
                     body: rendered.body.clone(),
                     content_type: Some(rendered.content_type.clone()),
                     rendered: Some(rendered),
+                    url,
                 })
             }
         }
@@ -43,7 +51,7 @@ impl Prepared {
     /// Like [`new`](Self::new), with the rendering on a blocking thread: a template may run up
     /// to its fuel limit, which must not hold up the runtime's other tasks.
     pub async fn render(target: &Arc<Target>, payload: &Bytes) -> Result<Prepared, RenderError> {
-        if target.template.is_none() {
+        if target.template.is_none() && target.url_template.is_none() {
             return Prepared::new(target, payload);
         }
         let (target, payload) = (target.clone(), payload.clone());
@@ -62,9 +70,10 @@ impl Prepared {
 
     /// The URL of this attempt: the target's, as the preset extends and signs it.
     pub fn url(&self, target: &Target) -> Uri {
+        let url = self.url.as_ref().unwrap_or(&target.url);
         match (&target.template, &self.rendered) {
-            (Some(renderer), Some(rendered)) => renderer.attempt_url(&target.url, rendered, SystemTime::now()),
-            _ => target.url.clone(),
+            (Some(renderer), Some(rendered)) => renderer.attempt_url(url, rendered, SystemTime::now()),
+            _ => url.clone(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Notification history: one [`Record`] per finished notification — delivered, dead-lettered,
-//! or given up because its receiver was removed — kept bounded and queryable.
+//! muted, or given up because its receiver was removed — kept bounded and queryable.
 //!
 //! The store keeps them ([`crate::spool`]: in the spool file, in the transaction that already
 //! records the delivery, or in memory), with indexes by receiver, by alert fingerprint and by
@@ -43,6 +43,8 @@ pub enum Outcome {
     Delivered,
     DeadLettered,
     ReceiverRemoved,
+    /// Not sent: muted by quiet hours or a silence (`on_mute: drop`, or superseded while held).
+    Muted,
 }
 
 impl Outcome {
@@ -51,11 +53,14 @@ impl Outcome {
             Outcome::Delivered => "delivered",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::ReceiverRemoved => "receiver_removed",
+            Outcome::Muted => "muted",
         }
     }
 
     pub fn parse(word: &str) -> Option<Outcome> {
-        [Outcome::Delivered, Outcome::DeadLettered, Outcome::ReceiverRemoved].into_iter().find(|o| o.as_str() == word)
+        [Outcome::Delivered, Outcome::DeadLettered, Outcome::ReceiverRemoved, Outcome::Muted]
+            .into_iter()
+            .find(|o| o.as_str() == word)
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Query {
     pub limit: usize,
     /// Records older than this sequence (the previous page's `next_after`).
     pub after: Option<u64>,
+    /// Set by the server, not the caller: the receivers a viewer or editor may see (`None`:
+    /// all), so that its pages are full pages of its own records.
+    pub visible: Option<std::collections::BTreeSet<String>>,
 }
 
 /// A filter that does not parse, named.
@@ -57,7 +60,7 @@ impl Query {
                 "outcome" => {
                     parsed.outcome = Some(Outcome::parse(&value).ok_or_else(|| QueryError {
                         field: "outcome",
-                        message: format!("{value:?} is not one of delivered, dead_lettered, receiver_removed"),
+                        message: format!("{value:?} is not one of delivered, dead_lettered, receiver_removed, muted"),
                     })?)
                 }
                 "since" => parsed.since_ms = time("since", &value)?,
@@ -102,6 +105,7 @@ impl Query {
     pub fn matches(&self, record: &Record) -> bool {
         let equal = |wanted: &Option<String>, have: &str| wanted.as_deref().is_none_or(|w| w == have);
         equal(&self.receiver, &record.receiver)
+            && self.visible.as_ref().is_none_or(|visible| visible.contains(&record.receiver))
             && self.tenant.as_deref().is_none_or(|t| record.tenant.as_deref() == Some(t))
             && equal(&self.group_key, &record.group_key)
             && self.alertname.as_deref().is_none_or(|a| record.alertnames.iter().any(|n| n == a))

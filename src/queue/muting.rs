@@ -58,14 +58,32 @@ pub(super) fn check(
             // A console receiver may ask to hold with JetStream, where the config file may not
             // (see `config::mute`): dropped, as Alertmanager would.
             match mute.on_mute {
-                OnMute::Hold if downstream.spool.backend().is_none() => Next::Hold(outbound),
+                OnMute::Hold if downstream.spool.holds_locally() => Next::Hold(outbound),
                 _ => {
                     downstream.spool.delivered(&downstream.name, outbound.seq);
+                    record_muted(downstream, &outbound, reason.label());
                     Next::Dropped
                 }
             }
         }
     }
+}
+
+/// The history record of a notification not sent because it was muted (`why`: `time_interval`,
+/// `silence` or `superseded`).
+fn record_muted(downstream: &Downstream, outbound: &Outbound, why: &'static str) {
+    let ending =
+        crate::deliver::history::Ending { attempts: outbound.attempts, reason: Some(why), ..Default::default() };
+    let tenant = downstream.target.load().tenant.clone();
+    let record = crate::deliver::history::record(
+        &downstream.name,
+        tenant.as_deref(),
+        &outbound.header(),
+        &outbound.body,
+        crate::history::Outcome::Muted,
+        ending,
+    );
+    downstream.spool.record_history(record);
 }
 
 /// The held notifications of one receiver: the latest of each group.
@@ -107,6 +125,7 @@ impl Held {
     pub(super) fn finish(&self, downstream: &Downstream, older: Queued) {
         self.superseded.increment(1);
         downstream.spool.delivered(&downstream.name, older.outbound.seq);
+        record_muted(downstream, &older.outbound, "superseded");
         tracing::debug!(receiver = %downstream.name, group_key = %older.outbound.group_key,
             "held notification superseded by a newer one of its group");
     }

@@ -57,6 +57,8 @@ impl LabelIndex {
 /// The clause of a rule that rejected an alert.
 #[derive(Debug, Clone, Copy)]
 pub enum Clause<'r> {
+    /// The receiver's tenant (`tenant:` with `tenancy.label`): checked before everything else.
+    Tenant(&'r Condition),
     Condition(&'r Condition),
     Matcher(&'r Matcher),
 }
@@ -64,15 +66,21 @@ pub enum Clause<'r> {
 impl std::fmt::Display for Clause<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Clause::Tenant(c) => write!(f, "tenant {c}"),
             Clause::Condition(c) => write!(f, "condition {c}"),
             Clause::Matcher(m) => write!(f, "matcher {m}"),
         }
     }
 }
 
-/// Conditions and matchers, ANDed. An empty rule accepts every alert.
+/// The tenant, conditions and matchers, ANDed. An empty rule accepts every alert.
+///
+/// The tenant clause is checked first and on its own: no condition or matcher can widen what a
+/// tenant receiver sees, since every clause must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Rule {
+    /// `tenancy.label In [tenant]` for a tenant receiver; `None` for a global one.
+    pub tenant: Option<Condition>,
     pub conditions: Vec<Condition>,
     pub matchers: Vec<Matcher>,
 }
@@ -86,6 +94,9 @@ impl Rule {
 
     /// The first clause, in config order (conditions, then matchers), that does not hold.
     pub fn first_rejection(&self, labels: &impl Labels) -> Option<Clause<'_>> {
+        if let Some(t) = self.tenant.as_ref().filter(|t| !t.holds(labels.get_slot(t.slot(), t.label()))) {
+            return Some(Clause::Tenant(t));
+        }
         if let Some(c) = self.conditions.iter().find(|c| !c.holds(labels.get_slot(c.slot(), c.label()))) {
             return Some(Clause::Condition(c));
         }
@@ -94,7 +105,7 @@ impl Rule {
 
     /// Gives every label name this rule reads a slot in `index`.
     pub fn intern(&mut self, index: &mut LabelIndex) {
-        for condition in &mut self.conditions {
+        for condition in self.tenant.iter_mut().chain(&mut self.conditions) {
             condition.set_slot(index.intern(condition.label()));
         }
         for matcher in &mut self.matchers {
@@ -120,6 +131,7 @@ mod tests {
     #[test]
     fn every_clause_must_hold_and_the_first_failure_is_named() {
         let rule = Rule {
+            tenant: None,
             conditions: vec![Condition::new("severity", Operator::In, &["critical".into()])],
             matchers: parse_matchers(r#"alertname=~"Kube.*""#).unwrap(),
         };
@@ -133,8 +145,27 @@ mod tests {
 
     #[test]
     fn empty_value_counts_as_absent() {
-        let rule = Rule { conditions: vec![Condition::new("team", Operator::DoesNotExist, &[])], matchers: vec![] };
+        let rule = Rule {
+            tenant: None,
+            conditions: vec![Condition::new("team", Operator::DoesNotExist, &[])],
+            matchers: vec![],
+        };
         assert!(rule.matches(&Map(HashMap::from([("team", "")]))));
+    }
+
+    /// A tenant receiver's rule cannot be widened: its tenant is checked first, and an alert
+    /// without the tenant label is no tenant's.
+    #[test]
+    fn the_tenant_clause_comes_first_and_cannot_be_widened() {
+        let rule = Rule {
+            tenant: Some(Condition::new("namespace", Operator::In, &["team-a".into()])),
+            conditions: vec![Condition::new("namespace", Operator::In, &["team-a".into(), "team-b".into()])],
+            matchers: vec![],
+        };
+        assert!(rule.matches(&Map(HashMap::from([("namespace", "team-a")]))));
+        let other = Map(HashMap::from([("namespace", "team-b")]));
+        assert!(matches!(rule.first_rejection(&other), Some(Clause::Tenant(_))));
+        assert!(!rule.matches(&Map(HashMap::new())), "no tenant label: no tenant's");
     }
 
     #[test]

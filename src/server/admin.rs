@@ -1,4 +1,7 @@
-//! Operator endpoints: health, readiness, reload, metrics, status.
+//! Operator endpoints: health, readiness, reload, metrics, status, dead letters, threads.
+//!
+//! A viewer or editor (`server.access`) is shown only its tenants' receivers and their dead
+//! letters; which receivers a request may name is checked before, in [`super::scope`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -7,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::response::{ApiError, HttpResponse, json, text};
 use super::state::AppState;
 use crate::snapshot::Snapshot;
@@ -34,9 +38,10 @@ pub fn metrics(state: &AppState) -> HttpResponse {
 }
 
 /// `POST /-/reload`: the same reload as SIGHUP and the file watcher.
-pub async fn reload(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn reload(state: &Arc<AppState>, caller: &Caller<'_>) -> Result<HttpResponse, ApiError> {
+    tracing::info!(audit = true, user = caller.name(), tenant = "", "reload requested");
     match state.reload().await {
-        Ok(()) => Ok(json(StatusCode::OK, &json!({"status": "success"}))),
+        Ok(()) => Ok(json(StatusCode::OK, &json!({"status": "success", "user": caller.name(), "tenant": Value::Null}))),
         Err(e) => Err(ApiError::Internal(format!("failed to reload config: {e}"))),
     }
 }
@@ -51,8 +56,13 @@ pub async fn test_receiver(state: &AppState, snapshot: &Snapshot, name: &str) ->
     super::receivers_api::send_test(state, name, &target).await
 }
 
-/// `GET /api/v1/deadletters[?limit=N&after=SEQ&receiver=NAME]`: a page of headers, no bodies.
-pub async fn dead_letters(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+/// `GET /api/v1/deadletters[?limit=N&after=SEQ&receiver=NAME]`: a page of headers, no bodies
+/// (of the caller's tenants' receivers only, for a viewer or editor).
+pub async fn dead_letters(
+    state: &AppState,
+    caller: &Caller<'_>,
+    query: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
     let (mut after, mut limit, mut receiver) = (0, crate::deadletters::MAX_PAGE, None);
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let number =
@@ -65,8 +75,9 @@ pub async fn dead_letters(state: &AppState, query: Option<&str>) -> Result<HttpR
         }
     }
     let snapshot = state.reloader.snapshot();
+    let seen = |name: &str| caller.all_tenants() || snapshot.receiver(name).is_some_and(|r| caller.sees(&r.config));
     let listing =
-        crate::deadletters::list(state.reloader.spool(), &snapshot, after, limit, receiver.as_deref()).await?;
+        crate::deadletters::list(state.reloader.spool(), &snapshot, after, limit, receiver.as_deref(), &seen).await?;
     Ok(json(
         StatusCode::OK,
         &json!({"status": "success", "data": listing.data, "total": listing.total, "bytes": listing.bytes,
@@ -76,14 +87,23 @@ pub async fn dead_letters(state: &AppState, query: Option<&str>) -> Result<HttpR
 
 /// `GET /api/v1/deadletters/body?seq=SEQ`: one dead letter's body, as it was to be sent, held
 /// against the byte budget while it is served.
-pub async fn dead_letter_body(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+pub async fn dead_letter_body(
+    state: &AppState,
+    caller: &Caller<'_>,
+    query: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
     let seq = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(key, _)| key == "seq")
         .and_then(|(_, value)| value.parse::<u64>().ok())
         .ok_or_else(|| ApiError::BadRequest("give the dead letter as ?seq=N".into()))?;
     let spool = state.reloader.spool();
-    let body = crate::deadletters::body(spool, seq)
+    let snapshot = state.reloader.snapshot();
+    // Another tenant's dead letter is as unknown as a missing one.
+    let (_, body) = crate::deadletters::body(spool, seq)
         .await?
+        .filter(|(receiver, _)| {
+            caller.all_tenants() || snapshot.receiver(receiver).is_some_and(|r| caller.sees(&r.config))
+        })
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {seq}")))?;
     let budget = state.reloader.budget();
     let held = budget.try_charge(body.len() as u64).ok_or_else(|| ApiError::MemoryBudget(budget.limit()))?;
@@ -94,7 +114,12 @@ pub async fn dead_letter_body(state: &AppState, query: Option<&str>) -> Result<H
 /// `POST /api/v1/deadletters/replay[?receiver=NAME][&force=true]`: `409` when a receiver's
 /// destination is not the one its dead letters were recorded for, unless forced (see
 /// [`crate::deadletters`]).
-pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+pub async fn replay(
+    state: &AppState,
+    snapshot: &Snapshot,
+    caller: &Caller<'_>,
+    query: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
     let (mut receiver, mut force) = (None, false);
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*key {
@@ -114,13 +139,35 @@ pub async fn replay(state: &AppState, snapshot: &Snapshot, query: Option<&str>) 
     {
         return Err(ApiError::NotFound(format!("unknown receiver {name:?}")));
     }
-    let outcome = crate::deadletters::replay(state.reloader.shared(), snapshot, receiver.as_deref(), force)
-        .await
-        .map_err(|e| match e {
-            crate::deadletters::ReplayError::Spool(e) => ApiError::from(e),
-            crate::deadletters::ReplayError::DestinationChanged(words) => ApiError::Conflict(words),
-        })?;
-    Ok(json(StatusCode::OK, &json!({"status": "success", "data": outcome})))
+    // "All" for an editor is each of its tenants' receivers, one after the other.
+    let names: Vec<Option<&str>> = match receiver.as_deref() {
+        Some(name) => vec![Some(name)],
+        None if caller.all_tenants() => vec![None],
+        None => snapshot.receivers.iter().filter(|r| caller.sees(&r.config)).map(|r| Some(&*r.config.name)).collect(),
+    };
+    let mut outcome = crate::deadletters::Replayed::default();
+    for name in names {
+        let one =
+            crate::deadletters::replay(state.reloader.shared(), snapshot, name, force).await.map_err(|e| match e {
+                crate::deadletters::ReplayError::Spool(e) => ApiError::from(e),
+                crate::deadletters::ReplayError::DestinationChanged(words) => ApiError::Conflict(words),
+            })?;
+        outcome.replayed += one.replayed;
+        outcome.skipped += one.skipped;
+    }
+    tracing::info!(
+        audit = true,
+        user = caller.name(),
+        tenant = receiver_tenant(snapshot, receiver.as_deref()),
+        receiver = receiver.as_deref().unwrap_or("*"),
+        replayed = outcome.replayed,
+        "dead letters replayed"
+    );
+    Ok(json(
+        StatusCode::OK,
+        &json!({"status": "success", "data": outcome, "user": caller.name(),
+        "tenant": receiver_tenant(snapshot, receiver.as_deref())}),
+    ))
 }
 
 /// `GET /api/v1/threads?receiver=NAME[&limit=N&after=HASH]`: a page of the receiver's
@@ -189,19 +236,26 @@ fn parse_hash(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// The tenant of the receiver named (empty: global, or every receiver).
+fn receiver_tenant<'s>(snapshot: &'s Snapshot, name: Option<&str>) -> &'s str {
+    name.and_then(|n| snapshot.receiver(n)).and_then(|r| r.config.tenant.as_deref()).unwrap_or_default()
+}
+
 fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 /// `GET /api/v1/status`: version, config and each receiver's state. No secrets: URLs are shown
-/// redacted (scheme, host, `***`), auth only by kind.
-pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
+/// redacted (scheme, host, `***`), auth only by kind. A viewer or editor sees its tenants'
+/// receivers only, and no reload error or console conflict (they may name other receivers).
+pub fn status(state: &AppState, snapshot: &Snapshot, caller: &Caller<'_>) -> HttpResponse {
     let reload = state.reloader.status();
     // Found when the config was loaded: a refresh reads no file.
     let lines = super::console::enabled_lines(state, snapshot);
     let receivers: Vec<Value> = snapshot
         .receivers
         .iter()
+        .filter(|r| caller.sees(&r.config))
         .map(|r| {
             let downstream = r.pipeline.downstream();
             let delivery = downstream.state();
@@ -209,6 +263,7 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
             let config = &r.config;
             json!({
                 "name": config.name,
+                "tenant": config.tenant,
                 "enabled": config.enabled,
                 "url": crate::redact::url(&config.endpoint.url),
                 "source": r.source,
@@ -243,6 +298,13 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
             })
         })
         .collect();
+    let mut reload_error = reload.last_error;
+    let mut console = console_status(snapshot);
+    if !caller.all_tenants() {
+        reload_error = reload_error.map(|_| "the last reload failed: an admin can see why".to_owned());
+        console["conflicts"] = json!([]);
+        console["error"] = Value::Null;
+    }
     json(
         StatusCode::OK,
         &json!({
@@ -254,12 +316,12 @@ pub fn status(state: &AppState, snapshot: &Snapshot) -> HttpResponse {
                     "file": snapshot.source.display().to_string(),
                     "hash": format!("{:012x}", snapshot.hash),
                     "loaded_at": unix_seconds(snapshot.loaded_at),
-                    "last_reload_successful": reload.last_error.is_none(),
-                    "last_reload_error": reload.last_error,
+                    "last_reload_successful": reload_error.is_none(),
+                    "last_reload_error": reload_error,
                     "last_reload_attempt": reload.last_attempt.map(unix_seconds),
                 },
                 "spool": state.reloader.spool().status(),
-                "console": console_status(snapshot),
+                "console": console,
                 "backend": state.reloader.spool().backend_status(),
                 "receivers": receivers,
             }

@@ -1,5 +1,7 @@
 //! Who may call the relay: basic auth against bcrypt hashes, or a bearer token — what
-//! Alertmanager's `http_config` sends.
+//! Alertmanager's `http_config` sends — or the user an authenticating proxy names in a header,
+//! believed only from `server.auth_proxy.trusted_cidrs`; then which role over which tenants
+//! `server.access` gives that user ([`Caller`]).
 //!
 //! Comparisons do not leak through timing: bearer tokens are compared as SHA-256 digests in
 //! constant time (so neither content nor length shows), and an unknown user name costs a bcrypt
@@ -7,6 +9,8 @@
 //! [`VerifiedSenders`] set. Verifications run on the blocking pool, at most a few at a time, so a flood
 //! of wrong passwords cannot starve the runtime.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use base64::Engine;
@@ -17,7 +21,8 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::response::ApiError;
-use crate::config::{Inbound, InboundAuth};
+use crate::config::access::{AuthProxy, Role, grant};
+use crate::config::{Inbound, InboundAuth, ReceiverConfig};
 use crate::metrics as m;
 use crate::verified_senders::VerifiedSenders;
 
@@ -41,42 +46,83 @@ impl Default for PasswordChecks {
     }
 }
 
-/// Who is asking, as authentication established it: for audit lines, without parsing the
-/// credentials a second time.
+/// Who is asking, as authentication established it, and what `server.access` lets them do:
+/// for the role check, tenant scoping and audit lines, without parsing the credentials again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller<'s> {
-    /// Nobody was asked: no credentials are configured, or the endpoint is open.
-    Anonymous,
-    /// A `basic_auth_users` user, verified: the name as the snapshot holds it (no copy per
-    /// request).
-    User(&'s str),
-    /// The holder of the bearer token of `server.authorization`.
-    Bearer,
+pub struct Caller<'s> {
+    /// A `basic_auth_users` user or the bearer token's user (borrowed from the snapshot), the
+    /// proxy's user, or `anonymous` when nobody was asked.
+    user: Cow<'s, str>,
+    /// `None`: authenticated, but no entry of `server.access` names them (403 but for probes).
+    pub role: Option<Role>,
+    /// A viewer's or editor's tenants.
+    tenants: &'s [String],
 }
 
-impl Caller<'_> {
-    /// The name audit lines give: the user, `bearer`, or `anonymous`.
-    pub fn name(&self) -> &str {
-        match self {
-            Caller::Anonymous => "anonymous",
-            Caller::User(user) => user,
-            Caller::Bearer => "bearer",
+impl<'s> Caller<'s> {
+    /// Nobody was asked (no credentials are configured, or the endpoint is open): what amrelay
+    /// did before roles, everything.
+    pub fn anonymous() -> Caller<'static> {
+        Caller { user: Cow::Borrowed("anonymous"), role: Some(Role::Admin), tenants: &[] }
+    }
+
+    /// The user `user` (in `groups`) as `server.access` sees them.
+    fn known(auth: &'s InboundAuth, user: Cow<'s, str>, groups: &[&str]) -> Caller<'s> {
+        let Some(access) = &auth.access else {
+            return Caller { user, role: Some(Role::Admin), tenants: &[] };
+        };
+        match grant(access, &user, groups) {
+            Some(rule) => Caller { role: Some(rule.role), tenants: &rule.tenants, user },
+            None => Caller { user, role: None, tenants: &[] },
         }
+    }
+
+    /// The name audit lines give.
+    pub fn name(&self) -> &str {
+        &self.user
+    }
+
+    /// The tenants a viewer or editor acts for; empty for every other role (admins act for all).
+    pub fn tenants(&self) -> &[String] {
+        self.tenants
+    }
+
+    /// Whether the caller acts for every tenant (admin), not for a list.
+    pub fn all_tenants(&self) -> bool {
+        self.role == Some(Role::Admin)
+    }
+
+    /// Whether this caller may see (and, with the role for it, act on) a receiver: admins see
+    /// every one; viewers and editors only their tenants', not even global ones.
+    pub fn sees(&self, receiver: &ReceiverConfig) -> bool {
+        self.sees_tenant(receiver.tenant.as_deref())
+    }
+
+    /// [`Caller::sees`] for a receiver of this tenant (`None`: global).
+    pub fn sees_tenant(&self, tenant: Option<&str>) -> bool {
+        self.all_tenants() || tenant.is_some_and(|t| self.tenants.iter().any(|mine| mine == t))
     }
 }
 
 /// Lets the request in, saying who it is, or says why not: `Unauthorized` carries the
-/// challenges to send.
+/// challenges to send. `peer` is the connection's address: an auth proxy's headers are believed
+/// only from `server.auth_proxy.trusted_cidrs`, and ignored from anywhere else.
 pub async fn authorize<'s>(
     inbound: &'s Inbound,
     verified: &VerifiedSenders,
     checks: &PasswordChecks,
     path: &str,
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
 ) -> Result<Caller<'s>, ApiError> {
     let auth = &inbound.auth;
     if !auth.is_enabled() || inbound.open_endpoints.iter().any(|open| open == path) {
-        return Ok(Caller::Anonymous);
+        return Ok(Caller::anonymous());
+    }
+    if let Some(proxy) = &auth.proxy
+        && let Some(caller) = proxied(auth, proxy, headers, peer)
+    {
+        return Ok(caller);
     }
     let refuse = |reason: &'static str| {
         metrics::counter!(m::AUTH_FAILURES, "reason" => reason).increment(1);
@@ -88,14 +134,40 @@ pub async fn authorize<'s>(
     let value = value.as_bytes();
     let accepted = match value.iter().position(|&b| b == b' ') {
         Some(space) if value[..space].eq_ignore_ascii_case(b"basic") => {
-            basic(auth, verified, checks, &value[space + 1..]).await?.map(Caller::User)
+            basic(auth, verified, checks, &value[space + 1..]).await?.map(|user| Caller::known(auth, user.into(), &[]))
         }
         Some(space) if value[..space].eq_ignore_ascii_case(b"bearer") => {
-            bearer(auth, &value[space + 1..]).then_some(Caller::Bearer)
+            bearer(auth, &value[space + 1..]).then(|| Caller::known(auth, auth.bearer_user.as_str().into(), &[]))
         }
         _ => None,
     };
     accepted.ok_or_else(|| refuse("invalid"))
+}
+
+/// The proxy's user, when its header is present and the peer is trusted; `None` otherwise (the
+/// headers of an untrusted peer are ignored, as if absent).
+fn proxied<'s>(
+    auth: &'s InboundAuth,
+    proxy: &AuthProxy,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Option<Caller<'s>> {
+    let user = headers.get(&proxy.user_header)?.to_str().ok()?.trim();
+    if user.is_empty() || !peer.is_some_and(|peer| proxy.trusts(peer)) {
+        return None;
+    }
+    let groups: Vec<&str> = match &proxy.groups_header {
+        Some(header) => headers
+            .get_all(header)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .collect(),
+        None => Vec::new(),
+    };
+    Some(Caller::known(auth, Cow::Owned(user.to_owned()), &groups))
 }
 
 fn bearer(auth: &InboundAuth, token: &[u8]) -> bool {
@@ -207,26 +279,34 @@ mod tests {
         let inbound = inbound(&[("am", "pass:word")], Some("tok3n"));
         let verified = VerifiedSenders::default();
         let checks = PasswordChecks::default();
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
-        // Twice: the second time from the cache.
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word")).await.is_ok());
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "wrong")).await.is_err());
         assert!(
-            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("nobody", "pass:word")).await.is_err()
+            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word"), None).await.is_ok()
         );
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n")).await.is_ok());
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("bearer tok3n")).await.is_ok());
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3")).await.is_err());
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n-and-more")).await.is_err());
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Basic !!!")).await.is_err());
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Token tok3n")).await.is_err());
-        assert!(authorize(&inbound, &verified, &checks, "/webhook", &HeaderMap::new()).await.is_err());
-        assert!(authorize(&inbound, &verified, &checks, "/-/healthy", &HeaderMap::new()).await.is_ok());
+        // Twice: the second time from the cache.
+        assert!(
+            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word"), None).await.is_ok()
+        );
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "wrong"), None).await.is_err());
+        assert!(
+            authorize(&inbound, &verified, &checks, "/webhook", &basic_header("nobody", "pass:word"), None)
+                .await
+                .is_err()
+        );
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n"), None).await.is_ok());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("bearer tok3n"), None).await.is_ok());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3"), None).await.is_err());
+        assert!(
+            authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n-and-more"), None).await.is_err()
+        );
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Basic !!!"), None).await.is_err());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &with("Token tok3n"), None).await.is_err());
+        assert!(authorize(&inbound, &verified, &checks, "/webhook", &HeaderMap::new(), None).await.is_err());
+        assert!(authorize(&inbound, &verified, &checks, "/-/healthy", &HeaderMap::new(), None).await.is_ok());
         // Who it was comes back, so an audit line needs no second parse.
-        let user = authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word")).await;
-        assert_eq!(user.unwrap(), Caller::User("am"));
-        let token = authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n")).await;
-        assert_eq!(token.unwrap(), Caller::Bearer);
+        let user = authorize(&inbound, &verified, &checks, "/webhook", &basic_header("am", "pass:word"), None).await;
+        assert_eq!(user.unwrap().name(), "am");
+        let token = authorize(&inbound, &verified, &checks, "/webhook", &with("Bearer tok3n"), None).await;
+        assert_eq!(token.unwrap().name(), "bearer");
     }
 
     #[tokio::test]
@@ -237,7 +317,8 @@ mod tests {
                 &VerifiedSenders::default(),
                 &PasswordChecks::default(),
                 "/webhook",
-                &HeaderMap::new()
+                &HeaderMap::new(),
+                None
             )
             .await
             .is_ok()

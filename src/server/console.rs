@@ -41,6 +41,7 @@ pub fn page() -> HttpResponse {
 /// webhook's is.
 pub async fn route_test(
     snapshot: &Snapshot,
+    caller: &super::auth::Caller<'_>,
     budget: &std::sync::Arc<crate::memory::Budget>,
     silences: &crate::mute::Silences,
     request: Request<Incoming>,
@@ -51,9 +52,11 @@ pub async fn route_test(
     super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
     let notification = decode_with(&body, &snapshot.label_index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
-    let explanation = crate::explain::explain(snapshot.receivers.iter().map(|r| &r.config), &notification);
+    // A viewer or editor is explained its tenants' receivers only.
+    let visible: Vec<_> = snapshot.receivers.iter().filter(|r| caller.sees(&r.config)).collect();
+    let explanation = crate::explain::explain(visible.iter().map(|r| &r.config), &notification);
     let (now, all) = (jiff::Timestamp::now(), silences.all());
-    let muted: Vec<_> = (snapshot.receivers.iter().zip(&explanation.receivers))
+    let muted: Vec<_> = (visible.iter().zip(&explanation.receivers))
         .filter_map(|(r, route)| {
             crate::mute::muted_view(&r.config.name, &r.config.mute, &all, &notification, &route.alerts, now)
         })

@@ -18,7 +18,9 @@ mod limits;
 mod receiver_items;
 mod receivers_api;
 mod response;
+mod roles;
 mod routes;
+mod scope;
 mod silences;
 mod state;
 mod webhook;
@@ -43,6 +45,7 @@ use crate::metrics as m;
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>, drain: Duration) {
     let graceful = GracefulShutdown::new();
     let open = Arc::new(conn::Open::default());
+    everyone_is_admin_note(&state.reloader.snapshot().server.inbound);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -82,7 +85,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                     let state = state.clone();
                     let in_flight = requests.request();
                     async move {
-                        let response = routes::handle(state, request).await;
+                        let response = routes::handle(state, request, Some(peer.ip())).await;
                         drop(in_flight);
                         response
                     }
@@ -161,6 +164,17 @@ fn handshake_failed(peer: std::net::SocketAddr, error: &std::io::Error) {
             .is_ok()
     {
         tracing::warn!(%peer, error = %error, "client certificate refused (further refusals within 10s are only counted)");
+    }
+}
+
+/// Without `server.access` every authenticated caller is admin, as before roles existed: said
+/// once at start, since the webhook credential Alertmanager holds can then edit receivers.
+fn everyone_is_admin_note(inbound: &crate::config::Inbound) {
+    if inbound.auth.is_enabled() && inbound.auth.access.is_none() {
+        tracing::info!(
+            "no server.access: every authenticated caller is admin — the webhook credential can also edit receivers \
+             (give Alertmanager the sender role in server.access)"
+        );
     }
 }
 

@@ -11,10 +11,12 @@ use super::state::AppState;
 use crate::editor;
 use crate::snapshot::{Snapshot, Source};
 
-/// The answer to a change: the definition as shown, its etag, and the reload's outcome.
+/// The answer to a change: who made it for which tenant (`null`: a global receiver), the
+/// definition as shown, its etag, and the reload's outcome.
 pub(super) fn changed(
     status: StatusCode,
     state: &AppState,
+    (user, tenant): (&str, Option<&str>),
     name: &str,
     definition: Option<&Value>,
     reload: Result<(), String>,
@@ -27,6 +29,8 @@ pub(super) fn changed(
     let mut response = json(
         status,
         &json!({"status": "success", "data": {
+            "user": user,
+            "tenant": tenant,
             "receiver": data,
             "reload": {"successful": reload.is_ok(), "error": reload.err()},
         }}),
@@ -47,6 +51,7 @@ pub(super) fn file_item(state: &AppState, snapshot: &Snapshot, name: &str) -> Va
     json!({
         "name": name,
         "source": Source::File,
+        "tenant": config.tenant,
         "enabled": config.enabled,
         "running": true,
         "url": crate::redact::url(&config.endpoint.url),
@@ -69,6 +74,7 @@ pub(super) fn console_item(snapshot: &Snapshot, name: &str, definition: &Value) 
     json!({
         "name": name,
         "source": Source::Console,
+        "tenant": definition.get("tenant"),
         "enabled": definition.get("enabled").and_then(Value::as_bool).unwrap_or(true),
         "running": running,
         "etag": editor::etag(definition),

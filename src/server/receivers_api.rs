@@ -13,8 +13,12 @@
 //!
 //! Edits are serialized, and `If-Match` (the `etag`) or `If-None-Match: *` makes a stale edit a
 //! 412 instead of a lost one. Receivers of the config file are read-only here (409, naming the
-//! line to edit). Every change is logged once (who, receiver, the names of the fields changed,
-//! never values) and counted in `amrelay_config_changes_total{source="console",action}`.
+//! line to edit). Every change is logged once (who, tenant, receiver, the names of the fields
+//! changed, never values) and counted in `amrelay_config_changes_total{source="console",action,tenant}`.
+//!
+//! A viewer or editor (`server.access`) sees only its tenants' receivers: any other answers 404,
+//! as if it did not exist. A receiver an editor saves always has one of its tenants: omitted, it
+//! is the editor's one tenant (400 naming `tenant` when it has several); another tenant is 403.
 
 use std::sync::Arc;
 
@@ -28,6 +32,7 @@ use super::body::{check_content_type, read_body};
 use super::receiver_items::{changed, console_item, file_item, set_etag};
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
+use crate::config::access::Role;
 use crate::config::{self, ConsoleFile};
 use crate::editor::file::{ReadError, WriteError};
 use crate::editor::{self, Document, FieldError};
@@ -56,26 +61,33 @@ pub fn route(path: &str) -> Option<Route<'_>> {
     }
 }
 
-/// `GET /api/v1/receivers`.
-pub async fn list(state: &AppState, snapshot: &Snapshot) -> Result<HttpResponse, ApiError> {
+/// `GET /api/v1/receivers`: those the caller sees.
+pub async fn list(state: &AppState, snapshot: &Snapshot, caller: &Caller<'_>) -> Result<HttpResponse, ApiError> {
     let file = state.reloader.console_file();
     let (document, text) = read_document(file).await.unwrap_or_default();
     let mut items: Vec<Value> = snapshot
         .receivers
         .iter()
-        .filter(|r| r.source == Source::File)
+        .filter(|r| r.source == Source::File && caller.sees(&r.config))
         .map(|r| file_item(state, snapshot, &r.config.name))
         .collect();
-    for definition in &document.receivers {
+    for definition in document.receivers.iter().filter(|d| caller.sees_tenant(tenant_of(d))) {
         let name = definition.get("name").and_then(Value::as_str).unwrap_or_default();
         items.push(console_item(snapshot, name, definition));
     }
+    let may_edit = matches!(caller.role, Some(Role::Admin | Role::Editor));
+    let editing_off = match file.editing_off() {
+        Some(why) => Some(why.to_owned()),
+        None if !may_edit => Some(format!("{} may read receivers, not edit them", role_name(caller))),
+        None => None,
+    };
     let mut response = json(
         StatusCode::OK,
         &json!({"status": "success", "data": {
             "console_file": file.path().map(|p| p.display().to_string()),
-            "editable": file.editing_off().is_none(),
-            "editing_off_reason": file.editing_off(),
+            "editable": editing_off.is_none(),
+            "editing_off_reason": editing_off,
+            "caller": caller_view(snapshot, caller),
             "receivers": items,
         }}),
     );
@@ -84,13 +96,24 @@ pub async fn list(state: &AppState, snapshot: &Snapshot) -> Result<HttpResponse,
 }
 
 /// `GET /api/v1/receivers/{name}`.
-pub async fn get(state: &AppState, snapshot: &Snapshot, name: &str) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: &AppState,
+    snapshot: &Snapshot,
+    caller: &Caller<'_>,
+    name: &str,
+) -> Result<HttpResponse, ApiError> {
     if let Some(r) = snapshot.receiver(name).filter(|r| r.source == Source::File) {
+        if !caller.sees(&r.config) {
+            return Err(unknown(name));
+        }
         let item = file_item(state, snapshot, &r.config.name);
         return Ok(json(StatusCode::OK, &json!({"status": "success", "data": item})));
     }
     let (document, _) = read_document(state.reloader.console_file()).await?;
     let (_, definition) = document.find(name).ok_or_else(|| unknown(name))?;
+    if !caller.sees_tenant(tenant_of(definition)) {
+        return Err(unknown(name));
+    }
     let mut response =
         json(StatusCode::OK, &json!({"status": "success", "data": console_item(snapshot, name, definition)}));
     set_etag(&mut response, &editor::etag(definition));
@@ -106,10 +129,17 @@ pub async fn put(
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     let (headers, mut definition) = read_definition(request, Some(name)).await?;
+    hidden_file_receiver(snapshot, caller, name)?;
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
     let (mut document, on_disk) = read_document(state.reloader.console_file()).await?;
     let existing = document.find(name).map(|(index, d)| (index, d.clone()));
+    if let Some((_, stored)) = &existing
+        && !caller.sees_tenant(tenant_of(stored))
+    {
+        return Err(unknown(name));
+    }
+    assign_tenant(caller, &mut definition)?;
     check_preconditions(&headers, existing.as_ref().map(|(_, d)| d), name)?;
     if let Some((_, stored)) = &existing {
         editor::keep_blank_secrets(&mut definition, stored).map_err(ApiError::Invalid)?;
@@ -134,9 +164,9 @@ pub async fn put(
     let action = if existing.is_some() { "replace" } else { "create" };
     let before = existing.as_ref().map(|(_, d)| d);
     let reload = save(state, &path, &document, &on_disk, Some(index)).await?;
-    audit(caller, action, name, editor::changed_fields(before, Some(&definition)));
+    audit(caller, action, name, tenant_of(&definition), editor::changed_fields(before, Some(&definition)));
     let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
-    Ok(changed(status, state, name, Some(&definition), reload))
+    Ok(changed(status, state, (caller.name(), tenant_of(&definition)), name, Some(&definition), reload))
 }
 
 /// `DELETE /api/v1/receivers/{name}`.
@@ -147,15 +177,19 @@ pub async fn delete(
     name: &str,
     headers: &HeaderMap,
 ) -> Result<HttpResponse, ApiError> {
+    hidden_file_receiver(snapshot, caller, name)?;
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
     let (mut document, on_disk) = read_document(state.reloader.console_file()).await?;
     let (index, stored) = document.find(name).map(|(i, d)| (i, d.clone())).ok_or_else(|| unknown(name))?;
+    if !caller.sees_tenant(tenant_of(&stored)) {
+        return Err(unknown(name));
+    }
     check_preconditions(headers, Some(&stored), name)?;
     document.receivers.remove(index);
     let reload = save(state, &path, &document, &on_disk, None).await?;
-    audit(caller, "delete", name, Vec::new());
-    Ok(changed(StatusCode::OK, state, name, None, reload))
+    audit(caller, "delete", name, tenant_of(&stored), Vec::new());
+    Ok(changed(StatusCode::OK, state, (caller.name(), tenant_of(&stored)), name, None, reload))
 }
 
 /// `POST /api/v1/receivers/{name}/enabled` with `{"enabled": bool}`.
@@ -178,21 +212,25 @@ pub async fn set_enabled(
             message: "send {\"enabled\": true|false}".into(),
         }])
     })?;
+    hidden_file_receiver(snapshot, caller, name)?;
     let path = editable(state, snapshot, name)?;
     let _edit = state.console_edits.lock().await;
     let (mut document, on_disk) = read_document(state.reloader.console_file()).await?;
     let (index, stored) = document.find(name).map(|(i, d)| (i, d.clone())).ok_or_else(|| unknown(name))?;
+    if !caller.sees_tenant(tenant_of(&stored)) {
+        return Err(unknown(name));
+    }
     check_preconditions(&headers, Some(&stored), name)?;
     let was = stored.get("enabled").and_then(Value::as_bool).unwrap_or(true);
     if was == enabled {
-        return Ok(changed(StatusCode::OK, state, name, Some(&stored), Ok(())));
+        return Ok(changed(StatusCode::OK, state, (caller.name(), tenant_of(&stored)), name, Some(&stored), Ok(())));
     }
     document.receivers[index]["enabled"] = Value::Bool(enabled);
     let definition = document.receivers[index].clone();
     let reload = save(state, &path, &document, &on_disk, Some(index)).await?;
     let action = if enabled { "enable" } else { "disable" };
-    audit(caller, action, name, vec!["enabled".into()]);
-    Ok(changed(StatusCode::OK, state, name, Some(&definition), reload))
+    audit(caller, action, name, tenant_of(&stored), vec!["enabled".into()]);
+    Ok(changed(StatusCode::OK, state, (caller.name(), tenant_of(&definition)), name, Some(&definition), reload))
 }
 
 /// `POST /api/v1/receiver-test`: a test message through a definition that is not saved (the
@@ -200,14 +238,17 @@ pub async fn set_enabled(
 pub async fn test_unsaved(
     state: &Arc<AppState>,
     snapshot: &Snapshot,
+    caller: &Caller<'_>,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, mut definition) = read_definition(request, None).await?;
+    assign_tenant(caller, &mut definition)?;
     let name = definition.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let file = state.reloader.console_file();
     let path = file.path().map(ToOwned::to_owned).unwrap_or_else(|| "console-receivers.yml".into());
     if let Ok((document, _)) = read_document(file).await
         && let Some((_, stored)) = document.find(&name)
+        && caller.sees_tenant(tenant_of(stored))
     {
         editor::keep_blank_secrets(&mut definition, stored).map_err(ApiError::Invalid)?;
     }
@@ -376,10 +417,72 @@ async fn validate(
     .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))?
 }
 
-/// Logs a change once and counts it: who, what, which fields — never a value.
-fn audit(caller: &Caller<'_>, action: &'static str, receiver: &str, fields: Vec<String>) {
-    tracing::info!(audit = true, user = caller.name(), action, receiver, fields = %fields.join(","), "console change");
-    metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action).increment(1);
+/// Logs a change once and counts it: who, for which tenant (empty: a global receiver), what,
+/// which fields — never a value.
+fn audit(caller: &Caller<'_>, action: &'static str, receiver: &str, tenant: Option<&str>, fields: Vec<String>) {
+    let tenant = tenant.unwrap_or_default();
+    tracing::info!(audit = true, user = caller.name(), tenant, action, receiver, fields = %fields.join(","), "console change");
+    metrics::counter!(crate::metrics::CONFIG_CHANGES, "source" => "console", "action" => action, "tenant" => tenant.to_owned())
+        .increment(1);
+}
+
+/// Who the console is signed in as: user, role, and the tenants its form may choose from (an
+/// admin's: every tenant the config names, and global).
+fn caller_view(snapshot: &Snapshot, caller: &Caller<'_>) -> Value {
+    let tenants: Vec<String> = if caller.all_tenants() {
+        let mut all: Vec<String> = snapshot.receivers.iter().filter_map(|r| r.config.tenant.clone()).collect();
+        for rule in snapshot.server.inbound.auth.access.iter().flatten() {
+            all.extend(rule.tenants.iter().cloned());
+        }
+        all.sort();
+        all.dedup();
+        all
+    } else {
+        caller.tenants().to_vec()
+    };
+    json!({"user": caller.name(), "role": role_name(caller), "tenants": tenants, "all_tenants": caller.all_tenants()})
+}
+
+fn role_name(caller: &Caller<'_>) -> &'static str {
+    caller.role.map_or("none", Role::as_str)
+}
+
+/// A stored or given definition's `tenant:` (`None`: global).
+fn tenant_of(definition: &Value) -> Option<&str> {
+    definition.get("tenant").and_then(Value::as_str)
+}
+
+/// 404 for a config-file receiver the caller does not see, before its read-only 409 could name it.
+fn hidden_file_receiver(snapshot: &Snapshot, caller: &Caller<'_>, name: &str) -> Result<(), ApiError> {
+    match snapshot.receiver(name) {
+        Some(r) if r.source == Source::File && !caller.sees(&r.config) => Err(unknown(name)),
+        _ => Ok(()),
+    }
+}
+
+/// An editor's receiver always has one of its tenants: omitted, its only tenant (400 naming
+/// `tenant` when it has several); another tenant is 403. Admins save what they send.
+fn assign_tenant(caller: &Caller<'_>, definition: &mut Value) -> Result<(), ApiError> {
+    if caller.all_tenants() {
+        return Ok(());
+    }
+    match (definition.get("tenant").map(|t| t.as_str()), caller.tenants()) {
+        (None, [only]) => {
+            definition["tenant"] = Value::String(only.clone());
+            Ok(())
+        }
+        (None, several) => Err(ApiError::Invalid(vec![FieldError {
+            field: "tenant".into(),
+            message: format!("is required: one of {}", several.join(", ")),
+        }])),
+        (Some(Some(tenant)), _) if caller.sees_tenant(Some(tenant)) => Ok(()),
+        (Some(Some(tenant)), _) => {
+            Err(ApiError::Forbidden(format!("user {:?} may not save receivers of tenant {tenant:?}", caller.name())))
+        }
+        (Some(None), _) => {
+            Err(ApiError::Invalid(vec![FieldError { field: "tenant".into(), message: "must be a string".into() }]))
+        }
+    }
 }
 
 fn unknown(name: &str) -> ApiError {

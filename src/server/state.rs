@@ -12,7 +12,7 @@ use crate::metrics as m;
 use crate::reload::Reloader;
 
 /// Every handler label of `amrelay_http_requests_total`.
-const HANDLERS: [&str; 18] = [
+const HANDLERS: [&str; 19] = [
     "receivers",
     "receiver_test",
     "webhook",
@@ -30,6 +30,7 @@ const HANDLERS: [&str; 18] = [
     "cross_site",
     "exposure",
     "silences",
+    "forbidden",
     "other",
 ];
 /// Status codes whose series are registered up front.

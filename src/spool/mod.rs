@@ -167,6 +167,15 @@ impl Spool {
         }
     }
 
+    /// Whether a notification may wait in this process (held while muted) without holding up
+    /// others: not with the shared queue, where it would block its partition's consumer.
+    pub fn holds_locally(&self) -> bool {
+        match &self.store {
+            Store::Memory(_) | Store::File(_) => true,
+            Store::Shared(..) => false,
+        }
+    }
+
     /// Whether accepted notifications survive a crash.
     pub fn is_persistent(&self) -> bool {
         match &self.store {

@@ -175,7 +175,8 @@ async fn create_replace_toggle_and_delete_a_console_receiver() {
 
     // Counted (the metrics are the test process's: other tests add to them too).
     for action in ["create", "replace", "disable", "delete"] {
-        let series = format!("amrelay_config_changes_total{{source=\"console\",action=\"{action}\"}}");
+        // A global receiver's changes: tenant "".
+        let series = format!("amrelay_config_changes_total{{source=\"console\",action=\"{action}\",tenant=\"\"}}");
         assert!(relay.metric(&series).await.is_some_and(|n| n >= 1.0), "{series}");
     }
 }

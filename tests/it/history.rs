@@ -208,3 +208,29 @@ async fn history_can_be_turned_off() {
     ok.assert_stays_at(2, std::time::Duration::from_millis(200)).await;
     assert_eq!(history(&relay.url(""), "").await["data"], json!([]));
 }
+
+/// A notification a silence mutes (`on_mute: drop`) is recorded as `muted`, saying by what.
+#[tokio::test]
+async fn a_muted_notification_is_recorded_as_muted() {
+    let ok = Downstream::start().await;
+    let relay = TestRelay::start(&config(&ok.url("/"), &ok.url("/"), None)).await;
+    let silence = json!({"matchers": [{"name": "alertname", "value": "Cpu", "isRegex": false, "isEqual": true}],
+                         "endsAt": "2100-01-01T00:00:00Z", "createdBy": "test", "comment": "c", "receivers": ["ok"]});
+    let made = crate::support::call("POST", &relay.url("/api/v1/silences"), Some(silence), &[]).await;
+    assert_eq!(made.status, 200, "{}", made.text());
+    let cpu = batch("{}:{alertname=\"Cpu\"}", vec![alert("firing", json!({"alertname": "Cpu"}))]);
+    assert_eq!(relay.post("/webhook", cpu).await.status, 200);
+    let base = relay.url("");
+    let muted = eventually("the muted record", WAIT, async || {
+        let listed = history(&base, "outcome=muted").await;
+        let first = listed["data"][0].clone();
+        if first.is_null() { Err(listed.to_string()) } else { Ok(first) }
+    })
+    .await;
+    assert_eq!(muted["receiver"], "ok");
+    assert_eq!(muted["reason"], "silence");
+    assert_eq!(muted["alertnames"], json!(["Cpu"]));
+    // The other receiver delivered it.
+    let delivered = history(&base, "outcome=delivered").await;
+    assert_eq!(delivered["data"][0]["receiver"], "refused", "{delivered}");
+}
