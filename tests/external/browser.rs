@@ -146,7 +146,13 @@ pub async fn click(client: &fantoccini::Client, css: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         let clicked = match client.find(fantoccini::Locator::Css(css)).await {
-            Ok(element) => element.click().await.map_err(|e| e.to_string()),
+            Ok(element) => {
+                // To the middle of the window first: the page's sticky header would take a
+                // click on an element scrolled just under it.
+                let centre = "arguments[0].scrollIntoView({block: 'center'})";
+                let _ = client.execute(centre, vec![serde_json::to_value(&element).unwrap_or_default()]).await;
+                element.click().await.map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         match clicked {

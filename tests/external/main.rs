@@ -23,6 +23,7 @@ mod traffic;
 
 mod console;
 mod console_form;
+mod console_history;
 mod console_tenants;
 mod deploy_checks;
 mod disk_full;
