@@ -118,11 +118,17 @@ impl Relay {
             }
             (None, None) => crate::mute::Silences::in_memory(),
         };
+        let spool = Arc::new(spool);
+        if let Some(export) = &config.history_export {
+            // Before the restore below, whose dead letters of removed receivers are records too.
+            spool.export_history(crate::history_export::start(export).map_err(anyhow::Error::msg)?);
+            tracing::info!(url = %crate::redact::url(&export.endpoint.url), "history records are exported");
+        }
         let reloader = Reloader::start_with_console(
             &options.config_file,
             config,
             console_file,
-            Shared::new(Arc::new(spool), budget).with_silences(silences),
+            Shared::new(spool, budget).with_silences(silences),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         restore(&reloader, restored);

@@ -48,7 +48,7 @@
 //! | 4 | `memory` `history` `signing` `editor` | byte budgets, notification history records and queries, signatures, the console (its file, secrets, I/O) |
 //! | 5 | `spool` `mute` | the store: memory, the redb file or JetStream (`spool::nats`), one `enum Store`; quiet hours and silences |
 //! | 6 | `deliver` | one notification's attempts |
-//! | 7 | `queue` `test_message` | each receiver's queue; test messages |
+//! | 7 | `queue` `test_message` `history_export` | each receiver's queue; test messages; posting history records out |
 //! | 8 | `snapshot` | the config a request sees |
 //! | 9 | `route` | rules → per-receiver payloads |
 //! | 10 | `accept` `explain` `reload` | into the queues; route explanations; reloading |
@@ -72,6 +72,7 @@ mod editor;
 mod explain;
 mod fingerprint;
 mod history;
+mod history_export;
 pub mod logging;
 mod memory;
 mod metrics;

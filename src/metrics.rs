@@ -94,6 +94,8 @@ pub const DEAD_LETTER_BYTES: &str = "amrelay_dead_letter_bytes";
 pub const HISTORY_RECORDS: &str = "amrelay_history_records";
 /// Bytes of the history records kept, against `history.max_bytes`.
 pub const HISTORY_BYTES: &str = "amrelay_history_bytes";
+/// History records posted to `history.export`.
+pub const HISTORY_EXPORTED: &str = "amrelay_history_exported_total";
 /// History records not kept, by reason (`behind`: the store fell behind; `error`: it failed).
 pub const HISTORY_DROPPED: &str = "amrelay_history_dropped_total";
 /// Bytes of pending notifications in the spool.
@@ -223,7 +225,11 @@ fn describe() {
     describe_gauge!(DEAD_LETTER_BYTES, Unit::Bytes, "Body bytes of the dead letters kept.");
     describe_gauge!(HISTORY_RECORDS, "Notification history records kept.");
     describe_gauge!(HISTORY_BYTES, Unit::Bytes, "Bytes of the notification history records kept (history.max_bytes).");
-    describe_counter!(HISTORY_DROPPED, "Notification history records not kept, by reason (behind, error).");
+    describe_counter!(
+        HISTORY_DROPPED,
+        "Notification history records not kept or not exported, by reason (behind, error, export_behind, export_refused)."
+    );
+    describe_counter!(HISTORY_EXPORTED, "Notification history records posted to history.export.");
     describe_counter!(BATCHES_REJECTED, "Webhook batches refused, by reason.");
     describe_counter!(ALERTS_MATCHED, "Alerts a receiver's conditions accepted.");
     describe_counter!(ALERTS_FILTERED, "Alerts a receiver's conditions left out.");

@@ -59,3 +59,73 @@ pub(super) fn history(issues: &mut Issues, raw: Option<&Spanned<RawHistory>>) ->
     }
     config
 }
+
+/// `history.export:` — validated: the endpoint (as a receiver's: URL, `http_config`, TLS,
+/// timeout) and how records are batched.
+#[derive(Debug, Clone)]
+pub struct HistoryExport {
+    pub endpoint: super::Endpoint,
+    pub batch_max_events: usize,
+    pub flush_interval: Duration,
+}
+
+/// Records per posted batch, and the longest a record waits for its batch to fill.
+pub const DEFAULT_BATCH_MAX_EVENTS: usize = 100;
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Validates `history.export`, its endpoint with the code that checks a receiver's.
+pub(super) fn export(
+    issues: &mut Issues,
+    raw: Option<&mut Spanned<RawHistory>>,
+    defaults: &super::ReceiverDefaults,
+    environment: &super::Environment,
+) -> Option<HistoryExport> {
+    let export = raw?.value.export.as_mut()?;
+    let at = export.referenced;
+    let at = &at;
+    let batch_max_events = match export.value.batch_max_events {
+        Some(0) => {
+            issues.add(Some(at), "history.export.batch_max_events", "must be greater than 0");
+            return None;
+        }
+        Some(n) => n.min(10_000),
+        None => DEFAULT_BATCH_MAX_EVENTS,
+    };
+    let flush_interval = match export.value.flush_interval {
+        Some(d) if d.0.is_zero() => {
+            issues.add(Some(at), "history.export.flush_interval", "must be greater than 0");
+            return None;
+        }
+        Some(d) => d.0,
+        None => DEFAULT_FLUSH_INTERVAL,
+    };
+    let endpoint = super::receiver::export_endpoint(issues, at, &mut export.value, defaults, environment)?;
+    Some(HistoryExport { endpoint, batch_max_events, flush_interval })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Environment, from_str};
+
+    /// `history.export` is checked as a receiver's endpoint is, its errors named under it.
+    #[test]
+    fn export_errors_name_their_field() {
+        let load = |yaml: &str| from_str(yaml, Path::new("amrelay.yml"), &Environment::default());
+        let ok = load("history: {export: {url: 'https://sink.example/records', batch_max_events: 50}}\n").unwrap();
+        let export = ok.history_export.unwrap();
+        assert_eq!((export.batch_max_events, export.flush_interval), (50, super::DEFAULT_FLUSH_INTERVAL));
+        for (yaml, field) in [
+            ("history: {export: {}}\n", "history.export.url"),
+            ("history: {export: {url: 'not a url'}}\n", "history.export.url"),
+            ("history: {export: {url: 'https://s/', batch_max_events: 0}}\n", "history.export.batch_max_events"),
+            ("history: {export: {url: 'https://s/', flush_interval: 0s}}\n", "history.export.flush_interval"),
+            ("history: {retention: 0s}\n", "history.retention"),
+        ] {
+            let error = load(yaml).unwrap_err().to_string();
+            assert!(error.contains(field), "{yaml}: {error}");
+        }
+        assert!(load("history: {}\n").unwrap().history_export.is_none());
+    }
+}

@@ -73,6 +73,8 @@ pub struct Config {
     pub console: ConsolePolicy,
     /// `history:`: the record of every finished notification.
     pub history: HistoryConfig,
+    /// `history.export`: where records are posted too (read at start).
+    pub history_export: Option<history::HistoryExport>,
 }
 
 /// The process-wide parts of `delivery:` (the rest are receiver defaults).
@@ -341,6 +343,7 @@ pub fn from_str(text: &str, path: &Path, environment: &Environment) -> Result<Co
         console_receivers: 0,
         console: validated.console,
         history: validated.history,
+        history_export: validated.history_export,
     })
 }
 

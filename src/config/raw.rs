@@ -73,6 +73,19 @@ pub struct RawHistory {
     pub enabled: Option<bool>,
     pub retention: Option<PromDuration>,
     pub max_bytes: Option<u64>,
+    pub export: Option<Spanned<RawHistoryExport>>,
+}
+
+/// `history.export:` — where records are posted as they are written, in batches.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHistoryExport {
+    pub url: Option<Spanned<String>>,
+    pub url_file: Option<Spanned<String>>,
+    pub http_config: RawHttpConfig,
+    pub timeout: Option<PromDuration>,
+    pub batch_max_events: Option<usize>,
+    pub flush_interval: Option<PromDuration>,
 }
 
 /// `console:` — limits on receivers edited in the console.

@@ -167,6 +167,25 @@ pub(super) fn retry_policy(
     policy
 }
 
+/// The endpoint of `history.export`: checked as a receiver named `history-export` would be
+/// (URL or `url_file`, `http_config`, TLS, timeout), its errors named under `history.export`.
+pub(super) fn export_endpoint(
+    issues: &mut Issues,
+    at: &Location,
+    export: &mut super::raw::RawHistoryExport,
+    defaults: &ReceiverDefaults,
+    environment: &super::Environment,
+) -> Option<super::Endpoint> {
+    let mut raw: RawReceiver =
+        serde_json::from_value(serde_json::json!({"name": "history-export"})).expect("a name is a whole receiver");
+    raw.url = export.url.clone();
+    raw.url_file = export.url_file.clone();
+    raw.timeout = export.timeout;
+    raw.http_config = std::mem::take(&mut export.http_config);
+    let shared = &defaults.templates;
+    receiver(issues, "history.export", at, &raw, (&defaults.defaults, None), environment, shared).map(|r| r.endpoint)
+}
+
 fn receiver(
     issues: &mut Issues,
     field: &str,

@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_DEAD_LETTER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Validates the whole file.
 pub fn validate(
-    raw: RawConfig,
+    mut raw: RawConfig,
     base_dir: &Path,
     environment: &super::Environment,
     text: &str,
@@ -128,6 +128,7 @@ pub fn validate(
     let receivers = receivers(&mut issues, &raw.receivers, &defaults, environment);
     let console = super::console_policy::policy(&mut issues, raw.console.as_ref());
     let history = super::history::history(&mut issues, raw.history.as_ref());
+    let history_export = super::history::export(&mut issues, raw.history.as_mut(), &defaults, environment);
     if let Some(nats) = &raw.delivery.nats {
         super::mute::hold_needs_a_local_queue(&mut issues, &nats.referenced, &receivers);
     }
@@ -141,6 +142,7 @@ pub fn validate(
             defaults,
             console,
             history,
+            history_export,
             files: issues.files,
             warnings: issues.warnings,
         })
@@ -157,6 +159,7 @@ pub struct Validated {
     pub defaults: ReceiverDefaults,
     pub console: super::ConsolePolicy,
     pub history: super::HistoryConfig,
+    pub history_export: Option<super::history::HistoryExport>,
     pub files: Vec<PathBuf>,
     pub warnings: Vec<Issue>,
 }

@@ -105,6 +105,8 @@ pub struct Spool {
     identity: Option<ring::hmac::Key>,
     /// `history:` as it applies now.
     history: Arc<HistoryLimits>,
+    /// `history.export`: records are handed to the exporter too (set once at start).
+    export: std::sync::OnceLock<tokio::sync::mpsc::Sender<Record>>,
 }
 
 /// Where accepted notifications are kept. The shared queue keeps this replica's history in
@@ -137,7 +139,7 @@ impl Spool {
     pub fn memory(max_dead: usize, budget: Arc<Budget>) -> Spool {
         let (dead, history) = (DeadTotals::new(), HistoryLimits::new(&HistoryConfig::default(), false));
         let store = Store::Memory(MemoryStore::new(max_dead, dead.clone(), budget, history.clone()));
-        Spool { store, dead, identity: Some(random_identity_key()), history }
+        Spool { store, dead, identity: Some(random_identity_key()), history, export: Default::default() }
     }
 
     /// The shared JetStream queue of `delivery.nats` (see [`nats`]): acceptance publishes
@@ -145,7 +147,7 @@ impl Spool {
     pub fn shared(backend: Arc<nats::Backend>) -> Spool {
         let history = HistoryLimits::new(&HistoryConfig::default(), false);
         let store = Store::Shared(backend, MemoryHistory::new(history.clone()));
-        Spool { store, dead: DeadTotals::new(), identity: None, history }
+        Spool { store, dead: DeadTotals::new(), identity: None, history, export: Default::default() }
     }
 
     /// Opens (or creates) the spool file and returns the notifications still pending, in
@@ -154,7 +156,8 @@ impl Spool {
     pub fn open(config: &SpoolConfig, max_dead: usize) -> Result<(Spool, Vec<Stored>), String> {
         let (dead, history) = (DeadTotals::new(), HistoryLimits::new(&HistoryConfig::default(), true));
         let opened = FileStore::open(config, max_dead, &dead, history.clone())?;
-        let spool = Spool { store: Store::File(opened.store), dead, identity: Some(opened.identity), history };
+        let identity = Some(opened.identity);
+        let spool = Spool { store: Store::File(opened.store), dead, identity, history, export: Default::default() };
         Ok((spool, opened.restored))
     }
 
@@ -304,7 +307,15 @@ impl Spool {
     /// Records a finished notification in the history (`history:`), without waiting: dropped
     /// and counted when history is off or its store is behind, never holding up the caller.
     pub fn record_history(&self, record: Record) {
-        if !self.history.enabled() || !self.history.admit() {
+        if !self.history.enabled() {
+            return;
+        }
+        if let Some(export) = self.export.get()
+            && export.try_send(record.clone()).is_err()
+        {
+            metrics::counter!(crate::metrics::HISTORY_DROPPED, "reason" => "export_behind").increment(1);
+        }
+        if !self.history.admit() {
             return;
         }
         match &self.store {
@@ -321,6 +332,11 @@ impl Spool {
             Store::File(file) => file.history_page(query).await.map_err(SpoolError::Io),
             Store::Shared(_, history) => Ok(history.page(&query)),
         }
+    }
+
+    /// Hands every record from now on to `history.export` as well.
+    pub fn export_history(&self, to: tokio::sync::mpsc::Sender<Record>) {
+        let _ = self.export.set(to);
     }
 
     /// Applies a (re)loaded `history:`.

@@ -234,3 +234,54 @@ async fn a_muted_notification_is_recorded_as_muted() {
     let delivered = history(&base, "outcome=delivered").await;
     assert_eq!(delivered["data"][0]["receiver"], "refused", "{delivered}");
 }
+
+/// `history.export` posts every record once, in batches of at most `batch_max_events`, with the
+/// endpoint's auth; a sink failing for a while gets the same batch again until it takes it.
+#[tokio::test]
+async fn export_delivers_every_record_once_and_survives_a_failing_sink() {
+    let (ok, sink) = (Downstream::start().await, Downstream::start().await);
+    // Two refusals it may retry, then accepted.
+    sink.script([Answer::status(503), Answer::status(503)]);
+    let yaml = format!(
+        "history:\n  export:\n    url: {}\n    http_config: {{authorization: {{credentials: s3cret-sink}}}}\n    batch_max_events: 4\n    flush_interval: 100ms\ndelivery:\n  retry: {{initial_backoff: 20ms, max_backoff: 50ms}}\nreceivers:\n  - name: ok\n    url: {}\n",
+        sink.url("/records"),
+        ok.url("/")
+    );
+    let relay = TestRelay::start(&yaml).await;
+    for n in 0..10 {
+        let body =
+            batch(&format!("{{}}:{{n=\"{n}\"}}"), vec![alert("firing", json!({"alertname": "A", "n": n.to_string()}))]);
+        assert_eq!(relay.post("/webhook", body).await.status, 200);
+    }
+    let ids = eventually("10 records exported", WAIT, async || {
+        let posted = sink.delivered();
+        let ids: Vec<String> = posted
+            .iter()
+            .flat_map(|p| {
+                p.body["records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        ensure(ids.len() >= 10, || format!("{} exported", ids.len())).map(|()| ids.clone())
+    })
+    .await;
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 10, "each record once: {ids:?}");
+    let posted = sink.received();
+    assert!(posted.len() >= 5, "two refused, then batches of at most 4: {}", posted.len());
+    for post in &posted {
+        assert_eq!(post.header("authorization"), Some("Bearer s3cret-sink"));
+        assert_eq!(post.body["version"], "1");
+        assert!(post.body["records"].as_array().unwrap().len() <= 4);
+    }
+    // The refused batch came back whole, with the same key.
+    assert_eq!(posted[0].header("idempotency-key"), posted[2].header("idempotency-key"));
+    assert_eq!(posted[0].raw_body, posted[2].raw_body);
+    relay.wait_metric("amrelay_history_exported_total", 10.0).await;
+}
