@@ -35,7 +35,7 @@ impl MemoryHistory {
         let mut kept = self.kept.lock().expect("history");
         record.seq = kept.next_seq;
         kept.next_seq += 1;
-        let bytes = Record::stored_bytes(record.encode().len(), &record);
+        let bytes = record.memory_bytes();
         kept.by_receiver.insert((record.receiver.clone(), record.seq));
         for fingerprint in &record.fingerprints {
             kept.by_fingerprint.insert((fingerprint.clone(), record.seq));
