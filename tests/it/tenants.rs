@@ -82,18 +82,26 @@ async fn as_user(user: &str, method: &str, url: &str, body: Option<Value>) -> Re
     call(method, url, body, &[("authorization", &authorization)]).await
 }
 
-/// A tenant receiver gets only its tenant's alerts, whatever its own conditions say; an alert
-/// without the tenant label is no tenant's; a global receiver gets everything its rules select;
-/// `/webhook/{receiver}` cannot hand a receiver another tenant's alerts.
-#[tokio::test]
-async fn alerts_are_routed_by_tenant_before_the_receivers_own_rules() {
-    let (a, b, global) = (Downstream::start().await, Downstream::start().await, Downstream::start().await);
+/// Alertmanager (the `sender`) posts one alert of team-a, one of team-b and one without the
+/// tenant label to a relay of [`config`] whose receivers send to `a`, `b` and `global`.
+async fn relay_with_three_tenants_posted(a: &Downstream, b: &Downstream, global: &Downstream) -> TestRelay {
     let relay = TestRelay::start(&config(&a.url("/"), &b.url("/"), &global.url("/"), None)).await;
     let bearer = auth("alertmanager");
     let sent =
         post_json_with(&relay.url("/webhook"), three_tenants(&["team-a", "team-b", ""]), &[("authorization", &bearer)])
             .await;
     assert_eq!(sent.status, 200, "{}", sent.text());
+    relay
+}
+
+/// A tenant receiver gets only its tenant's alerts, whatever its own conditions say; an alert
+/// without the tenant label is no tenant's; a global receiver gets everything its rules select;
+/// `/webhook/{receiver}` cannot hand a receiver another tenant's alerts.
+#[tokio::test]
+async fn alerts_are_routed_by_tenant_before_the_receivers_own_rules() {
+    let (a, b, global) = (Downstream::start().await, Downstream::start().await, Downstream::start().await);
+    let relay = relay_with_three_tenants_posted(&a, &b, &global).await;
+    let bearer = auth("alertmanager");
     assert_eq!(a.wait_for(1).await[0].labels("namespace"), ["team-a"]);
     assert_eq!(b.wait_for(1).await[0].labels("namespace"), ["team-b"]);
     assert_eq!(global.wait_for(1).await[0].labels("namespace"), ["team-a", "team-b", ""]);
@@ -383,12 +391,7 @@ async fn an_editors_silences_stay_within_its_tenants() {
 #[tokio::test]
 async fn history_is_stamped_with_the_tenant_and_scoped_to_the_callers() {
     let (a, b, global) = (Downstream::start().await, Downstream::start().await, Downstream::start().await);
-    let relay = TestRelay::start(&config(&a.url("/"), &b.url("/"), &global.url("/"), None)).await;
-    let bearer = auth("alertmanager");
-    let sent =
-        post_json_with(&relay.url("/webhook"), three_tenants(&["team-a", "team-b", ""]), &[("authorization", &bearer)])
-            .await;
-    assert_eq!(sent.status, 200);
+    let relay = relay_with_three_tenants_posted(&a, &b, &global).await;
     let url = relay.url("/api/v1/history");
     let all = eventually("three records", WAIT, async || {
         let listed = as_user("admin", "GET", &url, None).await.json();
