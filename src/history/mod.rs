@@ -254,3 +254,20 @@ pub fn walk(
     }
     Ok(page)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The promise of the module docs: beyond MAX_BEHIND records on their way to the store, new
+    /// ones are refused (and counted), and each one written makes room again.
+    #[test]
+    fn at_most_max_behind_records_wait_for_the_store() {
+        let limits = Limits::new(&HistoryConfig::default(), true);
+        assert!((0..MAX_BEHIND).all(|_| limits.admit()));
+        assert!(!limits.admit(), "the one past the bound is dropped");
+        limits.written(1);
+        assert!(limits.admit());
+        assert!(!limits.admit());
+    }
+}
