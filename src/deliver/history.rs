@@ -73,3 +73,10 @@ pub fn record(
         latency_ms: finished.saturating_sub(header.accepted_unix_ms),
     }
 }
+
+/// Records how `header`'s notification to `downstream` ended, with its receiver's tenant now:
+/// the one way delivery and muting write history.
+pub fn finished(downstream: &super::Downstream, header: &Header, body: &[u8], outcome: Outcome, ending: Ending) {
+    let tenant = downstream.target.load().tenant.clone();
+    downstream.spool.record_history(record(&downstream.name, tenant.as_deref(), header, body, outcome, ending));
+}

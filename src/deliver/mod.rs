@@ -242,15 +242,7 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
                 downstream.spool.delivered(&downstream.name, item.seq);
                 let ending =
                     history::Ending { attempts: attempt, http_status: Some(status.as_u16()), ..Default::default() };
-                let record = history::record(
-                    &downstream.name,
-                    target.tenant.as_deref(),
-                    &item.header(),
-                    &item.body,
-                    Outcome::Delivered,
-                    ending,
-                );
-                downstream.spool.record_history(record);
+                history::finished(downstream, &item.header(), &item.body, Outcome::Delivered, ending);
                 downstream.metrics.delivered.increment(1);
                 downstream.counts.delivered();
                 downstream.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
@@ -319,15 +311,7 @@ fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: D
         },
         error: Some(failure.to_string()),
     };
-    let record = history::record(
-        &downstream.name,
-        downstream.target.load().tenant.as_deref(),
-        &header,
-        &item.body,
-        Outcome::DeadLettered,
-        ending,
-    );
-    downstream.spool.record_history(record);
+    history::finished(downstream, &header, &item.body, Outcome::DeadLettered, ending);
     let info = crate::spool::DeadInfo {
         receiver: downstream.name.to_string(),
         reason: reason.as_str().to_owned(),

@@ -74,16 +74,8 @@ pub(super) fn check(
 fn record_muted(downstream: &Downstream, outbound: &Outbound, why: &'static str) {
     let ending =
         crate::deliver::history::Ending { attempts: outbound.attempts, reason: Some(why), ..Default::default() };
-    let tenant = downstream.target.load().tenant.clone();
-    let record = crate::deliver::history::record(
-        &downstream.name,
-        tenant.as_deref(),
-        &outbound.header(),
-        &outbound.body,
-        crate::history::Outcome::Muted,
-        ending,
-    );
-    downstream.spool.record_history(record);
+    let header = outbound.header();
+    crate::deliver::history::finished(downstream, &header, &outbound.body, crate::history::Outcome::Muted, ending);
 }
 
 /// The held notifications of one receiver: the latest of each group.
