@@ -31,6 +31,7 @@ fn record(n: u64, now: u64) -> HistoryRecord {
         reason: None,
         http_status: Some(200),
         error: None,
+        thread: None,
         accepted_unix_ms: now - 10,
         finished_unix_ms: now,
         latency_ms: 10,

@@ -7,6 +7,7 @@
 # figures are per batch, startup excluded.
 #
 # Usage: benches/profile.sh        (DURATION=20 CONNECTIONS=4; needs valgrind, wrk, python3)
+#        RELAY_EXTRA='history: {enabled: false}' benches/profile.sh   (top-level config keys added)
 # Leaves callgrind.out.load in $OUT (default target/profile) for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,7 @@ server: {listen_address: 127.0.0.1:$RELAY_PORT}
 receivers:
   - name: downstream
     url: http://127.0.0.1:$SINK_PORT/webhook
+${RELAY_EXTRA:-}
 YAML
 
 # The batch and the wrk script of compare.sh (benches/load.sh), with 1,000 groupKeys.

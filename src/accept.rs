@@ -126,11 +126,12 @@ pub async fn accept(offers: Vec<Offer<'_>>, shared: &Shared, dedup: DedupWindow<
     Ok(taken)
 }
 
-/// What a queued notification holds in memory besides its body: its groupKey and id, and the
-/// notification itself. (A batch's notifications share one groupKey; each is charged for it all
-/// the same, which errs on the side of the limit.)
+/// What a queued notification holds in memory besides its body: its groupKey, id and history
+/// summary, and the notification itself. (A batch's notifications share one groupKey; each is
+/// charged for it all the same, which errs on the side of the limit.)
 pub fn header_bytes(outbound: &Outbound) -> u64 {
-    (outbound.group_key.len() + outbound.id.len() + std::mem::size_of::<Outbound>()) as u64
+    let summary = outbound.summary.as_ref().map_or(0, crate::history::Summary::heap_bytes);
+    (outbound.group_key.len() + outbound.id.len() + summary + std::mem::size_of::<Outbound>()) as u64
 }
 
 /// With a spool file, keeps a queued body in memory while it fits in the window, and otherwise

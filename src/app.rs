@@ -297,7 +297,8 @@ fn removed_record(stored: &Stored) -> crate::history::Record {
         ..Default::default()
     };
     let outcome = crate::history::Outcome::ReceiverRemoved;
-    crate::deliver::history::record(&stored.receiver, None, &stored.header, &stored.body, outcome, ending)
+    let of = crate::deliver::history::Finished::stored(stored);
+    crate::deliver::history::record(&stored.receiver, None, of, outcome, ending)
 }
 
 /// Where the shared queue's consumer hands what it pulls: the pipeline of the receiver of that

@@ -11,6 +11,7 @@ use ring::hmac;
 pub use crate::dedup::DedupKey;
 
 use crate::config::ReceiverConfig;
+use crate::history::Summary;
 use crate::payload::{Alert, Notification, Status, encode};
 use crate::snapshot::{ActiveReceiver, Snapshot};
 
@@ -26,6 +27,8 @@ pub struct Planned<'s> {
     pub filtered: usize,
     /// Identity for `delivery.dedup_window` (`None` when deduplication is off).
     pub dedup_key: Option<DedupKey>,
+    /// The forwarded alerts' facts for the history record (`None` when history is off).
+    pub summary: Option<Summary>,
 }
 
 /// Which receivers a batch is for.
@@ -64,6 +67,7 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, recipients: Recipi
                     matched: 0,
                     filtered: n.alerts.len(),
                     dedup_key: None,
+                    summary: None,
                 });
             }
             continue;
@@ -79,6 +83,7 @@ pub fn plan<'s>(snapshot: &'s Snapshot, n: &Notification<'_>, recipients: Recipi
             matched: matched.len(),
             filtered: n.alerts.len() - matched.len(),
             dedup_key: snapshot.dedup_identity.as_ref().map(|key| dedup_key(key, &config.name, n, &matched)),
+            summary: snapshot.history.enabled.then(|| Summary::of(matched[..alerts].iter().map(|&i| &n.alerts[i]))),
         });
     }
     plans

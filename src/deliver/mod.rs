@@ -40,7 +40,7 @@ pub use ratelimit::RateLimiter;
 pub use render::Prepared;
 pub use thread_memory::{MAX_PAGE as THREADS_MAX_PAGE, ThreadEntry, ThreadMemory, ThreadPage};
 
-use crate::history::Outcome;
+use crate::history::{Outcome, Summary};
 use crate::metrics as m;
 use crate::spool::{Header, Stored, unix_ms};
 
@@ -116,6 +116,9 @@ pub struct Outbound {
     pub attempts: u32,
     /// The body is only in the spool file (`body` is empty): it is read back before delivery.
     pub on_disk: bool,
+    /// Its alerts' facts for the history record, gathered when it was routed; `None` when history
+    /// is off, and for a notification restored or replayed (its body is decoded then).
+    pub summary: Option<Summary>,
 }
 
 impl Outbound {
@@ -131,7 +134,13 @@ impl Outbound {
             accepted_unix_ms: unix_ms(SystemTime::now()),
             attempts: 0,
             on_disk: false,
+            summary: None,
         }
+    }
+
+    /// The same, with its alerts' facts for history (see [`Outbound::summary`]).
+    pub fn with_summary(self, summary: Option<Summary>) -> Outbound {
+        Outbound { summary, ..self }
     }
 
     /// A notification read back from the spool, with its age and the attempts already made. An
@@ -149,6 +158,7 @@ impl Outbound {
             accepted_unix_ms: stored.header.accepted_unix_ms,
             attempts: stored.header.attempts,
             on_disk,
+            summary: None,
         }
     }
 
@@ -229,20 +239,25 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
             None => {
                 let body = ready.attempt_body(&target);
                 let send = target.send_judged(url, ready.content_type.clone(), body, Some(&item.id));
-                attempt::timed(send).await
+                let (result, took) = attempt::timed(send).await;
+                (result.map(|status| (status, "")), took)
             }
         };
         prepared = Some(ready);
         downstream.metrics.attempt_duration.record(took.as_secs_f64());
         observer.attempted(took, result.as_ref().err());
         let failure = match result {
-            Ok(status) => {
+            Ok((status, thread)) => {
                 debug_assert_eq!(status_class(status), "2xx");
                 downstream.metrics.attempts_2xx.increment(1);
                 downstream.spool.delivered(&downstream.name, item.seq);
-                let ending =
-                    history::Ending { attempts: attempt, http_status: Some(status.as_u16()), ..Default::default() };
-                history::finished(downstream, &item.header(), &item.body, Outcome::Delivered, ending);
+                let ending = history::Ending {
+                    attempts: attempt,
+                    http_status: Some(status.as_u16()),
+                    thread: Some(thread).filter(|t| !t.is_empty()),
+                    ..Default::default()
+                };
+                history::finished(downstream, history::Finished::outbound(&item), Outcome::Delivered, ending);
                 downstream.metrics.delivered.increment(1);
                 downstream.counts.delivered();
                 downstream.metrics.latency.record(item.accepted_at.elapsed().as_secs_f64());
@@ -310,8 +325,9 @@ fn dead_letter(downstream: &Downstream, item: Outbound, attempts: u32, reason: D
             _ => None,
         },
         error: Some(failure.to_string()),
+        thread: None,
     };
-    history::finished(downstream, &header, &item.body, Outcome::DeadLettered, ending);
+    history::finished(downstream, history::Finished::outbound(&item), Outcome::DeadLettered, ending);
     let info = crate::spool::DeadInfo {
         receiver: downstream.name.to_string(),
         reason: reason.as_str().to_owned(),

@@ -12,6 +12,7 @@
 
 pub mod memory;
 mod query;
+mod summary;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 
 pub use query::{Index, Query};
+pub use summary::Summary;
 
 use crate::config::HistoryConfig;
 use crate::metrics as m;
@@ -92,6 +94,10 @@ pub struct Record {
     /// The last error, redacted as every error amrelay shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a receiver with `thread:`, what delivering it did: `posted` (the group's first
+    /// message), `updated` or `replied` (a follow-up), `reposted` (its message was gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
     pub accepted_unix_ms: u64,
     pub finished_unix_ms: u64,
     /// From acceptance to the end.
@@ -124,6 +130,7 @@ impl Record {
             + self.id.capacity()
             + optional(&self.reason)
             + optional(&self.error)
+            + optional(&self.thread)
             + self.fingerprints.capacity() * STRING
             + self.fingerprints.iter().map(String::capacity).sum::<usize>()
             + self.alertnames.capacity() * STRING

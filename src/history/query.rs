@@ -162,6 +162,7 @@ mod tests {
             reason: None,
             http_status: Some(200),
             error: None,
+            thread: None,
             accepted_unix_ms: 1_000,
             finished_unix_ms: 2_000,
             latency_ms: 1_000,

@@ -8,6 +8,8 @@
 //! `routeLabels`, …) are kept as raw JSON too, so a newer Alertmanager's additions reach the
 //! downstream untouched.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
@@ -39,13 +41,18 @@ pub struct Alert<'a> {
     pub status: Status,
     pub labels: LabelSet<'a>,
     pub annotations: LabelSet<'a>,
+    /// Alertmanager's `fingerprint`, for the history record (`None` when absent or not a string:
+    /// routing never reads it, so it refuses nothing).
+    pub fingerprint: Option<Str<'a>>,
 }
 
-/// The fields of an alert routing reads; the others are only checked for smuggled spellings.
+/// The fields of an alert routing (and history) reads; the others are only checked for smuggled
+/// spellings.
 struct AlertFields<'a> {
     status: Status,
     labels: LabelSet<'a>,
     annotations: LabelSet<'a>,
+    fingerprint: Option<Str<'a>>,
 }
 
 /// The fields of a version "4" notification and of one of its alerts, as Alertmanager spells them.
@@ -90,7 +97,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for AlertFields<'a> {
                 f.write_str("an alert object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let (mut status, mut labels, mut annotations) = (None, None, None);
+                let (mut status, mut labels, mut annotations, mut fingerprint) = (None, None, None, None);
                 while let Some(key) = map.next_key::<Str<'de>>()? {
                     let duplicate = || A::Error::custom(format_args!("duplicate field `{}`", key.as_str()));
                     match key.as_str() {
@@ -100,6 +107,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for AlertFields<'a> {
                         "labels" => labels = Some(map.next_value::<LabelSet<'de>>()?),
                         "annotations" if annotations.is_some() => return Err(duplicate()),
                         "annotations" => annotations = Some(map.next_value::<LabelSet<'de>>()?),
+                        "fingerprint" => fingerprint = map.next_value::<IfString<'de>>()?.0,
                         other => {
                             if let Some(known) = smuggled(other, &ALERT_FIELDS) {
                                 return Err(A::Error::custom(format_args!(
@@ -115,10 +123,58 @@ impl<'de: 'a, 'a> Deserialize<'de> for AlertFields<'a> {
                     status: status.ok_or_else(|| A::Error::missing_field("status"))?,
                     labels: labels.ok_or_else(|| A::Error::missing_field("labels"))?,
                     annotations: annotations.unwrap_or_default(),
+                    fingerprint,
                 })
             }
         }
         deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// A value kept when it is a string and skipped otherwise: what a field nothing depends on is
+/// read as, so that an odd value there refuses nothing.
+struct IfString<'a>(Option<Str<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for IfString<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+        struct IfStringVisitor;
+        impl<'de> Visitor<'de> for IfStringVisitor {
+            type Value = IfString<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(IfString(Some(Str(Cow::Borrowed(v)))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(IfString(Some(Str(Cow::Owned(v.to_owned())))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(IfString(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(IfString(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(IfString(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(IfString(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(IfString(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IfString(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IfString(None))
+            }
+        }
+        deserializer.deserialize_any(IfStringVisitor)
     }
 }
 
@@ -426,7 +482,8 @@ impl<'a> Cursor<'a> {
                 self.value_with(|message| DecodeError::Alert { index: position, message })?;
             fields.labels.index(index);
             let raw = &self.text[start..self.pos];
-            alerts.push(Alert { raw, status: fields.status, labels: fields.labels, annotations: fields.annotations });
+            let AlertFields { status, labels, annotations, fingerprint } = fields;
+            alerts.push(Alert { raw, status, labels, annotations, fingerprint });
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,

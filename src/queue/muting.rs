@@ -48,6 +48,8 @@ pub(super) fn check(
         Verdict::SendFewer { body, alerts } => {
             outbound.body = body;
             outbound.alerts = alerts;
+            // Fewer alerts than were routed: history reads the new body.
+            outbound.summary = None;
             Next::Deliver(outbound)
         }
         Verdict::Muted(reason) => {
@@ -74,8 +76,8 @@ pub(super) fn check(
 fn record_muted(downstream: &Downstream, outbound: &Outbound, why: &'static str) {
     let ending =
         crate::deliver::history::Ending { attempts: outbound.attempts, reason: Some(why), ..Default::default() };
-    let header = outbound.header();
-    crate::deliver::history::finished(downstream, &header, &outbound.body, crate::history::Outcome::Muted, ending);
+    let of = crate::deliver::history::Finished::outbound(outbound);
+    crate::deliver::history::finished(downstream, of, crate::history::Outcome::Muted, ending);
 }
 
 /// The held notifications of one receiver: the latest of each group.

@@ -84,13 +84,14 @@ async fn accept_batch<'s>(
 
     let plans = route::plan(snapshot, &notification, recipients);
     // Receivers left with no alert get nothing; their filtered alerts count once the batch is in.
-    let (plans, nothing): (Vec<_>, Vec<_>) = plans.into_iter().partition(|p| p.matched > 0);
+    let (mut plans, nothing): (Vec<_>, Vec<_>) = plans.into_iter().partition(|p| p.matched > 0);
     let group_key: Arc<str> = notification.group_key.as_str().into();
     let offers = plans
-        .iter()
+        .iter_mut()
         .map(|plan| Offer {
             pipeline: &plan.receiver.pipeline,
-            outbound: Outbound::new(next_id(), group_key.clone(), plan.body.clone(), plan.alerts),
+            outbound: Outbound::new(next_id(), group_key.clone(), plan.body.clone(), plan.alerts)
+                .with_summary(plan.summary.take()),
             dedup_key: plan.dedup_key,
         })
         .collect();

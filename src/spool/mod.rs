@@ -304,6 +304,12 @@ impl Spool {
         }
     }
 
+    /// Whether finished notifications are recorded (`history.enabled`): a caller asks before it
+    /// builds a record.
+    pub fn keeps_history(&self) -> bool {
+        self.history.enabled()
+    }
+
     /// Records a finished notification in the history (`history:`), without waiting: dropped
     /// and counted when history is off or its store is behind, never holding up the caller.
     pub fn record_history(&self, record: Record) {

@@ -157,6 +157,7 @@ fn history_record(n: u64, receiver: &str, finished_unix_ms: u64) -> crate::histo
         reason: None,
         http_status: Some(200),
         error: None,
+        thread: None,
         accepted_unix_ms: finished_unix_ms,
         finished_unix_ms,
         latency_ms: 0,

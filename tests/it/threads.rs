@@ -5,6 +5,7 @@ use http::Method;
 use serde_json::json;
 
 use crate::discord_api::{FakeDiscord, WEBHOOK};
+use crate::support::eventually::{ensure, eventually};
 use crate::support::{TestRelay, alert, batch, get};
 
 /// A Discord receiver with `thread: {mode: update}` and a spool in `dir`. Each test names its
@@ -114,6 +115,20 @@ async fn a_deleted_message_is_posted_anew() {
         relay.metric(r#"amrelay_thread_updates_total{receiver="discord-deleted",outcome="reposted"}"#).await,
         Some(1.0)
     );
+    // Each notification's history record says what was done, oldest last.
+    assert_eq!(thread_actions(&relay, "discord-deleted", 3).await, ["updated", "reposted", "posted"]);
+}
+
+/// The `thread` field of the receiver's history records, newest first, once there are `count`.
+async fn thread_actions(relay: &TestRelay, receiver: &str, count: usize) -> Vec<String> {
+    let url = relay.url(&format!("/api/v1/history?receiver={receiver}"));
+    eventually(&format!("{count} history records"), std::time::Duration::from_secs(10), async || {
+        let listed = get(&url).await.json();
+        let records = listed["data"].as_array().cloned().unwrap_or_default();
+        let actions: Vec<String> = records.iter().map(|r| r["thread"].as_str().unwrap_or("none").to_owned()).collect();
+        ensure(actions.len() == count, || listed.to_string()).map(|()| actions)
+    })
+    .await
 }
 
 /// The group's message is in the spool: after a restart, the group's next notification edits
@@ -160,4 +175,5 @@ async fn discord_reply_links_the_groups_first_message() {
     let reply = messages.iter().find(|(id, _)| **id != first).map(|(_, content)| content.clone()).unwrap();
     assert!(reply.starts_with(&format!("↪ https://discord.com/channels/900/1100/{first}\n")), "{reply}");
     relay.wait_metric(r#"amrelay_thread_updates_total{receiver="discord-reply",outcome="replied"}"#, 1.0).await;
+    assert_eq!(thread_actions(&relay, "discord-reply", 2).await, ["replied", "posted"]);
 }

@@ -45,7 +45,8 @@ enum Verdict {
 }
 
 /// Sends `body` as a notification of its group: an update of, or a reply to, the group's
-/// message, or the group's first message.
+/// message, or the group's first message. Says what was done: `posted`, `reposted` (its
+/// message was gone), `updated` or `replied`.
 pub(super) async fn send(
     downstream: &Downstream,
     target: &Target,
@@ -54,7 +55,7 @@ pub(super) async fn send(
     content_type: Option<HeaderValue>,
     body: Bytes,
     item: &Outbound,
-) -> Result<StatusCode, Failure> {
+) -> Result<(StatusCode, &'static str), Failure> {
     let (name, spool) = (&downstream.name, &downstream.spool);
     // The group is known by its groupKey's hash (see `super::thread_memory`), computed once per attempt.
     let group = crate::spool::group_hash(&item.group_key);
@@ -64,9 +65,10 @@ pub(super) async fn send(
         let call = follow_up(spec, &url, &body, &entry.message_id, item).map_err(|e| unsendable(name, e))?;
         match exchange(target, spec.api, call, content_type.clone(), item).await {
             (status, Verdict::Done(_)) => {
-                count(name, if spec.mode == ThreadMode::Update { "updated" } else { "replied" });
+                let done = if spec.mode == ThreadMode::Update { "updated" } else { "replied" };
+                count(name, done);
                 remember(downstream, spec, group, &item.group_key, entry.message_id).await;
-                return Ok(status);
+                return Ok((status, done));
             }
             (_, Verdict::Gone) => {
                 tracing::info!(receiver = %name, group_key = %item.group_key, "the group's message is gone; posting a new one");
@@ -113,7 +115,7 @@ pub(super) async fn send(
                 "the destination's answer names no message; the group's next notification posts a new one");
         }
     }
-    Ok(status)
+    Ok((status, outcome))
 }
 
 /// The request that posts a group's first message, and the reference when it is known before
