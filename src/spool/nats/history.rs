@@ -12,7 +12,7 @@
 //!
 //! **Reading.** Each replica keeps what it shows in a [`MemoryHistory`] (bounded like memory
 //! mode: `history.max_bytes`, 8 MiB by default, and `history.retention`), fed only by an ordered
-//! consumer on the stream, from its start: every replica holds every replica's records, under
+//! consumer on the stream, from the newest records that copy can hold: every replica holds every replica's records, under
 //! the stream's sequence (the same `seq`, and so the same paging cursor, on every replica). A
 //! replica's own records are not kept when written but when they come back from the stream: one
 //! path, no duplicate to recognise, and what a replica shows is what the others show. An
@@ -163,6 +163,27 @@ pub fn stream_config(nats: &NatsConfig, history: &HistoryConfig) -> stream::Conf
     }
 }
 
+/// Where a replica that starts reads the stream from: the newest records its copy can hold,
+/// not the whole stream (64 MiB by default, for a copy of 8 MiB). A record held in memory takes
+/// more than it does in the stream (3 to 5 times its JSON; see [`Record::memory_bytes`]), so
+/// `memory_bound` bytes of the stream's newest messages hold at least every record that fits.
+fn first_worth_reading(held: Held, memory_bound: u64) -> u64 {
+    if held.messages == 0 {
+        return 0;
+    }
+    let per_message = (held.bytes / held.messages).max(1);
+    held.last.saturating_sub(memory_bound / per_message).max(held.first)
+}
+
+/// What the stream holds: its first and last sequences, messages and bytes.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    first: u64,
+    last: u64,
+    messages: u64,
+    bytes: u64,
+}
+
 /// The publishing task: publishes every record handed over, awaiting at most [`IN_FLIGHT`]
 /// acknowledgements at once, until `stop`. Each record ends written or counted as dropped.
 pub async fn publish(
@@ -239,10 +260,22 @@ impl Backend {
 
     async fn read_history_until_error(&self) -> Result<(), String> {
         let stream = self.js.get_stream(&self.history_stream).await.map_err(err)?;
-        let last = self.history.last_seq();
-        let deliver_policy = match last {
-            0 => jetstream::consumer::DeliverPolicy::All,
-            last => jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: last + 1 },
+        let start_sequence = match self.history.last_seq() {
+            0 => {
+                let state = &stream.cached_info().state;
+                let held = Held {
+                    first: state.first_sequence,
+                    last: state.last_sequence,
+                    messages: state.messages,
+                    bytes: state.bytes,
+                };
+                first_worth_reading(held, self.history.limits.max_bytes())
+            }
+            last => last + 1,
+        };
+        let deliver_policy = match start_sequence {
+            0 | 1 => jetstream::consumer::DeliverPolicy::All,
+            start_sequence => jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence },
         };
         let consumer = stream
             .create_consumer(jetstream::consumer::pull::OrderedConfig {
@@ -353,6 +386,16 @@ mod tests {
         assert_eq!(seqs, vec![(9, "two"), (7, "one")], "newest first, no duplicate");
         let only_a = history.memory.page(&Query { limit: 10, receiver: Some("a".into()), ..Query::default() });
         assert_eq!(only_a.data.len(), 1);
+    }
+
+    /// A replica that starts reads only the stream's newest records its copy can hold.
+    #[test]
+    fn a_starting_replica_reads_only_what_its_copy_can_hold() {
+        let state = |first, last, messages, bytes| Held { first, last, messages, bytes };
+        assert_eq!(first_worth_reading(state(0, 0, 0, 0), 8 << 20), 0, "empty: from the start");
+        // 200,000 records of 335 bytes for a copy of 8 MiB: the newest ~25,000.
+        assert_eq!(first_worth_reading(state(1, 200_000, 200_000, 67_000_000), 8 << 20), 200_000 - 25_040);
+        assert_eq!(first_worth_reading(state(501, 1_000, 500, 167_500), 8 << 20), 501, "all of a small stream");
     }
 
     /// The promise of the module docs: a record the publishing task cannot take now is dropped
