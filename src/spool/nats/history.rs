@@ -12,8 +12,9 @@
 //!
 //! **Reading.** Each replica keeps what it shows in a [`MemoryHistory`] (bounded like memory
 //! mode: `history.max_bytes`, 8 MiB by default, and `history.retention`), fed only by an ordered
-//! consumer on the stream, from the newest records that copy can hold: every replica holds every replica's records, under
-//! the stream's sequence (the same `seq`, and so the same paging cursor, on every replica). A
+//! consumer on the stream, from the newest records that copy can hold: every replica holds every
+//! replica's records, under the stream's sequence (the same `seq`, and so the same paging cursor,
+//! on every replica). A
 //! replica's own records are not kept when written but when they come back from the stream: one
 //! path, no duplicate to recognise, and what a replica shows is what the others show. An
 //! interrupted consumer (NATS restarted) is made again from the last sequence kept, and a
@@ -242,8 +243,9 @@ impl Backend {
         });
     }
 
-    /// Reads the history stream into this replica's memory, from the stream's start (or after
-    /// the last sequence kept), until [`Backend::close`]; made again after an interruption.
+    /// Reads the history stream into this replica's memory, from the newest records it can hold
+    /// (or after the last sequence kept), until [`Backend::close`]; made again after an
+    /// interruption (counted in `amrelay_nats_errors_total{operation="history"}`).
     pub(crate) async fn read_history(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(250);
         while !self.stop.is_cancelled() {
