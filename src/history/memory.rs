@@ -32,9 +32,21 @@ impl MemoryHistory {
 
     /// Keeps a record (admitted by [`Limits::admit`]), then drops the oldest beyond the bounds.
     pub fn insert(&self, mut record: Record) {
-        let mut kept = self.kept.lock().expect("history");
+        let kept = self.kept.lock().expect("history");
         record.seq = kept.next_seq;
-        kept.next_seq += 1;
+        self.keep(kept, record);
+        self.limits.written(1);
+    }
+
+    /// Keeps a record under the sequence it has (a shared stream's, above every one kept), then
+    /// drops the oldest beyond the bounds. Not one admitted by [`Limits::admit`]: the writer
+    /// (`delivery.nats`'s publishing task) gives that place back.
+    pub fn insert_numbered(&self, record: Record) {
+        self.keep(self.kept.lock().expect("history"), record);
+    }
+
+    fn keep(&self, mut kept: std::sync::MutexGuard<'_, Kept>, record: Record) {
+        kept.next_seq = kept.next_seq.max(record.seq + 1);
         let bytes = record.memory_bytes();
         kept.by_receiver.insert((record.receiver.clone(), record.seq));
         for fingerprint in &record.fingerprints {
@@ -55,8 +67,6 @@ impl MemoryHistory {
             kept.bytes -= bytes;
         }
         set_totals(kept.records.len() as u64, kept.bytes);
-        drop(kept);
-        self.limits.written(1);
     }
 
     /// A page of records, newest first.

@@ -49,7 +49,6 @@ use writer::Op;
 pub use writer::{Stored, ThreadList};
 
 use crate::config::HistoryConfig;
-use crate::history::memory::MemoryHistory;
 use crate::history::{Limits as HistoryLimits, Page as HistoryPage, Query as HistoryQuery, Record};
 use crate::memory::Budget;
 
@@ -109,12 +108,12 @@ pub struct Spool {
     export: std::sync::OnceLock<tokio::sync::mpsc::Sender<Record>>,
 }
 
-/// Where accepted notifications are kept. The shared queue keeps this replica's history in
-/// memory.
+/// Where accepted notifications are kept. The shared queue keeps the history in a stream too,
+/// each replica a copy of it in memory (see [`nats::history`]).
 enum Store {
     Memory(MemoryStore),
     File(FileStore),
-    Shared(Arc<nats::Backend>, MemoryHistory),
+    Shared(Arc<nats::Backend>),
 }
 
 impl std::fmt::Debug for Spool {
@@ -145,8 +144,8 @@ impl Spool {
     /// The shared JetStream queue of `delivery.nats` (see [`nats`]): acceptance publishes
     /// to it, and delivery acknowledges there.
     pub fn shared(backend: Arc<nats::Backend>) -> Spool {
-        let history = HistoryLimits::new(&HistoryConfig::default(), false);
-        let store = Store::Shared(backend, MemoryHistory::new(history.clone()));
+        let history = backend.history().limits().clone();
+        let store = Store::Shared(backend);
         Spool { store, dead: DeadTotals::new(), identity: None, history, export: Default::default() }
     }
 
@@ -165,7 +164,7 @@ impl Spool {
     /// provisions and consumes it.
     pub fn backend(&self) -> Option<&Arc<nats::Backend>> {
         match &self.store {
-            Store::Shared(backend, _) => Some(backend),
+            Store::Shared(backend) => Some(backend),
             Store::Memory(_) | Store::File(_) => None,
         }
     }
@@ -190,7 +189,7 @@ impl Spool {
     /// Whether batches can be taken now (the shared queue is reachable).
     pub fn is_ready(&self) -> bool {
         match &self.store {
-            Store::Shared(backend, _) => backend.is_connected(),
+            Store::Shared(backend) => backend.is_connected(),
             Store::Memory(_) | Store::File(_) => true,
         }
     }
@@ -264,7 +263,7 @@ impl Spool {
         match &self.store {
             // The writer counts the bytes the removal frees.
             Store::File(file) => file.send(Op::Remove { receiver: receiver.clone(), seq }),
-            Store::Shared(backend, _) => backend.delivered(seq),
+            Store::Shared(backend) => backend.delivered(seq),
             Store::Memory(_) => {}
         }
     }
@@ -273,7 +272,7 @@ impl Spool {
     pub fn attempted(&self, receiver: &Arc<str>, seq: u64, attempts: u32) {
         match &self.store {
             Store::File(file) => file.send(Op::Attempted { receiver: receiver.clone(), seq, attempts }),
-            Store::Shared(backend, _) => backend.attempted(seq),
+            Store::Shared(backend) => backend.attempted(seq),
             Store::Memory(_) => {}
         }
     }
@@ -286,7 +285,7 @@ impl Spool {
             Store::File(file) => {
                 file.send(Op::Dead { receiver: receiver.clone(), seq, record: record::encode(&header, &body) })
             }
-            Store::Shared(backend, _) => backend.dead_letter(receiver, seq, header, body),
+            Store::Shared(backend) => backend.dead_letter(receiver, seq, header, body),
             Store::Memory(memory) => memory.keep(Stored { receiver: receiver.to_string(), seq, header, body }),
         }
     }
@@ -299,7 +298,7 @@ impl Spool {
                     (stored.receiver.as_str().into(), record::encode(&stored.header, &stored.body));
                 file.send(Op::Dead { receiver, seq: stored.seq, record })
             }
-            Store::Shared(backend, _) => backend.return_dead_letter(stored),
+            Store::Shared(backend) => backend.return_dead_letter(stored),
             Store::Memory(memory) => memory.keep(stored),
         }
     }
@@ -327,7 +326,7 @@ impl Spool {
         match &self.store {
             Store::Memory(memory) => memory.history.insert(record),
             Store::File(file) => file.send(Op::History(Box::new(record))),
-            Store::Shared(_, history) => history.insert(record),
+            Store::Shared(backend) => backend.history().record(record),
         }
     }
 
@@ -336,7 +335,7 @@ impl Spool {
         match &self.store {
             Store::Memory(memory) => Ok(memory.history.page(&query)),
             Store::File(file) => file.history_page(query).await.map_err(SpoolError::Io),
-            Store::Shared(_, history) => Ok(history.page(&query)),
+            Store::Shared(backend) => Ok(backend.history().memory.page(&query)),
         }
     }
 
@@ -348,6 +347,9 @@ impl Spool {
     /// Applies a (re)loaded `history:`.
     pub fn apply_history(&self, config: &HistoryConfig) {
         self.history.apply(config);
+        if let Store::Shared(backend) = &self.store {
+            backend.apply_history(config);
+        }
     }
 
     /// Applies `delivery.max_dead_letter_bytes` (from the next dead letter on).
@@ -360,7 +362,7 @@ impl Spool {
         match &self.store {
             Store::Memory(memory) => Ok(memory.totals()),
             Store::File(_) => Ok(self.dead.get()),
-            Store::Shared(backend, _) => backend.dead_letter_totals().await,
+            Store::Shared(backend) => backend.dead_letter_totals().await,
         }
     }
 
@@ -376,7 +378,7 @@ impl Spool {
         let mut entries = match &self.store {
             Store::Memory(memory) => memory.page(after, limit, receiver),
             Store::File(file) => file.dead_page(after, limit, receiver).await.map_err(SpoolError::Io)?,
-            Store::Shared(backend, _) => backend.dead_letter_page(after, limit, receiver).await?,
+            Store::Shared(backend) => backend.dead_letter_page(after, limit, receiver).await?,
         };
         let next_after = (entries.len() > limit).then(|| {
             entries.truncate(limit);
@@ -390,7 +392,7 @@ impl Spool {
         match &self.store {
             Store::Memory(memory) => Ok(memory.body(seq)),
             Store::File(file) => file.dead_body(seq).await.map_err(SpoolError::Io),
-            Store::Shared(backend, _) => backend.dead_letter_body(seq).await,
+            Store::Shared(backend) => backend.dead_letter_body(seq).await,
         }
     }
 
@@ -410,7 +412,7 @@ impl Spool {
                 let taken = file.take_dead(receiver).await.map_err(SpoolError::Io)?;
                 Ok(DeadBatch { taken, next: None })
             }
-            Store::Shared(backend, _) => backend.take_dead_letters(receiver, cursor, nats::REPLAY_BATCH_BYTES).await,
+            Store::Shared(backend) => backend.take_dead_letters(receiver, cursor, nats::REPLAY_BATCH_BYTES).await,
         }
     }
 
@@ -419,7 +421,7 @@ impl Spool {
         match &self.store {
             Store::Memory(_) => true,
             Store::File(file) => file.is_healthy(),
-            Store::Shared(backend, _) => backend.is_connected(),
+            Store::Shared(backend) => backend.is_connected(),
         }
     }
 
@@ -430,7 +432,7 @@ impl Spool {
         match &self.store {
             Store::Memory(_) => 0,
             Store::File(file) => file.bytes(),
-            Store::Shared(backend, _) => backend.bytes(),
+            Store::Shared(backend) => backend.bytes(),
         }
     }
 
@@ -449,7 +451,7 @@ impl Spool {
     pub fn backend_status(&self) -> serde_json::Value {
         use serde_json::json;
         match &self.store {
-            Store::Shared(nats, _) => {
+            Store::Shared(nats) => {
                 let config = nats.config();
                 json!({
                     "kind": "nats",
@@ -464,6 +466,7 @@ impl Spool {
                     "max_bytes": config.max_bytes,
                     "auth": config.auth.kind(),
                     "tls": config.tls.is_some(),
+                    "history": nats.history_status(),
                 })
             }
             Store::File(file) => json!({"kind": "redb", "healthy": file.is_healthy()}),
@@ -505,7 +508,7 @@ impl Spool {
     pub async fn close(&self) {
         match &self.store {
             Store::File(file) => file.close().await,
-            Store::Shared(backend, _) => backend.close().await,
+            Store::Shared(backend) => backend.close().await,
             Store::Memory(_) => {}
         }
     }

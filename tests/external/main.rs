@@ -29,4 +29,5 @@ mod deploy_checks;
 mod disk_full;
 mod fidelity;
 mod nats;
+mod nats_history;
 mod real_programs;

@@ -53,18 +53,30 @@ impl Backend {
         metrics::gauge!(m::NATS_CONNECTED).set(1.0);
         let js = jetstream::ContextBuilder::new().timeout(REQUEST_TIMEOUT).build(client.clone());
         let dead_stream = format!("{}_DEAD", config.stream);
+        let (history, history_queue) = history::SharedHistory::new(history::queue_capacity());
+        let stop = CancellationToken::new();
+        // Records arrive once deliveries finish, after the streams are provisioned.
+        tokio::spawn(history::publish(
+            js.clone(),
+            history::subject(&config.stream),
+            history_queue,
+            history.limits().clone(),
+            stop.clone(),
+        ));
         let backend = Backend {
             config: config.clone(),
             client,
             js,
             dead_stream,
             max_dead,
+            history_stream: history::stream_name(&config.stream),
+            history,
             inflight: papaya::HashMap::new(),
             pending: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             closing: CancellationToken::new(),
             pullers: tokio_util::task::TaskTracker::new(),
-            stop: CancellationToken::new(),
+            stop,
         };
         Ok(Arc::new(backend))
     }

@@ -32,9 +32,10 @@ pub type Sinks = Arc<dyn Sink>;
 const UNKNOWN_RECEIVER_DELIVERIES: i64 = 5;
 const UNKNOWN_RECEIVER_DELAY: Duration = Duration::from_secs(5);
 
-/// Starts pulling every partition, and the keep-alive. Runs until [`Backend::close`].
+/// Starts pulling every partition, the keep-alive, and reading the shared history. Runs until [`Backend::close`].
 pub fn start(backend: Arc<Backend>, sink: Sinks) {
     tokio::spawn(backend.clone().keep_alive());
+    tokio::spawn(backend.clone().read_history());
     for partition in 0..backend.config().partitions {
         backend.pullers.spawn(pull(backend.clone(), sink.clone(), partition));
     }

@@ -22,6 +22,9 @@
 //! an in-progress ack every `ack_wait / 3` keeps it; a replica killed mid-delivery stops sending
 //! those, and after `ack_wait` the server hands the notification to another replica.
 //!
+//! **History** (see [`history`]): `<stream>_HISTORY`, limits retention bounded by `history:`,
+//! holds every replica's records; each replica reads all of it into its own bounded memory copy.
+//!
 //! **Dead letters** stay in JetStream, not in this process: the listing reads one message at a
 //! time by stream sequence (a page holds its `limit` headers and the one message being decoded),
 //! a body is one `get` by sequence, and a replay takes them in batches of at most
@@ -44,6 +47,7 @@ mod acks;
 mod connect;
 mod consume;
 mod dead;
+pub mod history;
 mod provision;
 mod publish;
 mod streams;
@@ -100,6 +104,9 @@ pub struct Backend {
     js: jetstream::Context,
     dead_stream: String,
     max_dead: usize,
+    /// `<stream>_HISTORY` (see [`history`]).
+    history_stream: String,
+    history: history::SharedHistory,
     /// Stream sequence → the pulled message (kept to acknowledge it).
     inflight: papaya::HashMap<u64, Inflight>,
     /// Stream messages and bytes, refreshed by [`Backend::refresh_stats`].
@@ -185,7 +192,7 @@ impl Backend {
         self.inflight.len()
     }
 
-    /// Reads the stream's message and byte counts into the gauges.
+    /// Reads the streams' message and byte counts (the work stream's into the gauges).
     pub async fn refresh_stats(&self) -> Result<(), String> {
         let info = self.js.get_stream(&self.config.stream).await.map_err(err)?;
         let state = &info.cached_info().state;
@@ -193,7 +200,7 @@ impl Backend {
         self.bytes.store(state.bytes, Ordering::Relaxed);
         metrics::gauge!(m::NATS_PENDING).set(state.messages as f64);
         metrics::gauge!(m::NATS_STREAM_BYTES).set(state.bytes as f64);
-        Ok(())
+        self.refresh_history_stats().await
     }
 }
 

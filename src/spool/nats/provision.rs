@@ -12,7 +12,7 @@
 //!
 //! What already exists with the settings wanted is left alone, not "updated" to the same thing
 //! (an update is a replicated proposal the busy servers must agree on): a replica that finds
-//! everything as it wants it goes on after three requests (two stream infos, one consumer list).
+//! everything as it wants it goes on after four requests (three stream infos, one consumer list).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ const CONSUMERS_AT_ONCE: usize = 8;
 /// What the relay needs in JetStream.
 #[derive(Debug, Clone)]
 pub struct Wanted {
-    /// The work stream first (the consumers are on it), then the dead-letter stream.
+    /// The work stream first (the consumers are on it), then the dead-letter and history streams.
     pub streams: Vec<stream::Config>,
     pub consumers: Vec<consumer::pull::Config>,
 }
@@ -80,6 +80,14 @@ async fn provision_once(js: &jetstream::Context, wanted: &Wanted, changed: &mut 
     let Some(work) = wanted.streams.first() else { return Ok(()) };
     *changed += ensure_consumers(js, &work.name, &wanted.consumers).await?;
     Ok(())
+}
+
+/// One try at making a stream as wanted (a reload changing its bounds): true if it was created
+/// or updated; `Err` says why not, whether a later try could succeed or not.
+pub async fn ensure_stream_once(js: &jetstream::Context, want: &stream::Config) -> Result<bool, String> {
+    ensure_stream(js, want).await.map_err(|e| match e {
+        Failure::Conflict(message) | Failure::Wait(message) => message,
+    })
 }
 
 /// Creates the stream, or updates it when its settings differ; true if it did either.
@@ -205,6 +213,7 @@ fn same_stream(have: &stream::Config, want: &stream::Config) -> bool {
         && have.description == want.description
         && limit(have.max_bytes) == limit(want.max_bytes)
         && limit(have.max_messages) == limit(want.max_messages)
+        && have.max_age == want.max_age
         && (want.duplicate_window.is_zero() || have.duplicate_window == want.duplicate_window)
 }
 

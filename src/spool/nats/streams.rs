@@ -11,10 +11,15 @@ impl Backend {
     pub async fn provision(&self) -> Result<(), String> {
         let started = Instant::now();
         let wanted = provision::Wanted {
-            streams: vec![self.work_stream_config(), self.dead_stream_config()],
+            streams: vec![
+                self.work_stream_config(),
+                self.dead_stream_config(),
+                history::stream_config(&self.config, &self.history.config()),
+            ],
             consumers: (0..self.config.partitions).map(|p| self.consumer_config(p)).collect(),
         };
         let changed = provision::provision(&self.js, &wanted).await?;
+        self.history.provisioned.store(true, std::sync::atomic::Ordering::Relaxed);
         let config = &self.config;
         metrics::gauge!(m::NATS_PARTITIONS).set(f64::from(config.partitions));
         metrics::gauge!(m::NATS_PARTITIONS_OWNED).set(0.0);
