@@ -133,7 +133,8 @@ pub const NATS_REDELIVERED: &str = "amrelay_nats_redelivered_total";
 pub const NATS_PARTITIONS: &str = "amrelay_nats_partitions";
 /// NATS JetStream: partitions whose notification this replica is delivering now.
 pub const NATS_PARTITIONS_OWNED: &str = "amrelay_nats_partitions_owned";
-/// NATS JetStream: failed operations, by `operation` (`publish`, `ack`, `dead_letter`, `pull`).
+/// NATS JetStream: failed operations, by `operation` (`publish`, `ack`, `dead_letter`, `pull`,
+/// `history`).
 pub const NATS_ERRORS: &str = "amrelay_nats_errors_total";
 
 /// Buckets for request and attempt durations: 0.5 ms to 30 s.

@@ -2,7 +2,8 @@
 //! muted, or given up because its receiver was removed — kept bounded and queryable.
 //!
 //! The store keeps them ([`crate::spool`]: in the spool file, in the transaction that already
-//! records the delivery, or in memory), with indexes by receiver, by alert fingerprint and by
+//! records the delivery; with `delivery.nats` in a JetStream stream shared by the replicas, each
+//! keeping a copy in memory; or in memory), with indexes by receiver, by alert fingerprint and by
 //! sequence (which is the order notifications finished in), so a listing reads only the records
 //! it may return. [`Query`] is the one filter both stores apply; [`memory`] is the in-memory store.
 //!
