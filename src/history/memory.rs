@@ -4,16 +4,20 @@
 #![allow(clippy::disallowed_types)] // Written by finished deliveries and read by the API, off the request path.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use super::{Limits, Page, Query, Record, set_totals, walk};
 
-/// The records and their indexes.
+/// The records and their indexes. The indexes hold a keyed hash of the receiver or fingerprint
+/// with the sequence — 16 bytes an entry, no string copied, cheap to compare — and a listing
+/// checks every record it reads against its query anyway, so a collision only costs a read.
+/// The key is random per process: a sender cannot craft fingerprints that collide.
 #[derive(Debug, Default)]
 struct Kept {
     records: BTreeMap<u64, (Record, u64)>,
-    by_receiver: BTreeSet<(String, u64)>,
-    by_fingerprint: BTreeSet<(String, u64)>,
+    by_receiver: BTreeSet<(u64, u64)>,
+    by_fingerprint: BTreeSet<(u64, u64)>,
     next_seq: u64,
     bytes: u64,
 }
@@ -23,11 +27,16 @@ struct Kept {
 pub struct MemoryHistory {
     kept: Mutex<Kept>,
     limits: Arc<Limits>,
+    hasher: RandomState,
 }
 
 impl MemoryHistory {
     pub fn new(limits: Arc<Limits>) -> MemoryHistory {
-        MemoryHistory { kept: Mutex::new(Kept { next_seq: 1, ..Kept::default() }), limits }
+        MemoryHistory { kept: Mutex::new(Kept { next_seq: 1, ..Kept::default() }), limits, hasher: RandomState::new() }
+    }
+
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     /// Keeps a record (admitted by [`Limits::admit`]), then drops the oldest beyond the bounds.
@@ -48,9 +57,9 @@ impl MemoryHistory {
     fn keep(&self, mut kept: std::sync::MutexGuard<'_, Kept>, record: Record) {
         kept.next_seq = kept.next_seq.max(record.seq + 1);
         let bytes = record.memory_bytes();
-        kept.by_receiver.insert((record.receiver.clone(), record.seq));
+        kept.by_receiver.insert((self.hash(&record.receiver), record.seq));
         for fingerprint in &record.fingerprints {
-            kept.by_fingerprint.insert((fingerprint.clone(), record.seq));
+            kept.by_fingerprint.insert((self.hash(fingerprint), record.seq));
         }
         kept.bytes += bytes;
         kept.records.insert(record.seq, (record, bytes));
@@ -60,9 +69,9 @@ impl MemoryHistory {
                 break;
             }
             let Some((seq, (oldest, bytes))) = kept.records.pop_first() else { break };
-            kept.by_receiver.remove(&(oldest.receiver, seq));
-            for fingerprint in oldest.fingerprints {
-                kept.by_fingerprint.remove(&(fingerprint, seq));
+            kept.by_receiver.remove(&(self.hash(&oldest.receiver), seq));
+            for fingerprint in &oldest.fingerprints {
+                kept.by_fingerprint.remove(&(self.hash(fingerprint), seq));
             }
             kept.bytes -= bytes;
         }
@@ -77,12 +86,12 @@ impl MemoryHistory {
         let result = match query.index() {
             super::Index::All => walk(kept.records.range(..below).rev().map(|(seq, _)| Ok(*seq)), get, query),
             super::Index::Receiver(name) => {
-                let range = (name.to_owned(), 0)..(name.to_owned(), below);
-                walk(kept.by_receiver.range(range).rev().map(|(_, seq)| Ok(*seq)), get, query)
+                let hash = self.hash(name);
+                walk(kept.by_receiver.range((hash, 0)..(hash, below)).rev().map(|(_, seq)| Ok(*seq)), get, query)
             }
             super::Index::Fingerprint(fingerprint) => {
-                let range = (fingerprint.to_owned(), 0)..(fingerprint.to_owned(), below);
-                walk(kept.by_fingerprint.range(range).rev().map(|(_, seq)| Ok(*seq)), get, query)
+                let hash = self.hash(fingerprint);
+                walk(kept.by_fingerprint.range((hash, 0)..(hash, below)).rev().map(|(_, seq)| Ok(*seq)), get, query)
             }
         };
         result.unwrap_or_default()

@@ -116,7 +116,7 @@ impl Record {
     }
 
     /// What a record held in memory costs (the in-memory store counts this against
-    /// `history.max_bytes`): the struct, its strings' heap, and its index entries (a copy of the
+    /// `history.max_bytes`): the struct, its strings' heap, and its index entries (a hash of the
     /// receiver and of each fingerprint with the sequence, and a B-tree slot each). Counted, not
     /// encoded: a JSON encoding is 3–5 times smaller than what memory really holds.
     pub fn memory_bytes(&self) -> u64 {
@@ -136,8 +136,7 @@ impl Record {
             + self.fingerprints.iter().map(String::capacity).sum::<usize>()
             + self.alertnames.capacity() * STRING
             + self.alertnames.iter().map(String::capacity).sum::<usize>();
-        let indexes = (self.receiver.len() + STRING + 8 + SLOT)
-            + self.fingerprints.iter().map(|f| f.len() + STRING + 8 + SLOT).sum::<usize>();
+        let indexes = (1 + self.fingerprints.len()) * (8 + 8 + SLOT);
         (std::mem::size_of::<Record>() + 8 + SLOT + strings + indexes) as u64
     }
 
