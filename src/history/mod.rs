@@ -116,28 +116,23 @@ impl Record {
     }
 
     /// What a record held in memory costs (the in-memory store counts this against
-    /// `history.max_bytes`): the struct, its strings' heap, and its index entries (a hash of the
-    /// receiver and of each fingerprint with the sequence, and a B-tree slot each). Counted, not
-    /// encoded: a JSON encoding is 3–5 times smaller than what memory really holds.
+    /// `history.max_bytes`; see [`memory`]): its encoding and its index hashes (two allocations,
+    /// each with the allocator's header), its map entry, and an index entry (hash and sequence)
+    /// for its receiver and each fingerprint, with a B-tree slot each.
     pub fn memory_bytes(&self) -> u64 {
-        const STRING: usize = std::mem::size_of::<String>();
+        Record::held_bytes(self.encode().len(), self.fingerprints.len())
+    }
+
+    /// [`Record::memory_bytes`] of a record of `encoded` bytes and `fingerprints` fingerprints.
+    pub fn held_bytes(encoded: usize, fingerprints: usize) -> u64 {
         /// A B-tree entry's share of its node, besides its key and value.
         const SLOT: usize = 32;
-        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        let strings = self.receiver.capacity()
-            + optional(&self.tenant)
-            + self.group_key.capacity()
-            + self.status.capacity()
-            + self.id.capacity()
-            + optional(&self.reason)
-            + optional(&self.error)
-            + optional(&self.thread)
-            + self.fingerprints.capacity() * STRING
-            + self.fingerprints.iter().map(String::capacity).sum::<usize>()
-            + self.alertnames.capacity() * STRING
-            + self.alertnames.iter().map(String::capacity).sum::<usize>();
-        let indexes = (1 + self.fingerprints.len()) * (8 + 8 + SLOT);
-        (std::mem::size_of::<Record>() + 8 + SLOT + strings + indexes) as u64
+        /// What the allocator adds to each allocation (its header, and rounding up).
+        const ALLOCATION: usize = 32;
+        let hashes = (1 + fingerprints) * 8;
+        let entry = 8 + memory::HELD + SLOT;
+        let indexes = (1 + fingerprints) * (8 + 8 + SLOT);
+        (encoded + hashes + 2 * ALLOCATION + entry + indexes) as u64
     }
 
     /// The bytes a stored record counts against `history.max_bytes` in the spool file: its
