@@ -225,7 +225,9 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
         let url = ready.url(&target);
         let (result, took) = match target.thread {
             Some(spec) => {
-                let send = threaded::send(
+                // Boxed, as below: the client's future is large, and held inline it would make
+                // every notification's delivery state as large.
+                let send = Box::pin(threaded::send(
                     downstream,
                     &target,
                     spec,
@@ -233,12 +235,12 @@ pub async fn deliver(downstream: &Downstream, item: Outbound, observer: &dyn Att
                     ready.content_type.clone(),
                     ready.attempt_body(&target),
                     &item,
-                );
+                ));
                 attempt::timed(send).await
             }
             None => {
                 let body = ready.attempt_body(&target);
-                let send = target.send_judged(url, ready.content_type.clone(), body, Some(&item.id));
+                let send = Box::pin(target.send_judged(url, ready.content_type.clone(), body, Some(&item.id)));
                 let (result, took) = attempt::timed(send).await;
                 (result.map(|status| (status, "")), took)
             }
