@@ -2,31 +2,49 @@
 //! records with their indexes, bounded by `history.max_bytes` (8 MiB by default) and
 //! `history.retention`.
 //!
-//! Each record is held encoded (its JSON, one allocation) with the hashes it is indexed by
-//! (another), not as a struct of a dozen strings: what is counted against `max_bytes` is then
-//! what the process really holds, and a full history's pages are few. A listing decodes only
-//! the records it reads.
+//! Each record is held encoded — its JSON, then the hashes it is indexed by — appended to
+//! [`SEGMENT`]-sized buffers that are freed whole once every record in them has gone (records go
+//! oldest first, in the order they came). No allocation per record, and none interleaved with
+//! the request path's short-lived ones: what is counted against `max_bytes` is what the process
+//! holds (held as structs of a dozen strings, 8 MiB of counted history took ~35 MB of memory at
+//! the defaults; held as one allocation each, still ~17 MB through fragmentation). A listing
+//! decodes only the records it reads.
+//!
+//! Memory: at most `max_bytes` counted, plus two segments (the one being filled, and the oldest
+//! one's records already gone).
 
 #![allow(clippy::disallowed_types)] // Written by finished deliveries and read by the API, off the request path.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use super::{Limits, Page, Query, Record, set_totals, walk};
 
-/// A record as held: its encoding, when it finished (for `retention`), what it counts, and the
-/// hashes of its receiver and fingerprints (to take it out of the indexes).
+/// The size of the buffers records are appended to (a larger record gets one of its own).
+pub const SEGMENT: usize = 64 * 1024;
+
+/// Where a record is, when it finished (for `retention`), what it counts, and how many hashes
+/// follow its JSON (its receiver's, then its fingerprints').
 #[derive(Debug)]
 struct Held {
-    encoded: Box<[u8]>,
+    segment: u64,
+    offset: u32,
+    json: u32,
+    hashes: u32,
     finished_unix_ms: u64,
     bytes: u64,
-    hashes: Box<[u64]>,
 }
 
-/// What a held record's map value takes besides its heap (for [`Record::held_bytes`]).
+/// What a held record's map value takes (for [`Record::held_bytes`]).
 pub const HELD: usize = std::mem::size_of::<Held>();
+
+/// A buffer of appended records, and how many of them are still kept.
+#[derive(Debug)]
+struct Segment {
+    data: Vec<u8>,
+    live: usize,
+}
 
 /// The records and their indexes. The indexes hold a keyed hash of the receiver or fingerprint
 /// with the sequence — 16 bytes an entry, no string copied, cheap to compare — and a listing
@@ -37,8 +55,61 @@ struct Kept {
     records: BTreeMap<u64, Held>,
     by_receiver: BTreeSet<(u64, u64)>,
     by_fingerprint: BTreeSet<(u64, u64)>,
+    segments: VecDeque<Segment>,
+    /// The number of `segments[0]`.
+    first_segment: u64,
     next_seq: u64,
     bytes: u64,
+}
+
+impl Kept {
+    /// Appends a record's JSON and hashes; says where.
+    fn append(&mut self, json: &[u8], hashes: &[u64]) -> (u64, u32) {
+        let size = json.len() + hashes.len() * 8;
+        let fits = self.segments.back().is_some_and(|s| s.data.len() + size <= s.data.capacity());
+        if !fits {
+            self.segments.push_back(Segment { data: Vec::with_capacity(SEGMENT.max(size)), live: 0 });
+        }
+        let segment = self.segments.back_mut().expect("a segment");
+        let offset = segment.data.len() as u32;
+        segment.data.extend_from_slice(json);
+        for hash in hashes {
+            segment.data.extend_from_slice(&hash.to_le_bytes());
+        }
+        segment.live += 1;
+        (self.first_segment + self.segments.len() as u64 - 1, offset)
+    }
+
+    fn bytes_of(&self, held: &Held) -> &[u8] {
+        let segment = &self.segments[(held.segment - self.first_segment) as usize];
+        &segment.data[held.offset as usize..held.offset as usize + held.json as usize + held.hashes as usize * 8]
+    }
+
+    fn record(&self, held: &Held) -> Option<Record> {
+        Record::decode(&self.bytes_of(held)[..held.json as usize])
+    }
+
+    fn hashes(&self, held: &Held) -> Vec<u64> {
+        let bytes = &self.bytes_of(held)[held.json as usize..];
+        bytes.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).collect()
+    }
+
+    /// Drops the oldest record, and the segments left with none (but the one being filled).
+    fn drop_oldest(&mut self) {
+        let Some((&seq, held)) = self.records.first_key_value() else { return };
+        let hashes = self.hashes(held);
+        let Some((_, held)) = self.records.pop_first() else { return };
+        self.by_receiver.remove(&(hashes[0], seq));
+        for &fingerprint in &hashes[1..] {
+            self.by_fingerprint.remove(&(fingerprint, seq));
+        }
+        self.bytes -= held.bytes;
+        self.segments[(held.segment - self.first_segment) as usize].live -= 1;
+        while self.segments.len() > 1 && self.segments[0].live == 0 {
+            self.segments.pop_front();
+            self.first_segment += 1;
+        }
+    }
 }
 
 /// History kept in this process's memory.
@@ -76,14 +147,21 @@ impl MemoryHistory {
     fn keep(&self, mut kept: std::sync::MutexGuard<'_, Kept>, record: Record) {
         let seq = record.seq;
         kept.next_seq = kept.next_seq.max(seq + 1);
-        let encoded = record.encode().into_boxed_slice();
-        let bytes = Record::held_bytes(encoded.len(), record.fingerprints.len());
-        let hashes: Box<[u64]> =
+        let json = record.encode();
+        let hashes: Vec<u64> =
             std::iter::once(&record.receiver).chain(&record.fingerprints).map(|key| self.hash(key)).collect();
-        let held = Held { encoded, finished_unix_ms: record.finished_unix_ms, bytes, hashes };
-        drop(record);
-        kept.by_receiver.insert((held.hashes[0], seq));
-        for &fingerprint in &held.hashes[1..] {
+        let bytes = Record::held_bytes(json.len(), record.fingerprints.len());
+        let (segment, offset) = kept.append(&json, &hashes);
+        let held = Held {
+            segment,
+            offset,
+            json: json.len() as u32,
+            hashes: hashes.len() as u32,
+            finished_unix_ms: record.finished_unix_ms,
+            bytes,
+        };
+        kept.by_receiver.insert((hashes[0], seq));
+        for &fingerprint in &hashes[1..] {
             kept.by_fingerprint.insert((fingerprint, seq));
         }
         kept.bytes += bytes;
@@ -93,12 +171,7 @@ impl MemoryHistory {
             if kept.bytes <= self.limits.max_bytes() && oldest.finished_unix_ms >= oldest_kept {
                 break;
             }
-            let Some((seq, oldest)) = kept.records.pop_first() else { break };
-            kept.by_receiver.remove(&(oldest.hashes[0], seq));
-            for &fingerprint in &oldest.hashes[1..] {
-                kept.by_fingerprint.remove(&(fingerprint, seq));
-            }
-            kept.bytes -= oldest.bytes;
+            kept.drop_oldest();
         }
         set_totals(kept.records.len() as u64, kept.bytes);
     }
@@ -107,7 +180,7 @@ impl MemoryHistory {
     pub fn page(&self, query: &Query) -> Page {
         let kept = self.kept.lock().expect("history");
         let below = query.after.unwrap_or(u64::MAX);
-        let get = |seq: u64| Ok(kept.records.get(&seq).and_then(|held| Record::decode(&held.encoded)));
+        let get = |seq: u64| Ok(kept.records.get(&seq).and_then(|held| kept.record(held)));
         let result = match query.index() {
             super::Index::All => walk(kept.records.range(..below).rev().map(|(seq, _)| Ok(*seq)), get, query),
             super::Index::Receiver(name) => {
@@ -120,5 +193,59 @@ impl MemoryHistory {
             }
         };
         result.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HistoryConfig;
+    use crate::history::Outcome;
+
+    fn record(n: u64, receiver: &str) -> Record {
+        Record {
+            seq: 0,
+            receiver: receiver.into(),
+            tenant: None,
+            group_key: format!("{{}}:{{n=\"{n}\"}}"),
+            status: "firing".into(),
+            alerts: 2,
+            fingerprints: vec![format!("{n:016x}"), "shared".into()],
+            alertnames: vec!["A".into()],
+            id: format!("id-{n}"),
+            attempts: 1,
+            outcome: Outcome::Delivered,
+            reason: None,
+            http_status: Some(200),
+            error: None,
+            thread: None,
+            accepted_unix_ms: super::super::now_ms(),
+            finished_unix_ms: super::super::now_ms(),
+            latency_ms: 0,
+        }
+    }
+
+    /// The promise of the module docs: what is held is what is counted plus at most two segments,
+    /// however many records went through, and what is kept reads back whole and indexed.
+    #[test]
+    fn segments_are_freed_as_their_records_go() {
+        let max_bytes = 200_000;
+        let limits = Limits::new(&HistoryConfig { max_bytes: Some(max_bytes), ..Default::default() }, false);
+        let history = MemoryHistory::new(limits);
+        for n in 0..20_000 {
+            history.insert(record(n, if n % 2 == 0 { "even" } else { "odd" }));
+        }
+        let kept = history.kept.lock().unwrap();
+        assert!(kept.bytes <= max_bytes, "{} counted", kept.bytes);
+        let held: usize = kept.segments.iter().map(|s| s.data.capacity()).sum();
+        assert!(held <= max_bytes as usize + 2 * SEGMENT, "{held} bytes held in {} segments", kept.segments.len());
+        let count = kept.records.len();
+        drop(kept);
+        let page = history.page(&Query::parse("limit=1000&receiver=odd").unwrap());
+        assert_eq!(page.data.len(), count.div_ceil(2), "every kept record of the receiver (the newest is odd)");
+        assert!(page.data.iter().all(|r| r.receiver == "odd" && r.fingerprints.len() == 2));
+        assert_eq!(page.data[0].id, "id-19999", "the newest first");
+        let one = history.page(&Query::parse("fingerprint=0000000000004e1e").unwrap());
+        assert_eq!(one.data.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["id-19998"]);
     }
 }

@@ -116,9 +116,9 @@ impl Record {
     }
 
     /// What a record held in memory costs (the in-memory store counts this against
-    /// `history.max_bytes`; see [`memory`]): its encoding and its index hashes (two allocations,
-    /// each with the allocator's header), its map entry, and an index entry (hash and sequence)
-    /// for its receiver and each fingerprint, with a B-tree slot each.
+    /// `history.max_bytes`; see [`memory`]): its encoding and its index hashes (appended to the
+    /// store's buffers), its map entry, and an index entry (hash and sequence) for its receiver
+    /// and each fingerprint, with a B-tree slot each.
     pub fn memory_bytes(&self) -> u64 {
         Record::held_bytes(self.encode().len(), self.fingerprints.len())
     }
@@ -127,12 +127,10 @@ impl Record {
     pub fn held_bytes(encoded: usize, fingerprints: usize) -> u64 {
         /// A B-tree entry's share of its node, besides its key and value.
         const SLOT: usize = 32;
-        /// What the allocator adds to each allocation (its header, and rounding up).
-        const ALLOCATION: usize = 32;
         let hashes = (1 + fingerprints) * 8;
         let entry = 8 + memory::HELD + SLOT;
         let indexes = (1 + fingerprints) * (8 + 8 + SLOT);
-        (encoded + hashes + 2 * ALLOCATION + entry + indexes) as u64
+        (encoded + hashes + entry + indexes) as u64
     }
 
     /// The bytes a stored record counts against `history.max_bytes` in the spool file: its
