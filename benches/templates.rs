@@ -23,6 +23,11 @@ fn renderers() -> Vec<(String, std::sync::Arc<Renderer>)> {
             Preset::PagerDuty => "\n    preset_options: {routing_key: bench-key}",
             Preset::Opsgenie => "\n    preset_options: {api_key: bench-key}",
             Preset::Telegram => "\n    preset_options: {chat_id: -100123}",
+            Preset::Webex => "\n    preset_options: {room_id: bench-room, token: bench-token}",
+            Preset::Matrix => "\n    preset_options: {access_token: bench-token}",
+            Preset::Pushover => "\n    preset_options: {token: bench-token, user_key: bench-user}",
+            Preset::Ntfy => "\n    preset_options: {topic: bench}",
+            Preset::Gotify => "\n    preset_options: {token: bench-token}",
             _ => "",
         };
         yaml += &format!("  - name: {0}\n    url: http://127.0.0.1:1/\n    preset: {0}{options}\n", preset.name());

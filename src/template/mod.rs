@@ -435,4 +435,6 @@ pub fn sample_notification() -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod pinned;
+#[cfg(test)]
 mod tests;
