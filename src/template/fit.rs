@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 
-use super::helpers::{clip, clip_bytes, link, mrkdwn, unmention};
+use super::helpers::{clip, clip_bytes, link, mrkdwn, push_mrkdwn, unmention};
 use super::limits::{self, ensure, text};
 
 /// Registers `fit`.
@@ -231,13 +231,16 @@ impl LineStyle {
             }
             LineStyle::Slack => {
                 out.push_str(if firing { ":red_circle: *" } else { ":large_green_circle: *" });
-                out.push_str(&mrkdwn(&name));
+                push_mrkdwn(out, &name);
                 out.push('*');
                 if let Some(severity) = severity {
-                    let _ = write!(out, " `{}`", mrkdwn(&severity));
+                    out.push_str(" `");
+                    push_mrkdwn(out, &severity);
+                    out.push('`');
                 }
                 if let Some(summary) = summary {
-                    let _ = write!(out, " {}", mrkdwn(&summary));
+                    out.push(' ');
+                    push_mrkdwn(out, &summary);
                 }
                 if let Some(source) = source {
                     let _ = write!(out, " <{}|source>", mrkdwn(&source).replace('|', "%7C"));
