@@ -27,9 +27,19 @@ use minijinja::{Environment, Error, ErrorKind, Value};
 
 use super::limits::{self, Capped, ensure, text};
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: parse into a minijinja value tree, as before the tape, to compare the two paths.
+    pub(super) static VALUE_TREE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The notification as templates see it: its JSON parsed once per render into a flat tape that
 /// templates read lazily ([`super::view`]), or, past the tape's 4 GiB, into minijinja values.
 pub(super) fn parse(notification: &[u8]) -> Result<Value, serde_json::Error> {
+    #[cfg(test)]
+    if VALUE_TREE.with(std::cell::Cell::get) {
+        return serde_json::from_slice(notification);
+    }
     super::view::Tape::parse(notification).unwrap_or_else(|| serde_json::from_slice(notification))
 }
 

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use proptest::prelude::*;
 use serde_json::{Value as Json, json};
 
 use super::*;
@@ -294,4 +295,78 @@ fn every_render_is_byte_identical_to_the_pinned_outputs() {
     }
     let first = differ.first().map(|k| format!("\nfirst: {k}\npinned: {}\nnow:    {}", pinned[*k], outputs[*k]));
     assert!(differ.is_empty(), "{} outputs differ: {differ:?}{}", differ.len(), first.unwrap_or_default());
+}
+
+/// Alertmanager-shaped notifications with arbitrary text where alerts carry text, odd values
+/// where a template might not expect them, and arbitrary extra fields.
+fn any_notification() -> impl Strategy<Value = Json> {
+    let text = prop_oneof![Just(String::new()), "[a-zA-Z0-9 ]{1,12}", ".{0,40}", "[<>&|`*_@!\"\\\n\u{1}é🔥]{0,12}"];
+    let odd = prop_oneof![
+        text.clone().prop_map(Json::from),
+        Just(Json::Null),
+        any::<i64>().prop_map(Json::from),
+        any::<bool>().prop_map(Json::from),
+        (0.0f64..1e6).prop_map(Json::from),
+        prop::collection::vec(text.clone(), 0..3).prop_map(Json::from),
+    ];
+    let names = prop_oneof![Just("alertname".to_owned()), Just("severity".to_owned()), Just("summary".to_owned()),
+        Just("description".to_owned()), Just("instance".to_owned()), "[a-z_]{1,8}"];
+    let map = |values: BoxedStrategy<Json>| {
+        prop::collection::btree_map(names.clone(), values, 0..5).prop_map(|m| Json::Object(m.into_iter().collect()))
+    };
+    let labels = map(text.clone().prop_map(Json::from).boxed());
+    let annotations = map(prop_oneof![4 => text.clone().prop_map(Json::from), 1 => odd.clone()].boxed());
+    let url = prop_oneof![Just(None), text.clone().prop_map(|t| Some(format!("http://prom.example/{t}"))), ".{0,450}".prop_map(Some)];
+    let alert = (prop_oneof![Just("firing"), Just("resolved"), Just("pending")], labels.clone(), annotations, url.clone(), url)
+        .prop_map(|(status, labels, annotations, source, panel)| {
+            let mut a = json!({"status": status, "labels": labels, "annotations": annotations,
+                "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "f"});
+            if let Some(source) = source {
+                a["generatorURL"] = json!(source);
+            }
+            if let Some(panel) = panel {
+                a["panelURL"] = json!(panel);
+            }
+            a
+        });
+    (
+        prop::collection::vec(alert, 0..12),
+        prop_oneof![Just("firing"), Just("resolved")],
+        labels.clone(),
+        labels,
+        prop_oneof![Just(json!(0)), (0u64..50).prop_map(Json::from), odd.clone()],
+        prop_oneof![Just("http://am.example:9093".to_owned()), text.clone()],
+        text,
+        odd,
+    )
+        .prop_map(|(alerts, status, group, common, truncated, external, group_key, extra)| {
+            json!({"receiver": "r", "status": status, "alerts": alerts, "groupLabels": group, "commonLabels": common,
+                   "commonAnnotations": {}, "externalURL": external, "version": "4", "groupKey": group_key,
+                   "truncatedAlerts": truncated, "extra": extra})
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    // Regression: the lazy views render exactly what the value tree rendered, for every preset,
+    // a custom payload and a JSON body, over arbitrary notifications (issue 28's fast path).
+    #[test]
+    fn the_lazy_views_render_what_the_value_tree_rendered(notification in any_notification()) {
+        let bytes = serde_json::to_vec(&notification).unwrap();
+        let render = |renderer: &Renderer, tree: bool| {
+            helpers::VALUE_TREE.with(|t| t.set(tree));
+            let out = renderer.render(&bytes, Reveal::Send).map(|r| (r.body, r.url_suffix)).map_err(|e| e.to_string());
+            helpers::VALUE_TREE.with(|t| t.set(false));
+            out
+        };
+        for (name, renderer) in RENDERERS.with(|r| r.clone()).iter() {
+            prop_assert_eq!(render(renderer, false), render(renderer, true), "{}", name);
+        }
+    }
+}
+
+thread_local! {
+    /// Compiled once per test thread: building them is most of a case's time otherwise.
+    static RENDERERS: std::rc::Rc<Vec<(String, Renderer)>> = std::rc::Rc::new(renderers());
 }

@@ -63,18 +63,31 @@ impl Tape {
     /// the value of its root. `None`: too large for the tape's 32-bit offsets.
     pub(super) fn parse(json: &[u8]) -> Option<Result<Value, serde_json::Error>> {
         let _ = u32::try_from(json.len()).ok()?;
-        let mut builder = Build { base: json, tape: Tape::default(), scratch_entries: Vec::new(), scratch_items: Vec::new() };
-        let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let root = match NodeSeed(&mut builder).deserialize(&mut deserializer).and_then(|root| {
-            deserializer.end()?;
-            Ok(root)
-        }) {
-            Ok(root) => root,
-            Err(error) => return Some(Err(error)),
+        let doc = std::str::from_utf8(json).ok();
+        // The fast path: the strict scanner below; anything it leaves (or refuses) is parsed
+        // again by serde_json, which then gives its own value or error.
+        let scanned = doc.and_then(|doc| {
+            let mut build = Build::new(json);
+            let root = Scan { b: json, pos: 0, depth: 0, build: &mut build }.document()?;
+            Some((build.tape, root, doc))
+        });
+        let (mut tape, root, doc) = match scanned {
+            Some(done) => done,
+            None => {
+                let mut build = Build::new(json);
+                let mut deserializer = serde_json::Deserializer::from_slice(json);
+                let root = match NodeSeed(&mut build).deserialize(&mut deserializer).and_then(|root| {
+                    deserializer.end()?;
+                    Ok(root)
+                }) {
+                    Ok(root) => root,
+                    Err(error) => return Some(Err(error)),
+                };
+                // Valid UTF-8 once parsed (serde_json checks every string; the rest is ASCII).
+                (build.tape, root, doc?)
+            }
         };
-        let mut tape = builder.tape;
-        // Valid UTF-8 once parsed (serde_json checks every string; the rest is ASCII).
-        tape.doc = std::str::from_utf8(json).ok()?.into();
+        tape.doc = doc.into();
         Some(Ok(Arc::new(tape).value(root)))
     }
 
@@ -182,7 +195,11 @@ struct Build<'a> {
     scratch_items: Vec<u32>,
 }
 
-impl Build<'_> {
+impl<'a> Build<'a> {
+    fn new(base: &'a [u8]) -> Build<'a> {
+        Build { base, tape: Tape::default(), scratch_entries: Vec::new(), scratch_items: Vec::new() }
+    }
+
     fn push(&mut self, node: Node) -> u32 {
         self.tape.nodes.push(node);
         (self.tape.nodes.len() - 1) as u32
@@ -199,9 +216,191 @@ impl Build<'_> {
         Text { start, len: s.len() as u32, arena: true }
     }
 
-    fn key(&self, text: Text) -> &str {
-        let source = if text.arena { self.tape.arena.as_bytes() } else { self.base };
-        std::str::from_utf8(&source[text.start as usize..(text.start + text.len) as usize]).unwrap_or_default()
+    /// Closes the array whose items are `scratch_items[mark..]`.
+    fn close_seq(&mut self, mark: usize) -> u32 {
+        let start = self.tape.items.len() as u32;
+        self.tape.items.extend(self.scratch_items.drain(mark..));
+        let len = self.tape.items.len() as u32 - start;
+        self.push(Node::Seq { start, len })
+    }
+
+    /// Closes the object whose entries are `scratch_entries[mark..]`: sorted by key, the last
+    /// value of a repeated key, as a `BTreeMap` keeps them.
+    fn close_map(&mut self, mark: usize) -> u32 {
+        let Build { base, tape, scratch_entries, .. } = self;
+        let (base, arena): (&[u8], &[u8]) = (base, tape.arena.as_bytes());
+        // Bytes compare as the strings do (UTF-8 keeps the order of code points).
+        let key = |text: Text| {
+            let source = if text.arena { arena } else { base };
+            &source[text.start as usize..(text.start + text.len) as usize]
+        };
+        let open = &mut scratch_entries[mark..];
+        open.sort_by(|(a, _), (b, _)| key(*a).cmp(key(*b)));
+        let start = tape.entries.len() as u32;
+        for (index, entry) in open.iter().enumerate() {
+            let repeated = open.get(index + 1).is_some_and(|next| key(next.0) == key(entry.0));
+            if !repeated {
+                tape.entries.push(*entry);
+            }
+        }
+        let len = tape.entries.len() as u32 - start;
+        scratch_entries.truncate(mark);
+        self.push(Node::Map { start, len })
+    }
+}
+
+/// The fast path over valid UTF-8: JSON's grammar, strictly. A string without escapes is
+/// borrowed where it is; a string with escapes and every number are read by serde_json (the same
+/// unescaping and float parsing). Refuses (`None`) anything else, and nesting deeper than
+/// [`MAX_DEPTH`], so that serde_json decides (serde_json's own limit is 128).
+struct Scan<'s, 'a> {
+    b: &'a [u8],
+    pos: usize,
+    depth: usize,
+    build: &'s mut Build<'a>,
+}
+
+const MAX_DEPTH: usize = 100;
+
+impl Scan<'_, '_> {
+    fn document(mut self) -> Option<u32> {
+        let root = self.value()?;
+        self.ws();
+        (self.pos == self.b.len()).then_some(root)
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn value(&mut self) -> Option<u32> {
+        self.ws();
+        match *self.b.get(self.pos)? {
+            b'{' => self.map(),
+            b'[' => self.seq(),
+            b'"' => {
+                let text = self.string()?;
+                Some(self.build.push(Node::Str(text)))
+            }
+            b't' => self.literal(b"true", Node::Bool(true)),
+            b'f' => self.literal(b"false", Node::Bool(false)),
+            b'n' => self.literal(b"null", Node::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], node: Node) -> Option<u32> {
+        self.b[self.pos..].starts_with(word).then(|| {
+            self.pos += word.len();
+            self.build.push(node)
+        })
+    }
+
+    fn number(&mut self) -> Option<u32> {
+        let start = self.pos;
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.b.get(self.pos) {
+            self.pos += 1;
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.b[start..self.pos]);
+        let node = NodeSeed(&mut *self.build).deserialize(&mut deserializer).ok()?;
+        deserializer.end().ok()?;
+        Some(node)
+    }
+
+    /// A string at `pos` (its opening quote).
+    fn string(&mut self) -> Option<Text> {
+        let start = self.pos + 1;
+        let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+        if self.b[end] == b'"' {
+            if self.b[start..end].iter().any(|&c| c < 0x20) {
+                return None;
+            }
+            self.pos = end + 1;
+            return Some(Text { start: start as u32, len: (end - start) as u32, arena: false });
+        }
+        // Escapes: find the closing quote, and let serde_json unescape the string.
+        let mut at = end;
+        loop {
+            match self.b.get(at)? {
+                b'\\' => at += 2,
+                b'"' => break,
+                _ => at = at + 1 + memchr::memchr2(b'"', b'\\', self.b.get(at + 1..)?)?,
+            }
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.b[self.pos..=at]);
+        let text = KeySeed(&mut *self.build).deserialize(&mut deserializer).ok()?;
+        deserializer.end().ok()?;
+        self.pos = at + 1;
+        Some(text)
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        self.pos += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    /// After a value in a container: `,` (another follows) or the closing byte.
+    fn next(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let byte = *self.b.get(self.pos)?;
+        self.pos += 1;
+        match byte {
+            b',' => Some(true),
+            _ if byte == close => Some(false),
+            _ => None,
+        }
+    }
+
+    fn seq(&mut self) -> Option<u32> {
+        self.enter()?;
+        let mark = self.build.scratch_items.len();
+        self.ws();
+        if self.b.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+        } else {
+            loop {
+                let item = self.value()?;
+                self.build.scratch_items.push(item);
+                if !self.next(b']')? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(self.build.close_seq(mark))
+    }
+
+    fn map(&mut self) -> Option<u32> {
+        self.enter()?;
+        let mark = self.build.scratch_entries.len();
+        self.ws();
+        if self.b.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.ws();
+                if self.b.get(self.pos) != Some(&b'"') {
+                    return None;
+                }
+                let key = self.string()?;
+                self.ws();
+                if self.b.get(self.pos) != Some(&b':') {
+                    return None;
+                }
+                self.pos += 1;
+                let value = self.value()?;
+                self.build.scratch_entries.push((key, value));
+                if !self.next(b'}')? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(self.build.close_map(mark))
     }
 }
 
@@ -264,10 +463,7 @@ impl<'de, 'b, 'a: 'de> Visitor<'de> for NodeSeed<'b, 'a> {
         while let Some(item) = seq.next_element_seed(NodeSeed(&mut *build))? {
             build.scratch_items.push(item);
         }
-        let start = build.tape.items.len() as u32;
-        build.tape.items.extend(build.scratch_items.drain(mark..));
-        let len = build.tape.items.len() as u32 - start;
-        Ok(build.push(Node::Seq { start, len }))
+        Ok(build.close_seq(mark))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u32, A::Error> {
@@ -277,18 +473,7 @@ impl<'de, 'b, 'a: 'de> Visitor<'de> for NodeSeed<'b, 'a> {
             let value = map.next_value_seed(NodeSeed(&mut *build))?;
             build.scratch_entries.push((key, value));
         }
-        // As a BTreeMap keeps them: sorted by key, the last value of a repeated key.
-        let mut open = build.scratch_entries.split_off(mark);
-        open.sort_by(|(a, _), (b, _)| build.key(*a).cmp(build.key(*b)));
-        let start = build.tape.entries.len() as u32;
-        for (index, entry) in open.iter().enumerate() {
-            let repeated = open.get(index + 1).is_some_and(|next| build.key(next.0) == build.key(entry.0));
-            if !repeated {
-                build.tape.entries.push(*entry);
-            }
-        }
-        let len = build.tape.entries.len() as u32 - start;
-        Ok(build.push(Node::Map { start, len }))
+        Ok(build.close_map(mark))
     }
 }
 
@@ -340,8 +525,77 @@ mod tests {
     }
 
     #[test]
+    fn the_scanner_reads_what_serde_json_reads() {
+        let deep = format!("{}1{}", "[".repeat(110), "]".repeat(110));
+        for json in [
+            r#" { "\u0061" : 1 , "a" : [ ] , "b\"" : "\ud83d\udd25\n\/" , "c" : -0 , "d" : 1e300 } "#,
+            r#"[18446744073709551615, 18446744073709551616, -9223372036854775809, 1.5E-3, 0.1, 2e2, true, false, null]"#,
+            "{\"x\":\t{\"y\":\r\n[\"\u{e9}\u{1f525}\", {}]}}",
+            "\"top\"",
+            &deep,
+        ] {
+            let (view, tree) = both(json);
+            assert_eq!(format!("{view:?}"), format!("{tree:?}"), "{json}");
+            assert_eq!(serde_json::to_string(&view).unwrap(), serde_json::to_string(&tree).unwrap(), "{json}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 128, failure_persistence: None, ..Default::default() })]
+
+        // Regression: the views show any JSON as the value tree does (compact or indented).
+        #[test]
+        fn views_show_any_json_as_the_value_tree(json in any_json(), pretty in proptest::bool::ANY) {
+            let text = if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) }.unwrap();
+            let (view, tree) = both(&text);
+            proptest::prop_assert_eq!(format!("{view:?}"), format!("{tree:?}"));
+            proptest::prop_assert_eq!(serde_json::to_string(&view).unwrap(), serde_json::to_string(&tree).unwrap());
+        }
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value as Json;
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::from),
+            any::<i64>().prop_map(Json::from),
+            any::<u64>().prop_map(Json::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Json::from),
+            ".{0,12}".prop_map(Json::from),
+            "[\"\\\n\t\u{0}-\u{1f}<>&é🔥]{0,6}".prop_map(Json::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Json::from),
+                prop::collection::btree_map(".{0,6}", inner, 0..6).prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
     fn errors_are_serde_jsons() {
-        for bad in [r#"{"a": }"#, "[1, 2", r#"{"a": 1} x"#, "\"\\x\"", &("[".repeat(200) + &"]".repeat(200))] {
+        for bad in [
+            r#"{"a": }"#,
+            "[1, 2",
+            r#"{"a": 1} x"#,
+            "\"\\x\"",
+            &("[".repeat(200) + &"]".repeat(200)),
+            "[1,]",
+            r#"{"a":1,}"#,
+            "[01]",
+            "[-]",
+            "[tru]",
+            "[true1]",
+            "\"a\u{1}b\"",
+            r#""\ud800""#,
+            "",
+            "  ",
+            "[1 2]",
+            "[1e400]",
+            r#"{"a" 1}"#,
+            r#"{1: 2}"#,
+        ] {
             let tree = serde_json::from_str::<Value>(bad).unwrap_err().to_string();
             let view = Tape::parse(bad.as_bytes()).unwrap().unwrap_err().to_string();
             assert_eq!(view, tree, "{bad}");
