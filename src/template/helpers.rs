@@ -54,7 +54,8 @@ fn split_by_status(alerts: &Value) -> (Vec<Value>, Vec<Value>) {
     let (mut firing, mut resolved) = (Vec::new(), Vec::new());
     if let Ok(items) = alerts.try_iter() {
         for alert in items {
-            match alert.get_attr("status").ok().and_then(|s| s.as_str().map(str::to_owned)).as_deref() {
+            let status = alert.get_attr("status").ok();
+            match status.as_ref().and_then(Value::as_str) {
                 Some("resolved") => resolved.push(alert),
                 _ => firing.push(alert),
             }

@@ -159,6 +159,42 @@ impl Object for MapView {
     }
 }
 
+/// An object of the notification read in place, for Rust code that reads many alerts' fields
+/// (`fit`'s lines): no value is made for a field that is a string.
+#[derive(Clone, Copy)]
+pub(super) struct MapRef<'v> {
+    tape: &'v Tape,
+    start: u32,
+    len: u32,
+}
+
+/// A field as [`MapRef::get`] finds it.
+pub(super) enum Field<'v> {
+    Missing,
+    Str(&'v str),
+    Map(MapRef<'v>),
+    /// A number, boolean, null or array: read it as a value.
+    Other,
+}
+
+impl<'v> MapRef<'v> {
+    /// The object `value` is, when it is a view of a notification.
+    pub(super) fn of(value: &'v Value) -> Option<MapRef<'v>> {
+        let view = value.downcast_object_ref::<MapView>()?;
+        Some(MapRef { tape: &view.tape, start: view.start, len: view.len })
+    }
+
+    pub(super) fn get(self, key: &str) -> Field<'v> {
+        let entries = &self.tape.entries[self.start as usize..(self.start + self.len) as usize];
+        let Ok(at) = entries.binary_search_by(|(k, _)| self.tape.text(*k).cmp(key)) else { return Field::Missing };
+        match self.tape.nodes[entries[at].1 as usize] {
+            Node::Str(text) => Field::Str(self.tape.text(text)),
+            Node::Map { start, len } => Field::Map(MapRef { tape: self.tape, start, len }),
+            _ => Field::Other,
+        }
+    }
+}
+
 /// A JSON array: behaves as minijinja's `Vec<Value>`.
 struct SeqView {
     tape: Arc<Tape>,
