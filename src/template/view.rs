@@ -271,7 +271,10 @@ impl<'a> Build<'a> {
             &source[text.start as usize..(text.start + text.len) as usize]
         };
         let open = &mut scratch_entries[mark..];
-        open.sort_by(|(a, _), (b, _)| key(*a).cmp(key(*b)));
+        // Go's encoding/json writes a map's keys sorted: most label sets are already in order.
+        if !open.is_sorted_by(|(a, _), (b, _)| key(*a) <= key(*b)) {
+            open.sort_by(|(a, _), (b, _)| key(*a).cmp(key(*b)));
+        }
         let start = tape.entries.len() as u32;
         for (index, entry) in open.iter().enumerate() {
             let repeated = open.get(index + 1).is_some_and(|next| key(next.0) == key(entry.0));
@@ -349,13 +352,15 @@ impl Scan<'_, '_> {
     /// A string at `pos` (its opening quote).
     fn string(&mut self) -> Option<Text> {
         let start = self.pos + 1;
-        let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
-        if self.b[end] == b'"' {
-            if self.b[start..end].iter().any(|&c| c < 0x20) {
-                return None;
+        // Most strings are short: one loop finds the end and checks for control characters.
+        let end = start + self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        match self.b[end] {
+            b'"' => {
+                self.pos = end + 1;
+                return Some(Text { start: start as u32, len: (end - start) as u32, arena: false });
             }
-            self.pos = end + 1;
-            return Some(Text { start: start as u32, len: (end - start) as u32, arena: false });
+            b'\\' => {}
+            _ => return None,
         }
         // Escapes: find the closing quote, and let serde_json unescape the string.
         let mut at = end;
