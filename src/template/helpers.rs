@@ -34,13 +34,13 @@ thread_local! {
 }
 
 /// The notification as templates see it: its JSON parsed once per render into a flat tape that
-/// templates read lazily ([`super::view`]), or, past the tape's 4 GiB, into minijinja values.
+/// templates read lazily ([`super::tape`], [`super::view`]), or, past the tape's 4 GiB, into minijinja values.
 pub(super) fn parse(notification: &[u8]) -> Result<Value, serde_json::Error> {
     #[cfg(test)]
     if VALUE_TREE.with(std::cell::Cell::get) {
         return serde_json::from_slice(notification);
     }
-    super::view::Tape::parse(notification).unwrap_or_else(|| serde_json::from_slice(notification))
+    super::tape::parse(notification).unwrap_or_else(|| serde_json::from_slice(notification))
 }
 
 /// Builds the template context: the notification's fields, `firing`, `resolved` and `options`.

@@ -21,6 +21,7 @@ mod helpers;
 mod limits;
 mod payload;
 pub mod presets;
+mod tape;
 mod view;
 
 use std::fmt;
