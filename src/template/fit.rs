@@ -215,8 +215,7 @@ impl LineStyle {
         let within = |url: Cow<str>| Some(link(&url, budget)).filter(|l| !l.is_empty());
         let source = fields.text(None, "generatorURL").and_then(within);
         // Grafana's alerts name their panel or dashboard: linked after the source.
-        let dashboard =
-            fields.text(None, "panelURL").or_else(|| fields.text(None, "dashboardURL")).and_then(within);
+        let dashboard = fields.text(None, "panelURL").or_else(|| fields.text(None, "dashboardURL")).and_then(within);
         match self {
             LineStyle::Plain => {
                 out.push_str(if firing { "FIRING " } else { "RESOLVED " });

@@ -94,16 +94,18 @@ fn notifications() -> Vec<(&'static str, Json)> {
                 json!({"truncatedAlerts": 7}),
             ),
         ),
-        (
-            "firing-truncated",
-            notification("firing", mixed(4), json!({"truncatedAlerts": 12, "groupLabels": {}})),
-        ),
+        ("firing-truncated", notification("firing", mixed(4), json!({"truncatedAlerts": 12, "groupLabels": {}}))),
         (
             "hostile",
             notification(
                 "firing",
                 vec![
-                    alert(0, "firing", json!({"alertname": text, "severity": text, "x": text}), json!({"summary": text})),
+                    alert(
+                        0,
+                        "firing",
+                        json!({"alertname": text, "severity": text, "x": text}),
+                        json!({"summary": text}),
+                    ),
                     alert(1, "resolved", json!({"alertname": "<!here>"}), json!({"description": text})),
                 ],
                 json!({"groupLabels": {"alertname": text, "zone": "a|b"}, "commonLabels": {"severity": "CRITICAL",
@@ -202,7 +204,9 @@ fn bench_payload(builder: &mut Builder) -> PayloadNode {
     PayloadNode::Map(
         leaves
             .iter()
-            .map(|(k, v)| (Leaf::Text((*k).into()), PayloadNode::Leaf(builder.leaf(&format!(".{k}"), v, false).unwrap())))
+            .map(|(k, v)| {
+                (Leaf::Text((*k).into()), PayloadNode::Leaf(builder.leaf(&format!(".{k}"), v, false).unwrap()))
+            })
             .collect(),
     )
 }
@@ -225,8 +229,14 @@ fn renderers() -> Vec<(String, Renderer)> {
     let mut builder = Builder::new();
     builder.preset(Preset::Slack).unwrap();
     let overlay = PayloadNode::Map(vec![
-        (Leaf::Text("channel".into()), PayloadNode::Leaf(builder.leaf(".channel", "#{{ commonLabels.cluster }}", false).unwrap())),
-        (builder.leaf(".k", "x_{{ receiver }}", true).unwrap(), PayloadNode::Leaf(builder.leaf(".v", "{{ alerts | length }}", false).unwrap())),
+        (
+            Leaf::Text("channel".into()),
+            PayloadNode::Leaf(builder.leaf(".channel", "#{{ commonLabels.cluster }}", false).unwrap()),
+        ),
+        (
+            builder.leaf(".k", "x_{{ receiver }}", true).unwrap(),
+            PayloadNode::Leaf(builder.leaf(".v", "{{ alerts | length }}", false).unwrap()),
+        ),
     ]);
     out.push((
         "slack-with-overlay".into(),
@@ -309,26 +319,37 @@ fn any_notification() -> impl Strategy<Value = Json> {
         (0.0f64..1e6).prop_map(Json::from),
         prop::collection::vec(text.clone(), 0..3).prop_map(Json::from),
     ];
-    let names = prop_oneof![Just("alertname".to_owned()), Just("severity".to_owned()), Just("summary".to_owned()),
-        Just("description".to_owned()), Just("instance".to_owned()), "[a-z_]{1,8}"];
+    let names = prop_oneof![
+        Just("alertname".to_owned()),
+        Just("severity".to_owned()),
+        Just("summary".to_owned()),
+        Just("description".to_owned()),
+        Just("instance".to_owned()),
+        "[a-z_]{1,8}"
+    ];
     let map = |values: BoxedStrategy<Json>| {
         prop::collection::btree_map(names.clone(), values, 0..5).prop_map(|m| Json::Object(m.into_iter().collect()))
     };
     let labels = map(text.clone().prop_map(Json::from).boxed());
     let annotations = map(prop_oneof![4 => text.clone().prop_map(Json::from), 1 => odd.clone()].boxed());
-    let url = prop_oneof![Just(None), text.clone().prop_map(|t| Some(format!("http://prom.example/{t}"))), ".{0,450}".prop_map(Some)];
-    let alert = (prop_oneof![Just("firing"), Just("resolved"), Just("pending")], labels.clone(), annotations, url.clone(), url)
-        .prop_map(|(status, labels, annotations, source, panel)| {
-            let mut a = json!({"status": status, "labels": labels, "annotations": annotations,
+    let url = prop_oneof![
+        Just(None),
+        text.clone().prop_map(|t| Some(format!("http://prom.example/{t}"))),
+        ".{0,450}".prop_map(Some)
+    ];
+    let alert =
+        (prop_oneof![Just("firing"), Just("resolved"), Just("pending")], labels.clone(), annotations, url.clone(), url)
+            .prop_map(|(status, labels, annotations, source, panel)| {
+                let mut a = json!({"status": status, "labels": labels, "annotations": annotations,
                 "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "f"});
-            if let Some(source) = source {
-                a["generatorURL"] = json!(source);
-            }
-            if let Some(panel) = panel {
-                a["panelURL"] = json!(panel);
-            }
-            a
-        });
+                if let Some(source) = source {
+                    a["generatorURL"] = json!(source);
+                }
+                if let Some(panel) = panel {
+                    a["panelURL"] = json!(panel);
+                }
+                a
+            });
     (
         prop::collection::vec(alert, 0..12),
         prop_oneof![Just("firing"), Just("resolved")],

@@ -35,9 +35,15 @@ pub(super) enum Node {
     F64(f64),
     Str(Text),
     /// `entries[start..start + len]`, sorted by key, one entry per key.
-    Map { start: u32, len: u32 },
+    Map {
+        start: u32,
+        len: u32,
+    },
     /// `items[start..start + len]`.
-    Seq { start: u32, len: u32 },
+    Seq {
+        start: u32,
+        len: u32,
+    },
 }
 
 /// A parsed notification: its text, the strings that had escapes, and its values.
@@ -115,9 +121,7 @@ impl Object for MapView {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         self.mapped_rev_key_value_enumerator(|this| {
-            Box::new(
-                this.entries().iter().map(|(k, v)| (Value::from(this.tape.text(*k)), this.tape.value(*v))),
-            )
+            Box::new(this.entries().iter().map(|(k, v)| (Value::from(this.tape.text(*k)), this.tape.value(*v))))
         })
     }
 
