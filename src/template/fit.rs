@@ -6,13 +6,15 @@
 //! The budget is the template's to choose, so the bytes are bounded apart from it: a long
 //! `sep` with a huge budget is refused at the value limit of src/template/limits.rs.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, State, Value};
 
-use super::helpers::{clip, clip_bytes, link, mrkdwn, unmention};
+use super::helpers::{clip, clip_bytes, link, mrkdwn, push_mrkdwn, unmention};
 use super::limits::{self, ensure, text};
+use super::view::{Field, MapRef};
 
 /// Registers `fit`.
 pub(super) fn register(env: &mut Environment<'static>) {
@@ -194,24 +196,26 @@ impl LineStyle {
     }
 
     fn write(self, alert: &Value, out: &mut String) {
-        let firing = attr(alert, "status").as_str() == Some("firing");
-        let labels = attr(alert, "labels");
-        let name = truthy(attr(&labels, "alertname")).unwrap_or_else(|| "(no alertname)".into());
+        let fields = Fields { alert, view: MapRef::of(alert) };
+        let firing = match fields.view.map(|v| v.get("status")) {
+            Some(Field::Str(status)) => status == "firing",
+            Some(Field::Missing) => false,
+            _ => attr(alert, "status").as_str() == Some("firing"),
+        };
+        let name = fields.text(Some("labels"), "alertname").unwrap_or(Cow::Borrowed("(no alertname)"));
         let name = clip(&name, 100);
-        let severity = truthy(attr(&labels, "severity")).map(|s| clip(&s, 30));
-        let annotations = attr(alert, "annotations");
+        let severity = fields.text(Some("labels"), "severity").map(|s| clip(&s, 30));
         let summary = ["summary", "description", "message"]
             .into_iter()
-            .find_map(|key| truthy(attr(&annotations, key)))
+            .find_map(|key| fields.text(Some("annotations"), key))
             .map(|s| clip(&s, 300));
         // A link is whole or its origin, never cut (see `helpers::link`): 300 characters on
         // Discord, 400 elsewhere.
         let budget = if self == LineStyle::Discord { 300 } else { 400 };
-        let within = |url: String| Some(link(&url, budget)).filter(|l| !l.is_empty());
-        let source = truthy(attr(alert, "generatorURL")).and_then(within);
+        let within = |url: Cow<str>| Some(link(&url, budget)).filter(|l| !l.is_empty());
+        let source = fields.text(None, "generatorURL").and_then(within);
         // Grafana's alerts name their panel or dashboard: linked after the source.
-        let dashboard =
-            truthy(attr(alert, "panelURL")).or_else(|| truthy(attr(alert, "dashboardURL"))).and_then(within);
+        let dashboard = fields.text(None, "panelURL").or_else(|| fields.text(None, "dashboardURL")).and_then(within);
         match self {
             LineStyle::Plain => {
                 out.push_str(if firing { "FIRING " } else { "RESOLVED " });
@@ -231,13 +235,16 @@ impl LineStyle {
             }
             LineStyle::Slack => {
                 out.push_str(if firing { ":red_circle: *" } else { ":large_green_circle: *" });
-                out.push_str(&mrkdwn(&name));
+                push_mrkdwn(out, &name);
                 out.push('*');
                 if let Some(severity) = severity {
-                    let _ = write!(out, " `{}`", mrkdwn(&severity));
+                    out.push_str(" `");
+                    push_mrkdwn(out, &severity);
+                    out.push('`');
                 }
                 if let Some(summary) = summary {
-                    let _ = write!(out, " {}", mrkdwn(&summary));
+                    out.push(' ');
+                    push_mrkdwn(out, &summary);
                 }
                 if let Some(source) = source {
                     let _ = write!(out, " <{}|source>", mrkdwn(&source).replace('|', "%7C"));
@@ -281,6 +288,38 @@ impl LineStyle {
                 }
             }
         }
+    }
+}
+
+/// An alert's fields as a line reads them: in place when the alert is a view of the
+/// notification (a string field makes no value), else through minijinja values — the same text
+/// either way.
+struct Fields<'v> {
+    alert: &'v Value,
+    view: Option<MapRef<'v>>,
+}
+
+impl<'v> Fields<'v> {
+    /// `alert.object.key` (or `alert.key`) as text, when it is true in a condition.
+    fn text(&self, object: Option<&str>, key: &str) -> Option<Cow<'v, str>> {
+        if let Some(view) = self.view {
+            let inner = match object.map(|o| view.get(o)) {
+                None => Some(view),
+                Some(Field::Map(inner)) => Some(inner),
+                Some(Field::Missing) => return None,
+                Some(Field::Str(_) | Field::Other) => None,
+            };
+            match inner.map(|i| i.get(key)) {
+                Some(Field::Str(s)) => return (!s.is_empty()).then_some(Cow::Borrowed(s)),
+                Some(Field::Missing) => return None,
+                _ => {}
+            }
+        }
+        let parent = match object {
+            Some(o) => attr(self.alert, o),
+            None => self.alert.clone(),
+        };
+        truthy(attr(&parent, key)).map(Cow::Owned)
     }
 }
 

@@ -27,10 +27,20 @@ use minijinja::{Environment, Error, ErrorKind, Value};
 
 use super::limits::{self, Capped, ensure, text};
 
-/// The notification as templates see it: its JSON parsed straight into minijinja values (no
-/// `serde_json::Value` in between; this is done once per render).
+#[cfg(test)]
+thread_local! {
+    /// Tests: parse into a minijinja value tree, as before the tape, to compare the two paths.
+    pub(super) static VALUE_TREE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The notification as templates see it: its JSON parsed once per render into a flat tape that
+/// templates read lazily ([`super::tape`], [`super::view`]), or, past the tape's 4 GiB, into minijinja values.
 pub(super) fn parse(notification: &[u8]) -> Result<Value, serde_json::Error> {
-    serde_json::from_slice(notification)
+    #[cfg(test)]
+    if VALUE_TREE.with(std::cell::Cell::get) {
+        return serde_json::from_slice(notification);
+    }
+    super::tape::parse(notification).unwrap_or_else(|| serde_json::from_slice(notification))
 }
 
 /// Builds the template context: the notification's fields, `firing`, `resolved` and `options`.
@@ -44,7 +54,8 @@ fn split_by_status(alerts: &Value) -> (Vec<Value>, Vec<Value>) {
     let (mut firing, mut resolved) = (Vec::new(), Vec::new());
     if let Ok(items) = alerts.try_iter() {
         for alert in items {
-            match alert.get_attr("status").ok().and_then(|s| s.as_str().map(str::to_owned)).as_deref() {
+            let status = alert.get_attr("status").ok();
+            match status.as_ref().and_then(Value::as_str) {
                 Some("resolved") => resolved.push(alert),
                 _ => firing.push(alert),
             }
@@ -279,7 +290,8 @@ fn value_json(value: Value) -> Result<Value, Error> {
 
 /// At most `n` characters; a cut string ends with `…` (counted in the `n`).
 pub(super) fn clip(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
+    // A string of at most n bytes has at most n characters: not counted.
+    if s.len() <= n || s.chars().count() <= n {
         return s.to_owned();
     }
     if n == 0 {
@@ -306,7 +318,7 @@ pub(super) fn clip_bytes(s: &str, n: usize) -> &str {
 /// (`scheme://host:port/`, the Prometheus or Alertmanager it came from) when that fits, else
 /// nothing. Never clipped: a cut link opens a different page, or none, with no sign of it.
 pub(super) fn link(url: &str, n: usize) -> String {
-    if url.chars().count() <= n {
+    if url.len() <= n || url.chars().count() <= n {
         return url.to_owned();
     }
     let origin = url.split_once("://").and_then(|(scheme, rest)| {
@@ -351,15 +363,23 @@ fn opens_mention(rest: &str) -> bool {
 /// or forge a link.
 pub(super) fn mrkdwn(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
+    push_mrkdwn(&mut out, s);
     out
+}
+
+/// [`mrkdwn`] written onto `out`, the text between entities copied in runs.
+pub(super) fn push_mrkdwn(out: &mut String, s: &str) {
+    let mut last = 0;
+    for at in memchr::memchr3_iter(b'&', b'<', b'>', s.as_bytes()) {
+        out.push_str(&s[last..at]);
+        out.push_str(match s.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            _ => "&gt;",
+        });
+        last = at + 1;
+    }
+    out.push_str(&s[last..]);
 }
 
 pub(super) fn sha256_hex(s: &str) -> String {

@@ -21,6 +21,8 @@ mod helpers;
 mod limits;
 mod payload;
 pub mod presets;
+mod tape;
+mod view;
 
 use std::fmt;
 use std::io::Write;
@@ -434,5 +436,7 @@ pub fn sample_notification() -> Vec<u8> {
     .into_bytes()
 }
 
+#[cfg(test)]
+mod pinned;
 #[cfg(test)]
 mod tests;
