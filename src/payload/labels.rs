@@ -50,11 +50,53 @@ pub struct LabelSet<'a> {
     /// For each slot of a `LabelIndex`: the position of that label in `pairs`, `NONE`, or
     /// `BY_NAME` for a position too large to store (then the lookup goes by name, never wrongly
     /// "absent": an absent label satisfies `NotIn`/`!=`, so misreading one lets alerts through).
-    slots: Box<[u32]>,
+    slots: Slots,
 }
 
 const NONE: u32 = u32::MAX;
 const BY_NAME: u32 = u32::MAX - 1;
+
+/// Slots kept inline: rules usually name a handful of labels, and a box per alert was one
+/// allocation in four of a decode.
+const INLINE_SLOTS: usize = 8;
+
+/// Pairs of a set read on the stack before its vector is allocated: most alerts carry fewer.
+const STACKED: usize = 16;
+
+/// The slot positions of a set: inline up to [`INLINE_SLOTS`], boxed beyond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slots {
+    Inline { len: u8, slots: [u32; INLINE_SLOTS] },
+    Boxed(Box<[u32]>),
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots::Inline { len: 0, slots: [NONE; INLINE_SLOTS] }
+    }
+}
+
+impl Slots {
+    fn collect(positions: impl ExactSizeIterator<Item = u32>) -> Self {
+        let len = positions.len();
+        if len > INLINE_SLOTS {
+            return Slots::Boxed(positions.collect());
+        }
+        let mut slots = [NONE; INLINE_SLOTS];
+        for (slot, position) in slots.iter_mut().zip(positions) {
+            *slot = position;
+        }
+        Slots::Inline { len: len as u8, slots }
+    }
+
+    #[inline]
+    fn get(&self, slot: usize) -> Option<&u32> {
+        match self {
+            Slots::Inline { len, slots } => slots[..usize::from(*len)].get(slot),
+            Slots::Boxed(slots) => slots.get(slot),
+        }
+    }
+}
 
 impl<'a> LabelSet<'a> {
     /// Builds a set from pairs in any order.
@@ -71,19 +113,19 @@ impl<'a> LabelSet<'a> {
                 _ => deduped.push(pair),
             }
         }
-        LabelSet { pairs: deduped, slots: Box::default() }
+        LabelSet { pairs: deduped, slots: Slots::default() }
     }
 
     /// Resolves the names of `index` once, so that rules read labels by slot.
     pub fn index(&mut self, index: &LabelIndex) {
-        self.slots = index
-            .names()
-            .iter()
-            .map(|name| match self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
-                Ok(position) => u32::try_from(position).ok().filter(|&p| p < BY_NAME).unwrap_or(BY_NAME),
-                Err(_) => NONE,
-            })
-            .collect();
+        let pairs = &self.pairs;
+        self.slots =
+            Slots::collect(index.names().iter().map(
+                |name| match pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+                    Ok(position) => u32::try_from(position).ok().filter(|&p| p < BY_NAME).unwrap_or(BY_NAME),
+                    Err(_) => NONE,
+                },
+            ));
     }
 
     /// The pairs, sorted by name.
@@ -131,9 +173,26 @@ impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
                 f.write_str("an object of string values")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                // Read onto the stack first, so that the vector is allocated once at its size
+                // (serde_json does not tell the number of entries).
+                let mut stacked: [(Str<'de>, Str<'de>); STACKED] = Default::default();
+                let (mut count, mut spilled) = (0, Vec::new());
                 while let Some(pair) = map.next_entry::<Str<'de>, Str<'de>>()? {
-                    pairs.push(pair);
+                    if count < STACKED {
+                        stacked[count] = pair;
+                        count += 1;
+                    } else {
+                        if spilled.is_empty() {
+                            spilled.reserve(2 * STACKED);
+                            spilled.extend(stacked.iter_mut().map(std::mem::take));
+                        }
+                        spilled.push(pair);
+                    }
+                }
+                let mut pairs = spilled;
+                if pairs.is_empty() {
+                    pairs.reserve_exact(count);
+                    pairs.extend(stacked[..count].iter_mut().map(std::mem::take));
                 }
                 // Alertmanager (Go) writes map keys sorted: then one comparison per pair both
                 // checks the order and finds repeated names, and the vector is kept as it is.
@@ -146,7 +205,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
                         return Err(de::Error::custom(format_args!("duplicate label name {:?}", pair[0].0.as_str())));
                     }
                 }
-                Ok(LabelSet { pairs, slots: Box::default() })
+                Ok(LabelSet { pairs, slots: Slots::default() })
             }
         }
         deserializer.deserialize_map(SetVisitor)
@@ -184,6 +243,20 @@ mod tests {
         assert_eq!(set.get_slot(a, "a"), Some("1"));
         assert_eq!(set.get_slot(c, "c"), None, "empty counts as absent");
         assert_eq!(set.get_slot(missing, "zz"), None);
+    }
+
+    /// More names than fit inline are boxed, and still answer like names.
+    #[test]
+    fn slots_beyond_the_inline_ones_answer_like_names() {
+        let mut index = LabelIndex::default();
+        let slots: Vec<u32> = (0..INLINE_SLOTS + 3).map(|i| index.intern(&format!("n{i:02}"))).collect();
+        let mut set: LabelSet = serde_json::from_str(r#"{"n00":"a","n09":"b","n10":""}"#).unwrap();
+        set.index(&index);
+        assert!(matches!(set.slots, Slots::Boxed(_)));
+        let found: Vec<_> = slots.iter().map(|&slot| set.get_slot(slot, &format!("n{slot:02}"))).collect();
+        let expected: Vec<_> =
+            (0..INLINE_SLOTS + 3).map(|i| [(0, "a"), (9, "b")].iter().find(|p| p.0 == i).map(|p| p.1)).collect();
+        assert_eq!(found, expected);
     }
 
     /// Regression: slots were `u16`, so a label at position 65,535 or beyond read as absent and
