@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::depth::Nesting;
-use super::labels::{LabelSet, Str};
+use super::labels::{LabelSet, SetSeed, Str};
 
 /// Whether an alert (or a notification) is firing or resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -79,6 +79,11 @@ pub(super) struct AlertFields<'a> {
     pub nesting: usize,
 }
 
+/// Room reserved for an alert's labels and annotations before they are read: a kube-prometheus
+/// alert carries 10 to 20 labels, and a summary, a description and a runbook URL.
+const LABELS_CAPACITY: usize = 16;
+const ANNOTATIONS_CAPACITY: usize = 4;
+
 /// The fields of one alert, as Alertmanager spells them.
 const ALERT_FIELDS: [&str; 7] =
     ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"];
@@ -118,12 +123,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for AlertFields<'a> {
                         "status" => status = Some(map.next_value::<StatusText>()?.0),
                         "labels" if labels.is_some() => return Err(duplicate()),
                         "labels" => {
-                            labels = Some(map.next_value::<LabelSet<'de>>()?);
+                            labels = Some(map.next_value_seed(SetSeed { capacity: LABELS_CAPACITY })?);
                             nesting = nesting.max(1);
                         }
                         "annotations" if annotations.is_some() => return Err(duplicate()),
                         "annotations" => {
-                            annotations = Some(map.next_value::<LabelSet<'de>>()?);
+                            annotations = Some(map.next_value_seed(SetSeed { capacity: ANNOTATIONS_CAPACITY })?);
                             nesting = nesting.max(1);
                         }
                         "fingerprint" => {

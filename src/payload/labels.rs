@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::rule::{LabelIndex, Labels};
 
@@ -59,9 +59,6 @@ const BY_NAME: u32 = u32::MAX - 1;
 /// Slots kept inline: rules usually name a handful of labels, and a box per alert was one
 /// allocation in four of a decode.
 const INLINE_SLOTS: usize = 8;
-
-/// Pairs of a set read on the stack before its vector is allocated: most alerts carry fewer.
-const STACKED: usize = 16;
 
 /// The slot positions of a set: inline up to [`INLINE_SLOTS`], boxed beyond.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,33 +163,33 @@ impl Labels for LabelSet<'_> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SetVisitor;
+        SetSeed { capacity: 8 }.deserialize(deserializer)
+    }
+}
+
+/// A [`LabelSet`] read with room for `capacity` pairs first (serde_json does not tell how many
+/// there are): the decoder expects more labels than annotations, and a vector grown from 8 to
+/// 16 for 10 labels was one allocation in five of a decode.
+pub(super) struct SetSeed {
+    pub capacity: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for SetSeed {
+    type Value = LabelSet<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        struct SetVisitor {
+            capacity: usize,
+        }
         impl<'de> Visitor<'de> for SetVisitor {
             type Value = LabelSet<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of string values")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                // Read onto the stack first, so that the vector is allocated once at its size
-                // (serde_json does not tell the number of entries).
-                let mut stacked: [(Str<'de>, Str<'de>); STACKED] = Default::default();
-                let (mut count, mut spilled) = (0, Vec::new());
+                let mut pairs = Vec::with_capacity(self.capacity.min(MAX_CAPACITY));
                 while let Some(pair) = map.next_entry::<Str<'de>, Str<'de>>()? {
-                    if count < STACKED {
-                        stacked[count] = pair;
-                        count += 1;
-                    } else {
-                        if spilled.is_empty() {
-                            spilled.reserve(2 * STACKED);
-                            spilled.extend(stacked.iter_mut().map(std::mem::take));
-                        }
-                        spilled.push(pair);
-                    }
-                }
-                let mut pairs = spilled;
-                if pairs.is_empty() {
-                    pairs.reserve_exact(count);
-                    pairs.extend(stacked[..count].iter_mut().map(std::mem::take));
+                    pairs.push(pair);
                 }
                 // Alertmanager (Go) writes map keys sorted: then one comparison per pair both
                 // checks the order and finds repeated names, and the vector is kept as it is.
@@ -208,9 +205,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
                 Ok(LabelSet { pairs, slots: Slots::default() })
             }
         }
-        deserializer.deserialize_map(SetVisitor)
+        deserializer.deserialize_map(SetVisitor { capacity: self.capacity })
     }
 }
+
+/// The most pairs a set reserves before it has read any.
+const MAX_CAPACITY: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -225,6 +225,18 @@ mod tests {
         assert!(matches!(set.pairs[0].0.0, Cow::Borrowed(_)));
         assert_eq!(set.value("c"), Some(""));
         assert_eq!(set.get("c"), None, "empty counts as absent");
+    }
+
+    /// More pairs than the room reserved first are all kept (the vector grows).
+    #[test]
+    fn sets_larger_than_their_first_room_are_whole() {
+        let json =
+            format!("{{{}}}", (0..40).rev().map(|i| format!(r#""l{i:02}":"{i}""#)).collect::<Vec<_>>().join(","));
+        let mut de = serde_json::Deserializer::from_str(&json);
+        let set = SetSeed { capacity: 4 }.deserialize(&mut de).unwrap();
+        assert_eq!(set.len(), 40);
+        assert_eq!(set.pairs().next(), Some(("l00", "0")));
+        assert_eq!(set.value("l39"), Some("39"));
     }
 
     #[test]
