@@ -7,7 +7,7 @@ mod common;
 use std::hint::black_box;
 use std::path::Path;
 
-use amrelay::payload::{Notification, decode, decode_with, encode};
+use amrelay::payload::{Notification, decode, decode_with, decode_within, encode, nesting_exceeds};
 use amrelay::queue::Shared;
 use amrelay::reload::Reloader;
 use amrelay::route::{Recipients, plan};
@@ -27,6 +27,18 @@ fn decode_batches(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("naive_value", n), &body, |b, body| {
             b.iter(|| black_box(serde_json::from_slice::<Value>(body.as_bytes()).unwrap()))
+        });
+        // The webhook's decode under `max_json_depth` (32): the nesting checked by the decoder
+        // in its one pass, against the former separate pre-check then decode.
+        let index = LabelIndex::default();
+        group.bench_with_input(BenchmarkId::new("depth_folded", n), &body, |b, body| {
+            b.iter(|| black_box(decode_within(body.as_bytes(), &index, 32).unwrap().alerts.len()))
+        });
+        group.bench_with_input(BenchmarkId::new("depth_precheck", n), &body, |b, body| {
+            b.iter(|| {
+                assert!(!nesting_exceeds(body.as_bytes(), 32));
+                black_box(decode_with(body.as_bytes(), &index).unwrap().alerts.len())
+            })
         });
     }
     group.finish();
@@ -132,7 +144,8 @@ fn naive_route(body: &[u8], receivers: usize) -> usize {
 }
 
 fn amrelay_route(snapshot: &Snapshot, body: &[u8]) -> usize {
-    let n: Notification = decode_with(body, &snapshot.label_index).unwrap();
+    let max_depth = snapshot.server.inbound.limits.max_json_depth;
+    let n: Notification = decode_within(body, &snapshot.label_index, max_depth).unwrap();
     plan(snapshot, &n, Recipients::All).iter().map(|p| p.body.len()).sum()
 }
 

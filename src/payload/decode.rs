@@ -8,54 +8,15 @@
 //! `routeLabels`, …) are kept as raw JSON too, so a newer Alertmanager's additions reach the
 //! downstream untouched.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::labels::{LabelSet, Str};
+use super::alert::{Alert, AlertFields, StatusText, smuggled};
+use super::depth::{Nesting, nesting_exceeds};
+use super::labels::Str;
 use crate::rule::LabelIndex;
 
-/// Whether an alert (or a notification) is firing or resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Firing,
-    Resolved,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Firing => "firing",
-            Status::Resolved => "resolved",
-        }
-    }
-}
-
-/// One alert: its JSON text as received plus the fields routing looks at.
-#[derive(Debug)]
-pub struct Alert<'a> {
-    pub raw: &'a str,
-    pub status: Status,
-    pub labels: LabelSet<'a>,
-    pub annotations: LabelSet<'a>,
-    /// Alertmanager's `fingerprint`, for the history record (`None` when absent or not a string:
-    /// routing never reads it, so it refuses nothing).
-    pub fingerprint: Option<Str<'a>>,
-}
-
-/// The fields of an alert routing (and history) reads; the others are only checked for smuggled
-/// spellings.
-struct AlertFields<'a> {
-    status: Status,
-    labels: LabelSet<'a>,
-    annotations: LabelSet<'a>,
-    fingerprint: Option<Str<'a>>,
-}
-
-/// The fields of a version "4" notification and of one of its alerts, as Alertmanager spells them.
+/// The fields of a version "4" notification, as Alertmanager spells them.
 const TOP_LEVEL_FIELDS: [&str; 10] = [
     "receiver",
     "status",
@@ -68,115 +29,6 @@ const TOP_LEVEL_FIELDS: [&str; 10] = [
     "groupKey",
     "truncatedAlerts",
 ];
-const ALERT_FIELDS: [&str; 7] =
-    ["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"];
-
-/// The known field that `key` spells differently, as Go's `encoding/json` would match it: ASCII
-/// case folded, plus the two non-ASCII letters whose simple case folding reaches an ASCII one
-/// (`ſ` → `s`, the Kelvin sign `K` → `k`). Such a key is refused: amrelay would pass it on
-/// untouched beside the field it filtered, and a Go downstream would read either.
-fn smuggled<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    let folded = |c: char| match c {
-        '\u{17f}' => 's',
-        '\u{212a}' => 'k',
-        c => c.to_ascii_lowercase(),
-    };
-    known
-        .iter()
-        .copied()
-        .find(|name| *name != key && key.chars().map(folded).eq(name.chars().map(|c| c.to_ascii_lowercase())))
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for AlertFields<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::{Error, MapAccess, Visitor};
-        struct FieldsVisitor;
-        impl<'de> Visitor<'de> for FieldsVisitor {
-            type Value = AlertFields<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an alert object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let (mut status, mut labels, mut annotations, mut fingerprint) = (None, None, None, None);
-                while let Some(key) = map.next_key::<Str<'de>>()? {
-                    let duplicate = || A::Error::custom(format_args!("duplicate field `{}`", key.as_str()));
-                    match key.as_str() {
-                        "status" if status.is_some() => return Err(duplicate()),
-                        "status" => status = Some(map.next_value::<Status>()?),
-                        "labels" if labels.is_some() => return Err(duplicate()),
-                        "labels" => labels = Some(map.next_value::<LabelSet<'de>>()?),
-                        "annotations" if annotations.is_some() => return Err(duplicate()),
-                        "annotations" => annotations = Some(map.next_value::<LabelSet<'de>>()?),
-                        "fingerprint" => fingerprint = map.next_value::<IfString<'de>>()?.0,
-                        other => {
-                            if let Some(known) = smuggled(other, &ALERT_FIELDS) {
-                                return Err(A::Error::custom(format_args!(
-                                    "field `{other}` differs from `{known}` only by case: refused, as Go decoders \
-                                     would read it as `{known}`"
-                                )));
-                            }
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(AlertFields {
-                    status: status.ok_or_else(|| A::Error::missing_field("status"))?,
-                    labels: labels.ok_or_else(|| A::Error::missing_field("labels"))?,
-                    annotations: annotations.unwrap_or_default(),
-                    fingerprint,
-                })
-            }
-        }
-        deserializer.deserialize_map(FieldsVisitor)
-    }
-}
-
-/// A value kept when it is a string and skipped otherwise: what a field nothing depends on is
-/// read as, so that an odd value there refuses nothing.
-struct IfString<'a>(Option<Str<'a>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for IfString<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::{MapAccess, SeqAccess, Visitor};
-        struct IfStringVisitor;
-        impl<'de> Visitor<'de> for IfStringVisitor {
-            type Value = IfString<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(IfString(Some(Str(Cow::Borrowed(v)))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(IfString(Some(Str(Cow::Owned(v.to_owned())))))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(IfString(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(IfString(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(IfString(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(IfString(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(IfString(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(IfString(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(IfString(None))
-            }
-        }
-        deserializer.deserialize_any(IfStringVisitor)
-    }
-}
 
 /// Who sent a notification: the two webhook payloads amrelay takes share one shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,17 +83,44 @@ pub enum DecodeError {
     MissingVersion,
     #[error("missing field `alerts`: not an Alertmanager webhook payload")]
     MissingAlerts,
+    /// Arrays and objects nest deeper than the limit given to [`decode_within`].
+    #[error("JSON nested deeper than {0} levels")]
+    TooDeep(usize),
 }
 
-/// Decodes and checks a request body.
+/// Decodes and checks a request body, however deep it nests (what was accepted once is read
+/// again this way: history, mutes, explanations).
 pub fn decode(body: &[u8]) -> Result<Notification<'_>, DecodeError> {
     decode_with(body, &LabelIndex::default())
 }
 
 /// Decodes a body and resolves the label names of `index` in every alert, for fast rules.
 pub fn decode_with<'a>(body: &'a [u8], index: &LabelIndex) -> Result<Notification<'a>, DecodeError> {
+    decode_within(body, index, usize::MAX)
+}
+
+/// [`decode_with`], refusing a body whose arrays and objects nest deeper than `max_depth` (the
+/// top-level object counts 1) with [`DecodeError::TooDeep`], in the same pass.
+///
+/// A body refused for any reason that also nests too deep is refused as `TooDeep`, whatever
+/// came first: exactly what a separate pre-check would answer. The reference scan runs only on
+/// that (refused) path.
+pub fn decode_within<'a>(
+    body: &'a [u8],
+    index: &LabelIndex,
+    max_depth: usize,
+) -> Result<Notification<'a>, DecodeError> {
+    decode_body(body, index, max_depth).map_err(|error| match error {
+        // No body nests deeper than it is long.
+        DecodeError::TooDeep(_) => error,
+        _ if max_depth < body.len() && nesting_exceeds(body, max_depth) => DecodeError::TooDeep(max_depth),
+        _ => error,
+    })
+}
+
+fn decode_body<'a>(body: &'a [u8], index: &LabelIndex, max_depth: usize) -> Result<Notification<'a>, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|_| DecodeError::NotUtf8)?;
-    let mut cursor = Cursor { text, pos: 0 };
+    let mut cursor = Cursor { text, pos: 0, max_depth };
     let mut top = TopLevel::default();
     cursor.object(|cursor, key| top.field(cursor, key, index))?;
     cursor.skip_ws();
@@ -288,7 +167,8 @@ impl<'a> TopLevel<'a> {
         match key.as_str() {
             "receiver" => set_once(&mut self.receiver, cursor.raw_of_kind("receiver", b'"', "a string")?, duplicate),
             "groupLabels" => {
-                set_once(&mut self.group_labels, cursor.raw_of_kind("groupLabels", b'{', "an object")?, duplicate)
+                let raw = cursor.raw_of_kind("groupLabels", b'{', "an object")?;
+                set_once(&mut self.group_labels, cursor.within(raw)?, duplicate)
             }
             "externalURL" => {
                 set_once(&mut self.external_url, cursor.raw_of_kind("externalURL", b'"', "a string")?, duplicate)
@@ -303,15 +183,15 @@ impl<'a> TopLevel<'a> {
             // Recomputed per receiver; only their shape is checked.
             "status" => {
                 once(&mut self.status_seen, duplicate)?;
-                cursor.value::<Status>().map(drop)
+                cursor.value::<StatusText>().map(drop)
             }
             "commonLabels" => {
                 once(&mut self.common_labels_seen, duplicate)?;
-                cursor.value::<IgnoredAny>().map(drop)
+                cursor.skipped()
             }
             "commonAnnotations" => {
                 once(&mut self.common_annotations_seen, duplicate)?;
-                cursor.value::<IgnoredAny>().map(drop)
+                cursor.skipped()
             }
             other => {
                 if let Some(known) = smuggled(other, &TOP_LEVEL_FIELDS) {
@@ -324,7 +204,7 @@ impl<'a> TopLevel<'a> {
                     return Err(duplicate());
                 }
                 let value = cursor.value()?;
-                self.extras.push((key, value));
+                self.extras.push((key, cursor.within(value)?));
                 Ok(())
             }
         }
@@ -345,10 +225,15 @@ fn once(seen: &mut bool, duplicate: impl Fn() -> DecodeError) -> Result<(), Deco
     Ok(())
 }
 
+/// The most alerts reserved from the estimate after the first one; more grow the vector.
+const MAX_RESERVED_ALERTS: usize = 256;
+
 /// A position in the body; values are handed to serde_json, structure is walked here.
 struct Cursor<'a> {
     text: &'a str,
     pos: usize,
+    /// `max_json_depth`: the top-level object is 1 deep, `alerts` 2, an alert 3, its labels 4.
+    max_depth: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -417,6 +302,30 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Whether a value opening `levels` levels, found `at` levels deep, stays within the limit.
+    fn fits(&self, at: usize, levels: usize) -> Result<(), DecodeError> {
+        match at.checked_add(levels) {
+            Some(depth) if depth <= self.max_depth => Ok(()),
+            _ => Err(DecodeError::TooDeep(self.max_depth)),
+        }
+    }
+
+    /// A top-level value skipped, its nesting checked (it sits 1 deep).
+    fn skipped(&mut self) -> Result<(), DecodeError> {
+        let Nesting(levels) = self.value()?;
+        self.fits(1, levels)
+    }
+
+    /// A top-level value kept as raw JSON, its nesting checked. Raw values are usually short:
+    /// one that is shorter than the room left cannot nest too deep and is not scanned.
+    fn within(&self, raw: &'a RawValue) -> Result<&'a RawValue, DecodeError> {
+        let room = self.max_depth.saturating_sub(1);
+        if raw.get().len() > room && nesting_exceeds(raw.get().as_bytes(), room) {
+            return Err(DecodeError::TooDeep(self.max_depth));
+        }
+        Ok(raw)
+    }
+
     /// A raw value whose JSON text must start with `first` (a string, an object…).
     fn raw_of_kind(&mut self, field: &str, first: u8, kind: &str) -> Result<&'a RawValue, DecodeError> {
         self.skip_ws();
@@ -435,6 +344,7 @@ impl<'a> Cursor<'a> {
         mut field: impl FnMut(&mut Self, Str<'a>) -> Result<(), DecodeError>,
     ) -> Result<(), DecodeError> {
         self.expect(b'{', "an Alertmanager webhook object")?;
+        self.fits(0, 1)?;
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -468,6 +378,7 @@ impl<'a> Cursor<'a> {
     /// The `alerts` array: each alert parsed once, its text kept as received.
     fn alerts(&mut self, index: &LabelIndex) -> Result<Vec<Alert<'a>>, DecodeError> {
         self.expect(b'[', "`[`: field `alerts` must be an array")?;
+        self.fits(1, 1)?;
         let mut alerts = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b']') {
@@ -480,9 +391,16 @@ impl<'a> Cursor<'a> {
             let position = alerts.len();
             let mut fields: AlertFields<'a> =
                 self.value_with(|message| DecodeError::Alert { index: position, message })?;
+            self.fits(2, 1 + fields.nesting)?;
             fields.labels.index(index);
             let raw = &self.text[start..self.pos];
-            let AlertFields { status, labels, annotations, fingerprint } = fields;
+            if alerts.is_empty() {
+                // Alerts of a batch are alike: the rest of the body holds about this many more
+                // (bounded, so that a tiny first alert before a large field reserves little).
+                let rest = (self.text.len() - self.pos) / raw.len().max(1);
+                alerts.reserve_exact(1 + rest.min(MAX_RESERVED_ALERTS));
+            }
+            let AlertFields { status, labels, annotations, fingerprint, .. } = fields;
             alerts.push(Alert { raw, status, labels, annotations, fingerprint });
             self.skip_ws();
             match self.peek() {
@@ -508,6 +426,7 @@ fn line_column_to_offset(text: &str, line: usize, column: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payload::Status;
 
     const EXAMPLE: &str = include_str!("../../tests/fixtures/am-payload-multi.json");
 
@@ -550,6 +469,49 @@ mod tests {
         let n = decode(body.as_bytes()).unwrap();
         assert_eq!(n.alerts.len(), 2);
         assert_eq!(n.alerts[1].raw, r#"{"status":"firing","labels":{"a":"b"}}"#);
+    }
+
+    /// The nesting limit is checked by the decoder at every level it walks or skips.
+    #[test]
+    fn refuses_what_nests_deeper_than_the_limit() {
+        let index = LabelIndex::default();
+        let depth_of = |body: &str| {
+            (1..12).find(|&max| decode_within(body.as_bytes(), &index, max).is_ok()).expect("decodes at some depth")
+        };
+        let alert = |extra: &str| format!(r#"{{"version":"4","alerts":[{{"status":"firing","labels":{{}}{extra}}}]}}"#);
+        assert_eq!(depth_of(r#"{"version":"4","alerts":[]}"#), 2);
+        assert_eq!(depth_of(&alert("")), 4);
+        assert_eq!(depth_of(&alert(r#","x":[[{"y":[]}]]"#)), 7);
+        assert_eq!(depth_of(&alert(r#","fingerprint":{"a":[[]]}"#)), 6);
+        assert_eq!(depth_of(r#"{"version":"4","alerts":[],"commonLabels":{"a":[[[]]]}}"#), 5);
+        assert_eq!(depth_of(r#"{"version":"4","alerts":[],"groupLabels":{"a":[[[[]]]]}}"#), 6);
+        assert_eq!(depth_of(r#"{"version":"4","alerts":[],"x":"[[[[[[[[[[[[[[","y":[[]]}"#), 3);
+        let error = decode_within(alert("").as_bytes(), &index, 3).unwrap_err();
+        assert!(matches!(error, DecodeError::TooDeep(3)), "{error}");
+    }
+
+    /// A body both invalid and too deep is refused as too deep, whichever problem comes first.
+    #[test]
+    fn too_deep_comes_before_other_errors() {
+        let index = LabelIndex::default();
+        let deep = "[".repeat(40);
+        let not_utf8 = [b"\xff".as_slice(), deep.as_bytes()].concat();
+        for body in [not_utf8, format!(r#"{{"version":5,"x":{deep}"#).into_bytes(), format!("[{deep}").into_bytes()] {
+            let error = decode_within(&body, &index, 32).unwrap_err();
+            assert!(matches!(error, DecodeError::TooDeep(32)), "{error}");
+            assert!(!matches!(decode(&body), Err(DecodeError::TooDeep(_))), "unlimited");
+        }
+    }
+
+    /// Only a string is a status: serde's enum derive also took `{"firing": null}`.
+    #[test]
+    fn a_status_is_a_string() {
+        let body = r#"{"version":"4","alerts":[{"status":{"firing":null},"labels":{}}]}"#;
+        assert!(decode(body.as_bytes()).unwrap_err().to_string().contains("alerts[0]"));
+        let body = r#"{"version":"4","status":{"resolved":null},"alerts":[]}"#;
+        assert!(decode(body.as_bytes()).is_err());
+        let body = r#"{"version":"4","alerts":[{"status":"fir\u0069ng","labels":{}}]}"#;
+        assert_eq!(decode(body.as_bytes()).unwrap().alerts[0].status, Status::Firing);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 
 use std::io::Write;
 
-use super::decode::{Alert, Notification, Source, Status};
+use super::alert::{Alert, Status};
+use super::decode::{Notification, Source};
 use super::labels::LabelSet;
 
 /// Writes the payload for `matched` (indices into `n.alerts`, in order), keeping at most

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::rule::{LabelIndex, Labels};
 
@@ -50,11 +50,50 @@ pub struct LabelSet<'a> {
     /// For each slot of a `LabelIndex`: the position of that label in `pairs`, `NONE`, or
     /// `BY_NAME` for a position too large to store (then the lookup goes by name, never wrongly
     /// "absent": an absent label satisfies `NotIn`/`!=`, so misreading one lets alerts through).
-    slots: Box<[u32]>,
+    slots: Slots,
 }
 
 const NONE: u32 = u32::MAX;
 const BY_NAME: u32 = u32::MAX - 1;
+
+/// Slots kept inline: rules usually name a handful of labels, and a box per alert was one
+/// allocation in four of a decode.
+const INLINE_SLOTS: usize = 8;
+
+/// The slot positions of a set: inline up to [`INLINE_SLOTS`], boxed beyond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slots {
+    Inline { len: u8, slots: [u32; INLINE_SLOTS] },
+    Boxed(Box<[u32]>),
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots::Inline { len: 0, slots: [NONE; INLINE_SLOTS] }
+    }
+}
+
+impl Slots {
+    fn collect(positions: impl ExactSizeIterator<Item = u32>) -> Self {
+        let len = positions.len();
+        if len > INLINE_SLOTS {
+            return Slots::Boxed(positions.collect());
+        }
+        let mut slots = [NONE; INLINE_SLOTS];
+        for (slot, position) in slots.iter_mut().zip(positions) {
+            *slot = position;
+        }
+        Slots::Inline { len: len as u8, slots }
+    }
+
+    #[inline]
+    fn get(&self, slot: usize) -> Option<&u32> {
+        match self {
+            Slots::Inline { len, slots } => slots[..usize::from(*len)].get(slot),
+            Slots::Boxed(slots) => slots.get(slot),
+        }
+    }
+}
 
 impl<'a> LabelSet<'a> {
     /// Builds a set from pairs in any order.
@@ -71,19 +110,19 @@ impl<'a> LabelSet<'a> {
                 _ => deduped.push(pair),
             }
         }
-        LabelSet { pairs: deduped, slots: Box::default() }
+        LabelSet { pairs: deduped, slots: Slots::default() }
     }
 
     /// Resolves the names of `index` once, so that rules read labels by slot.
     pub fn index(&mut self, index: &LabelIndex) {
-        self.slots = index
-            .names()
-            .iter()
-            .map(|name| match self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
-                Ok(position) => u32::try_from(position).ok().filter(|&p| p < BY_NAME).unwrap_or(BY_NAME),
-                Err(_) => NONE,
-            })
-            .collect();
+        let pairs = &self.pairs;
+        self.slots =
+            Slots::collect(index.names().iter().map(
+                |name| match pairs.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+                    Ok(position) => u32::try_from(position).ok().filter(|&p| p < BY_NAME).unwrap_or(BY_NAME),
+                    Err(_) => NONE,
+                },
+            ));
     }
 
     /// The pairs, sorted by name.
@@ -124,14 +163,31 @@ impl Labels for LabelSet<'_> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SetVisitor;
+        SetSeed { capacity: 8 }.deserialize(deserializer)
+    }
+}
+
+/// A [`LabelSet`] read with room for `capacity` pairs first (serde_json does not tell how many
+/// there are): the decoder expects more labels than annotations, and a vector grown from 8 to
+/// 16 for 10 labels was one allocation in five of a decode.
+pub(super) struct SetSeed {
+    pub capacity: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for SetSeed {
+    type Value = LabelSet<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        struct SetVisitor {
+            capacity: usize,
+        }
         impl<'de> Visitor<'de> for SetVisitor {
             type Value = LabelSet<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of string values")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                let mut pairs = Vec::with_capacity(self.capacity.min(MAX_CAPACITY));
                 while let Some(pair) = map.next_entry::<Str<'de>, Str<'de>>()? {
                     pairs.push(pair);
                 }
@@ -146,12 +202,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for LabelSet<'a> {
                         return Err(de::Error::custom(format_args!("duplicate label name {:?}", pair[0].0.as_str())));
                     }
                 }
-                Ok(LabelSet { pairs, slots: Box::default() })
+                Ok(LabelSet { pairs, slots: Slots::default() })
             }
         }
-        deserializer.deserialize_map(SetVisitor)
+        deserializer.deserialize_map(SetVisitor { capacity: self.capacity })
     }
 }
+
+/// The most pairs a set reserves before it has read any.
+const MAX_CAPACITY: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -166,6 +225,18 @@ mod tests {
         assert!(matches!(set.pairs[0].0.0, Cow::Borrowed(_)));
         assert_eq!(set.value("c"), Some(""));
         assert_eq!(set.get("c"), None, "empty counts as absent");
+    }
+
+    /// More pairs than the room reserved first are all kept (the vector grows).
+    #[test]
+    fn sets_larger_than_their_first_room_are_whole() {
+        let json =
+            format!("{{{}}}", (0..40).rev().map(|i| format!(r#""l{i:02}":"{i}""#)).collect::<Vec<_>>().join(","));
+        let mut de = serde_json::Deserializer::from_str(&json);
+        let set = SetSeed { capacity: 4 }.deserialize(&mut de).unwrap();
+        assert_eq!(set.len(), 40);
+        assert_eq!(set.pairs().next(), Some(("l00", "0")));
+        assert_eq!(set.value("l39"), Some("39"));
     }
 
     #[test]
@@ -184,6 +255,20 @@ mod tests {
         assert_eq!(set.get_slot(a, "a"), Some("1"));
         assert_eq!(set.get_slot(c, "c"), None, "empty counts as absent");
         assert_eq!(set.get_slot(missing, "zz"), None);
+    }
+
+    /// More names than fit inline are boxed, and still answer like names.
+    #[test]
+    fn slots_beyond_the_inline_ones_answer_like_names() {
+        let mut index = LabelIndex::default();
+        let slots: Vec<u32> = (0..INLINE_SLOTS + 3).map(|i| index.intern(&format!("n{i:02}"))).collect();
+        let mut set: LabelSet = serde_json::from_str(r#"{"n00":"a","n09":"b","n10":""}"#).unwrap();
+        set.index(&index);
+        assert!(matches!(set.slots, Slots::Boxed(_)));
+        let found: Vec<_> = slots.iter().map(|&slot| set.get_slot(slot, &format!("n{slot:02}"))).collect();
+        let expected: Vec<_> =
+            (0..INLINE_SLOTS + 3).map(|i| [(0, "a"), (9, "b")].iter().find(|p| p.0 == i).map(|p| p.1)).collect();
+        assert_eq!(found, expected);
     }
 
     /// Regression: slots were `u16`, so a label at position 65,535 or beyond read as absent and

@@ -18,7 +18,6 @@ use super::body::{check_content_type, read_body_charged};
 use super::response::{ApiError, HttpResponse, json, text};
 use super::state::AppState;
 use crate::editor::EnabledLine;
-use crate::payload::decode_with;
 use crate::snapshot::Snapshot;
 
 const PAGE: &str = include_str!("console.html");
@@ -36,8 +35,8 @@ pub fn page() -> HttpResponse {
 
 /// `POST /api/v1/route-test`: which receiver would get which alert of a v4 payload, and why the
 /// others would not. The body is checked and decoded exactly as `/webhook` does it (size,
-/// content type, [`decode_with`] the snapshot's label index), but nothing is queued, delivered
-/// or counted. The body is charged to the process byte budget while it is explained, as a
+/// content type, [`decode_body`](super::limits::decode_body) with the snapshot's label index and
+/// limits), but nothing is queued, delivered or counted. The body is charged to the process byte budget while it is explained, as a
 /// webhook's is.
 pub async fn route_test(
     snapshot: &Snapshot,
@@ -49,8 +48,7 @@ pub async fn route_test(
     check_content_type(&request)?;
     let (body, _charge) = read_body_charged(request, snapshot.server.max_request_bytes, budget).await?;
     // The same limits as /webhook: the explanation grows with alerts × receivers.
-    super::limits::check_body(&body, &snapshot.server.inbound.limits)?;
-    let notification = decode_with(&body, &snapshot.label_index).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let notification = super::limits::decode_body(&body, &snapshot.label_index, &snapshot.server.inbound.limits)?;
     super::limits::check_batch(&notification, &snapshot.server.inbound.limits)?;
     // A viewer or editor is explained its tenants' receivers only.
     let visible: Vec<_> = snapshot.receivers.iter().filter(|r| caller.sees(&r.config)).collect();

@@ -1,11 +1,12 @@
-//! `server.limits` on the request path: JSON nesting, alerts per batch, labels per alert and the
-//! groupKey's length. (Body size, header and idle timeouts and the connection count are enforced
+//! `server.limits` on the request path: JSON nesting (enforced by the decoder in its one pass
+//! over the body), alerts per batch, labels per alert and the groupKey's length. (Body size, header and idle timeouts and the connection count are enforced
 //! by the listener and `webhook`.)
 
 use super::response::ApiError;
 use crate::config::Limits;
 use crate::metrics as m;
-use crate::payload::Notification;
+use crate::payload::{DecodeError, Notification, decode_within};
+use crate::rule::LabelIndex;
 
 /// A body or batch over one of `server.limits`: the answer, and the `reason` a refused webhook
 /// batch is counted under in `amrelay_batches_rejected_total`. Only the webhook counts it (a
@@ -30,16 +31,48 @@ impl From<OverLimit> for ApiError {
     }
 }
 
-/// Refuses a body nested deeper than `max_json_depth`, before it is decoded.
-pub fn check_body(body: &[u8], limits: &Limits) -> Result<(), OverLimit> {
-    if crate::payload::nesting_exceeds(body, limits.max_json_depth) {
-        let error = ApiError::BadRequest(format!(
-            "JSON nested deeper than server.limits.max_json_depth ({})",
-            limits.max_json_depth
-        ));
-        return Err(OverLimit { reason: "too_deep", error });
+/// Why a body was refused before it could be routed.
+#[derive(Debug)]
+pub enum Refused {
+    /// Nested deeper than `max_json_depth` (whatever else is wrong with it).
+    OverLimit(OverLimit),
+    /// Not an acceptable notification.
+    Invalid(DecodeError),
+}
+
+impl Refused {
+    /// Counts a webhook batch refused for it (`too_deep` or `decode`); the answer to give.
+    pub fn counted(self) -> ApiError {
+        match self {
+            Refused::OverLimit(over) => over.counted(),
+            Refused::Invalid(error) => {
+                metrics::counter!(m::BATCHES_REJECTED, "reason" => "decode").increment(1);
+                ApiError::BadRequest(error.to_string())
+            }
+        }
     }
-    Ok(())
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> ApiError {
+        match refused {
+            Refused::OverLimit(over) => over.error,
+            Refused::Invalid(error) => ApiError::BadRequest(error.to_string()),
+        }
+    }
+}
+
+/// Decodes a body, refusing one nested deeper than `max_json_depth`. The decoder checks the
+/// nesting as it goes (one pass over the body); a body that is both invalid and too deep is
+/// refused as too deep, as a separate pre-check would, so a hostile `[[[[…` counts as `too_deep`.
+pub fn decode_body<'a>(body: &'a [u8], index: &LabelIndex, limits: &Limits) -> Result<Notification<'a>, Refused> {
+    decode_within(body, index, limits.max_json_depth).map_err(|error| match error {
+        DecodeError::TooDeep(max) => {
+            let error = ApiError::BadRequest(format!("JSON nested deeper than server.limits.max_json_depth ({max})"));
+            Refused::OverLimit(OverLimit { reason: "too_deep", error })
+        }
+        error => Refused::Invalid(error),
+    })
 }
 
 /// Refuses a batch of more than `max_alerts_per_batch` alerts, with an alert carrying more

@@ -11,13 +11,13 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::body::{check_content_type, read_body_charged};
-use super::limits::OverLimit;
+use super::limits::{OverLimit, Refused};
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
 use crate::accept::{self, Offer, Taken};
 use crate::deliver::Outbound;
 use crate::metrics as m;
-use crate::payload::{Source, decode_with};
+use crate::payload::Source;
 use crate::queue::{PACE_MAX_WAIT, Pipeline, next_id};
 use crate::route::{self, Recipients};
 use crate::snapshot::Snapshot;
@@ -71,11 +71,8 @@ async fn accept_batch<'s>(
     let budget = state.reloader.budget();
     // Held until the batch is queued or refused: the body is borrowed by the decoded alerts.
     let (body, _read) = read_body_charged(request, limit, budget).await.inspect_err(reject)?;
-    super::limits::check_body(&body, &snapshot.server.inbound.limits).map_err(OverLimit::counted)?;
-    let notification = decode_with(&body, &snapshot.label_index).map_err(|e| {
-        metrics::counter!(m::BATCHES_REJECTED, "reason" => "decode").increment(1);
-        ApiError::BadRequest(e.to_string())
-    })?;
+    let limits = &snapshot.server.inbound.limits;
+    let notification = super::limits::decode_body(&body, &snapshot.label_index, limits).map_err(Refused::counted)?;
     if let (Source::Grafana, Some(grafana)) = (notification.source, grafana) {
         super::grafana::verify(grafana, &signed, &body, std::time::SystemTime::now()).inspect_err(reject)?;
     }

@@ -270,3 +270,39 @@ async fn keys_differing_only_by_case_are_refused() {
     }
     assert!(downstream.received().is_empty());
 }
+
+/// Regression guard for the nesting check folded into the decoder (issue 28): nesting where the
+/// decoder only skips values (an alert's unknown field, `fingerprint`, `commonLabels`, Grafana's
+/// extra fields, a top-level extra) and a body both invalid and too deep are refused as
+/// `too_deep` with the `max_json_depth` answer, as the former pre-check did; depth 32 passes.
+#[tokio::test]
+async fn nesting_the_decoder_skips_is_refused_as_too_deep() {
+    let downstream = Downstream::start().await;
+    let relay = TestRelay::start(&relay_yaml(&downstream, "  limits: {}\n")).await;
+    let deep = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    let in_alert = |field: &str, levels: usize| {
+        format!(r#"{{"version":"4","alerts":[{{"status":"firing","labels":{{"a":"b"}},"{field}":{}}}]}}"#, deep(levels))
+    };
+    let bodies = [
+        in_alert("values", 30),
+        in_alert("fingerprint", 30),
+        in_alert("startsAt", 30),
+        format!(r#"{{"version":"4","alerts":[],"commonLabels":{}}}"#, deep(32)),
+        format!(r#"{{"version":"4","alerts":[],"x":{{"y":{}}}}}"#, deep(31)),
+        // Invalid after the nesting, and invalid before it: too deep either way.
+        format!(r#"{{"version":"4","alerts":[],"x":{}"#, "[".repeat(40)),
+        format!(r#"{{"version":4 "alerts":[],"x":{}}}"#, deep(40)),
+    ];
+    for body in &bodies {
+        let reply = relay.post("/webhook", body.clone()).await;
+        assert_eq!(reply.status, 400, "{body}");
+        assert!(reply.text().contains("JSON nested deeper than server.limits.max_json_depth (32)"), "{}", reply.text());
+    }
+    // At least: the metrics recorder is shared with the tests running beside this one.
+    let counted = relay.metric(r#"amrelay_batches_rejected_total{reason="too_deep"}"#).await.unwrap_or(0.0);
+    assert!(counted >= bodies.len() as f64, "{counted}");
+    // Exactly at the limit: accepted and delivered (the alert is 3 deep, its array 29 more).
+    let reply = relay.post("/webhook", in_alert("values", 29)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(downstream.wait_for(1).await.len(), 1);
+}

@@ -204,3 +204,62 @@ fn config_loader_refuses_alias_bombs_quickly() {
     });
     assert!(result.is_err());
 }
+
+/// Alertmanager- and Grafana-shaped payloads with arbitrary JSON where the decoder only skips or
+/// keeps raw text (an alert's unknown fields and `fingerprint`, `commonLabels`, `groupLabels`,
+/// top-level extras), sometimes with a syntax error or a truncation after it.
+fn nested_payload() -> impl Strategy<Value = Vec<u8>> {
+    (any_json(), any_json(), any_json(), any_json(), any_json(), 0usize..3, 0usize..64).prop_map(
+        |(values, fingerprint, common, group, extra, damage, cut)| {
+            let body = json!({"version": "1", "status": "firing", "groupKey": "g",
+                "alerts": [{"status": "firing", "labels": {"a": "b"}, "values": values, "fingerprint": fingerprint}],
+                "commonLabels": common, "groupLabels": {"x": group}, "extra": extra});
+            let mut bytes = body.to_string().into_bytes();
+            match damage {
+                1 => bytes.truncate(bytes.len().saturating_sub(cut)),
+                2 => {
+                    let at = bytes.len().saturating_sub(cut + 1);
+                    bytes[at] = b'@';
+                }
+                _ => {}
+            }
+            bytes
+        },
+    )
+}
+
+/// `max_json_depth` is enforced inside the decoder's one pass; it must refuse exactly what the
+/// former pre-check (`nesting_exceeds`, before decoding) refused, and change nothing else.
+fn folded_depth_check_agrees(bytes: &[u8], max: usize) -> Result<(), TestCaseError> {
+    use amrelay::payload::{DecodeError, decode, decode_within, nesting_exceeds};
+    let index = amrelay::rule::LabelIndex::default();
+    let folded = decode_within(bytes, &index, max);
+    let too_deep = matches!(folded, Err(DecodeError::TooDeep(m)) if m == max);
+    prop_assert_eq!(too_deep, nesting_exceeds(bytes, max), "max {}: {:?}", max, String::from_utf8_lossy(bytes));
+    if !too_deep {
+        prop_assert_eq!(folded.is_ok(), decode(bytes).is_ok());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn folded_depth_check_agrees_with_the_pre_check_on_payloads(bytes in nested_payload(), max in 1usize..10) {
+        folded_depth_check_agrees(&bytes, max)?;
+    }
+
+    #[test]
+    fn folded_depth_check_agrees_with_the_pre_check_on_bytes(
+        bytes in prop::collection::vec(prop::sample::select(b"{}[]\",:\\ 1ab".to_vec()), 0..48), max in 0usize..6
+    ) {
+        folded_depth_check_agrees(&bytes, max)?;
+    }
+
+    #[test]
+    fn folded_depth_check_agrees_with_the_pre_check_on_json(value in any_json(), max in 0usize..7) {
+        let body = json!({"version": "4", "alerts": [], "x": value}).to_string();
+        folded_depth_check_agrees(body.as_bytes(), max)?;
+    }
+}
