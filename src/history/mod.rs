@@ -12,6 +12,7 @@
 //! dropped and counted in `amrelay_history_dropped_total{reason="behind"}`, never a notification.
 
 pub mod memory;
+mod packed;
 mod query;
 mod summary;
 
@@ -116,14 +117,15 @@ impl Record {
     }
 
     /// What a record held in memory costs (the in-memory store counts this against
-    /// `history.max_bytes`; see [`memory`]): its encoding and its index hashes (appended to the
-    /// store's buffers), its map entry, and an index entry (hash and sequence) for its receiver
-    /// and each fingerprint, with a B-tree slot each.
+    /// `history.max_bytes`; see [`memory`]): its packed form and its index hashes (appended to
+    /// the store's buffers), its map entry, and an index entry (hash and sequence) for its
+    /// receiver and each fingerprint, with a B-tree slot each.
     pub fn memory_bytes(&self) -> u64 {
-        Record::held_bytes(self.encode().len(), self.fingerprints.len())
+        Record::held_bytes(packed::len(self), self.fingerprints.len())
     }
 
-    /// [`Record::memory_bytes`] of a record of `encoded` bytes and `fingerprints` fingerprints.
+    /// [`Record::memory_bytes`] of a record packed in `encoded` bytes with `fingerprints`
+    /// fingerprints.
     pub fn held_bytes(encoded: usize, fingerprints: usize) -> u64 {
         /// A B-tree entry's share of its node, besides its key and value.
         const SLOT: usize = 32;

@@ -13,9 +13,10 @@ use super::MAX_ALERTS_KEPT;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     firing: bool,
-    /// The fingerprints, then the distinct non-empty alert names, one after the other.
-    text: Box<str>,
-    ends: Box<[u32]>,
+    /// The fingerprints, then the distinct non-empty alert names, one after the other (sized
+    /// for the fingerprints and a few names up front: no growing).
+    text: String,
+    ends: Vec<u32>,
     /// How many of the entries are fingerprints.
     fingerprints: usize,
 }
@@ -24,9 +25,11 @@ impl Summary {
     /// The facts of `alerts` (at most [`MAX_ALERTS_KEPT`] of them are kept, as a record does).
     pub fn of<'a, 'b: 'a>(alerts: impl Iterator<Item = &'a Alert<'b>> + Clone) -> Summary {
         let mut firing = false;
-        let mut text = String::new();
-        let mut ends = Vec::new();
-        for alert in alerts.clone().take(MAX_ALERTS_KEPT) {
+        let kept = || alerts.clone().take(MAX_ALERTS_KEPT);
+        let fingerprints_len: usize = kept().filter_map(|a| a.fingerprint.as_ref()).map(|f| f.as_str().len()).sum();
+        let mut text = String::with_capacity(fingerprints_len + 64);
+        let mut ends = Vec::with_capacity(kept().count() + 4);
+        for alert in kept() {
             firing |= alert.status == Status::Firing;
             if let Some(fingerprint) = &alert.fingerprint {
                 text.push_str(fingerprint.as_str());
@@ -34,7 +37,7 @@ impl Summary {
             }
         }
         let fingerprints = ends.len();
-        for alert in alerts.take(MAX_ALERTS_KEPT) {
+        for alert in kept() {
             let Some(name) = alert.labels.value("alertname").filter(|n| !n.is_empty()) else { continue };
             let mut start = ends.get(fingerprints.wrapping_sub(1)).map_or(0, |&e| e as usize);
             let seen = ends[fingerprints..].iter().any(|&end| {
@@ -47,7 +50,7 @@ impl Summary {
                 ends.push(text.len() as u32);
             }
         }
-        Summary { firing, text: text.into_boxed_str(), ends: ends.into_boxed_slice(), fingerprints }
+        Summary { firing, text, ends, fingerprints }
     }
 
     /// The notification's `status`: `firing` when one of its alerts fires.
@@ -74,7 +77,7 @@ impl Summary {
 
     /// The heap it holds (for the memory budget of a queued notification).
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Summary>() + self.text.len() + self.ends.len() * 4
+        std::mem::size_of::<Summary>() + self.text.capacity() + self.ends.capacity() * 4
     }
 }
 

@@ -39,8 +39,9 @@ enum Event {
     Attempt(Instant, Duration, Signal),
     /// The worker of this group is gone (finished, stopped, or panicked).
     Done(Arc<str>),
-    /// A muted notification to hold (`on_mute: hold`), sent before its `Done`.
-    Held(Queued),
+    /// A muted notification to hold (`on_mute: hold`), sent before its `Done` (boxed: rare, and
+    /// every event is as large as the largest).
+    Held(Box<Queued>),
 }
 
 /// A worker's line to its dispatcher.
@@ -169,7 +170,7 @@ pub async fn run(
                             // read back from the spool stays charged to the process budget.
                             let mut memory = memory;
                             memory.window = loaded;
-                            let _ = events.send(Event::Held(Queued { outbound, slot, memory }));
+                            let _ = events.send(Event::Held(Box::new(Queued { outbound, slot, memory })));
                             return;
                         }
                         Next::Dropped => {}
@@ -192,8 +193,8 @@ pub async fn run(
                         Event::Attempt(at, rtt, signal) => changed |= controller.observe(at, rtt, signal),
                         Event::Held(item) => match groups.get(&item.outbound.group_key) {
                             // A newer one of its group waits: it carries the current state.
-                            Some(waiting) if !waiting.is_empty() => held.finish(&downstream, item),
-                            _ => held.hold(&downstream, item),
+                            Some(waiting) if !waiting.is_empty() => held.finish(&downstream, *item),
+                            _ => held.hold(&downstream, *item),
                         },
                         Event::Done(group) => {
                             running -= 1;
