@@ -208,28 +208,18 @@ impl MemoryHistory {
 mod tests {
     use super::*;
     use crate::config::HistoryConfig;
-    use crate::history::Outcome;
 
     fn record(n: u64, receiver: &str) -> Record {
+        let now = super::super::now_ms();
         Record {
             seq: 0,
             receiver: receiver.into(),
             tenant: None,
-            group_key: format!("{{}}:{{n=\"{n}\"}}"),
-            status: "firing".into(),
-            alerts: 2,
             fingerprints: vec![format!("{n:016x}"), "shared".into()],
-            alertnames: vec!["A".into()],
             id: format!("id-{n}"),
-            attempts: 1,
-            outcome: Outcome::Delivered,
-            reason: None,
-            http_status: Some(200),
-            error: None,
-            thread: None,
-            accepted_unix_ms: super::super::now_ms(),
-            finished_unix_ms: super::super::now_ms(),
-            latency_ms: 0,
+            accepted_unix_ms: now,
+            finished_unix_ms: now,
+            ..super::super::query::tests::record()
         }
     }
 

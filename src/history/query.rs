@@ -143,10 +143,11 @@ fn time(field: &'static str, value: &str) -> Result<Option<u64>, QueryError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn record() -> Record {
+    /// A delivered record with every field set, for the history's tests.
+    pub(in crate::history) fn record() -> Record {
         Record {
             seq: 7,
             receiver: "team-a".into(),

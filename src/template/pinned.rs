@@ -175,22 +175,16 @@ fn all_options() -> Vec<(String, OptionValue)> {
 }
 
 fn minimal_options() -> Vec<(String, OptionValue)> {
-    [("chat_id", "@channel_name"), ("routing_key", "rk"), ("room_id", "r"), ("token", "t"), ("user_key", "u")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), OptionValue { value: v.to_string(), secret: false }))
-        .collect()
+    super::tests::options(&[
+        ("chat_id", "@channel_name"),
+        ("routing_key", "rk"),
+        ("room_id", "r"),
+        ("token", "t"),
+        ("user_key", "u"),
+    ])
 }
 
-fn spec() -> Spec {
-    Spec {
-        body: None,
-        payload: None,
-        preset: None,
-        options: Vec::new(),
-        content_type: HeaderValue::from_static("application/json"),
-        signing: None,
-    }
-}
+use super::tests::spec;
 
 /// The custom `payload` of benches/templates.rs, compiled on `builder`.
 fn bench_payload(builder: &mut Builder) -> PayloadNode {

@@ -17,11 +17,11 @@ fn notification(alerts: Vec<Json>) -> Vec<u8> {
     .into_bytes()
 }
 
-fn options(pairs: &[(&str, &str)]) -> Vec<(String, OptionValue)> {
+pub(super) fn options(pairs: &[(&str, &str)]) -> Vec<(String, OptionValue)> {
     pairs.iter().map(|(k, v)| (k.to_string(), OptionValue { value: v.to_string(), secret: false })).collect()
 }
 
-fn spec() -> Spec {
+pub(super) fn spec() -> Spec {
     Spec {
         body: None,
         payload: None,
