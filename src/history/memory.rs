@@ -36,8 +36,17 @@ struct Held {
     bytes: u64,
 }
 
-/// What a held record's map value takes (for [`Record::held_bytes`]).
-pub const HELD: usize = std::mem::size_of::<Held>();
+/// What a record of `packed` bytes and `fingerprints` fingerprints counts (see
+/// [`Record::memory_bytes`]): its packed form and keys in a segment, its map entry, and an
+/// index entry (key and sequence) for its receiver and each fingerprint.
+pub(super) fn held_bytes(packed: usize, fingerprints: usize) -> u64 {
+    /// A B-tree entry's share of its node, besides its key and value.
+    const SLOT: usize = 32;
+    let keys = (1 + fingerprints) * 8;
+    let entry = 8 + std::mem::size_of::<Held>() + SLOT;
+    let indexes = (1 + fingerprints) * (8 + 8 + SLOT);
+    (packed + keys + entry + indexes) as u64
+}
 
 /// A buffer of appended records, and how many of them are still kept.
 #[derive(Debug)]
@@ -80,31 +89,24 @@ impl Kept {
         (self.first_segment + self.segments.len() as u64 - 1, offset)
     }
 
-    fn bytes_of(&self, held: &Held) -> &[u8] {
-        let segment = &self.segments[(held.segment - self.first_segment) as usize];
-        &segment.data[held.offset as usize..held.offset as usize + held.packed as usize + held.hashes as usize * 8]
-    }
-
     fn record(&self, held: &Held) -> Option<Record> {
-        super::packed::unpack(&self.bytes_of(held)[..held.packed as usize])
+        let segment = &self.segments[(held.segment - self.first_segment) as usize];
+        super::packed::unpack(&segment.data[held.offset as usize..][..held.packed as usize])
     }
 
-    fn hashes(&self, held: &Held) -> Vec<u64> {
-        let bytes = &self.bytes_of(held)[held.packed as usize..];
-        bytes.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).collect()
-    }
-
-    /// Drops the oldest record, and the segments left with none (but the one being filled).
+    /// Drops the oldest record — its index entries by the keys stored after it — and the
+    /// segments left with none (but the one being filled).
     fn drop_oldest(&mut self) {
-        let Some((&seq, held)) = self.records.first_key_value() else { return };
-        let hashes = self.hashes(held);
-        let Some((_, held)) = self.records.pop_first() else { return };
-        self.by_receiver.remove(&(hashes[0], seq));
-        for &fingerprint in &hashes[1..] {
-            self.by_fingerprint.remove(&(fingerprint, seq));
+        let Some((seq, held)) = self.records.pop_first() else { return };
+        let segment = &mut self.segments[(held.segment - self.first_segment) as usize];
+        let keys = &segment.data[held.offset as usize + held.packed as usize..][..held.hashes as usize * 8];
+        for (n, key) in keys.chunks_exact(8).enumerate() {
+            let key = u64::from_le_bytes(key.try_into().expect("8 bytes"));
+            let index = if n == 0 { &mut self.by_receiver } else { &mut self.by_fingerprint };
+            index.remove(&(key, seq));
         }
+        segment.live -= 1;
         self.bytes -= held.bytes;
-        self.segments[(held.segment - self.first_segment) as usize].live -= 1;
         while self.segments.len() > 1 && self.segments[0].live == 0 {
             self.segments.pop_front();
             self.first_segment += 1;
@@ -158,7 +160,7 @@ impl MemoryHistory {
         let packed = super::packed::len(&record);
         let hashes: Vec<u64> =
             std::iter::once(&record.receiver).chain(&record.fingerprints).map(|key| self.hash(key)).collect();
-        let bytes = Record::held_bytes(packed, record.fingerprints.len());
+        let bytes = held_bytes(packed, record.fingerprints.len());
         let (segment, offset) = kept.append(&record, packed, &hashes);
         let held = Held {
             segment,

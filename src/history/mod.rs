@@ -121,18 +121,7 @@ impl Record {
     /// the store's buffers), its map entry, and an index entry (hash and sequence) for its
     /// receiver and each fingerprint, with a B-tree slot each.
     pub fn memory_bytes(&self) -> u64 {
-        Record::held_bytes(packed::len(self), self.fingerprints.len())
-    }
-
-    /// [`Record::memory_bytes`] of a record packed in `encoded` bytes with `fingerprints`
-    /// fingerprints.
-    pub fn held_bytes(encoded: usize, fingerprints: usize) -> u64 {
-        /// A B-tree entry's share of its node, besides its key and value.
-        const SLOT: usize = 32;
-        let hashes = (1 + fingerprints) * 8;
-        let entry = 8 + memory::HELD + SLOT;
-        let indexes = (1 + fingerprints) * (8 + 8 + SLOT);
-        (encoded + hashes + entry + indexes) as u64
+        memory::held_bytes(packed::len(self), self.fingerprints.len())
     }
 
     /// The bytes a stored record counts against `history.max_bytes` in the spool file: its

@@ -165,9 +165,11 @@ pub fn stream_config(nats: &NatsConfig, history: &HistoryConfig) -> stream::Conf
 }
 
 /// Where a replica that starts reads the stream from: the newest records its copy can hold,
-/// not the whole stream (64 MiB by default, for a copy of 8 MiB). A record held in memory takes
-/// more than it does in the stream (3 to 5 times its JSON; see [`Record::memory_bytes`]), so
-/// `memory_bound` bytes of the stream's newest messages hold at least every record that fits.
+/// not the whole stream (64 MiB by default, for a copy of 8 MiB). A record held in memory counts
+/// about what its JSON takes in the stream, or more (its packed form is smaller than its JSON
+/// by the field names, but its index entries add ~48 bytes per key; see
+/// [`Record::memory_bytes`]), so `memory_bound` bytes of the stream's newest messages hold about
+/// every record that fits.
 fn first_worth_reading(held: Held, memory_bound: u64) -> u64 {
     if held.messages == 0 {
         return 0;
