@@ -65,10 +65,7 @@ pub struct AuthProxy {
 impl AuthProxy {
     /// Whether the proxy's headers are believed from `peer`.
     pub fn trusts(&self, peer: IpAddr) -> bool {
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-            v4 => v4,
-        };
+        let peer = peer.to_canonical();
         self.trusted_cidrs.iter().any(|cidr| cidr.contains(peer))
     }
 }
@@ -95,17 +92,22 @@ impl Cidr {
 
     /// Whether `ip` lies in this range (an IPv4 range never holds an IPv6 address).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
+        in_cidr(ip, self.network, self.prefix)
+    }
+}
+
+/// Whether `ip` lies in `network/bits` (an IPv4 range never holds an IPv6 address).
+pub fn in_cidr(ip: IpAddr, network: IpAddr, bits: u8) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(ip) & mask == u32::from(net) & mask
         }
+        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
     }
 }
 

@@ -404,7 +404,7 @@ pub fn bypasses_proxy(no_proxy: &str, destination: &Uri) -> bool {
         }
         if let Some((network, bits)) = entry.split_once('/') {
             if let (Ok(network), Ok(bits), Some(ip)) = (network.parse::<IpAddr>(), bits.parse::<u8>(), ip)
-                && in_cidr(ip, network, bits)
+                && super::access::in_cidr(ip, network, bits)
             {
                 return true;
             }
@@ -439,20 +439,6 @@ fn split_host_port(entry: &str) -> (&str, Option<&str>) {
     match entry.rsplit_once(':') {
         Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => (host, Some(port)),
         _ => (entry, None),
-    }
-}
-
-fn in_cidr(ip: IpAddr, network: IpAddr, bits: u8) -> bool {
-    match (ip, network) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
     }
 }
 

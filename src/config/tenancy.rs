@@ -45,10 +45,7 @@ impl OutboundGuard {
 
     /// Why connecting to `ip` is refused, or `None` when it is allowed.
     pub fn refuses(&self, ip: IpAddr) -> Option<&'static str> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = ip.to_canonical();
         let (link_local, private) = match ip {
             IpAddr::V4(v4) => {
                 let shared = v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64;

@@ -75,7 +75,7 @@ pub async fn dead_letters(
         }
     }
     let snapshot = state.reloader.snapshot();
-    let seen = |name: &str| caller.all_tenants() || snapshot.receiver(name).is_some_and(|r| caller.sees(&r.config));
+    let seen = |name: &str| caller.sees_name(&snapshot, name);
     let listing =
         crate::deadletters::list(state.reloader.spool(), &snapshot, after, limit, receiver.as_deref(), &seen).await?;
     Ok(json(
@@ -101,9 +101,7 @@ pub async fn dead_letter_body(
     // Another tenant's dead letter is as unknown as a missing one.
     let (_, body) = crate::deadletters::body(spool, seq)
         .await?
-        .filter(|(receiver, _)| {
-            caller.all_tenants() || snapshot.receiver(receiver).is_some_and(|r| caller.sees(&r.config))
-        })
+        .filter(|(receiver, _)| caller.sees_name(&snapshot, receiver))
         .ok_or_else(|| ApiError::NotFound(format!("no dead letter {seq}")))?;
     let budget = state.reloader.budget();
     let held = budget.try_charge(body.len() as u64).ok_or_else(|| ApiError::MemoryBudget(budget.limit()))?;

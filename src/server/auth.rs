@@ -98,6 +98,12 @@ impl<'s> Caller<'s> {
         self.sees_tenant(receiver.tenant.as_deref())
     }
 
+    /// [`Caller::sees`] for the receiver of this name in `snapshot`; an admin sees names no
+    /// longer in it too (dead letters and history of a removed receiver).
+    pub fn sees_name(&self, snapshot: &crate::snapshot::Snapshot, name: &str) -> bool {
+        self.all_tenants() || snapshot.receiver(name).is_some_and(|r| self.sees(&r.config))
+    }
+
     /// [`Caller::sees`] for a receiver of this tenant (`None`: global).
     pub fn sees_tenant(&self, tenant: Option<&str>) -> bool {
         self.all_tenants() || tenant.is_some_and(|t| self.tenants.iter().any(|mine| mine == t))

@@ -16,11 +16,6 @@ use super::state::AppState;
 use super::{admin, console, roles, webhook};
 use crate::metrics as m;
 
-/// The receiver named by `/api/v1/receivers/{name}/test`.
-fn test_target(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/v1/receivers/")?.strip_suffix("/test").filter(|name| !name.contains('/'))
-}
-
 /// Answers one request from `peer`; never fails (errors become answers).
 pub async fn handle(
     state: Arc<AppState>,
@@ -127,8 +122,8 @@ pub async fn handle(
             let silences = state.reloader.shared().silences.clone();
             ("silences", super::silences::handle(&silences, &snapshot, &caller, id.as_deref(), &method, request).await)
         }
-        (p, &Method::POST) if test_target(p).is_some() => {
-            ("test", admin::test_receiver(&state, &snapshot, test_target(p).unwrap_or_default()).await)
+        (p, &Method::POST) if super::scope::test_target(p).is_some() => {
+            ("test", admin::test_receiver(&state, &snapshot, super::scope::test_target(p).unwrap_or_default()).await)
         }
         ("/api/v1/receiver-test", &Method::POST) => {
             ("receiver_test", receivers_api::test_unsaved(&state, &snapshot, &caller, request).await)

@@ -21,7 +21,7 @@ pub fn check(caller: &Caller<'_>, snapshot: &Snapshot, path: &str, query: Option
             .map(|_| ())
             .ok_or_else(|| ApiError::NotFound(format!("unknown receiver {name:?}")))
     };
-    if let Some(name) = path.strip_prefix("/api/v1/receivers/").and_then(|rest| rest.strip_suffix("/test")) {
+    if let Some(name) = test_target(path) {
         return seen(name);
     }
     match path {
@@ -35,4 +35,9 @@ pub fn check(caller: &Caller<'_>, snapshot: &Snapshot, path: &str, query: Option
         }
         _ => Ok(()),
     }
+}
+
+/// The receiver named by `/api/v1/receivers/{name}/test`.
+pub(super) fn test_target(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/v1/receivers/")?.strip_suffix("/test").filter(|name| !name.contains('/'))
 }

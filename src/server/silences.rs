@@ -2,8 +2,9 @@
 //!
 //! `POST` `{matchers, startsAt, endsAt, createdBy, comment, receivers?}` → `{silenceID}` (with
 //! an `id`, it replaces that silence); `GET` lists them all with `status.state`; `GET /{id}` one;
-//! `DELETE /{id}` expires it. They are admin endpoints: the same authentication and exposure
-//! rules as the rest of `/api/v1/*` (applied in `routes` before this runs), the same refusal of
+//! `DELETE /{id}` expires it. Reading takes the viewer role and changing the editor role
+//! (`roles`), scoped to the caller's tenants; the same authentication and exposure rules as
+//! the rest of `/api/v1/*` (applied in `routes` before this runs), the same refusal of
 //! cross-site browser requests (`browser::cross_site`), and a POST must say
 //! `Content-Type: application/json`, which a cross-site form cannot send without a preflight.
 
@@ -45,9 +46,7 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     let now = jiff::Timestamp::now();
     let sees = |receivers: &[String]| {
-        caller.all_tenants()
-            || (!receivers.is_empty()
-                && receivers.iter().all(|name| snapshot.receiver(name).is_some_and(|r| caller.sees(&r.config))))
+        caller.all_tenants() || (!receivers.is_empty() && receivers.iter().all(|name| caller.sees_name(snapshot, name)))
     };
     let visible = |id: &str| {
         silences.get(id).filter(|s| sees(&s.receivers)).ok_or_else(|| store_error(StoreError::NotFound(id.to_owned())))
