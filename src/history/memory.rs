@@ -72,9 +72,10 @@ struct Kept {
 }
 
 impl Kept {
-    /// Appends a packed record and its hashes; says where.
-    fn append(&mut self, record: &Record, packed: usize, hashes: &[u64]) -> (u64, u32) {
-        let size = packed + hashes.len() * 8;
+    /// Appends a packed record and its index keys (how many, and the keys); says where.
+    fn append(&mut self, record: &Record, packed: usize, keys: (u32, impl Iterator<Item = u64>)) -> (u64, u32) {
+        let (count, keys) = keys;
+        let size = packed + count as usize * 8;
         let fits = self.segments.back().is_some_and(|s| s.data.len() + size <= s.data.capacity());
         if !fits {
             self.segments.push_back(Segment { data: Vec::with_capacity(SEGMENT.max(size)), live: 0 });
@@ -82,8 +83,8 @@ impl Kept {
         let segment = self.segments.back_mut().expect("a segment");
         let offset = segment.data.len() as u32;
         super::packed::pack(record, &mut segment.data);
-        for hash in hashes {
-            segment.data.extend_from_slice(&hash.to_le_bytes());
+        for key in keys {
+            segment.data.extend_from_slice(&key.to_le_bytes());
         }
         segment.live += 1;
         (self.first_segment + self.segments.len() as u64 - 1, offset)
@@ -94,18 +95,28 @@ impl Kept {
         super::packed::unpack(&segment.data[held.offset as usize..][..held.packed as usize])
     }
 
-    /// Drops the oldest record — its index entries by the keys stored after it — and the
-    /// segments left with none (but the one being filled).
-    fn drop_oldest(&mut self) {
-        let Some((seq, held)) = self.records.pop_first() else { return };
-        let segment = &mut self.segments[(held.segment - self.first_segment) as usize];
+    /// Adds (or removes) a record's index entries, read from the keys stored after it: the
+    /// first is its receiver's, the others its fingerprints'.
+    fn index(&mut self, seq: u64, held: &Held, add: bool) {
+        let segment = &self.segments[(held.segment - self.first_segment) as usize];
         let keys = &segment.data[held.offset as usize + held.packed as usize..][..held.hashes as usize * 8];
         for (n, key) in keys.chunks_exact(8).enumerate() {
-            let key = u64::from_le_bytes(key.try_into().expect("8 bytes"));
+            let entry = (u64::from_le_bytes(key.try_into().expect("8 bytes")), seq);
             let index = if n == 0 { &mut self.by_receiver } else { &mut self.by_fingerprint };
-            index.remove(&(key, seq));
+            if add {
+                index.insert(entry);
+            } else {
+                index.remove(&entry);
+            }
         }
-        segment.live -= 1;
+    }
+
+    /// Drops the oldest record, its index entries, and the segments left with none (but the one
+    /// being filled).
+    fn drop_oldest(&mut self) {
+        let Some((seq, held)) = self.records.pop_first() else { return };
+        self.index(seq, &held, false);
+        self.segments[(held.segment - self.first_segment) as usize].live -= 1;
         self.bytes -= held.bytes;
         while self.segments.len() > 1 && self.segments[0].live == 0 {
             self.segments.pop_front();
@@ -158,22 +169,13 @@ impl MemoryHistory {
         let seq = record.seq;
         kept.next_seq = kept.next_seq.max(seq + 1);
         let packed = super::packed::len(&record);
-        let hashes: Vec<u64> =
-            std::iter::once(&record.receiver).chain(&record.fingerprints).map(|key| self.hash(key)).collect();
+        let keys = std::iter::once(&record.receiver).chain(&record.fingerprints).map(|key| self.hash(key));
+        let hashes = 1 + record.fingerprints.len() as u32;
         let bytes = held_bytes(packed, record.fingerprints.len());
-        let (segment, offset) = kept.append(&record, packed, &hashes);
-        let held = Held {
-            segment,
-            offset,
-            packed: packed as u32,
-            hashes: hashes.len() as u32,
-            finished_unix_ms: record.finished_unix_ms,
-            bytes,
-        };
-        kept.by_receiver.insert((hashes[0], seq));
-        for &fingerprint in &hashes[1..] {
-            kept.by_fingerprint.insert((fingerprint, seq));
-        }
+        let (segment, offset) = kept.append(&record, packed, (hashes, keys));
+        let held =
+            Held { segment, offset, packed: packed as u32, hashes, finished_unix_ms: record.finished_unix_ms, bytes };
+        kept.index(seq, &held, true);
         kept.bytes += bytes;
         kept.records.insert(seq, held);
         let oldest_kept = self.limits.oldest_kept(super::now_ms());

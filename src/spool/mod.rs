@@ -315,10 +315,12 @@ impl Spool {
         if !self.history.enabled() {
             return;
         }
-        if let Some(export) = self.export.get()
-            && export.try_send(record.clone()).is_err()
-        {
-            metrics::counter!(crate::metrics::HISTORY_DROPPED, "reason" => "export_behind").increment(1);
+        if let Some(export) = self.export.get() {
+            // A place first: the record is copied only when there is room for the copy.
+            match export.try_reserve() {
+                Ok(place) => place.send(record.clone()),
+                Err(_) => metrics::counter!(crate::metrics::HISTORY_DROPPED, "reason" => "export_behind").increment(1),
+            }
         }
         if !self.history.admit() {
             return;
