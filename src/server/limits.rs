@@ -8,9 +8,10 @@ use crate::metrics as m;
 use crate::payload::{DecodeError, Notification, decode_within};
 use crate::rule::LabelIndex;
 
-/// A body or batch over one of `server.limits`: the answer, and the `reason` a refused webhook
-/// batch is counted under in `amrelay_batches_rejected_total`. Only the webhook counts it (a
-/// route test is not a refused batch).
+/// A body or batch refused before routing — over one of `server.limits`, or not a notification
+/// (`decode`): the answer, and the `reason` a refused webhook batch is counted under in
+/// `amrelay_batches_rejected_total`. Only the webhook counts it (a route test is not a refused
+/// batch).
 #[derive(Debug)]
 pub struct OverLimit {
     pub reason: &'static str,
@@ -31,47 +32,16 @@ impl From<OverLimit> for ApiError {
     }
 }
 
-/// Why a body was refused before it could be routed.
-#[derive(Debug)]
-pub enum Refused {
-    /// Nested deeper than `max_json_depth` (whatever else is wrong with it).
-    OverLimit(OverLimit),
-    /// Not an acceptable notification.
-    Invalid(DecodeError),
-}
-
-impl Refused {
-    /// Counts a webhook batch refused for it (`too_deep` or `decode`); the answer to give.
-    pub fn counted(self) -> ApiError {
-        match self {
-            Refused::OverLimit(over) => over.counted(),
-            Refused::Invalid(error) => {
-                metrics::counter!(m::BATCHES_REJECTED, "reason" => "decode").increment(1);
-                ApiError::BadRequest(error.to_string())
-            }
-        }
-    }
-}
-
-impl From<Refused> for ApiError {
-    fn from(refused: Refused) -> ApiError {
-        match refused {
-            Refused::OverLimit(over) => over.error,
-            Refused::Invalid(error) => ApiError::BadRequest(error.to_string()),
-        }
-    }
-}
-
 /// Decodes a body, refusing one nested deeper than `max_json_depth`. The decoder checks the
 /// nesting as it goes (one pass over the body); a body that is both invalid and too deep is
 /// refused as too deep, as a separate pre-check would, so a hostile `[[[[…` counts as `too_deep`.
-pub fn decode_body<'a>(body: &'a [u8], index: &LabelIndex, limits: &Limits) -> Result<Notification<'a>, Refused> {
+pub fn decode_body<'a>(body: &'a [u8], index: &LabelIndex, limits: &Limits) -> Result<Notification<'a>, OverLimit> {
     decode_within(body, index, limits.max_json_depth).map_err(|error| match error {
         DecodeError::TooDeep(max) => {
             let error = ApiError::BadRequest(format!("JSON nested deeper than server.limits.max_json_depth ({max})"));
-            Refused::OverLimit(OverLimit { reason: "too_deep", error })
+            OverLimit { reason: "too_deep", error }
         }
-        error => Refused::Invalid(error),
+        error => OverLimit { reason: "decode", error: ApiError::BadRequest(error.to_string()) },
     })
 }
 

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::body::{check_content_type, read_body_charged};
-use super::limits::{OverLimit, Refused};
+use super::limits::OverLimit;
 use super::response::{ApiError, HttpResponse, json};
 use super::state::AppState;
 use crate::accept::{self, Offer, Taken};
@@ -72,7 +72,7 @@ async fn accept_batch<'s>(
     // Held until the batch is queued or refused: the body is borrowed by the decoded alerts.
     let (body, _read) = read_body_charged(request, limit, budget).await.inspect_err(reject)?;
     let limits = &snapshot.server.inbound.limits;
-    let notification = super::limits::decode_body(&body, &snapshot.label_index, limits).map_err(Refused::counted)?;
+    let notification = super::limits::decode_body(&body, &snapshot.label_index, limits).map_err(OverLimit::counted)?;
     if let (Source::Grafana, Some(grafana)) = (notification.source, grafana) {
         super::grafana::verify(grafana, &signed, &body, std::time::SystemTime::now()).inspect_err(reject)?;
     }
