@@ -285,3 +285,25 @@ async fn export_delivers_every_record_once_and_survives_a_failing_sink() {
     assert_eq!(posted[0].raw_body, posted[2].raw_body);
     relay.wait_metric("amrelay_history_exported_total", 10.0).await;
 }
+
+/// The docs' promise: a batch the sink refuses for good (a 4xx other than 408/429) is dropped
+/// at once — counted as `export_refused`, not posted again — and the relay goes on exporting.
+#[tokio::test]
+async fn export_drops_a_batch_the_sink_refuses_for_good() {
+    let (ok, sink) = (Downstream::start().await, Downstream::start().await);
+    sink.always(Answer::status(400));
+    let yaml = format!(
+        "history:\n  export:\n    url: {}\n    batch_max_events: 1\n    flush_interval: 50ms\ndelivery:\n  retry: {{initial_backoff: 20ms, max_backoff: 50ms}}\nreceivers:\n  - name: ok\n    url: {}\n",
+        sink.url("/records"),
+        ok.url("/")
+    );
+    let relay = TestRelay::start(&yaml).await;
+    for n in 0..2 {
+        let body = batch(&format!("{{}}:{{n=\"{n}\"}}"), vec![alert("firing", json!({"alertname": "A"}))]);
+        assert_eq!(relay.post("/webhook", body).await.status, 200);
+    }
+    relay.wait_metric(r#"amrelay_history_dropped_total{reason="export_refused"}"#, 2.0).await;
+    let posted = sink.received();
+    assert_eq!(posted.len(), 2, "each refused batch posted once, not retried");
+    assert_ne!(posted[0].header("idempotency-key"), posted[1].header("idempotency-key"));
+}

@@ -134,6 +134,8 @@ async fn silences_are_checked_and_refused_like_alertmanagers() {
     let cross_site =
         call("POST", &url, Some(silence(json!("a=\"b\""), &[])), &[("sec-fetch-site", "cross-site")]).await;
     assert_eq!(cross_site.status, 403);
+    // Nor through a form: a POST must say it is JSON, which a form cannot without a preflight.
+    assert_eq!(call("POST", &url, None, &[("content-type", "text/plain")]).await.status, 415);
     assert_eq!(call("DELETE", &format!("{url}/no-such-id"), None, &[]).await.status, 404);
     assert_eq!(get(&url).await.json(), json!([]));
 }
